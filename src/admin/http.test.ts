@@ -1,0 +1,221 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createAdminServer } from './http.ts';
+import { createMetrics } from './metrics.ts';
+import { StraitError } from '../errors.ts';
+import type { MemberAdmin, MemberStatus, RegionStatus } from '../core/member-admin.ts';
+import type { RegionSpec, View } from '../protocol/messages.ts';
+import type { Logger } from '../runtime/runtime.ts';
+
+const INFO = {
+  id: 'server1-1-abc',
+  name: 'server1-1',
+  role: 'server' as const,
+  site: 1,
+  address: { host: '127.0.0.1', port: 40404 },
+  regions: ['TEST'],
+};
+
+const VIEW: View = {
+  site: 1,
+  id: 3,
+  lineage: [1, 'locator-1-xyz'],
+  coordinator: 'locator-1-xyz',
+  members: [{ info: INFO, joinSeq: 2, load: 0, ready: true }],
+  departed: [],
+};
+
+/** A test double of a server's admin interface, holding regions in a map. */
+function fakeAdmin(options: { view?: View | null; failWith?: Error } = {}): MemberAdmin & { specs: Map<string, RegionSpec> } {
+  const specs = new Map<string, RegionSpec>([['TEST', { name: 'TEST', type: 'replicate', persistent: false }]]);
+  return {
+    specs,
+    status(): MemberStatus {
+      return { info: INFO, state: 'ready', viewId: 3, coordinator: 'locator-1-xyz' };
+    },
+    view() {
+      return options.view === undefined ? VIEW : options.view;
+    },
+    regions(): RegionStatus[] {
+      if (options.failWith !== undefined) throw options.failWith;
+      return [...specs.values()].map((spec) => ({ spec, size: 0 }));
+    },
+    createRegion(spec) {
+      const existing = specs.get(spec.name);
+      if (existing !== undefined) {
+        if (existing.persistent !== spec.persistent) throw new StraitError('STRAIT_REGION_EXISTS', { region: spec.name, member: INFO.name });
+        return { created: false };
+      }
+      specs.set(spec.name, spec);
+      return { created: true };
+    },
+  };
+}
+
+function recordingLogger(): Logger & { errors: string[] } {
+  const errors: string[] = [];
+  const logger: Logger & { errors: string[] } = {
+    errors,
+    debug() {},
+    info() {},
+    warn() {},
+    error(_fields, message) {
+      errors.push(message);
+    },
+    child() {
+      return logger;
+    },
+  };
+  return logger;
+}
+
+function build(options: { admin?: MemberAdmin; token?: string } = {}) {
+  const logger = recordingLogger();
+  const metrics = createMetrics('server', 'server1-1', 1);
+  const app = createAdminServer({ admin: options.admin ?? fakeAdmin(), metricsRegistry: metrics.registry, logger, token: options.token });
+  return { app, logger, metrics };
+}
+
+describe('admin HTTP API', () => {
+  it('GET /health answers ok with the member state', async () => {
+    const { app } = build();
+    const response = await app.inject({ method: 'GET', url: '/health' });
+    assert.equal(response.statusCode, 200);
+    assert.deepEqual(response.json(), { status: 'ok', state: 'ready' });
+  });
+
+  it('GET /member answers the member status', async () => {
+    const { app } = build();
+    const response = await app.inject({ method: 'GET', url: '/member' });
+    assert.equal(response.statusCode, 200);
+    assert.deepEqual(response.json(), { info: INFO, state: 'ready', viewId: 3, coordinator: 'locator-1-xyz' });
+  });
+
+  it('GET /view answers the view, or STRAIT_NOT_READY before one is installed', async () => {
+    const { app } = build();
+    const response = await app.inject({ method: 'GET', url: '/view' });
+    assert.equal(response.statusCode, 200);
+    assert.deepEqual(response.json(), VIEW);
+
+    const { app: starting } = build({ admin: fakeAdmin({ view: null }) });
+    const notReady = await starting.inject({ method: 'GET', url: '/view' });
+    assert.equal(notReady.statusCode, 503);
+    assert.equal(notReady.json().code, 'STRAIT_NOT_READY');
+    assert.equal(notReady.json().retryable, true);
+  });
+
+  it('GET /regions lists regions with sizes', async () => {
+    const { app } = build();
+    const response = await app.inject({ method: 'GET', url: '/regions' });
+    assert.equal(response.statusCode, 200);
+    assert.deepEqual(response.json(), { regions: [{ spec: { name: 'TEST', type: 'replicate', persistent: false }, size: 0 }] });
+  });
+
+  it('POST /regions creates (201), finds existing (200), reports conflicts (409)', async () => {
+    const admin = fakeAdmin();
+    const { app } = build({ admin });
+    const spec = { name: 'CARTS', type: 'replicate', persistent: true };
+    const created = await app.inject({ method: 'POST', url: '/regions', payload: spec });
+    assert.equal(created.statusCode, 201);
+    assert.deepEqual(created.json(), { created: true, spec });
+    assert.deepEqual(admin.specs.get('CARTS'), spec);
+
+    const again = await app.inject({ method: 'POST', url: '/regions', payload: spec });
+    assert.equal(again.statusCode, 200);
+    assert.equal(again.json().created, false);
+
+    const conflict = await app.inject({ method: 'POST', url: '/regions', payload: { ...spec, persistent: false } });
+    assert.equal(conflict.statusCode, 409);
+    assert.deepEqual(Object.keys(conflict.json()).sort(), ['code', 'message', 'retryable']);
+    assert.equal(conflict.json().code, 'STRAIT_REGION_EXISTS');
+    assert.equal(conflict.json().retryable, false);
+  });
+
+  const badBodies: Array<[string, unknown]> = [
+    ['missing name', { type: 'replicate', persistent: false }],
+    ['empty name', { name: '', type: 'replicate', persistent: false }],
+    ['unknown type', { name: 'A', type: 'mirror', persistent: false }],
+    ['persistent as text', { name: 'A', type: 'replicate', persistent: 'yes' }],
+    ['extra property', { name: 'A', type: 'replicate', persistent: false, extra: 1 }],
+    ['an array', [1, 2]],
+  ];
+  for (const [title, payload] of badBodies) {
+    it(`POST /regions rejects a body with ${title} as STRAIT_BAD_REQUEST`, async () => {
+      const admin = fakeAdmin();
+      const { app } = build({ admin });
+      const response = await app.inject({ method: 'POST', url: '/regions', payload: payload as object });
+      assert.equal(response.statusCode, 400);
+      assert.equal(response.json().code, 'STRAIT_BAD_REQUEST');
+      assert.equal(admin.specs.size, 1);
+    });
+  }
+
+  it('rejects malformed JSON as STRAIT_BAD_REQUEST', async () => {
+    const { app } = build();
+    const response = await app.inject({
+      method: 'POST',
+      url: '/regions',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"name": ',
+    });
+    assert.equal(response.statusCode, 400);
+    assert.equal(response.json().code, 'STRAIT_BAD_REQUEST');
+  });
+
+  it('answers unknown routes with STRAIT_ROUTE_NOT_FOUND', async () => {
+    const { app } = build();
+    const response = await app.inject({ method: 'GET', url: '/nope' });
+    assert.equal(response.statusCode, 404);
+    assert.equal(response.json().code, 'STRAIT_ROUTE_NOT_FOUND');
+  });
+
+  it('turns an unexpected exception into STRAIT_INTERNAL and logs it', async () => {
+    const { app, logger } = build({ admin: fakeAdmin({ failWith: new TypeError('boom') }) });
+    const response = await app.inject({ method: 'GET', url: '/regions' });
+    assert.equal(response.statusCode, 500);
+    assert.equal(response.json().code, 'STRAIT_INTERNAL');
+    assert.equal(logger.errors.length, 1);
+  });
+
+  it('GET /metrics answers Prometheus text', async () => {
+    const { app, metrics } = build();
+    metrics.sink.operation('put', 1, true);
+    const response = await app.inject({ method: 'GET', url: '/metrics' });
+    assert.equal(response.statusCode, 200);
+    assert.match(String(response.headers['content-type']), /^text\/plain/);
+    assert.match(response.body, /^strait_operations_total\{.*op="put".*\} 1$/m);
+  });
+});
+
+describe('admin HTTP API with a token', () => {
+  const token = 's3cret-token';
+
+  it('leaves /health open', async () => {
+    const { app } = build({ token });
+    const response = await app.inject({ method: 'GET', url: '/health' });
+    assert.equal(response.statusCode, 200);
+  });
+
+  for (const [method, url] of [
+    ['GET', '/member'],
+    ['GET', '/view'],
+    ['GET', '/regions'],
+    ['POST', '/regions'],
+    ['GET', '/metrics'],
+  ] as const) {
+    it(`requires the token on ${method} ${url}`, async () => {
+      const admin = fakeAdmin();
+      const { app } = build({ admin, token });
+      const payload = method === 'POST' ? { name: 'NEW', type: 'replicate', persistent: false } : undefined;
+      for (const authorization of [undefined, 'Bearer wrong', `Basic ${token}`, 'Bearer ']) {
+        const headers = authorization === undefined ? {} : { authorization };
+        const response = await app.inject({ method, url, headers, ...(payload === undefined ? {} : { payload }) });
+        assert.equal(response.statusCode, 401, `${authorization}`);
+        assert.equal(response.json().code, 'STRAIT_UNAUTHORIZED');
+      }
+      assert.equal(admin.specs.has('NEW'), false);
+      const accepted = await app.inject({ method, url, headers: { authorization: `Bearer ${token}` }, ...(payload === undefined ? {} : { payload }) });
+      assert.ok(accepted.statusCode === 200 || accepted.statusCode === 201, `status ${accepted.statusCode}`);
+    });
+  }
+});

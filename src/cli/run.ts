@@ -1,0 +1,228 @@
+// Runs one member (locator or server) in this process until SIGTERM / SIGINT: the composition
+// root of a real member. It wires the Node runtime, the logger, metrics, the admin HTTP API and
+// the core state machine together, reports readiness in <dir>/member.json, and owns the
+// process lifecycle: a clean leave on a signal, exit 70 on a broken invariant.
+
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { StraitError } from '../errors.ts';
+import { EXIT_FAILURE, EXIT_FATAL, describeError, describeReadyMember, exitCodeFor } from './report.ts';
+import { createAdminServer } from '../admin/http.ts';
+import { createMetrics } from '../admin/metrics.ts';
+import type { MemberConfig } from '../config/member-config.ts';
+import type { MemberAdmin, MemberStartResult, MetricsSink } from '../core/member-admin.ts';
+import { Locator } from '../core/locator.ts';
+import { Server } from '../core/server.ts';
+import { createNodeRuntime } from '../runtime/node/node-runtime.ts';
+import { createLogger, type NodeLogger } from '../runtime/node/logger.ts';
+import { formatAddress, type Address, type Runtime } from '../runtime/runtime.ts';
+import {
+  DATA_DIRECTORY_NAME,
+  isStraitProcessAlive,
+  pidFilePath,
+  readPid,
+  removePidIfOwned,
+  writeMemberRecord,
+  writePid,
+  type MemberRecord,
+} from './member-files.ts';
+
+/** How long a clean leave may take before the process exits anyway. */
+export const SHUTDOWN_TIMEOUT_MS = 15_000;
+
+export interface RunOptions {
+  /** Absolute member directory (pid file, member.json, data/). */
+  readonly dir: string;
+}
+
+interface Member {
+  start(callback: (result: MemberStartResult) => void): void;
+  stop(callback: () => void): void;
+  readonly admin: MemberAdmin;
+}
+
+/** Wraps the member's admin so the HTTP API can listen before the member exists. */
+function lateAdmin(name: string, current: () => MemberAdmin | undefined): MemberAdmin {
+  const admin = (): MemberAdmin => {
+    const member = current();
+    if (member === undefined) throw new StraitError('STRAIT_NOT_READY', { member: name, state: 'starting' });
+    return member;
+  };
+  return {
+    status: () => admin().status(),
+    view: () => admin().view(),
+    regions: () => admin().regions(),
+    createRegion: (spec) => admin().createRegion(spec),
+  };
+}
+
+function listenError(error: unknown, bind: Address): StraitError {
+  const code = (error as { code?: string }).code;
+  if (code === 'EADDRINUSE') return new StraitError('STRAIT_PORT_IN_USE', { address: `admin HTTP ${formatAddress(bind)}` }, { cause: error });
+  return new StraitError('STRAIT_BIND_FAILED', { address: `admin HTTP ${formatAddress(bind)}`, reason: (error as Error).message }, { cause: error });
+}
+
+/**
+ * Runs the member until it is told to stop. Never returns normally: the process exits 0 after a
+ * clean leave, 1 (2 for a configuration error) when it could not start, 70 on a fatal error.
+ */
+export async function runMember(config: MemberConfig, options: RunOptions): Promise<void> {
+  const { dir } = options;
+  const startedAt = new Date().toISOString();
+  const pidFile = pidFilePath(dir, config.role);
+  mkdirSync(dir, { recursive: true });
+
+  const logger: NodeLogger = createLogger({
+    name: config.name,
+    level: config.logLevel,
+    pretty: (config.logFormat ?? 'pretty') === 'pretty',
+  });
+  const log = logger;
+
+  const failed = (error: unknown): MemberRecord => ({
+    role: config.role,
+    name: config.name,
+    pid: process.pid,
+    state: 'failed',
+    error: describeError(error),
+    startedAt,
+  });
+
+  const exit = (status: number): void => {
+    removePidIfOwned(pidFile, process.pid);
+    logger.flush(() => process.exit(status));
+  };
+
+  // A member whose invariants broke must stop rather than keep replicating.
+  let fatal = false;
+  const onFatal = (error: unknown): void => {
+    if (fatal) return;
+    fatal = true;
+    log.error({ err: error, fatal: true }, `${config.name} stops: ${describeError(error).message}; its state can't be trusted, restart it`);
+    try {
+      writeMemberRecord(dir, failed(error));
+    } catch {
+      // Best effort: the log already says why.
+    }
+    exit(EXIT_FATAL);
+  };
+  process.on('uncaughtException', onFatal);
+  process.on('unhandledRejection', onFatal);
+
+  const otherPid = readPid(pidFile);
+  if (otherPid !== undefined && otherPid !== process.pid && isStraitProcessAlive(otherPid)) {
+    const error = new StraitError('STRAIT_ALREADY_RUNNING', { dir, pid: otherPid });
+    log.error({ code: error.code }, error.message);
+    // The other member owns member.json and the pid file: leave both alone.
+    logger.flush(() => process.exit(EXIT_FAILURE));
+    return;
+  }
+  writePid(pidFile, process.pid);
+
+  const metrics = createMetrics(config.role, config.name, config.core.site);
+  const runtime = createNodeRuntime({
+    storageDirectory: config.role === 'server' ? join(dir, DATA_DIRECTORY_NAME) : undefined,
+    logger: log,
+  });
+
+  let member: Member | undefined;
+  const app = createAdminServer({
+    admin: lateAdmin(config.name, () => member?.admin),
+    metricsRegistry: metrics.registry,
+    logger: log,
+    token: config.adminToken,
+  });
+
+  const closeAll = (callback: () => void): void => {
+    app.close().then(
+      () => runtime.close(() => callback()),
+      () => runtime.close(() => callback()),
+    );
+  };
+
+  const failStart = (error: unknown): void => {
+    log.error({ code: describeError(error).code }, `${config.name} did not start: ${describeError(error).message}`);
+    writeMemberRecord(dir, failed(error));
+    closeAll(() => exit(exitCodeFor(error)));
+  };
+
+  let httpAddress: Address;
+  try {
+    await app.listen({ host: config.httpBind.host, port: config.httpBind.port });
+    const bound = app.server.address() as AddressInfo;
+    httpAddress = { host: config.advertisedHost, port: bound.port };
+  } catch (error) {
+    failStart(listenError(error, config.httpBind));
+    return;
+  }
+
+  const sink: MetricsSink = metrics.sink;
+  member =
+    config.role === 'locator'
+      ? new Locator(runtime as Runtime, { ...config.core, pid: process.pid, httpAddress }, sink)
+      : new Server(runtime as Runtime, { ...config.core, pid: process.pid, httpAddress }, sink);
+  const running = member;
+
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) {
+      log.warn({ signal }, `${config.name}: second ${signal}, exiting without a clean leave`);
+      exit(EXIT_FAILURE);
+      return;
+    }
+    stopping = true;
+    log.info({ signal }, `${config.name}: ${signal} received, leaving the site`);
+    const forced = setTimeout(() => {
+      log.warn({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, `${config.name}: clean leave took longer than ${SHUTDOWN_TIMEOUT_MS} ms; exiting anyway`);
+      exit(EXIT_FAILURE);
+    }, SHUTDOWN_TIMEOUT_MS);
+    forced.unref();
+    running.stop(() => {
+      closeAll(() => {
+        const status = running.admin.status();
+        try {
+          writeMemberRecord(dir, {
+            role: config.role,
+            name: config.name,
+            pid: process.pid,
+            site: status.info.site,
+            address: status.info.address,
+            httpAddress,
+            state: 'stopped',
+            startedAt,
+          });
+        } catch {
+          // The directory may be gone (a test cleaning up); the pid file decides liveness.
+        }
+        log.info({}, `${config.name} stopped`);
+        clearTimeout(forced);
+        exit(0);
+      });
+    });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+
+  running.start((result) => {
+    if (!result.ok) {
+      failStart(result.error ?? new StraitError('STRAIT_START_FAILED', { member: config.name, reason: 'unknown' }));
+      return;
+    }
+    if (stopping) return;
+    const status = running.admin.status();
+    metrics.setSite(status.info.site);
+    const record: MemberRecord = {
+      role: config.role,
+      name: config.name,
+      pid: process.pid,
+      site: status.info.site,
+      address: status.info.address,
+      httpAddress,
+      state: 'ready',
+      startedAt,
+    };
+    writeMemberRecord(dir, record);
+    log.info({ address: formatAddress(record.address), site: record.site, httpAddress: formatAddress(httpAddress) }, describeReadyMember(record));
+  });
+}

@@ -1,0 +1,57 @@
+// What a running member (locator or server) exposes to the admin HTTP API, the CLI and metrics.
+// The core implements these; src/admin and src/cli consume them. Nothing here does I/O.
+
+import type { MemberInfo, RegionSpec, View } from '../protocol/messages.ts';
+import type { Address } from '../runtime/runtime.ts';
+
+/** Lifecycle of a member, published as a typed union. */
+export type MemberState = 'starting' | 'joining' | 'initializing' | 'ready' | 'leaving' | 'stopped';
+
+export interface MemberStatus {
+  readonly info: MemberInfo;
+  readonly state: MemberState;
+  readonly viewId: number;
+  readonly coordinator: string | null;
+}
+
+export interface RegionStatus {
+  readonly spec: RegionSpec;
+  readonly size: number;
+}
+
+export interface MemberAdmin {
+  status(): MemberStatus;
+  view(): View | null;
+  regions(): readonly RegionStatus[];
+  /** Creates a region on this member (servers only). Throws StraitError (REGION_EXISTS, REGION_INVALID). */
+  createRegion(spec: RegionSpec): { created: boolean };
+}
+
+/**
+ * Observations the core reports; the Node process maps them onto Prometheus metrics
+ * (src/admin/metrics.ts), the simulator ignores them.
+ */
+export interface MetricsSink {
+  /** A client-facing operation finished (get, put, ...). */
+  operation(op: string, durationMs: number, ok: boolean): void;
+  /** Replication traffic between servers. */
+  replicated(entries: number): void;
+  /** The member installed a view of this many members. */
+  viewInstalled(viewId: number, members: number): void;
+  /** Connections currently open from clients. */
+  clients(count: number): void;
+}
+
+export const NO_METRICS: MetricsSink = {
+  operation() {},
+  replicated() {},
+  viewInstalled() {},
+  clients() {},
+};
+
+export interface MemberStartResult {
+  readonly ok: boolean;
+  /** The address the member listens on (bound). */
+  readonly address?: Address;
+  readonly error?: Error;
+}

@@ -1,0 +1,169 @@
+// One region's entries on one server: an in-memory map from key to (value, version tag), with
+// deletes kept as tombstones so an older write arriving late cannot resurrect a key. Optional
+// persistence writes every applied change through to a Store.
+//
+// Applying is commutative: every replica applies the same set of writes in any order and ends
+// with the same winner per key (last writer wins by version tag, see compareTags). That is what
+// lets replication, initial images and retries race safely.
+
+import { Packr } from 'msgpackr';
+import { StraitError, assert } from '../errors.ts';
+import type { RegionSpec, VersionTag, WireEntry } from '../protocol/messages.ts';
+import type { Store } from '../runtime/runtime.ts';
+
+export interface Entry {
+  /** null for a tombstone. */
+  readonly value: Uint8Array | null;
+  readonly tag: VersionTag;
+}
+
+/**
+ * Total order on writes: timestamp, then site id, then member id, then the member's counter.
+ * Positive when `a` is newer than `b`.
+ */
+export function compareTags(a: VersionTag, b: VersionTag): number {
+  if (a[1] !== b[1]) return a[1] - b[1];
+  if (a[0] !== b[0]) return a[0] - b[0];
+  if (a[2] !== b[2]) return a[2] < b[2] ? -1 : 1;
+  return a[3] - b[3];
+}
+
+const recordPackr = new Packr({ useRecords: false, mapsAsObjects: true });
+
+/** Durable record: [format version, value or null, tag]. */
+const RECORD_FORMAT = 1;
+
+function encodeRecord(entry: Entry): Uint8Array {
+  return recordPackr.pack([RECORD_FORMAT, entry.value, entry.tag]);
+}
+
+function decodeRecord(key: string, bytes: Uint8Array, path: string): Entry {
+  let record: unknown;
+  try {
+    record = recordPackr.unpack(bytes);
+  } catch (error) {
+    throw new StraitError('STRAIT_STORAGE', { path, reason: `record for key ${key} is not readable` }, { cause: error });
+  }
+  if (!Array.isArray(record) || record.length !== 3 || record[0] !== RECORD_FORMAT) {
+    throw new StraitError('STRAIT_STORAGE', { path, reason: `record for key ${key} has an unknown format` });
+  }
+  const [, value, tag] = record as [number, unknown, unknown];
+  const tagValid = Array.isArray(tag) && tag.length === 4 && typeof tag[0] === 'number' && typeof tag[1] === 'number'
+    && typeof tag[2] === 'string' && typeof tag[3] === 'number';
+  if (!tagValid || !(value === null || value instanceof Uint8Array)) {
+    throw new StraitError('STRAIT_STORAGE', { path, reason: `record for key ${key} is corrupt` });
+  }
+  return { value, tag: tag as VersionTag };
+}
+
+export type ApplyResult = 'applied' | 'stale';
+
+export class Region {
+  readonly spec: RegionSpec;
+  private readonly entries = new Map<string, Entry>();
+  private readonly tombstones = new Set<string>();
+  private liveCount = 0;
+  private readonly store: Store | undefined;
+
+  constructor(spec: RegionSpec, store: Store | undefined) {
+    this.spec = spec;
+    this.store = store;
+    if (store !== undefined) {
+      for (const [key, bytes] of store.entries()) {
+        this.setEntry(key, decodeRecord(key, bytes, `region ${spec.name}`));
+      }
+    }
+  }
+
+  get size(): number {
+    return this.liveCount;
+  }
+
+  get persistent(): boolean {
+    return this.store !== undefined;
+  }
+
+  get(key: string): Uint8Array | undefined {
+    return this.entries.get(key)?.value ?? undefined;
+  }
+
+  entry(key: string): Entry | undefined {
+    return this.entries.get(key);
+  }
+
+  /** Applies a write if it is newer than what the key holds. */
+  apply(key: string, value: Uint8Array | null, tag: VersionTag): ApplyResult {
+    const current = this.entries.get(key);
+    if (current !== undefined) {
+      const order = compareTags(tag, current.tag);
+      if (order <= 0) return 'stale';
+    }
+    const entry: Entry = { value, tag };
+    this.setEntry(key, entry);
+    this.store?.put(key, encodeRecord(entry));
+    return 'applied';
+  }
+
+  private setEntry(key: string, entry: Entry): void {
+    const current = this.entries.get(key);
+    const wasLive = current !== undefined && current.value !== null;
+    const isLive = entry.value !== null;
+    this.entries.set(key, entry);
+    if (isLive) this.tombstones.delete(key);
+    else this.tombstones.add(key);
+    this.liveCount += (isLive ? 1 : 0) - (wasLive ? 1 : 0);
+    assert(this.liveCount >= 0 && this.liveCount <= this.entries.size, `region ${this.spec.name}: live count out of range`);
+  }
+
+  /** Live keys (tombstones excluded). */
+  keys(): string[] {
+    const keys: string[] = [];
+    for (const [key, entry] of this.entries) if (entry.value !== null) keys.push(key);
+    return keys;
+  }
+
+  /** All keys including tombstones, sorted: the order initial images are served in. */
+  sortedKeys(): string[] {
+    return [...this.entries.keys()].sort();
+  }
+
+  wireEntry(key: string): WireEntry | undefined {
+    const entry = this.entries.get(key);
+    return entry === undefined ? undefined : [key, entry.value, entry.tag];
+  }
+
+  /**
+   * Drops tombstones older than `olderThanMs` (wall clock of the writing site), at most `limit`
+   * per call so a sweep never stalls the member. Returns how many were dropped.
+   */
+  purgeTombstones(olderThanMs: number, limit: number): number {
+    let purged = 0;
+    for (const key of this.tombstones) {
+      if (purged >= limit) break;
+      const entry = this.entries.get(key);
+      if (entry === undefined || entry.value !== null) {
+        this.tombstones.delete(key);
+        continue;
+      }
+      if (entry.tag[1] >= olderThanMs) continue;
+      this.entries.delete(key);
+      this.tombstones.delete(key);
+      this.store?.remove(key);
+      purged += 1;
+    }
+    return purged;
+  }
+
+  /** Forgets everything (before taking a fresh initial image after being removed from a view). */
+  clear(): void {
+    if (this.store !== undefined) for (const key of this.entries.keys()) this.store.remove(key);
+    this.entries.clear();
+    this.tombstones.clear();
+    this.liveCount = 0;
+  }
+
+  sync(callback: (error: Error | undefined) => void): void {
+    if (this.store === undefined) callback(undefined);
+    else this.store.sync(callback);
+  }
+}

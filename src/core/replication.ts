@@ -1,0 +1,184 @@
+// Replication of applied writes from the server that took them to every other server of the
+// view (distributed-ack). One channel per peer server keeps a bounded window of batches in
+// flight and coalesces writes that queue behind it, so pipelined clients get batched
+// replication. A batch that fails (connection lost, timeout) is resent after a backoff until
+// the peer acknowledges it or leaves the view: replicas apply by version tag, so a resend
+// never has a second effect.
+
+import type { StraitError } from '../errors.ts';
+import type { WireEntry } from '../protocol/messages.ts';
+import type { Address, Logger, Runtime, Timer } from '../runtime/runtime.ts';
+import { formatAddress } from '../runtime/runtime.ts';
+import { Backoff } from './backoff.ts';
+import type { PeerPool } from './peer-pool.ts';
+
+/** A client write waiting for every replica (and local persistence) before it is acknowledged. */
+export class PendingWrite {
+  private waiting = 1; // the local sync counts as one
+  private finished = false;
+  private readonly done: (error: StraitError | undefined) => void;
+
+  constructor(done: (error: StraitError | undefined) => void) {
+    this.done = done;
+  }
+
+  expect(): void {
+    this.waiting += 1;
+  }
+
+  /** One replica (or the local disk) has the write. */
+  settle(): void {
+    this.waiting -= 1;
+    if (this.waiting === 0 && !this.finished) {
+      this.finished = true;
+      this.done(undefined);
+    }
+  }
+
+  /** This member can no longer vouch for the write (it was removed from the view, or stops). */
+  abandon(error: StraitError): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.done(error);
+  }
+}
+
+interface QueuedEntry {
+  readonly region: string;
+  readonly entry: WireEntry;
+  readonly write: PendingWrite | undefined;
+}
+
+/** Batches in flight per peer, at most. */
+export const REPLICATION_BATCHES_IN_FLIGHT_MAX = 8;
+/** Entries per replicate message, at most. */
+export const REPLICATION_BATCH_ENTRIES_MAX = 1024;
+/** Value bytes per replicate message, at most (a single larger value still goes alone). */
+export const REPLICATION_BATCH_BYTES_MAX = 1024 * 1024;
+
+export class ReplicationChannel {
+  readonly memberId: string;
+  readonly memberName: string;
+  private readonly address: Address;
+  private readonly runtime: Runtime;
+  private readonly pool: PeerPool;
+  private readonly log: Logger;
+  private readonly backoff: Backoff;
+  private readonly onReplicated: (entries: number) => void;
+  private queue: QueuedEntry[] = [];
+  private queueHead = 0;
+  private batchesInFlight = 0;
+  private retryTimer: Timer | undefined;
+  private closed = false;
+  private abandonError: StraitError | undefined;
+  private lastFailureLogMs = -Infinity;
+
+  constructor(runtime: Runtime, pool: PeerPool, member: { id: string; name: string; address: Address }, log: Logger, onReplicated: (entries: number) => void) {
+    this.runtime = runtime;
+    this.pool = pool;
+    this.memberId = member.id;
+    this.memberName = member.name;
+    this.address = member.address;
+    this.log = log;
+    this.onReplicated = onReplicated;
+    this.backoff = new Backoff(runtime.random, { initialDelayMs: 50, maximumDelayMs: 2000 });
+  }
+
+  get queuedEntries(): number {
+    return this.queue.length - this.queueHead;
+  }
+
+  enqueue(region: string, entry: WireEntry, write: PendingWrite | undefined): void {
+    if (this.closed) return;
+    write?.expect();
+    this.queue.push({ region, entry, write });
+    this.pump();
+  }
+
+  /**
+   * The peer left the view: nothing more is owed to it, so waiting writes are released. With
+   * `abandon`, this member itself lost its place in the view: waiting writes fail instead.
+   */
+  close(abandon?: StraitError): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.abandonError = abandon;
+    this.retryTimer?.cancel();
+    for (let index = this.queueHead; index < this.queue.length; index++) {
+      const write = this.queue[index]!.write;
+      if (abandon !== undefined) write?.abandon(abandon);
+      else write?.settle();
+    }
+    this.queue = [];
+    this.queueHead = 0;
+  }
+
+  private pump(): void {
+    while (!this.closed && this.retryTimer === undefined && this.batchesInFlight < REPLICATION_BATCHES_IN_FLIGHT_MAX && this.queueHead < this.queue.length) {
+      this.sendBatch(this.takeBatch());
+    }
+  }
+
+  private takeBatch(): QueuedEntry[] {
+    const first = this.queue[this.queueHead]!;
+    const batch: QueuedEntry[] = [];
+    let bytes = 0;
+    while (this.queueHead < this.queue.length && batch.length < REPLICATION_BATCH_ENTRIES_MAX) {
+      const next = this.queue[this.queueHead]!;
+      if (next.region !== first.region) break;
+      const size = next.entry[1]?.length ?? 0;
+      if (batch.length > 0 && bytes + size > REPLICATION_BATCH_BYTES_MAX) break;
+      batch.push(next);
+      bytes += size;
+      this.queueHead += 1;
+    }
+    if (this.queueHead === this.queue.length) {
+      this.queue = [];
+      this.queueHead = 0;
+    } else if (this.queueHead > 4096 && this.queueHead * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.queueHead);
+      this.queueHead = 0;
+    }
+    return batch;
+  }
+
+  private sendBatch(batch: QueuedEntry[]): void {
+    this.batchesInFlight += 1;
+    const region = batch[0]!.region;
+    const entries = batch.map((queued) => queued.entry);
+    this.pool.get(this.address).request('replicate', { region, entries }, (error) => {
+      this.batchesInFlight -= 1;
+      if (this.closed) {
+        if (this.abandonError !== undefined) for (const queued of batch) queued.write?.abandon(this.abandonError);
+        else for (const queued of batch) queued.write?.settle();
+        return;
+      }
+      if (error === undefined || error.code === 'STRAIT_REGION_NOT_FOUND') {
+        // Not hosting the region counts as done: there is no replica there to keep.
+        this.backoff.reset();
+        this.onReplicated(batch.length);
+        for (const queued of batch) queued.write?.settle();
+        this.pump();
+        return;
+      }
+      this.failed(batch, error);
+    });
+  }
+
+  private failed(batch: QueuedEntry[], error: StraitError): void {
+    // Put the batch back in front and retry after a backoff; the view change that removes a
+    // dead peer closes this channel and releases the waiting writes.
+    this.queue = [...batch, ...this.queue.slice(this.queueHead)];
+    this.queueHead = 0;
+    const now = this.runtime.clock.monotonic();
+    if (now - this.lastFailureLogMs > 5000) {
+      this.lastFailureLogMs = now;
+      this.log.warn({ code: error.code, peer: this.memberName, address: formatAddress(this.address) }, `replication to ${this.memberName} at ${formatAddress(this.address)} failed: ${error.message}; retrying until it answers or leaves the view`);
+    }
+    if (this.retryTimer !== undefined) return;
+    this.retryTimer = this.runtime.setTimer(this.backoff.nextDelayMs(), () => {
+      this.retryTimer = undefined;
+      this.pump();
+    });
+  }
+}

@@ -1,0 +1,748 @@
+// A server: a member hosting replicated regions and serving clients.
+//
+// Lifecycle: listen → (learn the site id from a locator) → join the view → take initial images
+// of its regions from every older server → ready (serves clients, reported in heartbeats).
+//
+// Writes (distributed-ack): the receiving server stamps a version tag, applies locally, sends
+// the entry to every other server of the view, and acknowledges the client once all of them
+// applied it (or left the view) and, for a persistent region, once it is on disk here.
+//
+// Initial image: a joining server asks each OLDER server (lower join sequence) for its
+// regions' contents, page by page, while already receiving live writes; applying by version
+// tag makes the merge order-free. Each provider answers only once it has installed the view
+// that contains the joiner, so a write the provider took before that view is in the image and
+// a write after it is replicated to the joiner. Waiting only on older servers cannot deadlock:
+// the oldest server waits on no one. Entries where the joiner's own (persisted) copy wins are
+// pushed back to the others afterwards, so a full-site restart converges.
+//
+// A state machine: handlers run to completion; time and I/O come through the Runtime.
+
+import { StraitError, assert } from '../errors.ts';
+import { Connection, type ConnectionHandler, type ConnectionOptions, type IncomingRequest, type Reply } from '../protocol/connection.ts';
+import type { MemberInfo, RegionSpec, RequestBody, RequestOp, ResponseBody, VersionTag, View, WireEntry } from '../protocol/messages.ts';
+import type { Address, Listener, Logger, Runtime, Timer } from '../runtime/runtime.ts';
+import { formatAddress } from '../runtime/runtime.ts';
+import type { ServerConfig } from './config.ts';
+import { advertisedHost } from './locator.ts';
+import { MemberAgent } from './member-agent.ts';
+import type { MemberAdmin, MemberStartResult, MemberState, MetricsSink, RegionStatus } from './member-admin.ts';
+import { PeerPool } from './peer-pool.ts';
+import { Region, compareTags } from './region.ts';
+import { PendingWrite, ReplicationChannel } from './replication.ts';
+import { findMember, serversOf } from './views.ts';
+
+const REQUESTS_IN_FLIGHT_MAX = 10_000;
+/** Entries per initial-image page. */
+const IMAGE_PAGE_ENTRIES = 2000;
+/** Delay before asking a provider that was not ready yet again. */
+const IMAGE_RETRY_MS = 100;
+/** Tombstones are kept this long so late writes can't resurrect deleted keys. */
+export const TOMBSTONE_TIMEOUT_MS = 10 * 60 * 1000;
+const TOMBSTONE_PURGE_PER_TICK = 10_000;
+/** Subscriptions per connection, at most. */
+const SUBSCRIPTIONS_PER_CONNECTION_MAX = 1000;
+
+interface Subscription {
+  readonly id: number;
+  readonly region: string;
+  readonly connection: Connection;
+}
+
+interface ClientState {
+  readonly subscriptions: Map<number, Subscription>;
+}
+
+export class Server {
+  private readonly runtime: Runtime;
+  private readonly config: ServerConfig;
+  private readonly metrics: MetricsSink;
+  private readonly log: Logger;
+  private connectionOptions: ConnectionOptions;
+  private pool: PeerPool;
+  private agent: MemberAgent | undefined;
+  private listener: Listener | undefined;
+  private tickTimer: Timer | undefined;
+  private state: MemberState = 'starting';
+  private site: number | undefined;
+  private infoValue: MemberInfo | undefined;
+  private readonly regions = new Map<string, Region>();
+  private readonly channels = new Map<string, ReplicationChannel>();
+  private readonly inbound = new Set<Connection>();
+  private readonly subscriptionsByRegion = new Map<string, Set<Subscription>>();
+  private nextSubscriptionId = 1;
+  private counter = 0;
+  private lastTimestampMs = 0;
+  private clientCount = 0;
+  private startCallback: ((result: MemberStartResult) => void) | undefined;
+  /** Initial image in progress: providers still owed, per region. */
+  private imagesOutstanding = 0;
+  private imageGeneration = 0;
+  /** Keys whose local copy beat the image, pushed back to the others once images complete. */
+  private readonly pushBack = new Map<string, Set<string>>();
+  /** Sorted key snapshots served to image requesters, by connection and region. */
+  private readonly imageCursors = new Map<string, string[]>();
+
+  readonly admin: MemberAdmin;
+
+  constructor(runtime: Runtime, config: ServerConfig, metrics: MetricsSink) {
+    this.runtime = runtime;
+    this.config = config;
+    this.metrics = metrics;
+    this.site = config.site;
+    this.log = runtime.log.child({ member: config.name, role: 'server' });
+    this.connectionOptions = this.makeConnectionOptions();
+    this.pool = this.makePool();
+    this.admin = {
+      status: () => ({ info: this.infoValue ?? this.placeholderInfo(), state: this.state, viewId: this.view?.id ?? 0, coordinator: this.view?.coordinator ?? null }),
+      view: () => this.view,
+      regions: (): RegionStatus[] => [...this.regions.values()].map((region) => ({ spec: region.spec, size: region.size })),
+      createRegion: (spec) => this.createRegion(spec, true),
+    };
+  }
+
+  private makeConnectionOptions(): ConnectionOptions {
+    return {
+      local: { role: 'server', name: this.config.name, site: this.site ?? null },
+      frameBytesMax: this.config.frameBytesMax,
+      requestTimeoutMs: this.config.timing.requestTimeoutMs,
+      requestsInFlightMax: REQUESTS_IN_FLIGHT_MAX,
+      ...(this.site !== undefined ? { expectedSite: this.site } : {}),
+    };
+  }
+
+  private makePool(): PeerPool {
+    const handler: ConnectionHandler = {
+      onOpen: () => {},
+      onRequest: (connection, request, reply) => this.onRequest(connection, request, reply),
+      onPush: (_connection, op, body) => {
+        if (op === 'view') this.agent?.offerView((body as { view: View }).view);
+      },
+      onClose: () => {},
+    };
+    return new PeerPool(this.runtime, this.connectionOptions, handler);
+  }
+
+  /** What status shows before the member has bound its port. */
+  private placeholderInfo(): MemberInfo {
+    return { id: this.config.name, name: this.config.name, role: 'server', site: this.site ?? 1, address: this.config.bind, regions: [] };
+  }
+
+  get info(): MemberInfo {
+    if (this.infoValue === undefined) throw new StraitError('STRAIT_NOT_READY', { member: this.config.name, state: this.state });
+    return this.infoValue;
+  }
+
+  get view(): View | null {
+    return this.agent?.view ?? null;
+  }
+
+  get currentState(): MemberState {
+    return this.state;
+  }
+
+  /** Test and simulator access to a region's contents. */
+  region(name: string): Region | undefined {
+    return this.regions.get(name);
+  }
+
+  start(callback: (result: MemberStartResult) => void): void {
+    this.startCallback = callback;
+    try {
+      for (const spec of this.config.regions) this.openRegion(spec);
+    } catch (error) {
+      this.fail(error instanceof StraitError ? error : new StraitError('STRAIT_INTERNAL', { reason: String(error) }, { cause: error }));
+      return;
+    }
+    this.listener = this.runtime.network.listen(
+      this.config.bind,
+      (stream) => this.accept(stream),
+      (result) => {
+        if (!result.ok) {
+          this.fail(result.error);
+          return;
+        }
+        this.log.info({ address: formatAddress(result.address) }, `server ${this.config.name} listening on ${formatAddress(result.address)}; joining through ${this.config.locators.map(formatAddress).join(', ')}`);
+        this.resolveSite(result.address, 0);
+      },
+    );
+  }
+
+  /** A server without --site-id takes its locator's. */
+  private resolveSite(bound: Address, attempt: number): void {
+    if (this.state === 'stopped') return;
+    if (this.site !== undefined) {
+      this.begin(bound);
+      return;
+    }
+    const locator = this.config.locators[attempt % this.config.locators.length]!;
+    const connection = Connection.open(this.runtime, locator, this.connectionOptions, {
+      onOpen: (opened) => {
+        this.site = opened.peer?.site ?? undefined;
+        opened.close();
+        if (this.site === undefined || this.site === 0) {
+          this.fail(new StraitError('STRAIT_NO_LOCATOR', { locators: formatAddress(locator), reason: 'the locator did not state its site' }));
+          return;
+        }
+        this.connectionOptions = this.makeConnectionOptions();
+        this.pool = this.makePool();
+        this.begin(bound);
+      },
+      onRequest: (_connection, _request, reply) => reply.fail(new StraitError('STRAIT_NOT_READY', { member: this.config.name, state: this.state })),
+      onPush: () => {},
+      onClose: (_closed, error) => {
+        if (this.site !== undefined || this.state === 'stopped') return;
+        if (attempt > 0 && attempt % this.config.locators.length === 0) {
+          this.log.warn({ locators: this.config.locators.map(formatAddress), reason: error?.message }, `server ${this.config.name}: no locator answered at ${this.config.locators.map(formatAddress).join(', ')} (${error?.message ?? 'closed'}); retrying`);
+        }
+        this.runtime.setTimer(Math.min(2000, 100 * 2 ** Math.min(attempt, 4)), () => this.resolveSite(bound, attempt + 1));
+      },
+    });
+    void connection;
+  }
+
+  private begin(bound: Address): void {
+    assert(this.site !== undefined, 'site resolved before joining');
+    const host = this.config.hostnameForClients ?? advertisedHost(bound.host);
+    this.infoValue = {
+      id: this.newMemberId(),
+      name: this.config.name,
+      role: 'server',
+      site: this.site,
+      address: { host, port: bound.port },
+      regions: [...this.regions.keys()],
+      ...(this.config.httpAddress ? { httpAddress: this.config.httpAddress } : {}),
+      ...(this.config.pid !== undefined ? { pid: this.config.pid } : {}),
+    };
+    this.log.info({ site: this.site }, `server ${this.config.name}: site ${this.site}; joining`);
+    this.agent = new MemberAgent(this.runtime, this.pool, this.config.locators, this.config.timing, {
+      info: () => this.info,
+      load: () => this.clientCount,
+      ready: () => this.state === 'ready',
+      onView: (view, previous) => this.installed(view, previous),
+      onRemoved: (reason) => this.removed(reason),
+      onIsolated: () => {
+        // Without a coordinator we can't know whether we are still in the view: stop serving
+        // clients (they move to another server) until we are readmitted.
+        if (this.state === 'ready' || this.state === 'initializing') this.state = 'joining';
+      },
+      onJoinRefused: (error) => this.fail(error),
+    }, this.log);
+    this.state = 'joining';
+    this.agent.join();
+    this.scheduleTick();
+  }
+
+  private newMemberId(): string {
+    return `${this.config.name}#${this.runtime.random.int(0x7fffffff).toString(36)}`;
+  }
+
+  stop(callback: () => void): void {
+    if (this.state === 'stopped') {
+      callback();
+      return;
+    }
+    const finish = () => {
+      this.state = 'stopped';
+      this.agent?.stop();
+      this.tickTimer?.cancel();
+      this.listener?.close();
+      const abandon = new StraitError('STRAIT_NOT_READY', { member: this.config.name, state: 'stopping' });
+      for (const channel of this.channels.values()) channel.close(abandon);
+      this.channels.clear();
+      this.pool.closeAll();
+      for (const connection of [...this.inbound]) connection.close();
+      let syncing = this.regions.size;
+      if (syncing === 0) {
+        callback();
+        return;
+      }
+      for (const region of this.regions.values()) region.sync(() => {
+        syncing -= 1;
+        if (syncing === 0) callback();
+      });
+    };
+    const view = this.view;
+    const coordinator = view === null ? undefined : findMember(view, view.coordinator);
+    if (coordinator === undefined || this.infoValue === undefined) {
+      finish();
+      return;
+    }
+    this.state = 'leaving';
+    this.pool.get(coordinator.info.address).request('leave', { id: this.info.id }, () => finish());
+  }
+
+  private fail(error: StraitError): void {
+    this.log.error({ code: error.code }, `server ${this.config.name}: ${error.message}`);
+    this.state = 'stopped';
+    this.agent?.stop();
+    this.tickTimer?.cancel();
+    this.listener?.close();
+    this.pool.closeAll();
+    const callback = this.startCallback;
+    this.startCallback = undefined;
+    callback?.({ ok: false, error });
+  }
+
+  private scheduleTick(): void {
+    this.tickTimer = this.runtime.setTimer(this.config.timing.heartbeatIntervalMs, () => {
+      if (this.state === 'stopped') return;
+      this.agent?.tick();
+      const cutoff = this.runtime.clock.now() - TOMBSTONE_TIMEOUT_MS;
+      for (const region of this.regions.values()) region.purgeTombstones(cutoff, TOMBSTONE_PURGE_PER_TICK);
+      this.scheduleTick();
+    });
+  }
+
+  // ---- Regions ----
+
+  private openRegion(spec: RegionSpec): Region {
+    const existing = this.regions.get(spec.name);
+    if (existing !== undefined) {
+      if (existing.spec.type !== spec.type || existing.spec.persistent !== spec.persistent) {
+        throw new StraitError('STRAIT_REGION_EXISTS', { region: spec.name, member: this.config.name });
+      }
+      return existing;
+    }
+    const store = spec.persistent ? this.runtime.storage.open(`region-${spec.name}`) : undefined;
+    const region = new Region(spec, store);
+    this.regions.set(spec.name, region);
+    if (region.size > 0) this.log.info({ region: spec.name, entries: region.size }, `server ${this.config.name}: region ${spec.name} recovered ${region.size} entries from disk`);
+    return region;
+  }
+
+  /** Creates a region here and, when asked by a client or operator, on every other server. */
+  private createRegion(spec: RegionSpec, propagate: boolean): { created: boolean } {
+    const created = !this.regions.has(spec.name);
+    this.openRegion(spec);
+    if (created) this.log.info({ region: spec.name, persistent: spec.persistent }, `server ${this.config.name}: created region ${spec.name}`);
+    if (propagate) {
+      for (const member of serversOf(this.view)) {
+        if (member.info.id === this.infoValue?.id) continue;
+        this.pool.get(member.info.address).request('createRegion', { spec }, (error) => {
+          if (error !== undefined) this.log.warn({ code: error.code, peer: member.info.name }, `creating region ${spec.name} on ${member.info.name} failed: ${error.message}`);
+        });
+      }
+    }
+    return { created };
+  }
+
+  private requireRegion(name: string): Region {
+    const region = this.regions.get(name);
+    if (region === undefined) throw new StraitError('STRAIT_REGION_NOT_FOUND', { region: name, member: this.config.name });
+    return region;
+  }
+
+  private requireReady(): void {
+    if (this.state !== 'ready') throw new StraitError('STRAIT_NOT_READY', { member: this.config.name, state: this.state });
+  }
+
+  // ---- Views and initial images ----
+
+  private installed(view: View, previous: View | null): void {
+    this.metrics.viewInstalled(view.id, view.members.length);
+    const me = this.info.id;
+    const servers = new Map(serversOf(view).filter((member) => member.info.id !== me).map((member) => [member.info.id, member]));
+    for (const [id, channel] of this.channels) {
+      if (!servers.has(id)) {
+        channel.close();
+        this.channels.delete(id);
+      }
+    }
+    for (const [id, member] of servers) {
+      if (!this.channels.has(id)) {
+        this.channels.set(id, new ReplicationChannel(this.runtime, this.pool, { id, name: member.info.name, address: member.info.address }, this.log, (entries) => this.metrics.replicated(entries)));
+      }
+    }
+    if (previous === null || this.state === 'joining') {
+      this.log.info({ viewId: view.id, members: view.members.length }, `server ${this.config.name}: joined view ${view.id} of site ${view.site}`);
+      this.state = 'initializing';
+      this.takeImages(view);
+    }
+  }
+
+  private removed(reason: string): void {
+    if (this.state === 'stopped' || this.state === 'leaving') return;
+    this.log.warn({ reason }, `server ${this.config.name}: removed from the view (${reason}); rejoining as a new member and taking fresh images`);
+    const abandon = new StraitError('STRAIT_NOT_MEMBER', { member: this.config.name, site: this.info.site });
+    for (const channel of this.channels.values()) channel.close(abandon);
+    this.channels.clear();
+    // A non-persistent replica may have missed writes while it was out: start it empty.
+    for (const region of this.regions.values()) if (!region.persistent) region.clear();
+    this.infoValue = { ...this.info, id: this.newMemberId() };
+    this.state = 'joining';
+    this.agent?.join();
+  }
+
+  private takeImages(view: View): void {
+    const generation = ++this.imageGeneration;
+    const me = findMember(view, this.info.id);
+    assert(me !== undefined, 'a view being installed contains this member');
+    const providers = serversOf(view).filter((member) => member.joinSeq < me.joinSeq);
+    this.pushBack.clear();
+    if (providers.length === 0) {
+      this.becomeReady();
+      return;
+    }
+    // First learn the regions created at runtime on the others, then image every region.
+    this.imagesOutstanding = providers.length;
+    for (const provider of providers) this.learnRegions(generation, provider.info, view.id);
+  }
+
+  private learnRegions(generation: number, provider: MemberInfo, viewId: number): void {
+    if (generation !== this.imageGeneration || this.state !== 'initializing') return;
+    if (findMember(this.view, provider.id) === undefined) {
+      this.providerDone(generation);
+      return;
+    }
+    this.pool.get(provider.address).request('listRegions', {}, (error, response) => {
+      if (generation !== this.imageGeneration) return;
+      if (error !== undefined || response === undefined) {
+        this.runtime.setTimer(IMAGE_RETRY_MS, () => this.learnRegions(generation, provider, viewId));
+        return;
+      }
+      for (const { spec } of response.regions) {
+        if (!this.regions.has(spec.name)) this.openRegion(spec);
+      }
+      const names = [...this.regions.keys()];
+      let remaining = names.length;
+      if (remaining === 0) {
+        this.providerDone(generation);
+        return;
+      }
+      for (const name of names) {
+        this.imagePage(generation, provider, viewId, name, null, () => {
+          remaining -= 1;
+          if (remaining === 0) this.providerDone(generation);
+        });
+      }
+    });
+  }
+
+  private imagePage(generation: number, provider: MemberInfo, viewId: number, regionName: string, after: string | null, done: () => void): void {
+    if (generation !== this.imageGeneration || this.state !== 'initializing') return;
+    if (findMember(this.view, provider.id) === undefined) {
+      done();
+      return;
+    }
+    this.pool.get(provider.address).request('image', { region: regionName, viewId, after, limit: IMAGE_PAGE_ENTRIES }, (error, response) => {
+      if (generation !== this.imageGeneration) return;
+      if (error !== undefined && error.code === 'STRAIT_REGION_NOT_FOUND') {
+        done();
+        return;
+      }
+      if (error !== undefined || response === undefined) {
+        // Not ready yet, lagging view, or connection trouble: ask again shortly. A provider
+        // that died is dropped by the next view, which ends this loop above.
+        this.runtime.setTimer(IMAGE_RETRY_MS, () => this.imagePage(generation, provider, viewId, regionName, after, done));
+        return;
+      }
+      const region = this.regions.get(regionName);
+      if (region === undefined) {
+        done();
+        return;
+      }
+      let last = after;
+      for (const [key, value, tag] of response.entries) {
+        last = key;
+        const local = region.entry(key);
+        if (local !== undefined && compareTags(local.tag, tag) > 0) {
+          this.markPushBack(regionName, key);
+          continue;
+        }
+        this.applyAndNotify(region, key, value, tag);
+        this.pushBack.get(regionName)?.delete(key);
+      }
+      if (response.done) done();
+      else this.imagePage(generation, provider, viewId, regionName, last, done);
+    });
+  }
+
+  private markPushBack(region: string, key: string): void {
+    let keys = this.pushBack.get(region);
+    if (keys === undefined) {
+      keys = new Set();
+      this.pushBack.set(region, keys);
+    }
+    keys.add(key);
+  }
+
+  private providerDone(generation: number): void {
+    if (generation !== this.imageGeneration) return;
+    this.imagesOutstanding -= 1;
+    if (this.imagesOutstanding > 0) return;
+    // Entries only this member had (from its disk) or where its copy is newer go to the others.
+    for (const [regionName, keys] of this.pushBack) {
+      const region = this.regions.get(regionName);
+      if (region === undefined) continue;
+      for (const key of keys) {
+        const entry = region.wireEntry(key);
+        if (entry !== undefined) this.replicate(regionName, entry, undefined);
+      }
+    }
+    this.pushBack.clear();
+    this.becomeReady();
+  }
+
+  private becomeReady(): void {
+    if (this.state !== 'initializing') return;
+    this.state = 'ready';
+    let total = 0;
+    for (const region of this.regions.values()) total += region.size;
+    this.log.info({ regions: this.regions.size, entries: total }, `server ${this.config.name}: ready with ${this.regions.size} regions, ${total} entries`);
+    const callback = this.startCallback;
+    this.startCallback = undefined;
+    callback?.({ ok: true, address: this.info.address });
+    // Tell the coordinator at once rather than at the next heartbeat, so clients find us.
+    this.agent?.tick();
+  }
+
+  // ---- Connections and requests ----
+
+  private accept(stream: import('../runtime/runtime.ts').Stream): void {
+    const connection = Connection.accept(this.runtime, stream, this.connectionOptions, {
+      onOpen: (opened) => {
+        if (opened.peer?.role === 'client') {
+          opened.context = { subscriptions: new Map() } satisfies ClientState;
+          this.clientCount += 1;
+          this.metrics.clients(this.clientCount);
+        }
+      },
+      onRequest: (from, request, reply) => this.onRequest(from, request, reply),
+      onPush: () => {},
+      onClose: (closed) => {
+        this.inbound.delete(closed);
+        const client = closed.context as ClientState | undefined;
+        if (client !== undefined) {
+          this.clientCount -= 1;
+          this.metrics.clients(this.clientCount);
+          for (const subscription of client.subscriptions.values()) this.subscriptionsByRegion.get(subscription.region)?.delete(subscription);
+        }
+        for (const key of [...this.imageCursors.keys()]) if (key.startsWith(`${closed.number}:`)) this.imageCursors.delete(key);
+      },
+    });
+    this.inbound.add(connection);
+  }
+
+  private onRequest(connection: Connection, request: IncomingRequest, reply: Reply<RequestOp>): void {
+    const startedMs = this.runtime.clock.monotonic();
+    const observed: Reply<RequestOp> = {
+      ok: (body) => {
+        this.metrics.operation(request.op, this.runtime.clock.monotonic() - startedMs, true);
+        reply.ok(body);
+      },
+      fail: (error) => {
+        this.metrics.operation(request.op, this.runtime.clock.monotonic() - startedMs, false);
+        reply.fail(error);
+      },
+    };
+    try {
+      this.handle(connection, request, observed);
+    } catch (error) {
+      if (error instanceof StraitError) observed.fail(error);
+      else throw error;
+    }
+  }
+
+  private handle(connection: Connection, request: IncomingRequest, reply: Reply<RequestOp>): void {
+    switch (request.op) {
+      case 'ping':
+        reply.ok({});
+        return;
+      case 'memberInfo':
+        reply.ok({ info: this.info, state: this.state, viewId: this.view?.id ?? 0 } satisfies ResponseBody<'memberInfo'>);
+        return;
+      case 'get': {
+        this.requireReady();
+        const body = request.body as RequestBody<'get'>;
+        reply.ok({ value: this.requireRegion(body.region).get(body.key) ?? null } satisfies ResponseBody<'get'>);
+        return;
+      }
+      case 'put': {
+        this.requireReady();
+        const body = request.body as RequestBody<'put'>;
+        this.checkValue(body.value);
+        this.write(this.requireRegion(body.region), [[body.key, body.value]], reply, () => reply.ok({}));
+        return;
+      }
+      case 'putAll': {
+        this.requireReady();
+        const body = request.body as RequestBody<'putAll'>;
+        for (const [, value] of body.entries) this.checkValue(value);
+        this.write(this.requireRegion(body.region), body.entries, reply, () => reply.ok({}));
+        return;
+      }
+      case 'remove': {
+        this.requireReady();
+        const body = request.body as RequestBody<'remove'>;
+        const region = this.requireRegion(body.region);
+        const existed = region.get(body.key) !== undefined;
+        this.write(region, [[body.key, null]], reply, () => reply.ok({ existed } satisfies ResponseBody<'remove'>));
+        return;
+      }
+      case 'keys': {
+        this.requireReady();
+        const body = request.body as RequestBody<'keys'>;
+        reply.ok({ keys: this.requireRegion(body.region).keys() } satisfies ResponseBody<'keys'>);
+        return;
+      }
+      case 'size': {
+        this.requireReady();
+        const body = request.body as RequestBody<'size'>;
+        reply.ok({ size: this.requireRegion(body.region).size } satisfies ResponseBody<'size'>);
+        return;
+      }
+      case 'subscribe':
+        this.subscribe(connection, request.body as RequestBody<'subscribe'>, reply as Reply<'subscribe'>);
+        return;
+      case 'unsubscribe': {
+        const body = request.body as RequestBody<'unsubscribe'>;
+        const client = connection.context as ClientState | undefined;
+        const subscription = client?.subscriptions.get(body.subscription);
+        if (subscription !== undefined) {
+          client!.subscriptions.delete(body.subscription);
+          this.subscriptionsByRegion.get(subscription.region)?.delete(subscription);
+        }
+        reply.ok({});
+        return;
+      }
+      case 'listRegions':
+        reply.ok({ regions: [...this.regions.values()].map((region) => ({ spec: region.spec, size: region.size })) } satisfies ResponseBody<'listRegions'>);
+        return;
+      case 'createRegion': {
+        const body = request.body as RequestBody<'createRegion'>;
+        reply.ok(this.createRegion(body.spec, connection.peer?.role !== 'server'));
+        return;
+      }
+      case 'replicate':
+        this.onReplicate(request.body as RequestBody<'replicate'>, reply as Reply<'replicate'>);
+        return;
+      case 'image':
+        this.onImage(connection, request.body as RequestBody<'image'>, reply as Reply<'image'>);
+        return;
+      default:
+        reply.fail(new StraitError('STRAIT_MESSAGE_INVALID', { peer: connection.label, reason: `a server does not serve ${request.op}` }));
+    }
+  }
+
+  private checkValue(value: Uint8Array): void {
+    if (value.length > this.config.valueBytesMax) {
+      throw new StraitError('STRAIT_VALUE_TOO_LARGE', { size: value.length, limit: this.config.valueBytesMax });
+    }
+  }
+
+  /**
+   * The next version tag of this member: wall clock, never going backwards within a member, and
+   * always after the tag this member holds for the key, so a write supersedes every write this
+   * member has seen for that key even when another member's clock runs ahead.
+   */
+  private nextTag(current: VersionTag | undefined): VersionTag {
+    const now = Math.max(this.runtime.clock.now(), this.lastTimestampMs, current === undefined ? 0 : current[1] + 1);
+    this.lastTimestampMs = now;
+    this.counter += 1;
+    return [this.info.site, now, this.info.id, this.counter];
+  }
+
+  /** Applies writes locally, replicates them, and calls `done` once every replica has them. */
+  private write(region: Region, entries: readonly (readonly [string, Uint8Array | null])[], reply: Reply<RequestOp>, done: () => void): void {
+    const pending = new PendingWrite((error) => {
+      if (error !== undefined) reply.fail(error);
+      else done();
+    });
+    for (const [key, value] of entries) {
+      const tag = this.nextTag(region.entry(key)?.tag);
+      this.applyAndNotify(region, key, value, tag);
+      this.replicate(region.spec.name, [key, value, tag], pending);
+    }
+    region.sync((error) => {
+      if (error !== undefined) {
+        // The disk failed under an acknowledged-write path: this member can't keep its promise.
+        throw new StraitError('STRAIT_STORAGE', { path: `region ${region.spec.name}`, reason: error.message }, { cause: error });
+      }
+      pending.settle();
+    });
+  }
+
+  private replicate(regionName: string, entry: WireEntry, pending: PendingWrite | undefined): void {
+    for (const channel of this.channels.values()) channel.enqueue(regionName, entry, pending);
+  }
+
+  private applyAndNotify(region: Region, key: string, value: Uint8Array | null, tag: VersionTag): void {
+    if (region.apply(key, value, tag) !== 'applied') return;
+    const subscriptions = this.subscriptionsByRegion.get(region.spec.name);
+    if (subscriptions === undefined || subscriptions.size === 0) return;
+    for (const subscription of subscriptions) {
+      subscription.connection.push('event', { subscription: subscription.id, region: region.spec.name, key, value, tag });
+    }
+  }
+
+  private onReplicate(body: RequestBody<'replicate'>, reply: Reply<'replicate'>): void {
+    // Replicas accept writes while initializing: that is how a joiner gets writes made during
+    // its initial image.
+    if (this.state !== 'ready' && this.state !== 'initializing') {
+      reply.fail(new StraitError('STRAIT_NOT_READY', { member: this.config.name, state: this.state }));
+      return;
+    }
+    const region = this.requireRegion(body.region);
+    for (const [key, value, tag] of body.entries) this.applyAndNotify(region, key, value, tag);
+    if (!region.persistent) {
+      reply.ok({});
+      return;
+    }
+    region.sync((error) => {
+      if (error !== undefined) reply.fail(new StraitError('STRAIT_STORAGE', { path: `region ${region.spec.name}`, reason: error.message }, { cause: error }));
+      else reply.ok({});
+    });
+  }
+
+  private onImage(connection: Connection, body: RequestBody<'image'>, reply: Reply<'image'>): void {
+    if (this.state !== 'ready') throw new StraitError('STRAIT_NOT_READY', { member: this.config.name, state: this.state });
+    if ((this.view?.id ?? 0) < body.viewId) throw new StraitError('STRAIT_NOT_READY', { member: this.config.name, state: `view ${this.view?.id ?? 0} older than ${body.viewId}` });
+    const region = this.requireRegion(body.region);
+    const cursorKey = `${connection.number}:${body.region}`;
+    let keys = this.imageCursors.get(cursorKey);
+    if (body.after === null || keys === undefined) {
+      keys = region.sortedKeys();
+      this.imageCursors.set(cursorKey, keys);
+    }
+    let start = 0;
+    if (body.after !== null) {
+      // Binary search for the first key after the cursor.
+      let low = 0;
+      let high = keys.length;
+      while (low < high) {
+        const middle = (low + high) >>> 1;
+        if (keys[middle]! <= body.after) low = middle + 1;
+        else high = middle;
+      }
+      start = low;
+    }
+    const limit = Math.max(1, body.limit);
+    const entries: WireEntry[] = [];
+    let index = start;
+    for (; index < keys.length && entries.length < limit; index++) {
+      const entry = region.wireEntry(keys[index]!);
+      if (entry !== undefined) entries.push(entry);
+    }
+    const done = index >= keys.length;
+    if (done) this.imageCursors.delete(cursorKey);
+    reply.ok({ entries, done });
+  }
+
+  private subscribe(connection: Connection, body: RequestBody<'subscribe'>, reply: Reply<'subscribe'>): void {
+    this.requireRegion(body.region);
+    const client = connection.context as ClientState | undefined;
+    if (client === undefined) throw new StraitError('STRAIT_MESSAGE_INVALID', { peer: connection.label, reason: 'only clients subscribe' });
+    if (client.subscriptions.size >= SUBSCRIPTIONS_PER_CONNECTION_MAX) {
+      throw new StraitError('STRAIT_TOO_MANY_IN_FLIGHT', { limit: SUBSCRIPTIONS_PER_CONNECTION_MAX, peer: connection.label });
+    }
+    const subscription: Subscription = { id: this.nextSubscriptionId++, region: body.region, connection };
+    client.subscriptions.set(subscription.id, subscription);
+    let set = this.subscriptionsByRegion.get(body.region);
+    if (set === undefined) {
+      set = new Set();
+      this.subscriptionsByRegion.set(body.region, set);
+    }
+    set.add(subscription);
+    reply.ok({ subscription: subscription.id });
+  }
+}

@@ -1,0 +1,136 @@
+// The registry of every coded error Strait reports. A code is declared once here with its
+// message template, HTTP status and whether retrying the same request may succeed. The same
+// code travels over the wire protocol, the admin HTTP API and the CLI; tests assert codes,
+// never message text.
+//
+// This module is the bottom of the dependency graph: it imports nothing from Strait.
+
+export interface ErrorSpec {
+  /** Message template; `{name}` is replaced by `details.name`. */
+  readonly message: string;
+  /** HTTP status the admin API answers with. */
+  readonly status: number;
+  /** True when the same request, sent again later (possibly elsewhere), may succeed. */
+  readonly retryable: boolean;
+}
+
+function spec(message: string, status: number, retryable: boolean): ErrorSpec {
+  return { message, status, retryable };
+}
+
+export const ERROR_SPECS = {
+  // Wire protocol
+  STRAIT_BAD_MAGIC: spec('peer {peer} did not open with the Strait preamble; closing the connection', 400, false),
+  STRAIT_FRAME_TOO_LARGE: spec('frame of {size} bytes from {peer} exceeds the limit of {limit} bytes; closing the connection', 400, false),
+  STRAIT_FRAME_MALFORMED: spec('frame from {peer} could not be decoded: {reason}; closing the connection', 400, false),
+  STRAIT_MESSAGE_INVALID: spec('message from {peer} is invalid: {reason}', 400, false),
+  STRAIT_PROTOCOL_VERSION: spec('peer {peer} speaks protocol versions {peerMin}..{peerMax}, this member {min}..{max}; upgrade the older side', 400, false),
+  STRAIT_HANDSHAKE_REQUIRED: spec('peer {peer} sent {type} before the handshake', 400, false),
+  STRAIT_SITE_MISMATCH: spec('{peer} belongs to site {peerSite}, this member to site {site}; check --site-id', 400, false),
+  STRAIT_CONNECTION_CLOSED: spec('connection to {peer} closed before the reply to {type}', 503, true),
+  STRAIT_TIMEOUT: spec('{operation} timed out after {timeoutMs} ms', 504, true),
+  STRAIT_ABORTED: spec('{operation} was aborted', 499, false),
+  STRAIT_TOO_MANY_IN_FLIGHT: spec('more than {limit} requests in flight on the connection to {peer}', 503, true),
+
+  // Membership and discovery
+  STRAIT_NO_LOCATOR: spec('no locator answered at {locators}: {reason}', 503, true),
+  STRAIT_NO_SERVER: spec('locator {locator} knows no running server{forRegion}', 503, true),
+  STRAIT_NOT_MEMBER: spec('{member} is not in the current view of site {site}; it must rejoin', 503, true),
+  STRAIT_NAME_IN_USE: spec('a member named {name} is already in the view of site {site} at {address}', 409, false),
+  STRAIT_NOT_READY: spec('{member} is not ready yet ({state})', 503, true),
+
+  // Regions
+  STRAIT_REGION_NOT_FOUND: spec('region {region} does not exist on {member}', 404, false),
+  STRAIT_REGION_EXISTS: spec('region {region} already exists on {member} with different settings', 409, false),
+  STRAIT_REGION_INVALID: spec('region {region}: {reason}', 400, false),
+  STRAIT_KEY_INVALID: spec('key must be a non-empty string of at most {limit} bytes', 400, false),
+  STRAIT_VALUE_TOO_LARGE: spec('value of {size} bytes exceeds the limit of {limit} bytes', 413, false),
+  STRAIT_REPLICATION_FAILED: spec('replication of {region}/{key} to {member} failed: {reason}', 503, true),
+  STRAIT_STORAGE: spec('storage failure at {path}: {reason}', 500, false),
+
+  // Configuration and the CLI
+  STRAIT_CONFIG_INVALID: spec('{source}: {key}: {reason}', 400, false),
+  STRAIT_CONFIG_UNKNOWN_KEY: spec('{source}: unknown key {key}{hint}', 400, false),
+  STRAIT_ADDRESS_INVALID: spec('address {address} is not host[port] or host:port', 400, false),
+  STRAIT_PORT_IN_USE: spec('{address} is already in use by another process; choose another port', 409, false),
+  STRAIT_BIND_FAILED: spec('could not listen on {address}: {reason}', 500, false),
+  STRAIT_START_FAILED: spec('{member} did not start: {reason}', 500, false),
+  STRAIT_NOT_RUNNING: spec('no running member in {dir}: {reason}', 404, false),
+  STRAIT_ALREADY_RUNNING: spec('a member is already running in {dir} with pid {pid}', 409, false),
+  STRAIT_USAGE: spec('{reason}; see strait --help', 400, false),
+
+  // Admin API
+  STRAIT_UNAUTHORIZED: spec('missing or wrong token', 401, false),
+  STRAIT_BAD_REQUEST: spec('{reason}', 400, false),
+  STRAIT_ROUTE_NOT_FOUND: spec('no route {method} {url}; see docs/CLI.md for the admin API', 404, false),
+  STRAIT_INTERNAL: spec('internal error: {reason}', 500, false),
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERROR_SPECS;
+
+export type ErrorDetails = Readonly<Record<string, string | number | boolean | undefined>>;
+
+function render(template: string, details: ErrorDetails): string {
+  return template.replace(/\{(\w+)\}/g, (_, name: string) => {
+    const value = details[name];
+    return value === undefined ? '' : String(value);
+  });
+}
+
+/** A coded, expected operating condition (peer down, bad input, ...). Not an assertion. */
+export class StraitError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly retryable: boolean;
+  readonly details: ErrorDetails;
+
+  constructor(code: ErrorCode, details: ErrorDetails = {}, options?: { cause?: unknown }) {
+    const errorSpec = ERROR_SPECS[code];
+    super(render(errorSpec.message, details), options);
+    this.name = 'StraitError';
+    this.code = code;
+    this.status = errorSpec.status;
+    this.retryable = errorSpec.retryable;
+    this.details = details;
+  }
+
+  /** The shape an error takes on the wire and in HTTP bodies. */
+  toJSON(): WireError {
+    return { code: this.code, message: this.message, retryable: this.retryable };
+  }
+}
+
+export interface WireError {
+  readonly code: string;
+  readonly message: string;
+  readonly retryable: boolean;
+}
+
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(ERROR_SPECS, code);
+}
+
+/** Rebuilds an error received over the wire; unknown codes (a newer peer) become STRAIT_INTERNAL. */
+export function errorFromWire(wire: WireError): StraitError {
+  if (isErrorCode(wire.code)) {
+    const error = new StraitError(wire.code, {});
+    error.message = wire.message;
+    return error;
+  }
+  return new StraitError('STRAIT_INTERNAL', { reason: `${wire.code}: ${wire.message}` });
+}
+
+export class AssertionFailure extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AssertionFailure';
+  }
+}
+
+/**
+ * Guards an invariant. A failed assertion means this member's state is broken, so it must stop
+ * rather than keep serving or replicating; the runtime turns an AssertionFailure into an exit.
+ */
+export function assert(condition: unknown, message: string): asserts condition {
+  if (!condition) throw new AssertionFailure(message);
+}

@@ -1,0 +1,410 @@
+// One protocol connection over a runtime Stream: preamble, hello/welcome handshake with version
+// negotiation, correlated requests (many in flight), responses and one-way pushes.
+//
+// Callback-driven and I/O-free: bytes come and go through the Stream, time through the
+// Runtime's timers. A protocol violation (bad preamble, oversized or malformed frame, invalid
+// message) sends a coded error frame when possible, logs it, and closes this connection only.
+
+import { StraitError, errorFromWire } from '../errors.ts';
+import type { Runtime, Stream, StreamHandler, Timer, Address } from '../runtime/runtime.ts';
+import { encodeFrame, FrameDecoder, PREAMBLE } from './frame.ts';
+import type { Envelope, PushBody, PushOp, RequestBody, RequestOp, ResponseBody, Role } from './messages.ts';
+import { parseEnvelope, parsePushBody, parseRequestBody, parseResponseBody } from './validate.ts';
+import { PROTOCOL_VERSION, PROTOCOL_VERSION_MIN, negotiateVersion } from './version.ts';
+
+export interface Identity {
+  readonly role: Role;
+  readonly name: string;
+  /** null for clients, which belong to no site. */
+  readonly site: number | null;
+}
+
+export interface PeerIdentity {
+  readonly role: Role;
+  readonly name: string;
+  readonly site: number | null;
+  readonly version: number;
+}
+
+/** Replies to one incoming request; exactly one of the two must be called, once. */
+export interface Reply<Op extends RequestOp> {
+  ok(body: ResponseBody<Op>): void;
+  fail(error: StraitError): void;
+}
+
+export interface IncomingRequest {
+  readonly op: RequestOp;
+  readonly body: unknown;
+}
+
+export interface ConnectionHandler {
+  /** The handshake completed; requests may now flow both ways. */
+  onOpen(connection: Connection): void;
+  /** A validated request. `request.body` matches the op's schema. */
+  onRequest(connection: Connection, request: IncomingRequest, reply: Reply<RequestOp>): void;
+  onPush(connection: Connection, op: PushOp, body: unknown): void;
+  /** Called once. `error` is set unless the close was clean. */
+  onClose(connection: Connection, error: Error | undefined): void;
+}
+
+export interface ConnectionOptions {
+  readonly local: Identity;
+  readonly frameBytesMax: number;
+  readonly requestTimeoutMs: number;
+  /** Requests awaiting a response, at most; more fail with STRAIT_TOO_MANY_IN_FLIGHT. */
+  readonly requestsInFlightMax: number;
+  /**
+   * Sites this side accepts. A server or locator accepts only its own site's members; clients
+   * (site null) are always accepted. undefined = accept any (a client connecting out).
+   */
+  readonly expectedSite?: number;
+}
+
+export type ConnectionState = 'handshaking' | 'open' | 'closed';
+
+interface PendingRequest {
+  readonly op: RequestOp;
+  readonly deadline: number;
+  readonly callback: (error: StraitError | undefined, body: unknown) => void;
+}
+
+let nextConnectionNumber = 0;
+
+export class Connection {
+  readonly runtime: Runtime;
+  readonly stream: Stream;
+  readonly outgoing: boolean;
+  readonly number: number;
+  private readonly options: ConnectionOptions;
+  private readonly handler: ConnectionHandler;
+  private readonly decoder: FrameDecoder;
+  private readonly pending = new Map<number, PendingRequest>();
+  /** Requests issued before the handshake completed, sent once it does. */
+  private queuedFrames: Uint8Array[] = [];
+  private nextRequestId = 1;
+  private sweepTimer: Timer | undefined;
+  private closeError: Error | undefined;
+  state: ConnectionState = 'handshaking';
+  peer: PeerIdentity | undefined;
+  /** Free slot for the owner (e.g. a server's per-client state). */
+  context: unknown;
+
+  private constructor(runtime: Runtime, stream: Stream, outgoing: boolean, options: ConnectionOptions, handler: ConnectionHandler) {
+    this.runtime = runtime;
+    this.stream = stream;
+    this.outgoing = outgoing;
+    this.options = options;
+    this.handler = handler;
+    this.number = ++nextConnectionNumber;
+    this.decoder = new FrameDecoder({ peer: stream.remote, frameBytesMax: options.frameBytesMax, expectPreamble: true });
+  }
+
+  /** Opens a connection to `target`; `handler.onOpen` runs after the handshake. */
+  static open(runtime: Runtime, target: Address, options: ConnectionOptions, handler: ConnectionHandler): Connection {
+    let connection: Connection | undefined;
+    const streamHandler: StreamHandler = {
+      onOpen: () => connection?.sendHello(),
+      onData: (bytes) => connection?.receive(bytes),
+      onDrain: () => {},
+      onClose: (error) => connection?.closed(error),
+    };
+    const stream = runtime.network.connect(target, streamHandler);
+    connection = new Connection(runtime, stream, true, options, handler);
+    connection.startSweep();
+    return connection;
+  }
+
+  /** Takes over an accepted stream; the peer must open with the preamble and hello. */
+  static accept(runtime: Runtime, stream: Stream, options: ConnectionOptions, handler: ConnectionHandler): Connection {
+    const connection = new Connection(runtime, stream, false, options, handler);
+    stream.setHandler({
+      onOpen: () => {},
+      onData: (bytes) => connection.receive(bytes),
+      onDrain: () => {},
+      onClose: (error) => connection.closed(error),
+    });
+    connection.startSweep();
+    return connection;
+  }
+
+  get remote(): string {
+    return this.stream.remote;
+  }
+
+  /** A label for logs: the peer's name when known, else its address. */
+  get label(): string {
+    return this.peer ? `${this.peer.name} (${this.stream.remote})` : this.stream.remote;
+  }
+
+  isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  get requestsInFlight(): number {
+    return this.pending.size;
+  }
+
+  request<Op extends RequestOp>(
+    op: Op,
+    body: RequestBody<Op>,
+    callback: (error: StraitError | undefined, response: ResponseBody<Op> | undefined) => void,
+  ): void {
+    if (this.state === 'closed') {
+      callback(this.closedError(op), undefined);
+      return;
+    }
+    if (this.pending.size >= this.options.requestsInFlightMax) {
+      callback(new StraitError('STRAIT_TOO_MANY_IN_FLIGHT', { limit: this.options.requestsInFlightMax, peer: this.label }), undefined);
+      return;
+    }
+    const id = this.nextRequestId++;
+    this.pending.set(id, {
+      op,
+      deadline: this.runtime.clock.monotonic() + this.options.requestTimeoutMs,
+      callback: callback as PendingRequest['callback'],
+    });
+    this.send({ t: 'req', id, op, body });
+  }
+
+  push<Op extends PushOp>(op: Op, body: PushBody<Op>): void {
+    if (this.state === 'closed') return;
+    this.send({ t: 'push', op, body });
+  }
+
+  /** Closes gracefully: pending requests fail with STRAIT_CONNECTION_CLOSED. */
+  close(): void {
+    if (this.state === 'closed') return;
+    this.stream.close();
+    this.closed(undefined);
+  }
+
+  /** Sends a coded error frame, then closes. Used for protocol violations. */
+  closeWithError(error: StraitError): void {
+    if (this.state === 'closed') return;
+    this.writeFrame({ t: 'error', error: error.toJSON() });
+    this.stream.close();
+    this.closed(error);
+  }
+
+  private startSweep(): void {
+    // One timer per connection checks deadlines, instead of a timer per request: requests
+    // time out in issue order, so the sweep stops at the first one still within its deadline.
+    const intervalMs = Math.max(10, Math.min(1000, Math.floor(this.options.requestTimeoutMs / 4)));
+    const sweep = () => {
+      if (this.state === 'closed') return;
+      const now = this.runtime.clock.monotonic();
+      for (const [id, request] of this.pending) {
+        if (request.deadline > now) break;
+        this.pending.delete(id);
+        request.callback(new StraitError('STRAIT_TIMEOUT', { operation: `${request.op} to ${this.label}`, timeoutMs: this.options.requestTimeoutMs }), undefined);
+      }
+      this.sweepTimer = this.runtime.setTimer(intervalMs, sweep);
+    };
+    this.sweepTimer = this.runtime.setTimer(intervalMs, sweep);
+  }
+
+  private sendHello(): void {
+    if (this.state === 'closed') return;
+    const hello: Envelope = {
+      t: 'hello',
+      versionMin: PROTOCOL_VERSION_MIN,
+      versionMax: PROTOCOL_VERSION,
+      role: this.options.local.role,
+      name: this.options.local.name,
+      site: this.options.local.site,
+    };
+    const frame = encodeFrame(hello);
+    const bytes = new Uint8Array(PREAMBLE.length + frame.length);
+    bytes.set(PREAMBLE, 0);
+    bytes.set(frame, PREAMBLE.length);
+    this.stream.write(bytes);
+  }
+
+  private send(envelope: Envelope): void {
+    const frame = encodeFrame(envelope);
+    if (this.state === 'handshaking') {
+      this.queuedFrames.push(frame);
+      return;
+    }
+    this.stream.write(frame);
+  }
+
+  private writeFrame(envelope: Envelope): void {
+    this.stream.write(encodeFrame(envelope));
+  }
+
+  private receive(bytes: Uint8Array): void {
+    if (this.state === 'closed') return;
+    let bodies: unknown[];
+    try {
+      bodies = this.decoder.push(bytes);
+    } catch (error) {
+      this.protocolViolation(error);
+      return;
+    }
+    for (const body of bodies) {
+      if (this.isClosed()) return;
+      try {
+        this.dispatch(parseEnvelope(body, this.stream.remote));
+      } catch (error) {
+        this.protocolViolation(error);
+        return;
+      }
+    }
+  }
+
+  private protocolViolation(error: unknown): void {
+    if (!(error instanceof StraitError)) throw error;
+    this.runtime.log.warn(
+      { code: error.code, peer: this.stream.remote, connection: this.number },
+      `closing connection from ${this.stream.remote}: ${error.message}`,
+    );
+    this.closeWithError(error);
+  }
+
+  private dispatch(envelope: Envelope): void {
+    switch (envelope.t) {
+      case 'hello':
+        this.onHello(envelope);
+        return;
+      case 'welcome':
+        this.onWelcome(envelope);
+        return;
+      case 'error': {
+        const error = errorFromWire(envelope.error);
+        this.runtime.log.warn({ code: error.code, peer: this.label }, `${this.label} closed the connection: ${error.message}`);
+        this.stream.close();
+        this.closed(error);
+        return;
+      }
+      default:
+        break;
+    }
+    if (this.state !== 'open') {
+      throw new StraitError('STRAIT_HANDSHAKE_REQUIRED', { peer: this.stream.remote, type: envelope.t });
+    }
+    switch (envelope.t) {
+      case 'req':
+        this.onRequest(envelope.id, envelope.op, envelope.body);
+        return;
+      case 'res':
+        this.onResponse(envelope.id, envelope.body, envelope.error);
+        return;
+      case 'push': {
+        const body = parsePushBody(envelope.op, envelope.body, this.stream.remote);
+        this.handler.onPush(this, envelope.op as PushOp, body);
+        return;
+      }
+    }
+  }
+
+  private onHello(hello: Extract<Envelope, { t: 'hello' }>): void {
+    if (this.outgoing || this.state !== 'handshaking') {
+      throw new StraitError('STRAIT_MESSAGE_INVALID', { peer: this.stream.remote, reason: 'unexpected hello' });
+    }
+    const version = negotiateVersion(hello.versionMin, hello.versionMax);
+    if (version === undefined) {
+      throw new StraitError('STRAIT_PROTOCOL_VERSION', {
+        peer: this.stream.remote, peerMin: hello.versionMin, peerMax: hello.versionMax, min: PROTOCOL_VERSION_MIN, max: PROTOCOL_VERSION,
+      });
+    }
+    const expectedSite = this.options.expectedSite;
+    if (expectedSite !== undefined && hello.site !== null && hello.site !== expectedSite) {
+      throw new StraitError('STRAIT_SITE_MISMATCH', { peer: `${hello.name} at ${this.stream.remote}`, peerSite: hello.site, site: expectedSite });
+    }
+    this.peer = { role: hello.role, name: hello.name, site: hello.site, version };
+    const site = this.options.local.site;
+    const bytes = encodeFrame({ t: 'welcome', version, role: this.options.local.role, name: this.options.local.name, site });
+    const out = new Uint8Array(PREAMBLE.length + bytes.length);
+    out.set(PREAMBLE, 0);
+    out.set(bytes, PREAMBLE.length);
+    this.stream.write(out);
+    this.opened();
+  }
+
+  private onWelcome(welcome: Extract<Envelope, { t: 'welcome' }>): void {
+    if (!this.outgoing || this.state !== 'handshaking') {
+      throw new StraitError('STRAIT_MESSAGE_INVALID', { peer: this.stream.remote, reason: 'unexpected welcome' });
+    }
+    if (welcome.version < PROTOCOL_VERSION_MIN || welcome.version > PROTOCOL_VERSION) {
+      throw new StraitError('STRAIT_PROTOCOL_VERSION', {
+        peer: this.stream.remote, peerMin: welcome.version, peerMax: welcome.version, min: PROTOCOL_VERSION_MIN, max: PROTOCOL_VERSION,
+      });
+    }
+    this.peer = { role: welcome.role, name: welcome.name, site: welcome.site, version: welcome.version };
+    this.opened();
+  }
+
+  private opened(): void {
+    this.state = 'open';
+    const queued = this.queuedFrames;
+    this.queuedFrames = [];
+    for (const frame of queued) this.stream.write(frame);
+    this.handler.onOpen(this);
+  }
+
+  private onRequest(id: number, op: string, rawBody: unknown): void {
+    let replied = false;
+    const reply: Reply<RequestOp> = {
+      ok: (body) => {
+        if (replied || this.state === 'closed') return;
+        replied = true;
+        this.send({ t: 'res', id, body });
+      },
+      fail: (error) => {
+        if (replied || this.state === 'closed') return;
+        replied = true;
+        this.send({ t: 'res', id, error: error.toJSON() });
+      },
+    };
+    let parsed: IncomingRequest;
+    try {
+      parsed = parseRequestBody(op, rawBody, this.stream.remote) as IncomingRequest;
+    } catch (error) {
+      // A bad request body is answered, not fatal to the connection: the frame itself was fine.
+      if (error instanceof StraitError) {
+        reply.fail(error);
+        return;
+      }
+      throw error;
+    }
+    this.handler.onRequest(this, parsed, reply);
+  }
+
+  private onResponse(id: number, body: unknown, wireError: { code: string; message: string; retryable: boolean } | undefined): void {
+    const request = this.pending.get(id);
+    if (request === undefined) return; // timed out already
+    this.pending.delete(id);
+    if (wireError !== undefined) {
+      request.callback(errorFromWire(wireError), undefined);
+      return;
+    }
+    let parsed: unknown;
+    try {
+      parsed = parseResponseBody(request.op, body, this.stream.remote);
+    } catch (error) {
+      if (error instanceof StraitError) {
+        request.callback(error, undefined);
+        return;
+      }
+      throw error;
+    }
+    request.callback(undefined, parsed);
+  }
+
+  private closedError(op: string): StraitError {
+    return new StraitError('STRAIT_CONNECTION_CLOSED', { peer: this.label, type: op }, { cause: this.closeError });
+  }
+
+  private closed(error: Error | undefined): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.closeError = error;
+    this.sweepTimer?.cancel();
+    this.queuedFrames = [];
+    const pending = [...this.pending.values()];
+    this.pending.clear();
+    for (const request of pending) request.callback(this.closedError(request.op), undefined);
+    this.handler.onClose(this, error);
+  }
+}

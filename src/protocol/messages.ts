@@ -1,0 +1,221 @@
+// The schemas of every message in Strait's wire protocol, as TypeBox schemas (JSON Schema with
+// static TypeScript types). A frame body is one of the envelopes below; request, response and
+// push bodies are validated per operation. `protocol-fingerprint.test.ts` hashes this table:
+// any change to it fails until PROTOCOL_VERSION is bumped in version.ts.
+
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+
+const Uint = (options: { maximum?: number } = {}) => Type.Integer({ minimum: 0, ...options });
+const Name = Type.String({ minLength: 1, maxLength: 256 });
+const Key = Type.String({ minLength: 1, maxLength: 4096 });
+const SiteId = Type.Integer({ minimum: 1, maximum: 255 });
+
+export const Role = Type.Union([
+  Type.Literal('locator'),
+  Type.Literal('server'),
+  Type.Literal('client'),
+  Type.Literal('admin'),
+]);
+export type Role = Static<typeof Role>;
+
+export const WireAddress = Type.Object(
+  { host: Type.String({ minLength: 1, maxLength: 255 }), port: Uint({ maximum: 65535 }) },
+  { additionalProperties: false },
+);
+
+/**
+ * Orders every write to a key: origin site, wall-clock timestamp at the origin, the member that
+ * made it and that member's counter. Last writer wins by timestamp; ties broken by site, then
+ * member, then counter, so every replica picks the same winner whatever the arrival order.
+ */
+export const VersionTag = Type.Tuple([SiteId, Uint(), Name, Uint()]);
+export type VersionTag = Static<typeof VersionTag>;
+
+export const RegionType = Type.Union([Type.Literal('replicate')]);
+
+export const RegionSpec = Type.Object(
+  {
+    name: Name,
+    type: RegionType,
+    persistent: Type.Boolean(),
+  },
+  { additionalProperties: false },
+);
+export type RegionSpec = Static<typeof RegionSpec>;
+
+export const MemberInfo = Type.Object(
+  {
+    /** Unique for this incarnation of the member: name plus a random suffix. */
+    id: Name,
+    name: Name,
+    role: Type.Union([Type.Literal('locator'), Type.Literal('server')]),
+    site: SiteId,
+    /** Where peers and clients connect (the advertised address). */
+    address: WireAddress,
+    /** Admin HTTP API, when the member runs one. */
+    httpAddress: Type.Optional(WireAddress),
+    /** Regions this member hosts. */
+    regions: Type.Array(Name, { maxItems: 10_000 }),
+    pid: Type.Optional(Uint()),
+  },
+  { additionalProperties: false },
+);
+export type MemberInfo = Static<typeof MemberInfo>;
+
+export const ViewMember = Type.Object(
+  {
+    info: MemberInfo,
+    /** Join order within the view lineage; the lowest-numbered locator coordinates. */
+    joinSeq: Uint(),
+    /** Clients connected, reported in heartbeats; the locator balances clients by it. */
+    load: Uint(),
+    /** True once the member has its regions' initial images and serves clients. */
+    ready: Type.Boolean(),
+  },
+  { additionalProperties: false },
+);
+export type ViewMember = Static<typeof ViewMember>;
+
+export const View = Type.Object(
+  {
+    site: SiteId,
+    /** Strictly increasing within a lineage. */
+    id: Uint(),
+    /** Identifies the lineage: the member id of the locator that created view 1 and when. */
+    lineage: Type.Tuple([Uint(), Name]),
+    coordinator: Name,
+    members: Type.Array(ViewMember, { maxItems: 10_000 }),
+    /** Members that left cleanly or crashed since the previous view, for logs and status. */
+    departed: Type.Array(
+      Type.Object(
+        { id: Name, name: Name, reason: Type.Union([Type.Literal('left'), Type.Literal('crashed')]) },
+        { additionalProperties: false },
+      ),
+      { maxItems: 10_000 },
+    ),
+  },
+  { additionalProperties: false },
+);
+export type View = Static<typeof View>;
+
+export const WireErrorSchema = Type.Object(
+  { code: Type.String({ maxLength: 64 }), message: Type.String({ maxLength: 8192 }), retryable: Type.Boolean() },
+  { additionalProperties: false },
+);
+
+const Empty = Type.Object({}, { additionalProperties: false });
+
+/** A region entry as it travels between servers: the value is absent for a tombstone. */
+export const WireEntry = Type.Tuple([Key, Type.Union([Type.Uint8Array(), Type.Null()]), VersionTag]);
+export type WireEntry = Static<typeof WireEntry>;
+
+/** Request operations: body schema and response schema. */
+export const REQUESTS = {
+  // Any member
+  ping: { body: Empty, response: Empty },
+  memberInfo: { body: Empty, response: Type.Object({ info: MemberInfo, state: Type.String(), viewId: Uint() }) },
+
+  // Locator
+  join: { body: Type.Object({ info: MemberInfo }, { additionalProperties: false }), response: Type.Object({ view: View }) },
+  leave: { body: Type.Object({ id: Name }, { additionalProperties: false }), response: Empty },
+  heartbeat: {
+    body: Type.Object({ id: Name, viewId: Uint(), load: Uint(), ready: Type.Boolean() }, { additionalProperties: false }),
+    response: Type.Object({ responder: Type.String({ maxLength: 256 }), viewId: Uint(), member: Type.Boolean(), coordinator: Type.Boolean() }),
+  },
+  /** Any locator: its current view (null while it has none) and its own identity and state. */
+  getView: { body: Empty, response: Type.Object({ view: Type.Union([View, Type.Null()]), self: MemberInfo, state: Type.String({ maxLength: 32 }) }) },
+  locate: {
+    body: Type.Object({ region: Type.Optional(Name), exclude: Type.Optional(Type.Array(Name, { maxItems: 1000 })) }, { additionalProperties: false }),
+    response: Type.Object({ servers: Type.Array(Type.Object({ name: Name, address: WireAddress }), { maxItems: 10_000 }) }),
+  },
+
+  // Server: region operations for clients
+  get: { body: Type.Object({ region: Name, key: Key }, { additionalProperties: false }), response: Type.Object({ value: Type.Union([Type.Uint8Array(), Type.Null()]) }) },
+  put: { body: Type.Object({ region: Name, key: Key, value: Type.Uint8Array() }, { additionalProperties: false }), response: Empty },
+  putAll: {
+    body: Type.Object({ region: Name, entries: Type.Array(Type.Tuple([Key, Type.Uint8Array()]), { maxItems: 100_000 }) }, { additionalProperties: false }),
+    response: Empty,
+  },
+  remove: { body: Type.Object({ region: Name, key: Key }, { additionalProperties: false }), response: Type.Object({ existed: Type.Boolean() }) },
+  keys: { body: Type.Object({ region: Name }, { additionalProperties: false }), response: Type.Object({ keys: Type.Array(Key) }) },
+  size: { body: Type.Object({ region: Name }, { additionalProperties: false }), response: Type.Object({ size: Uint() }) },
+  subscribe: { body: Type.Object({ region: Name }, { additionalProperties: false }), response: Type.Object({ subscription: Uint() }) },
+  unsubscribe: { body: Type.Object({ subscription: Uint() }, { additionalProperties: false }), response: Empty },
+  listRegions: { body: Empty, response: Type.Object({ regions: Type.Array(Type.Object({ spec: RegionSpec, size: Uint() })) }) },
+  createRegion: { body: Type.Object({ spec: RegionSpec }, { additionalProperties: false }), response: Type.Object({ created: Type.Boolean() }) },
+
+  // Server ↔ server
+  replicate: {
+    body: Type.Object({ region: Name, entries: Type.Array(WireEntry, { maxItems: 100_000 }) }, { additionalProperties: false }),
+    response: Empty,
+  },
+  image: {
+    body: Type.Object({ region: Name, viewId: Uint(), after: Type.Union([Key, Type.Null()]), limit: Uint({ maximum: 100_000 }) }, { additionalProperties: false }),
+    response: Type.Object({ entries: Type.Array(WireEntry), done: Type.Boolean() }),
+  },
+} as const satisfies Record<string, { body: TSchema; response: TSchema }>;
+
+export type RequestOp = keyof typeof REQUESTS;
+export type RequestBody<Op extends RequestOp> = Static<(typeof REQUESTS)[Op]['body']>;
+export type ResponseBody<Op extends RequestOp> = Static<(typeof REQUESTS)[Op]['response']>;
+
+/** One-way messages. */
+export const PUSHES = {
+  /** Locator → members: a new view was installed. */
+  view: Type.Object({ view: View }, { additionalProperties: false }),
+  /** Server → client: a change applied to a subscribed region. */
+  event: Type.Object(
+    {
+      subscription: Uint(),
+      region: Name,
+      key: Key,
+      value: Type.Union([Type.Uint8Array(), Type.Null()]),
+      tag: VersionTag,
+    },
+    { additionalProperties: false },
+  ),
+} as const satisfies Record<string, TSchema>;
+
+export type PushOp = keyof typeof PUSHES;
+export type PushBody<Op extends PushOp> = Static<(typeof PUSHES)[Op]>;
+
+/** The frames of a connection. `hello` / `welcome` open it; then requests, responses, pushes. */
+export const ENVELOPES = {
+  hello: Type.Object(
+    {
+      t: Type.Literal('hello'),
+      versionMin: Uint(),
+      versionMax: Uint(),
+      role: Role,
+      name: Name,
+      site: Type.Union([SiteId, Type.Null()]),
+    },
+    { additionalProperties: false },
+  ),
+  welcome: Type.Object(
+    { t: Type.Literal('welcome'), version: Uint(), role: Role, name: Name, site: Type.Union([SiteId, Type.Null()]) },
+    { additionalProperties: false },
+  ),
+  request: Type.Object(
+    { t: Type.Literal('req'), id: Uint(), op: Type.String({ maxLength: 64 }), body: Type.Unknown() },
+    { additionalProperties: false },
+  ),
+  response: Type.Object(
+    { t: Type.Literal('res'), id: Uint(), body: Type.Optional(Type.Unknown()), error: Type.Optional(WireErrorSchema) },
+    { additionalProperties: false },
+  ),
+  push: Type.Object(
+    { t: Type.Literal('push'), op: Type.String({ maxLength: 64 }), body: Type.Unknown() },
+    { additionalProperties: false },
+  ),
+  /** Sent before closing a connection for a protocol error, so the peer can log the code. */
+  error: Type.Object({ t: Type.Literal('error'), error: WireErrorSchema }, { additionalProperties: false }),
+} as const;
+
+export type Hello = Static<typeof ENVELOPES.hello>;
+export type Welcome = Static<typeof ENVELOPES.welcome>;
+export type RequestEnvelope = Static<typeof ENVELOPES.request>;
+export type ResponseEnvelope = Static<typeof ENVELOPES.response>;
+export type PushEnvelope = Static<typeof ENVELOPES.push>;
+export type ErrorEnvelope = Static<typeof ENVELOPES.error>;
+export type Envelope = Hello | Welcome | RequestEnvelope | ResponseEnvelope | PushEnvelope | ErrorEnvelope;

@@ -1,0 +1,21 @@
+// Wire protocol versions.
+//
+// History (newest last; never edit a released entry):
+//   1 — 2026-11: preamble "STRT", length-prefixed msgpack frames, hello/welcome handshake,
+//       correlated request/response, pushes (view, event); membership, regions, replication.
+//
+// A connection speaks the highest version both sides support. A member refuses peers whose
+// range does not overlap its own with STRAIT_PROTOCOL_VERSION, so sites can be upgraded one at
+// a time as long as the new release still lists the old version in its range.
+
+/** The version this build speaks natively. Bump on any change to messages.ts. */
+export const PROTOCOL_VERSION = 1;
+/** The oldest version this build still speaks. */
+export const PROTOCOL_VERSION_MIN = 1;
+
+/** The version to speak with a peer supporting `peerMin..peerMax`, or undefined if none. */
+export function negotiateVersion(peerMin: number, peerMax: number): number | undefined {
+  const version = Math.min(PROTOCOL_VERSION, peerMax);
+  if (version < PROTOCOL_VERSION_MIN || version < peerMin) return undefined;
+  return version;
+}

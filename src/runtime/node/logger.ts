@@ -1,0 +1,78 @@
+// Structured logging for real processes: pino, one JSON object per line, or a human-readable
+// rendering with `pretty`. Secrets that may end up in logged fields (admin tokens, passwords)
+// are replaced before anything is written.
+
+import { pino, type DestinationStream, type LevelWithSilent } from 'pino';
+import pretty from 'pino-pretty';
+import { StraitError } from '../../errors.ts';
+import type { Logger } from '../runtime.ts';
+
+export interface LoggerOptions {
+  /** Written as the `name` field of every line, e.g. the member name. */
+  readonly name: string;
+  /** trace, debug, info (default), warn, error, fatal or silent. */
+  readonly level?: string;
+  /** Human-readable lines instead of JSON; written synchronously. */
+  readonly pretty?: boolean;
+  /** A file to append to (its directory is created); standard output when absent. */
+  readonly destination?: string;
+}
+
+/** A Logger that can also push out lines still buffered for the destination. */
+export interface NodeLogger extends Logger {
+  child(bindings: Readonly<Record<string, unknown>>): NodeLogger;
+  flush(callback?: (error?: Error) => void): void;
+}
+
+const levels: readonly LevelWithSilent[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+/** Field paths whose values never reach a log: top level and one object down. */
+export const redactedPaths: readonly string[] = [
+  'token',
+  'password',
+  'secret',
+  'authorization',
+  '*.token',
+  '*.password',
+  '*.secret',
+  '*.authorization',
+];
+
+function isLevel(level: string): level is LevelWithSilent {
+  return (levels as readonly string[]).includes(level);
+}
+
+/** Creates the process logger. Throws STRAIT_CONFIG_INVALID for an unknown level. */
+export function createLogger(options: LoggerOptions): NodeLogger {
+  const level = options.level ?? 'info';
+  if (!isLevel(level)) {
+    throw new StraitError('STRAIT_CONFIG_INVALID', {
+      source: 'logging',
+      key: 'level',
+      reason: `unknown level ${JSON.stringify(level)}; use one of ${levels.join(', ')}`,
+    });
+  }
+  let stream: DestinationStream;
+  if (options.pretty === true) {
+    stream = pretty({
+      sync: true,
+      colorize: options.destination === undefined && process.stdout.isTTY === true,
+      destination: options.destination ?? 1,
+      mkdir: true,
+      translateTime: 'SYS:standard',
+    });
+  } else if (options.destination !== undefined) {
+    // Asynchronous for throughput; pino flushes it synchronously when the process exits.
+    stream = pino.destination({ dest: options.destination, mkdir: true, sync: false });
+  } else {
+    stream = pino.destination({ dest: 1, sync: false });
+  }
+  return pino(
+    {
+      name: options.name,
+      level,
+      redact: { paths: [...redactedPaths], censor: '[redacted]' },
+    },
+    stream,
+  );
+}

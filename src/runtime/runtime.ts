@@ -1,0 +1,128 @@
+// The one seam between Strait's core and the outside world. Locators, servers, senders and
+// receivers get time, timers, randomness, the network, storage and logging only through a
+// Runtime. Two implementations exist: the Node runtime (src/runtime/node/) for real processes
+// and the simulated runtime (src/sim/) that runs many members deterministically from one seed.
+//
+// Everything here is callback-driven: a handler runs to completion, the core never awaits.
+
+import type { StraitError } from '../errors.ts';
+
+export interface Address {
+  readonly host: string;
+  readonly port: number;
+}
+
+export function formatAddress(address: Address): string {
+  return `${address.host}[${address.port}]`;
+}
+
+export interface Clock {
+  /** Wall-clock milliseconds since the epoch; used for version tags and lag. May jump. */
+  now(): number;
+  /** Milliseconds from an arbitrary origin that never goes backwards; used for timeouts. */
+  monotonic(): number;
+}
+
+export interface Random {
+  /** Uniform in [0, 1). */
+  next(): number;
+  /** Uniform integer in [0, bound). */
+  int(bound: number): number;
+}
+
+export interface Timer {
+  cancel(): void;
+}
+
+/** Receives the events of one byte stream. Exactly one `onClose` ends every stream. */
+export interface StreamHandler {
+  /** The outgoing connection is established (not called for accepted streams). */
+  onOpen(): void;
+  onData(bytes: Uint8Array): void;
+  /** The write buffer drained below its high-water mark after `write` returned false. */
+  onDrain(): void;
+  /** The stream closed; `error` says why when it was not a clean close. */
+  onClose(error: Error | undefined): void;
+}
+
+/** A reliable, ordered byte stream (TCP, or a simulated equivalent). */
+export interface Stream {
+  /** The peer's address as text, for logs and errors. */
+  readonly remote: string;
+  /** Queues bytes; returns false when the caller should wait for `onDrain`. */
+  write(bytes: Uint8Array): boolean;
+  /** Flushes what was written, then closes. Idempotent. */
+  close(): void;
+  /** Closes at once, discarding unsent bytes. Idempotent. */
+  destroy(error?: Error): void;
+  setHandler(handler: StreamHandler): void;
+}
+
+export type ListenResult =
+  | { readonly ok: true; readonly address: Address }
+  | { readonly ok: false; readonly error: StraitError };
+
+export interface Listener {
+  close(): void;
+}
+
+export interface Network {
+  /**
+   * Listens on `bind` (port 0 picks a free port). `ready` is called once with the bound address
+   * or a coded error (STRAIT_PORT_IN_USE, STRAIT_BIND_FAILED). Each accepted stream is handed to
+   * `onStream`, which must call `setHandler` before returning.
+   */
+  listen(bind: Address, onStream: (stream: Stream) => void, ready: (result: ListenResult) => void): Listener;
+  /** Opens a stream; `handler.onOpen` on success, `handler.onClose(error)` on failure. */
+  connect(target: Address, handler: StreamHandler): Stream;
+}
+
+/** One named key → bytes table on this member's disk. */
+export interface Store {
+  get(key: string): Uint8Array | undefined;
+  /** Visible to `get` at once; durable after the next `sync` callback. */
+  put(key: string, value: Uint8Array): void;
+  remove(key: string): void;
+  /** Every entry, in key order. */
+  entries(): Iterable<readonly [string, Uint8Array]>;
+  /** Calls back once every write issued before this call is durable (or failed). */
+  sync(callback: (error: Error | undefined) => void): void;
+}
+
+export interface Storage {
+  /** Opens (creating if needed) the named store. Throws STRAIT_STORAGE. */
+  open(name: string): Store;
+  /** Flushes and releases every open store. */
+  close(callback: (error: Error | undefined) => void): void;
+}
+
+export type LogFields = Readonly<Record<string, unknown>>;
+
+/** A structured logger (pino's shape). Messages name the member, site, address and next step. */
+export interface Logger {
+  debug(fields: LogFields, message: string): void;
+  info(fields: LogFields, message: string): void;
+  warn(fields: LogFields, message: string): void;
+  error(fields: LogFields, message: string): void;
+  child(bindings: LogFields): Logger;
+}
+
+export interface Runtime {
+  readonly clock: Clock;
+  readonly random: Random;
+  setTimer(delayMs: number, callback: () => void): Timer;
+  readonly network: Network;
+  readonly storage: Storage;
+  readonly log: Logger;
+}
+
+/** A logger that drops everything (clients, tests). */
+export const SILENT_LOGGER: Logger = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+  child() {
+    return SILENT_LOGGER;
+  },
+};

@@ -1,0 +1,32 @@
+// `npm run sim -- [--seeds N] [--seed S] [--first S] [--verbose]`: runs site simulations.
+// Each seed is independent and deterministic; a failure prints the seed and how to replay it.
+
+import { parseArgs } from 'node:util';
+import { runSiteSeed } from './site-simulation.ts';
+
+const { values } = parseArgs({
+  options: {
+    seeds: { type: 'string', default: '20' },
+    seed: { type: 'string' },
+    first: { type: 'string', default: '1' },
+    verbose: { type: 'boolean', default: false },
+    'workload-ms': { type: 'string', default: '20000' },
+  },
+});
+
+const seeds: number[] = values.seed !== undefined
+  ? [Number(values.seed)]
+  : Array.from({ length: Number(values.seeds) }, (_, index) => Number(values.first) + index);
+const workloadMs = Number(values['workload-ms']);
+let failed = 0;
+for (const seed of seeds) {
+  try {
+    console.log(await runSiteSeed(seed, { workloadMs, log: values.verbose ? 'print' : 'collect' }));
+  } catch (error) {
+    failed += 1;
+    console.error(`seed ${seed}: FAILED\n${error instanceof Error ? error.message : String(error)}`);
+    if (seeds.length === 1) break;
+  }
+}
+console.log(`${seeds.length - failed} passed, ${failed} failed`);
+process.exitCode = failed > 0 ? 1 : 0;
