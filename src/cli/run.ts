@@ -16,7 +16,7 @@ import { Locator } from '../core/locator.ts';
 import { Server } from '../core/server.ts';
 import { createNodeRuntime } from '../runtime/node/node-runtime.ts';
 import { createLogger, type NodeLogger } from '../runtime/node/logger.ts';
-import { formatAddress, type Address, type Runtime } from '../runtime/runtime.ts';
+import { formatAddress, type Address } from '../runtime/runtime.ts';
 import {
   DATA_DIRECTORY_NAME,
   isStraitProcessAlive,
@@ -25,6 +25,7 @@ import {
   removePidIfOwned,
   writeMemberRecord,
   writePid,
+  type ListeningMemberRecord,
   type MemberRecord,
 } from './member-files.ts';
 
@@ -64,7 +65,8 @@ function listenError(error: unknown, bind: Address): StraitError {
 }
 
 /**
- * Runs the member until it is told to stop. Never returns normally: the process exits 0 after a
+ * Runs the member until it is told to stop. Throws STRAIT_ALREADY_RUNNING when another member
+ * runs in `dir`; otherwise never returns normally: the process exits 0 after a
  * clean leave, 1 (2 for a configuration error) when it could not start, 70 on a fatal error.
  */
 export async function runMember(config: MemberConfig, options: RunOptions): Promise<void> {
@@ -72,13 +74,17 @@ export async function runMember(config: MemberConfig, options: RunOptions): Prom
   const startedAt = new Date().toISOString();
   const pidFile = pidFilePath(dir, config.role);
   mkdirSync(dir, { recursive: true });
+  // The other member owns member.json and the pid file: leave both alone.
+  const otherPid = readPid(pidFile);
+  if (otherPid !== undefined && otherPid !== process.pid && isStraitProcessAlive(otherPid)) {
+    throw new StraitError('STRAIT_ALREADY_RUNNING', { dir, pid: otherPid });
+  }
 
   const logger: NodeLogger = createLogger({
     name: config.name,
     level: config.logLevel,
     pretty: (config.logFormat ?? 'pretty') === 'pretty',
   });
-  const log = logger;
 
   const failed = (error: unknown): MemberRecord => ({
     role: config.role,
@@ -99,7 +105,7 @@ export async function runMember(config: MemberConfig, options: RunOptions): Prom
   const onFatal = (error: unknown): void => {
     if (fatal) return;
     fatal = true;
-    log.error({ err: error, fatal: true }, `${config.name} stops: ${describeError(error).message}; its state can't be trusted, restart it`);
+    logger.error({ err: error, fatal: true }, `${config.name} stops: ${describeError(error).message}; its state can't be trusted, restart it`);
     try {
       writeMemberRecord(dir, failed(error));
     } catch {
@@ -110,27 +116,19 @@ export async function runMember(config: MemberConfig, options: RunOptions): Prom
   process.on('uncaughtException', onFatal);
   process.on('unhandledRejection', onFatal);
 
-  const otherPid = readPid(pidFile);
-  if (otherPid !== undefined && otherPid !== process.pid && isStraitProcessAlive(otherPid)) {
-    const error = new StraitError('STRAIT_ALREADY_RUNNING', { dir, pid: otherPid });
-    log.error({ code: error.code }, error.message);
-    // The other member owns member.json and the pid file: leave both alone.
-    logger.flush(() => process.exit(EXIT_FAILURE));
-    return;
-  }
   writePid(pidFile, process.pid);
 
   const metrics = createMetrics(config.role, config.name, config.core.site);
   const runtime = createNodeRuntime({
     storageDirectory: config.role === 'server' ? join(dir, DATA_DIRECTORY_NAME) : undefined,
-    logger: log,
+    logger,
   });
 
   let member: Member | undefined;
   const app = createAdminServer({
     admin: lateAdmin(config.name, () => member?.admin),
     metricsRegistry: metrics.registry,
-    logger: log,
+    logger,
     token: config.adminToken,
   });
 
@@ -142,7 +140,7 @@ export async function runMember(config: MemberConfig, options: RunOptions): Prom
   };
 
   const failStart = (error: unknown): void => {
-    log.error({ code: describeError(error).code }, `${config.name} did not start: ${describeError(error).message}`);
+    logger.error({ code: describeError(error).code }, `${config.name} did not start: ${describeError(error).message}`);
     writeMemberRecord(dir, failed(error));
     closeAll(() => exit(exitCodeFor(error)));
   };
@@ -160,28 +158,28 @@ export async function runMember(config: MemberConfig, options: RunOptions): Prom
   const sink: MetricsSink = metrics.sink;
   member =
     config.role === 'locator'
-      ? new Locator(runtime as Runtime, { ...config.core, pid: process.pid, httpAddress }, sink)
-      : new Server(runtime as Runtime, { ...config.core, pid: process.pid, httpAddress }, sink);
+      ? new Locator(runtime, { ...config.core, pid: process.pid, httpAddress }, sink)
+      : new Server(runtime, { ...config.core, pid: process.pid, httpAddress }, sink);
   const running = member;
 
   let stopping = false;
   const shutdown = (signal: string): void => {
     if (stopping) {
-      log.warn({ signal }, `${config.name}: second ${signal}, exiting without a clean leave`);
+      logger.warn({ signal }, `${config.name}: second ${signal}, exiting without a clean leave`);
       exit(EXIT_FAILURE);
       return;
     }
     stopping = true;
-    log.info({ signal }, `${config.name}: ${signal} received, leaving the site`);
+    logger.info({ signal }, `${config.name}: ${signal} received, leaving the site`);
     const forced = setTimeout(() => {
-      log.warn({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, `${config.name}: clean leave took longer than ${SHUTDOWN_TIMEOUT_MS} ms; exiting anyway`);
+      logger.warn({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, `${config.name}: clean leave took longer than ${SHUTDOWN_TIMEOUT_MS} ms; exiting anyway`);
       exit(EXIT_FAILURE);
     }, SHUTDOWN_TIMEOUT_MS);
     forced.unref();
     running.stop(() => {
       closeAll(() => {
-        const status = running.admin.status();
         try {
+          const status = running.admin.status();
           writeMemberRecord(dir, {
             role: config.role,
             name: config.name,
@@ -193,9 +191,10 @@ export async function runMember(config: MemberConfig, options: RunOptions): Prom
             startedAt,
           });
         } catch {
-          // The directory may be gone (a test cleaning up); the pid file decides liveness.
+          // Never joined (no status to record), or the directory is gone (a test cleaning up):
+          // the pid file alone decides whether the member runs.
         }
-        log.info({}, `${config.name} stopped`);
+        logger.info({}, `${config.name} stopped`);
         clearTimeout(forced);
         exit(0);
       });
@@ -210,19 +209,20 @@ export async function runMember(config: MemberConfig, options: RunOptions): Prom
       return;
     }
     if (stopping) return;
-    const status = running.admin.status();
-    metrics.setSite(status.info.site);
-    const record: MemberRecord = {
+    // A ready member knows its site (a server learns it from the locator) and advertised address.
+    const { info } = running.admin.status();
+    metrics.setSite(info.site);
+    const record: ListeningMemberRecord = {
       role: config.role,
       name: config.name,
       pid: process.pid,
-      site: status.info.site,
-      address: status.info.address,
+      site: info.site,
+      address: info.address,
       httpAddress,
       state: 'ready',
       startedAt,
     };
     writeMemberRecord(dir, record);
-    log.info({ address: formatAddress(record.address), site: record.site, httpAddress: formatAddress(httpAddress) }, describeReadyMember(record));
+    logger.info({ address: formatAddress(record.address), site: record.site, httpAddress: formatAddress(httpAddress) }, describeReadyMember(record));
   });
 }

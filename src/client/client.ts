@@ -66,7 +66,7 @@ function abortError(operation: string): StraitError {
 }
 
 function isFailover(error: StraitError): boolean {
-  return error.code === 'STRAIT_CONNECTION_CLOSED' || error.code === 'STRAIT_NOT_READY' || error.code === 'STRAIT_TIMEOUT'
+  return error.code === 'STRAIT_CONNECTION_CLOSED' || error.code === 'STRAIT_NOT_READY' || error.code === 'STRAIT_TIMEOUT' || error.code === 'STRAIT_NOT_MEMBER'
     || error.code === 'STRAIT_PROTOCOL_VERSION' || error.code === 'STRAIT_NO_SERVER';
 }
 

@@ -79,6 +79,8 @@ export class Server {
   private imageGeneration = 0;
   /** Keys whose local copy beat the image, pushed back to the others once images complete. */
   private readonly pushBack = new Map<string, Set<string>>();
+  /** Keys some provider's image listed, per region; local keys no image had are pushed back. */
+  private readonly imageSeen = new Map<string, Set<string>>();
   /** Sorted key snapshots served to image requesters, by connection and region. */
   private readonly imageCursors = new Map<string, string[]>();
 
@@ -224,6 +226,9 @@ export class Server {
         // Without a coordinator we can't know whether we are still in the view: stop serving
         // clients (they move to another server) until we are readmitted.
         if (this.state === 'ready' || this.state === 'initializing') this.state = 'joining';
+        // Rejoin as a new incarnation: the coordinator may have removed us meanwhile, and
+        // others must not mistake the newcomer for the member they knew.
+        this.infoValue = { ...this.info, id: this.newMemberId() };
       },
       onJoinRefused: (error) => this.fail(error),
     }, this.log);
@@ -366,8 +371,8 @@ export class Server {
     const abandon = new StraitError('STRAIT_NOT_MEMBER', { member: this.config.name, site: this.info.site });
     for (const channel of this.channels.values()) channel.close(abandon);
     this.channels.clear();
-    // A non-persistent replica may have missed writes while it was out: start it empty.
-    for (const region of this.regions.values()) if (!region.persistent) region.clear();
+    // Keep the data: it may hold acknowledged writes the others lost while we were out. The
+    // fresh images bring what we missed (tombstones included) and we push back what they lack.
     this.infoValue = { ...this.info, id: this.newMemberId() };
     this.state = 'joining';
     this.agent?.join();
@@ -379,6 +384,7 @@ export class Server {
     assert(me !== undefined, 'a view being installed contains this member');
     const providers = serversOf(view).filter((member) => member.joinSeq < me.joinSeq);
     this.pushBack.clear();
+    this.imageSeen.clear();
     if (providers.length === 0) {
       this.becomeReady();
       return;
@@ -388,9 +394,16 @@ export class Server {
     for (const provider of providers) this.learnRegions(generation, provider.info, view.id);
   }
 
+  /** A provider counts while it is in the view and older than us. */
+  private providerGone(provider: MemberInfo): boolean {
+    const current = findMember(this.view, provider.id);
+    const me = this.infoValue === undefined ? undefined : findMember(this.view, this.infoValue.id);
+    return current === undefined || me === undefined || current.joinSeq > me.joinSeq;
+  }
+
   private learnRegions(generation: number, provider: MemberInfo, viewId: number): void {
     if (generation !== this.imageGeneration || this.state !== 'initializing') return;
-    if (findMember(this.view, provider.id) === undefined) {
+    if (this.providerGone(provider)) {
       this.providerDone(generation);
       return;
     }
@@ -420,7 +433,7 @@ export class Server {
 
   private imagePage(generation: number, provider: MemberInfo, viewId: number, regionName: string, after: string | null, done: () => void): void {
     if (generation !== this.imageGeneration || this.state !== 'initializing') return;
-    if (findMember(this.view, provider.id) === undefined) {
+    if (this.providerGone(provider)) {
       done();
       return;
     }
@@ -442,8 +455,14 @@ export class Server {
         return;
       }
       let last = after;
+      let seen = this.imageSeen.get(regionName);
+      if (seen === undefined) {
+        seen = new Set();
+        this.imageSeen.set(regionName, seen);
+      }
       for (const [key, value, tag] of response.entries) {
         last = key;
+        seen.add(key);
         const local = region.entry(key);
         if (local !== undefined && compareTags(local.tag, tag) > 0) {
           this.markPushBack(regionName, key);
@@ -470,16 +489,19 @@ export class Server {
     if (generation !== this.imageGeneration) return;
     this.imagesOutstanding -= 1;
     if (this.imagesOutstanding > 0) return;
-    // Entries only this member had (from its disk) or where its copy is newer go to the others.
-    for (const [regionName, keys] of this.pushBack) {
-      const region = this.regions.get(regionName);
-      if (region === undefined) continue;
-      for (const key of keys) {
+    // Entries only this member had (from its disk, or kept while it was away) or where its
+    // copy is newer go to the others, so every replica converges on the union.
+    for (const [regionName, region] of this.regions) {
+      const seen = this.imageSeen.get(regionName);
+      const won = this.pushBack.get(regionName);
+      for (const key of region.sortedKeys()) {
+        if (seen?.has(key) === true && won?.has(key) !== true) continue;
         const entry = region.wireEntry(key);
         if (entry !== undefined) this.replicate(regionName, entry, undefined);
       }
     }
     this.pushBack.clear();
+    this.imageSeen.clear();
     this.becomeReady();
   }
 

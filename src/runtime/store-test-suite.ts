@@ -169,11 +169,14 @@ export function storeTestSuite(name: string, makeStorage: () => StorageUnderTest
         for (const [key, value] of Object.entries(values)) store.put(key, value);
         for (const [key, value] of Object.entries(values)) assert.deepEqual(valueOf(store, key), [...value]);
         await syncStore(store);
-        for (const [key, value] of Object.entries(values)) {
-          const stored = store.get(key);
+        // Hold every result before comparing: a value must not be a view that a later read reuses.
+        const held = Object.keys(values).map((key) => [key, store.get(key)] as const);
+        const listed = [...store.entries()];
+        for (const [key, stored] of held) {
           assert.ok(stored instanceof Uint8Array);
-          assert.deepEqual([...stored], [...value]);
+          assert.deepEqual([...stored], [...(values[key] ?? [])]);
         }
+        for (const [key, stored] of listed) assert.deepEqual([...stored], [...(values[key] ?? [])]);
         await closeStorage(storage);
         const reopened = reopen();
         const again = reopened.open('binary');
@@ -330,27 +333,31 @@ export function storeTestSuite(name: string, makeStorage: () => StorageUnderTest
         );
         await fc.assert(
           fc.asyncProperty(fc.array(operation, { maxLength: 60 }), async (operations) => {
-            const store = storage.open(`model-${run++}`);
+            // One store for every run (storage may limit how many stores exist); each run
+            // has its own key prefix and looks only at its own keys.
+            const store = storage.open('model');
+            const prefix = `run${String(run++).padStart(5, '0')}-`;
             const model = new Map<string, number[]>();
+            const ownEntries = () => entriesOf(store).filter(([key]) => key.startsWith(prefix));
             for (const step of operations) {
               if (step.kind === 'put') {
-                store.put(`k${step.key}`, step.value);
-                model.set(`k${step.key}`, [...step.value]);
+                store.put(`${prefix}${step.key}`, step.value);
+                model.set(`${prefix}${step.key}`, [...step.value]);
               } else if (step.kind === 'remove') {
-                store.remove(`k${step.key}`);
-                model.delete(`k${step.key}`);
+                store.remove(`${prefix}${step.key}`);
+                model.delete(`${prefix}${step.key}`);
               } else if (step.kind === 'sync') {
                 await syncStore(store);
               } else {
                 // Lets commits land between writes without waiting for them.
                 await new Promise<void>((resolve) => setImmediate(resolve));
               }
-              for (const key of ['k0', 'k1', 'k2']) assert.deepEqual(valueOf(store, key), model.get(key));
+              for (const key of [0, 1, 2].map((index) => `${prefix}${index}`)) assert.deepEqual(valueOf(store, key), model.get(key));
             }
             const expected = [...model.entries()].sort((left, right) => compareUtf8(left[0], right[0]));
-            assert.deepEqual(entriesOf(store), expected);
+            assert.deepEqual(ownEntries(), expected);
             await syncStore(store);
-            assert.deepEqual(entriesOf(store), expected);
+            assert.deepEqual(ownEntries(), expected);
           }),
           { numRuns: 40 },
         );

@@ -1,7 +1,13 @@
 // Structured logging for real processes: pino, one JSON object per line, or a human-readable
 // rendering with `pretty`. Secrets that may end up in logged fields (admin tokens, passwords)
 // are replaced before anything is written.
+//
+// Lines are written synchronously: a member that stops on a failed assertion must leave its
+// last lines behind, and Strait logs events (joins, failures, state changes), not every
+// operation, so the write cost does not matter.
 
+import { mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { pino, type DestinationStream, type LevelWithSilent } from 'pino';
 import pretty from 'pino-pretty';
 import { StraitError } from '../../errors.ts';
@@ -18,7 +24,7 @@ export interface LoggerOptions {
   readonly destination?: string;
 }
 
-/** A Logger that can also push out lines still buffered for the destination. */
+/** A Logger that can also push out lines still buffered for the destination (none when sync). */
 export interface NodeLogger extends Logger {
   child(bindings: Readonly<Record<string, unknown>>): NodeLogger;
   flush(callback?: (error?: Error) => void): void;
@@ -37,6 +43,19 @@ export const redactedPaths: readonly string[] = [
   '*.secret',
   '*.authorization',
 ];
+
+function openLogFile(path: string): number {
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    return openSync(path, 'a');
+  } catch (error) {
+    throw new StraitError(
+      'STRAIT_CONFIG_INVALID',
+      { source: 'logging', key: 'destination', reason: `cannot open ${path}: ${(error as { code?: string }).code ?? String(error)}` },
+      { cause: error },
+    );
+  }
+}
 
 function isLevel(level: string): level is LevelWithSilent {
   return (levels as readonly string[]).includes(level);
@@ -62,10 +81,10 @@ export function createLogger(options: LoggerOptions): NodeLogger {
       translateTime: 'SYS:standard',
     });
   } else if (options.destination !== undefined) {
-    // Asynchronous for throughput; pino flushes it synchronously when the process exits.
-    stream = pino.destination({ dest: options.destination, mkdir: true, sync: false });
+    // Opened here so a bad path fails at startup, naming the option.
+    stream = pino.destination({ dest: openLogFile(options.destination), sync: true });
   } else {
-    stream = pino.destination({ dest: 1, sync: false });
+    stream = pino.destination({ dest: 1, sync: true });
   }
   return pino(
     {

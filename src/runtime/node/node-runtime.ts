@@ -109,8 +109,10 @@ class NodeStream implements Stream {
       this.#deliverClose();
       return;
     }
-    // Attaching the data listener starts reading (for accepted sockets, for the first time).
     this.#socket.on('data', (chunk: Buffer) => this.#handler?.onData(chunk));
+    // Accepted sockets start paused (readableFlowing false), so the listener alone does not
+    // start reading.
+    this.#socket.resume();
   }
 
   write(bytes: Uint8Array): boolean {

@@ -1,0 +1,224 @@
+// Drives the real `strait` command as a user would: background members in temporary
+// directories, client commands through the locator, and the coded failures acceptance scripts
+// rely on. Every process a test starts is killed by pid in `after`, even when a test fails.
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { createServer, type Server as NetServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const BIN = fileURLToPath(new URL('../../bin/strait.js', import.meta.url));
+/** Generous: a slow CI machine must not turn a working start into a failure. */
+const COMMAND_TIMEOUT_MS = 90_000;
+
+interface Result {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function strait(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { timeout: COMMAND_TIMEOUT_MS, env: { ...process.env, ...env } }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+const root = mkdtempSync(join(tmpdir(), 'strait-cli-test-'));
+/** Member directories whose pid files `after` checks. */
+const memberDirs: string[] = [];
+
+function memberDir(name: string): string {
+  const dir = join(root, name);
+  mkdirSync(dir, { recursive: true });
+  memberDirs.push(dir);
+  return dir;
+}
+
+function killLeftovers(): void {
+  for (const dir of memberDirs) {
+    for (const role of ['locator', 'server']) {
+      const pidFile = join(dir, `${role}.pid`);
+      if (!existsSync(pidFile)) continue;
+      const pid = Number(readFileSync(pidFile, 'utf8').trim());
+      if (!Number.isInteger(pid) || pid <= 0) continue;
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+  }
+}
+
+after(() => {
+  killLeftovers();
+  rmSync(root, { recursive: true, force: true });
+});
+
+function assertOk(result: Result, what: string): void {
+  assert.equal(result.code, 0, `${what} failed (${result.code}):\n${result.stdout}\n${result.stderr}`);
+}
+
+interface Started {
+  readonly address: { host: string; port: number };
+  readonly httpAddress: { host: string; port: number };
+  readonly pid: number;
+  readonly site: number;
+}
+
+async function start(role: 'locator' | 'server', name: string, args: readonly string[]): Promise<Started> {
+  const dir = memberDir(name);
+  const result = await strait(['start', role, '--name', name, '--dir', dir, '--bind-address', '127.0.0.1', '--json', ...args]);
+  assertOk(result, `start ${role} ${name}`);
+  return JSON.parse(result.stdout) as Started;
+}
+
+describe('strait CLI with a running site', () => {
+  let locator: Started;
+  let locatorAddress: string;
+
+  before(async () => {
+    locator = await start('locator', 'locator-1', ['--port', '0', '--site-id', '3']);
+    locatorAddress = `${locator.address.host}[${locator.address.port}]`;
+    const serverDir = memberDir('server1-1');
+    writeFileSync(join(serverDir, 'strait.yaml'), 'regions:\n  TEST: { type: replicate }\n');
+    await start('server', 'server1-1', ['--server-port', '0', '--locators', locatorAddress]);
+  });
+
+  after(() => killLeftovers());
+
+  it('start wrote the pid file and member.json of each member', () => {
+    const dir = join(root, 'locator-1');
+    assert.equal(Number(readFileSync(join(dir, 'locator.pid'), 'utf8').trim()), locator.pid);
+    const record = JSON.parse(readFileSync(join(dir, 'member.json'), 'utf8'));
+    assert.equal(record.state, 'ready');
+    assert.equal(record.site, 3);
+    assert.ok(existsSync(join(dir, 'locator-1.log')));
+  });
+
+  it('puts then gets a value through the locator, host[port] and host:port alike', async () => {
+    assertOk(await strait(['put', '--locator', locatorAddress, '--region', 'TEST', '--key', 'k1', '--value', 'hello world']), 'put');
+    const got = await strait(['get', '--locator', `${locator.address.host}:${locator.address.port}`, '--region', 'TEST', '--key', 'k1']);
+    assertOk(got, 'get');
+    assert.equal(got.stdout, 'hello world\n');
+    const json = await strait(['get', '--locator', locatorAddress, '--region', 'TEST', '--key', 'k1', '--json']);
+    assert.equal(JSON.parse(json.stdout), 'hello world');
+  });
+
+  it('get of a missing key exits 1', async () => {
+    const result = await strait(['get', '--locator', locatorAddress, '--region', 'TEST', '--key', 'absent']);
+    assert.equal(result.code, 1);
+    assert.equal(result.stdout, '');
+  });
+
+  it('remove deletes the key', async () => {
+    assertOk(await strait(['put', '--locator', locatorAddress, '--region', 'TEST', '--key', 'k2', '--value', 'v']), 'put');
+    const removed = await strait(['remove', '--locator', locatorAddress, '--region', 'TEST', '--key', 'k2', '--json']);
+    assertOk(removed, 'remove');
+    assert.equal(JSON.parse(removed.stdout).existed, true);
+    assert.equal((await strait(['get', '--locator', locatorAddress, '--region', 'TEST', '--key', 'k2'])).code, 1);
+  });
+
+  it('status lists both members and the region', async () => {
+    const result = await strait(['status', '--locator', locatorAddress, '--json']);
+    assertOk(result, 'status');
+    const status = JSON.parse(result.stdout);
+    assert.equal(status.site, 3);
+    assert.deepEqual(status.members.map((member: { name: string }) => member.name).sort(), ['locator-1', 'server1-1']);
+    assert.deepEqual(status.members.map((member: { role: string }) => member.role).sort(), ['locator', 'server']);
+    assert.ok(status.regions.some((region: { spec: { name: string } }) => region.spec.name === 'TEST'));
+    const text = await strait(['status', '--locator', locatorAddress]);
+    assertOk(text, 'status (text)');
+    assert.match(text.stdout, /server1-1/);
+  });
+
+  it('list members and regions', async () => {
+    const members = await strait(['list', 'members', '--locator', locatorAddress, '--json']);
+    assertOk(members, 'list members');
+    assert.equal(JSON.parse(members.stdout).length, 2);
+    const regions = await strait(['list', 'regions', '--locator', locatorAddress, '--json']);
+    assertOk(regions, 'list regions');
+    assert.deepEqual(JSON.parse(regions.stdout).map((region: { spec: { name: string } }) => region.spec.name), ['TEST']);
+  });
+
+  it('the admin HTTP API answers', async () => {
+    const response = await fetch(`http://${locator.httpAddress.host}:${locator.httpAddress.port}/health`);
+    assert.equal(response.status, 200);
+    assert.equal(((await response.json()) as { status: string }).status, 'ok');
+  });
+
+  it('refuses to start a second member in the same directory', async () => {
+    const result = await strait(['start', 'locator', '--name', 'locator-1', '--dir', join(root, 'locator-1'), '--port', '0']);
+    assert.notEqual(result.code, 0);
+    assert.match(result.stderr, /STRAIT_ALREADY_RUNNING/);
+  });
+
+  it('stop stops both, then reports STRAIT_NOT_RUNNING', async () => {
+    assertOk(await strait(['stop', 'server', '--dir', join(root, 'server1-1')]), 'stop server');
+    assertOk(await strait(['stop', 'locator', '--dir', join(root, 'locator-1')]), 'stop locator');
+    assert.equal(existsSync(join(root, 'locator-1', 'locator.pid')), false);
+    assert.equal(existsSync(join(root, 'server1-1', 'server.pid')), false);
+    const again = await strait(['stop', 'locator', '--dir', join(root, 'locator-1')]);
+    assert.notEqual(again.code, 0);
+    assert.match(again.stderr, /error STRAIT_NOT_RUNNING/);
+  });
+});
+
+describe('strait CLI failures', () => {
+  it('an unknown key in strait.yaml exits 2 naming the code', async () => {
+    const dir = memberDir('bad-config');
+    writeFileSync(join(dir, 'strait.yaml'), 'name: bad-config\nprot: 10334\n');
+    const result = await strait(['start', 'locator', '--dir', dir]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /^error STRAIT_CONFIG_UNKNOWN_KEY: /m);
+    assert.match(result.stderr, /prot/);
+    assert.equal(existsSync(join(dir, 'locator.pid')), false);
+  });
+
+  it('a bad flag value exits 2 with STRAIT_CONFIG_INVALID', async () => {
+    const result = await strait(['start', 'server', '--name', 's', '--dir', memberDir('bad-flag'), '--locators', 'localhost[1]', '--site-id', '0']);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /^error STRAIT_CONFIG_INVALID: /m);
+  });
+
+  it('an unknown flag exits 2 with STRAIT_USAGE', async () => {
+    const result = await strait(['start', 'locator', '--name', 'x', '--prot', '1']);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /^error STRAIT_USAGE: /m);
+  });
+
+  it('a port in use fails the start with STRAIT_PORT_IN_USE', async () => {
+    const blocker: NetServer = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (blocker.address() as AddressInfo).port;
+      const dir = memberDir('port-in-use');
+      const result = await strait(['start', 'locator', '--name', 'port-in-use', '--dir', dir, '--bind-address', '127.0.0.1', '--port', String(port)]);
+      assert.equal(result.code, 1);
+      assert.match(result.stderr, /^error STRAIT_PORT_IN_USE: /m);
+      assert.equal(existsSync(join(dir, 'locator.pid')), false);
+      assert.equal(JSON.parse(readFileSync(join(dir, 'member.json'), 'utf8')).error.code, 'STRAIT_PORT_IN_USE');
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('stop without a running member exits 1 with STRAIT_NOT_RUNNING', async () => {
+    const result = await strait(['stop', 'server', '--dir', memberDir('nothing')]);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /^error STRAIT_NOT_RUNNING: /m);
+  });
+
+  it('a client command with a bad address exits 2 with STRAIT_ADDRESS_INVALID', async () => {
+    const result = await strait(['get', '--locator', 'host[x]', '--region', 'R', '--key', 'k']);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /^error STRAIT_ADDRESS_INVALID: /m);
+  });
+});
