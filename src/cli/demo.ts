@@ -85,7 +85,10 @@ async function runDemo(): Promise<number> {
   output.out('Press Ctrl-C to stop the site.');
 
   await new Promise<void>((resolve) => {
+    // Signal listeners don't keep Node's event loop alive; this timer does until Ctrl-C.
+    const keepAlive = setInterval(() => {}, 60_000);
     const onSignal = (): void => {
+      clearInterval(keepAlive);
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       resolve();

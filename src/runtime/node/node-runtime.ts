@@ -229,6 +229,12 @@ class NodeNetwork implements Network {
       this.#log.error({ address, error }, `listener on ${address} failed: ${osCode(error)}; it accepts no more connections`);
     });
     server.on('listening', () => {
+      if (listenerClosed || this.#closed) {
+        // Closed while the bind was under way (host names resolve asynchronously).
+        server.close();
+        settle({ ok: false, error: new StraitError('STRAIT_BIND_FAILED', { address, reason: 'the listener was closed before it was bound' }) });
+        return;
+      }
       const bound = server.address() as AddressInfo;
       settle({ ok: true, address: { host: bound.address, port: bound.port } });
     });
@@ -257,11 +263,9 @@ class NodeNetwork implements Network {
         if (listenerClosed) return;
         listenerClosed = true;
         this.#servers.delete(server);
+        // Not yet listening: the 'listening' handler closes it when the bind completes.
         if (server.listening) server.close();
-        else {
-          server.close(() => {});
-          settle({ ok: false, error: new StraitError('STRAIT_BIND_FAILED', { address, reason: 'the listener was closed before it was bound' }) });
-        }
+        else settle({ ok: false, error: new StraitError('STRAIT_BIND_FAILED', { address, reason: 'the listener was closed before it was bound' }) });
       },
     };
   }
