@@ -482,6 +482,7 @@ export class Simulator {
 
   /** Runs events in order until a stop condition holds; see RunOptions. */
   run(options: RunOptions = {}): RunResult {
+    assert(!this.stepping, 'step() or run() called from inside a simulated callback');
     const untilMs = options.untilMs ?? Number.POSITIVE_INFINITY;
     const stepsMax = options.maxSteps ?? runStepsMaxDefault;
     let steps = 0;

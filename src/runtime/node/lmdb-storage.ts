@@ -75,27 +75,41 @@ export class LmdbStorage implements Storage {
     return store;
   }
 
-  /** Waits until every earlier write is on disk, then closes the environment. */
+  /**
+   * Waits until every earlier write is on disk, then closes the environment. Calls back with
+   * STRAIT_STORAGE when a write failed to commit (then not everything written is on disk).
+   */
   close(callback: (error: Error | undefined) => void): void {
     assert(!this.#closed, `lmdb storage ${this.#directory}: closed twice`);
     this.#closed = true;
     const stores = [...this.#stores.values()];
     this.#stores.clear();
-    const failure = (error: unknown): StraitError =>
-      new StraitError('STRAIT_STORAGE', { path: this.#directory, reason: reasonOf(error) }, { cause: error });
+    let closing = false;
+    const closeEnvironment = (flushError: unknown): void => {
+      if (closing) return;
+      closing = true;
+      for (const store of stores) store.invalidate();
+      const storeFailure = stores.find((store) => store.failure !== undefined)?.failure;
+      const failure =
+        flushError === undefined
+          ? storeFailure
+          : new StraitError('STRAIT_STORAGE', { path: this.#directory, reason: reasonOf(flushError) }, { cause: flushError });
+      this.#environment.close().then(
+        () => callback(failure),
+        (error: unknown) =>
+          callback(failure ?? new StraitError('STRAIT_STORAGE', { path: this.#directory, reason: reasonOf(error) }, { cause: error })),
+      );
+    };
+    // A failed commit never settles `flushed`, so a store failure (now or while waiting) ends
+    // the wait too.
+    for (const store of stores) store.onFailure(() => closeEnvironment(undefined));
+    if (stores.some((store) => store.failure !== undefined)) {
+      closeEnvironment(undefined);
+      return;
+    }
     this.#environment.flushed.then(
-      () => {
-        const storeFailure = stores.find((store) => store.failure !== undefined)?.failure;
-        for (const store of stores) store.invalidate();
-        this.#environment.close().then(
-          () => callback(storeFailure),
-          (error: unknown) => callback(failure(error)),
-        );
-      },
-      (error: unknown) => {
-        for (const store of stores) store.invalidate();
-        callback(failure(error));
-      },
+      () => closeEnvironment(undefined),
+      (error: unknown) => closeEnvironment(error),
     );
   }
 }
@@ -126,6 +140,7 @@ class LmdbStore implements Store {
   /** Sync callbacks not yet called, in call order. */
   readonly #waitingSyncs: WaitingSync[] = [];
   #failure: StraitError | undefined;
+  #failureListener: (() => void) | undefined;
   #valid = true;
 
   constructor(path: string, database: Database<Uint8Array, Uint8Array>) {
@@ -139,6 +154,11 @@ class LmdbStore implements Store {
 
   invalidate(): void {
     this.#valid = false;
+  }
+
+  /** Calls `listener` (once) when a write of this store fails to commit. */
+  onFailure(listener: () => void): void {
+    this.#failureListener = listener;
   }
 
   #checkValid(): void {
@@ -279,5 +299,8 @@ class LmdbStore implements Store {
     this.#failure ??= this.#storageError(error);
     const failure = this.#failure;
     for (const waiting of this.#waitingSyncs.splice(0)) waiting.callback(failure);
+    const listener = this.#failureListener;
+    this.#failureListener = undefined;
+    listener?.();
   }
 }

@@ -265,7 +265,7 @@ class NodeNetwork implements Network {
         this.#servers.delete(server);
         // Not yet listening: the 'listening' handler closes it when the bind completes.
         if (server.listening) server.close();
-        else settle({ ok: false, error: new StraitError('STRAIT_BIND_FAILED', { address, reason: 'the listener was closed before it was bound' }) });
+        settle({ ok: false, error: new StraitError('STRAIT_BIND_FAILED', { address, reason: 'the listener was closed before it was bound' }) });
       },
     };
   }
