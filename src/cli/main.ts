@@ -27,6 +27,12 @@ import { registerDemo } from './demo.ts';
 /** Overrides the default locator of client commands (`--locator`). */
 export const LOCATOR_ENVIRONMENT_VARIABLE = 'STRAIT_LOCATOR';
 
+// A reader that stops early (`strait status | head`) closes the pipe: that is not an error.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw error;
+});
+
 const output: Output = {
   out: (text) => process.stdout.write(`${text}\n`),
   err: (text) => process.stderr.write(`${text}\n`),
