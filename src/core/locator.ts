@@ -9,7 +9,7 @@
 // A state machine: handlers run to completion; time and I/O come through the Runtime.
 
 import { StraitError } from '../errors.ts';
-import { Connection, type ConnectionHandler, type ConnectionOptions, type IncomingRequest, type Reply } from '../protocol/connection.ts';
+import { answering, Connection, type ConnectionHandler, type ConnectionOptions, type IncomingRequest, type Reply } from '../protocol/connection.ts';
 import type { MemberInfo, RequestBody, RequestOp, ResponseBody, View } from '../protocol/messages.ts';
 import type { Address, Listener, Logger, Runtime, Timer } from '../runtime/runtime.ts';
 import { formatAddress } from '../runtime/runtime.ts';
@@ -399,12 +399,7 @@ export class Locator {
   // ---- Requests ----
 
   private onRequest(connection: Connection, request: IncomingRequest, reply: Reply<RequestOp>): void {
-    try {
-      this.handle(connection, request, reply);
-    } catch (error) {
-      if (error instanceof StraitError) reply.fail(error);
-      else throw error;
-    }
+    answering(reply, () => this.handle(connection, request, reply));
   }
 
   private handle(connection: Connection, request: IncomingRequest, reply: Reply<RequestOp>): void {

@@ -18,7 +18,7 @@
 // A state machine: handlers run to completion; time and I/O come through the Runtime.
 
 import { StraitError, assert } from '../errors.ts';
-import { Connection, type ConnectionHandler, type ConnectionOptions, type IncomingRequest, type Reply } from '../protocol/connection.ts';
+import { answering, Connection, type ConnectionHandler, type ConnectionOptions, type IncomingRequest, type Reply } from '../protocol/connection.ts';
 import type { MemberInfo, RegionSpec, RequestBody, RequestOp, ResponseBody, VersionTag, View, WireEntry } from '../protocol/messages.ts';
 import type { Address, Listener, Logger, Runtime, Timer } from '../runtime/runtime.ts';
 import { formatAddress } from '../runtime/runtime.ts';
@@ -557,12 +557,7 @@ export class Server {
         reply.fail(error);
       },
     };
-    try {
-      this.handle(connection, request, observed);
-    } catch (error) {
-      if (error instanceof StraitError) observed.fail(error);
-      else throw error;
-    }
+    answering(observed, () => this.handle(connection, request, observed));
   }
 
   private handle(connection: Connection, request: IncomingRequest, reply: Reply<RequestOp>): void {

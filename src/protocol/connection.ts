@@ -32,6 +32,19 @@ export interface Reply<Op extends RequestOp> {
   fail(error: StraitError): void;
 }
 
+/**
+ * Runs a request handler, turning a thrown StraitError (an operating condition such as an
+ * unknown region) into the reply; anything else is a bug and propagates.
+ */
+export function answering(reply: Reply<RequestOp>, handler: () => void): void {
+  try {
+    handler();
+  } catch (error) {
+    if (error instanceof StraitError) reply.fail(error);
+    else throw error;
+  }
+}
+
 export interface IncomingRequest {
   readonly op: RequestOp;
   readonly body: unknown;

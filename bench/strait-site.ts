@@ -1,0 +1,114 @@
+// A real Strait site for the benchmark, started and stopped exactly as a user does: one
+// `strait start locator` and `strait start server` per server, each in its own directory under
+// a temporary root, on free ports (port 0), each server with a strait.yaml declaring the
+// benchmark region; `strait stop` for each at the end.
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Cleanup, describeFailure, runCommand, waitForExit } from './processes.ts';
+
+export const STRAIT_BIN_PATH = fileURLToPath(new URL('../bin/strait.js', import.meta.url));
+export const BENCH_REGION = 'BENCH';
+
+/** `strait start` waits this long for a member to be ready. */
+const START_TIMEOUT_SECONDS = 60;
+/** `strait stop` waits this long for a clean leave, then kills (--force). */
+const STOP_TIMEOUT_SECONDS = 20;
+
+export type MemberRole = 'locator' | 'server';
+
+export interface StartedMember {
+  readonly role: MemberRole;
+  readonly name: string;
+  readonly dir: string;
+  readonly pid: number;
+  /** host[port] */
+  readonly address: string;
+  /** http://host:port of the admin API */
+  readonly adminUrl: string;
+}
+
+export interface StraitSite {
+  readonly root: string;
+  /** The locator, host[port], for `connect({ locators })`. */
+  readonly locators: string;
+  readonly members: readonly StartedMember[];
+}
+
+interface MemberJson {
+  readonly pid: number;
+  readonly name: string;
+  readonly address: { readonly host: string; readonly port: number };
+  readonly httpAddress: { readonly host: string; readonly port: number };
+}
+
+/** `node bin/strait.js …`, the way `npx strait …` runs it. */
+export function strait(args: readonly string[], cwd?: string): ReturnType<typeof runCommand> {
+  return runCommand(process.execPath, [STRAIT_BIN_PATH, ...args], cwd === undefined ? {} : { cwd });
+}
+
+/** The region declaration of every benchmark server: replicated, in memory only. */
+export function benchServerConfig(): string {
+  return `regions:\n  ${BENCH_REGION}: { type: replicate, persistent: false }\n`;
+}
+
+/**
+ * `strait start <role> --json` and its record. The member goes on the cleanup list as soon as
+ * it runs, so it is stopped even if a later step fails.
+ */
+export async function startMember(cleanup: Cleanup, role: MemberRole, name: string, dir: string, flags: readonly string[]): Promise<StartedMember> {
+  const result = await strait(['start', role, '--name', name, '--dir', dir, '--bind-address', '127.0.0.1', '--timeout', String(START_TIMEOUT_SECONDS), '--json', ...flags]);
+  if (result.status !== 0) throw new Error(describeFailure(`strait start ${role} --name ${name}`, result));
+  const record = JSON.parse(result.stdout) as MemberJson;
+  const member: StartedMember = {
+    role,
+    name,
+    dir,
+    pid: record.pid,
+    address: `${record.address.host}[${record.address.port}]`,
+    adminUrl: `http://${record.httpAddress.host}:${record.httpAddress.port}`,
+  };
+  cleanup.add(`${role} ${name}`, member.pid, () => stopMember(member));
+  return member;
+}
+
+/** `strait stop <role> --dir <dir> --force`, then makes sure the pid is gone. */
+export async function stopMember(member: StartedMember): Promise<void> {
+  const result = await strait(['stop', member.role, '--dir', member.dir, '--timeout', String(STOP_TIMEOUT_SECONDS), '--force']);
+  // STRAIT_NOT_RUNNING means it is already gone, which is what we want.
+  if (result.status !== 0 && !result.stderr.includes('STRAIT_NOT_RUNNING')) throw new Error(describeFailure(`strait stop ${member.role} --dir ${member.dir}`, result));
+  if (!(await waitForExit(member.pid, STOP_TIMEOUT_SECONDS * 1000))) throw new Error(`${member.role} ${member.name} (pid ${member.pid}) still runs after strait stop`);
+}
+
+/** Starts a locator and `servers` servers hosting BENCH under `root`. */
+export async function startStraitSite(cleanup: Cleanup, root: string, servers: number): Promise<StraitSite> {
+  const members: StartedMember[] = [];
+  const locator = await startMember(cleanup, 'locator', 'bench-locator', join(root, 'bench-locator'), ['--port', '0']);
+  members.push(locator);
+  for (let index = 1; index <= servers; index++) {
+    const name = `bench-server-${index}`;
+    const dir = join(root, name);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'strait.yaml'), benchServerConfig());
+    members.push(await startMember(cleanup, 'server', name, dir, ['--server-port', '0', '--locators', locator.address]));
+  }
+  return { root, locators: locator.address, members };
+}
+
+/** Stops the servers, then the locator (so it sees clean leaves). */
+export async function stopStraitSite(cleanup: Cleanup, site: StraitSite): Promise<void> {
+  for (const member of [...site.members].reverse()) await cleanup.stop(member.pid);
+}
+
+/** Entries each server holds in `region`, from its admin API (`GET /regions`). */
+export async function regionSizes(site: StraitSite, region: string): Promise<{ name: string; size: number }[]> {
+  const sizes: { name: string; size: number }[] = [];
+  for (const member of site.members) {
+    if (member.role !== 'server') continue;
+    const response = await fetch(`${member.adminUrl}/regions`);
+    const body = (await response.json()) as { regions: { spec: { name: string }; size: number }[] };
+    sizes.push({ name: member.name, size: body.regions.find((entry) => entry.spec.name === region)?.size ?? 0 });
+  }
+  return sizes;
+}
