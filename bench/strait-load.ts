@@ -88,3 +88,34 @@ export async function warmUp(region: ClientRegion<string>, workload: Workload, p
   await runLoad(region, workload, 'put', Math.min(2000, workload.keys.length), 1);
   await runLoad(region, workload, 'get', Math.min(2000, workload.keys.length), 1);
 }
+
+/** Like runLoad, but for a duration instead of a count (the profiling step). */
+export async function runLoadForSeconds(region: ClientRegion<string>, workload: Workload, operation: Operation, seconds: number, inFlight: number): Promise<LoadRun> {
+  const keys = workload.keys;
+  const value = workload.value;
+  const latenciesMs: number[] = [];
+  const startedMs = performance.now();
+  const endMs = startedMs + seconds * 1000;
+  let issued = 0;
+  const loop = async (): Promise<void> => {
+    while (performance.now() < endMs) {
+      const key = keys[issued++ % keys.length]!;
+      const requestStartedMs = performance.now();
+      if (operation === 'put') await region.put(key, value);
+      else checkValue(workload, key, await region.get(key));
+      latenciesMs.push(performance.now() - requestStartedMs);
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, loop));
+  const elapsed = (performance.now() - startedMs) / 1000;
+  const sorted = Float64Array.from(latenciesMs).sort();
+  return {
+    operation,
+    inFlight,
+    ops: latenciesMs.length,
+    seconds: elapsed,
+    opsPerSecond: latenciesMs.length / elapsed,
+    p50Ms: percentile(sorted, 0.5),
+    p99Ms: percentile(sorted, 0.99),
+  };
+}

@@ -1,0 +1,87 @@
+// Command-line options of `npm run bench`.
+
+import { parseArgs } from 'node:util';
+
+export interface BenchOptions {
+  readonly quick: boolean;
+  /** Run only the profiling step. */
+  readonly profile: boolean;
+  /** Operations per one-in-flight run (put and get each, Strait and Redis alike). */
+  readonly opsOneInFlight: number;
+  /** Operations per pipelined run: PIPELINED_OPS_FACTOR × opsOneInFlight. */
+  readonly opsPipelined: number;
+  /** Runs of every measurement; the table shows the median. */
+  readonly runs: number;
+  readonly pipelineDepth: number;
+  readonly valueBytes: number;
+  /** Distinct keys the Strait runs cycle through. */
+  readonly keyCount: number;
+  /** Length of the profiled put phase. */
+  readonly profileSeconds: number;
+}
+
+export const USAGE = `Usage: npm run bench -- [options]
+
+Starts a Strait site (a locator and two servers, with strait start) and a Redis primary with
+one replica, measures both, prints a table and writes bench/results/<timestamp>.json.
+
+  --quick          small run (${2000} one-in-flight ops, 1 run), under a minute
+  --ops N          operations per one-in-flight run (default 20000); pipelined runs do 10 × N
+  --runs N         runs of each measurement, median reported (default 3; --quick: 1)
+  --profile        instead: CPU-profile a server during pipelined puts and print the hottest functions
+  --seconds S      length of the profiled put phase (default 5)
+  --help           this text
+`;
+
+const PIPELINED_OPS_FACTOR = 10;
+const OPS_ONE_IN_FLIGHT_DEFAULT = 20_000;
+const OPS_ONE_IN_FLIGHT_QUICK = 2_000;
+const RUNS_DEFAULT = 3;
+const OPS_MAX = 10_000_000;
+const RUNS_MAX = 99;
+
+export class UsageError extends Error {}
+
+function positiveInteger(text: string | undefined, flag: string, max: number): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1 || value > max) throw new UsageError(`${flag} takes an integer from 1 to ${max}, got ${JSON.stringify(text)}`);
+  return value;
+}
+
+/** Parses the arguments; throws UsageError naming the flag; returns undefined for --help. */
+export function parseOptions(args: readonly string[]): BenchOptions | undefined {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...args],
+      options: {
+        quick: { type: 'boolean', default: false },
+        profile: { type: 'boolean', default: false },
+        ops: { type: 'string' },
+        runs: { type: 'string' },
+        seconds: { type: 'string' },
+        help: { type: 'boolean', default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+  const values = parsed.values;
+  if (values.help === true) return undefined;
+  const quick = values.quick === true;
+  const ops = positiveInteger(values.ops, '--ops', OPS_MAX) ?? (quick ? OPS_ONE_IN_FLIGHT_QUICK : OPS_ONE_IN_FLIGHT_DEFAULT);
+  return {
+    quick,
+    profile: values.profile === true,
+    opsOneInFlight: ops,
+    opsPipelined: ops * PIPELINED_OPS_FACTOR,
+    runs: positiveInteger(values.runs, '--runs', RUNS_MAX) ?? (quick ? 1 : RUNS_DEFAULT),
+    pipelineDepth: 64,
+    valueBytes: 100,
+    keyCount: 10_000,
+    profileSeconds: positiveInteger(values.seconds, '--seconds', 600) ?? 5,
+  };
+}

@@ -1,0 +1,123 @@
+// What the benchmark prints and records: the machine, the comparison table, profile tables.
+
+import { readFileSync } from 'node:fs';
+import { availableParallelism, totalmem, release } from 'node:os';
+import type { ProfileSummary } from './cpu-profile.ts';
+import type { Spread } from './stats.ts';
+
+export interface Machine {
+  readonly cpus: number;
+  readonly cpuModel: string;
+  readonly memoryGiB: number;
+  readonly kernel: string;
+  readonly node: string;
+  readonly redis: string;
+}
+
+export function describeMachine(redisVersion: string): Machine {
+  let cpuModel = 'unknown';
+  try {
+    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((text) => text.startsWith('model name'));
+    if (line !== undefined) cpuModel = line.slice(line.indexOf(':') + 1).trim();
+  } catch {
+    // Not Linux: leave it unknown rather than guess.
+  }
+  return {
+    cpus: availableParallelism(),
+    cpuModel,
+    memoryGiB: Math.round((totalmem() / 1024 ** 3) * 10) / 10,
+    kernel: release(),
+    node: process.version,
+    redis: redisVersion,
+  };
+}
+
+/** The issue's aims: Strait/Redis at most `max` (latency) or at least `min` (throughput). */
+export type Aim = { readonly max: number } | { readonly min: number };
+
+export interface Row {
+  readonly metric: string;
+  readonly strait: Spread | undefined;
+  readonly redis: Spread | undefined;
+  readonly aim?: Aim;
+  /** Shown instead of a Strait figure (e.g. why there is none). */
+  readonly straitNote?: string;
+  readonly decimals: number;
+}
+
+export interface TableRow {
+  readonly metric: string;
+  readonly strait: Spread | undefined;
+  readonly redis: Spread | undefined;
+  /** Strait median / Redis median. */
+  readonly ratio: number | undefined;
+  readonly aim: string;
+}
+
+function formatNumber(value: number, decimals: number): string {
+  if (Number.isNaN(value)) return 'n/a';
+  return value.toLocaleString('en-US', { minimumFractionDigits: decimals, maximumFractionDigits: decimals });
+}
+
+function formatSpread(spread: Spread | undefined, decimals: number): string {
+  if (spread === undefined) return '—';
+  const median = formatNumber(spread.median, decimals);
+  if (spread.runs.length < 2) return median;
+  return `${median} (${formatNumber(spread.min, decimals)}–${formatNumber(spread.max, decimals)})`;
+}
+
+function judge(ratio: number | undefined, aim: Aim | undefined): string {
+  if (aim === undefined) return '';
+  const goal = 'max' in aim ? `≤ ${aim.max.toFixed(2)}` : `≥ ${aim.min.toFixed(2)}`;
+  if (ratio === undefined || Number.isNaN(ratio)) return `${goal}: no Redis figure`;
+  const met = 'max' in aim ? ratio <= aim.max : ratio >= aim.min;
+  return `${goal}: ${met ? 'met' : 'MISSED'}`;
+}
+
+export function tableRows(rows: readonly Row[]): TableRow[] {
+  return rows.map((row) => {
+    const ratio = row.strait !== undefined && row.redis !== undefined && row.redis.median !== 0 ? row.strait.median / row.redis.median : undefined;
+    return { metric: row.metric, strait: row.strait, redis: row.redis, ratio, aim: judge(ratio, row.aim) };
+  });
+}
+
+/** A Markdown table: readable in a terminal and pasteable into docs/BENCHMARKS.md. */
+export function formatTable(rows: readonly Row[]): string {
+  const judged = tableRows(rows);
+  const cells = rows.map((row, index) => {
+    const result = judged[index]!;
+    return [
+      row.metric,
+      row.straitNote ?? formatSpread(row.strait, row.decimals),
+      formatSpread(row.redis, row.decimals),
+      result.ratio === undefined || Number.isNaN(result.ratio) ? '—' : `${result.ratio.toFixed(2)}×`,
+      result.aim,
+    ];
+  });
+  const header = ['metric', 'Strait', 'Redis', 'Strait/Redis', 'aim (issue)'];
+  const widths = header.map((title, column) => Math.max(title.length, ...cells.map((line) => line[column]!.length)));
+  const line = (values: readonly string[]): string => `| ${values.map((value, column) => value.padEnd(widths[column]!)).join(' | ')} |`;
+  return [line(header), `|${widths.map((width) => '-'.repeat(width + 2)).join('|')}|`, ...cells.map(line)].join('\n');
+}
+
+export function formatProfile(title: string, summary: ProfileSummary, limit: number): string {
+  const lines = [
+    `${title}: ${formatNumber(summary.busyMs, 0)} ms busy of ${formatNumber(summary.windowMs, 0)} ms (${formatNumber((summary.busyMs / Math.max(1, summary.windowMs)) * 100, 0)}% of one core)`,
+    '',
+    '| # | self ms | % busy | function (file:line) |',
+    '|---|---|---|---|',
+  ];
+  summary.functions.slice(0, limit).forEach((entry, index) => {
+    lines.push(`| ${index + 1} | ${formatNumber(entry.selfMs, 0)} | ${formatNumber(entry.share * 100, 1)} | \`${entry.name}\` |`);
+  });
+  lines.push('', '| self ms | % busy | file |', '|---|---|---|');
+  for (const entry of summary.files.slice(0, 10)) lines.push(`| ${formatNumber(entry.selfMs, 0)} | ${formatNumber(entry.share * 100, 1)} | \`${entry.name}\` |`);
+  return lines.join('\n');
+}
+
+export function formatMachine(machine: Machine): string {
+  return [
+    `machine: ${machine.cpus} CPUs (${machine.cpuModel}), ${machine.memoryGiB} GiB, Linux ${machine.kernel}`,
+    `node ${machine.node}; ${machine.redis}`,
+  ].join('\n');
+}
