@@ -25,8 +25,8 @@ export const USAGE = `Usage: npm run bench -- [options]
 Starts a Strait site (a locator and two servers, with strait start) and a Redis primary with
 one replica, measures both, prints a table and writes bench/results/<timestamp>.json.
 
-  --quick          small run (${2000} one-in-flight ops, 1 run), under a minute
-  --ops N          operations per one-in-flight run (default 20000); pipelined runs do 10 × N
+  --quick          small run (2000 one-in-flight ops, 1 run), under a minute
+  --ops N          operations per one-in-flight run (default 30000); pipelined runs do 10 × N
   --runs N         runs of each measurement, median reported (default 3; --quick: 1)
   --profile        instead: CPU-profile a server during pipelined puts and print the hottest functions
   --seconds S      length of the profiled put phase (default 5)
@@ -34,7 +34,7 @@ one replica, measures both, prints a table and writes bench/results/<timestamp>.
 `;
 
 const PIPELINED_OPS_FACTOR = 10;
-const OPS_ONE_IN_FLIGHT_DEFAULT = 20_000;
+const OPS_ONE_IN_FLIGHT_DEFAULT = 30_000;
 const OPS_ONE_IN_FLIGHT_QUICK = 2_000;
 const RUNS_DEFAULT = 3;
 const OPS_MAX = 10_000_000;

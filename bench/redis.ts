@@ -6,8 +6,10 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, openSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
+import { createConnection, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Cleanup, describeFailure, freePort, runCommand, waitForExit } from './processes.ts';
+import { percentile } from './stats.ts';
 
 export const REDIS_SERVER = '/usr/bin/redis-server';
 export const REDIS_BENCHMARK = '/usr/bin/redis-benchmark';
@@ -81,8 +83,13 @@ async function startRedis(cleanup: Cleanup, root: string, role: 'primary' | 'rep
 export async function replicationInfo(port: number): Promise<Map<string, string>> {
   const result = await runCommand(REDIS_CLI, ['-p', String(port), 'INFO', 'replication'], { timeoutMs: 5000 });
   if (result.status !== 0) throw new Error(describeFailure(`redis-cli -p ${port} INFO replication`, result));
+  return parseInfo(result.stdout);
+}
+
+/** INFO text (`key:value` lines, `# Section` headers) as key → value. */
+export function parseInfo(text: string): Map<string, string> {
   const fields = new Map<string, string>();
-  for (const line of result.stdout.split(/\r?\n/)) {
+  for (const line of text.split(/\r?\n/)) {
     const colon = line.indexOf(':');
     if (colon > 0 && !line.startsWith('#')) fields.set(line.slice(0, colon), line.slice(colon + 1).trim());
   }
@@ -183,29 +190,183 @@ export interface CatchUp {
   readonly lagBytesAtFirstCheck: number;
   /** From redis-benchmark's exit until the replica's offset reached the primary's. */
   readonly catchUpMs: number;
-  /** Time of one check (redis-cli INFO on both): the resolution of catchUpMs. */
+  /** How long one check (INFO on both) took: the resolution of catchUpMs. */
   readonly checkMs: number;
+  readonly checks: number;
   readonly primaryOffset: number;
   readonly replicaOffset: number;
+  /** The same offsets read afterwards with redis-cli, as a cross-check. */
+  readonly confirmedWithRedisCli: { readonly primaryOffset: number; readonly replicaOffset: number };
+}
+
+type RespReply = string | number | null | Error;
+
+/**
+ * A minimal RESP client over one TCP connection: commands may be pipelined, replies arrive in
+ * order. Used for `INFO replication` while timing a catch-up (a round trip, where redis-cli
+ * would cost a process start, ~15 ms here) and for SET + WAIT, which redis-benchmark can't
+ * issue together.
+ */
+export class RespConnection {
+  private readonly socket: Socket;
+  private buffer: Buffer = Buffer.alloc(0);
+  private readonly waiting: { resolve: (reply: RespReply) => void; reject: (error: Error) => void }[] = [];
+  private failure: Error | undefined;
+
+  private constructor(socket: Socket) {
+    this.socket = socket;
+    socket.on('data', (chunk: Buffer) => {
+      this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+      this.deliver();
+    });
+    socket.on('error', (error) => this.fail(error));
+    socket.on('close', () => this.fail(new Error('redis closed the connection')));
+  }
+
+  static open(port: number): Promise<RespConnection> {
+    return new Promise((resolve, reject) => {
+      const socket = createConnection({ host: '127.0.0.1', port, noDelay: true });
+      socket.once('error', reject);
+      socket.once('connect', () => {
+        socket.off('error', reject);
+        resolve(new RespConnection(socket));
+      });
+    });
+  }
+
+  /** Sends one command; its reply (an Error for a RESP error reply) resolves the promise. */
+  command(args: readonly string[]): Promise<RespReply> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    let text = `*${args.length}\r\n`;
+    for (const arg of args) text += `$${Buffer.byteLength(arg)}\r\n${arg}\r\n`;
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ resolve, reject });
+      this.socket.write(text);
+    });
+  }
+
+  /** `INFO replication` as key → value. */
+  async info(): Promise<Map<string, string>> {
+    const reply = await this.command(['INFO', 'replication']);
+    if (typeof reply !== 'string') throw new Error(`unexpected reply to INFO: ${String(reply)}`);
+    return parseInfo(reply);
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  private deliver(): void {
+    while (this.waiting.length > 0) {
+      const lineEnd = this.buffer.indexOf('\r\n');
+      if (lineEnd < 0) return;
+      const type = String.fromCharCode(this.buffer[0]!);
+      const line = this.buffer.toString('utf8', 1, lineEnd);
+      let reply: RespReply;
+      let consumed = lineEnd + 2;
+      if (type === '+') reply = line;
+      else if (type === '-') reply = new Error(line);
+      else if (type === ':') reply = Number(line);
+      else if (type === '$') {
+        const length = Number(line);
+        if (length < 0) reply = null;
+        else {
+          if (this.buffer.length < consumed + length + 2) return;
+          reply = this.buffer.toString('utf8', consumed, consumed + length);
+          consumed += length + 2;
+        }
+      } else {
+        this.fail(new Error(`unexpected RESP reply type ${JSON.stringify(type)}`));
+        return;
+      }
+      this.buffer = this.buffer.subarray(consumed);
+      this.waiting.shift()!.resolve(reply);
+    }
+  }
+
+  private fail(error: Error): void {
+    this.failure ??= error;
+    for (const waiting of this.waiting.splice(0)) waiting.reject(error);
+  }
+}
+
+export interface CatchUpProbe {
+  readonly primary: RespConnection;
+  readonly replica: RespConnection;
+}
+
+export async function openCatchUpProbe(pair: RedisPair): Promise<CatchUpProbe> {
+  return { primary: await RespConnection.open(pair.primary.port), replica: await RespConnection.open(pair.replica.port) };
+}
+
+export function closeCatchUpProbe(probe: CatchUpProbe): void {
+  probe.primary.close();
+  probe.replica.close();
 }
 
 /**
  * How far behind the replica is right after a run, and how long until it has everything the
- * primary had then (`master_repl_offset` of the primary vs `slave_repl_offset` of the replica).
- * Both are read with redis-cli, so a check costs a few milliseconds of process start: a replica
- * already caught up at the first check reports catchUpMs ≈ checkMs, an upper bound.
+ * primary had then (`master_repl_offset` of the primary vs `slave_repl_offset` of the
+ * replica). Then the offsets are read again with redis-cli to confirm the replica caught up.
  */
-export async function measureCatchUp(pair: RedisPair, runEndedAtMs: number): Promise<CatchUp> {
+export async function measureCatchUp(pair: RedisPair, probe: CatchUpProbe, runEndedAtMs: number): Promise<CatchUp> {
   const checkStartedMs = performance.now();
-  const [primaryInfo, firstReplicaInfo] = await Promise.all([replicationInfo(pair.primary.port), replicationInfo(pair.replica.port)]);
+  const [primaryInfo, firstReplicaInfo] = await Promise.all([probe.primary.info(), probe.replica.info()]);
   const checkMs = performance.now() - checkStartedMs;
   const primaryOffset = offsetField(primaryInfo, 'master_repl_offset', pair.primary.port);
   let replicaOffset = offsetField(firstReplicaInfo, 'slave_repl_offset', pair.replica.port);
   const lagBytesAtFirstCheck = Math.max(0, primaryOffset - replicaOffset);
+  let checks = 1;
   const deadline = performance.now() + CATCH_UP_TIMEOUT_MS;
   while (replicaOffset < primaryOffset) {
     if (performance.now() >= deadline) throw new Error(`redis replica still ${primaryOffset - replicaOffset} bytes behind ${CATCH_UP_TIMEOUT_MS} ms after the run`);
-    replicaOffset = offsetField(await replicationInfo(pair.replica.port), 'slave_repl_offset', pair.replica.port);
+    replicaOffset = offsetField(await probe.replica.info(), 'slave_repl_offset', pair.replica.port);
+    checks += 1;
   }
-  return { lagBytesAtFirstCheck, catchUpMs: performance.now() - runEndedAtMs, checkMs, primaryOffset, replicaOffset };
+  const catchUpMs = performance.now() - runEndedAtMs;
+  const [primaryCli, replicaCli] = await Promise.all([replicationInfo(pair.primary.port), replicationInfo(pair.replica.port)]);
+  const confirmed = {
+    primaryOffset: offsetField(primaryCli, 'master_repl_offset', pair.primary.port),
+    replicaOffset: offsetField(replicaCli, 'slave_repl_offset', pair.replica.port),
+  };
+  if (confirmed.replicaOffset < primaryOffset) throw new Error(`redis-cli shows the replica at offset ${confirmed.replicaOffset}, behind ${primaryOffset}`);
+  return { lagBytesAtFirstCheck, catchUpMs, checkMs, checks, primaryOffset, replicaOffset, confirmedWithRedisCli: confirmed };
+}
+
+export interface SetWaitRun {
+  readonly ops: number;
+  readonly seconds: number;
+  readonly opsPerSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+}
+
+/** WAIT gives up after this long; a replica that did not acknowledge by then fails the run. */
+const WAIT_TIMEOUT_MS = 5000;
+
+/**
+ * Redis with a synchronous replica acknowledgement, one write in flight: `SET key value` and
+ * `WAIT 1 <timeout>` sent together, timed until WAIT answers that the replica has the write —
+ * what a Strait put guarantees. Issued from this (Node) process, as Strait's client is.
+ */
+export async function runSetWait(port: number, keys: readonly string[], value: string, ops: number): Promise<SetWaitRun> {
+  const connection = await RespConnection.open(port);
+  try {
+    const latenciesMs = new Float64Array(ops);
+    const startedMs = performance.now();
+    for (let index = 0; index < ops; index++) {
+      const requestStartedMs = performance.now();
+      const set = connection.command(['SET', keys[index % keys.length]!, value]);
+      const wait = connection.command(['WAIT', '1', String(WAIT_TIMEOUT_MS)]);
+      const [setReply, waitReply] = await Promise.all([set, wait]);
+      if (setReply !== 'OK') throw new Error(`SET answered ${String(setReply)}`);
+      if (typeof waitReply !== 'number' || waitReply < 1) throw new Error(`WAIT 1 answered ${String(waitReply)}: the replica did not acknowledge`);
+      latenciesMs[index] = performance.now() - requestStartedMs;
+    }
+    const seconds = (performance.now() - startedMs) / 1000;
+    latenciesMs.sort();
+    return { ops, seconds, opsPerSecond: ops / seconds, p50Ms: percentile(latenciesMs, 0.5), p99Ms: percentile(latenciesMs, 0.99) };
+  } finally {
+    connection.close();
+  }
 }

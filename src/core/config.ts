@@ -15,6 +15,9 @@ export interface MembershipTiming {
   readonly requestTimeoutMs: number;
 }
 
+/** How often locators exchange the WAN catalogue with other sites' locators. */
+export const WAN_EXCHANGE_INTERVAL_MS = 2000;
+
 export const DEFAULT_TIMING: MembershipTiming = {
   memberTimeoutMs: 5000,
   heartbeatIntervalMs: 1000,
@@ -32,11 +35,57 @@ export interface LocatorConfig {
   readonly hostnameForClients: string | undefined;
   /** The other locators of this site (may include this locator's own address). */
   readonly locators: readonly Address[];
+  /** Locators of other sites to exchange the WAN catalogue with (`remote-locators`). */
+  readonly remoteLocators: readonly Address[];
   readonly timing: MembershipTiming;
   readonly frameBytesMax: number;
   readonly pid: number | undefined;
   readonly httpAddress: Address | undefined;
 }
+
+export type OrderPolicy = 'key' | 'thread' | 'partition';
+
+/** A gateway sender hosted by a server (`gateway-senders.<id>` in strait.yaml). */
+export interface GatewaySenderSpec {
+  readonly id: string;
+  readonly remoteSiteId: number;
+  readonly parallel: boolean;
+  /** Events per batch, at most. */
+  readonly batchSize: number;
+  /** A partly filled batch goes out after this long (at once when no batch is in flight). */
+  readonly batchTimeIntervalMs: number;
+  /** Queue memory; events beyond it wait on disk. */
+  readonly maximumQueueMemoryMegabytes: number;
+  /** Keep the queue on disk so a restarted member resumes from the first unacknowledged event. */
+  readonly persistent: boolean;
+  readonly dispatcherThreads: number;
+  readonly orderPolicy: OrderPolicy;
+  readonly batchConflation: boolean;
+  /** Created stopped; `strait start gateway-sender` starts it. */
+  readonly manualStart: boolean;
+  /** zstd-compress batches. */
+  readonly compression: boolean;
+}
+
+/** The gateway receiver of a server (`gateway-receiver` in strait.yaml). */
+export interface GatewayReceiverSpec {
+  readonly startPort: number;
+  readonly endPort: number;
+  readonly bindAddress: string | undefined;
+  readonly hostnameForClients: string | undefined;
+  readonly manualStart: boolean;
+}
+
+/**
+ * Decides a conflict between the entry a replica holds and an incoming write to the same key.
+ * It must give the same answer whatever the arrival order (a total order on writes), or
+ * replicas diverge. Values are decoded; `undefined` is a delete.
+ */
+export type ConflictResolver = (
+  key: string,
+  existing: { readonly value: unknown; readonly tag: readonly [number, number, string, number] },
+  incoming: { readonly value: unknown; readonly tag: readonly [number, number, string, number] },
+) => 'existing' | 'incoming';
 
 export interface ServerConfig {
   readonly name: string;
@@ -52,6 +101,10 @@ export interface ServerConfig {
   readonly frameBytesMax: number;
   /** Largest value accepted in a put. */
   readonly valueBytesMax: number;
+  readonly gatewaySenders: readonly GatewaySenderSpec[];
+  readonly gatewayReceiver: GatewayReceiverSpec | undefined;
+  /** Default: last writer wins by version tag. */
+  readonly conflictResolver: ConflictResolver | undefined;
   readonly pid: number | undefined;
   readonly httpAddress: Address | undefined;
 }

@@ -13,7 +13,8 @@ import { answering, Connection, type ConnectionHandler, type ConnectionOptions, 
 import type { MemberInfo, RequestBody, RequestOp, ResponseBody, View } from '../protocol/messages.ts';
 import type { Address, Listener, Logger, Runtime, Timer } from '../runtime/runtime.ts';
 import { formatAddress } from '../runtime/runtime.ts';
-import type { LocatorConfig } from './config.ts';
+import { WAN_EXCHANGE_INTERVAL_MS, type LocatorConfig } from './config.ts';
+import { ownEntry, WanCatalogue } from './wan-catalogue.ts';
 import { MemberAgent } from './member-agent.ts';
 import type { MemberAdmin, MemberStartResult, MemberState, MetricsSink, RegionStatus } from './member-admin.ts';
 import { addressKey, PeerPool } from './peer-pool.ts';
@@ -48,6 +49,13 @@ export class Locator {
   private readonly inbound = new Set<Connection>();
   private startCallback: ((result: MemberStartResult) => void) | undefined;
   private pendingLeaves = new Map<string, Departure>();
+  /** What this site knows of every site (WAN discovery). */
+  private readonly catalogue: WanCatalogue;
+  /** Connections to other sites' locators, speaking as a gateway peer. */
+  private readonly wanPool: PeerPool;
+  private readonly exchangeFailures = new Map<string, { address: Address; error: string; loggedAtMs: number }>();
+  private lastExchangeMs = -Infinity;
+  private exchangeSoon: Timer | undefined;
 
   readonly admin: MemberAdmin;
 
@@ -72,6 +80,12 @@ export class Locator {
       onClose: () => {},
     };
     this.pool = new PeerPool(runtime, { ...this.connectionOptions, requestTimeoutMs: Math.min(config.timing.requestTimeoutMs, config.timing.memberTimeoutMs) }, handler);
+    this.catalogue = new WanCatalogue(config.site);
+    this.wanPool = new PeerPool(runtime, {
+      ...this.connectionOptions,
+      local: { role: 'gateway', name: config.name, site: config.site },
+      requestTimeoutMs: Math.min(config.timing.requestTimeoutMs, 5000),
+    }, handler);
     this.agent = new MemberAgent(runtime, this.pool, config.locators, config.timing, {
       info: () => this.info,
       load: () => 0,
@@ -156,6 +170,8 @@ export class Locator {
       this.tickTimer?.cancel();
       this.listener?.close();
       this.pool.closeAll();
+      this.wanPool.closeAll();
+      this.exchangeSoon?.cancel();
       for (const connection of [...this.inbound]) connection.close();
       callback();
     };
@@ -219,6 +235,68 @@ export class Locator {
       this.agent.tick();
       this.maybeTakeOver();
     }
+    if (this.runtime.clock.monotonic() - this.lastExchangeMs >= WAN_EXCHANGE_INTERVAL_MS) this.exchange();
+  }
+
+  // ---- WAN discovery: exchange the catalogue with other sites' locators ----
+
+  private updateOwnEntry(view: View): void {
+    if (this.infoValue === undefined) return;
+    if (this.catalogue.setOwn(ownEntry(view, this.runtime.clock.now(), this.infoValue.id))) this.scheduleExchange();
+  }
+
+  /** Exchanges soon (coalescing bursts of changes), rather than at the next interval. */
+  private scheduleExchange(): void {
+    if (this.exchangeSoon !== undefined || this.state === 'stopped') return;
+    this.exchangeSoon = this.runtime.setTimer(50, () => {
+      this.exchangeSoon = undefined;
+      this.exchange();
+    });
+  }
+
+  /** The locators of other sites: configured remote locators plus every one the catalogue knows. */
+  private remoteLocatorTargets(): Address[] {
+    const targets = new Map<string, Address>();
+    for (const address of this.config.remoteLocators) targets.set(addressKey(address), address);
+    for (const entry of this.catalogue.all()) {
+      if (entry.site === this.config.site) continue;
+      for (const address of entry.locators) targets.set(addressKey(address), address);
+    }
+    return [...targets.values()];
+  }
+
+  private exchange(): void {
+    if (this.state !== 'ready' || this.agent.view === null) return;
+    this.lastExchangeMs = this.runtime.clock.monotonic();
+    this.updateOwnEntryQuietly();
+    for (const address of this.remoteLocatorTargets()) {
+      const key = addressKey(address);
+      this.wanPool.get(address).request('wanExchange', { from: this.config.site, catalogue: this.catalogue.all() }, (error, response) => {
+        if (error !== undefined || response === undefined) {
+          const message = error?.cause instanceof Error ? `${error.message} (${error.cause.message})` : error?.message ?? 'no response';
+          const previous = this.exchangeFailures.get(key);
+          const now = this.runtime.clock.monotonic();
+          if (previous === undefined || now - previous.loggedAtMs > 30_000) {
+            this.log.warn({ code: error?.code, remoteLocator: formatAddress(address) }, `locator ${this.config.name} (site ${this.config.site}): WAN exchange with remote locator ${formatAddress(address)} failed: ${message}; retrying every ${WAN_EXCHANGE_INTERVAL_MS} ms`);
+          }
+          this.exchangeFailures.set(key, { address, error: message, loggedAtMs: previous?.loggedAtMs !== undefined && now - previous.loggedAtMs <= 30_000 ? previous.loggedAtMs : now });
+          return;
+        }
+        if (this.exchangeFailures.delete(key)) this.log.info({ remoteLocator: formatAddress(address) }, `locator ${this.config.name}: WAN exchange with ${formatAddress(address)} works again`);
+        if (this.catalogue.merge(response.catalogue)) this.catalogueChanged();
+      });
+    }
+  }
+
+  private updateOwnEntryQuietly(): void {
+    const view = this.agent.view;
+    if (view !== null && this.infoValue !== undefined) this.catalogue.setOwn(ownEntry(view, this.runtime.clock.now(), this.infoValue.id));
+  }
+
+  private catalogueChanged(): void {
+    this.log.info({ sites: this.catalogue.all().map((entry) => entry.site) }, `locator ${this.config.name}: WAN catalogue now knows sites ${this.catalogue.all().map((entry) => `${entry.site} (${entry.receivers.length} receivers)`).join(', ')}`);
+    // Pass what we learned on to the other sites we know (transitive discovery).
+    this.scheduleExchange();
   }
 
   // ---- Discovery: find an existing view, or create the first one ----
@@ -287,6 +365,7 @@ export class Locator {
       }
     }
     this.metrics.viewInstalled(view.id, view.members.length);
+    this.updateOwnEntry(view);
     if (previous === null || previous.coordinator !== view.coordinator || !sameLineage(previous, view)) {
       this.log.info({ viewId: view.id, coordinator: view.coordinator, members: view.members.length }, `locator ${this.config.name}: installed view ${view.id} with ${view.members.length} members; coordinator ${view.coordinator}`);
     }
@@ -424,6 +503,18 @@ export class Locator {
         return;
       case 'locate':
         reply.ok(this.locate(request.body as RequestBody<'locate'>));
+        return;
+      case 'wanExchange': {
+        const body = request.body as RequestBody<'wanExchange'>;
+        if (body.from === this.config.site) throw new StraitError('STRAIT_SITE_MISMATCH', { peer: connection.label, peerSite: body.from, site: `${this.config.site} (a remote locator with our own site id)` });
+        if (this.catalogue.merge(body.catalogue)) this.catalogueChanged();
+        this.updateOwnEntryQuietly();
+        reply.ok({ catalogue: this.catalogue.all() } satisfies ResponseBody<'wanExchange'>);
+        return;
+      }
+      case 'catalogue':
+        this.updateOwnEntryQuietly();
+        reply.ok({ catalogue: this.catalogue.all(), failures: [...this.exchangeFailures.values()].map(({ address, error }) => ({ address, error })) } satisfies ResponseBody<'catalogue'>);
         return;
       default:
         reply.fail(new StraitError('STRAIT_MESSAGE_INVALID', { peer: connection.label, reason: `a locator does not serve ${request.op}` }));

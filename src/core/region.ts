@@ -10,6 +10,7 @@ import { Packr } from 'msgpackr';
 import { StraitError, assert } from '../errors.ts';
 import type { RegionSpec, VersionTag, WireEntry } from '../protocol/messages.ts';
 import type { Store } from '../runtime/runtime.ts';
+import type { ConflictResolver } from './config.ts';
 
 export interface Entry {
   /** null for a tombstone. */
@@ -64,10 +65,12 @@ export class Region {
   private readonly tombstones = new Set<string>();
   private liveCount = 0;
   private readonly store: Store | undefined;
+  private readonly resolver: ConflictResolver | undefined;
 
-  constructor(spec: RegionSpec, store: Store | undefined) {
+  constructor(spec: RegionSpec, store: Store | undefined, resolver?: ConflictResolver) {
     this.spec = spec;
     this.store = store;
+    this.resolver = resolver;
     if (store !== undefined) {
       for (const [key, bytes] of store.entries()) {
         this.setEntry(key, decodeRecord(key, bytes, `region ${spec.name}`));
@@ -95,8 +98,17 @@ export class Region {
   apply(key: string, value: Uint8Array | null, tag: VersionTag): ApplyResult {
     const current = this.entries.get(key);
     if (current !== undefined) {
-      const order = compareTags(tag, current.tag);
-      if (order <= 0) return 'stale';
+      if (this.resolver !== undefined) {
+        if (compareTags(tag, current.tag) === 0) return 'stale';
+        const decision = this.resolver(
+          key,
+          { value: current.value === null ? undefined : recordPackr.unpack(current.value), tag: current.tag },
+          { value: value === null ? undefined : recordPackr.unpack(value), tag },
+        );
+        if (decision !== 'incoming') return 'stale';
+      } else if (compareTags(tag, current.tag) <= 0) {
+        return 'stale';
+      }
     }
     const entry: Entry = { value, tag };
     this.setEntry(key, entry);

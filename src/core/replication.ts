@@ -45,6 +45,8 @@ export class PendingWrite {
 
 interface QueuedEntry {
   readonly region: string;
+  /** A new change entering the site: the replicas queue it for their gateway senders. */
+  readonly gateway: boolean;
   readonly entry: WireEntry;
   readonly write: PendingWrite | undefined;
 }
@@ -88,10 +90,10 @@ export class ReplicationChannel {
     return this.queue.length - this.queueHead;
   }
 
-  enqueue(region: string, entry: WireEntry, write: PendingWrite | undefined): void {
+  enqueue(region: string, entry: WireEntry, write: PendingWrite | undefined, gateway: boolean): void {
     if (this.closed) return;
     write?.expect();
-    this.queue.push({ region, entry, write });
+    this.queue.push({ region, entry, write, gateway });
     this.pump();
   }
 
@@ -125,7 +127,7 @@ export class ReplicationChannel {
     let bytes = 0;
     while (this.queueHead < this.queue.length && batch.length < REPLICATION_BATCH_ENTRIES_MAX) {
       const next = this.queue[this.queueHead]!;
-      if (next.region !== first.region) break;
+      if (next.region !== first.region || next.gateway !== first.gateway) break;
       const size = next.entry[1]?.length ?? 0;
       if (batch.length > 0 && bytes + size > REPLICATION_BATCH_BYTES_MAX) break;
       batch.push(next);
@@ -146,7 +148,8 @@ export class ReplicationChannel {
     this.batchesInFlight += 1;
     const region = batch[0]!.region;
     const entries = batch.map((queued) => queued.entry);
-    this.pool.get(this.address).request('replicate', { region, entries }, (error) => {
+    const body = batch[0]!.gateway ? { region, entries, gateway: true } : { region, entries };
+    this.pool.get(this.address).request('replicate', body, (error) => {
       this.batchesInFlight -= 1;
       if (this.closed) {
         if (this.abandonError !== undefined) for (const queued of batch) queued.write?.abandon(this.abandonError);

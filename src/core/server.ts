@@ -29,7 +29,13 @@ import type { MemberAdmin, MemberStartResult, MemberState, MetricsSink, RegionSt
 import { PeerPool } from './peer-pool.ts';
 import { Region, compareTags } from './region.ts';
 import { PendingWrite, ReplicationChannel } from './replication.ts';
-import { findMember, serversOf } from './views.ts';
+import { findMember, locatorsOf, serversOf } from './views.ts';
+import { GatewaySender, type SenderHost } from './gateway-sender.ts';
+import { WanCatalogue } from './wan-catalogue.ts';
+import { WAN_EXCHANGE_INTERVAL_MS } from './config.ts';
+import type { GatewayEvent, SenderStatus } from '../protocol/messages.ts';
+import { zstdDecompressSync } from 'node:zlib';
+import { Packr } from 'msgpackr';
 
 const REQUESTS_IN_FLIGHT_MAX = 10_000;
 /** Entries per initial-image page. */
@@ -41,6 +47,9 @@ export const TOMBSTONE_TIMEOUT_MS = 10 * 60 * 1000;
 const TOMBSTONE_PURGE_PER_TICK = 10_000;
 /** Subscriptions per connection, at most. */
 const SUBSCRIPTIONS_PER_CONNECTION_MAX = 1000;
+/** Decompressed gateway batches larger than this are refused. */
+const GATEWAY_BATCH_BYTES_MAX = 256 * 1024 * 1024;
+const gatewayPackr = new Packr({ useRecords: false, mapsAsObjects: true });
 
 interface Subscription {
   readonly id: number;
@@ -83,6 +92,17 @@ export class Server {
   private readonly imageSeen = new Map<string, Set<string>>();
   /** Sorted key snapshots served to image requesters, by connection and region. */
   private readonly imageCursors = new Map<string, string[]>();
+  /** Gateway senders hosted here, by id. */
+  private readonly senders = new Map<string, GatewaySender>();
+  /** Members whose copy of a sender is stopped, by sender id (they can't be primary). */
+  private readonly stoppedSenderCopies = new Map<string, Set<string>>();
+  /** The WAN catalogue as our locators last reported it. */
+  private catalogue: WanCatalogue | undefined;
+  private catalogueFailures: { address: Address; error: string }[] = [];
+  private catalogueFetchedMs = -Infinity;
+  private catalogueInFlight = false;
+  private receiverListener: Listener | undefined;
+  private receiverAddress: Address | undefined;
 
   readonly admin: MemberAdmin;
 
@@ -164,9 +184,39 @@ export class Server {
           return;
         }
         this.log.info({ address: formatAddress(result.address) }, `server ${this.config.name} listening on ${formatAddress(result.address)}; joining through ${this.config.locators.map(formatAddress).join(', ')}`);
-        this.resolveSite(result.address, 0);
+        const receiver = this.config.gatewayReceiver;
+        if (receiver === undefined || receiver.manualStart) {
+          this.resolveSite(result.address, 0);
+          return;
+        }
+        this.startReceiver(receiver.startPort, (error) => {
+          if (error !== undefined) this.fail(error);
+          else this.resolveSite(result.address, 0);
+        });
       },
     );
+  }
+
+  /** Binds the gateway receiver to the first free port of its range. */
+  private startReceiver(port: number, done: (error: StraitError | undefined) => void): void {
+    const spec = this.config.gatewayReceiver!;
+    const host = spec.bindAddress ?? this.config.bind.host;
+    this.receiverListener = this.runtime.network.listen({ host, port }, (stream) => this.accept(stream), (result) => {
+      if (result.ok) {
+        const advertised = spec.hostnameForClients ?? this.config.hostnameForClients ?? advertisedHost(result.address.host);
+        this.receiverAddress = { host: advertised, port: result.address.port };
+        this.log.info({ receiver: formatAddress(result.address) }, `server ${this.config.name}: gateway receiver listening on ${formatAddress(result.address)}, advertised as ${formatAddress(this.receiverAddress)}`);
+        done(undefined);
+        return;
+      }
+      if (result.error.code === 'STRAIT_PORT_IN_USE' && port < spec.endPort) {
+        this.startReceiver(port + 1, done);
+        return;
+      }
+      done(result.error.code === 'STRAIT_PORT_IN_USE'
+        ? new StraitError('STRAIT_PORT_IN_USE', { address: `${host}[${spec.startPort}..${spec.endPort}] (every port of the gateway receiver's range)` })
+        : result.error);
+    });
   }
 
   /** A server without --site-id takes its locator's. */
@@ -212,10 +262,20 @@ export class Server {
       site: this.site,
       address: { host, port: bound.port },
       regions: [...this.regions.keys()],
+      ...(this.receiverAddress ? { receiver: this.receiverAddress } : {}),
+      ...(this.config.gatewaySenders.length > 0 ? { senders: this.config.gatewaySenders.map((sender) => ({ id: sender.id, remoteSite: sender.remoteSiteId })) } : {}),
       ...(this.config.httpAddress ? { httpAddress: this.config.httpAddress } : {}),
       ...(this.config.pid !== undefined ? { pid: this.config.pid } : {}),
     };
     this.log.info({ site: this.site }, `server ${this.config.name}: site ${this.site}; joining`);
+    this.catalogue = new WanCatalogue(this.site);
+    for (const spec of this.config.gatewaySenders) {
+      if (spec.remoteSiteId === this.site) {
+        this.fail(new StraitError('STRAIT_CONFIG_INVALID', { source: 'gateway-senders', key: `${spec.id}.remote-site-id`, reason: `${spec.remoteSiteId} is this server's own site` }));
+        return;
+      }
+      this.senders.set(spec.id, new GatewaySender(this.runtime, spec, this.senderHost(spec.id), this.log));
+    }
     this.agent = new MemberAgent(this.runtime, this.pool, this.config.locators, this.config.timing, {
       info: () => this.info,
       load: () => this.clientCount,
@@ -251,6 +311,8 @@ export class Server {
       this.agent?.stop();
       this.tickTimer?.cancel();
       this.listener?.close();
+      this.receiverListener?.close();
+      for (const sender of this.senders.values()) sender.close();
       const abandon = new StraitError('STRAIT_NOT_READY', { member: this.config.name, state: 'stopping' });
       for (const channel of this.channels.values()) channel.close(abandon);
       this.channels.clear();
@@ -282,6 +344,8 @@ export class Server {
     this.agent?.stop();
     this.tickTimer?.cancel();
     this.listener?.close();
+    this.receiverListener?.close();
+    for (const sender of this.senders.values()) sender.close();
     this.pool.closeAll();
     const callback = this.startCallback;
     this.startCallback = undefined;
@@ -292,6 +356,7 @@ export class Server {
     this.tickTimer = this.runtime.setTimer(this.config.timing.heartbeatIntervalMs, () => {
       if (this.state === 'stopped') return;
       this.agent?.tick();
+      this.gatewayTick();
       const cutoff = this.runtime.clock.now() - TOMBSTONE_TIMEOUT_MS;
       for (const region of this.regions.values()) region.purgeTombstones(cutoff, TOMBSTONE_PURGE_PER_TICK);
       this.scheduleTick();
@@ -358,6 +423,11 @@ export class Server {
         this.channels.set(id, new ReplicationChannel(this.runtime, this.pool, { id, name: member.info.name, address: member.info.address }, this.log, (entries) => this.metrics.replicated(entries)));
       }
     }
+    for (const [senderId, stopped] of this.stoppedSenderCopies) {
+      for (const id of stopped) if (findMember(view, id) === undefined) stopped.delete(id);
+      if (stopped.size === 0) this.stoppedSenderCopies.delete(senderId);
+    }
+    for (const sender of this.senders.values()) sender.tick();
     if (previous === null || this.state === 'joining') {
       this.log.info({ viewId: view.id, members: view.members.length }, `server ${this.config.name}: joined view ${view.id} of site ${view.site}`);
       this.state = 'initializing';
@@ -516,6 +586,7 @@ export class Server {
     callback?.({ ok: true, address: this.info.address });
     // Tell the coordinator at once rather than at the next heartbeat, so clients find us.
     this.agent?.tick();
+    this.fetchCatalogue();
   }
 
   // ---- Connections and requests ----
@@ -636,6 +707,27 @@ export class Server {
       case 'image':
         this.onImage(connection, request.body as RequestBody<'image'>, reply as Reply<'image'>);
         return;
+      case 'gatewayBatch':
+        this.onGatewayBatch(connection, request.body as RequestBody<'gatewayBatch'>, reply as Reply<'gatewayBatch'>);
+        return;
+      case 'senderAck': {
+        const body = request.body as RequestBody<'senderAck'>;
+        const sender = this.senders.get(body.sender);
+        if (sender !== undefined && body.ids.length > 0) sender.dropAcknowledged(body.ids);
+        if (body.stopped !== undefined && connection.peer !== undefined) this.peerSenderState(body.sender, connection.peer.name, body.stopped);
+        reply.ok({});
+        return;
+      }
+      case 'senderStatus': {
+        const body = request.body as RequestBody<'senderStatus'>;
+        if (body.id !== undefined && !this.senders.has(body.id)) throw new StraitError('STRAIT_SENDER_NOT_FOUND', { sender: body.id, member: this.config.name });
+        const statuses: SenderStatus[] = [...this.senders.values()].filter((sender) => body.id === undefined || sender.spec.id === body.id).map((sender) => sender.status());
+        reply.ok({ senders: statuses } satisfies ResponseBody<'senderStatus'>);
+        return;
+      }
+      case 'senderControl':
+        this.onSenderControl(request.body as RequestBody<'senderControl'>, reply as Reply<'senderControl'>);
+        return;
       default:
         reply.fail(new StraitError('STRAIT_MESSAGE_INVALID', { peer: connection.label, reason: `a server does not serve ${request.op}` }));
     }
@@ -668,8 +760,10 @@ export class Server {
     for (const [key, value] of entries) {
       const tag = this.nextTag(region.entry(key)?.tag);
       this.applyAndNotify(region, key, value, tag);
-      this.replicate(region.spec.name, [key, value, tag], pending);
+      this.queueForGateways(region, [key, value, tag], false);
+      this.replicate(region.spec.name, [key, value, tag], pending, true);
     }
+    this.syncSenders(region, pending);
     region.sync((error) => {
       if (error !== undefined) {
         // The disk failed under an acknowledged-write path: this member can't keep its promise.
@@ -679,8 +773,8 @@ export class Server {
     });
   }
 
-  private replicate(regionName: string, entry: WireEntry, pending: PendingWrite | undefined): void {
-    for (const channel of this.channels.values()) channel.enqueue(regionName, entry, pending);
+  private replicate(regionName: string, entry: WireEntry, pending: PendingWrite | undefined, gateway = false): void {
+    for (const channel of this.channels.values()) channel.enqueue(regionName, entry, pending, gateway);
   }
 
   private applyAndNotify(region: Region, key: string, value: Uint8Array | null, tag: VersionTag): void {
@@ -700,14 +794,18 @@ export class Server {
       return;
     }
     const region = this.requireRegion(body.region);
-    for (const [key, value, tag] of body.entries) this.applyAndNotify(region, key, value, tag);
-    if (!region.persistent) {
-      reply.ok({});
-      return;
+    for (const entry of body.entries) {
+      this.applyAndNotify(region, entry[0], entry[1], entry[2]);
+      if (body.gateway === true) this.queueForGateways(region, entry, false);
     }
-    region.sync((error) => {
-      if (error !== undefined) reply.fail(new StraitError('STRAIT_STORAGE', { path: `region ${region.spec.name}`, reason: error.message }, { cause: error }));
+    const pending = new PendingWrite((error) => {
+      if (error !== undefined) reply.fail(error);
       else reply.ok({});
+    });
+    if (body.gateway === true) this.syncSenders(region, pending);
+    region.sync((error) => {
+      if (error !== undefined) pending.abandon(new StraitError('STRAIT_STORAGE', { path: `region ${region.spec.name}`, reason: error.message }, { cause: error }));
+      else pending.settle();
     });
   }
 
@@ -745,6 +843,217 @@ export class Server {
     reply.ok({ entries, done });
   }
 
+  // ---- WAN gateways ----
+
+  private senderHost(senderId: string): SenderHost {
+    return {
+      memberName: this.config.name,
+      site: this.site ?? 0,
+      isPrimary: () => this.isPrimarySender(senderId),
+      receivers: () => this.remoteReceivers(senderId),
+      acknowledged: (ids) => this.announceSender(senderId, ids, undefined),
+      stateChanged: () => {
+        const sender = this.senders.get(senderId);
+        this.announceSender(senderId, [], sender?.state === 'stopped');
+        for (const candidate of this.senders.values()) candidate.tick();
+      },
+    };
+  }
+
+  /** The oldest ready server hosting the sender whose copy is not stopped dispatches. */
+  private isPrimarySender(senderId: string): boolean {
+    const view = this.view;
+    const me = this.infoValue;
+    const mine = this.senders.get(senderId);
+    if (view === null || me === undefined || mine === undefined || mine.state === 'stopped' || this.state !== 'ready') return false;
+    const stopped = this.stoppedSenderCopies.get(senderId);
+    let oldest: { id: string; joinSeq: number } | undefined;
+    for (const member of serversOf(view)) {
+      if (!(member.info.senders ?? []).some((sender) => sender.id === senderId)) continue;
+      if (member.info.id !== me.id && (!member.ready || stopped?.has(member.info.id) === true)) continue;
+      if (oldest === undefined || member.joinSeq < oldest.joinSeq) oldest = { id: member.info.id, joinSeq: member.joinSeq };
+    }
+    return oldest?.id === me.id;
+  }
+
+  private peerSenderState(senderId: string, memberName: string, stopped: boolean): void {
+    const member = serversOf(this.view).find((candidate) => candidate.info.name === memberName);
+    if (member === undefined) return;
+    let set = this.stoppedSenderCopies.get(senderId);
+    if (set === undefined) {
+      set = new Set();
+      this.stoppedSenderCopies.set(senderId, set);
+    }
+    if (stopped) set.add(member.info.id);
+    else set.delete(member.info.id);
+    this.senders.get(senderId)?.tick();
+  }
+
+  /** Tells the other servers hosting the sender which events were acknowledged, or our state. */
+  private announceSender(senderId: string, ids: readonly string[], stopped: boolean | undefined): void {
+    const me = this.infoValue?.id;
+    for (const member of serversOf(this.view)) {
+      if (member.info.id === me || !(member.info.senders ?? []).some((sender) => sender.id === senderId)) continue;
+      this.pool.get(member.info.address).request('senderAck', { sender: senderId, ids: [...ids], ...(stopped !== undefined ? { stopped } : {}) }, () => {});
+    }
+  }
+
+  private remoteReceivers(senderId: string): { receivers: readonly Address[]; problem: string | null } {
+    const sender = this.senders.get(senderId);
+    const remoteSite = sender?.spec.remoteSiteId ?? 0;
+    const entry = this.catalogue?.get(remoteSite);
+    if (entry !== undefined && entry.receivers.length > 0) return { receivers: entry.receivers, problem: null };
+    const locators = locatorsOf(this.view).map((member) => formatAddress(member.info.address)).join(', ') || this.config.locators.map(formatAddress).join(', ');
+    const failures = this.catalogueFailures.map((failure) => `last exchange with ${formatAddress(failure.address)} failed: ${failure.error}`).join('; ');
+    const what = entry === undefined ? `site ${remoteSite} is unknown to locator(s) ${locators}` : `site ${remoteSite} has no gateway receiver known to locator(s) ${locators}`;
+    return { receivers: [], problem: `${this.config.name}: ${senderId} → site ${remoteSite}: ${what}${failures ? `; ${failures}` : '; check remote-locators on the locators'}` };
+  }
+
+  private gatewayTick(): void {
+    if (this.runtime.clock.monotonic() - this.catalogueFetchedMs >= WAN_EXCHANGE_INTERVAL_MS) this.fetchCatalogue();
+    for (const sender of this.senders.values()) sender.tick();
+    // Re-announce stopped copies now and then: a peer that joined later must learn it.
+    for (const sender of this.senders.values()) {
+      if (sender.state === 'stopped' && this.runtime.random.int(10) === 0) this.announceSender(sender.spec.id, [], true);
+    }
+  }
+
+  private fetchCatalogue(): void {
+    if (this.catalogueInFlight || this.senders.size === 0 && this.config.gatewayReceiver === undefined) return;
+    const locators = locatorsOf(this.view);
+    if (locators.length === 0) return;
+    const locator = locators[this.runtime.random.int(locators.length)]!;
+    this.catalogueInFlight = true;
+    this.catalogueFetchedMs = this.runtime.clock.monotonic();
+    this.pool.get(locator.info.address).request('catalogue', {}, (error, response) => {
+      this.catalogueInFlight = false;
+      if (error !== undefined || response === undefined || this.catalogue === undefined) return;
+      this.catalogue.replace(response.catalogue);
+      this.catalogueFailures = response.failures;
+      for (const sender of this.senders.values()) sender.tick();
+    });
+  }
+
+  /** Queues a new change on every local sender whose remote site should get it from us. */
+  private queueForGateways(region: Region, entry: WireEntry, possibleDuplicate: boolean): void {
+    const senderIds = region.spec.gatewaySenderIds;
+    if (senderIds === undefined || senderIds.length === 0 || this.catalogue === undefined) return;
+    const origin = entry[2][0];
+    const here = this.site ?? 0;
+    for (const id of senderIds) {
+      const sender = this.senders.get(id);
+      if (sender === undefined) continue;
+      if (!this.catalogue.forwards(origin, here, sender.spec.remoteSiteId)) continue;
+      sender.enqueue([region.spec.name, entry[0], entry[1], entry[2], possibleDuplicate]);
+    }
+  }
+
+  /** Persistent senders' queues are part of what a write's acknowledgement promises. */
+  private syncSenders(region: Region, pending: PendingWrite): void {
+    for (const id of region.spec.gatewaySenderIds ?? []) {
+      const sender = this.senders.get(id);
+      if (sender === undefined || !sender.spec.persistent) continue;
+      pending.expect();
+      sender.sync((error) => {
+        if (error !== undefined) pending.abandon(new StraitError('STRAIT_STORAGE', { path: `sender ${id}`, reason: error.message }, { cause: error }));
+        else pending.settle();
+      });
+    }
+  }
+
+  /** A batch from another site's gateway sender: apply, replicate here, forward, acknowledge. */
+  private onGatewayBatch(connection: Connection, body: RequestBody<'gatewayBatch'>, reply: Reply<'gatewayBatch'>): void {
+    if (connection.peer?.role !== 'gateway') throw new StraitError('STRAIT_MESSAGE_INVALID', { peer: connection.label, reason: 'gateway batches come from gateway senders' });
+    this.requireReady();
+    let events: readonly GatewayEvent[] = body.events;
+    if (body.compressed !== undefined) {
+      let decoded: unknown;
+      try {
+        decoded = gatewayPackr.unpack(zstdDecompressSync(body.compressed, { maxOutputLength: GATEWAY_BATCH_BYTES_MAX }));
+      } catch (error) {
+        throw new StraitError('STRAIT_MESSAGE_INVALID', { peer: connection.label, reason: `compressed batch ${body.batchId} is not readable` }, { cause: error });
+      }
+      events = parseGatewayEvents(decoded, connection.label);
+    }
+    const refused: { index: number; code: string; message: string }[] = [];
+    const pending = new PendingWrite((error) => {
+      if (error !== undefined) reply.fail(error);
+      else reply.ok({ applied: events.length - refused.length, refused } satisfies ResponseBody<'gatewayBatch'>);
+    });
+    const touched = new Set<Region>();
+    for (const [index, event] of events.entries()) {
+      const [regionName, key, value, tag, possibleDuplicate] = event;
+      const region = this.regions.get(regionName);
+      if (region === undefined) {
+        const error = new StraitError('STRAIT_REGION_NOT_FOUND', { region: regionName, member: `${this.config.name} (site ${this.site})` });
+        refused.push({ index, code: error.code, message: error.message });
+        continue;
+      }
+      touched.add(region);
+      this.applyAndNotify(region, key, value, tag);
+      this.queueForGateways(region, [key, value, tag], possibleDuplicate);
+      this.replicate(regionName, [key, value, tag], pending, true);
+    }
+    for (const region of touched) {
+      this.syncSenders(region, pending);
+      pending.expect();
+      region.sync((error) => {
+        if (error !== undefined) pending.abandon(new StraitError('STRAIT_STORAGE', { path: `region ${region.spec.name}`, reason: error.message }, { cause: error }));
+        else pending.settle();
+      });
+    }
+    this.metrics.replicated(events.length - refused.length);
+    pending.settle();
+  }
+
+  private onSenderControl(body: RequestBody<'senderControl'>, reply: Reply<'senderControl'>): void {
+    const sender = this.senders.get(body.id);
+    const results: { member: string; state: string }[] = [];
+    const others = body.everyMember === true
+      ? serversOf(this.view).filter((member) => member.info.id !== this.infoValue?.id && (member.info.senders ?? []).some((candidate) => candidate.id === body.id))
+      : [];
+    if (sender === undefined && others.length === 0) throw new StraitError('STRAIT_SENDER_NOT_FOUND', { sender: body.id, member: this.config.name });
+    let waiting = others.length + 1;
+    const done = () => {
+      waiting -= 1;
+      if (waiting === 0) reply.ok({ members: results });
+    };
+    for (const member of others) {
+      this.pool.get(member.info.address).request('senderControl', { ...body, everyMember: false }, (error, response) => {
+        if (response !== undefined) results.push(...response.members);
+        else results.push({ member: member.info.name, state: `error ${error?.code ?? 'STRAIT_INTERNAL'}` });
+        done();
+      });
+    }
+    if (sender === undefined) {
+      done();
+      return;
+    }
+    const local = () => results.push({ member: this.config.name, state: sender.state });
+    switch (body.action) {
+      case 'pause':
+        sender.pause();
+        break;
+      case 'resume':
+        sender.resume();
+        break;
+      case 'start':
+        sender.start();
+        break;
+      case 'replayDeadLetters':
+        sender.replayDeadLetters();
+        break;
+      case 'stop':
+        sender.stop(body.drainTimeoutMs ?? 0, () => {
+          local();
+          done();
+        });
+        return;
+    }
+    local();
+    done();
+  }
+
   private subscribe(connection: Connection, body: RequestBody<'subscribe'>, reply: Reply<'subscribe'>): void {
     this.requireRegion(body.region);
     const client = connection.context as ClientState | undefined;
@@ -762,4 +1071,14 @@ export class Server {
     set.add(subscription);
     reply.ok({ subscription: subscription.id });
   }
+}
+
+function parseGatewayEvents(decoded: unknown, peer: string): GatewayEvent[] {
+  if (!Array.isArray(decoded)) throw new StraitError('STRAIT_MESSAGE_INVALID', { peer, reason: 'compressed batch is not a list of events' });
+  for (const event of decoded) {
+    const valid = Array.isArray(event) && event.length === 5 && typeof event[0] === 'string' && typeof event[1] === 'string'
+      && (event[2] === null || event[2] instanceof Uint8Array) && Array.isArray(event[3]) && event[3].length === 4 && typeof event[4] === 'boolean';
+    if (!valid) throw new StraitError('STRAIT_MESSAGE_INVALID', { peer, reason: 'compressed batch holds a malformed event' });
+  }
+  return decoded as GatewayEvent[];
 }

@@ -60,7 +60,7 @@ function startLocator(name: string, locators: Address[], port = 0): Promise<Runn
   const log = new CapturingLogger();
   const runtime = createNodeRuntime({ logger: log });
   const node = new Locator(runtime, {
-    name, site: 1, bind: { host: '127.0.0.1', port }, hostnameForClients: undefined, locators, timing: TIMING,
+    name, site: 1, bind: { host: '127.0.0.1', port }, hostnameForClients: undefined, locators, remoteLocators: [], timing: TIMING,
     frameBytesMax: 64 * 1024, pid: undefined, httpAddress: undefined,
   }, NO_METRICS);
   return started(node, runtime, log);
@@ -72,7 +72,7 @@ function startServer(name: string, locators: Address[], storageDirectory?: strin
   const node = new Server(runtime, {
     name, site: undefined, bind: { host: '127.0.0.1', port }, hostnameForClients: undefined, locators,
     regions: [{ name: 'TEST', type: 'replicate', persistent: false }, { name: 'DURABLE', type: 'replicate', persistent: true }],
-    timing: TIMING, frameBytesMax: FRAME_BYTES_MAX_DEFAULT, valueBytesMax: VALUE_BYTES_MAX_DEFAULT, pid: undefined, httpAddress: undefined,
+    timing: TIMING, frameBytesMax: FRAME_BYTES_MAX_DEFAULT, valueBytesMax: VALUE_BYTES_MAX_DEFAULT, gatewaySenders: [], gatewayReceiver: undefined, conflictResolver: undefined, pid: undefined, httpAddress: undefined,
   }, NO_METRICS);
   return started(node, runtime, log);
 }

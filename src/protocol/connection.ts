@@ -322,7 +322,8 @@ export class Connection {
       });
     }
     const expectedSite = this.options.expectedSite;
-    if (expectedSite !== undefined && hello.site !== null && hello.site !== expectedSite) {
+    // Gateway connections come from other sites by design; every other role must be ours.
+    if (expectedSite !== undefined && hello.site !== null && hello.role !== 'gateway' && hello.site !== expectedSite) {
       throw new StraitError('STRAIT_SITE_MISMATCH', { peer: `${hello.name} at ${this.stream.remote}`, peerSite: hello.site, site: expectedSite });
     }
     this.peer = { role: hello.role, name: hello.name, site: hello.site, version };

@@ -15,6 +15,8 @@ export const Role = Type.Union([
   Type.Literal('server'),
   Type.Literal('client'),
   Type.Literal('admin'),
+  /** A gateway sender of another site, connecting to this site's gateway receiver. */
+  Type.Literal('gateway'),
 ]);
 export type Role = Static<typeof Role>;
 
@@ -38,6 +40,8 @@ export const RegionSpec = Type.Object(
     name: Name,
     type: RegionType,
     persistent: Type.Boolean(),
+    /** Gateway senders that ship this region's changes to other sites. */
+    gatewaySenderIds: Type.Optional(Type.Array(Name, { maxItems: 64 })),
   },
   { additionalProperties: false },
 );
@@ -57,6 +61,10 @@ export const MemberInfo = Type.Object(
     /** Regions this member hosts. */
     regions: Type.Array(Name, { maxItems: 10_000 }),
     pid: Type.Optional(Uint()),
+    /** The advertised address of this server's gateway receiver, when it runs one. */
+    receiver: Type.Optional(WireAddress),
+    /** Gateway senders this server hosts: id and the remote site they ship to. */
+    senders: Type.Optional(Type.Array(Type.Object({ id: Name, remoteSite: SiteId }, { additionalProperties: false }), { maxItems: 64 })),
   },
   { additionalProperties: false },
 );
@@ -105,6 +113,60 @@ export const WireErrorSchema = Type.Object(
 
 const Empty = Type.Object({}, { additionalProperties: false });
 
+/**
+ * What a site's locators know of one site: its locators, its gateway receivers, and the sites
+ * its gateway senders ship to (the edges of the topology graph). The version orders entries
+ * about the same site: newest wins, ties by author.
+ */
+export const SiteEntry = Type.Object(
+  {
+    site: SiteId,
+    locators: Type.Array(WireAddress, { maxItems: 64 }),
+    receivers: Type.Array(WireAddress, { maxItems: 1024 }),
+    edges: Type.Array(SiteId, { maxItems: 255 }),
+    version: Type.Tuple([Uint(), Name]),
+  },
+  { additionalProperties: false },
+);
+export type SiteEntry = Static<typeof SiteEntry>;
+
+export const SenderStatus = Type.Object(
+  {
+    id: Name,
+    member: Name,
+    remoteSite: SiteId,
+    /** primary dispatches; secondaries hold copies of the queue and take over. */
+    role: Type.Union([Type.Literal('primary'), Type.Literal('secondary')]),
+    state: Type.Union([Type.Literal('running'), Type.Literal('paused'), Type.Literal('stopped')]),
+    connectedReceiver: Type.Union([WireAddress, Type.Null()]),
+    queueEvents: Uint(),
+    queueBytes: Uint(),
+    /** Events kept on disk beyond the memory limit. */
+    overflowEvents: Uint(),
+    batchesInFlight: Uint(),
+    eventsSent: Uint(),
+    /** Wall-clock ms of the last batch acknowledged by the remote site; 0 = none yet. */
+    lastAckAtMs: Uint(),
+    /** Age of the oldest queued event, ms (0 when empty). */
+    lagMs: Uint(),
+    deadLetters: Uint(),
+    /** What is in the way, when something is: no receiver known, exchange failures, ... */
+    problem: Type.Union([Type.String({ maxLength: 2048 }), Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+export type SenderStatus = Static<typeof SenderStatus>;
+
+/** One change shipped between sites; its tag's site is the origin site. */
+export const GatewayEvent = Type.Tuple([
+  Name, // region
+  Key,
+  Type.Union([Type.Uint8Array(), Type.Null()]),
+  VersionTag,
+  Type.Boolean(), // possible duplicate (resent after a sender failover)
+]);
+export type GatewayEvent = Static<typeof GatewayEvent>;
+
 /** A region entry as it travels between servers: the value is absent for a tombstone. */
 export const WireEntry = Type.Tuple([Key, Type.Union([Type.Uint8Array(), Type.Null()]), VersionTag]);
 export type WireEntry = Static<typeof WireEntry>;
@@ -146,8 +208,70 @@ export const REQUESTS = {
 
   // Server ↔ server
   replicate: {
-    body: Type.Object({ region: Name, entries: Type.Array(WireEntry, { maxItems: 100_000 }) }, { additionalProperties: false }),
+    body: Type.Object({
+      region: Name,
+      entries: Type.Array(WireEntry, { maxItems: 100_000 }),
+      /** New changes entering the site (not images or push-backs): gateway senders queue them. */
+      gateway: Type.Optional(Type.Boolean()),
+    }, { additionalProperties: false }),
     response: Empty,
+  },
+  /** Primary gateway sender → secondaries: these events reached the remote site. */
+  senderAck: {
+    body: Type.Object({
+      sender: Name,
+      ids: Type.Array(Type.String({ maxLength: 300 }), { maxItems: 100_000 }),
+      /** Announces that the sending member's copy of this sender is stopped (or running). */
+      stopped: Type.Optional(Type.Boolean()),
+    }, { additionalProperties: false }),
+    response: Empty,
+  },
+
+  // Locators across sites, and servers asking their locators
+  wanExchange: {
+    body: Type.Object({ from: SiteId, catalogue: Type.Array(SiteEntry, { maxItems: 255 }) }, { additionalProperties: false }),
+    response: Type.Object({ catalogue: Type.Array(SiteEntry, { maxItems: 255 }) }),
+  },
+  catalogue: {
+    body: Empty,
+    response: Type.Object({
+      catalogue: Type.Array(SiteEntry, { maxItems: 255 }),
+      /** Remote locator exchanges that failed most recently, for sender status. */
+      failures: Type.Array(Type.Object({ address: WireAddress, error: Type.String({ maxLength: 1024 }) }), { maxItems: 255 }),
+    }),
+  },
+
+  // Gateway sender (remote site) → gateway receiver
+  gatewayBatch: {
+    body: Type.Object({
+      sender: Name,
+      batchId: Uint(),
+      events: Type.Array(GatewayEvent, { maxItems: 100_000 }),
+      /** zstd-compressed msgpack of the events, instead of `events`, when compression is on. */
+      compressed: Type.Optional(Type.Uint8Array()),
+    }, { additionalProperties: false }),
+    response: Type.Object({
+      applied: Uint(),
+      /** Events refused, by index in the batch, with the coded reason (e.g. no such region). */
+      refused: Type.Array(Type.Object({ index: Uint(), code: Type.String({ maxLength: 64 }), message: Type.String({ maxLength: 1024 }) }), { maxItems: 100_000 }),
+    }),
+  },
+
+  // Gateway sender operations (admin API and CLI)
+  senderStatus: {
+    body: Type.Object({ id: Type.Optional(Name) }, { additionalProperties: false }),
+    response: Type.Object({ senders: Type.Array(SenderStatus, { maxItems: 64 }) }),
+  },
+  senderControl: {
+    body: Type.Object({
+      id: Name,
+      action: Type.Union([Type.Literal('pause'), Type.Literal('resume'), Type.Literal('stop'), Type.Literal('start'), Type.Literal('replayDeadLetters')]),
+      /** stop only: wait this long for the queue to drain first; -1 = until drained. */
+      drainTimeoutMs: Type.Optional(Type.Integer({ minimum: -1 })),
+      /** Apply on every server of the site hosting the sender (the CLI's default). */
+      everyMember: Type.Optional(Type.Boolean()),
+    }, { additionalProperties: false }),
+    response: Type.Object({ members: Type.Array(Type.Object({ member: Name, state: Type.String({ maxLength: 32 }) }), { maxItems: 1024 }) }),
   },
   image: {
     body: Type.Object({ region: Name, viewId: Uint(), after: Type.Union([Key, Type.Null()]), limit: Uint({ maximum: 100_000 }) }, { additionalProperties: false }),

@@ -93,7 +93,7 @@ export class SiteSimulation {
     if (host.name.startsWith('locator')) {
       const config: LocatorConfig = {
         name: host.name, site: 1, bind: { host: host.address, port: LOCATOR_PORT }, hostnameForClients: undefined,
-        locators: this.locatorAddresses, timing: SIM_TIMING, frameBytesMax: FRAME_BYTES_MAX_DEFAULT, pid: undefined, httpAddress: undefined,
+        locators: this.locatorAddresses, remoteLocators: [], timing: SIM_TIMING, frameBytesMax: FRAME_BYTES_MAX_DEFAULT, pid: undefined, httpAddress: undefined,
       };
       const node = new Locator(runtime, config, NO_METRICS);
       this.members.set(host.name, { kind: 'locator', node });
@@ -105,7 +105,7 @@ export class SiteSimulation {
     const config: ServerConfig = {
       name: host.name, site: undefined, bind: { host: host.address, port: SERVER_PORT }, hostnameForClients: undefined,
       locators: this.locatorAddresses, regions: REGIONS, timing: SIM_TIMING, frameBytesMax: FRAME_BYTES_MAX_DEFAULT,
-      valueBytesMax: VALUE_BYTES_MAX_DEFAULT, pid: undefined, httpAddress: undefined,
+      valueBytesMax: VALUE_BYTES_MAX_DEFAULT, gatewaySenders: [], gatewayReceiver: undefined, conflictResolver: undefined, pid: undefined, httpAddress: undefined,
     };
     const node = new Server(runtime, config, NO_METRICS);
     this.members.set(host.name, { kind: 'server', node });

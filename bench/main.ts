@@ -1,0 +1,315 @@
+// `npm run bench`: Strait against a Redis yardstick on this machine, in one run.
+//
+// 1. A Strait site as a user starts it (`strait start locator`, two `strait start server` with
+//    region BENCH, replicate, in memory), measured from this process with the TypeScript
+//    client: puts and gets of 100-byte values, one in flight and 64 in flight. Every put is a
+//    distributed-ack write: acknowledged once both servers applied it.
+// 2. A Redis primary with one replica, measured with redis-benchmark at the same depths, and
+//    the replica's catch-up after the pipelined SET run.
+// 3. A table (median of the runs, min–max beside it) and bench/results/<timestamp>.json.
+//
+// `--profile` instead CPU-profiles the servers during pipelined puts (see profile.ts).
+// Everything started is stopped by pid at the end, on failure and on Ctrl-C. docs/BENCHMARKS.md
+// records a full run and what it means.
+
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { connect } from '../src/client/client.ts';
+import { Cleanup } from './processes.ts';
+import { parseOptions, USAGE, UsageError, type BenchOptions } from './options.ts';
+import { BENCH_REGION, regionSizes, startStraitSite, stopStraitSite } from './strait-site.ts';
+import { runLoad, warmUp, Workload, type LoadRun } from './strait-load.ts';
+import { closeCatchUpProbe, findRedis, measureCatchUp, openCatchUpProbe, redisBenchmarkArgs, runRedisBenchmark, runSetWait, startRedisPair, type CatchUp, type RedisBenchmarkRow, type SetWaitRun } from './redis.ts';
+import { runProfile } from './profile.ts';
+import { describeMachine, formatMachine, formatProfile, formatTable, tableRows, type Machine, type Row } from './report.ts';
+import { spread } from './stats.ts';
+
+const REPOSITORY_ROOT = fileURLToPath(new URL('..', import.meta.url));
+const RESULTS_DIRECTORY = join(REPOSITORY_ROOT, 'bench', 'results');
+const SERVERS = 2;
+/** The issue's aims: one-in-flight latency within 2× Redis, pipelined throughput within 3×. */
+const LATENCY_RATIO_MAX = 2;
+const THROUGHPUT_RATIO_MIN = 1 / 3;
+/** Functions listed from each profile. */
+const PROFILE_TOP_FUNCTIONS = 15;
+
+interface StraitRun {
+  readonly putOne: LoadRun;
+  readonly getOne: LoadRun;
+  readonly putPipelined: LoadRun;
+  readonly getPipelined: LoadRun;
+}
+
+interface StraitResults {
+  readonly commands: readonly string[];
+  readonly runs: readonly StraitRun[];
+  /** Entries each server holds after the runs: equal when every acknowledged put is on both. */
+  readonly regionSizes: readonly { name: string; size: number }[];
+}
+
+interface RedisRun {
+  readonly setOne: RedisBenchmarkRow;
+  readonly getOne: RedisBenchmarkRow;
+  readonly setPipelined: RedisBenchmarkRow;
+  readonly getPipelined: RedisBenchmarkRow;
+  readonly catchUp: CatchUp;
+  /** SET + WAIT 1, one in flight, from this process: a replica-acknowledged write. */
+  readonly setWait: SetWaitRun;
+}
+
+type RedisResults = { readonly commands: readonly string[]; readonly runs: readonly RedisRun[] } | { readonly skipped: string };
+
+function say(text: string): void {
+  process.stdout.write(`${text}\n`);
+}
+
+function describeRun(label: string, run: { opsPerSecond?: number; rps?: number; p50Ms?: number; p99Ms?: number; p50LatencyMs?: number; p99LatencyMs?: number }): string {
+  const rate = run.opsPerSecond ?? run.rps ?? Number.NaN;
+  const p50 = run.p50Ms ?? run.p50LatencyMs ?? Number.NaN;
+  const p99 = run.p99Ms ?? run.p99LatencyMs ?? Number.NaN;
+  return `  ${label.padEnd(24)} ${Math.round(rate).toLocaleString('en-US').padStart(9)} ops/s   p50 ${p50.toFixed(3)} ms   p99 ${p99.toFixed(3)} ms`;
+}
+
+async function measureStrait(cleanup: Cleanup, root: string, options: BenchOptions): Promise<StraitResults> {
+  say(`\nStrait: starting a locator and ${SERVERS} servers (strait start) in ${root}`);
+  const site = await startStraitSite(cleanup, root, SERVERS);
+  for (const member of site.members) say(`  ${member.role} ${member.name} at ${member.address}, pid ${member.pid}`);
+  const commands = [
+    `strait start locator --name bench-locator --dir <tmp>/bench-locator --bind-address 127.0.0.1 --port 0 --json`,
+    ...site.members.filter((member) => member.role === 'server').map((member) =>
+      `strait start server --name ${member.name} --dir <tmp>/${member.name} --bind-address 127.0.0.1 --server-port 0 --locators ${site.locators} --json   # <tmp>/${member.name}/strait.yaml declares BENCH: { type: replicate, persistent: false }`),
+  ];
+  const workload = new Workload(options.keyCount, options.valueBytes);
+  const client = await connect({ locators: site.locators, name: 'bench' });
+  try {
+    const servers = (await client.view()).members.filter((member) => member.info.role === 'server' && member.info.regions.includes(BENCH_REGION));
+    if (servers.length !== SERVERS) throw new Error(`the view lists ${servers.length} servers hosting ${BENCH_REGION}, expected ${SERVERS}`);
+    const region = client.region<string>(BENCH_REGION);
+    say(`  client connected to ${client.currentServer ?? '?'}; warming up (${options.keyCount.toLocaleString('en-US')} keys stored, ${options.valueBytes}-byte values)`);
+    await warmUp(region, workload, options.pipelineDepth, options.quick ? 1 : 2);
+    const runs: StraitRun[] = [];
+    for (let index = 1; index <= options.runs; index++) {
+      say(`  run ${index}/${options.runs}`);
+      const putOne = await runLoad(region, workload, 'put', options.opsOneInFlight, 1);
+      say(describeRun('put, 1 in flight', putOne));
+      const getOne = await runLoad(region, workload, 'get', options.opsOneInFlight, 1);
+      say(describeRun('get, 1 in flight', getOne));
+      const putPipelined = await runLoad(region, workload, 'put', options.opsPipelined, options.pipelineDepth);
+      say(describeRun(`put, ${options.pipelineDepth} in flight`, putPipelined));
+      const getPipelined = await runLoad(region, workload, 'get', options.opsPipelined, options.pipelineDepth);
+      say(describeRun(`get, ${options.pipelineDepth} in flight`, getPipelined));
+      runs.push({ putOne, getOne, putPipelined, getPipelined });
+    }
+    const sizes = await regionSizes(site, BENCH_REGION);
+    say(`  ${BENCH_REGION} entries per server after the runs: ${sizes.map((entry) => `${entry.name} ${entry.size}`).join(', ')}`);
+    if (sizes.some((entry) => entry.size !== options.keyCount)) throw new Error(`servers disagree on ${BENCH_REGION}: ${JSON.stringify(sizes)}, expected ${options.keyCount} each`);
+    return { commands, runs, regionSizes: sizes };
+  } finally {
+    await client.close();
+    say('  stopping the site (strait stop)');
+    await stopStraitSite(cleanup, site);
+  }
+}
+
+async function measureRedis(cleanup: Cleanup, root: string, options: BenchOptions, available: boolean): Promise<RedisResults> {
+  if (!available) return { skipped: 'redis-server is not installed' };
+  say(`\nRedis: starting a primary and one replica in ${root}`);
+  const pair = await startRedisPair(cleanup, root);
+  say(`  primary on port ${pair.primary.port} (pid ${pair.primary.pid}), replica on port ${pair.replica.port} (pid ${pair.replica.pid}), link up`);
+  const commands = [
+    `redis-server --port P --bind 127.0.0.1 --dir <tmp>/redis-primary --save '' --appendonly no`,
+    `redis-server --port R --bind 127.0.0.1 --dir <tmp>/redis-replica --save '' --appendonly no --replicaof 127.0.0.1 P`,
+    `redis-benchmark ${redisBenchmarkArgs(0, 'set,get', options.opsOneInFlight, 1, options.valueBytes).join(' ').replace('-p 0', '-p P')}`,
+    `SET key:NNNNNN <100 bytes> + WAIT 1 5000, sent together from the bench process (Node, RESP over TCP), one pair in flight, ${options.opsOneInFlight} times`,
+    `redis-benchmark ${redisBenchmarkArgs(0, 'set', options.opsPipelined, options.pipelineDepth, options.valueBytes).join(' ').replace('-p 0', '-p P')}   # then INFO replication on both until the replica's offset reaches the primary's`,
+    `redis-benchmark ${redisBenchmarkArgs(0, 'get', options.opsPipelined, options.pipelineDepth, options.valueBytes).join(' ').replace('-p 0', '-p P')}`,
+  ];
+  const workload = new Workload(options.keyCount, options.valueBytes);
+  try {
+    // Warm-up, not recorded: connections, allocator, the replica's stream.
+    await runRedisBenchmark(pair.primary.port, 'set,get', Math.max(1000, Math.round(options.opsPipelined / 10)), options.pipelineDepth, options.valueBytes);
+    const runs: RedisRun[] = [];
+    const row = (rows: readonly RedisBenchmarkRow[], test: string): RedisBenchmarkRow => {
+      const found = rows.find((entry) => entry.test === test);
+      if (found === undefined) throw new Error(`redis-benchmark printed no ${test} row`);
+      return found;
+    };
+    for (let index = 1; index <= options.runs; index++) {
+      say(`  run ${index}/${options.runs}`);
+      const one = await runRedisBenchmark(pair.primary.port, 'set,get', options.opsOneInFlight, 1, options.valueBytes);
+      const setOne = row(one.rows, 'SET');
+      const getOne = row(one.rows, 'GET');
+      say(describeRun('SET, 1 in flight', setOne));
+      say(describeRun('GET, 1 in flight', getOne));
+      const setWait = await runSetWait(pair.primary.port, workload.keys, workload.value, options.opsOneInFlight);
+      say(describeRun('SET + WAIT 1, 1 in flight', setWait));
+      const probe = await openCatchUpProbe(pair);
+      let set: Awaited<ReturnType<typeof runRedisBenchmark>>;
+      let catchUp: CatchUp;
+      try {
+        set = await runRedisBenchmark(pair.primary.port, 'set', options.opsPipelined, options.pipelineDepth, options.valueBytes);
+        catchUp = await measureCatchUp(pair, probe, set.exitedAtMs);
+      } finally {
+        closeCatchUpProbe(probe);
+      }
+      const setPipelined = row(set.rows, 'SET');
+      say(describeRun(`SET, ${options.pipelineDepth} pipelined`, setPipelined));
+      say(`  replica: ${catchUp.lagBytesAtFirstCheck} bytes behind at the first check, caught up ${catchUp.catchUpMs.toFixed(2)} ms after redis-benchmark exited (${catchUp.checks} check${catchUp.checks === 1 ? '' : 's'} of ${catchUp.checkMs.toFixed(2)} ms; redis-cli confirms offsets ${catchUp.confirmedWithRedisCli.primaryOffset} / ${catchUp.confirmedWithRedisCli.replicaOffset})`);
+      const get = await runRedisBenchmark(pair.primary.port, 'get', options.opsPipelined, options.pipelineDepth, options.valueBytes);
+      const getPipelined = row(get.rows, 'GET');
+      say(describeRun(`GET, ${options.pipelineDepth} pipelined`, getPipelined));
+      runs.push({ setOne, getOne, setPipelined, getPipelined, catchUp, setWait });
+    }
+    return { commands, runs };
+  } finally {
+    say('  stopping Redis (SIGTERM by pid)');
+    await cleanup.stop(pair.replica.pid);
+    await cleanup.stop(pair.primary.pid);
+  }
+}
+
+function comparisonRows(options: BenchOptions, strait: StraitResults, redis: RedisResults): Row[] {
+  const redisRuns = 'runs' in redis ? redis.runs : undefined;
+  const ofStrait = (pick: (run: StraitRun) => number) => spread(strait.runs.map(pick));
+  const ofRedis = (pick: (run: RedisRun) => number) => (redisRuns === undefined ? undefined : spread(redisRuns.map(pick)));
+  const depth = options.pipelineDepth;
+  const latency = { max: LATENCY_RATIO_MAX };
+  const throughput = { min: THROUGHPUT_RATIO_MIN };
+  return [
+    { metric: 'put, 1 in flight: ops/s', strait: ofStrait((run) => run.putOne.opsPerSecond), redis: ofRedis((run) => run.setOne.rps), decimals: 0 },
+    { metric: 'put, 1 in flight: p50 ms', strait: ofStrait((run) => run.putOne.p50Ms), redis: ofRedis((run) => run.setOne.p50LatencyMs), aim: latency, decimals: 3 },
+    { metric: 'put, 1 in flight: p99 ms', strait: ofStrait((run) => run.putOne.p99Ms), redis: ofRedis((run) => run.setOne.p99LatencyMs), aim: latency, decimals: 3 },
+    { metric: 'get, 1 in flight: ops/s', strait: ofStrait((run) => run.getOne.opsPerSecond), redis: ofRedis((run) => run.getOne.rps), decimals: 0 },
+    { metric: 'get, 1 in flight: p50 ms', strait: ofStrait((run) => run.getOne.p50Ms), redis: ofRedis((run) => run.getOne.p50LatencyMs), aim: latency, decimals: 3 },
+    { metric: 'get, 1 in flight: p99 ms', strait: ofStrait((run) => run.getOne.p99Ms), redis: ofRedis((run) => run.getOne.p99LatencyMs), aim: latency, decimals: 3 },
+    { metric: `put, ${depth} in flight: ops/s`, strait: ofStrait((run) => run.putPipelined.opsPerSecond), redis: ofRedis((run) => run.setPipelined.rps), aim: throughput, decimals: 0 },
+    { metric: `put, ${depth} in flight: p50 ms`, strait: ofStrait((run) => run.putPipelined.p50Ms), redis: ofRedis((run) => run.setPipelined.p50LatencyMs), decimals: 3 },
+    { metric: `put, ${depth} in flight: p99 ms`, strait: ofStrait((run) => run.putPipelined.p99Ms), redis: ofRedis((run) => run.setPipelined.p99LatencyMs), decimals: 3 },
+    { metric: `get, ${depth} in flight: ops/s`, strait: ofStrait((run) => run.getPipelined.opsPerSecond), redis: ofRedis((run) => run.getPipelined.rps), aim: throughput, decimals: 0 },
+    { metric: `get, ${depth} in flight: p50 ms`, strait: ofStrait((run) => run.getPipelined.p50Ms), redis: ofRedis((run) => run.getPipelined.p50LatencyMs), decimals: 3 },
+    { metric: `get, ${depth} in flight: p99 ms`, strait: ofStrait((run) => run.getPipelined.p99Ms), redis: ofRedis((run) => run.getPipelined.p99LatencyMs), decimals: 3 },
+    { metric: 'put acked by the replica (Redis: SET + WAIT 1), 1 in flight: ops/s', strait: ofStrait((run) => run.putOne.opsPerSecond), redis: ofRedis((run) => run.setWait.opsPerSecond), decimals: 0 },
+    { metric: 'put acked by the replica (Redis: SET + WAIT 1), 1 in flight: p50 ms', strait: ofStrait((run) => run.putOne.p50Ms), redis: ofRedis((run) => run.setWait.p50Ms), decimals: 3 },
+    { metric: 'put acked by the replica (Redis: SET + WAIT 1), 1 in flight: p99 ms', strait: ofStrait((run) => run.putOne.p99Ms), redis: ofRedis((run) => run.setWait.p99Ms), decimals: 3 },
+    {
+      metric: `replica catch-up after the ${depth}-deep put run: ms`,
+      strait: undefined,
+      straitNote: '0 (acked by both)',
+      redis: ofRedis((run) => run.catchUp.catchUpMs),
+      decimals: 2,
+    },
+  ];
+}
+
+function timestamp(): string {
+  return new Date().toISOString().replace(/[:.]/g, '-');
+}
+
+function writeResults(name: string, content: unknown): string {
+  mkdirSync(RESULTS_DIRECTORY, { recursive: true });
+  const path = join(RESULTS_DIRECTORY, `${name}.json`);
+  writeFileSync(path, `${JSON.stringify(content, null, 2)}\n`);
+  return path;
+}
+
+async function benchmark(cleanup: Cleanup, root: string, options: BenchOptions, machine: Machine, redisAvailable: boolean, redisMissing: string | undefined): Promise<void> {
+  const startedAt = new Date().toISOString();
+  const startedMs = performance.now();
+  say(`${options.runs} run${options.runs === 1 ? '' : 's'} of each measurement${options.quick ? ' (--quick: one run, so each figure is that run, not a median)' : ', median reported'}; ` +
+    `${options.opsOneInFlight.toLocaleString('en-US')} ops one in flight, ${options.opsPipelined.toLocaleString('en-US')} ops ${options.pipelineDepth} in flight; ${options.valueBytes}-byte values`);
+  const strait = await measureStrait(cleanup, join(root, 'strait'), options);
+  const redis = await measureRedis(cleanup, join(root, 'redis'), options, redisAvailable);
+  const rows = comparisonRows(options, strait, redis);
+  say('');
+  say(formatTable(rows));
+  if ('skipped' in redis) say(`\nRedis was not measured: ${redisMissing ?? redis.skipped}. The Redis column is empty; no Redis figure is assumed.`);
+  const seconds = (performance.now() - startedMs) / 1000;
+  const path = writeResults(timestamp(), {
+    kind: 'comparison',
+    startedAt,
+    seconds,
+    arguments: process.argv.slice(2),
+    options,
+    machine,
+    strait,
+    redis,
+    table: tableRows(rows),
+  });
+  say(`\nresults: ${path} (${seconds.toFixed(0)} s)`);
+}
+
+async function profile(cleanup: Cleanup, root: string, options: BenchOptions, machine: Machine): Promise<void> {
+  say(`Profiling: a locator (strait start) and two servers under node --cpu-prof, ${options.profileSeconds} s of puts ${options.pipelineDepth} in flight after a warm-up`);
+  const report = await runProfile(cleanup, root, REPOSITORY_ROOT, {
+    seconds: options.profileSeconds,
+    pipelineDepth: options.pipelineDepth,
+    keyCount: options.keyCount,
+    valueBytes: options.valueBytes,
+    limit: PROFILE_TOP_FUNCTIONS,
+  });
+  say(`  server command: ${report.command}`);
+  say(describeRun(`put, ${options.pipelineDepth} in flight (profiled)`, report.load));
+  for (const server of report.servers) {
+    say('');
+    say(formatProfile(`Server ${server.name} (${server.part === 'coordinator' ? 'took the client\'s puts and replicated them' : 'replica: applied the replicated puts'})`, server.summary, PROFILE_TOP_FUNCTIONS));
+  }
+  say('');
+  say(formatProfile('Bench client (in-process inspector profile, same window)', report.client, 10));
+  const path = writeResults(`${timestamp()}-profile`, { kind: 'profile', arguments: process.argv.slice(2), options, machine, ...report });
+  say(`\nresults: ${path}`);
+}
+
+async function main(): Promise<number> {
+  let options: BenchOptions | undefined;
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`bench: ${error.message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (options === undefined) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+
+  const cleanup = new Cleanup();
+  const onSignal = (signal: NodeJS.Signals): void => {
+    process.stderr.write(`\nbench: ${signal}; stopping everything it started\n`);
+    void cleanup.stopAll().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  const tools = await findRedis();
+  const redisMissing = 'missing' in tools ? tools.missing : undefined;
+  if (redisMissing !== undefined) say(`Redis yardstick unavailable: ${redisMissing}. Strait is measured alone; the Redis column stays empty.`);
+  const machine = describeMachine('version' in tools ? tools.version : 'redis: not installed');
+  say(formatMachine(machine));
+
+  const root = mkdtempSync(join(tmpdir(), 'strait-bench-'));
+  let succeeded = false;
+  try {
+    if (options.profile) await profile(cleanup, root, options, machine);
+    else await benchmark(cleanup, root, options, machine, redisMissing === undefined, redisMissing);
+    succeeded = true;
+  } finally {
+    await cleanup.stopAll();
+    // Keep the members' directories (logs, member.json) when something went wrong.
+    if (succeeded) rmSync(root, { recursive: true, force: true });
+    else process.stderr.write(`bench: logs kept in ${root}\n`);
+  }
+  return 0;
+}
+
+main().then(
+  (status) => {
+    process.exitCode = status;
+  },
+  (error: unknown) => {
+    process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exitCode = 1;
+  },
+);
