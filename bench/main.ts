@@ -4,8 +4,10 @@
 //    region BENCH, replicate, in memory), measured from this process with the TypeScript
 //    client: puts and gets of 100-byte values, one in flight and 64 in flight. Every put is a
 //    distributed-ack write: acknowledged once both servers applied it.
-// 2. A Redis primary with one replica, measured with redis-benchmark at the same depths, and
-//    the replica's catch-up after the pipelined SET run.
+// 2. A Redis primary with one replica, measured with redis-benchmark at the same depths, the
+//    replica's catch-up after the pipelined SET run, and SET + WAIT 1 (a replica-acknowledged
+//    write, what a Strait put is) from this process.
+//    Both run side by side; each run measures Strait, then Redis.
 // 3. A table (median of the runs, min–max beside it) and bench/results/<timestamp>.json.
 //
 // `--profile` instead CPU-profiles the servers during pipelined puts (see profile.ts).
@@ -69,82 +71,121 @@ function describeRun(label: string, run: { opsPerSecond?: number; rps?: number; 
   const rate = run.opsPerSecond ?? run.rps ?? Number.NaN;
   const p50 = run.p50Ms ?? run.p50LatencyMs ?? Number.NaN;
   const p99 = run.p99Ms ?? run.p99LatencyMs ?? Number.NaN;
-  return `  ${label.padEnd(24)} ${Math.round(rate).toLocaleString('en-US').padStart(9)} ops/s   p50 ${p50.toFixed(3)} ms   p99 ${p99.toFixed(3)} ms`;
+  return `  ${label.padEnd(28)} ${Math.round(rate).toLocaleString('en-US').padStart(9)} ops/s   p50 ${p50.toFixed(3)} ms   p99 ${p99.toFixed(3)} ms`;
 }
 
-async function measureStrait(cleanup: Cleanup, root: string, options: BenchOptions): Promise<StraitResults> {
+/** A running Strait site with a connected, warmed-up client; `run` measures one run. */
+interface StraitSession {
+  readonly commands: readonly string[];
+  run(): Promise<StraitRun>;
+  /** Entries per server; throws unless both hold every key (every acknowledged put is on both). */
+  checkReplicas(): Promise<{ name: string; size: number }[]>;
+  close(): Promise<void>;
+}
+
+async function openStrait(cleanup: Cleanup, root: string, options: BenchOptions): Promise<StraitSession> {
   say(`\nStrait: starting a locator and ${SERVERS} servers (strait start) in ${root}`);
   const site = await startStraitSite(cleanup, root, SERVERS);
   for (const member of site.members) say(`  ${member.role} ${member.name} at ${member.address}, pid ${member.pid}`);
   const commands = [
-    `strait start locator --name bench-locator --dir <tmp>/bench-locator --bind-address 127.0.0.1 --port 0 --json`,
+    `strait start locator --name bench-locator --dir <tmp>/bench-locator --bind-address 127.0.0.1 --timeout 60 --json --port 0`,
     ...site.members.filter((member) => member.role === 'server').map((member) =>
-      `strait start server --name ${member.name} --dir <tmp>/${member.name} --bind-address 127.0.0.1 --server-port 0 --locators ${site.locators} --json   # <tmp>/${member.name}/strait.yaml declares BENCH: { type: replicate, persistent: false }`),
+      `strait start server --name ${member.name} --dir <tmp>/${member.name} --bind-address 127.0.0.1 --timeout 60 --json --server-port 0 --locators <locator host[port]>   # <tmp>/${member.name}/strait.yaml: regions: { ${BENCH_REGION}: { type: replicate, persistent: false } }`),
+    `strait stop server|locator --dir <tmp>/<member> --timeout 20 --force   # servers first, then the locator`,
   ];
   const workload = new Workload(options.keyCount, options.valueBytes);
   const client = await connect({ locators: site.locators, name: 'bench' });
+  const close = async (): Promise<void> => {
+    await client.close();
+    say('  Strait: stopping the site (strait stop)');
+    await stopStraitSite(cleanup, site);
+  };
   try {
     const servers = (await client.view()).members.filter((member) => member.info.role === 'server' && member.info.regions.includes(BENCH_REGION));
     if (servers.length !== SERVERS) throw new Error(`the view lists ${servers.length} servers hosting ${BENCH_REGION}, expected ${SERVERS}`);
     const region = client.region<string>(BENCH_REGION);
     say(`  client connected to ${client.currentServer ?? '?'}; warming up (${options.keyCount.toLocaleString('en-US')} keys stored, ${options.valueBytes}-byte values)`);
     await warmUp(region, workload, options.pipelineDepth, options.quick ? 1 : 2);
-    const runs: StraitRun[] = [];
-    for (let index = 1; index <= options.runs; index++) {
-      say(`  run ${index}/${options.runs}`);
-      const putOne = await runLoad(region, workload, 'put', options.opsOneInFlight, 1);
-      say(describeRun('put, 1 in flight', putOne));
-      const getOne = await runLoad(region, workload, 'get', options.opsOneInFlight, 1);
-      say(describeRun('get, 1 in flight', getOne));
-      const putPipelined = await runLoad(region, workload, 'put', options.opsPipelined, options.pipelineDepth);
-      say(describeRun(`put, ${options.pipelineDepth} in flight`, putPipelined));
-      const getPipelined = await runLoad(region, workload, 'get', options.opsPipelined, options.pipelineDepth);
-      say(describeRun(`get, ${options.pipelineDepth} in flight`, getPipelined));
-      runs.push({ putOne, getOne, putPipelined, getPipelined });
-    }
-    const sizes = await regionSizes(site, BENCH_REGION);
-    say(`  ${BENCH_REGION} entries per server after the runs: ${sizes.map((entry) => `${entry.name} ${entry.size}`).join(', ')}`);
-    if (sizes.some((entry) => entry.size !== options.keyCount)) throw new Error(`servers disagree on ${BENCH_REGION}: ${JSON.stringify(sizes)}, expected ${options.keyCount} each`);
-    return { commands, runs, regionSizes: sizes };
-  } finally {
-    await client.close();
-    say('  stopping the site (strait stop)');
-    await stopStraitSite(cleanup, site);
+    return {
+      commands,
+      run: async () => {
+        const putOne = await runLoad(region, workload, 'put', options.opsOneInFlight, 1);
+        say(describeRun('Strait put, 1 in flight', putOne));
+        const getOne = await runLoad(region, workload, 'get', options.opsOneInFlight, 1);
+        say(describeRun('Strait get, 1 in flight', getOne));
+        const putPipelined = await runLoad(region, workload, 'put', options.opsPipelined, options.pipelineDepth);
+        say(describeRun(`Strait put, ${options.pipelineDepth} in flight`, putPipelined));
+        const getPipelined = await runLoad(region, workload, 'get', options.opsPipelined, options.pipelineDepth);
+        say(describeRun(`Strait get, ${options.pipelineDepth} in flight`, getPipelined));
+        return { putOne, getOne, putPipelined, getPipelined };
+      },
+      checkReplicas: async () => {
+        const sizes = await regionSizes(site, BENCH_REGION);
+        say(`  Strait: ${BENCH_REGION} entries per server after the runs: ${sizes.map((entry) => `${entry.name} ${entry.size}`).join(', ')}`);
+        if (sizes.some((entry) => entry.size !== options.keyCount)) throw new Error(`servers disagree on ${BENCH_REGION}: ${JSON.stringify(sizes)}, expected ${options.keyCount} each`);
+        return sizes;
+      },
+      close,
+    };
+  } catch (error) {
+    await close();
+    throw error;
   }
 }
 
-async function measureRedis(cleanup: Cleanup, root: string, options: BenchOptions, available: boolean): Promise<RedisResults> {
-  if (!available) return { skipped: 'redis-server is not installed' };
+/** A running Redis primary and replica, warmed up; `run` measures one run. */
+interface RedisSession {
+  readonly commands: readonly string[];
+  run(): Promise<RedisRun>;
+  close(): Promise<void>;
+}
+
+function findRow(rows: readonly RedisBenchmarkRow[], test: string): RedisBenchmarkRow {
+  const found = rows.find((entry) => entry.test === test);
+  if (found === undefined) throw new Error(`redis-benchmark printed no ${test} row`);
+  return found;
+}
+
+async function openRedis(cleanup: Cleanup, root: string, options: BenchOptions): Promise<RedisSession> {
   say(`\nRedis: starting a primary and one replica in ${root}`);
   const pair = await startRedisPair(cleanup, root);
   say(`  primary on port ${pair.primary.port} (pid ${pair.primary.pid}), replica on port ${pair.replica.port} (pid ${pair.replica.pid}), link up`);
+  const benchmarkCommand = (tests: string, ops: number, pipeline: number): string =>
+    `redis-benchmark ${redisBenchmarkArgs(0, tests, ops, pipeline, options.valueBytes).join(' ').replace('-p 0', '-p P')}`;
   const commands = [
     `redis-server --port P --bind 127.0.0.1 --dir <tmp>/redis-primary --save '' --appendonly no`,
     `redis-server --port R --bind 127.0.0.1 --dir <tmp>/redis-replica --save '' --appendonly no --replicaof 127.0.0.1 P`,
-    `redis-benchmark ${redisBenchmarkArgs(0, 'set,get', options.opsOneInFlight, 1, options.valueBytes).join(' ').replace('-p 0', '-p P')}`,
-    `SET key:NNNNNN <100 bytes> + WAIT 1 5000, sent together from the bench process (Node, RESP over TCP), one pair in flight, ${options.opsOneInFlight} times`,
-    `redis-benchmark ${redisBenchmarkArgs(0, 'set', options.opsPipelined, options.pipelineDepth, options.valueBytes).join(' ').replace('-p 0', '-p P')}   # then INFO replication on both until the replica's offset reaches the primary's`,
-    `redis-benchmark ${redisBenchmarkArgs(0, 'get', options.opsPipelined, options.pipelineDepth, options.valueBytes).join(' ').replace('-p 0', '-p P')}`,
+    benchmarkCommand('set,get', options.opsOneInFlight, 1),
+    `SET key:NNNNNN <${options.valueBytes} bytes> + WAIT 1 5000, sent together from the bench process (Node, RESP over TCP), one pair in flight, ${options.opsOneInFlight} times`,
+    `${benchmarkCommand('set', options.opsPipelined, options.pipelineDepth)}   # then INFO replication on both (RESP from the bench; redis-cli to confirm) until the replica's slave_repl_offset reaches the primary's master_repl_offset`,
+    benchmarkCommand('get', options.opsPipelined, options.pipelineDepth),
+    'kill -TERM <replica pid> <primary pid>',
   ];
+  const close = async (): Promise<void> => {
+    say('  Redis: stopping the primary and replica (SIGTERM by pid)');
+    await cleanup.stop(pair.replica.pid);
+    await cleanup.stop(pair.primary.pid);
+  };
   const workload = new Workload(options.keyCount, options.valueBytes);
   try {
     // Warm-up, not recorded: connections, allocator, the replica's stream.
     await runRedisBenchmark(pair.primary.port, 'set,get', Math.max(1000, Math.round(options.opsPipelined / 10)), options.pipelineDepth, options.valueBytes);
-    const runs: RedisRun[] = [];
-    const row = (rows: readonly RedisBenchmarkRow[], test: string): RedisBenchmarkRow => {
-      const found = rows.find((entry) => entry.test === test);
-      if (found === undefined) throw new Error(`redis-benchmark printed no ${test} row`);
-      return found;
-    };
-    for (let index = 1; index <= options.runs; index++) {
-      say(`  run ${index}/${options.runs}`);
+    await runSetWait(pair.primary.port, workload.keys, workload.value, Math.min(2000, options.opsOneInFlight));
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  return {
+    commands,
+    close,
+    run: async () => {
       const one = await runRedisBenchmark(pair.primary.port, 'set,get', options.opsOneInFlight, 1, options.valueBytes);
-      const setOne = row(one.rows, 'SET');
-      const getOne = row(one.rows, 'GET');
-      say(describeRun('SET, 1 in flight', setOne));
-      say(describeRun('GET, 1 in flight', getOne));
+      const setOne = findRow(one.rows, 'SET');
+      const getOne = findRow(one.rows, 'GET');
+      say(describeRun('Redis SET, 1 in flight', setOne));
+      say(describeRun('Redis GET, 1 in flight', getOne));
       const setWait = await runSetWait(pair.primary.port, workload.keys, workload.value, options.opsOneInFlight);
-      say(describeRun('SET + WAIT 1, 1 in flight', setWait));
+      say(describeRun('Redis SET + WAIT 1', setWait));
       const probe = await openCatchUpProbe(pair);
       let set: Awaited<ReturnType<typeof runRedisBenchmark>>;
       let catchUp: CatchUp;
@@ -154,19 +195,41 @@ async function measureRedis(cleanup: Cleanup, root: string, options: BenchOption
       } finally {
         closeCatchUpProbe(probe);
       }
-      const setPipelined = row(set.rows, 'SET');
-      say(describeRun(`SET, ${options.pipelineDepth} pipelined`, setPipelined));
-      say(`  replica: ${catchUp.lagBytesAtFirstCheck} bytes behind at the first check, caught up ${catchUp.catchUpMs.toFixed(2)} ms after redis-benchmark exited (${catchUp.checks} check${catchUp.checks === 1 ? '' : 's'} of ${catchUp.checkMs.toFixed(2)} ms; redis-cli confirms offsets ${catchUp.confirmedWithRedisCli.primaryOffset} / ${catchUp.confirmedWithRedisCli.replicaOffset})`);
+      const setPipelined = findRow(set.rows, 'SET');
+      say(describeRun(`Redis SET, ${options.pipelineDepth} pipelined`, setPipelined));
+      say(`  Redis replica: ${catchUp.lagBytesAtFirstCheck} bytes behind at the first check, caught up ${catchUp.catchUpMs.toFixed(2)} ms after redis-benchmark exited (${catchUp.checks} check${catchUp.checks === 1 ? '' : 's'} of ${catchUp.checkMs.toFixed(2)} ms; redis-cli confirms offsets ${catchUp.confirmedWithRedisCli.primaryOffset} / ${catchUp.confirmedWithRedisCli.replicaOffset})`);
       const get = await runRedisBenchmark(pair.primary.port, 'get', options.opsPipelined, options.pipelineDepth, options.valueBytes);
-      const getPipelined = row(get.rows, 'GET');
-      say(describeRun(`GET, ${options.pipelineDepth} pipelined`, getPipelined));
-      runs.push({ setOne, getOne, setPipelined, getPipelined, catchUp, setWait });
+      const getPipelined = findRow(get.rows, 'GET');
+      say(describeRun(`Redis GET, ${options.pipelineDepth} pipelined`, getPipelined));
+      return { setOne, getOne, setPipelined, getPipelined, catchUp, setWait };
+    },
+  };
+}
+
+/**
+ * Both systems run side by side and the runs alternate (Strait, then Redis, per run), so a
+ * slow spell of this (virtual) machine hits both rather than one.
+ */
+async function measure(cleanup: Cleanup, root: string, options: BenchOptions, redisMissing: string | undefined): Promise<{ strait: StraitResults; redis: RedisResults }> {
+  const strait = await openStrait(cleanup, join(root, 'strait'), options);
+  let redis: RedisSession | undefined;
+  try {
+    if (redisMissing === undefined) redis = await openRedis(cleanup, join(root, 'redis'), options);
+    const straitRuns: StraitRun[] = [];
+    const redisRuns: RedisRun[] = [];
+    for (let index = 1; index <= options.runs; index++) {
+      say(`\nrun ${index}/${options.runs}`);
+      straitRuns.push(await strait.run());
+      if (redis !== undefined) redisRuns.push(await redis.run());
     }
-    return { commands, runs };
+    const sizes = await strait.checkReplicas();
+    return {
+      strait: { commands: strait.commands, runs: straitRuns, regionSizes: sizes },
+      redis: redis === undefined ? { skipped: redisMissing ?? 'not run' } : { commands: redis.commands, runs: redisRuns },
+    };
   } finally {
-    say('  stopping Redis (SIGTERM by pid)');
-    await cleanup.stop(pair.replica.pid);
-    await cleanup.stop(pair.primary.pid);
+    await redis?.close();
+    await strait.close();
   }
 }
 
@@ -214,17 +277,16 @@ function writeResults(name: string, content: unknown): string {
   return path;
 }
 
-async function benchmark(cleanup: Cleanup, root: string, options: BenchOptions, machine: Machine, redisAvailable: boolean, redisMissing: string | undefined): Promise<void> {
+async function benchmark(cleanup: Cleanup, root: string, options: BenchOptions, machine: Machine, redisMissing: string | undefined): Promise<void> {
   const startedAt = new Date().toISOString();
   const startedMs = performance.now();
   say(`${options.runs} run${options.runs === 1 ? '' : 's'} of each measurement${options.quick ? ' (--quick: one run, so each figure is that run, not a median)' : ', median reported'}; ` +
     `${options.opsOneInFlight.toLocaleString('en-US')} ops one in flight, ${options.opsPipelined.toLocaleString('en-US')} ops ${options.pipelineDepth} in flight; ${options.valueBytes}-byte values`);
-  const strait = await measureStrait(cleanup, join(root, 'strait'), options);
-  const redis = await measureRedis(cleanup, join(root, 'redis'), options, redisAvailable);
+  const { strait, redis } = await measure(cleanup, root, options, redisMissing);
   const rows = comparisonRows(options, strait, redis);
   say('');
   say(formatTable(rows));
-  if ('skipped' in redis) say(`\nRedis was not measured: ${redisMissing ?? redis.skipped}. The Redis column is empty; no Redis figure is assumed.`);
+  if ('skipped' in redis) say(`\nRedis was not measured: ${redis.skipped}. The Redis column is empty; no Redis figure is assumed.`);
   const seconds = (performance.now() - startedMs) / 1000;
   const path = writeResults(timestamp(), {
     kind: 'comparison',
@@ -293,7 +355,7 @@ async function main(): Promise<number> {
   let succeeded = false;
   try {
     if (options.profile) await profile(cleanup, root, options, machine);
-    else await benchmark(cleanup, root, options, machine, redisMissing === undefined, redisMissing);
+    else await benchmark(cleanup, root, options, machine, redisMissing);
     succeeded = true;
   } finally {
     await cleanup.stopAll();

@@ -266,6 +266,38 @@ export class GatewaySender {
     return this.decode(bytes, `sender ${this.spec.id} queue record ${item.storeKey}`);
   }
 
+  /** Secondary: the oldest events queued longer than `olderThanMs`, for a handoff to the primary. */
+  staleEvents(olderThanMs: number, limit: number): GatewayEvent[] {
+    const cutoff = this.runtime.clock.monotonic() - olderThanMs;
+    const events: GatewayEvent[] = [];
+    for (let index = this.head; index < this.items.length && events.length < limit; index++) {
+      const item = this.items[index]!;
+      if (item.removed) continue;
+      if (item.enqueuedAtMs > cutoff) break;
+      events.push(item.event ?? this.load(item));
+    }
+    return events;
+  }
+
+  /**
+   * Primary: a secondary's old events. Returns the ids already acknowledged by the remote site;
+   * queues (as possible duplicates) the ones this member never had.
+   */
+  adopt(events: readonly GatewayEvent[]): string[] {
+    const acknowledged: string[] = [];
+    let adopted = 0;
+    for (const event of events) {
+      const id = eventId(event);
+      if (this.ackedIds.has(id)) acknowledged.push(id);
+      else if (!this.byId.has(id) && this.state !== 'stopped') {
+        this.enqueue([event[0], event[1], event[2], event[3], true]);
+        adopted += 1;
+      }
+    }
+    if (adopted > 0) this.log.info({ events: adopted }, `sender ${this.spec.id}: adopted ${adopted} events only a secondary held`);
+    return acknowledged;
+  }
+
   // ---- Control ----
 
   pause(): void {
@@ -410,6 +442,10 @@ export class GatewaySender {
       if (this.inFlight.get(batch.id) !== batch) return;
       this.inFlight.delete(batch.id);
       if (error !== undefined || response === undefined) {
+        for (const item of batch.items) {
+          item.sent = false;
+          item.possibleDuplicate = true;
+        }
         this.batchFailed(connection, error);
         return;
       }

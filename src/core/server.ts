@@ -50,6 +50,9 @@ const SUBSCRIPTIONS_PER_CONNECTION_MAX = 1000;
 /** Decompressed gateway batches larger than this are refused. */
 const GATEWAY_BATCH_BYTES_MAX = 256 * 1024 * 1024;
 const gatewayPackr = new Packr({ useRecords: false, mapsAsObjects: true });
+/** How often a secondary hands its long-held events to the primary. */
+const SENDER_HANDOFF_INTERVAL_MS = 2000;
+const SENDER_HANDOFF_EVENTS_MAX = 1000;
 
 interface Subscription {
   readonly id: number;
@@ -101,6 +104,7 @@ export class Server {
   private catalogueFailures: { address: Address; error: string }[] = [];
   private catalogueFetchedMs = -Infinity;
   private catalogueInFlight = false;
+  private handoffAtMs = 0;
   private receiverListener: Listener | undefined;
   private receiverAddress: Address | undefined;
 
@@ -160,6 +164,11 @@ export class Server {
 
   get currentState(): MemberState {
     return this.state;
+  }
+
+  /** Status of every gateway sender hosted here. */
+  senderStatuses(): SenderStatus[] {
+    return [...this.senders.values()].map((sender) => sender.status());
   }
 
   /** Test and simulator access to a region's contents. */
@@ -718,6 +727,13 @@ export class Server {
         reply.ok({});
         return;
       }
+      case 'senderHandoff': {
+        const body = request.body as RequestBody<'senderHandoff'>;
+        const sender = this.senders.get(body.sender);
+        if (sender === undefined) throw new StraitError('STRAIT_SENDER_NOT_FOUND', { sender: body.sender, member: this.config.name });
+        reply.ok({ acknowledged: this.isPrimarySender(body.sender) ? sender.adopt(body.events) : [] } satisfies ResponseBody<'senderHandoff'>);
+        return;
+      }
       case 'senderStatus': {
         const body = request.body as RequestBody<'senderStatus'>;
         if (body.id !== undefined && !this.senders.has(body.id)) throw new StraitError('STRAIT_SENDER_NOT_FOUND', { sender: body.id, member: this.config.name });
@@ -910,12 +926,42 @@ export class Server {
   }
 
   private gatewayTick(): void {
-    if (this.runtime.clock.monotonic() - this.catalogueFetchedMs >= WAN_EXCHANGE_INTERVAL_MS) this.fetchCatalogue();
+    const now = this.runtime.clock.monotonic();
+    if (now - this.catalogueFetchedMs >= WAN_EXCHANGE_INTERVAL_MS) this.fetchCatalogue();
+    if (now - this.handoffAtMs >= SENDER_HANDOFF_INTERVAL_MS) {
+      this.handoffAtMs = now;
+      for (const sender of this.senders.values()) this.handOff(sender);
+    }
     for (const sender of this.senders.values()) sender.tick();
     // Re-announce stopped copies now and then: a peer that joined later must learn it.
     for (const sender of this.senders.values()) {
       if (sender.state === 'stopped' && this.runtime.random.int(10) === 0) this.announceSender(sender.spec.id, [], true);
     }
+  }
+
+  /**
+   * Secondary: events held for long are either already acknowledged (an ack we missed while
+   * down or partitioned) or were never seen by the primary; the primary sorts them out.
+   */
+  private handOff(sender: GatewaySender): void {
+    if (sender.queuedEvents === 0 || this.isPrimarySender(sender.spec.id) || this.state !== 'ready') return;
+    const primary = this.primaryOf(sender.spec.id);
+    if (primary === undefined) return;
+    const events = sender.staleEvents(SENDER_HANDOFF_INTERVAL_MS * 2, SENDER_HANDOFF_EVENTS_MAX);
+    if (events.length === 0) return;
+    this.pool.get(primary.address).request('senderHandoff', { sender: sender.spec.id, events }, (error, response) => {
+      if (error === undefined && response !== undefined) sender.dropAcknowledged(response.acknowledged);
+    });
+  }
+
+  private primaryOf(senderId: string): MemberInfo | undefined {
+    const stopped = this.stoppedSenderCopies.get(senderId);
+    let oldest: { info: MemberInfo; joinSeq: number } | undefined;
+    for (const member of serversOf(this.view)) {
+      if (!(member.info.senders ?? []).some((sender) => sender.id === senderId) || !member.ready || stopped?.has(member.info.id) === true) continue;
+      if (oldest === undefined || member.joinSeq < oldest.joinSeq) oldest = { info: member.info, joinSeq: member.joinSeq };
+    }
+    return oldest?.info;
   }
 
   private fetchCatalogue(): void {

@@ -227,6 +227,15 @@ export const REQUESTS = {
     response: Empty,
   },
 
+  /**
+   * Secondary → primary: events the secondary has held for a while. The primary answers which
+   * it already saw acknowledged (the secondary drops them) and queues the ones it never had.
+   */
+  senderHandoff: {
+    body: Type.Object({ sender: Name, events: Type.Array(GatewayEvent, { maxItems: 10_000 }) }, { additionalProperties: false }),
+    response: Type.Object({ acknowledged: Type.Array(Type.String({ maxLength: 300 }), { maxItems: 10_000 }) }),
+  },
+
   // Locators across sites, and servers asking their locators
   wanExchange: {
     body: Type.Object({ from: SiteId, catalogue: Type.Array(SiteEntry, { maxItems: 255 }) }, { additionalProperties: false }),

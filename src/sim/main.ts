@@ -3,6 +3,7 @@
 
 import { parseArgs } from 'node:util';
 import { runSiteSeed } from './site-simulation.ts';
+import { runWanSeed, TOPOLOGIES } from './wan-simulation.ts';
 
 const { values } = parseArgs({
   options: {
@@ -11,6 +12,8 @@ const { values } = parseArgs({
     first: { type: 'string', default: '1' },
     verbose: { type: 'boolean', default: false },
     'workload-ms': { type: 'string', default: '20000' },
+    wan: { type: 'boolean', default: false },
+    topology: { type: 'string' },
   },
 });
 
@@ -21,7 +24,13 @@ const workloadMs = Number(values['workload-ms']);
 let failed = 0;
 for (const seed of seeds) {
   try {
-    console.log(await runSiteSeed(seed, { workloadMs, log: values.verbose ? 'print' : 'collect' }));
+    const log = values.verbose ? 'print' : 'collect';
+    if (values.wan) {
+      const topologies = values.topology !== undefined ? [values.topology] : Object.keys(TOPOLOGIES);
+      for (const topology of topologies) console.log(await runWanSeed(seed, topology, { workloadMs: Math.min(workloadMs, 15_000), log }));
+    } else {
+      console.log(await runSiteSeed(seed, { workloadMs, log }));
+    }
   } catch (error) {
     failed += 1;
     console.error(`seed ${seed}: FAILED\n${error instanceof Error ? error.message : String(error)}`);

@@ -1,0 +1,338 @@
+// A seeded simulation of several sites joined by gateway senders and receivers in a given
+// topology, with a client writing at every site, server crashes (never the last replica of a
+// site), partitions between sites and whole-site network outages. After healing and draining,
+// the checkers assert:
+//   - inside every site, all servers hold identical contents;
+//   - in a strongly connected topology (ring, mesh), every site holds identical contents;
+//   - a write acknowledged at site X to a key only X writes is at every site X reaches, unless
+//     superseded by a later write of the same writer.
+
+import { setImmediate as flushMacrotask } from 'node:timers/promises';
+import { StraitClient, decodeValue } from '../client/client.ts';
+import type { GatewaySenderSpec, LocatorConfig, MembershipTiming, ServerConfig } from '../core/config.ts';
+import { FRAME_BYTES_MAX_DEFAULT, VALUE_BYTES_MAX_DEFAULT } from '../core/config.ts';
+import { Locator } from '../core/locator.ts';
+import { NO_METRICS } from '../core/member-admin.ts';
+import { Server } from '../core/server.ts';
+import type { RegionSpec } from '../protocol/messages.ts';
+import type { Address, Runtime } from '../runtime/runtime.ts';
+import type { SimHost } from './simulator.ts';
+import { Simulator } from './simulator.ts';
+
+export interface WanSimulationOptions {
+  readonly seed: number;
+  readonly sites: number;
+  /** Directed edges [from, to]: a gateway sender at `from` ships to `to`. */
+  readonly edges: readonly (readonly [number, number])[];
+  readonly serversPerSite?: number;
+  readonly workloadMs?: number;
+  readonly faults?: boolean;
+  readonly persistentQueues?: boolean;
+  readonly log?: 'silent' | 'collect' | 'print';
+}
+
+const TIMING: MembershipTiming = { memberTimeoutMs: 3000, heartbeatIntervalMs: 500, discoveryTimeoutMs: 1000, requestTimeoutMs: 4000 };
+const LOCATOR_PORT = 10334;
+const SERVER_PORT = 40404;
+const RECEIVER_PORT = 5000;
+
+interface SiteHosts {
+  readonly id: number;
+  readonly locator: SimHost;
+  readonly servers: SimHost[];
+  readonly client: SimHost;
+}
+
+interface Owned {
+  lastAckedSeq: number;
+}
+
+export class WanSimulation {
+  readonly sim: Simulator;
+  private readonly options: Required<WanSimulationOptions>;
+  private readonly sites: SiteHosts[] = [];
+  private readonly locators = new Map<string, Locator>();
+  private readonly servers = new Map<string, Server>();
+  private readonly owned = new Map<string, Owned>();
+  private readonly failures: string[] = [];
+  readonly stats = { acked: 0, failed: 0, crashes: 0, partitions: 0 };
+
+  constructor(options: WanSimulationOptions) {
+    this.options = { serversPerSite: 2, workloadMs: 15_000, faults: true, persistentQueues: true, log: 'collect', ...options };
+    this.sim = new Simulator({ seed: options.seed, log: this.options.log, network: { baseDelayMs: 1, jitterMs: 2 } });
+    for (let id = 1; id <= this.options.sites; id++) {
+      const locator = this.sim.host(`s${id}-locator`);
+      const servers = Array.from({ length: this.options.serversPerSite }, (_, index) => this.sim.host(`s${id}-server-${index + 1}`));
+      const client = this.sim.host(`s${id}-client`);
+      this.sites.push({ id, locator, servers, client });
+    }
+  }
+
+  private locatorAddress(site: number): Address {
+    return { host: this.sites[site - 1]!.locator.address, port: LOCATOR_PORT };
+  }
+
+  private senders(site: number): GatewaySenderSpec[] {
+    return this.options.edges.filter(([from]) => from === site).map(([, to]) => ({
+      id: `to-site-${to}`, remoteSiteId: to, parallel: false, batchSize: 50, batchTimeIntervalMs: 20,
+      maximumQueueMemoryMegabytes: 1, persistent: this.options.persistentQueues, dispatcherThreads: 1,
+      orderPolicy: 'key', batchConflation: false, manualStart: false, compression: site % 2 === 0,
+    }));
+  }
+
+  private region(site: number): RegionSpec {
+    return { name: 'R', type: 'replicate', persistent: false, gatewaySenderIds: this.senders(site).map((sender) => sender.id) };
+  }
+
+  private startLocator(site: SiteHosts): void {
+    if (site.locator.alive && this.locators.has(site.locator.name)) return;
+    // Each locator knows only the next site's locator: the rest is learned transitively.
+    const next = (site.id % this.options.sites) + 1;
+    const config: LocatorConfig = {
+      name: site.locator.name, site: site.id, bind: { host: site.locator.address, port: LOCATOR_PORT }, hostnameForClients: undefined,
+      locators: [this.locatorAddress(site.id)], remoteLocators: next === site.id ? [] : [this.locatorAddress(next)],
+      timing: TIMING, frameBytesMax: FRAME_BYTES_MAX_DEFAULT, pid: undefined, httpAddress: undefined,
+    };
+    const locator = new Locator(site.locator.runtime(), config, NO_METRICS);
+    this.locators.set(site.locator.name, locator);
+    locator.start((result) => {
+      if (!result.ok) this.failures.push(`${site.locator.name}: ${result.error?.message}`);
+    });
+  }
+
+  private startServer(site: SiteHosts, host: SimHost): void {
+    if (host.alive && this.servers.has(host.name)) return;
+    const config: ServerConfig = {
+      name: host.name, site: site.id, bind: { host: host.address, port: SERVER_PORT }, hostnameForClients: undefined,
+      locators: [this.locatorAddress(site.id)], regions: [this.region(site.id)], timing: TIMING, frameBytesMax: FRAME_BYTES_MAX_DEFAULT,
+      valueBytesMax: VALUE_BYTES_MAX_DEFAULT, gatewaySenders: this.senders(site.id),
+      gatewayReceiver: { startPort: RECEIVER_PORT, endPort: RECEIVER_PORT + 5, bindAddress: undefined, hostnameForClients: undefined, manualStart: false },
+      conflictResolver: undefined, pid: undefined, httpAddress: undefined,
+    };
+    const server = new Server(host.runtime(), config, NO_METRICS);
+    this.servers.set(host.name, server);
+    server.start((result) => {
+      if (!result.ok) this.failures.push(`${host.name}: ${result.error?.message}`);
+    });
+  }
+
+  async advance(untilMs: number, until?: () => boolean): Promise<void> {
+    for (;;) {
+      if (until?.() === true) return;
+      const result = this.sim.run({ untilMs, maxSteps: 1 });
+      await flushMacrotask();
+      if (result.reason === 'time' || result.reason === 'idle') {
+        const again = this.sim.run({ untilMs, maxSteps: 1 });
+        await flushMacrotask();
+        if (again.steps === 0) return;
+      }
+    }
+  }
+
+  private liveServers(site: SiteHosts): Server[] {
+    return site.servers.filter((host) => host.alive && this.servers.has(host.name)).map((host) => this.servers.get(host.name)!);
+  }
+
+  private sitesReady(): boolean {
+    for (const site of this.sites) {
+      const locator = this.locators.get(site.locator.name);
+      if (!site.locator.alive || locator === undefined || locator.admin.status().state !== 'ready') return false;
+      const view = locator.admin.view();
+      if (view === null || view.members.length !== 1 + site.servers.length || !view.members.every((member) => member.ready)) return false;
+      for (const host of site.servers) {
+        const server = this.servers.get(host.name);
+        if (!host.alive || server === undefined || server.currentState !== 'ready' || server.view?.id !== view.id) return false;
+      }
+    }
+    return true;
+  }
+
+  /** Every sender copy on every server has an empty queue and the primaries are connected. */
+  private drained(): boolean {
+    for (const server of this.servers.values()) {
+      for (const status of server.senderStatuses()) if (status.queueEvents > 0) return false;
+    }
+    return true;
+  }
+
+  async run(): Promise<void> {
+    const sim = this.sim;
+    for (const site of this.sites) {
+      sim.schedule(sim.random.int(500), () => this.startLocator(site));
+      for (const host of site.servers) sim.schedule(200 + sim.random.int(1000), () => this.startServer(site, host));
+    }
+    await this.advance(30_000, () => this.sitesReady());
+    if (!this.sitesReady()) throw this.failure('the sites did not form within 30 s');
+    // Let WAN discovery spread the catalogue before writing.
+    await this.advance(sim.nowMs + 6000);
+
+    const end = sim.nowMs + this.options.workloadMs;
+    const workers: Promise<void>[] = [];
+    const clients: StraitClient[] = [];
+    for (const site of this.sites) {
+      const runtime = site.client.runtime();
+      const client = new StraitClient(runtime, [this.locatorAddress(site.id)], { locators: [this.locatorAddress(site.id)], name: site.client.name, requestTimeoutMs: 60_000 }, undefined);
+      clients.push(client);
+      for (let worker = 0; worker < 2; worker++) workers.push(this.workload(client, runtime, site.id, `site${site.id}.w${worker}`, end));
+    }
+    if (this.options.faults) this.scheduleFaults(end);
+    let done = false;
+    void Promise.allSettled(workers).then(() => {
+      done = true;
+    });
+    await this.advance(end + 120_000, () => done);
+    if (!done) throw this.failure('client workers did not finish');
+
+    sim.network.heal();
+    for (const site of this.sites) {
+      this.startLocator(site);
+      for (const host of site.servers) this.startServer(site, host);
+    }
+    await this.advance(sim.nowMs + 60_000, () => this.sitesReady());
+    if (!this.sitesReady()) throw this.failure('the sites did not recover after healing');
+    await this.advance(sim.nowMs + 120_000, () => this.drained());
+    if (!this.drained()) throw this.failure(`gateway queues did not drain: ${[...this.servers.values()].flatMap((server) => server.senderStatuses().map((status) => `${status.member}/${status.id}: ${status.queueEvents} queued, ${status.role}, ${status.state}, problem ${status.problem}`)).join('; ')}`);
+    for (const client of clients) await client.close();
+    this.check();
+  }
+
+  private async workload(client: StraitClient, runtime: Runtime, site: number, writer: string, end: number): Promise<void> {
+    const random = this.sim.random;
+    let seq = 0;
+    while (this.sim.nowMs < end) {
+      seq += 1;
+      const shared = random.chance(0.3);
+      const key = shared ? `shared-${random.int(5)}` : `${writer}-${random.int(6)}`;
+      try {
+        await client.region('R').put(key, { writer, seq, site });
+        this.stats.acked += 1;
+        if (!shared) {
+          const owned = this.owned.get(key) ?? { lastAckedSeq: 0 };
+          owned.lastAckedSeq = Math.max(owned.lastAckedSeq, seq);
+          this.owned.set(key, owned);
+        }
+      } catch {
+        this.stats.failed += 1;
+      }
+      await new Promise<void>((resolve) => runtime.setTimer(5 + random.int(60), resolve));
+    }
+  }
+
+  private scheduleFaults(end: number): void {
+    const sim = this.sim;
+    const random = sim.random;
+    let at = 1000;
+    while (sim.nowMs + at < end - 2000) {
+      const kind = random.int(3);
+      const site = random.pick(this.sites);
+      if (kind === 0) {
+        const victim = random.pick(site.servers);
+        const downMs = 500 + random.int(4000);
+        sim.schedule(at, () => {
+          const others = this.liveServers(site).filter((server) => server.currentState === 'ready' && server.admin.status().info.name !== victim.name);
+          if (!victim.alive || others.length === 0) return;
+          this.stats.crashes += 1;
+          victim.crash();
+          this.servers.delete(victim.name);
+          sim.schedule(downMs, () => this.startServer(site, victim));
+        });
+      } else if (kind === 1) {
+        const other = random.pick(this.sites.filter((candidate) => candidate !== site));
+        const durationMs = 1000 + random.int(6000);
+        sim.schedule(at, () => {
+          this.stats.partitions += 1;
+          const hosts = (s: SiteHosts) => [s.locator.name, ...s.servers.map((host) => host.name)];
+          sim.network.partition(hosts(site), hosts(other));
+          sim.schedule(durationMs, () => sim.network.heal());
+        });
+      } else {
+        sim.schedule(at, () => sim.network.setLatency({ baseMs: 1 + random.int(40), jitterMs: 1 + random.int(10) }));
+      }
+      at += 1000 + random.int(3000);
+    }
+    sim.schedule(end - sim.nowMs, () => sim.network.setLatency({ baseMs: 1, jitterMs: 2 }));
+  }
+
+  private reach(from: number): Set<number> {
+    const seen = new Set([from]);
+    const queue = [from];
+    while (queue.length > 0) {
+      const site = queue.shift()!;
+      for (const [a, b] of this.options.edges) if (a === site && !seen.has(b)) { seen.add(b); queue.push(b); }
+    }
+    return seen;
+  }
+
+  private contents(server: Server): Map<string, string> {
+    const region = server.region('R')!;
+    const result = new Map<string, string>();
+    for (const key of region.keys()) {
+      const entry = region.entry(key)!;
+      result.set(key, `${Buffer.from(entry.value!).toString('hex')}@${entry.tag.join('/')}`);
+    }
+    return result;
+  }
+
+  private failure(reason: string): Error {
+    return new Error(`${reason} (seed ${this.sim.seed}); replay: npm run sim -- --wan --seed ${this.sim.seed} --verbose`);
+  }
+
+  check(): void {
+    if (this.failures.length > 0) throw this.failure(this.failures.join('; '));
+    const siteContents = new Map<number, Map<string, string>>();
+    for (const site of this.sites) {
+      const servers = this.liveServers(site);
+      const reference = this.contents(servers[0]!);
+      for (const server of servers.slice(1)) {
+        const contents = this.contents(server);
+        if (contents.size !== reference.size || [...reference].some(([key, value]) => contents.get(key) !== value)) {
+          throw this.failure(`site ${site.id}: servers differ (${reference.size} vs ${contents.size} entries)`);
+        }
+      }
+      siteContents.set(site.id, reference);
+    }
+    const stronglyConnected = this.sites.every((site) => this.reach(site.id).size === this.sites.length);
+    if (stronglyConnected) {
+      const first = siteContents.get(1)!;
+      for (const [id, contents] of siteContents) {
+        for (const [key, value] of first) {
+          if (contents.get(key) !== value) throw this.failure(`site ${id} and site 1 differ at ${key}: ${contents.get(key)?.split('@')[1] ?? 'missing'} vs ${value.split('@')[1]}`);
+        }
+        if (contents.size !== first.size) throw this.failure(`site ${id} holds ${contents.size} entries, site 1 ${first.size}`);
+      }
+    }
+    for (const [key, owned] of this.owned) {
+      const writerSite = Number(/^site(\d+)\./.exec(key)![1]);
+      for (const site of this.reach(writerSite)) {
+        const server = this.liveServers(this.sites[site - 1]!)[0]!;
+        const value = server.region('R')!.get(key);
+        const written = value === undefined ? undefined : decodeValue<{ seq: number }>(value);
+        if (written === undefined || written.seq < owned.lastAckedSeq) {
+          throw this.failure(`site ${site}: ${key} holds seq ${written?.seq ?? 'nothing'} but site ${writerSite} acknowledged seq ${owned.lastAckedSeq}`);
+        }
+      }
+    }
+  }
+}
+
+export const TOPOLOGIES: Record<string, { sites: number; edges: [number, number][] }> = {
+  'two-way': { sites: 2, edges: [[1, 2], [2, 1]] },
+  ring: { sites: 3, edges: [[1, 2], [2, 3], [3, 1]] },
+  mesh: { sites: 3, edges: [[1, 2], [1, 3], [2, 1], [2, 3], [3, 1], [3, 2]] },
+  dag: { sites: 4, edges: [[1, 2], [1, 3], [2, 4], [3, 4]] },
+  chain: { sites: 3, edges: [[1, 2], [2, 3]] },
+};
+
+export async function runWanSeed(seed: number, topology: string, options: Partial<WanSimulationOptions> = {}): Promise<string> {
+  const shape = TOPOLOGIES[topology];
+  if (shape === undefined) throw new Error(`unknown topology ${topology}; one of ${Object.keys(TOPOLOGIES).join(', ')}`);
+  const simulation = new WanSimulation({ seed, ...shape, ...options });
+  try {
+    await simulation.run();
+  } catch (error) {
+    if (options.log !== 'print' && error instanceof Error) error.message += `\n--- last log lines ---\n${simulation.sim.dumpLog().split('\n').slice(-150).join('\n')}`;
+    throw error;
+  }
+  const { acked, failed, crashes, partitions } = simulation.stats;
+  return `wan ${topology} seed ${seed}: ok — ${acked} writes acknowledged, ${failed} failed, ${crashes} crashes, ${partitions} partitions, ${Math.round(simulation.sim.nowMs / 1000)} s virtual`;
+}
