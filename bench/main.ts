@@ -338,8 +338,9 @@ async function main(): Promise<number> {
   }
 
   const cleanup = new Cleanup();
+  const root = mkdtempSync(join(tmpdir(), 'strait-bench-'));
   const onSignal = (signal: NodeJS.Signals): void => {
-    process.stderr.write(`\nbench: ${signal}; stopping everything it started\n`);
+    process.stderr.write(`\nbench: ${signal}; stopping everything it started (logs kept in ${root})\n`);
     void cleanup.stopAll().finally(() => process.exit(130));
   };
   process.once('SIGINT', onSignal);
@@ -351,7 +352,6 @@ async function main(): Promise<number> {
   const machine = describeMachine('version' in tools ? tools.version : 'redis: not installed');
   say(formatMachine(machine));
 
-  const root = mkdtempSync(join(tmpdir(), 'strait-bench-'));
   let succeeded = false;
   try {
     if (options.profile) await profile(cleanup, root, options, machine);

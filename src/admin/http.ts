@@ -1,5 +1,5 @@
-// The admin HTTP API every member runs: health, member status, the membership view, regions
-// and Prometheus metrics. One Fastify plugin per resource; bodies are validated against the
+// The admin HTTP API every member runs: health, member status, the membership view, regions,
+// gateway senders and receiver, and Prometheus metrics. One Fastify plugin per resource; bodies are validated against the
 // wire protocol's JSON schemas; every error answers `{ code, message, retryable }` with the
 // HTTP status of the code in src/errors.ts.
 
@@ -8,7 +8,8 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyPluginCal
 import type { Registry } from 'prom-client';
 import { StraitError } from '../errors.ts';
 import type { MemberAdmin } from '../core/member-admin.ts';
-import { RegionSpec } from '../protocol/messages.ts';
+import { Type, type Static } from '@sinclair/typebox';
+import { RegionSpec, type RequestBody } from '../protocol/messages.ts';
 import type { Logger } from '../runtime/runtime.ts';
 
 /** The admin API takes small JSON bodies only (a region spec, later a topology). */
@@ -55,6 +56,77 @@ const regionRoutes: FastifyPluginCallback<ResourceOptions> = (app, { admin }, do
     reply.code(created ? 201 : 200);
     return { created, spec: request.body };
   });
+  done();
+};
+
+/** The sender actions of `POST /gateways/senders/:id/:action`, as URL segments. */
+export const SENDER_ACTIONS = {
+  pause: 'pause',
+  resume: 'resume',
+  stop: 'stop',
+  start: 'start',
+  'replay-dead-letters': 'replayDeadLetters',
+} as const satisfies Record<string, RequestBody<'senderControl'>['action']>;
+
+const SenderParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 256 }) }, { additionalProperties: false });
+const SenderActionParams = Type.Object(
+  {
+    id: Type.String({ minLength: 1, maxLength: 256 }),
+    action: Type.Union(Object.keys(SENDER_ACTIONS).map((action) => Type.Literal(action))),
+  },
+  { additionalProperties: false },
+);
+const SenderActionBody = Type.Union([
+  Type.Object(
+    {
+      /** stop only: wait this long for the queue to drain first; -1 = until drained. */
+      drainTimeoutMs: Type.Optional(Type.Integer({ minimum: -1, maximum: 86_400_000 })),
+      /** Apply on every server of the site hosting the sender, not only this member. */
+      everyMember: Type.Optional(Type.Boolean()),
+    },
+    { additionalProperties: false },
+  ),
+  Type.Null(),
+]);
+type SenderActionBody = Static<typeof SenderActionBody>;
+
+/** Calls the member's controlSender as a promise. */
+function controlSender(admin: MemberAdmin, request: RequestBody<'senderControl'>): Promise<{ member: string; state: string }[]> {
+  return new Promise((resolve, reject) => {
+    admin.controlSender(request, (error, members) => {
+      if (error !== undefined) reject(error);
+      else resolve(members ?? []);
+    });
+  });
+}
+
+const gatewayRoutes: FastifyPluginCallback<ResourceOptions> = (app, { admin }, done) => {
+  app.get('/gateways', async () => ({ senders: admin.senders(), receiver: admin.receiver() }));
+
+  app.get<{ Params: Static<typeof SenderParams> }>('/gateways/senders/:id', { schema: { params: SenderParams } }, async (request) => {
+    const status = admin.senders().find((sender) => sender.id === request.params.id);
+    if (status === undefined) throw new StraitError('STRAIT_SENDER_NOT_FOUND', { sender: request.params.id, member: admin.status().info.name });
+    return status;
+  });
+
+  app.post<{ Params: Static<typeof SenderActionParams>; Body: SenderActionBody | undefined }>(
+    '/gateways/senders/:id/:action',
+    { schema: { params: SenderActionParams, body: SenderActionBody } },
+    async (request) => {
+      const { id, action } = request.params;
+      const body = request.body ?? {};
+      if (body.drainTimeoutMs !== undefined && action !== 'stop') {
+        throw new StraitError('STRAIT_BAD_REQUEST', { reason: `body/drainTimeoutMs applies to stop only, not ${action}` });
+      }
+      const members = await controlSender(admin, {
+        id,
+        action: SENDER_ACTIONS[action as keyof typeof SENDER_ACTIONS],
+        everyMember: body.everyMember ?? false,
+        ...(body.drainTimeoutMs !== undefined ? { drainTimeoutMs: body.drainTimeoutMs } : {}),
+      });
+      return { sender: id, action, members };
+    },
+  );
   done();
 };
 
@@ -124,6 +196,7 @@ export function createAdminServer(options: AdminServerOptions): FastifyInstance 
   app.register(memberRoutes, { admin });
   app.register(viewRoutes, { admin });
   app.register(regionRoutes, { admin });
+  app.register(gatewayRoutes, { admin });
   app.register(metricsRoutes, { registry: options.metricsRegistry });
   return app;
 }

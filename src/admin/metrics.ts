@@ -3,7 +3,8 @@
 // own (never the global one, so tests and embedded members don't share counters).
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { MetricsSink } from '../core/member-admin.ts';
+import type { MemberAdmin, MetricsSink } from '../core/member-admin.ts';
+import type { SenderStatus } from '../protocol/messages.ts';
 
 /** Seconds; from a cache hit (sub-millisecond) to a put that waited for a slow replica. */
 const OPERATION_DURATION_BUCKETS_SECONDS = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -13,7 +14,37 @@ export interface Metrics {
   readonly sink: MetricsSink;
   /** A server learns its site from the locator; this updates the `site` label once it knows. */
   setSite(site: number): void;
+  /**
+   * Reads the member's gateway senders and receiver at every scrape. Until it is called (and
+   * while the source throws, e.g. before the member has started) the gateway series are empty
+   * and `strait_gateway_receiver_up` is 0.
+   */
+  observeGateways(source: GatewaySource): void;
 }
+
+/** What the gateway gauges read: the senders and receiver of the member. */
+export type GatewaySource = Pick<MemberAdmin, 'senders' | 'receiver'>;
+
+/** One gauge per sender figure, labelled by sender id and remote site. */
+const SENDER_GAUGES: readonly { readonly name: string; readonly help: string; readonly value: (status: SenderStatus) => number }[] = [
+  { name: 'strait_gateway_sender_queue_events', help: 'Events queued in this member\'s copy of the gateway sender.', value: (s) => s.queueEvents },
+  { name: 'strait_gateway_sender_queue_bytes', help: 'Bytes of the events queued in this member\'s copy of the gateway sender.', value: (s) => s.queueBytes },
+  { name: 'strait_gateway_sender_overflow_events', help: 'Queued events kept on disk beyond the queue memory limit.', value: (s) => s.overflowEvents },
+  { name: 'strait_gateway_sender_batches_in_flight', help: 'Batches sent and not yet acknowledged by the remote site.', value: (s) => s.batchesInFlight },
+  { name: 'strait_gateway_sender_lag_ms', help: 'Age of the oldest queued event, ms (0 when the queue is empty).', value: (s) => s.lagMs },
+  { name: 'strait_gateway_sender_dead_letters', help: 'Events the remote site refused, kept for replay.', value: (s) => s.deadLetters },
+  { name: 'strait_gateway_sender_primary', help: '1 when this member\'s copy of the sender is the primary (dispatches), 0 for a secondary.', value: (s) => (s.role === 'primary' ? 1 : 0) },
+  {
+    name: 'strait_gateway_sender_events_sent',
+    help: 'Events this member\'s copy of the sender shipped and saw acknowledged since the member started (only grows; a counter read at scrape time).',
+    value: (s) => s.eventsSent,
+  },
+  {
+    name: 'strait_gateway_sender_running',
+    help: '1 when the sender runs, 0 when it is paused or stopped.',
+    value: (s) => (s.state === 'running' ? 1 : 0),
+  },
+];
 
 /**
  * Creates the metrics of one member. Every series carries the labels `role`, `member` and
@@ -80,11 +111,52 @@ export function createMetrics(role: 'locator' | 'server', name: string, site: nu
     },
   };
 
+  let gatewaySource: GatewaySource | undefined;
+  /** The senders as the source reports them now; none when it can't answer yet. */
+  const senders = (): readonly SenderStatus[] => {
+    if (gatewaySource === undefined) return [];
+    try {
+      return gatewaySource.senders();
+    } catch {
+      return [];
+    }
+  };
+  for (const description of SENDER_GAUGES) {
+    new Gauge({
+      name: description.name,
+      help: description.help,
+      labelNames: ['sender', 'remote_site'] as const,
+      registers: [registry],
+      collect() {
+        // Senders come and go (stop, reconfiguration): rebuild the series at every scrape.
+        this.reset();
+        for (const status of senders()) this.set({ sender: status.id, remote_site: String(status.remoteSite) }, description.value(status));
+      },
+    });
+  }
+  new Gauge({
+    name: 'strait_gateway_receiver_up',
+    help: '1 when this member runs a gateway receiver, else 0.',
+    registers: [registry],
+    collect() {
+      let up = false;
+      try {
+        up = gatewaySource !== undefined && gatewaySource.receiver() !== null;
+      } catch {
+        up = false;
+      }
+      this.set(up ? 1 : 0);
+    },
+  });
+
   return {
     registry,
     sink,
     setSite(siteId) {
       registry.setDefaultLabels(labels(siteId));
+    },
+    observeGateways(source) {
+      gatewaySource = source;
     },
   };
 }

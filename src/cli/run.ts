@@ -55,6 +55,18 @@ function lateAdmin(name: string, current: () => MemberAdmin | undefined): Member
     view: () => admin().view(),
     regions: () => admin().regions(),
     createRegion: (spec) => admin().createRegion(spec),
+    senders: () => admin().senders(),
+    receiver: () => admin().receiver(),
+    controlSender: (request, callback) => {
+      let member: MemberAdmin;
+      try {
+        member = admin();
+      } catch (error) {
+        callback(error as StraitError, undefined);
+        return;
+      }
+      member.controlSender(request, callback);
+    },
   };
 }
 
@@ -125,8 +137,11 @@ export async function runMember(config: MemberConfig, options: RunOptions): Prom
   });
 
   let member: Member | undefined;
+  const admin = lateAdmin(config.name, () => member?.admin);
+  // Gateway gauges read the member's senders and receiver at scrape time.
+  metrics.observeGateways(admin);
   const app = createAdminServer({
-    admin: lateAdmin(config.name, () => member?.admin),
+    admin,
     metricsRegistry: metrics.registry,
     logger,
     token: config.adminToken,

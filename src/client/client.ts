@@ -12,7 +12,7 @@
 import { Packr } from 'msgpackr';
 import { StraitError } from '../errors.ts';
 import { Connection, type ConnectionOptions } from '../protocol/connection.ts';
-import type { RegionSpec, RequestBody, RequestOp, ResponseBody, VersionTag, View } from '../protocol/messages.ts';
+import type { RegionSpec, RequestBody, RequestOp, ResponseBody, SenderStatus, VersionTag, View } from '../protocol/messages.ts';
 import type { Address, Runtime } from '../runtime/runtime.ts';
 import { formatAddress } from '../runtime/runtime.ts';
 import { parseAddressList } from '../config/address.ts';
@@ -129,6 +129,52 @@ export class StraitClient {
 
   async createRegion(spec: RegionSpec, options: RequestOptions = {}): Promise<boolean> {
     return (await this.request('createRegion', { spec }, options)).created;
+  }
+
+  /**
+   * The status of every copy of the site's gateway senders (or of sender `id`): one entry per
+   * server hosting it, the primary and its secondaries.
+   */
+  async gatewaySenders(id?: string, options: RequestOptions = {}): Promise<SenderStatus[]> {
+    const view = await this.view(options);
+    const hosts = view.members.filter((member) => member.info.role === 'server' && (member.info.senders ?? []).some((sender) => id === undefined || sender.id === id));
+    if (id !== undefined && hosts.length === 0) throw new StraitError('STRAIT_SENDER_NOT_FOUND', { sender: id, member: `any server of site ${view.site}` });
+    const statuses = await Promise.all(hosts.map((member) => this.askMember(member.info.address, 'senderStatus', id === undefined ? {} : { id }, options)
+      .then((response) => response.senders)
+      .catch(() => [] as SenderStatus[])));
+    return statuses.flat();
+  }
+
+  /** The site's gateway receivers as the view lists them. */
+  async gatewayReceivers(options: RequestOptions = {}): Promise<{ member: string; address: Address }[]> {
+    const view = await this.view(options);
+    return view.members.flatMap((member) => (member.info.receiver ? [{ member: member.info.name, address: member.info.receiver }] : []));
+  }
+
+  /**
+   * pause | resume | stop | start | replayDeadLetters on sender `id`, on every server of the
+   * site hosting it (or only on `member`).
+   */
+  async controlSender(id: string, action: RequestBody<'senderControl'>['action'], options: RequestOptions & { drainTimeoutMs?: number; member?: string } = {}): Promise<{ member: string; state: string }[]> {
+    const view = await this.view(options);
+    const hosts = view.members.filter((member) => member.info.role === 'server' && (member.info.senders ?? []).some((sender) => sender.id === id)
+      && (options.member === undefined || member.info.name === options.member));
+    const target = hosts[0];
+    if (target === undefined) throw new StraitError('STRAIT_SENDER_NOT_FOUND', { sender: id, member: options.member ?? `any server of site ${view.site}` });
+    const body = { id, action, everyMember: options.member === undefined, ...(options.drainTimeoutMs !== undefined ? { drainTimeoutMs: options.drainTimeoutMs } : {}) };
+    return (await this.askMember(target.info.address, 'senderControl', body, options)).members;
+  }
+
+  /** One request to a given member over a short-lived connection. */
+  async askMember<Op extends RequestOp>(address: Address, op: Op, body: RequestBody<Op>, options: RequestOptions = {}): Promise<ResponseBody<Op>> {
+    const connection = Connection.open(this.runtime, address, this.options, {
+      onOpen: () => {}, onRequest: (_c, _r, reply) => reply.fail(new StraitError('STRAIT_MESSAGE_INVALID', { peer: 'member', reason: 'clients serve no requests' })), onPush: () => {}, onClose: () => {},
+    });
+    try {
+      return await this.send(connection, op, body, options);
+    } finally {
+      connection.close();
+    }
   }
 
   async close(): Promise<void> {

@@ -39,6 +39,7 @@ export class Locator {
   private state: MemberState = 'starting';
   private discoveryStartedMs = 0;
   private discoveryInFlight = 0;
+  private joinStartedMs = 0;
   private ticks = 0;
   /** Coordinator bookkeeping: last heartbeat per member id (monotonic ms). */
   private readonly lastHeard = new Map<string, number>();
@@ -102,6 +103,9 @@ export class Locator {
       createRegion: () => {
         throw new StraitError('STRAIT_REGION_INVALID', { region: '-', reason: 'regions live on servers; create it through a server' });
       },
+      senders: () => [],
+      receiver: () => null,
+      controlSender: (request, callback) => callback(new StraitError('STRAIT_SENDER_NOT_FOUND', { sender: request.id, member: `${config.name} (a locator; senders run on servers)` }), undefined),
     };
   }
 
@@ -302,10 +306,19 @@ export class Locator {
   // ---- Discovery: find an existing view, or create the first one ----
 
   private discover(): void {
-    if (this.agent.state === 'joining' || this.agent.state === 'member' || this.discoveryInFlight > 0) {
-      if (this.agent.state === 'joining') this.agent.tick();
-      return;
+    if (this.agent.state === 'joining') {
+      // Joining through a view whose coordinator is gone (every locator restarted, say) can
+      // never succeed: after a while, look again, and create the view if nobody has one.
+      const joiningMs = this.runtime.clock.monotonic() - this.joinStartedMs;
+      if (joiningMs < Math.max(2 * this.config.timing.memberTimeoutMs, 3 * this.config.timing.discoveryTimeoutMs)) {
+        this.agent.tick();
+        return;
+      }
+      this.log.warn({ joiningMs }, `locator ${this.config.name}: no coordinator admitted us for ${Math.round(joiningMs)} ms; looking for the site's view again`);
+      this.agent.state = 'idle';
+      this.discoveryStartedMs = this.runtime.clock.monotonic();
     }
+    if (this.agent.state === 'member' || this.discoveryInFlight > 0) return;
     const self = addressKey(this.info.address);
     const peers = this.config.locators.filter((address) => addressKey(address) !== self);
     const elapsed = this.runtime.clock.monotonic() - this.discoveryStartedMs;
@@ -328,6 +341,7 @@ export class Locator {
         if (this.discoveryInFlight > 0 || this.agent.view !== null || this.state !== 'joining') return;
         if (foundView !== undefined) {
           this.log.info({ via: formatAddress(foundView.from), viewId: foundView.view.id }, `locator ${this.config.name}: found the site's view at ${formatAddress(foundView.from)}; joining`);
+          this.joinStartedMs = this.runtime.clock.monotonic();
           this.agent.join();
           return;
         }
@@ -383,6 +397,7 @@ export class Locator {
     this.agent.view = null;
     this.state = 'joining';
     this.discoveryStartedMs = this.runtime.clock.monotonic();
+    this.joinStartedMs = this.discoveryStartedMs;
     this.agent.state = 'idle';
     this.agent.join();
   }
@@ -469,6 +484,7 @@ export class Locator {
         // forward to the surviving coordinator.
         this.agent.view = null;
         this.state = 'joining';
+        this.joinStartedMs = this.runtime.clock.monotonic();
         this.agent.state = 'idle';
         this.agent.join();
       });

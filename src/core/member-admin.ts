@@ -1,7 +1,8 @@
 // What a running member (locator or server) exposes to the admin HTTP API, the CLI and metrics.
 // The core implements these; src/admin and src/cli consume them. Nothing here does I/O.
 
-import type { MemberInfo, RegionSpec, View } from '../protocol/messages.ts';
+import type { StraitError } from '../errors.ts';
+import type { MemberInfo, RegionSpec, RequestBody, SenderStatus, View } from '../protocol/messages.ts';
 import type { Address } from '../runtime/runtime.ts';
 
 /** Lifecycle of a member, published as a typed union. */
@@ -25,6 +26,18 @@ export interface MemberAdmin {
   regions(): readonly RegionStatus[];
   /** Creates a region on this member (servers only). Throws StraitError (REGION_EXISTS, REGION_INVALID). */
   createRegion(spec: RegionSpec): { created: boolean };
+  /** This member's copies of gateway senders (servers; empty on locators). */
+  senders(): readonly SenderStatus[];
+  /** This member's gateway receiver, advertised address, if it runs one. */
+  receiver(): Address | null;
+  /**
+   * pause | resume | stop | start | replayDeadLetters on a sender, here or (everyMember) on every
+   * server of the site hosting it. Calls back with each member's resulting state.
+   */
+  controlSender(
+    request: RequestBody<'senderControl'>,
+    callback: (error: StraitError | undefined, result: { member: string; state: string }[] | undefined) => void,
+  ): void;
 }
 
 /**

@@ -105,6 +105,8 @@ export class Server {
   private catalogueFetchedMs = -Infinity;
   private catalogueInFlight = false;
   private handoffAtMs = 0;
+  /** What the gateway receiver took in; `duplicates` counts events that arrived with a version this server already held. */
+  readonly receiverStatistics = { batches: 0, events: 0, duplicates: 0, refused: 0 };
   private receiverListener: Listener | undefined;
   private receiverAddress: Address | undefined;
 
@@ -123,6 +125,15 @@ export class Server {
       view: () => this.view,
       regions: (): RegionStatus[] => [...this.regions.values()].map((region) => ({ spec: region.spec, size: region.size })),
       createRegion: (spec) => this.createRegion(spec, true),
+      senders: () => this.senderStatuses(),
+      receiver: () => this.receiverAddress ?? null,
+      controlSender: (request, callback) => {
+        const reply: Reply<'senderControl'> = {
+          ok: (body) => callback(undefined, body.members),
+          fail: (error) => callback(error, undefined),
+        };
+        answering(reply as Reply<RequestOp>, () => this.onSenderControl(request, reply));
+      },
     };
   }
 
@@ -1036,6 +1047,8 @@ export class Server {
         continue;
       }
       touched.add(region);
+      const held = region.entry(key)?.tag;
+      if (held !== undefined && compareTags(held, tag) === 0) this.receiverStatistics.duplicates += 1;
       this.applyAndNotify(region, key, value, tag);
       this.queueForGateways(region, [key, value, tag], possibleDuplicate);
       this.replicate(regionName, [key, value, tag], pending, true);
@@ -1049,6 +1062,9 @@ export class Server {
       });
     }
     this.metrics.replicated(events.length - refused.length);
+    this.receiverStatistics.batches += 1;
+    this.receiverStatistics.events += events.length;
+    this.receiverStatistics.refused += refused.length;
     pending.settle();
   }
 
