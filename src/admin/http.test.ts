@@ -4,8 +4,8 @@ import { createAdminServer } from './http.ts';
 import { createMetrics } from './metrics.ts';
 import { StraitError } from '../errors.ts';
 import type { MemberAdmin, MemberStatus, RegionStatus } from '../core/member-admin.ts';
-import type { RegionSpec, View } from '../protocol/messages.ts';
-import type { Logger } from '../runtime/runtime.ts';
+import type { RegionSpec, RequestBody, SenderStatus, View } from '../protocol/messages.ts';
+import type { Address, Logger } from '../runtime/runtime.ts';
 
 const INFO = {
   id: 'server1-1-abc',
@@ -25,11 +25,59 @@ const VIEW: View = {
   departed: [],
 };
 
-/** A test double of a server's admin interface, holding regions in a map. */
-function fakeAdmin(options: { view?: View | null; failWith?: Error } = {}): MemberAdmin & { specs: Map<string, RegionSpec> } {
+const SENDER: SenderStatus = {
+  id: 'to-site-2',
+  member: 'server1-1',
+  remoteSite: 2,
+  role: 'primary',
+  state: 'running',
+  connectedReceiver: { host: '10.0.0.2', port: 5001 },
+  queueEvents: 3,
+  queueBytes: 420,
+  overflowEvents: 0,
+  batchesInFlight: 1,
+  eventsSent: 1200,
+  lastAckAtMs: 1_700_000_000_000,
+  lagMs: 12,
+  deadLetters: 0,
+  problem: null,
+};
+
+const RECEIVER: Address = { host: '10.0.0.1', port: 5000 };
+
+interface FakeAdmin extends MemberAdmin {
+  readonly specs: Map<string, RegionSpec>;
+  /** Every controlSender request, in order. */
+  readonly controls: RequestBody<'senderControl'>[];
+}
+
+/** A test double of a server's admin interface, holding regions in a map and one sender. */
+function fakeAdmin(options: { view?: View | null; failWith?: Error; senders?: SenderStatus[]; receiver?: Address | null } = {}): FakeAdmin {
   const specs = new Map<string, RegionSpec>([['TEST', { name: 'TEST', type: 'replicate', persistent: false }]]);
+  const senders = new Map((options.senders ?? [SENDER]).map((sender) => [sender.id, { ...sender }]));
+  const controls: RequestBody<'senderControl'>[] = [];
   return {
     specs,
+    controls,
+    senders() {
+      return [...senders.values()];
+    },
+    receiver() {
+      return options.receiver === undefined ? RECEIVER : options.receiver;
+    },
+    controlSender(request, callback) {
+      controls.push(request);
+      const sender = senders.get(request.id);
+      if (sender === undefined) {
+        callback(new StraitError('STRAIT_SENDER_NOT_FOUND', { sender: request.id, member: INFO.name }), undefined);
+        return;
+      }
+      const states = { pause: 'paused', resume: 'running', stop: 'stopped', start: 'running', replayDeadLetters: sender.state } as const;
+      sender.state = states[request.action];
+      const members = [{ member: INFO.name, state: sender.state }];
+      if (request.everyMember === true) members.push({ member: 'server1-2', state: sender.state });
+      callback(undefined, members);
+    },
     status(): MemberStatus {
       return { info: INFO, state: 'ready', viewId: 3, coordinator: 'locator-1-xyz' };
     },
@@ -177,6 +225,80 @@ describe('admin HTTP API', () => {
     assert.equal(logger.errors.length, 1);
   });
 
+  it('GET /gateways answers this member\'s senders and receiver', async () => {
+    const { app } = build();
+    const response = await app.inject({ method: 'GET', url: '/gateways' });
+    assert.equal(response.statusCode, 200);
+    assert.deepEqual(response.json(), { senders: [SENDER], receiver: RECEIVER });
+
+    const { app: bare } = build({ admin: fakeAdmin({ senders: [], receiver: null }) });
+    assert.deepEqual((await bare.inject({ method: 'GET', url: '/gateways' })).json(), { senders: [], receiver: null });
+  });
+
+  it('GET /gateways/senders/:id answers one sender, STRAIT_SENDER_NOT_FOUND for another', async () => {
+    const { app } = build();
+    const found = await app.inject({ method: 'GET', url: '/gateways/senders/to-site-2' });
+    assert.equal(found.statusCode, 200);
+    assert.deepEqual(found.json(), SENDER);
+    const missing = await app.inject({ method: 'GET', url: '/gateways/senders/to-site-9' });
+    assert.equal(missing.statusCode, 404);
+    assert.equal(missing.json().code, 'STRAIT_SENDER_NOT_FOUND');
+  });
+
+  it('POST /gateways/senders/:id/:action maps each action onto controlSender', async () => {
+    const admin = fakeAdmin();
+    const { app } = build({ admin });
+    const expected = [
+      ['pause', 'pause', 'paused'],
+      ['resume', 'resume', 'running'],
+      ['stop', 'stop', 'stopped'],
+      ['start', 'start', 'running'],
+      ['replay-dead-letters', 'replayDeadLetters', 'running'],
+    ] as const;
+    for (const [segment, action, state] of expected) {
+      const response = await app.inject({ method: 'POST', url: `/gateways/senders/to-site-2/${segment}` });
+      assert.equal(response.statusCode, 200, `${segment}: ${response.body}`);
+      assert.deepEqual(response.json(), { sender: 'to-site-2', action: segment, members: [{ member: 'server1-1', state }] });
+      assert.deepEqual(admin.controls.at(-1), { id: 'to-site-2', action, everyMember: false });
+    }
+  });
+
+  it('POST /gateways/senders/:id/stop passes drainTimeoutMs and everyMember', async () => {
+    const admin = fakeAdmin();
+    const { app } = build({ admin });
+    const response = await app.inject({ method: 'POST', url: '/gateways/senders/to-site-2/stop', payload: { drainTimeoutMs: -1, everyMember: true } });
+    assert.equal(response.statusCode, 200);
+    assert.deepEqual(response.json().members, [{ member: 'server1-1', state: 'stopped' }, { member: 'server1-2', state: 'stopped' }]);
+    assert.deepEqual(admin.controls, [{ id: 'to-site-2', action: 'stop', everyMember: true, drainTimeoutMs: -1 }]);
+  });
+
+  it('POST /gateways/senders/:id/:action answers STRAIT_SENDER_NOT_FOUND for an unknown sender', async () => {
+    const { app } = build();
+    const response = await app.inject({ method: 'POST', url: '/gateways/senders/nope/pause' });
+    assert.equal(response.statusCode, 404);
+    assert.equal(response.json().code, 'STRAIT_SENDER_NOT_FOUND');
+  });
+
+  const badActions: Array<[string, string, unknown]> = [
+    ['an unknown action', '/gateways/senders/to-site-2/explode', undefined],
+    ['drainTimeoutMs below -1', '/gateways/senders/to-site-2/stop', { drainTimeoutMs: -2 }],
+    ['drainTimeoutMs as text', '/gateways/senders/to-site-2/stop', { drainTimeoutMs: '10' }],
+    ['drainTimeoutMs on pause', '/gateways/senders/to-site-2/pause', { drainTimeoutMs: 10 }],
+    ['everyMember as text', '/gateways/senders/to-site-2/pause', { everyMember: 'yes' }],
+    ['an extra property', '/gateways/senders/to-site-2/pause', { force: true }],
+    ['an array body', '/gateways/senders/to-site-2/pause', [1]],
+  ];
+  for (const [title, url, payload] of badActions) {
+    it(`POST ${url} rejects ${title} as STRAIT_BAD_REQUEST`, async () => {
+      const admin = fakeAdmin();
+      const { app } = build({ admin });
+      const response = await app.inject({ method: 'POST', url, ...(payload === undefined ? {} : { payload: payload as object }) });
+      assert.equal(response.statusCode, 400, response.body);
+      assert.equal(response.json().code, 'STRAIT_BAD_REQUEST');
+      assert.equal(admin.controls.length, 0);
+    });
+  }
+
   it('GET /metrics answers Prometheus text', async () => {
     const { app, metrics } = build();
     metrics.sink.operation('put', 1, true);
@@ -202,11 +324,14 @@ describe('admin HTTP API with a token', () => {
     ['GET', '/regions'],
     ['POST', '/regions'],
     ['GET', '/metrics'],
+    ['GET', '/gateways'],
+    ['GET', '/gateways/senders/to-site-2'],
+    ['POST', '/gateways/senders/to-site-2/pause'],
   ] as const) {
     it(`requires the token on ${method} ${url}`, async () => {
       const admin = fakeAdmin();
       const { app } = build({ admin, token });
-      const payload = method === 'POST' ? { name: 'NEW', type: 'replicate', persistent: false } : undefined;
+      const payload = method === 'POST' && url === '/regions' ? { name: 'NEW', type: 'replicate', persistent: false } : undefined;
       for (const authorization of [undefined, 'Bearer wrong', `Basic ${token}`, 'Bearer ']) {
         const headers = authorization === undefined ? {} : { authorization };
         const response = await app.inject({ method, url, headers, ...(payload === undefined ? {} : { payload }) });
@@ -214,6 +339,7 @@ describe('admin HTTP API with a token', () => {
         assert.equal(response.json().code, 'STRAIT_UNAUTHORIZED');
       }
       assert.equal(admin.specs.has('NEW'), false);
+      assert.equal(admin.controls.length, 0);
       const accepted = await app.inject({ method, url, headers: { authorization: `Bearer ${token}` }, ...(payload === undefined ? {} : { payload }) });
       assert.ok(accepted.statusCode === 200 || accepted.statusCode === 201, `status ${accepted.statusCode}`);
     });

@@ -72,22 +72,19 @@ const SenderParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 25
 const SenderActionParams = Type.Object(
   {
     id: Type.String({ minLength: 1, maxLength: 256 }),
-    action: Type.Union(Object.keys(SENDER_ACTIONS).map((action) => Type.Literal(action))),
+    action: Type.String({ enum: Object.keys(SENDER_ACTIONS) }),
   },
   { additionalProperties: false },
 );
-const SenderActionBody = Type.Union([
-  Type.Object(
-    {
-      /** stop only: wait this long for the queue to drain first; -1 = until drained. */
-      drainTimeoutMs: Type.Optional(Type.Integer({ minimum: -1, maximum: 86_400_000 })),
-      /** Apply on every server of the site hosting the sender, not only this member. */
-      everyMember: Type.Optional(Type.Boolean()),
-    },
-    { additionalProperties: false },
-  ),
-  Type.Null(),
-]);
+const SenderActionBody = Type.Object(
+  {
+    /** stop only: wait this long for the queue to drain first; -1 = until drained. */
+    drainTimeoutMs: Type.Optional(Type.Integer({ minimum: -1, maximum: 86_400_000 })),
+    /** Apply on every server of the site hosting the sender, not only this member. */
+    everyMember: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
 type SenderActionBody = Static<typeof SenderActionBody>;
 
 /** Calls the member's controlSender as a promise. */
@@ -151,7 +148,10 @@ function tokenMatches(header: string | undefined, expected: Buffer): boolean {
 function toStraitError(error: FastifyError): StraitError {
   if (error instanceof StraitError) return error;
   if (error.validation !== undefined) {
-    return new StraitError('STRAIT_BAD_REQUEST', { reason: `body ${error.message.replace(/^body\/?/, '')}` }, { cause: error });
+    // "body/name must ..." → "body name must ...", "params/action must ..." → "params action must ...".
+    const context = error.validationContext ?? 'body';
+    const detail = error.message.startsWith(context) ? error.message.slice(context.length).replace(/^\/?/, '') : error.message;
+    return new StraitError('STRAIT_BAD_REQUEST', { reason: `${context}${detail.startsWith(' ') ? '' : ' '}${detail}` }, { cause: error });
   }
   const status = error.statusCode ?? 500;
   if (status >= 400 && status < 500) return new StraitError('STRAIT_BAD_REQUEST', { reason: error.message }, { cause: error });

@@ -1,0 +1,19 @@
+// Multi-site simulation seeds (crashes, partitions between sites, latency changes) for every
+// topology shape, with the convergence and acknowledged-write checkers.
+// More: `npm run sim -- --wan --seeds 100`.
+import { test } from 'node:test';
+import { runWanSeed, TOPOLOGIES } from './wan-simulation.ts';
+
+const SEEDS = Number(process.env.STRAIT_WAN_SIM_SEEDS ?? 4);
+
+for (const topology of Object.keys(TOPOLOGIES)) {
+  for (let seed = 1; seed <= SEEDS; seed++) {
+    test(`wan simulation ${topology} seed ${seed}: sites converge, acknowledged writes reach every reachable site`, async () => {
+      await runWanSeed(seed, topology);
+    });
+  }
+}
+
+test('wan simulation with in-memory queues and no faults', async () => {
+  await runWanSeed(4242, 'mesh', { faults: false, persistentQueues: false, workloadMs: 5000 });
+});
