@@ -15,7 +15,7 @@
 // records a full run and what it means.
 
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from '../src/client/client.ts';
@@ -25,7 +25,7 @@ import { BENCH_REGION, regionSizes, startStraitSite, stopStraitSite } from './st
 import { runLoad, warmUp, Workload, type LoadRun } from './strait-load.ts';
 import { closeCatchUpProbe, findRedis, measureCatchUp, openCatchUpProbe, redisBenchmarkArgs, runRedisBenchmark, runSetWait, startRedisPair, type CatchUp, type RedisBenchmarkRow, type SetWaitRun } from './redis.ts';
 import { runProfile } from './profile.ts';
-import { describeMachine, formatMachine, formatProfile, formatTable, tableRows, type Machine, type Row } from './report.ts';
+import { describeMachine, measureCpuBusy, formatMachine, formatProfile, formatTable, tableRows, type Machine, type Row } from './report.ts';
 import { spread } from './stats.ts';
 
 const REPOSITORY_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -288,6 +288,8 @@ async function benchmark(cleanup: Cleanup, root: string, options: BenchOptions, 
   say(formatTable(rows));
   if ('skipped' in redis) say(`\nRedis was not measured: ${redis.skipped}. The Redis column is empty; no Redis figure is assumed.`);
   const seconds = (performance.now() - startedMs) / 1000;
+  const cpuBusyAfterEnd = await measureCpuBusy(1000);
+  if (cpuBusyAfterEnd !== undefined) say(`\nafter the run (everything stopped): ${(cpuBusyAfterEnd * 100).toFixed(0)}% of the CPUs busy`);
   const path = writeResults(timestamp(), {
     kind: 'comparison',
     startedAt,
@@ -295,6 +297,8 @@ async function benchmark(cleanup: Cleanup, root: string, options: BenchOptions, 
     arguments: process.argv.slice(2),
     options,
     machine,
+    loadAverageAtEnd: loadavg()[0],
+    cpuBusyAfterEnd,
     strait,
     redis,
     table: tableRows(rows),
@@ -319,6 +323,11 @@ async function profile(cleanup: Cleanup, root: string, options: BenchOptions, ma
   }
   say('');
   say(formatProfile('Bench client (in-process inspector profile, same window)', report.client, 10));
+  // Main-thread CPU per put in each process: what bounds throughput when the cores are full.
+  const perPut = (busyMs: number): string => `${((busyMs * 1000) / Math.max(1, report.load.ops)).toFixed(1)} µs`;
+  say('');
+  say(`main-thread CPU per put (${report.load.ops.toLocaleString('en-US')} puts in the window): ` +
+    [...report.servers.map((server) => `${server.name} (${server.part}) ${perPut(server.summary.busyMs)}`), `client ${perPut(report.client.busyMs)}`].join(', '));
   const path = writeResults(`${timestamp()}-profile`, { kind: 'profile', arguments: process.argv.slice(2), options, machine, ...report });
   say(`\nresults: ${path}`);
 }
@@ -349,7 +358,7 @@ async function main(): Promise<number> {
   const tools = await findRedis();
   const redisMissing = 'missing' in tools ? tools.missing : undefined;
   if (redisMissing !== undefined) say(`Redis yardstick unavailable: ${redisMissing}. Strait is measured alone; the Redis column stays empty.`);
-  const machine = describeMachine('version' in tools ? tools.version : 'redis: not installed');
+  const machine = describeMachine('version' in tools ? tools.version : 'redis: not installed', await measureCpuBusy(1000));
   say(formatMachine(machine));
 
   let succeeded = false;

@@ -1,7 +1,7 @@
 // What the benchmark prints and records: the machine, the comparison table, profile tables.
 
 import { readFileSync } from 'node:fs';
-import { availableParallelism, totalmem, release } from 'node:os';
+import { availableParallelism, loadavg, totalmem, release } from 'node:os';
 import type { ProfileSummary } from './cpu-profile.ts';
 import type { Spread } from './stats.ts';
 
@@ -12,9 +12,34 @@ export interface Machine {
   readonly kernel: string;
   readonly node: string;
   readonly redis: string;
+  /** 1-minute load average when the bench started (it lags: it still counts the last minute). */
+  readonly loadAverageAtStart: number;
+  /** Share of all CPUs busy during the second before the bench started (/proc/stat), 0..1. */
+  readonly cpuBusyBeforeStart: number | undefined;
 }
 
-export function describeMachine(redisVersion: string): Machine {
+/** More than this share of the CPUs busy before the bench starts means others are using them. */
+export const BUSY_CPU_SHARE = 0.1;
+
+function cpuTimes(): { total: number; idle: number } | undefined {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 8).map(Number);
+    return { total: fields.reduce((sum, value) => sum + value, 0), idle: fields[3]! + fields[4]! };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The share of all CPUs busy over `intervalMs`, from /proc/stat; undefined where there is none. */
+export async function measureCpuBusy(intervalMs: number): Promise<number | undefined> {
+  const before = cpuTimes();
+  await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  const after = cpuTimes();
+  if (before === undefined || after === undefined || after.total === before.total) return undefined;
+  return 1 - (after.idle - before.idle) / (after.total - before.total);
+}
+
+export function describeMachine(redisVersion: string, cpuBusyBeforeStart: number | undefined): Machine {
   let cpuModel = 'unknown';
   try {
     const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((text) => text.startsWith('model name'));
@@ -29,6 +54,8 @@ export function describeMachine(redisVersion: string): Machine {
     kernel: release(),
     node: process.version,
     redis: redisVersion,
+    loadAverageAtStart: loadavg()[0]!,
+    cpuBusyBeforeStart,
   };
 }
 
@@ -119,5 +146,7 @@ export function formatMachine(machine: Machine): string {
   return [
     `machine: ${machine.cpus} CPUs (${machine.cpuModel}), ${machine.memoryGiB} GiB, Linux ${machine.kernel}`,
     `node ${machine.node}; ${machine.redis}`,
+    `before the start: ${machine.cpuBusyBeforeStart === undefined ? 'CPU use unknown' : `${(machine.cpuBusyBeforeStart * 100).toFixed(0)}% of the CPUs busy`}, load average ${machine.loadAverageAtStart.toFixed(2)}` +
+      (machine.cpuBusyBeforeStart !== undefined && machine.cpuBusyBeforeStart > BUSY_CPU_SHARE ? ' — WARNING: other processes are using the CPUs; figures will be lower and noisier than on an idle machine' : ''),
   ].join('\n');
 }

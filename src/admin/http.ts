@@ -108,7 +108,13 @@ const gatewayRoutes: FastifyPluginCallback<ResourceOptions> = (app, { admin }, d
 
   app.post<{ Params: Static<typeof SenderActionParams>; Body: SenderActionBody | undefined }>(
     '/gateways/senders/:id/:action',
-    { schema: { params: SenderActionParams, body: SenderActionBody } },
+    {
+      schema: { params: SenderActionParams, body: SenderActionBody },
+      // The body is optional: a bare POST means "no options".
+      preValidation: async (request) => {
+        request.body ??= {};
+      },
+    },
     async (request) => {
       const { id, action } = request.params;
       const body = request.body ?? {};

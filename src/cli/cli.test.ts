@@ -171,6 +171,163 @@ describe('strait CLI with a running site', () => {
   });
 });
 
+/** A port nothing listens on right now (another process may still take it first). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe: NetServer = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const port = (probe.address() as AddressInfo).port;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls `strait get` until it finds the key; the value, or undefined after `timeoutMs`. */
+async function eventuallyGet(locator: string, key: string, timeoutMs: number): Promise<string | undefined> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const got = await strait(['get', '--locator', locator, '--region', 'TEST', '--key', key]);
+    if (got.code === 0) return got.stdout.trimEnd();
+    if (performance.now() > deadline) return undefined;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+interface SenderCopy {
+  readonly id: string;
+  readonly member: string;
+  readonly role: 'primary' | 'secondary';
+  readonly state: string;
+  readonly queueEvents: number;
+  readonly problem: string | null;
+}
+
+async function senderCopies(locator: string, id: string): Promise<SenderCopy[]> {
+  const result = await strait(['status', 'gateway-sender', '--id', id, '--locator', locator, '--json']);
+  assertOk(result, `status gateway-sender --id ${id}`);
+  return JSON.parse(result.stdout) as SenderCopy[];
+}
+
+/** Replication between two sites configured by strait.yaml alone, driven through the CLI. */
+describe('strait CLI with two sites replicating both ways', () => {
+  /** site → its locator, host[port]. */
+  const locators = new Map<number, string>();
+  const at = (site: number): string => locators.get(site)!;
+
+  before(async () => {
+    const ports = new Map<number, number>([[1, await freePort()], [2, await freePort()]]);
+    for (const [site, port] of ports) locators.set(site, `127.0.0.1[${port}]`);
+    for (const site of [1, 2]) {
+      const other = site === 1 ? 2 : 1;
+      await start('locator', `wan-locator-${site}`, ['--port', String(ports.get(site)), '--site-id', String(site), '--remote-locators', at(other)]);
+    }
+    for (const site of [1, 2]) {
+      const other = site === 1 ? 2 : 1;
+      const name = `wan-server${site}-1`;
+      const receiverStart = await freePort();
+      writeFileSync(
+        join(memberDir(name), 'strait.yaml'),
+        [
+          'regions:',
+          `  TEST: { type: replicate, gateway-sender-ids: [to-site-${other}] }`,
+          'gateway-senders:',
+          `  to-site-${other}: { remote-site-id: ${other}, batch-size: 100, batch-time-interval: 50 }`,
+          `gateway-receiver: { start-port: ${receiverStart}, end-port: ${Math.min(65535, receiverStart + 20)} }`,
+          '',
+        ].join('\n'),
+      );
+      await start('server', name, ['--server-port', '0', '--locators', at(site)]);
+    }
+  });
+
+  after(() => killLeftovers());
+
+  it('a put at site 1 arrives at site 2, and a put at site 2 at site 1', async () => {
+    assertOk(await strait(['put', '--locator', at(1), '--region', 'TEST', '--key', 'from-1', '--value', 'hello from site 1']), 'put at site 1');
+    assert.equal(await eventuallyGet(at(2), 'from-1', 20_000), 'hello from site 1');
+    assertOk(await strait(['put', '--locator', at(2), '--region', 'TEST', '--key', 'from-2', '--value', 'hello from site 2']), 'put at site 2');
+    assert.equal(await eventuallyGet(at(1), 'from-2', 20_000), 'hello from site 2');
+  });
+
+  it('status gateway-sender shows a running primary whose queue drains to 0', async () => {
+    assertOk(await strait(['put', '--locator', at(1), '--region', 'TEST', '--key', 'drain', '--value', 'd']), 'put');
+    let primary: SenderCopy | undefined;
+    const deadline = performance.now() + 20_000;
+    do {
+      primary = (await senderCopies(at(1), 'to-site-2')).find((copy) => copy.role === 'primary');
+    } while ((primary === undefined || primary.queueEvents !== 0) && performance.now() < deadline);
+    assert.ok(primary !== undefined, 'a primary copy');
+    assert.equal(primary.member, 'wan-server1-1');
+    assert.equal(primary.state, 'running');
+    assert.equal(primary.queueEvents, 0);
+    assert.equal(primary.problem, null);
+    const text = await strait(['status', 'gateway-sender', '--id', 'to-site-2', '--locator', at(1)]);
+    assertOk(text, 'status gateway-sender (text)');
+    assert.match(text.stdout, /wan-server1-1\s+primary\s+running/);
+  });
+
+  it('pause holds events in the queue; resume delivers them', async () => {
+    const paused = await strait(['pause', 'gateway-sender', '--id', 'to-site-2', '--locator', at(1), '--json']);
+    assertOk(paused, 'pause');
+    assert.deepEqual(JSON.parse(paused.stdout).members, [{ member: 'wan-server1-1', state: 'paused' }]);
+    try {
+      assertOk(await strait(['put', '--locator', at(1), '--region', 'TEST', '--key', 'while-paused', '--value', 'held']), 'put while paused');
+      // Paused: nothing is dispatched, so absence is certain, not a race.
+      assert.equal(await eventuallyGet(at(2), 'while-paused', 2000), undefined);
+      const primary = (await senderCopies(at(1), 'to-site-2')).find((copy) => copy.role === 'primary');
+      assert.equal(primary?.state, 'paused');
+      assert.ok((primary?.queueEvents ?? 0) >= 1, `queue holds the put: ${JSON.stringify(primary)}`);
+    } finally {
+      const resumed = await strait(['resume', 'gateway-sender', '--id', 'to-site-2', '--locator', at(1), '--json']);
+      assertOk(resumed, 'resume');
+      assert.deepEqual(JSON.parse(resumed.stdout).members, [{ member: 'wan-server1-1', state: 'running' }]);
+    }
+    assert.equal(await eventuallyGet(at(2), 'while-paused', 20_000), 'held');
+  });
+
+  it('stop and start gateway-sender report each member\'s state', async () => {
+    const stopped = await strait(['stop', 'gateway-sender', '--id', 'to-site-1', '--locator', at(2), '--member', 'wan-server2-1', '--drain-timeout', '5000', '--json']);
+    assertOk(stopped, 'stop gateway-sender');
+    assert.deepEqual(JSON.parse(stopped.stdout).members, [{ member: 'wan-server2-1', state: 'stopped' }]);
+    const started = await strait(['start', 'gateway-sender', '--id', 'to-site-1', '--locator', at(2)]);
+    assertOk(started, 'start gateway-sender');
+    assert.match(started.stdout, /wan-server2-1\s+running/);
+    assertOk(await strait(['put', '--locator', at(2), '--region', 'TEST', '--key', 'after-restart', '--value', 'r']), 'put');
+    assert.equal(await eventuallyGet(at(1), 'after-restart', 20_000), 'r');
+  });
+
+  it('list gateways and status show senders and receivers', async () => {
+    const listed = await strait(['list', 'gateways', '--locator', at(1), '--json']);
+    assertOk(listed, 'list gateways');
+    const gateways = JSON.parse(listed.stdout) as { senders: SenderCopy[]; receivers: { member: string; address: { host: string; port: number } }[] };
+    assert.deepEqual(gateways.senders.map((sender) => [sender.id, sender.member, sender.role]), [['to-site-2', 'wan-server1-1', 'primary']]);
+    assert.deepEqual(gateways.receivers.map((receiver) => receiver.member), ['wan-server1-1']);
+    const status = await strait(['status', '--locator', at(2), '--json']);
+    assertOk(status, 'status');
+    const site = JSON.parse(status.stdout) as { site: number; gateways: typeof gateways };
+    assert.equal(site.site, 2);
+    assert.deepEqual(site.gateways.senders.map((sender) => sender.id), ['to-site-1']);
+    assert.deepEqual(site.gateways.receivers.map((receiver) => receiver.member), ['wan-server2-1']);
+    const text = await strait(['list', 'gateways', '--locator', at(1)]);
+    assertOk(text, 'list gateways (text)');
+    assert.match(text.stdout, /to-site-2\s+wan-server1-1\s+2\s+primary/);
+  });
+
+  it('an unknown sender is STRAIT_SENDER_NOT_FOUND (exit 1); a missing --id is STRAIT_USAGE (exit 2)', async () => {
+    for (const args of [['status', 'gateway-sender', '--id', 'nope'], ['pause', 'gateway-sender', '--id', 'nope']]) {
+      const result = await strait([...args, '--locator', at(1)]);
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(result.stderr, /^error STRAIT_SENDER_NOT_FOUND: /m);
+    }
+    for (const args of [['status', 'gateway-sender'], ['resume', 'gateway-sender'], ['stop', 'gateway-sender', '--drain-timeout', 'x', '--id', 'to-site-2'], ['stop', 'server', '--id', 'to-site-2']]) {
+      const result = await strait([...args, '--locator', at(1)]);
+      assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, /^error STRAIT_USAGE: /m);
+    }
+  });
+});
+
 describe('strait CLI failures', () => {
   it('an unknown key in strait.yaml exits 2 naming the code', async () => {
     const dir = memberDir('bad-config');

@@ -1,11 +1,14 @@
 // The CLI commands that talk to a running site through the client: status, list, put, get,
-// remove. They print for people by default and JSON with --json.
+// remove. They print for people by default and JSON with --json. The gateway-sender commands
+// are in gateway-commands.ts.
 
 import { StraitError } from '../errors.ts';
 import { connect, type StraitClient } from '../client/client.ts';
-import type { RegionSpec, View, ViewMember } from '../protocol/messages.ts';
+import type { RegionSpec, SenderStatus, View, ViewMember } from '../protocol/messages.ts';
 import { formatAddress, type Address } from '../runtime/runtime.ts';
 import { formatHostPort } from '../config/address.ts';
+import { table } from './report.ts';
+import { problemLines, receiversTable, senderSummaryTable, sendersTable, type ReceiverRow } from './gateway-report.ts';
 
 export const LOCATOR_DEFAULT = 'localhost[10334]';
 /** A CLI command that can't reach its site fails in this time rather than hang. */
@@ -22,7 +25,8 @@ export interface ClientCommandOptions {
   readonly requestTimeoutMs: number;
 }
 
-async function withClient<T>(options: ClientCommandOptions, action: (client: StraitClient) => Promise<T>): Promise<T> {
+/** Connects to the site, runs the action, and always closes the client. */
+export async function withClient<T>(options: ClientCommandOptions, action: (client: StraitClient) => Promise<T>): Promise<T> {
   const client = await connect({ locators: options.locators, name: 'strait-cli', requestTimeoutMs: options.requestTimeoutMs });
   try {
     return await action(client);
@@ -39,12 +43,6 @@ async function regionsOrEmpty(client: StraitClient): Promise<{ spec: RegionSpec;
     if (error instanceof StraitError && error.code === 'STRAIT_NO_SERVER') return [];
     throw error;
   }
-}
-
-function table(rows: readonly (readonly string[])[]): string {
-  const widths: number[] = [];
-  for (const row of rows) row.forEach((cell, index) => (widths[index] = Math.max(widths[index] ?? 0, cell.length)));
-  return rows.map((row) => row.map((cell, index) => (index === row.length - 1 ? cell : cell.padEnd(widths[index] ?? 0))).join('  ')).join('\n');
 }
 
 function memberState(member: ViewMember): string {
@@ -82,8 +80,24 @@ function regionsTable(regions: readonly { spec: RegionSpec; size: number }[]): s
   return table(rows);
 }
 
-/** WAN gateways are configured per server in strait.yaml; the site's view lists none yet. */
-const NO_GATEWAYS = 'No gateway senders or receivers.';
+interface Gateways {
+  readonly senders: SenderStatus[];
+  readonly receivers: ReceiverRow[];
+}
+
+/** Every copy of every gateway sender of the site, and its receivers. */
+async function gatewaysOf(client: StraitClient): Promise<Gateways> {
+  const [senders, receivers] = await Promise.all([client.gatewaySenders(), client.gatewayReceivers()]);
+  return { senders, receivers };
+}
+
+function gatewaysText(gateways: Gateways, summary: boolean): string {
+  const lines = [summary ? senderSummaryTable(gateways.senders) : sendersTable(gateways.senders)];
+  const problems = problemLines(gateways.senders);
+  if (problems.length > 0) lines.push('', ...problems);
+  lines.push('', receiversTable(gateways.receivers));
+  return lines.join('\n');
+}
 
 function memberJson(member: ViewMember, view: View): Record<string, unknown> {
   return {
@@ -105,6 +119,7 @@ export async function statusCommand(options: ClientCommandOptions, output: Outpu
   await withClient(options, async (client) => {
     const view = await client.view();
     const regions = await regionsOrEmpty(client);
+    const gateways = await gatewaysOf(client);
     if (options.json) {
       output.out(
         JSON.stringify(
@@ -115,7 +130,7 @@ export async function statusCommand(options: ClientCommandOptions, output: Outpu
             members: view.members.map((member) => memberJson(member, view)),
             departed: view.departed,
             regions,
-            gateways: { senders: [], receivers: [] },
+            gateways,
           },
           null,
           2,
@@ -129,7 +144,7 @@ export async function statusCommand(options: ClientCommandOptions, output: Outpu
     output.out('');
     output.out(regionsTable(regions));
     output.out('');
-    output.out(NO_GATEWAYS);
+    output.out(gatewaysText(gateways, true));
   });
 }
 
@@ -144,9 +159,8 @@ export async function listCommand(what: ListWhat, options: ClientCommandOptions,
       const regions = await regionsOrEmpty(client);
       output.out(options.json ? JSON.stringify(regions, null, 2) : regionsTable(regions));
     } else {
-      // Asking the locator proves the site is reachable before answering.
-      await client.view();
-      output.out(options.json ? JSON.stringify({ senders: [], receivers: [] }, null, 2) : NO_GATEWAYS);
+      const gateways = await gatewaysOf(client);
+      output.out(options.json ? JSON.stringify(gateways, null, 2) : gatewaysText(gateways, false));
     }
   });
 }

@@ -11,6 +11,7 @@ import type { MemberRole } from '../config/member-config.ts';
 import { parseAddressList } from '../config/address.ts';
 import { EXIT_FAILURE, EXIT_USAGE, exitCodeFor, describeError } from './report.ts';
 import {
+  MEMBER_FLAGS,
   addMemberOptions,
   memberFlagValues,
   parseTimeoutSeconds,
@@ -21,6 +22,7 @@ import {
 import { loadMemberConfig, locateMember } from './load-config.ts';
 import { LOG_TAIL_LINES, START_TIMEOUT_MS_DEFAULT, STOP_TIMEOUT_MS_DEFAULT } from './process-control.ts';
 import { CLIENT_REQUEST_TIMEOUT_MS_DEFAULT, LOCATOR_DEFAULT, type ClientCommandOptions, type ListWhat, type Output } from './client-commands.ts';
+import type { SenderControlRequest } from './gateway-commands.ts';
 // `strait demo` lives in its own module (owned by the lead engineer); it registers itself here.
 import { registerDemo } from './demo.ts';
 
@@ -57,16 +59,56 @@ function action<A extends unknown[]>(handler: (...args: A) => Promise<number | v
   };
 }
 
+const GATEWAY_SENDER = 'gateway-sender';
 const roleArgument = (): Argument => new Argument('<role>', 'locator or server').choices(['locator', 'server']);
+/** `start` and `stop` act on members (by directory) and on gateway senders (by id, through a locator). */
+const roleOrSenderArgument = (): Argument =>
+  new Argument('<role>', `locator or server (by --dir), or ${GATEWAY_SENDER} (by --id)`).choices(['locator', 'server', GATEWAY_SENDER]);
+const senderArgument = (): Argument => new Argument('<what>', GATEWAY_SENDER).choices([GATEWAY_SENDER]);
 
-function clientOptions(command: Command): Command {
-  return command
-    .option('--locator <addresses>', `a locator of the site, host[port],... (default ${LOCATOR_DEFAULT} or $${LOCATOR_ENVIRONMENT_VARIABLE})`)
-    .option('--json', 'print JSON', false)
-    .option('--request-timeout <ms>', `how long one request may take (default ${CLIENT_REQUEST_TIMEOUT_MS_DEFAULT})`);
+function locatorOption(command: Command): Command {
+  return command.option('--locator <addresses>', `a locator of the site, host[port],... (default ${LOCATOR_DEFAULT} or $${LOCATOR_ENVIRONMENT_VARIABLE})`);
 }
 
-function clientCommandOptions(options: { locator?: string; json?: boolean; requestTimeout?: string }): ClientCommandOptions {
+function requestTimeoutOption(command: Command): Command {
+  return command.option('--request-timeout <ms>', `how long one request may take (default ${CLIENT_REQUEST_TIMEOUT_MS_DEFAULT})`);
+}
+
+function clientOptions(command: Command): Command {
+  return requestTimeoutOption(locatorOption(command).option('--json', 'print JSON', false));
+}
+
+/** --id and --member of the gateway-sender commands (their --locator and --json come with the command). */
+function senderOptions(command: Command): Command {
+  return command
+    .option('--id <sender>', `${GATEWAY_SENDER}: the sender id (gateway-senders.<id> in strait.yaml)`)
+    .option('--member <name>', `${GATEWAY_SENDER}: act on this server's copy only (default: every server hosting the sender)`);
+}
+
+function camelCase(key: string): string {
+  return key.replace(/-([a-z])/g, (_, letter: string) => letter.toUpperCase());
+}
+
+/** Refuses options of the other kind of target: member flags for a sender, sender flags for a member. */
+function checkTargetOptions(role: string, options: Record<string, unknown>, memberOnly: readonly string[], senderOnly: readonly string[]): void {
+  const given = (flag: string): boolean => options[camelCase(flag)] !== undefined && options[camelCase(flag)] !== false;
+  const misplaced = role === GATEWAY_SENDER ? memberOnly.filter(given) : senderOnly.filter(given);
+  if (misplaced.length > 0) {
+    const applies = role === GATEWAY_SENDER ? 'locator|server' : GATEWAY_SENDER;
+    throw new StraitError('STRAIT_USAGE', { reason: `${misplaced.map((flag) => `--${flag}`).join(', ')} applies to ${applies}, not ${role}` });
+  }
+  if (role === GATEWAY_SENDER && (typeof options['id'] !== 'string' || options['id'].length === 0)) {
+    throw new StraitError('STRAIT_USAGE', { reason: `${GATEWAY_SENDER} needs --id <sender>` });
+  }
+}
+
+const SENDER_ONLY_FLAGS = ['id', 'member', 'locator', 'request-timeout'] as const;
+
+function senderRequest(command: SenderControlRequest['command'], options: Record<string, unknown>, drainTimeoutMs: number, replayDeadLetters: boolean): SenderControlRequest {
+  return { id: options['id'] as string, command, member: options['member'] as string | undefined, drainTimeoutMs, replayDeadLetters };
+}
+
+function clientCommandOptions(options: { locator?: string | undefined; json?: boolean | undefined; requestTimeout?: string | undefined }): ClientCommandOptions {
   const text = options.locator ?? process.env[LOCATOR_ENVIRONMENT_VARIABLE] ?? LOCATOR_DEFAULT;
   let requestTimeoutMs = CLIENT_REQUEST_TIMEOUT_MS_DEFAULT;
   if (options.requestTimeout !== undefined) {
@@ -91,15 +133,21 @@ export function buildProgram(): Command {
       outputError: (text, write) => write(`error STRAIT_USAGE: ${text.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ').replace(/\.$/, '')}; see strait --help\n`),
     });
 
-  addMemberOptions(
+  requestTimeoutOption(locatorOption(senderOptions(addMemberOptions(
     program
       .command('start')
-      .description('start a locator or server in the background, wait until it is ready, print where it listens')
-      .addArgument(roleArgument())
+      .description(`start a locator or server in the background, wait until it is ready, print where it listens; or start a stopped ${GATEWAY_SENDER}`)
+      .addArgument(roleOrSenderArgument())
       .option('--timeout <seconds>', `how long to wait until the member is ready (default ${START_TIMEOUT_MS_DEFAULT / 1000})`)
-      .option('--json', 'print the member record as JSON', false),
-  ).action(
-    action(async (role: MemberRole, options: Record<string, unknown>) => {
+      .option('--json', 'print the member record (or the senders\' states) as JSON', false),
+  )))).action(
+    action(async (role: MemberRole | typeof GATEWAY_SENDER, options: Record<string, unknown>) => {
+      checkTargetOptions(role, options, ['dir', 'config', 'timeout', ...MEMBER_FLAGS.map((flag) => flag.key)], SENDER_ONLY_FLAGS);
+      if (role === GATEWAY_SENDER) {
+        const { senderControlCommand } = await import('./gateway-commands.ts');
+        await senderControlCommand(senderRequest('start', options, 0, false), clientCommandOptions(options), output);
+        return 0;
+      }
       const timeoutMs = parseTimeoutSeconds(options['timeout'] as string | undefined, START_TIMEOUT_MS_DEFAULT, '--timeout');
       const request = prepareStart(role, memberFlagValues(options), { dir: options['dir'] as string | undefined, config: options['config'] as string | undefined }, timeoutMs);
       const outcome = await startCommand(request, options['json'] === true, output);
@@ -122,25 +170,70 @@ export function buildProgram(): Command {
     }),
   );
 
-  program
-    .command('stop')
-    .description('stop the locator or server running in a directory (a clean leave)')
-    .addArgument(roleArgument())
-    .option('--dir <dir>', 'the member directory (default: the current directory)')
-    .option('--timeout <seconds>', `how long to wait for the process to exit (default ${STOP_TIMEOUT_MS_DEFAULT / 1000})`)
-    .option('--force', 'kill the process (SIGKILL) if it has not exited after the timeout', false)
+  requestTimeoutOption(locatorOption(senderOptions(
+    program
+      .command('stop')
+      .description(`stop the locator or server running in a directory (a clean leave); or stop a ${GATEWAY_SENDER} (events are no longer queued)`)
+      .addArgument(roleOrSenderArgument())
+      .option('--dir <dir>', 'the member directory (default: the current directory)')
+      .option('--timeout <seconds>', `how long to wait for the process to exit (default ${STOP_TIMEOUT_MS_DEFAULT / 1000})`)
+      .option('--force', 'kill the process (SIGKILL) if it has not exited after the timeout', false),
+  )))
+    .option('--drain-timeout <ms>', `${GATEWAY_SENDER}: wait this long for the queue to drain before stopping; -1 = until drained (default 0)`)
+    .option('--json', `${GATEWAY_SENDER}: print the senders' states as JSON`, false)
     .action(
-      action(async (role: MemberRole, options: { dir?: string; timeout?: string; force: boolean }) => {
+      action(async (role: MemberRole | typeof GATEWAY_SENDER, options: { dir?: string; timeout?: string; force: boolean; drainTimeout?: string; json: boolean } & Record<string, unknown>) => {
+        checkTargetOptions(role, options, ['dir', 'timeout', 'force'], [...SENDER_ONLY_FLAGS, 'drain-timeout', 'json']);
+        if (role === GATEWAY_SENDER) {
+          const { parseDrainTimeout, senderControlCommand } = await import('./gateway-commands.ts');
+          const drainTimeoutMs = parseDrainTimeout(options.drainTimeout);
+          await senderControlCommand(senderRequest('stop', options, drainTimeoutMs, false), clientCommandOptions(options), output);
+          return;
+        }
         const { resolve } = await import('node:path');
         const timeoutMs = parseTimeoutSeconds(options.timeout, STOP_TIMEOUT_MS_DEFAULT, '--timeout');
         await stopCommand(role, resolve(options.dir ?? '.'), timeoutMs, options.force, output);
       }),
     );
 
-  clientOptions(program.command('status').description('members, regions and gateways of the site')).action(
-    action(async (options: { locator?: string; json?: boolean; requestTimeout?: string }) => {
+  clientOptions(
+    program
+      .command('status')
+      .description(`members, regions and gateways of the site; or every copy of one ${GATEWAY_SENDER} (with --id)`)
+      .addArgument(new Argument('[what]', `${GATEWAY_SENDER} for one sender's status`).choices([GATEWAY_SENDER]))
+      .option('--id <sender>', `${GATEWAY_SENDER}: the sender id`),
+  ).action(
+    action(async (what: string | undefined, options: { locator?: string; json?: boolean; requestTimeout?: string; id?: string }) => {
+      if (what === GATEWAY_SENDER) {
+        if (options.id === undefined || options.id.length === 0) throw new StraitError('STRAIT_USAGE', { reason: `status ${GATEWAY_SENDER} needs --id <sender>` });
+        const { senderStatusCommand } = await import('./gateway-commands.ts');
+        await senderStatusCommand(options.id, clientCommandOptions(options), output);
+        return;
+      }
+      if (options.id !== undefined) throw new StraitError('STRAIT_USAGE', { reason: `--id applies to status ${GATEWAY_SENDER}` });
       const { statusCommand } = await import('./client-commands.ts');
       await statusCommand(clientCommandOptions(options), output);
+    }),
+  );
+
+  clientOptions(
+    senderOptions(program.command('pause').description(`pause a ${GATEWAY_SENDER}: events keep queueing, none is sent (at most one batch in flight still arrives)`).addArgument(senderArgument())),
+  ).action(
+    action(async (_what: string, options: Record<string, unknown>) => {
+      checkTargetOptions(GATEWAY_SENDER, options, [], []);
+      const { senderControlCommand } = await import('./gateway-commands.ts');
+      await senderControlCommand(senderRequest('pause', options, 0, false), clientCommandOptions(options), output);
+    }),
+  );
+
+  clientOptions(
+    senderOptions(program.command('resume').description(`resume a paused ${GATEWAY_SENDER}`).addArgument(senderArgument()))
+      .option('--replay-dead-letters', 'also put the events the remote site refused back in the queue (after fixing the cause, e.g. creating the region there)', false),
+  ).action(
+    action(async (_what: string, options: Record<string, unknown>) => {
+      checkTargetOptions(GATEWAY_SENDER, options, [], []);
+      const { senderControlCommand } = await import('./gateway-commands.ts');
+      await senderControlCommand(senderRequest('resume', options, 0, options['replayDeadLetters'] === true), clientCommandOptions(options), output);
     }),
   );
 

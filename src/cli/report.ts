@@ -38,3 +38,9 @@ export function describeReadyMember(record: ListeningMemberRecord, logFile?: str
   );
 }
 
+/** Left-aligned columns two spaces apart; the first row is the header. */
+export function table(rows: readonly (readonly string[])[]): string {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, index) => (widths[index] = Math.max(widths[index] ?? 0, cell.length)));
+  return rows.map((row) => row.map((cell, index) => (index === row.length - 1 ? cell : cell.padEnd(widths[index] ?? 0))).join('  ')).join('\n');
+}

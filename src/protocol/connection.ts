@@ -203,9 +203,17 @@ export class Connection {
     // One timer per connection checks deadlines, instead of a timer per request: requests
     // time out in issue order, so the sweep stops at the first one still within its deadline.
     const intervalMs = Math.max(10, Math.min(1000, Math.floor(this.options.requestTimeoutMs / 4)));
+    const openedBy = this.runtime.clock.monotonic() + this.options.requestTimeoutMs;
     const sweep = () => {
       if (this.state === 'closed') return;
       const now = this.runtime.clock.monotonic();
+      if (this.state === 'handshaking' && now > openedBy) {
+        // A peer behind a blackholed link never answers the hello: give up like a request would.
+        const error = new StraitError('STRAIT_TIMEOUT', { operation: `handshake with ${this.stream.remote}`, timeoutMs: this.options.requestTimeoutMs });
+        this.stream.destroy(error);
+        this.closed(error);
+        return;
+      }
       for (const [id, request] of this.pending) {
         if (request.deadline > now) break;
         this.pending.delete(id);
