@@ -19,7 +19,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from '../src/client/client.ts';
-import { Cleanup } from './processes.ts';
+import { Cleanup, runCommand } from './processes.ts';
 import { parseOptions, USAGE, UsageError, type BenchOptions } from './options.ts';
 import { BENCH_REGION, regionSizes, startStraitSite, stopStraitSite } from './strait-site.ts';
 import { runLoad, warmUp, Workload, type LoadRun } from './strait-load.ts';
@@ -277,6 +277,18 @@ function writeResults(name: string, content: unknown): string {
   return path;
 }
 
+/** The code measured: commit and how many files differ from it (others may be editing). */
+async function sourceState(): Promise<{ commit: string; changedFiles: number } | undefined> {
+  try {
+    const commit = await runCommand('git', ['-C', REPOSITORY_ROOT, 'rev-parse', 'HEAD'], { timeoutMs: 10_000 });
+    const status = await runCommand('git', ['-C', REPOSITORY_ROOT, 'status', '--porcelain'], { timeoutMs: 10_000 });
+    if (commit.status !== 0 || status.status !== 0) return undefined;
+    return { commit: commit.stdout.trim(), changedFiles: status.stdout.split('\n').filter((line) => line.trim().length > 0).length };
+  } catch {
+    return undefined;
+  }
+}
+
 async function benchmark(cleanup: Cleanup, root: string, options: BenchOptions, machine: Machine, redisMissing: string | undefined): Promise<void> {
   const startedAt = new Date().toISOString();
   const startedMs = performance.now();
@@ -297,6 +309,7 @@ async function benchmark(cleanup: Cleanup, root: string, options: BenchOptions, 
     arguments: process.argv.slice(2),
     options,
     machine,
+    source: await sourceState(),
     loadAverageAtEnd: loadavg()[0],
     cpuBusyAfterEnd,
     strait,
@@ -328,7 +341,7 @@ async function profile(cleanup: Cleanup, root: string, options: BenchOptions, ma
   say('');
   say(`main-thread CPU per put (${report.load.ops.toLocaleString('en-US')} puts in the window): ` +
     [...report.servers.map((server) => `${server.name} (${server.part}) ${perPut(server.summary.busyMs)}`), `client ${perPut(report.client.busyMs)}`].join(', '));
-  const path = writeResults(`${timestamp()}-profile`, { kind: 'profile', arguments: process.argv.slice(2), options, machine, ...report });
+  const path = writeResults(`${timestamp()}-profile`, { kind: 'profile', arguments: process.argv.slice(2), options, machine, source: await sourceState(), ...report });
   say(`\nresults: ${path}`);
 }
 

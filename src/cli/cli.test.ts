@@ -218,12 +218,10 @@ describe('strait CLI with two sites replicating both ways', () => {
   before(async () => {
     const ports = new Map<number, number>([[1, await freePort()], [2, await freePort()]]);
     for (const [site, port] of ports) locators.set(site, `127.0.0.1[${port}]`);
-    for (const site of [1, 2]) {
+    // The sites are independent until their locators exchange catalogues: start them side by side.
+    await Promise.all([1, 2].map(async (site) => {
       const other = site === 1 ? 2 : 1;
       await start('locator', `wan-locator-${site}`, ['--port', String(ports.get(site)), '--site-id', String(site), '--remote-locators', at(other)]);
-    }
-    for (const site of [1, 2]) {
-      const other = site === 1 ? 2 : 1;
       const name = `wan-server${site}-1`;
       const receiverStart = await freePort();
       writeFileSync(
@@ -238,7 +236,7 @@ describe('strait CLI with two sites replicating both ways', () => {
         ].join('\n'),
       );
       await start('server', name, ['--server-port', '0', '--locators', at(site)]);
-    }
+    }));
   });
 
   after(() => killLeftovers());
@@ -315,16 +313,14 @@ describe('strait CLI with two sites replicating both ways', () => {
   });
 
   it('an unknown sender is STRAIT_SENDER_NOT_FOUND (exit 1); a missing --id is STRAIT_USAGE (exit 2)', async () => {
-    for (const args of [['status', 'gateway-sender', '--id', 'nope'], ['pause', 'gateway-sender', '--id', 'nope']]) {
+    const notFound = [['status', 'gateway-sender', '--id', 'nope'], ['pause', 'gateway-sender', '--id', 'nope']];
+    const usage = [['status', 'gateway-sender'], ['resume', 'gateway-sender'], ['stop', 'gateway-sender', '--drain-timeout', 'x', '--id', 'to-site-2'], ['stop', 'server', '--id', 'to-site-2']];
+    const expectations = [...notFound.map((args) => [args, 1, 'STRAIT_SENDER_NOT_FOUND'] as const), ...usage.map((args) => [args, 2, 'STRAIT_USAGE'] as const)];
+    await Promise.all(expectations.map(async ([args, code, errorCode]) => {
       const result = await strait([...args, '--locator', at(1)]);
-      assert.equal(result.code, 1, result.stderr);
-      assert.match(result.stderr, /^error STRAIT_SENDER_NOT_FOUND: /m);
-    }
-    for (const args of [['status', 'gateway-sender'], ['resume', 'gateway-sender'], ['stop', 'gateway-sender', '--drain-timeout', 'x', '--id', 'to-site-2'], ['stop', 'server', '--id', 'to-site-2']]) {
-      const result = await strait([...args, '--locator', at(1)]);
-      assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
-      assert.match(result.stderr, /^error STRAIT_USAGE: /m);
-    }
+      assert.equal(result.code, code, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, new RegExp(`^error ${errorCode}: `, 'm'));
+    }));
   });
 });
 

@@ -207,11 +207,14 @@ gateway-receiver: { start-port: 1530, end-port: 1551, hostname-for-clients: site
     assert.equal(config.core.site, 2);
     assert.equal(config.core.bind.port, 0);
     assert.deepEqual(config.core.locators, [{ host: 'localhost', port: 10335 }]);
+    // The core gets each region's senders in its spec; a region without senders has none.
     assert.deepEqual(config.core.regions, [
-      { name: 'TEST', type: 'replicate', persistent: false },
+      { name: 'TEST', type: 'replicate', persistent: false, gatewaySenderIds: ['sender1'] },
       { name: 'SESSIONS', type: 'replicate', persistent: true },
     ]);
     assert.deepEqual(config.regionGatewaySenderIds, { TEST: ['sender1'], SESSIONS: [] });
+    assert.deepEqual(config.core.gatewaySenders, config.gatewaySenders);
+    assert.deepEqual(config.core.gatewayReceiver, config.gatewayReceiver);
     assert.deepEqual(config.gatewaySenders, [
       {
         id: 'sender1',

@@ -56,7 +56,7 @@ export type LogFormat = (typeof LOG_FORMATS)[number];
 const ORDER_POLICIES = ['key', 'thread', 'partition'] as const;
 export type OrderPolicy = (typeof ORDER_POLICIES)[number];
 
-/** A gateway sender declared in strait.yaml (validated; the WAN release acts on it). */
+/** A gateway sender declared in strait.yaml (`gateway-senders.<id>`); the server runs it. */
 export interface GatewaySenderConfig {
   readonly id: string;
   readonly remoteSiteId: number;
@@ -72,7 +72,7 @@ export interface GatewaySenderConfig {
   readonly compression: boolean;
 }
 
-/** The gateway receiver declared in strait.yaml (validated; the WAN release acts on it). */
+/** The gateway receiver declared in strait.yaml (`gateway-receiver`); the server runs it. */
 export interface GatewayReceiverConfig {
   readonly startPort: number;
   readonly endPort: number;

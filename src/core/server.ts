@@ -177,6 +177,11 @@ export class Server {
     return this.state;
   }
 
+  /** Sites this server's copy of the WAN catalogue knows, with their edges (tests, status). */
+  knownSites(): { site: number; edges: readonly number[]; receivers: number }[] {
+    return (this.catalogue?.all() ?? []).map((entry) => ({ site: entry.site, edges: entry.edges, receivers: entry.receivers.length }));
+  }
+
   /** Status of every gateway sender hosted here. */
   senderStatuses(): SenderStatus[] {
     return [...this.senders.values()].map((sender) => sender.status());
@@ -394,7 +399,7 @@ export class Server {
       return existing;
     }
     const store = spec.persistent ? this.runtime.storage.open(`region-${spec.name}`) : undefined;
-    const region = new Region(spec, store);
+    const region = new Region(spec, store, this.config.conflictResolver);
     this.regions.set(spec.name, region);
     if (region.size > 0) this.log.info({ region: spec.name, entries: region.size }, `server ${this.config.name}: region ${spec.name} recovered ${region.size} entries from disk`);
     return region;
