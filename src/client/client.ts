@@ -213,9 +213,26 @@ export class StraitClient {
    * a timeout, moves to another server and tries again until the request deadline.
    */
   async request<Op extends RequestOp>(op: Op, body: RequestBody<Op>, options: RequestOptions = {}): Promise<ResponseBody<Op>> {
+    const server = this.server;
+    if (server === undefined || server.state !== 'open' || this.closed) return this.requestWithFailover(op, body, options, []);
+    // Fast path: the current server is connected.
+    try {
+      return await this.send(server, op, body, options);
+    } catch (error) {
+      if (!(error instanceof StraitError) || !isFailover(error)) throw error;
+      const excluded: string[] = [];
+      if (this.server === server) {
+        if (this.serverName !== undefined) excluded.push(this.serverName);
+        this.server = undefined;
+        server.close();
+      }
+      return this.requestWithFailover(op, body, options, excluded);
+    }
+  }
+
+  private async requestWithFailover<Op extends RequestOp>(op: Op, body: RequestBody<Op>, options: RequestOptions, excluded: string[]): Promise<ResponseBody<Op>> {
     const deadline = this.runtime.clock.monotonic() + this.requestTimeoutMs;
     let lastError: StraitError | undefined;
-    const excluded: string[] = [];
     for (let attempt = 0; ; attempt++) {
       if (this.closed) throw new StraitError('STRAIT_CONNECTION_CLOSED', { peer: 'client', type: op });
       if (options.signal?.aborted) throw abortError(op);
