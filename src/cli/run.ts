@@ -14,6 +14,8 @@ import type { MemberConfig } from '../config/member-config.ts';
 import type { MemberAdmin, MemberStartResult, MetricsSink } from '../core/member-admin.ts';
 import { Locator } from '../core/locator.ts';
 import { Server } from '../core/server.ts';
+import type { ConflictResolver } from '../core/config.ts';
+import { pathToFileURL } from 'node:url';
 import { createNodeRuntime } from '../runtime/node/node-runtime.ts';
 import { createLogger, type NodeLogger } from '../runtime/node/logger.ts';
 import { formatAddress, type Address } from '../runtime/runtime.ts';
@@ -171,10 +173,19 @@ export async function runMember(config: MemberConfig, options: RunOptions): Prom
   }
 
   const sink: MetricsSink = metrics.sink;
+  let conflictResolver: ConflictResolver | undefined;
+  if (config.role === 'server' && config.conflictResolverModule !== undefined) {
+    try {
+      conflictResolver = await loadConflictResolver(config.conflictResolverModule);
+    } catch (error) {
+      failStart(error instanceof StraitError ? error : new StraitError('STRAIT_CONFIG_INVALID', { source: config.configFile ?? 'command line', key: 'conflict-resolver', reason: `${config.conflictResolverModule} could not be loaded: ${error instanceof Error ? error.message : String(error)}` }, { cause: error }));
+      return;
+    }
+  }
   member =
     config.role === 'locator'
       ? new Locator(runtime, { ...config.core, pid: process.pid, httpAddress }, sink)
-      : new Server(runtime, { ...config.core, pid: process.pid, httpAddress }, sink);
+      : new Server(runtime, { ...config.core, pid: process.pid, httpAddress, conflictResolver }, sink);
   const running = member;
 
   let stopping = false;
@@ -240,4 +251,17 @@ export async function runMember(config: MemberConfig, options: RunOptions): Prom
     writeMemberRecord(dir, record);
     logger.info({ address: formatAddress(record.address), site: record.site, httpAddress: formatAddress(httpAddress) }, describeReadyMember(record));
   });
+}
+
+/**
+ * Loads a conflict resolver: a module whose default export (or export `resolve`) is
+ * `(key, existing, incoming) => 'existing' | 'incoming'`. Node runs TypeScript modules as-is.
+ */
+export async function loadConflictResolver(path: string): Promise<ConflictResolver> {
+  const module = (await import(pathToFileURL(path).href)) as { default?: unknown; resolve?: unknown };
+  const resolver = typeof module.default === 'function' ? module.default : module.resolve;
+  if (typeof resolver !== 'function') {
+    throw new StraitError('STRAIT_CONFIG_INVALID', { source: path, key: 'conflict-resolver', reason: "the module exports no function (export default (key, existing, incoming) => 'existing' | 'incoming')" });
+  }
+  return resolver as ConflictResolver;
 }

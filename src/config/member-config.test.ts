@@ -306,9 +306,9 @@ gateway-receiver: { start-port: 1530, end-port: 1551, hostname-for-clients: site
     ['persistent not a boolean', 'regions:\n  A: { persistent: maybe }', 'regions.A.persistent'],
     ['undeclared sender', 'regions:\n  A: { gateway-sender-ids: [nope] }', 'regions.A.gateway-sender-ids'],
     [
-      'parallel sender on replicate',
+      'parallel sender (not supported yet)',
       'gateway-senders:\n  p: { remote-site-id: 2, parallel: true }\nregions:\n  A: { gateway-sender-ids: [p] }',
-      'regions.A.gateway-sender-ids',
+      'gateway-senders.p.parallel',
     ],
     ['sender without remote site', 'gateway-senders:\n  s: { parallel: false }', 'gateway-senders.s.remote-site-id'],
     ['sender remote site out of range', 'gateway-senders:\n  s: { remote-site-id: 0 }', 'gateway-senders.s.remote-site-id'],
@@ -352,5 +352,23 @@ describe('closest', () => {
     assert.equal(closest('bind-adress', ['bind-address', 'port']), 'bind-address');
     assert.equal(closest('Site_ID', ['site-id', 'port']), 'site-id');
     assert.equal(closest('zzzzzz', ['site-id', 'port']), undefined);
+  });
+});
+
+describe('gateway sender settings of later releases, and the conflict resolver', () => {
+  const base = 'name: s\nlocators: localhost[10334]\n';
+  it('accepts enable-persistence as the name of persistent', () => {
+    const config = server({}, `${base}gateway-senders:\n  to2: { remote-site-id: 2, enable-persistence: true }\n`);
+    assert.equal(config.core.gatewaySenders[0]?.persistent, true);
+  });
+  it('refuses parallel senders, several dispatcher threads and conflation with a coded error naming the key', () => {
+    assertCode(() => server({}, `${base}gateway-senders:\n  to2: { remote-site-id: 2, parallel: true }\n`), 'STRAIT_CONFIG_INVALID', { key: 'gateway-senders.to2.parallel' });
+    assertCode(() => server({}, `${base}gateway-senders:\n  to2: { remote-site-id: 2, dispatcher-threads: 4 }\n`), 'STRAIT_CONFIG_INVALID', { key: 'gateway-senders.to2.dispatcher-threads' });
+    assertCode(() => server({}, `${base}gateway-senders:\n  to2: { remote-site-id: 2, batch-conflation: true }\n`), 'STRAIT_CONFIG_INVALID', { key: 'gateway-senders.to2.batch-conflation' });
+  });
+  it('resolves conflict-resolver relative to strait.yaml', () => {
+    assert.equal(server({}, `${base}conflict-resolver: ./resolver.ts\n`).conflictResolverModule, '/members/s1/./resolver.ts');
+    assert.equal(server({}, `${base}conflict-resolver: /opt/r.ts\n`).conflictResolverModule, '/opt/r.ts');
+    assert.equal(server({}, base).conflictResolverModule, undefined);
   });
 });

@@ -110,6 +110,8 @@ export interface ServerMemberConfig extends CommonMemberConfig {
   readonly regionGatewaySenderIds: Readonly<Record<string, readonly string[]>>;
   readonly gatewaySenders: readonly GatewaySenderConfig[];
   readonly gatewayReceiver: GatewayReceiverConfig | undefined;
+  /** Absolute path of the conflict-resolver module, if one is configured. */
+  readonly conflictResolverModule: string | undefined;
 }
 
 export type MemberConfig = LocatorMemberConfig | ServerMemberConfig;
@@ -153,6 +155,8 @@ export const CONFIG_KEYS: Readonly<Record<string, KeyDescription>> = {
   regions: { roles: SERVER, flag: false },
   'gateway-senders': { roles: SERVER, flag: false },
   'gateway-receiver': { roles: SERVER, flag: false },
+  /** Path (relative to strait.yaml) of a module whose default export decides conflicts. */
+  'conflict-resolver': { roles: SERVER, flag: true },
 };
 
 const REGION_KEYS = ['type', 'persistent', 'gateway-sender-ids'] as const;
@@ -163,6 +167,7 @@ const GATEWAY_SENDER_KEYS = [
   'batch-time-interval',
   'maximum-queue-memory',
   'persistent',
+  'enable-persistence',
   'dispatcher-threads',
   'order-policy',
   'batch-conflation',
@@ -356,6 +361,13 @@ function parseGatewaySenders(value: unknown, source: string): GatewaySenderConfi
     const optional = <T>(key: string, parse: (value: unknown, origin: Origin) => T, fallback: T): T =>
       settings[key] === undefined ? fallback : parse(settings[key], at(key));
     if (settings['remote-site-id'] === undefined) throw invalid(at('remote-site-id'), 'required: the site this sender replicates to');
+    // Settings of roadmap step 4 (HA and scale) are refused rather than silently ignored.
+    const notYet = (key: string, what: string) => {
+      throw invalid(at(key), `${what} is not supported yet (roadmap step 4: partitioned regions, parallel senders, dispatcher threads, conflation); remove it to use a serial sender`);
+    };
+    if (optional('parallel', parseBoolean, false)) notYet('parallel', 'a parallel sender');
+    if (optional('dispatcher-threads', (v, o) => parseInteger(v, o, 1, GATEWAY_DISPATCHER_THREADS_MAX), GATEWAY_DISPATCHER_THREADS_DEFAULT) > 1) notYet('dispatcher-threads', 'more than one dispatcher thread');
+    if (optional('batch-conflation', parseBoolean, false)) notYet('batch-conflation', 'batch conflation');
     return {
       id,
       remoteSiteId: parseSiteId(settings['remote-site-id'], at('remote-site-id')),
@@ -363,7 +375,8 @@ function parseGatewaySenders(value: unknown, source: string): GatewaySenderConfi
       batchSize: optional('batch-size', (v, o) => parseInteger(v, o, 1, GATEWAY_BATCH_SIZE_MAX), GATEWAY_BATCH_SIZE_DEFAULT),
       batchTimeIntervalMs: optional('batch-time-interval', (v, o) => parseInteger(v, o, 1, 3_600_000), GATEWAY_BATCH_TIME_INTERVAL_MS_DEFAULT),
       maximumQueueMemoryMegabytes: optional('maximum-queue-memory', (v, o) => parseInteger(v, o, 1, 1_048_576), GATEWAY_QUEUE_MEMORY_MEGABYTES_DEFAULT),
-      persistent: optional('persistent', parseBoolean, false),
+      // `enable-persistence` is Geode's (and the issue's) name for the same setting.
+      persistent: optional('persistent', parseBoolean, optional('enable-persistence', parseBoolean, false)),
       dispatcherThreads: optional('dispatcher-threads', (v, o) => parseInteger(v, o, 1, GATEWAY_DISPATCHER_THREADS_MAX), GATEWAY_DISPATCHER_THREADS_DEFAULT),
       orderPolicy: optional('order-policy', (v, o) => parseChoice(v, o, ORDER_POLICIES), 'key'),
       batchConflation: optional('batch-conflation', parseBoolean, false),
@@ -543,6 +556,7 @@ export function buildMemberConfig(role: MemberRole, flags: FlagValues, file?: Co
     regionGatewaySenderIds: Object.fromEntries(regions.map((region) => [region.spec.name, region.gatewaySenderIds])),
     gatewaySenders,
     gatewayReceiver,
+    conflictResolverModule: resolveModulePath(get('conflict-resolver', (v, o) => parseString(v, o, 4096)), file?.path),
     core: {
       name,
       site,
@@ -560,4 +574,12 @@ export function buildMemberConfig(role: MemberRole, flags: FlagValues, file?: Co
       httpAddress: undefined,
     },
   };
+}
+
+/** A module path from strait.yaml is relative to the file; from the command line, to the working directory. */
+function resolveModulePath(path: string | undefined, configFile: string | undefined): string | undefined {
+  if (path === undefined) return undefined;
+  if (path.startsWith('/')) return path;
+  const base = configFile === undefined ? process.cwd() : configFile.slice(0, configFile.lastIndexOf('/') + 1) || process.cwd();
+  return `${base.endsWith('/') ? base : `${base}/`}${path}`;
 }

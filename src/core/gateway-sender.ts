@@ -326,8 +326,11 @@ export class GatewaySender {
       return;
     }
     const deadline = drainTimeoutMs < 0 ? Number.POSITIVE_INFINITY : this.runtime.clock.monotonic() + drainTimeoutMs;
-    this.drainWaiters.push({ deadline, callback: finish });
-    if (drainTimeoutMs > 0) this.runtime.setTimer(drainTimeoutMs, () => this.releaseDrainWaiters(false));
+    const timer = drainTimeoutMs > 0 ? this.runtime.setTimer(drainTimeoutMs, () => this.releaseDrainWaiters(false)) : undefined;
+    this.drainWaiters.push({ deadline, callback: () => {
+      timer?.cancel();
+      finish();
+    } });
   }
 
   private releaseDrainWaiters(drained: boolean): void {
