@@ -25,6 +25,7 @@ import { CLIENT_REQUEST_TIMEOUT_MS_DEFAULT, LOCATOR_DEFAULT, type ClientCommandO
 import type { SenderControlRequest } from './gateway-commands.ts';
 // `strait demo` lives in its own module (owned by the lead engineer); it registers itself here.
 import { registerDemo } from './demo.ts';
+import { registerProxy } from './proxy-command.ts';
 
 /** Overrides the default locator of client commands (`--locator`). */
 export const LOCATOR_ENVIRONMENT_VARIABLE = 'STRAIT_LOCATOR';
@@ -275,6 +276,7 @@ export function buildProgram(): Command {
   );
 
   registerDemo(program);
+  registerProxy(program);
   return program;
 }
 
