@@ -1,0 +1,386 @@
+// Two Strait sites on this machine, replicating region BENCH from site 1 to site 2 through the
+// WAN proxy, started exactly as a user does (`strait start`), and the measurements on them.
+//
+//   site 1: locator (site-id 1, remote-locators → site 2's locator) + one server hosting BENCH
+//           with a serial, persistent gateway sender `to-site-2`.
+//   site 2: locator (site-id 2, remote-locators → site 1's locator) + one server hosting BENCH
+//           with a gateway receiver that binds 127.0.0.1:P (a one-port range) and advertises
+//           127.0.0.2 (hostname-for-clients). The proxy listens on 127.0.0.2:P and forwards to
+//           127.0.0.1:P, so every batch and acknowledgement crosses the proxy, while the
+//           locators exchange their catalogues directly. (All of 127.0.0.0/8 is loopback.)
+//
+// "Applied at site 2" is read from the sender's `eventsSent`: the receiver acknowledges a batch
+// only after it applied every event of it (src/core/server.ts onGatewayBatch).
+
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { connect, type ClientRegion, type StraitClient } from '../../src/client/client.ts';
+import type { SenderStatus } from '../../src/protocol/messages.ts';
+import { Cleanup, freePort, waitForExit } from '../processes.ts';
+import { BENCH_REGION, STRAIT_BIN_PATH, startMember, type StartedMember } from '../strait-site.ts';
+import { LagRecorder, pipelined, rateLimited, residentBytes, sentAt, stampedValue, waitUntil, type LagSummary, type RateRun } from './load.ts';
+import { ProxyProcess } from './proxy-control.ts';
+
+export const SENDER_ID = 'to-site-2';
+/** The address the receiver advertises; the proxy listens there. */
+export const ADVERTISED_RECEIVER_HOST = '127.0.0.2';
+const SERVER_READY_TIMEOUT_MS = 60_000;
+const SERVER_STOP_TIMEOUT_MS = 30_000;
+/** How long the sender may take to find and connect to site 2's receiver at the start. */
+const SENDER_CONNECT_TIMEOUT_MS = 60_000;
+/** Sender status is polled this often while waiting for events to arrive. */
+const STATUS_POLL_INTERVAL_MS = 10;
+/** Keys the writers cycle through, so regions (and memory) don't grow with the event count. */
+export const KEY_COUNT = 10_000;
+
+export interface SenderSettings {
+  readonly batchSize: number;
+  readonly batchTimeIntervalMs: number;
+  readonly maximumQueueMemoryMegabytes: number;
+  readonly persistent: boolean;
+}
+
+export function siteAServerConfig(settings: SenderSettings): string {
+  return [
+    'regions:',
+    `  ${BENCH_REGION}: { type: replicate, persistent: false, gateway-sender-ids: [${SENDER_ID}] }`,
+    'gateway-senders:',
+    `  ${SENDER_ID}: { remote-site-id: 2, parallel: false, batch-size: ${settings.batchSize}, batch-time-interval: ${settings.batchTimeIntervalMs}, ` +
+      `persistent: ${settings.persistent}, maximum-queue-memory: ${settings.maximumQueueMemoryMegabytes} }`,
+    '',
+  ].join('\n');
+}
+
+export function siteBServerConfig(receiverPort: number | string): string {
+  return [
+    'regions:',
+    `  ${BENCH_REGION}: { type: replicate, persistent: false }`,
+    `gateway-receiver: { start-port: ${receiverPort}, end-port: ${receiverPort}, bind-address: 127.0.0.1, hostname-for-clients: ${ADVERTISED_RECEIVER_HOST} }`,
+    '',
+  ].join('\n');
+}
+
+export interface ServerProcess {
+  readonly name: string;
+  readonly dir: string;
+  readonly pid: number;
+  readonly adminUrl: string;
+  /** Where `node --cpu-prof` writes, when profiled. */
+  readonly profileDir: string | undefined;
+}
+
+export interface StraitWan {
+  readonly locatorA: StartedMember;
+  readonly locatorB: StartedMember;
+  readonly serverA: ServerProcess;
+  readonly serverB: ServerProcess;
+  readonly proxy: ProxyProcess;
+  readonly receiverPort: number;
+  readonly clientA: StraitClient;
+  readonly clientB: StraitClient;
+  readonly regionA: ClientRegion<string>;
+  readonly commands: readonly string[];
+}
+
+function memberJson(dir: string): { pid: number; state: string; httpAddress?: { host: string; port: number } } | undefined {
+  const file = join(dir, 'member.json');
+  if (!existsSync(file)) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as { pid: number; state: string; httpAddress?: { host: string; port: number } };
+  } catch {
+    return undefined; // Being written; read it again.
+  }
+}
+
+/** `node --cpu-prof … bin/strait.js run server …` in the foreground (a child of the bench). */
+async function runProfiledServer(cleanup: Cleanup, name: string, dir: string, locators: string): Promise<ServerProcess> {
+  const profileDir = join(dir, 'cpu-profile');
+  const args = ['--cpu-prof', '--cpu-prof-dir', profileDir, STRAIT_BIN_PATH, 'run', 'server', '--name', name, '--dir', dir, '--server-port', '0', '--bind-address', '127.0.0.1', '--locators', locators, '--log-format', 'json'];
+  const log = openSync(join(dir, `${name}.log`), 'a');
+  const child = spawn(process.execPath, args, { cwd: dir, stdio: ['ignore', log, log] });
+  closeSync(log);
+  const pid = child.pid;
+  if (pid === undefined) throw new Error(`could not run ${name}`);
+  let exited = false;
+  child.on('exit', () => {
+    exited = true;
+  });
+  cleanup.add(`profiled server ${name}`, pid, async () => {
+    if (exited) return;
+    child.kill('SIGTERM');
+    if (!(await waitForExit(pid, SERVER_STOP_TIMEOUT_MS))) throw new Error(`profiled server ${name} did not exit after SIGTERM`);
+  });
+  let record: ReturnType<typeof memberJson>;
+  const ready = await waitUntil(() => {
+    record = memberJson(dir);
+    if (exited) throw new Error(`${name} exited before it was ready; see ${join(dir, `${name}.log`)}`);
+    return record?.pid === pid && record.state === 'ready';
+  }, SERVER_READY_TIMEOUT_MS, 50);
+  if (!ready || record?.httpAddress === undefined) throw new Error(`${name} not ready within ${SERVER_READY_TIMEOUT_MS} ms; see ${join(dir, `${name}.log`)}`);
+  return { name, dir, pid, adminUrl: `http://${record.httpAddress.host}:${record.httpAddress.port}`, profileDir };
+}
+
+async function startServer(cleanup: Cleanup, name: string, dir: string, locators: string, profiled: boolean): Promise<ServerProcess> {
+  if (profiled) return runProfiledServer(cleanup, name, dir, locators);
+  const member = await startMember(cleanup, 'server', name, dir, ['--server-port', '0', '--locators', locators]);
+  return { name, dir, pid: member.pid, adminUrl: member.adminUrl, profileDir: undefined };
+}
+
+/** A port free on 127.0.0.1 with the proxy bound on 127.0.0.2 at the same number. */
+async function proxyOnFreePort(cleanup: Cleanup): Promise<{ port: number; proxy: ProxyProcess }> {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const port = await freePort();
+    try {
+      const proxy = await ProxyProcess.start(cleanup, 'strait A→B', `${ADVERTISED_RECEIVER_HOST}:${port}`, `127.0.0.1:${port}`);
+      return { port, proxy };
+    } catch (error) {
+      lastError = error;
+    }
+  }
+  throw new Error(`could not bind the proxy on ${ADVERTISED_RECEIVER_HOST}: ${lastError instanceof Error ? lastError.message : String(lastError)}`);
+}
+
+/** The sender's status on site 1's server, from its admin API. */
+export async function senderStatus(wan: StraitWan): Promise<SenderStatus> {
+  const response = await fetch(`${wan.serverA.adminUrl}/gateways/senders/${SENDER_ID}`);
+  if (!response.ok) throw new Error(`GET ${wan.serverA.adminUrl}/gateways/senders/${SENDER_ID} answered ${response.status}: ${await response.text()}`);
+  return (await response.json()) as SenderStatus;
+}
+
+/** Starts both sites and the proxy; `profiled` runs the two servers under node --cpu-prof. */
+export async function startStraitWan(cleanup: Cleanup, root: string, settings: SenderSettings, profiled = false): Promise<StraitWan> {
+  const [portA, portB] = [await freePort(), await freePort()];
+  const { port: receiverPort, proxy } = await proxyOnFreePort(cleanup);
+  const locatorA = await startMember(cleanup, 'locator', 'wan-locator-1', join(root, 'wan-locator-1'), ['--port', String(portA), '--site-id', '1', '--remote-locators', `127.0.0.1[${portB}]`]);
+  const locatorB = await startMember(cleanup, 'locator', 'wan-locator-2', join(root, 'wan-locator-2'), ['--port', String(portB), '--site-id', '2', '--remote-locators', `127.0.0.1[${portA}]`]);
+  const dirA = join(root, 'wan-server-1');
+  const dirB = join(root, 'wan-server-2');
+  mkdirSync(dirA, { recursive: true });
+  mkdirSync(dirB, { recursive: true });
+  writeFileSync(join(dirA, 'strait.yaml'), siteAServerConfig(settings));
+  writeFileSync(join(dirB, 'strait.yaml'), siteBServerConfig(receiverPort));
+  const serverB = await startServer(cleanup, 'wan-server-2', dirB, locatorB.address, profiled);
+  const serverA = await startServer(cleanup, 'wan-server-1', dirA, locatorA.address, profiled);
+  const clientA = await connect({ locators: locatorA.address, name: 'wan-bench-writer' });
+  const clientB = await connect({ locators: locatorB.address, name: 'wan-bench-reader' });
+  const wan: StraitWan = {
+    locatorA, locatorB, serverA, serverB, proxy, receiverPort, clientA, clientB, regionA: clientA.region<string>(BENCH_REGION),
+    commands: [
+      `node bench/wan/proxy-process.ts --listen ${ADVERTISED_RECEIVER_HOST}:P --target 127.0.0.1:P   # = strait proxy; P = the receiver's port`,
+      `strait start locator --name wan-locator-1 --dir <tmp>/wan-locator-1 --bind-address 127.0.0.1 --port <A> --site-id 1 --remote-locators 127.0.0.1[<B>]`,
+      `strait start locator --name wan-locator-2 --dir <tmp>/wan-locator-2 --bind-address 127.0.0.1 --port <B> --site-id 2 --remote-locators 127.0.0.1[<A>]`,
+      `strait start server --name wan-server-2 --dir <tmp>/wan-server-2 --bind-address 127.0.0.1 --server-port 0 --locators 127.0.0.1[<B>]   # strait.yaml: ${siteBServerConfig('P').replace(/\n/g, ' ').trim()}`,
+      `strait start server --name wan-server-1 --dir <tmp>/wan-server-1 --bind-address 127.0.0.1 --server-port 0 --locators 127.0.0.1[<A>]   # strait.yaml: ${siteAServerConfig(settings).replace(/\n/g, ' ').trim()}`,
+    ],
+  };
+  const connected = await waitUntil(async () => (await senderStatus(wan)).connectedReceiver !== null, SENDER_CONNECT_TIMEOUT_MS, 100);
+  if (!connected) throw new Error(`sender ${SENDER_ID} did not connect to site 2's receiver within ${SENDER_CONNECT_TIMEOUT_MS} ms: ${(await senderStatus(wan)).problem ?? 'no problem reported'}`);
+  return wan;
+}
+
+/** Stops the clients, servers (site 1 first), locators and the proxy. */
+export async function stopStraitWan(cleanup: Cleanup, wan: StraitWan): Promise<void> {
+  await wan.clientA.close().catch(() => {});
+  await wan.clientB.close().catch(() => {});
+  await cleanup.stop(wan.serverA.pid);
+  await cleanup.stop(wan.serverB.pid);
+  await cleanup.stop(wan.locatorA.pid);
+  await cleanup.stop(wan.locatorB.pid);
+  await cleanup.stop(wan.proxy.pid);
+}
+
+/** Waits until the sender's queue is empty (what earlier phases wrote has arrived). */
+export async function waitDrained(wan: StraitWan, timeoutMs: number): Promise<SenderStatus> {
+  let status = await senderStatus(wan);
+  const drained = await waitUntil(async () => {
+    status = await senderStatus(wan);
+    return status.queueEvents === 0 && status.batchesInFlight === 0;
+  }, timeoutMs, 20);
+  if (!drained) throw new Error(`sender ${SENDER_ID} still has ${status.queueEvents} events queued after ${timeoutMs} ms (${status.problem ?? 'no problem reported'})`);
+  return status;
+}
+
+export interface ThroughputRun {
+  readonly events: number;
+  readonly valueBytes: number;
+  readonly inFlight: number;
+  readonly roundTripMs: number;
+  /** Client puts acknowledged per second at site 1. */
+  readonly putsPerSecond: number;
+  /** Events from the first put at site 1 until the last one was applied at site 2, per second. */
+  readonly endToEndPerSecond: number;
+  /** From the last put's acknowledgement until the last event was applied at site 2. */
+  readonly tailMs: number;
+}
+
+const keys = Array.from({ length: KEY_COUNT }, (_, index) => `key:${String(index).padStart(6, '0')}`);
+
+/** Waits until the sender's eventsSent reaches `target`; the time it did, or NaN on timeout. */
+async function waitForEventsSent(wan: StraitWan, target: number, timeoutMs: number): Promise<number> {
+  let at = Number.NaN;
+  await waitUntil(async () => {
+    const status = await senderStatus(wan);
+    if (status.eventsSent >= target) {
+      at = performance.now();
+      return true;
+    }
+    return false;
+  }, timeoutMs, STATUS_POLL_INTERVAL_MS);
+  return at;
+}
+
+/** `events` puts of `valueBytes`-byte values, `inFlight` outstanding, until all are applied at site 2. */
+export async function throughputRun(wan: StraitWan, events: number, valueBytes: number, inFlight: number, roundTripMs: number): Promise<ThroughputRun> {
+  const before = await waitDrained(wan, 120_000);
+  const value = 'x'.repeat(valueBytes);
+  const startedMs = performance.now();
+  const putSeconds = await pipelined(events, inFlight, (index) => wan.regionA.put(keys[index % KEY_COUNT]!, value));
+  const putsDoneMs = performance.now();
+  const appliedMs = await waitForEventsSent(wan, before.eventsSent + events, 120_000 + events);
+  if (Number.isNaN(appliedMs)) throw new Error(`site 2 did not acknowledge ${events} events within the timeout (RTT ${roundTripMs} ms)`);
+  return {
+    events, valueBytes, inFlight, roundTripMs,
+    putsPerSecond: events / putSeconds,
+    endToEndPerSecond: events / ((appliedMs - startedMs) / 1000),
+    tailMs: appliedMs - putsDoneMs,
+  };
+}
+
+export interface LagRun extends LagSummary {
+  readonly writer: RateRun;
+  readonly expected: number;
+}
+
+let lagRunCounter = 0;
+
+/**
+ * Per-event replication lag: a rate-limited writer at site 1 puts values stamped with their
+ * send time; a subscriber at site 2 (same process, same clock) takes the difference.
+ */
+export async function lagRun(wan: StraitWan, ratePerSecond: number, events: number, valueBytes: number): Promise<LagRun> {
+  await waitDrained(wan, 120_000);
+  const run = `lag${++lagRunCounter}`;
+  const recorder = new LagRecorder(events);
+  const abort = new AbortController();
+  const subscription = wan.clientB.region<string>(BENCH_REGION).subscribe({ signal: abort.signal, bufferedEventsMax: 10_000_000 });
+  await subscription.ready;
+  let allArrived: () => void = () => {};
+  const arrived = new Promise<void>((resolve) => (allArrived = resolve));
+  const reading = (async () => {
+    for await (const event of subscription) {
+      const sent = event.value === undefined ? undefined : sentAt(event.value, run);
+      if (sent === undefined) continue;
+      recorder.add(performance.now() - sent);
+      if (recorder.events === events) allArrived();
+    }
+  })();
+  try {
+    const writer = await rateLimited(events, ratePerSecond, 4096, (index) => wan.regionA.put(keys[index % KEY_COUNT]!, stampedValue(run, performance.now(), valueBytes)));
+    const timeout = sleep(30_000).then(() => 'timeout' as const);
+    if ((await Promise.race([arrived.then(() => 'ok' as const), timeout])) === 'timeout') {
+      process.stderr.write(`bench: lag run at ${ratePerSecond}/s: only ${recorder.events} of ${events} events reached site 2 within 30 s after the writer finished\n`);
+    }
+    return { ...recorder.summary(), writer, expected: events };
+  } finally {
+    abort.abort();
+    await reading.catch(() => {});
+  }
+}
+
+export interface BacklogSample {
+  readonly atMs: number;
+  readonly phase: 'partition' | 'drain';
+  readonly rssBytes: number;
+  readonly queueEvents: number;
+  readonly queueBytes: number;
+  readonly overflowEvents: number;
+}
+
+export interface BacklogRun {
+  readonly events: number;
+  readonly valueBytes: number;
+  readonly maximumQueueMemoryBytes: number;
+  readonly writeSeconds: number;
+  readonly writesPerSecond: number;
+  readonly rssBeforeBytes: number;
+  readonly rssPeakBytes: number;
+  readonly rssGrowthBytes: number;
+  readonly queueBytesPeak: number;
+  readonly overflowEventsPeak: number;
+  /** From heal until the sender's first acknowledgement after it. */
+  readonly reconnectMs: number;
+  /** From heal until every backlog event was applied at site 2. */
+  readonly drainFromHealMs: number;
+  /** Events per second from heal until drained. */
+  readonly drainPerSecondFromHeal: number;
+  /** Events per second from the first acknowledgement after heal until drained. */
+  readonly drainPerSecond: number;
+  readonly samples: readonly BacklogSample[];
+}
+
+/**
+ * Cuts the link, writes `events` events at site 1 (pipelined), samples the site-1 server's RSS
+ * and the sender's queue meanwhile, heals, and times the drain.
+ */
+export async function backlogRun(wan: StraitWan, events: number, valueBytes: number, inFlight: number, maximumQueueMemoryMegabytes: number): Promise<BacklogRun> {
+  const before = await waitDrained(wan, 120_000);
+  const rssBeforeBytes = await residentBytes(wan.serverA.pid);
+  const samples: BacklogSample[] = [];
+  const startedMs = performance.now();
+  let phase: BacklogSample['phase'] = 'partition';
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      const [rssBytes, status] = await Promise.all([residentBytes(wan.serverA.pid), senderStatus(wan)]);
+      samples.push({ atMs: performance.now() - startedMs, phase, rssBytes, queueEvents: status.queueEvents, queueBytes: status.queueBytes, overflowEvents: status.overflowEvents });
+      await sleep(250);
+    }
+  })();
+  try {
+    await wan.proxy.partition();
+    const value = 'x'.repeat(valueBytes);
+    const writeSeconds = await pipelined(events, inFlight, (index) => wan.regionA.put(keys[index % KEY_COUNT]!, value));
+    // Let the sampler see the whole backlog before healing.
+    await sleep(500);
+    phase = 'drain';
+    const healedMs = performance.now();
+    await wan.proxy.heal();
+    let firstAckMs = Number.NaN;
+    let drainedMs = Number.NaN;
+    const target = before.eventsSent + events;
+    await waitUntil(async () => {
+      const status = await senderStatus(wan);
+      if (Number.isNaN(firstAckMs) && status.eventsSent > before.eventsSent) firstAckMs = performance.now();
+      if (status.eventsSent >= target) {
+        drainedMs = performance.now();
+        return true;
+      }
+      return false;
+    }, 300_000, 20);
+    if (Number.isNaN(drainedMs)) throw new Error(`backlog of ${events} events not drained within 300 s of the heal`);
+    const rssPeakBytes = Math.max(rssBeforeBytes, ...samples.map((sample) => sample.rssBytes).filter((bytes) => !Number.isNaN(bytes)));
+    return {
+      events, valueBytes,
+      maximumQueueMemoryBytes: maximumQueueMemoryMegabytes * 1024 * 1024,
+      writeSeconds,
+      writesPerSecond: events / writeSeconds,
+      rssBeforeBytes,
+      rssPeakBytes,
+      rssGrowthBytes: rssPeakBytes - rssBeforeBytes,
+      queueBytesPeak: Math.max(0, ...samples.map((sample) => sample.queueBytes)),
+      overflowEventsPeak: Math.max(0, ...samples.map((sample) => sample.overflowEvents)),
+      reconnectMs: firstAckMs - healedMs,
+      drainFromHealMs: drainedMs - healedMs,
+      drainPerSecondFromHeal: events / ((drainedMs - healedMs) / 1000),
+      drainPerSecond: events / ((drainedMs - firstAckMs) / 1000),
+      samples,
+    };
+  } finally {
+    sampling = false;
+    await sampler.catch(() => {});
+    await wan.proxy.heal().catch(() => {});
+  }
+}
