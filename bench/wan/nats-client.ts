@@ -74,7 +74,7 @@ export class NatsConnection {
   private readonly parser = new NatsParser();
   private readonly handlers = new Map<number, MessageHandler>();
   private readonly pongs: ((error?: Error) => void)[] = [];
-  private readonly pending = new Map<number, { resolve: (payload: Buffer) => void; reject: (error: Error) => void; timer: NodeJS.Timeout }>();
+  private readonly pending = new Map<number, { resolve: (payload: Buffer) => void; reject: (error: Error) => void; timer: NodeJS.Timeout | undefined }>();
   private readonly inbox = `_INBOX.${randomBytes(8).toString('hex')}`;
   private nextSid = 1;
   private nextRequest = 1;
@@ -137,11 +137,14 @@ export class NatsConnection {
     this.write(CRLF);
   }
 
-  /** Publishes with a reply inbox and resolves with the reply's payload. */
+  /**
+   * Publishes with a reply inbox and resolves with the reply's payload. `timeoutMs` 0 sets no
+   * timer (the benchmark's many in-flight publishes; the connection failing still rejects).
+   */
   request(subject: string, payload: Buffer | string, timeoutMs = REQUEST_TIMEOUT_MS): Promise<Buffer> {
     const id = this.nextRequest++;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = timeoutMs === 0 ? undefined : setTimeout(() => {
         this.pending.delete(id);
         reject(new Error(`NATS request ${subject} had no reply within ${timeoutMs} ms`));
       }, timeoutMs);

@@ -101,7 +101,13 @@ export class GatewaySender {
   private queueBytes = 0;
   private memoryBytes = 0;
   private liveCount = 0;
+  /** Events on the on-disk tail (not queue items): sequences diskHead..diskTail, some maybe gone. */
   private spilledCount = 0;
+  private spilledBytes = 0;
+  private diskHead = 0;
+  private diskTail = -1;
+  /** After a takeover, everything read back from disk may already be at the remote site. */
+  private afterTakeover = false;
   private deadLetters: { event: GatewayEvent; code: string; message: string }[] = [];
   state: SenderState;
   private connection: Connection | undefined;
@@ -181,20 +187,37 @@ export class GatewaySender {
     this.pump();
   }
 
+  /**
+   * Adds an event at the tail. While the in-memory part has room (and nothing waits on disk
+   * before it) the event is kept in memory as a queue item; otherwise it goes to the on-disk
+   * tail, a run of sequence numbers costing no memory per event, read back in order as the
+   * memory part drains. That is what bounds memory during a long partition.
+   */
   private append(event: GatewayEvent, key: string, fromDisk: boolean, persist: boolean): void {
     const bytes = eventBytes(event);
-    const keepInMemory = this.memoryBytes + bytes <= this.memoryBytesMax;
-    if (!fromDisk && (persist || !keepInMemory)) this.store!.put(key, eventPackr.pack(event));
-    const item: QueueItem = {
-      id: eventId(event), storeKey: key, bytes, enqueuedAtMs: this.runtime.clock.monotonic(),
-      event: keepInMemory ? event : undefined, possibleDuplicate: fromDisk || event[4], sent: false, removed: false,
-    };
-    if (keepInMemory) this.memoryBytes += bytes;
-    else this.spilledCount += 1;
-    this.items.push(item);
-    this.byId.set(item.id, item);
+    const sequence = Number.parseInt(key, 16);
+    const spill = this.spilledCount > 0 || this.memoryBytes + bytes > this.memoryBytesMax;
+    if (!fromDisk && (persist || spill)) this.store!.put(key, eventPackr.pack(event));
     this.queueBytes += bytes;
     this.liveCount += 1;
+    if (spill) {
+      if (this.spilledCount === 0) this.diskHead = sequence;
+      this.diskTail = sequence;
+      this.spilledCount += 1;
+      this.spilledBytes += bytes;
+      return;
+    }
+    this.pushItem(event, key, bytes, fromDisk || event[4] || this.afterTakeover);
+  }
+
+  private pushItem(event: GatewayEvent, key: string, bytes: number, possibleDuplicate: boolean): void {
+    const item: QueueItem = {
+      id: eventId(event), storeKey: key, bytes, enqueuedAtMs: this.runtime.clock.monotonic(),
+      event, possibleDuplicate, sent: false, removed: false,
+    };
+    this.memoryBytes += bytes;
+    this.items.push(item);
+    this.byId.set(item.id, item);
   }
 
   /** Durability of queued events (persistent senders): part of a write's acknowledgement. */
@@ -227,11 +250,9 @@ export class GatewaySender {
     this.byId.delete(item.id);
     this.queueBytes -= item.bytes;
     this.liveCount -= 1;
-    const onDisk = this.spec.persistent || item.event === undefined;
-    if (item.event !== undefined) this.memoryBytes -= item.bytes;
-    else this.spilledCount -= 1;
+    this.memoryBytes -= item.bytes;
     item.event = undefined;
-    if (onDisk) this.store!.remove(item.storeKey);
+    if (this.spec.persistent) this.store!.remove(item.storeKey);
   }
 
   private compact(): void {
@@ -247,24 +268,35 @@ export class GatewaySender {
     if (this.liveCount === 0) this.releaseDrainWaiters(true);
   }
 
-  /** Brings spilled events back into memory as room frees up, oldest first. */
+  /** Reads on-disk events back into memory, oldest first, as room frees up. */
   private refillMemory(): void {
-    if (this.spilledCount === 0) return;
-    for (let index = this.head; index < this.items.length && this.spilledCount > 0; index++) {
-      const item = this.items[index]!;
-      if (item.removed || item.event !== undefined) continue;
-      if (this.memoryBytes + item.bytes > this.memoryBytesMax) break;
-      item.event = this.load(item);
-      this.memoryBytes += item.bytes;
+    while (this.spilledCount > 0 && this.memoryBytes < this.memoryBytesMax && this.diskHead <= this.diskTail) {
+      const key = storeKey(this.diskHead);
+      this.diskHead += 1;
+      const bytes = this.store!.get(key);
+      if (bytes === undefined) continue; // a gap in the sequence (e.g. dead-letter numbering)
+      const event = this.decode(bytes, `sender ${this.spec.id} queue record ${key}`);
+      const size = eventBytes(event);
       this.spilledCount -= 1;
+      this.spilledBytes -= size;
+      if (!this.spec.persistent) this.store!.remove(key);
+      const id = eventId(event);
+      if (this.ackedIds.has(id) || this.byId.has(id)) {
+        // Acknowledged while it waited on disk (a secondary), or queued twice: drop it.
+        this.queueBytes -= size;
+        this.liveCount -= 1;
+        if (this.spec.persistent) this.store!.remove(key);
+        continue;
+      }
+      this.pushItem(event, key, size, event[4] || this.afterTakeover);
+    }
+    if (this.spilledCount === 0) {
+      this.spilledBytes = 0;
+      this.diskHead = 0;
+      this.diskTail = -1;
     }
   }
 
-  private load(item: QueueItem): GatewayEvent {
-    const bytes = this.store!.get(item.storeKey);
-    if (bytes === undefined) throw new StraitError('STRAIT_STORAGE', { path: `sender ${this.spec.id} queue`, reason: `event ${item.id} is missing from disk` });
-    return this.decode(bytes, `sender ${this.spec.id} queue record ${item.storeKey}`);
-  }
 
   /** Secondary: the oldest events queued longer than `olderThanMs`, for a handoff to the primary. */
   staleEvents(olderThanMs: number, limit: number): GatewayEvent[] {
@@ -274,7 +306,7 @@ export class GatewaySender {
       const item = this.items[index]!;
       if (item.removed) continue;
       if (item.enqueuedAtMs > cutoff) break;
-      events.push(item.event ?? this.load(item));
+      events.push(item.event!);
     }
     return events;
   }
@@ -377,6 +409,7 @@ export class GatewaySender {
       // Taking over: whatever the previous primary sent but did not see acknowledged may
       // already be at the remote site.
       for (let index = this.head; index < this.items.length; index++) this.items[index]!.possibleDuplicate = true;
+      this.afterTakeover = true;
       if (this.liveCount > 0) this.log.info({ events: this.liveCount }, `sender ${this.spec.id}: now primary; resending ${this.liveCount} queued events as possible duplicates`);
     }
     if (!primary && this.wasPrimary) this.disconnect();
@@ -431,7 +464,7 @@ export class GatewaySender {
     for (let index = this.head; index < this.items.length && items.length < this.spec.batchSize; index++) {
       const item = this.items[index]!;
       if (item.removed || item.sent) continue;
-      const event = item.event ?? this.load(item);
+      const event = item.event!;
       item.sent = true;
       items.push(item);
       events.push(item.possibleDuplicate ? [event[0], event[1], event[2], event[3], true] : event);
@@ -476,7 +509,7 @@ export class GatewaySender {
   }
 
   private deadLetter(item: QueueItem, code: string, message: string): void {
-    const event = item.event ?? this.load(item);
+    const event = item.event!;
     if (this.deadLetters.length >= DEAD_LETTERS_MAX) {
       this.log.error({ dropped: eventId(event) }, `sender ${this.spec.id}: dead-letter list full (${DEAD_LETTERS_MAX}); dropping the oldest`);
       this.deadLetters.shift();

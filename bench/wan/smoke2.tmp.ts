@@ -1,0 +1,30 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Cleanup } from '../processes.ts';
+import { startRedisWan, stopRedisWan, redisThroughputRun, redisLagRun } from './redis-wan.ts';
+import { startNatsWan, stopNatsWan, natsThroughputRun, natsLagRun, natsBacklogRun, findNats } from './nats-wan.ts';
+const cleanup = new Cleanup();
+const root = mkdtempSync(join(tmpdir(), 'wan-smoke2-'));
+const t0 = performance.now();
+try {
+  const r = await startRedisWan(cleanup, root);
+  console.log('redis started', performance.now() - t0);
+  console.log(await redisThroughputRun(r, 500000, 100, 0));
+  console.log(await redisThroughputRun(r, 200000, 1024, 0));
+  console.log({ ...(await redisLagRun(r, 20000, 100000, 100)) });
+  await r.proxy.setDelay(50);
+  console.log(await redisThroughputRun(r, 500000, 100, 100));
+  await stopRedisWan(cleanup, r);
+  console.log(await findNats());
+  const n = await startNatsWan(cleanup, root);
+  console.log('nats started', performance.now() - t0);
+  console.log(await natsThroughputRun(n, 100000, 100, 256, 0));
+  console.log({ ...(await natsLagRun(n, 20000, 100000, 100)) });
+  await n.proxy.setDelay(50);
+  console.log(await natsThroughputRun(n, 100000, 100, 256, 100));
+  await n.proxy.setDelay(0);
+  console.log(await natsBacklogRun(n, 100000, 100, 256));
+  await stopNatsWan(cleanup, n);
+} finally { await cleanup.stopAll(); }
+console.log('total', performance.now() - t0);
