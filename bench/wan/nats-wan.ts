@@ -89,7 +89,9 @@ export async function startNatsWan(cleanup: Cleanup, root: string): Promise<Nats
   const hubLeafnodePort = await freePort();
   const proxyPort = await freePort();
   const leafPort = await freePort();
-  const hubConfig = `server_name: hub\nlisten: 127.0.0.1:${hubPort}\njetstream { store_dir: <STORE>, domain: hub }\nleafnodes { listen: 127.0.0.1:${hubLeafnodePort} }\n`;
+  // The hub advertises the proxy as its leafnode URL: otherwise the leaf learns 127.0.0.1:<port>
+  // from the hub's INFO and reconnects there directly after a partition, around the proxy.
+  const hubConfig = `server_name: hub\nlisten: 127.0.0.1:${hubPort}\njetstream { store_dir: <STORE>, domain: hub }\nleafnodes { listen: 127.0.0.1:${hubLeafnodePort}, advertise: "127.0.0.2:${proxyPort}" }\n`;
   const leafConfig = `server_name: leaf\nlisten: 127.0.0.1:${leafPort}\njetstream { store_dir: <STORE>, domain: leaf }\nleafnodes { remotes: [ { url: "nats-leaf://127.0.0.2:${proxyPort}" } ] }\n`;
   const hubPid = await startNatsServer(cleanup, root, 'hub', hubConfig, hubPort);
   const proxy = await ProxyProcess.start(cleanup, 'nats leafnode', `127.0.0.2:${proxyPort}`, `127.0.0.1:${hubLeafnodePort}`);

@@ -26,6 +26,8 @@ export class ProxyProcess {
   readonly pid: number;
   private readonly child: ChildProcess;
   private readonly replies: string[] = [];
+  /** The end of the proxy's standard error, for error messages. */
+  private readonly errorLines: string[] = [];
   private waiting: ((line: string) => void) | undefined;
   private exited = false;
 
@@ -41,19 +43,27 @@ export class ProxyProcess {
       if (waiting !== undefined) waiting(line);
       else this.replies.push(line);
     });
-    child.on('exit', () => {
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      this.errorLines.push(line);
+      if (this.errorLines.length > 20) this.errorLines.shift();
+    });
+    child.on('exit', (status) => {
       this.exited = true;
+      const waiting = this.waiting;
+      this.waiting = undefined;
+      // Give stderr a moment to be read, so the reason is in the message.
+      if (waiting !== undefined) setTimeout(() => waiting(`error proxy exited with status ${status}: ${this.errorLines.join(' ')}`), 50);
     });
   }
 
   /** Starts `proxy-process.ts --listen <listen> --target <target>`; resolves once it listens. */
   static async start(cleanup: Cleanup, label: string, listen: string, target: string): Promise<ProxyProcess> {
-    const child = spawn(process.execPath, [PROXY_SCRIPT_PATH, '--listen', listen, '--target', target], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [PROXY_SCRIPT_PATH, '--listen', listen, '--target', target], { stdio: ['pipe', 'pipe', 'pipe'] });
     if (child.pid === undefined) throw new Error(`could not start the proxy ${label}`);
     const proxy = new ProxyProcess(label, listen, target, child);
     cleanup.add(`proxy ${label} (${listen} → ${target})`, proxy.pid, () => proxy.stop());
     const banner = await proxy.nextLine();
-    if (!banner.startsWith('Proxy listening')) throw new Error(`proxy ${label} did not start: ${banner}`);
+    if (!banner.startsWith('Proxy listening')) throw new Error(`proxy ${label} did not start: ${banner} ${proxy.errorLines.join('\n')}`);
     return proxy;
   }
 
@@ -63,7 +73,8 @@ export class ProxyProcess {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiting = undefined;
-        reject(new Error(`proxy ${this.label} (pid ${this.pid}) did not answer within ${PROXY_REPLY_TIMEOUT_MS} ms${this.exited ? ': it exited' : ''}`));
+        const stderr = this.errorLines.length > 0 ? `; its stderr:\n${this.errorLines.join('\n')}` : '';
+        reject(new Error(`proxy ${this.label} (pid ${this.pid}) did not answer within ${PROXY_REPLY_TIMEOUT_MS} ms${this.exited ? ' (it exited)' : ''}${stderr}`));
       }, PROXY_REPLY_TIMEOUT_MS);
       this.waiting = (line) => {
         clearTimeout(timer);

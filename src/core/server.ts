@@ -937,8 +937,11 @@ export class Server {
     if (entry !== undefined && entry.receivers.length > 0) return { receivers: entry.receivers, problem: null };
     const locators = locatorsOf(this.view).map((member) => formatAddress(member.info.address)).join(', ') || this.config.locators.map(formatAddress).join(', ');
     const failures = this.catalogueFailures.map((failure) => `last exchange with ${formatAddress(failure.address)} failed: ${failure.error}`).join('; ');
-    const what = entry === undefined ? `site ${remoteSite} is unknown to locator(s) ${locators}` : `site ${remoteSite} has no gateway receiver known to locator(s) ${locators}`;
-    return { receivers: [], problem: `${this.config.name}: ${senderId} → site ${remoteSite}: ${what}${failures ? `; ${failures}` : '; check remote-locators on the locators'}` };
+    const what = entry === undefined
+      ? `site ${remoteSite} is unknown to locator(s) ${locators}`
+      : `site ${remoteSite} has no ready gateway receiver known to locator(s) ${locators} (its servers with a gateway-receiver are down, not ready, or declare none)`;
+    const hint = failures ? `; ${failures}` : entry === undefined ? `; check remote-locators on the locators of both sites` : '';
+    return { receivers: [], problem: `${this.config.name}: ${senderId} → site ${remoteSite}: ${what}${hint}` };
   }
 
   private gatewayTick(): void {

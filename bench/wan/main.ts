@@ -1,0 +1,458 @@
+// The WAN replication benchmark: `node bench/wan/main.ts [--quick]` (run by `npm run bench`
+// after the site benchmark).
+//
+// 1. Strait: two sites started as a user does (`strait start`), site 1 → site 2 through the
+//    WAN proxy (strait-wan.ts): a serial, persistent sender (batch-size 500,
+//    batch-time-interval 5 ms, maximum-queue-memory 32 MB). Measured from this process with the
+//    TypeScript client: E2E throughput (256 puts in flight, until site 2 applied them all) with
+//    100-byte and 1 KiB values; per-event lag at 20k events/s and at half of the peak; E2E
+//    throughput with 20 ms and 100 ms RTT injected; a backlog written during a partition, the
+//    site-1 server's RSS and the sender's queue meanwhile, and the drain after the heal.
+// 2. Redis primary → replica, the replica's link through the same proxy (redis-wan.ts).
+// 3. NATS JetStream: a stream on a hub, a mirror on a leaf joined by a leafnode through the same
+//    proxy (nats-wan.ts). A missing redis-server or nats-server is reported, never invented.
+// 4. A table (median of the runs, min–max) with ratio columns, the issue's targets judged, and
+//    bench/results/wan-<timestamp>.json.
+//
+// `--profile` instead runs the two Strait servers under `node --cpu-prof` and lists the hottest
+// functions during the throughput phase. Everything started is stopped by pid, also on failure
+// and on Ctrl-C.
+
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { summarizeProfile, type CpuProfile, type ProfileSummary } from '../cpu-profile.ts';
+import { Cleanup, runCommand } from '../processes.ts';
+import { findRedis } from '../redis.ts';
+import { describeMachine, formatMachine, formatProfile, measureCpuBusy } from '../report.ts';
+import { spread, type Spread } from '../stats.ts';
+import { pipelined } from './load.ts';
+import { findNats, natsBacklogRun, natsLagRun, natsThroughputRun, startNatsWan, stopNatsWan, type NatsBacklogRun, type NatsLagRun, type NatsThroughputRun } from './nats-wan.ts';
+import { parseWanOptions, WAN_USAGE, WanUsageError, type WanBenchOptions } from './options.ts';
+import { redisLagRun, redisThroughputRun, startRedisWan, stopRedisWan, type RedisLagRun, type RedisThroughputRun } from './redis-wan.ts';
+import { formatTargets, formatWanTable, formatNumber, type Target, type WanRow } from './report.ts';
+import {
+  backlogRun, KEY_COUNT, lagRun, senderStatus, startStraitWan, stopStraitWan, throughputRun, waitDrained,
+  type BacklogRun, type LagRun, type SenderSettings, type ThroughputRun,
+} from './strait-wan.ts';
+
+const REPOSITORY_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const RESULTS_DIRECTORY = join(REPOSITORY_ROOT, 'bench', 'results');
+const SETTINGS: SenderSettings = { batchSize: 500, batchTimeIntervalMs: 5, maximumQueueMemoryMegabytes: 32, persistent: true };
+/** The issue's fixed lag rate. */
+const LAG_RATE_FIXED = 20_000;
+/** Below this share of the fixed rate's peak, Strait's lag is measured at a rate it keeps up with. */
+const KEEP_UP_SHARE = 0.85;
+/** The one-way delays injected for the RTT rows: 20 ms and 100 ms round trips. */
+const ONE_WAY_DELAYS_MS = [10, 50] as const;
+/** Targets of the issue. */
+const LAG_P99_TARGET_MS = 2;
+const RTT_THROUGHPUT_SHARE_MIN = 0.9;
+const QUEUE_MEMORY_SLACK_BYTES = 64 * 1024 * 1024;
+const MIB = 1024 * 1024;
+
+function say(text: string): void {
+  process.stdout.write(`${text}\n`);
+}
+
+function rate(value: number): string {
+  return `${formatNumber(value, 0)}/s`;
+}
+
+interface StraitResults {
+  readonly settings: SenderSettings;
+  readonly commands: readonly string[];
+  readonly small: readonly ThroughputRun[];
+  readonly large: readonly ThroughputRun[];
+  readonly lagFixedRate: number;
+  readonly lagFixed: readonly LagRun[];
+  readonly lagHalfRate: number;
+  readonly lagHalf: readonly LagRun[];
+  readonly roundTrip: Readonly<Record<string, readonly ThroughputRun[]>>;
+  readonly backlog: BacklogRun | undefined;
+}
+
+interface RedisResults {
+  readonly version: string;
+  readonly commands: readonly string[];
+  readonly small: readonly RedisThroughputRun[];
+  readonly large: readonly RedisThroughputRun[];
+  readonly lagFixed: readonly RedisLagRun[];
+  readonly lagHalf: readonly RedisLagRun[];
+  readonly roundTrip: Readonly<Record<string, readonly RedisThroughputRun[]>>;
+}
+
+interface NatsResults {
+  readonly version: string;
+  readonly commands: readonly string[];
+  readonly small: readonly NatsThroughputRun[];
+  readonly large: readonly NatsThroughputRun[];
+  readonly lagFixed: readonly NatsLagRun[];
+  readonly lagHalf: readonly NatsLagRun[];
+  readonly roundTrip: Readonly<Record<string, readonly NatsThroughputRun[]>>;
+  readonly backlog: NatsBacklogRun | undefined;
+}
+
+type Skipped = { readonly skipped: string };
+
+async function repeat<T>(runs: number, label: string, measure: () => Promise<T>, describe: (result: T) => string): Promise<T[]> {
+  const results: T[] = [];
+  for (let run = 1; run <= runs; run++) {
+    const result = await measure();
+    say(`  ${label} run ${run}/${runs}: ${describe(result)}`);
+    results.push(result);
+  }
+  return results;
+}
+
+function describeLag(run: { p50Ms: number; p99Ms: number; p999Ms: number; events: number; expected: number; writer: { achievedPerSecond: number } }): string {
+  return `writer ${rate(run.writer.achievedPerSecond)}, ${run.events}/${run.expected} events, p50 ${run.p50Ms.toFixed(2)} ms, p99 ${run.p99Ms.toFixed(2)} ms, p99.9 ${run.p999Ms.toFixed(2)} ms`;
+}
+
+/** The lag rates: 20k/s unless Strait's peak is below it (then a rate it keeps up with), and half of the peak. */
+function lagRates(peak: number | undefined): { fixed: number; half: number } {
+  if (peak === undefined || Number.isNaN(peak)) return { fixed: LAG_RATE_FIXED, half: LAG_RATE_FIXED / 2 };
+  const fixed = peak * KEEP_UP_SHARE >= LAG_RATE_FIXED ? LAG_RATE_FIXED : Math.max(1000, Math.floor((peak * KEEP_UP_SHARE) / 500) * 500);
+  return { fixed, half: Math.max(500, Math.round(peak / 2 / 100) * 100) };
+}
+
+async function measureStrait(cleanup: Cleanup, root: string, options: WanBenchOptions): Promise<StraitResults> {
+  say('Strait: starting two sites and the proxy ...');
+  const wan = await startStraitWan(cleanup, root, SETTINGS);
+  try {
+    say(`  sender connected to site 2's receiver through the proxy (127.0.0.2:${wan.receiverPort} → 127.0.0.1:${wan.receiverPort}); warming up`);
+    await throughputRun(wan, options.quick ? 10_000 : 30_000, 100, options.inFlight, 0);
+    const describe = (run: ThroughputRun) => `E2E ${rate(run.endToEndPerSecond)}, puts ${rate(run.putsPerSecond)}, tail ${run.tailMs.toFixed(0)} ms`;
+    const small = await repeat(options.runs, 'E2E 100 B', () => throughputRun(wan, options.eventsSmall, 100, options.inFlight, 0), describe);
+    const large = await repeat(options.runs, 'E2E 1 KiB', () => throughputRun(wan, options.eventsLarge, 1024, options.inFlight, 0), describe);
+    const rates = lagRates(spread(small.map((run) => run.endToEndPerSecond)).median);
+    if (rates.fixed !== LAG_RATE_FIXED) say(`  peak E2E is below ${rate(LAG_RATE_FIXED / KEEP_UP_SHARE)}: the fixed-rate lag is measured at ${rate(rates.fixed)} (${KEEP_UP_SHARE * 100}% of the peak) instead of 20k/s`);
+    const lagFixed = await repeat(options.runs, `lag at ${rate(rates.fixed)}`, () => lagRun(wan, rates.fixed, rates.fixed * options.lagSeconds, 100), describeLag);
+    const lagHalf = await repeat(options.runs, `lag at ${rate(rates.half)} (half of peak)`, () => lagRun(wan, rates.half, rates.half * options.lagSeconds, 100), describeLag);
+    const roundTrip: Record<string, ThroughputRun[]> = {};
+    for (const delayMs of ONE_WAY_DELAYS_MS) {
+      await wan.proxy.setDelay(delayMs);
+      roundTrip[String(delayMs * 2)] = await repeat(options.runs, `E2E 100 B at ${delayMs * 2} ms RTT`, () => throughputRun(wan, options.eventsRoundTrip, 100, options.inFlight, delayMs * 2), describe);
+    }
+    await wan.proxy.setDelay(0);
+    say(`  backlog: partition, ${options.backlogEvents.toLocaleString('en-US')} events, heal ...`);
+    const backlog = await backlogRun(wan, options.backlogEvents, 100, options.inFlight, SETTINGS.maximumQueueMemoryMegabytes);
+    say(`  backlog: writes ${rate(backlog.writesPerSecond)}, RSS ${formatNumber(backlog.rssBeforeBytes / MIB, 0)} → peak ${formatNumber(backlog.rssPeakBytes / MIB, 0)} MiB, ` +
+      `queue peak ${formatNumber(backlog.queueBytesPeak / MIB, 1)} MiB (${backlog.overflowEventsPeak} events on disk), reconnect ${backlog.reconnectMs.toFixed(0)} ms, ` +
+      `drain ${rate(backlog.drainPerSecondFromHeal)} from heal, ${rate(backlog.drainPerSecond)} from first ack`);
+    return { settings: SETTINGS, commands: wan.commands, small, large, lagFixedRate: rates.fixed, lagFixed, lagHalfRate: rates.half, lagHalf, roundTrip, backlog };
+  } finally {
+    await stopStraitWan(cleanup, wan);
+  }
+}
+
+async function measureRedis(cleanup: Cleanup, root: string, options: WanBenchOptions, rates: { fixed: number; half: number }): Promise<RedisResults | Skipped> {
+  const tools = await findRedis();
+  if ('missing' in tools) return { skipped: `Redis unavailable: ${tools.missing}` };
+  say('Redis: starting a primary, the proxy and a replica through it ...');
+  const wan = await startRedisWan(cleanup, root);
+  try {
+    await redisThroughputRun(wan, 100_000, 100, 0);
+    const describe = (run: RedisThroughputRun) => `E2E ${rate(run.endToEndPerSecond)}, primary ${rate(run.primaryPerSecond)}, catch-up ${run.catchUpMs.toFixed(0)} ms`;
+    const small = await repeat(options.runs, 'E2E 100 B', () => redisThroughputRun(wan, options.redisEventsSmall, 100, 0), describe);
+    const large = await repeat(options.runs, 'E2E 1 KiB', () => redisThroughputRun(wan, options.redisEventsLarge, 1024, 0), describe);
+    const lagFixed = await repeat(options.runs, `lag at ${rate(LAG_RATE_FIXED)}`, () => redisLagRun(wan, LAG_RATE_FIXED, LAG_RATE_FIXED * options.lagSeconds, 100), describeLag);
+    const lagHalf = await repeat(options.runs, `lag at ${rate(rates.half)}`, () => redisLagRun(wan, rates.half, rates.half * options.lagSeconds, 100), describeLag);
+    const roundTrip: Record<string, RedisThroughputRun[]> = {};
+    for (const delayMs of ONE_WAY_DELAYS_MS) {
+      await wan.proxy.setDelay(delayMs);
+      roundTrip[String(delayMs * 2)] = await repeat(options.runs, `E2E 100 B at ${delayMs * 2} ms RTT`, () => redisThroughputRun(wan, options.redisEventsSmall, 100, delayMs * 2), describe);
+    }
+    await wan.proxy.setDelay(0);
+    return { version: tools.version, commands: wan.commands, small, large, lagFixed, lagHalf, roundTrip };
+  } finally {
+    await stopRedisWan(cleanup, wan);
+  }
+}
+
+async function measureNats(cleanup: Cleanup, root: string, options: WanBenchOptions, rates: { fixed: number; half: number }): Promise<NatsResults | Skipped> {
+  const found = await findNats();
+  if ('missing' in found) return { skipped: `NATS unavailable: ${found.missing}` };
+  say('NATS JetStream: starting a hub, the proxy and a leaf with a mirror through it ...');
+  const wan = await startNatsWan(cleanup, root);
+  try {
+    await natsThroughputRun(wan, options.quick ? 20_000 : 50_000, 100, options.inFlight, 0);
+    const describe = (run: NatsThroughputRun) => `E2E ${rate(run.endToEndPerSecond)}, publish ${rate(run.publishPerSecond)}, catch-up ${run.catchUpMs.toFixed(0)} ms`;
+    const small = await repeat(options.runs, 'E2E 100 B', () => natsThroughputRun(wan, options.eventsSmall, 100, options.inFlight, 0), describe);
+    const large = await repeat(options.runs, 'E2E 1 KiB', () => natsThroughputRun(wan, options.eventsLarge, 1024, options.inFlight, 0), describe);
+    const lagFixed = await repeat(options.runs, `lag at ${rate(LAG_RATE_FIXED)}`, () => natsLagRun(wan, LAG_RATE_FIXED, LAG_RATE_FIXED * options.lagSeconds, 100), describeLag);
+    const lagHalf = await repeat(options.runs, `lag at ${rate(rates.half)}`, () => natsLagRun(wan, rates.half, rates.half * options.lagSeconds, 100), describeLag);
+    const roundTrip: Record<string, NatsThroughputRun[]> = {};
+    for (const delayMs of ONE_WAY_DELAYS_MS) {
+      await wan.proxy.setDelay(delayMs);
+      roundTrip[String(delayMs * 2)] = await repeat(options.runs, `E2E 100 B at ${delayMs * 2} ms RTT`, () => natsThroughputRun(wan, options.eventsRoundTrip, 100, options.inFlight, delayMs * 2), describe);
+    }
+    await wan.proxy.setDelay(0);
+    say(`  backlog: partition, ${options.backlogEvents.toLocaleString('en-US')} publishes, heal ...`);
+    const backlog = await natsBacklogRun(wan, options.backlogEvents, 100, options.inFlight);
+    say(`  backlog: publishes ${rate(backlog.events / backlog.writeSeconds)}, reconnect ${backlog.reconnectMs.toFixed(0)} ms, drain ${rate(backlog.drainPerSecondFromHeal)} from heal, ${rate(backlog.drainPerSecond)} from first progress`);
+    return { version: found.version, commands: wan.commands, small, large, lagFixed, lagHalf, roundTrip, backlog };
+  } finally {
+    await stopNatsWan(cleanup, wan);
+  }
+}
+
+function of<T>(runs: readonly T[] | undefined, pick: (run: T) => number): Spread | undefined {
+  return runs === undefined || runs.length === 0 ? undefined : spread(runs.map(pick));
+}
+
+function single(value: number | undefined): Spread | undefined {
+  return value === undefined ? undefined : spread([value]);
+}
+
+function measured<T extends object>(results: T | Skipped | undefined): T | undefined {
+  return results === undefined || 'skipped' in results ? undefined : results;
+}
+
+function buildRows(straitResults: StraitResults | undefined, redisResults: RedisResults | undefined, natsResults: NatsResults | undefined, options: WanBenchOptions): WanRow[] {
+  const s = straitResults;
+  const r = redisResults;
+  const n = natsResults;
+  const rows: WanRow[] = [
+    { metric: 'E2E throughput, 100 B values (events/s)', strait: of(s?.small, (x) => x.endToEndPerSecond), redis: of(r?.small, (x) => x.endToEndPerSecond), nats: of(n?.small, (x) => x.endToEndPerSecond), decimals: 0 },
+    { metric: 'E2E throughput, 1 KiB values (events/s)', strait: of(s?.large, (x) => x.endToEndPerSecond), redis: of(r?.large, (x) => x.endToEndPerSecond), nats: of(n?.large, (x) => x.endToEndPerSecond), decimals: 0 },
+    { metric: 'writes acknowledged at the origin, 100 B (writes/s)', strait: of(s?.small, (x) => x.putsPerSecond), redis: of(r?.small, (x) => x.primaryPerSecond), nats: of(n?.small, (x) => x.publishPerSecond), decimals: 0 },
+    { metric: 'catch-up after the last write, 100 B (ms)', strait: of(s?.small, (x) => x.tailMs), redis: of(r?.small, (x) => x.catchUpMs), nats: of(n?.small, (x) => x.catchUpMs), decimals: 0 },
+  ];
+  for (const delayMs of ONE_WAY_DELAYS_MS) {
+    const key = String(delayMs * 2);
+    rows.push({ metric: `E2E throughput at ${key} ms RTT, 100 B (events/s)`, strait: of(s?.roundTrip[key], (x) => x.endToEndPerSecond), redis: of(r?.roundTrip[key], (x) => x.endToEndPerSecond), nats: of(n?.roundTrip[key], (x) => x.endToEndPerSecond), decimals: 0 });
+  }
+  const rttShare = (zero: Spread | undefined, far: Spread | undefined): Spread | undefined => (zero === undefined || far === undefined ? undefined : single(far.median / zero.median));
+  const key = String(ONE_WAY_DELAYS_MS[1] * 2);
+  rows.push({
+    metric: `E2E at ${key} ms RTT / at 0 ms`,
+    strait: rttShare(of(s?.small, (x) => x.endToEndPerSecond), of(s?.roundTrip[key], (x) => x.endToEndPerSecond)),
+    redis: rttShare(of(r?.small, (x) => x.endToEndPerSecond), of(r?.roundTrip[key], (x) => x.endToEndPerSecond)),
+    nats: rttShare(of(n?.small, (x) => x.endToEndPerSecond), of(n?.roundTrip[key], (x) => x.endToEndPerSecond)),
+    decimals: 2,
+  });
+  const fixedNote = s !== undefined && s.lagFixedRate !== LAG_RATE_FIXED ? `(at ${rate(s.lagFixedRate)})` : undefined;
+  for (const [label, pick] of [['p50', (x: { p50Ms: number }) => x.p50Ms], ['p99', (x: { p99Ms: number }) => x.p99Ms], ['p99.9', (x: { p999Ms: number }) => x.p999Ms]] as const) {
+    rows.push({ metric: `lag ${label} at 20k events/s (ms)`, strait: of(s?.lagFixed, pick), redis: of(r?.lagFixed, pick), nats: of(n?.lagFixed, pick), decimals: 2, ...(fixedNote !== undefined ? { straitNote: fixedNote } : {}) });
+  }
+  const half = s?.lagHalfRate ?? LAG_RATE_FIXED / 2;
+  for (const [label, pick] of [['p50', (x: { p50Ms: number }) => x.p50Ms], ['p99', (x: { p99Ms: number }) => x.p99Ms], ['p99.9', (x: { p999Ms: number }) => x.p999Ms]] as const) {
+    rows.push({ metric: `lag ${label} at ${formatNumber(half, 0)} events/s = half of Strait's peak (ms)`, strait: of(s?.lagHalf, pick), redis: of(r?.lagHalf, pick), nats: of(n?.lagHalf, pick), decimals: 2 });
+  }
+  const b = s?.backlog;
+  const nb = n?.backlog;
+  const backlogLabel = `backlog of ${formatNumber(options.backlogEvents, 0)} events`;
+  rows.push(
+    { metric: `${backlogLabel}: writes during the partition (events/s)`, strait: single(b?.writesPerSecond), nats: single(nb === undefined ? undefined : nb.events / nb.writeSeconds), redisNote: 'not measured', decimals: 0 },
+    { metric: `${backlogLabel}: first delivery after heal (ms)`, strait: single(b?.reconnectMs), nats: single(nb?.reconnectMs), redisNote: 'not measured', decimals: 0 },
+    { metric: `${backlogLabel}: drain rate from heal (events/s)`, strait: single(b?.drainPerSecondFromHeal), nats: single(nb?.drainPerSecondFromHeal), redisNote: 'not measured', decimals: 0 },
+    { metric: `${backlogLabel}: drain rate from first delivery (events/s)`, strait: single(b?.drainPerSecond), nats: single(nb?.drainPerSecond), redisNote: 'not measured', decimals: 0 },
+    { metric: `${backlogLabel}: site-1 server RSS growth (MiB)`, strait: single(b === undefined ? undefined : b.rssGrowthBytes / MIB), decimals: 0 },
+    { metric: `${backlogLabel}: sender queue bytes, peak (MiB)`, strait: single(b === undefined ? undefined : b.queueBytesPeak / MIB), decimals: 1 },
+    { metric: `${backlogLabel}: events overflowed to disk, peak`, strait: single(b?.overflowEventsPeak), decimals: 0 },
+  );
+  return rows;
+}
+
+function judge(straitResults: StraitResults | undefined, redisResults: RedisResults | undefined, natsResults: NatsResults | undefined): Target[] {
+  const s = straitResults;
+  const targets: Target[] = [];
+  const straitE2E = of(s?.small, (x) => x.endToEndPerSecond)?.median;
+  const redisE2E = of(redisResults?.small, (x) => x.endToEndPerSecond)?.median;
+  targets.push({
+    target: 'E2E throughput (100 B) ≥ Redis -P 64 primary→replica',
+    met: straitE2E === undefined || redisE2E === undefined ? undefined : straitE2E >= redisE2E,
+    detail: straitE2E === undefined || redisE2E === undefined ? 'needs both Strait and Redis' : `${rate(straitE2E)} vs ${rate(redisE2E)} (${(straitE2E / redisE2E).toFixed(3)}×)`,
+  });
+  const drain = s?.backlog?.drainPerSecondFromHeal;
+  const natsDrain = natsResults?.backlog?.drainPerSecondFromHeal;
+  targets.push({
+    target: 'backlog drain ≥ NATS mirror catch-up (from heal)',
+    met: drain === undefined || natsDrain === undefined ? undefined : drain >= natsDrain,
+    detail: drain === undefined || natsDrain === undefined ? 'needs both Strait and NATS' : `${rate(drain)} vs ${rate(natsDrain)} (${(drain / natsDrain).toFixed(2)}×); from first delivery ${rate(s!.backlog!.drainPerSecond)} vs ${rate(natsResults!.backlog!.drainPerSecond)}`,
+  });
+  const lagP99 = of(s?.lagFixed, (x) => x.p99Ms)?.median;
+  targets.push({
+    target: `lag p99 at 20k events/s ≤ ${LAG_P99_TARGET_MS} ms`,
+    met: lagP99 === undefined ? undefined : s!.lagFixedRate === LAG_RATE_FIXED && lagP99 <= LAG_P99_TARGET_MS,
+    detail: lagP99 === undefined ? 'not measured' : `p99 ${lagP99.toFixed(2)} ms at ${rate(s!.lagFixedRate)}${s!.lagFixedRate === LAG_RATE_FIXED ? '' : ' (20k/s is above Strait\'s peak here)'}`,
+  });
+  const halfP99 = of(s?.lagHalf, (x) => x.p99Ms)?.median;
+  const briefBound = SETTINGS.batchTimeIntervalMs + 0 + 5;
+  targets.push({
+    target: `lag p99 at half of peak ≤ batch-time-interval + RTT + 5 ms = ${briefBound} ms (BRIEF)`,
+    met: halfP99 === undefined ? undefined : halfP99 <= briefBound,
+    detail: halfP99 === undefined ? 'not measured' : `p99 ${halfP99.toFixed(2)} ms at ${rate(s!.lagHalfRate)}`,
+  });
+  const zero = of(s?.small, (x) => x.endToEndPerSecond)?.median;
+  const far = of(s?.roundTrip['100'], (x) => x.endToEndPerSecond)?.median;
+  targets.push({
+    target: `E2E throughput at 100 ms RTT ≥ ${RTT_THROUGHPUT_SHARE_MIN * 100}% of 0 ms`,
+    met: zero === undefined || far === undefined ? undefined : far >= RTT_THROUGHPUT_SHARE_MIN * zero,
+    detail: zero === undefined || far === undefined ? 'not measured' : `${rate(far)} vs ${rate(zero)} (${((far / zero) * 100).toFixed(0)}%)`,
+  });
+  const backlog = s?.backlog;
+  const bound = SETTINGS.maximumQueueMemoryMegabytes * MIB + QUEUE_MEMORY_SLACK_BYTES;
+  targets.push({
+    target: `queue memory during the backlog ≤ maximum-queue-memory (${SETTINGS.maximumQueueMemoryMegabytes} MiB) + 64 MiB`,
+    met: backlog === undefined ? undefined : backlog.rssGrowthBytes <= bound,
+    detail: backlog === undefined
+      ? 'not measured'
+      : `site-1 server RSS grew ${formatNumber(backlog.rssGrowthBytes / MIB, 0)} MiB (bound ${formatNumber(bound / MIB, 0)} MiB) over a ${formatNumber(backlog.events, 0)}-event backlog (the issue's full figure is 10M); ` +
+        `queue ${formatNumber(backlog.queueBytesPeak / MIB, 1)} MiB of events, ${formatNumber(backlog.overflowEventsPeak, 0)} of them on disk at the peak`,
+  });
+  return targets;
+}
+
+async function sourceState(): Promise<{ commit: string; changedFiles: number } | undefined> {
+  try {
+    const commit = await runCommand('git', ['-C', REPOSITORY_ROOT, 'rev-parse', 'HEAD'], { timeoutMs: 10_000 });
+    const status = await runCommand('git', ['-C', REPOSITORY_ROOT, 'status', '--porcelain'], { timeoutMs: 10_000 });
+    if (commit.status !== 0 || status.status !== 0) return undefined;
+    return { commit: commit.stdout.trim(), changedFiles: status.stdout.split('\n').filter((line) => line.trim().length > 0).length };
+  } catch {
+    return undefined;
+  }
+}
+
+function writeResults(suffix: string, content: unknown): string {
+  mkdirSync(RESULTS_DIRECTORY, { recursive: true });
+  const path = join(RESULTS_DIRECTORY, `wan-${new Date().toISOString().replace(/[:.]/g, '-')}${suffix}.json`);
+  writeFileSync(path, `${JSON.stringify(content, null, 2)}\n`);
+  return path;
+}
+
+async function runComparison(cleanup: Cleanup, root: string, options: WanBenchOptions, args: readonly string[]): Promise<void> {
+  const startedAt = new Date();
+  const startedMs = performance.now();
+  const cpuBusy = await measureCpuBusy(1000);
+  const [redisTools, natsFound] = await Promise.all([findRedis(), findNats()]);
+  const machine = describeMachine(`${'version' in redisTools ? redisTools.version : 'redis: unavailable'}; ${'version' in natsFound ? natsFound.version : 'nats-server: unavailable'}`, cpuBusy);
+  say(formatMachine(machine));
+  say(`mode: ${options.quick ? 'QUICK (1 run of each figure, small event counts: indicative only)' : `full, ${options.runs} runs of each figure (median, min–max), backlog 1 run`}`);
+  const wants = (system: string) => options.systems.includes(system as never);
+  const straitResults = wants('strait') ? await measureStrait(cleanup, join(root, 'strait'), options) : undefined;
+  const rates = lagRates(straitResults === undefined ? undefined : spread(straitResults.small.map((run) => run.endToEndPerSecond)).median);
+  const redisResults = wants('redis') ? await measureRedis(cleanup, join(root, 'redis'), options, rates) : undefined;
+  if (redisResults !== undefined && 'skipped' in redisResults) say(redisResults.skipped);
+  const natsResults = wants('nats') ? await measureNats(cleanup, join(root, 'nats'), options, rates) : undefined;
+  if (natsResults !== undefined && 'skipped' in natsResults) say(natsResults.skipped);
+
+  const rows = buildRows(straitResults, measured(redisResults), measured(natsResults), options);
+  const targets = judge(straitResults, measured(redisResults), measured(natsResults));
+  const seconds = (performance.now() - startedMs) / 1000;
+  say('');
+  say(formatWanTable(rows));
+  say('');
+  say('Targets (issue 4):');
+  say(formatTargets(targets));
+  const path = writeResults('', {
+    kind: 'wan',
+    startedAt: startedAt.toISOString(),
+    seconds,
+    arguments: args,
+    options,
+    machine,
+    source: await sourceState(),
+    method: {
+      strait: 'E2E = events from the first put at site 1 until the sender reports them acknowledged by site 2 (the receiver acknowledges a batch after applying it); 256 puts in flight from one client; keys cycle over 10 000',
+      redis: `redis-benchmark -t set -P 64 -c 1 -r ${KEY_COUNT}; E2E = events from its start until the replica's slave_repl_offset reaches the primary's master_repl_offset`,
+      nats: 'JetStream publishes with acknowledgement, 256 in flight; E2E = until the mirror on the leaf reaches the last sequence',
+      lag: 'stamped writes at a fixed rate from this process; Strait: subscribe() at site 2; Redis: keyspace notifications on the replica; NATS: a push consumer on the mirror',
+    },
+    strait: straitResults ?? { skipped: 'not selected (--only)' },
+    redis: redisResults ?? { skipped: 'not selected (--only)' },
+    nats: natsResults ?? { skipped: 'not selected (--only)' },
+    table: rows,
+    targets,
+  });
+  say(`\nresults: ${path} (${seconds.toFixed(0)} s)`);
+}
+
+function readProfile(directory: string | undefined): CpuProfile {
+  const files = directory !== undefined && existsSync(directory) ? readdirSync(directory).filter((file) => file.endsWith('.cpuprofile')) : [];
+  if (directory === undefined || files.length !== 1) throw new Error(`expected one .cpuprofile in ${directory}, found ${files.length}`);
+  return JSON.parse(readFileSync(join(directory, files[0]!), 'utf8')) as CpuProfile;
+}
+
+async function runProfileMode(cleanup: Cleanup, root: string, options: WanBenchOptions): Promise<void> {
+  say('Profiling: site 1 and site 2 servers under node --cpu-prof (strait run server), sender through the proxy ...');
+  const wan = await startStraitWan(cleanup, root, SETTINGS, true);
+  let window: { fromMicros: number; toMicros: number };
+  let events = 0;
+  let seconds = 0;
+  try {
+    await throughputRun(wan, 30_000, 100, options.inFlight, 0);
+    await waitDrained(wan, 60_000);
+    const before = (await senderStatus(wan)).eventsSent;
+    const value = 'x'.repeat(100);
+    const fromMicros = Number(process.hrtime.bigint() / 1000n);
+    const endMs = performance.now() + options.profileSeconds * 1000;
+    let index = 0;
+    const started = performance.now();
+    await pipelined(Number.MAX_SAFE_INTEGER, options.inFlight, async () => {
+      if (performance.now() >= endMs) return;
+      await wan.regionA.put(`key:${index++ % KEY_COUNT}`, value);
+    }).catch(() => {});
+    await waitDrained(wan, 60_000);
+    window = { fromMicros, toMicros: Number(process.hrtime.bigint() / 1000n) };
+    seconds = (performance.now() - started) / 1000;
+    events = (await senderStatus(wan)).eventsSent - before;
+  } finally {
+    await stopStraitWan(cleanup, wan);
+  }
+  const summaries: { name: string; summary: ProfileSummary }[] = [
+    { name: 'site 1 server (client puts + gateway sender)', summary: summarizeProfile(readProfile(wan.serverA.profileDir), REPOSITORY_ROOT, 25, window) },
+    { name: 'site 2 server (gateway receiver)', summary: summarizeProfile(readProfile(wan.serverB.profileDir), REPOSITORY_ROOT, 25, window) },
+  ];
+  say(`\n${formatNumber(events, 0)} events replicated in ${seconds.toFixed(1)} s = ${rate(events / seconds)} E2E while profiled (profiling slows both servers)`);
+  for (const { name, summary } of summaries) say(`\n${formatProfile(name, summary, 20)}`);
+  const path = writeResults('-profile', { kind: 'wan-profile', options, settings: SETTINGS, events, seconds, profiles: summaries });
+  say(`\nresults: ${path}`);
+}
+
+async function main(args: readonly string[]): Promise<number> {
+  let options: WanBenchOptions | undefined;
+  try {
+    options = parseWanOptions(args);
+  } catch (error) {
+    if (error instanceof WanUsageError) {
+      process.stderr.write(`bench/wan: ${error.message}\n${WAN_USAGE}`);
+      return 2;
+    }
+    throw error;
+  }
+  if (options === undefined) {
+    say(WAN_USAGE);
+    return 0;
+  }
+  const cleanup = new Cleanup();
+  const root = mkdtempSync(join(tmpdir(), 'strait-wan-bench-'));
+  let interrupted = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (interrupted) process.exit(1);
+    interrupted = true;
+    process.stderr.write(`bench/wan: ${signal}: stopping everything started ...\n`);
+    void cleanup.stopAll().finally(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    if (options.profile) await runProfileMode(cleanup, root, options);
+    else await runComparison(cleanup, root, options, args);
+    return 0;
+  } catch (error) {
+    process.stderr.write(`bench/wan failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n(member logs are under ${root})\n`);
+    await cleanup.stopAll();
+    return 1;
+  } finally {
+    await cleanup.stopAll();
+    if (process.exitCode === undefined || process.exitCode === 0) rmSync(root, { recursive: true, force: true, maxRetries: 3 });
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));
+// Client sockets and timers of the Node runtime may linger; everything started is stopped.
+process.exit();
