@@ -12,6 +12,7 @@ function runtime(storage: MemoryStorage): Runtime {
     clock: { now: () => 1_700_000_000_000 + now, monotonic: () => (now += 1) },
     random: { next: () => 0.5, int: (bound) => Math.floor(bound / 2) },
     setTimer: () => ({ cancel() {} }),
+    defer: (callback) => queueMicrotask(callback),
     network: { listen: () => { throw new Error('no network'); }, connect: () => { throw new Error('no network'); } },
     storage,
     log: SILENT_LOGGER,

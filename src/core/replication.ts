@@ -72,6 +72,7 @@ export class ReplicationChannel {
   private batchesInFlight = 0;
   private retryTimer: Timer | undefined;
   private closed = false;
+  private pumpScheduled = false;
   private abandonError: StraitError | undefined;
   private lastFailureLogMs = -Infinity;
 
@@ -94,7 +95,14 @@ export class ReplicationChannel {
     if (this.closed) return;
     write?.expect();
     this.queue.push({ region, entry, write, gateway });
-    this.pump();
+    // Send once the current handler is done, so every write taken from one network chunk
+    // (pipelined clients) travels in one replicate message.
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    this.runtime.defer(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
   }
 
   /**

@@ -111,6 +111,12 @@ export interface Runtime {
   readonly clock: Clock;
   readonly random: Random;
   setTimer(delayMs: number, callback: () => void): Timer;
+  /**
+   * Runs `callback` once the current handler (and whatever it synchronously triggered) has
+   * finished, before the next network or timer event: lets a handler that receives many
+   * messages in one chunk coalesce the work they cause (one replication batch, not many).
+   */
+  defer(callback: () => void): void;
   readonly network: Network;
   readonly storage: Storage;
   readonly log: Logger;

@@ -376,6 +376,10 @@ export class SimHost {
     this.processRuntime = {
       clock,
       random: this.kernel.random.fork(`process:${this.name}#${incarnation}`),
+      // Same virtual time, after the current event: events at equal times run in order.
+      defer: (callback) => {
+        scheduler.schedule(0, callback, process);
+      },
       setTimer: (delayMs, callback) => {
         const delay = Number.isFinite(delayMs) && delayMs >= timerDelayMinMs ? delayMs : timerDelayMinMs;
         return scheduler.schedule(delay, callback, process);

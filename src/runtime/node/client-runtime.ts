@@ -14,6 +14,7 @@ export function createClientRuntime(): { runtime: Runtime; close: () => void } {
     network: base.network,
     storage: base.storage,
     log: base.log,
+    defer: (callback) => process.nextTick(callback),
     setTimer(delayMs: number, callback: () => void): Timer {
       const handle = setTimeout(callback, Math.max(0, delayMs));
       handle.unref();

@@ -350,6 +350,10 @@ export function createNodeRuntime(options: NodeRuntimeOptions): NodeRuntime {
     storage,
     log: options.logger,
 
+    defer(callback: () => void): void {
+      if (!closed) process.nextTick(callback);
+    },
+
     setTimer(delayMs: number, callback: () => void): Timer {
       assert(Number.isFinite(delayMs) && delayMs >= 0, `timer delay must be a finite number of ms >= 0, got ${delayMs}`);
       if (closed) return inertTimer;
