@@ -17,6 +17,8 @@ import {
   type LocatorConfig,
   type MembershipTiming,
   type ServerConfig,
+  type GatewaySenderSpec,
+  type GatewayReceiverSpec,
 } from '../core/config.ts';
 import type { RegionSpec } from '../protocol/messages.ts';
 import type { Address } from '../runtime/runtime.ts';
@@ -57,29 +59,10 @@ const ORDER_POLICIES = ['key', 'thread', 'partition'] as const;
 export type OrderPolicy = (typeof ORDER_POLICIES)[number];
 
 /** A gateway sender declared in strait.yaml (`gateway-senders.<id>`); the server runs it. */
-export interface GatewaySenderConfig {
-  readonly id: string;
-  readonly remoteSiteId: number;
-  readonly parallel: boolean;
-  readonly batchSize: number;
-  readonly batchTimeIntervalMs: number;
-  readonly maximumQueueMemoryMegabytes: number;
-  readonly persistent: boolean;
-  readonly dispatcherThreads: number;
-  readonly orderPolicy: OrderPolicy;
-  readonly batchConflation: boolean;
-  readonly manualStart: boolean;
-  readonly compression: boolean;
-}
+export type GatewaySenderConfig = GatewaySenderSpec;
 
 /** The gateway receiver declared in strait.yaml (`gateway-receiver`); the server runs it. */
-export interface GatewayReceiverConfig {
-  readonly startPort: number;
-  readonly endPort: number;
-  readonly bindAddress: string | undefined;
-  readonly hostnameForClients: string | undefined;
-  readonly manualStart: boolean;
-}
+export type GatewayReceiverConfig = GatewayReceiverSpec;
 
 interface CommonMemberConfig {
   readonly name: string;

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, decodeValue, type StraitClient } from '../client/client.ts';
 import type { RegionSpec, SenderStatus, VersionTag } from '../protocol/messages.ts';
-import type { Address, LogFields, Logger } from '../runtime/runtime.ts';
+import type { Address } from '../runtime/runtime.ts';
 import { createNodeRuntime, type NodeRuntime } from '../runtime/node/node-runtime.ts';
 import {
   DEFAULT_TIMING, FRAME_BYTES_MAX_DEFAULT, VALUE_BYTES_MAX_DEFAULT,
@@ -23,6 +23,7 @@ import { Locator } from './locator.ts';
 import { NO_METRICS } from './member-admin.ts';
 import { compareTags } from './region.ts';
 import { Server } from './server.ts';
+import { CapturingLogger, started, type Running } from './cluster.test-support.ts';
 
 const TIMING: MembershipTiming = { ...DEFAULT_TIMING, memberTimeoutMs: 1500, heartbeatIntervalMs: 250, discoveryTimeoutMs: 300 };
 const REGION = 'TEST';
@@ -31,42 +32,6 @@ const WAIT_MS = 30_000;
 
 // ---- In-process members ----
 
-class CapturingLogger implements Logger {
-  readonly lines: { level: string; fields: LogFields; message: string }[];
-  constructor(lines: CapturingLogger['lines'] = []) {
-    this.lines = lines;
-  }
-  debug(fields: LogFields, message: string) { this.lines.push({ level: 'debug', fields, message }); }
-  info(fields: LogFields, message: string) { this.lines.push({ level: 'info', fields, message }); }
-  warn(fields: LogFields, message: string) { this.lines.push({ level: 'warn', fields, message }); }
-  error(fields: LogFields, message: string) { this.lines.push({ level: 'error', fields, message }); }
-  child(bindings: LogFields): Logger {
-    const parent = this;
-    return {
-      debug: (fields, message) => parent.debug({ ...bindings, ...fields }, message),
-      info: (fields, message) => parent.info({ ...bindings, ...fields }, message),
-      warn: (fields, message) => parent.warn({ ...bindings, ...fields }, message),
-      error: (fields, message) => parent.error({ ...bindings, ...fields }, message),
-      child: (more) => parent.child({ ...bindings, ...more }),
-    };
-  }
-}
-
-interface Running<T> {
-  readonly node: T;
-  readonly runtime: NodeRuntime;
-  readonly address: Address;
-  readonly log: CapturingLogger;
-}
-
-function started<T extends Locator | Server>(node: T, runtime: NodeRuntime, log: CapturingLogger): Promise<Running<T>> {
-  return new Promise((resolve, reject) => {
-    node.start((result) => {
-      if (result.ok && result.address) resolve({ node, runtime, address: result.address, log });
-      else reject(result.error);
-    });
-  });
-}
 
 function senderId(remoteSite: number): string {
   return `to-site-${remoteSite}`;

@@ -9,7 +9,7 @@
 // Clients are the real TypeScript client (promises), so the driver interleaves simulator steps
 // with microtask flushes; everything stays deterministic because no real I/O happens.
 
-import { setImmediate as flushMacrotask } from 'node:timers/promises';
+import { advanceWithPromises } from './drive.ts';
 import { StraitClient, decodeValue } from '../client/client.ts';
 import type { LocatorConfig, MembershipTiming, ServerConfig } from '../core/config.ts';
 import { FRAME_BYTES_MAX_DEFAULT, VALUE_BYTES_MAX_DEFAULT } from '../core/config.ts';
@@ -115,18 +115,8 @@ export class SiteSimulation {
   }
 
   /** Advances virtual time to `untilMs`, letting client promise chains run between events. */
-  async advance(untilMs: number, until?: () => boolean): Promise<void> {
-    for (;;) {
-      if (until?.() === true) return;
-      const result = this.sim.run({ untilMs, maxSteps: 1 });
-      await flushMacrotask();
-      if (result.reason === 'time' || result.reason === 'idle') {
-        // Flushed promise chains may have scheduled new events before untilMs.
-        const again = this.sim.run({ untilMs, maxSteps: 1 });
-        await flushMacrotask();
-        if (again.steps === 0) return;
-      }
-    }
+  advance(untilMs: number, until?: () => boolean): Promise<void> {
+    return advanceWithPromises(this.sim, untilMs, until);
   }
 
   /**

@@ -7,7 +7,7 @@
 //   - a write acknowledged at site X to a key only X writes is at every site X reaches, unless
 //     superseded by a later write of the same writer.
 
-import { setImmediate as flushMacrotask } from 'node:timers/promises';
+import { advanceWithPromises } from './drive.ts';
 import { StraitClient, decodeValue } from '../client/client.ts';
 import type { GatewaySenderSpec, LocatorConfig, MembershipTiming, ServerConfig } from '../core/config.ts';
 import { FRAME_BYTES_MAX_DEFAULT, VALUE_BYTES_MAX_DEFAULT } from '../core/config.ts';
@@ -116,17 +116,9 @@ export class WanSimulation {
     });
   }
 
-  async advance(untilMs: number, until?: () => boolean): Promise<void> {
-    for (;;) {
-      if (until?.() === true) return;
-      const result = this.sim.run({ untilMs, maxSteps: 1 });
-      await flushMacrotask();
-      if (result.reason === 'time' || result.reason === 'idle') {
-        const again = this.sim.run({ untilMs, maxSteps: 1 });
-        await flushMacrotask();
-        if (again.steps === 0) return;
-      }
-    }
+  /** Advances virtual time to `untilMs`, letting client promise chains run between events. */
+  advance(untilMs: number, until?: () => boolean): Promise<void> {
+    return advanceWithPromises(this.sim, untilMs, until);
   }
 
   private liveServers(site: SiteHosts): Server[] {
