@@ -410,7 +410,8 @@ async function runProfileMode(cleanup: Cleanup, root: string, options: WanBenchO
   let events = 0;
   let seconds = 0;
   try {
-    await throughputRun(wan, 30_000, 100, options.inFlight, 0);
+    say(`  replicating ${formatNumber(options.profileAfterEvents, 0)} events before the profiled window ...`);
+    await throughputRun(wan, options.profileAfterEvents, 100, options.inFlight, 0);
     await waitDrained(wan, 60_000);
     const before = (await senderStatus(wan)).eventsSent;
     const value = 'x'.repeat(100);
@@ -418,10 +419,10 @@ async function runProfileMode(cleanup: Cleanup, root: string, options: WanBenchO
     const endMs = performance.now() + options.profileSeconds * 1000;
     let index = 0;
     const started = performance.now();
-    await pipelined(Number.MAX_SAFE_INTEGER, options.inFlight, async () => {
-      if (performance.now() >= endMs) return;
-      await wan.regionA.put(`key:${index++ % KEY_COUNT}`, value);
-    }).catch(() => {});
+    const loop = async (): Promise<void> => {
+      while (performance.now() < endMs) await wan.regionA.put(`key:${index++ % KEY_COUNT}`, value);
+    };
+    await Promise.all(Array.from({ length: options.inFlight }, loop));
     await waitDrained(wan, 60_000);
     window = { fromMicros, toMicros: Number(process.hrtime.bigint() / 1000n) };
     seconds = (performance.now() - started) / 1000;
@@ -435,7 +436,7 @@ async function runProfileMode(cleanup: Cleanup, root: string, options: WanBenchO
   ];
   say(`\n${formatNumber(events, 0)} events replicated in ${seconds.toFixed(1)} s = ${rate(events / seconds)} E2E while profiled (profiling slows both servers)`);
   for (const { name, summary } of summaries) say(`\n${formatProfile(name, summary, 20)}`);
-  const path = writeResults('-profile', { kind: 'wan-profile', options, settings: SETTINGS, events, seconds, profiles: summaries });
+  const path = writeResults('-profile', { kind: 'wan-profile', options, settings: SETTINGS, afterEvents: options.profileAfterEvents, events, seconds, profiles: summaries });
   say(`\nresults: ${path}`);
 }
 

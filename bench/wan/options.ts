@@ -26,6 +26,8 @@ export interface WanBenchOptions {
   readonly inFlight: number;
   /** Length of the profiled load (--profile). */
   readonly profileSeconds: number;
+  /** Events replicated before the profiled window opens (--profile --after-events N). */
+  readonly profileAfterEvents: number;
 }
 
 export const WAN_USAGE = `Usage: node bench/wan/main.ts [options]
@@ -40,6 +42,7 @@ Prints a table and writes bench/results/wan-<timestamp>.json.
   --only LIST         comma-separated systems to measure: strait,redis,nats (default all)
   --profile           instead: CPU-profile site 1's and site 2's servers during the throughput phase
   --seconds S         length of the profiled load (default 8)
+  --after-events N    with --profile: replicate N events first, then profile (default 30000)
   --help              this text
 `;
 
@@ -65,6 +68,7 @@ export function parseWanOptions(args: readonly string[]): WanBenchOptions | unde
         'backlog-events': { type: 'string' },
         only: { type: 'string' },
         seconds: { type: 'string' },
+        'after-events': { type: 'string' },
         help: { type: 'boolean', default: false },
       },
       strict: true,
@@ -93,5 +97,6 @@ export function parseWanOptions(args: readonly string[]): WanBenchOptions | unde
     backlogEvents: positiveInteger(values['backlog-events'], '--backlog-events', 100_000_000) ?? (quick ? 100_000 : 1_000_000),
     inFlight: 256,
     profileSeconds: positiveInteger(values.seconds, '--seconds', 600) ?? 8,
+    profileAfterEvents: positiveInteger(values['after-events'], '--after-events', 100_000_000) ?? 30_000,
   };
 }

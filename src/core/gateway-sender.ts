@@ -97,6 +97,8 @@ export class GatewaySender {
   private head = 0;
   private readonly byId = new Map<string, QueueItem>();
   private readonly ackedIds = new Set<string>();
+  private readonly ackedRing: (string | undefined)[] = [];
+  private ackedNext = 0;
   private sequence = 0;
   private queueBytes = 0;
   private memoryBytes = 0;
@@ -236,12 +238,18 @@ export class GatewaySender {
     this.compact();
   }
 
+  /**
+   * Remembers an acknowledged id, forgetting the oldest beyond ACKED_IDS_REMEMBERED_MAX. The ring
+   * names the id to forget: evicting through the Set's iterator instead walks every deleted
+   * slot V8 keeps, which made each acknowledgement slower than the last.
+   */
   private rememberAcked(id: string): void {
+    if (this.ackedIds.has(id)) return;
+    const evicted = this.ackedRing[this.ackedNext];
+    if (evicted !== undefined) this.ackedIds.delete(evicted);
+    this.ackedRing[this.ackedNext] = id;
+    this.ackedNext = (this.ackedNext + 1) % ACKED_IDS_REMEMBERED_MAX;
     this.ackedIds.add(id);
-    if (this.ackedIds.size > ACKED_IDS_REMEMBERED_MAX) {
-      const oldest = this.ackedIds.values().next().value;
-      if (oldest !== undefined) this.ackedIds.delete(oldest);
-    }
   }
 
   private remove(item: QueueItem): void {

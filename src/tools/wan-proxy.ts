@@ -37,6 +37,7 @@ class Direction {
   private queuedBytes = 0;
   private lastReleaseMs = 0;
   private timer: NodeJS.Timeout | undefined;
+  private waitingForDrain = false;
   bytes = 0;
 
   constructor(proxy: WanProxy, source: Socket, destination: () => Socket | undefined, link: { freeAtMs: number }) {
@@ -88,7 +89,14 @@ class Direction {
     }
     if (this.queuedBytes <= QUEUED_BYTES_MAX / 2) {
       if (writable) this.source.resume();
-      else destination.once('drain', () => this.source.resume());
+      else if (!this.waitingForDrain) {
+        // One listener at a time: a listener per refused write piles up under load.
+        this.waitingForDrain = true;
+        destination.once('drain', () => {
+          this.waitingForDrain = false;
+          this.source.resume();
+        });
+      }
     }
     this.schedule();
   }
