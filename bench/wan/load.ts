@@ -143,3 +143,19 @@ export async function residentBytes(pid: number): Promise<number> {
     return Number.NaN;
   }
 }
+
+/**
+ * Anonymous resident memory of a process, bytes (/proc/<pid>/status RssAnon): the heap and other
+ * private memory, without file-backed pages such as LMDB's memory-mapped database, which VmRSS
+ * also counts. NaN where unreadable.
+ */
+export async function anonymousResidentBytes(pid: number): Promise<number> {
+  const { readFile } = await import('node:fs/promises');
+  try {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    const match = /^RssAnon:\s+(\d+)\s+kB/m.exec(status);
+    return match === null ? Number.NaN : Number(match[1]) * 1024;
+  } catch {
+    return Number.NaN;
+  }
+}

@@ -38,7 +38,7 @@ Prints a table and writes bench/results/wan-<timestamp>.json.
 
   --quick             1 run of everything, small event counts (backlog 100k), about a minute
   --runs N            runs of each measurement, median reported (default 3; --quick: 1)
-  --backlog-events N  events written during the partition (default 1000000; --quick: 100000)
+  --backlog-events N  events written during the partition (default 1000000; --quick: 50000)
   --only LIST         comma-separated systems to measure: strait,redis,nats (default all)
   --profile           instead: CPU-profile site 1's and site 2's servers during the throughput phase
   --seconds S         length of the profiled load (default 8)
@@ -88,13 +88,13 @@ export function parseWanOptions(args: readonly string[]): WanBenchOptions | unde
     profile: values.profile === true,
     runs: positiveInteger(values.runs, '--runs', 99) ?? (quick ? 1 : 3),
     systems: systems as System[],
-    eventsSmall: quick ? 30_000 : 100_000,
-    eventsLarge: quick ? 20_000 : 60_000,
-    eventsRoundTrip: quick ? 30_000 : 100_000,
+    eventsSmall: quick ? 20_000 : 100_000,
+    eventsLarge: quick ? 10_000 : 60_000,
+    eventsRoundTrip: quick ? 15_000 : 100_000,
     redisEventsSmall: quick ? 300_000 : 1_000_000,
     redisEventsLarge: quick ? 100_000 : 400_000,
-    lagSeconds: quick ? 3 : 5,
-    backlogEvents: positiveInteger(values['backlog-events'], '--backlog-events', 100_000_000) ?? (quick ? 100_000 : 1_000_000),
+    lagSeconds: quick ? 2 : 5,
+    backlogEvents: positiveInteger(values['backlog-events'], '--backlog-events', 100_000_000) ?? (quick ? 50_000 : 1_000_000),
     inFlight: 256,
     profileSeconds: positiveInteger(values.seconds, '--seconds', 600) ?? 8,
     profileAfterEvents: positiveInteger(values['after-events'], '--after-events', 100_000_000) ?? 30_000,

@@ -20,7 +20,7 @@ import { connect, type ClientRegion, type StraitClient } from '../../src/client/
 import type { SenderStatus } from '../../src/protocol/messages.ts';
 import { Cleanup, freePort, waitForExit } from '../processes.ts';
 import { BENCH_REGION, STRAIT_BIN_PATH, startMember, type StartedMember } from '../strait-site.ts';
-import { LagRecorder, pipelined, rateLimited, residentBytes, sentAt, stampedValue, waitUntil, type LagSummary, type RateRun } from './load.ts';
+import { anonymousResidentBytes, LagRecorder, pipelined, rateLimited, residentBytes, sentAt, stampedValue, waitUntil, type LagSummary, type RateRun } from './load.ts';
 import { ProxyProcess } from './proxy-control.ts';
 
 export const SENDER_ID = 'to-site-2';
@@ -294,6 +294,7 @@ export interface BacklogSample {
   readonly atMs: number;
   readonly phase: 'partition' | 'drain';
   readonly rssBytes: number;
+  readonly anonymousBytes: number;
   readonly queueEvents: number;
   readonly queueBytes: number;
   readonly overflowEvents: number;
@@ -308,6 +309,8 @@ export interface BacklogRun {
   readonly rssBeforeBytes: number;
   readonly rssPeakBytes: number;
   readonly rssGrowthBytes: number;
+  /** Growth of anonymous memory (RssAnon): RSS without LMDB's file-mapped pages. */
+  readonly anonymousGrowthBytes: number;
   readonly queueBytesPeak: number;
   readonly overflowEventsPeak: number;
   /** From heal until the sender's first acknowledgement after it. */
@@ -328,14 +331,15 @@ export interface BacklogRun {
 export async function backlogRun(wan: StraitWan, events: number, valueBytes: number, inFlight: number, maximumQueueMemoryMegabytes: number): Promise<BacklogRun> {
   const before = await waitDrained(wan, 120_000);
   const rssBeforeBytes = await residentBytes(wan.serverA.pid);
+  const anonymousBeforeBytes = await anonymousResidentBytes(wan.serverA.pid);
   const samples: BacklogSample[] = [];
   const startedMs = performance.now();
   let phase: BacklogSample['phase'] = 'partition';
   let sampling = true;
   const sampler = (async () => {
     while (sampling) {
-      const [rssBytes, status] = await Promise.all([residentBytes(wan.serverA.pid), senderStatus(wan)]);
-      samples.push({ atMs: performance.now() - startedMs, phase, rssBytes, queueEvents: status.queueEvents, queueBytes: status.queueBytes, overflowEvents: status.overflowEvents });
+      const [rssBytes, anonymousBytes, status] = await Promise.all([residentBytes(wan.serverA.pid), anonymousResidentBytes(wan.serverA.pid), senderStatus(wan)]);
+      samples.push({ atMs: performance.now() - startedMs, phase, rssBytes, anonymousBytes, queueEvents: status.queueEvents, queueBytes: status.queueBytes, overflowEvents: status.overflowEvents });
       await sleep(250);
     }
   })();
@@ -370,6 +374,7 @@ export async function backlogRun(wan: StraitWan, events: number, valueBytes: num
       rssBeforeBytes,
       rssPeakBytes,
       rssGrowthBytes: rssPeakBytes - rssBeforeBytes,
+      anonymousGrowthBytes: Math.max(anonymousBeforeBytes, ...samples.map((sample) => sample.anonymousBytes).filter((bytes) => !Number.isNaN(bytes))) - anonymousBeforeBytes,
       queueBytesPeak: Math.max(0, ...samples.map((sample) => sample.queueBytes)),
       overflowEventsPeak: Math.max(0, ...samples.map((sample) => sample.overflowEvents)),
       reconnectMs: firstAckMs - healedMs,
