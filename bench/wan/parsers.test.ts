@@ -93,7 +93,7 @@ test('lag recorder percentiles', () => {
 test('options: quick, full, --only and bad flags', () => {
   const quick = parseWanOptions(['--quick'])!;
   assert.equal(quick.runs, 1);
-  assert.equal(quick.backlogEvents, 100_000);
+  assert.equal(quick.backlogEvents, 50_000);
   const full = parseWanOptions([])!;
   assert.equal(full.runs, 3);
   assert.equal(full.backlogEvents, 1_000_000);
