@@ -28,7 +28,7 @@ import { Backoff } from './backoff.ts';
 import type { GatewaySenderSpec } from './config.ts';
 
 /** Batches awaiting the remote site's acknowledgement, at most. */
-export const BATCHES_IN_FLIGHT_MAX = 4;
+export const BATCHES_IN_FLIGHT_MAX = 16;
 /** Event ids remembered after their acknowledgement, so a late copy is not queued again. */
 const ACKED_IDS_REMEMBERED_MAX = 200_000;
 /** Events kept in the dead-letter list, at most (the oldest are dropped beyond it, logged). */
