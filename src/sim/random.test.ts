@@ -17,7 +17,7 @@ describe('SeededRandom', () => {
 
   it('repeats a sequence for the same seed and differs for different seeds', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), (seed) => {
+      fc.property(fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER - 1 }), (seed) => {
         assert.deepEqual(draws(new SeededRandom(seed), 8), draws(new SeededRandom(seed), 8));
         assert.notDeepEqual(draws(new SeededRandom(seed), 8), draws(new SeededRandom(seed + 1), 8));
       }),
