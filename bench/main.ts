@@ -14,22 +14,21 @@
 // Everything started is stopped by pid at the end, on failure and on Ctrl-C. docs/BENCHMARKS.md
 // records a full run and what it means.
 
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from '../src/client/client.ts';
-import { Cleanup, runCommand } from './processes.ts';
+import { Cleanup } from './processes.ts';
 import { parseOptions, USAGE, UsageError, type BenchOptions } from './options.ts';
 import { BENCH_REGION, regionSizes, startStraitSite, stopStraitSite } from './strait-site.ts';
 import { runLoad, warmUp, Workload, type LoadRun } from './strait-load.ts';
 import { closeCatchUpProbe, findRedis, measureCatchUp, openCatchUpProbe, redisBenchmarkArgs, runRedisBenchmark, runSetWait, startRedisPair, type CatchUp, type RedisBenchmarkRow, type SetWaitRun } from './redis.ts';
 import { runProfile } from './profile.ts';
-import { describeMachine, measureCpuBusy, formatMachine, formatProfile, formatTable, tableRows, type Machine, type Row } from './report.ts';
+import { describeMachine, measureCpuBusy, formatMachine, formatProfile, formatTable, tableRows, type Machine, type Row, sourceState, timestamp, writeResults } from './report.ts';
 import { spread } from './stats.ts';
 
 const REPOSITORY_ROOT = fileURLToPath(new URL('..', import.meta.url));
-const RESULTS_DIRECTORY = join(REPOSITORY_ROOT, 'bench', 'results');
 const SERVERS = 2;
 /** The issue's aims: one-in-flight latency within 2× Redis, pipelined throughput within 3×. */
 const LATENCY_RATIO_MAX = 2;
@@ -266,28 +265,8 @@ function comparisonRows(options: BenchOptions, strait: StraitResults, redis: Red
   ];
 }
 
-function timestamp(): string {
-  return new Date().toISOString().replace(/[:.]/g, '-');
-}
-
-function writeResults(name: string, content: unknown): string {
-  mkdirSync(RESULTS_DIRECTORY, { recursive: true });
-  const path = join(RESULTS_DIRECTORY, `${name}.json`);
-  writeFileSync(path, `${JSON.stringify(content, null, 2)}\n`);
-  return path;
-}
 
 /** The code measured: commit and how many files differ from it (others may be editing). */
-async function sourceState(): Promise<{ commit: string; changedFiles: number } | undefined> {
-  try {
-    const commit = await runCommand('git', ['-C', REPOSITORY_ROOT, 'rev-parse', 'HEAD'], { timeoutMs: 10_000 });
-    const status = await runCommand('git', ['-C', REPOSITORY_ROOT, 'status', '--porcelain'], { timeoutMs: 10_000 });
-    if (commit.status !== 0 || status.status !== 0) return undefined;
-    return { commit: commit.stdout.trim(), changedFiles: status.stdout.split('\n').filter((line) => line.trim().length > 0).length };
-  } catch {
-    return undefined;
-  }
-}
 
 async function benchmark(cleanup: Cleanup, root: string, options: BenchOptions, machine: Machine, redisMissing: string | undefined): Promise<void> {
   const startedAt = new Date().toISOString();

@@ -7,19 +7,15 @@
 // ran are counted: V8's profile timestamps and process.hrtime read the same monotonic clock.
 // The bench's own client is profiled in-process over the same window.
 
-import { spawn } from 'node:child_process';
 import { Session } from 'node:inspector/promises';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from '../src/client/client.ts';
 import { summarizeProfile, type CpuProfile, type ProfileSummary, type Window } from './cpu-profile.ts';
-import { Cleanup, waitForExit } from './processes.ts';
-import { BENCH_REGION, STRAIT_BIN_PATH, benchServerConfig, startMember } from './strait-site.ts';
+import type { Cleanup } from './processes.ts';
+import { BENCH_REGION, benchServerConfig, startMember, startProfiledServer } from './strait-site.ts';
 import { runLoadForSeconds, warmUp, Workload, type LoadRun } from './strait-load.ts';
 
-const SERVER_READY_TIMEOUT_MS = 60_000;
-const SERVER_STOP_TIMEOUT_MS = 30_000;
 
 export interface ProfileOptions {
   readonly seconds: number;
@@ -56,43 +52,13 @@ function nowMicros(): number {
   return Number(process.hrtime.bigint() / 1000n);
 }
 
-/** `node --cpu-prof … bin/strait.js run server …` in the foreground; resolves once it is ready. */
+/** A profiled server with the bench's region declared. */
 async function runProfiledServer(cleanup: Cleanup, root: string, name: string, locators: string): Promise<RunningServer> {
   const dir = join(root, name);
-  const profileDir = join(dir, 'cpu-profile');
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'strait.yaml'), benchServerConfig());
-  const args = [
-    '--cpu-prof', '--cpu-prof-dir', profileDir,
-    STRAIT_BIN_PATH, 'run', 'server', '--name', name, '--dir', dir, '--server-port', '0', '--bind-address', '127.0.0.1', '--locators', locators, '--log-format', 'json',
-  ];
-  const log = openSync(join(dir, `${name}.log`), 'a');
-  const child = spawn(process.execPath, args, { cwd: dir, stdio: ['ignore', log, log] });
-  closeSync(log);
-  const pid = child.pid;
-  if (pid === undefined) throw new Error(`could not run ${process.execPath} for ${name}`);
-  let exited = false;
-  child.on('exit', () => {
-    exited = true;
-  });
-  cleanup.add(`profiled server ${name}`, pid, async () => {
-    if (exited) return;
-    child.kill('SIGTERM');
-    if (!(await waitForExit(pid, SERVER_STOP_TIMEOUT_MS))) throw new Error(`profiled server ${name} did not exit after SIGTERM`);
-  });
-  const memberFile = join(dir, 'member.json');
-  const deadline = performance.now() + SERVER_READY_TIMEOUT_MS;
-  for (;;) {
-    if (existsSync(memberFile)) {
-      const record = JSON.parse(readFileSync(memberFile, 'utf8')) as { pid: number; state: string };
-      if (record.pid === pid && record.state === 'ready') break;
-      if (record.pid === pid && record.state === 'failed') throw new Error(`${name} failed to start; see ${join(dir, `${name}.log`)}`);
-    }
-    if (exited) throw new Error(`${name} exited before it was ready; see ${join(dir, `${name}.log`)}`);
-    if (performance.now() >= deadline) throw new Error(`${name} not ready within ${SERVER_READY_TIMEOUT_MS} ms`);
-    await sleep(50);
-  }
-  return { name, dir, profileDir, pid, command: `node ${args.map((arg) => (arg === STRAIT_BIN_PATH ? 'bin/strait.js' : arg)).join(' ')}` };
+  const server = await startProfiledServer(cleanup, name, dir, locators);
+  return { name, dir, profileDir: server.profileDir, pid: server.pid, command: server.command };
 }
 
 function readProfile(directory: string): { file: string; profile: CpuProfile } {

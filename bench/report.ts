@@ -1,6 +1,9 @@
 // What the benchmark prints and records: the machine, the comparison table, profile tables.
 
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runCommand } from './processes.ts';
 import { availableParallelism, loadavg, totalmem, release } from 'node:os';
 import type { ProfileSummary } from './cpu-profile.ts';
 import type { Spread } from './stats.ts';
@@ -149,4 +152,32 @@ export function formatMachine(machine: Machine): string {
     `before the start: ${machine.cpuBusyBeforeStart === undefined ? 'CPU use unknown' : `${(machine.cpuBusyBeforeStart * 100).toFixed(0)}% of the CPUs busy`}, load average ${machine.loadAverageAtStart.toFixed(2)}` +
       (machine.cpuBusyBeforeStart !== undefined && machine.cpuBusyBeforeStart > BUSY_CPU_SHARE ? ' — WARNING: other processes are using the CPUs; figures will be lower and noisier than on an idle machine' : ''),
   ].join('\n');
+}
+
+const REPOSITORY_ROOT = fileURLToPath(new URL('..', import.meta.url));
+const RESULTS_DIRECTORY = join(REPOSITORY_ROOT, 'bench', 'results');
+
+/** `bench/results/<name>.json`; returns the path. */
+export function writeResults(name: string, content: unknown): string {
+  mkdirSync(RESULTS_DIRECTORY, { recursive: true });
+  const path = join(RESULTS_DIRECTORY, `${name}.json`);
+  writeFileSync(path, `${JSON.stringify(content, null, 2)}\n`);
+  return path;
+}
+
+/** A timestamp usable in a file name. */
+export function timestamp(): string {
+  return new Date().toISOString().replace(/[:.]/g, '-');
+}
+
+/** The code measured: commit and how many files differ from it (others may be editing). */
+export async function sourceState(): Promise<{ commit: string; changedFiles: number } | undefined> {
+  try {
+    const commit = await runCommand('git', ['-C', REPOSITORY_ROOT, 'rev-parse', 'HEAD'], { timeoutMs: 10_000 });
+    const status = await runCommand('git', ['-C', REPOSITORY_ROOT, 'status', '--porcelain'], { timeoutMs: 10_000 });
+    if (commit.status !== 0 || status.status !== 0) return undefined;
+    return { commit: commit.stdout.trim(), changedFiles: status.stdout.split('\n').filter((line) => line.trim().length > 0).length };
+  } catch {
+    return undefined;
+  }
 }

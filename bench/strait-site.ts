@@ -3,7 +3,9 @@
 // a temporary root, on free ports (port 0), each server with a strait.yaml declaring the
 // benchmark region; `strait stop` for each at the end.
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Cleanup, describeFailure, runCommand, waitForExit } from './processes.ts';
@@ -111,4 +113,64 @@ export async function regionSizes(site: StraitSite, region: string): Promise<{ n
     sizes.push({ name: member.name, size: body.regions.find((entry) => entry.spec.name === region)?.size ?? 0 });
   }
   return sizes;
+}
+
+const PROFILED_SERVER_READY_TIMEOUT_MS = 60_000;
+const PROFILED_SERVER_STOP_TIMEOUT_MS = 30_000;
+
+export interface ProfiledServer {
+  readonly pid: number;
+  readonly profileDir: string;
+  readonly httpAddress: { host: string; port: number } | undefined;
+  /** The command line, with the binary's path shortened, for reports. */
+  readonly command: string;
+}
+
+/**
+ * `node --cpu-prof … bin/strait.js run server …` in the foreground (a child of the bench, its
+ * strait.yaml already in `dir`); resolves once member.json says it is ready. Stopped with
+ * SIGTERM by the cleanup, which writes the profile.
+ */
+export async function startProfiledServer(cleanup: Cleanup, name: string, dir: string, locators: string): Promise<ProfiledServer> {
+  const profileDir = join(dir, 'cpu-profile');
+  const args = [
+    '--cpu-prof', '--cpu-prof-dir', profileDir,
+    STRAIT_BIN_PATH, 'run', 'server', '--name', name, '--dir', dir, '--server-port', '0', '--bind-address', '127.0.0.1', '--locators', locators, '--log-format', 'json',
+  ];
+  const logFile = join(dir, `${name}.log`);
+  const log = openSync(logFile, 'a');
+  const child = spawn(process.execPath, args, { cwd: dir, stdio: ['ignore', log, log] });
+  closeSync(log);
+  const pid = child.pid;
+  if (pid === undefined) throw new Error(`could not run ${process.execPath} for ${name}`);
+  let exited = false;
+  child.on('exit', () => {
+    exited = true;
+  });
+  cleanup.add(`profiled server ${name}`, pid, async () => {
+    if (exited) return;
+    child.kill('SIGTERM');
+    if (!(await waitForExit(pid, PROFILED_SERVER_STOP_TIMEOUT_MS))) throw new Error(`profiled server ${name} did not exit after SIGTERM`);
+  });
+  const memberFile = join(dir, 'member.json');
+  const deadline = performance.now() + PROFILED_SERVER_READY_TIMEOUT_MS;
+  for (;;) {
+    const record = readMemberRecord(memberFile);
+    if (record?.pid === pid && record.state === 'ready') {
+      return { pid, profileDir, httpAddress: record.httpAddress, command: `node ${args.map((arg) => (arg === STRAIT_BIN_PATH ? 'bin/strait.js' : arg)).join(' ')}` };
+    }
+    if (record?.pid === pid && record.state === 'failed') throw new Error(`${name} failed to start; see ${logFile}`);
+    if (exited) throw new Error(`${name} exited before it was ready; see ${logFile}`);
+    if (performance.now() >= deadline) throw new Error(`${name} not ready within ${PROFILED_SERVER_READY_TIMEOUT_MS} ms; see ${logFile}`);
+    await sleep(50);
+  }
+}
+
+function readMemberRecord(file: string): { pid: number; state: string; httpAddress?: { host: string; port: number } } | undefined {
+  if (!existsSync(file)) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as { pid: number; state: string; httpAddress?: { host: string; port: number } };
+  } catch {
+    return undefined; // being written; read it again
+  }
 }

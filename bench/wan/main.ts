@@ -18,14 +18,14 @@
 // functions during the throughput phase. Everything started is stopped by pid, also on failure
 // and on Ctrl-C.
 
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { summarizeProfile, type CpuProfile, type ProfileSummary } from '../cpu-profile.ts';
-import { Cleanup, runCommand } from '../processes.ts';
+import { Cleanup } from '../processes.ts';
 import { findRedis } from '../redis.ts';
-import { describeMachine, formatMachine, formatProfile, measureCpuBusy } from '../report.ts';
+import { describeMachine, formatMachine, formatProfile, measureCpuBusy, sourceState, timestamp, writeResults } from '../report.ts';
 import { spread, type Spread } from '../stats.ts';
 import { pipelined } from './load.ts';
 import { findNats, natsBacklogRun, natsLagRun, natsThroughputRun, startNatsWan, stopNatsWan, type NatsBacklogRun, type NatsLagRun, type NatsThroughputRun } from './nats-wan.ts';
@@ -38,7 +38,6 @@ import {
 } from './strait-wan.ts';
 
 const REPOSITORY_ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const RESULTS_DIRECTORY = join(REPOSITORY_ROOT, 'bench', 'results');
 const SETTINGS: SenderSettings = { batchSize: 500, batchTimeIntervalMs: 5, maximumQueueMemoryMegabytes: 32, persistent: true };
 /** The issue's fixed lag rate. */
 const LAG_RATE_FIXED = 20_000;
@@ -333,23 +332,7 @@ function judge(straitResults: StraitResults | undefined, redisResults: RedisResu
   return targets;
 }
 
-async function sourceState(): Promise<{ commit: string; changedFiles: number } | undefined> {
-  try {
-    const commit = await runCommand('git', ['-C', REPOSITORY_ROOT, 'rev-parse', 'HEAD'], { timeoutMs: 10_000 });
-    const status = await runCommand('git', ['-C', REPOSITORY_ROOT, 'status', '--porcelain'], { timeoutMs: 10_000 });
-    if (commit.status !== 0 || status.status !== 0) return undefined;
-    return { commit: commit.stdout.trim(), changedFiles: status.stdout.split('\n').filter((line) => line.trim().length > 0).length };
-  } catch {
-    return undefined;
-  }
-}
 
-function writeResults(suffix: string, content: unknown): string {
-  mkdirSync(RESULTS_DIRECTORY, { recursive: true });
-  const path = join(RESULTS_DIRECTORY, `wan-${new Date().toISOString().replace(/[:.]/g, '-')}${suffix}.json`);
-  writeFileSync(path, `${JSON.stringify(content, null, 2)}\n`);
-  return path;
-}
 
 async function runComparison(cleanup: Cleanup, root: string, options: WanBenchOptions, args: readonly string[]): Promise<void> {
   const startedAt = new Date();
@@ -375,7 +358,7 @@ async function runComparison(cleanup: Cleanup, root: string, options: WanBenchOp
   say('');
   say('Targets (issue 4):');
   say(formatTargets(targets));
-  const path = writeResults('', {
+  const path = writeResults(`wan-${timestamp()}`, {
     kind: 'wan',
     startedAt: startedAt.toISOString(),
     seconds,
@@ -437,7 +420,7 @@ async function runProfileMode(cleanup: Cleanup, root: string, options: WanBenchO
   ];
   say(`\n${formatNumber(events, 0)} events replicated in ${seconds.toFixed(1)} s = ${rate(events / seconds)} E2E while profiled (profiling slows both servers)`);
   for (const { name, summary } of summaries) say(`\n${formatProfile(name, summary, 20)}`);
-  const path = writeResults('-profile', { kind: 'wan-profile', options, settings: SETTINGS, afterEvents: options.profileAfterEvents, events, seconds, profiles: summaries });
+  const path = writeResults(`wan-${timestamp()}-profile`, { kind: 'wan-profile', options, settings: SETTINGS, afterEvents: options.profileAfterEvents, events, seconds, profiles: summaries });
   say(`\nresults: ${path}`);
 }
 

@@ -12,22 +12,19 @@
 // "Applied at site 2" is read from the sender's `eventsSent`: the receiver acknowledges a batch
 // only after it applied every event of it (src/core/server.ts onGatewayBatch).
 
-import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type ClientRegion, type StraitClient } from '../../src/client/client.ts';
 import type { SenderStatus } from '../../src/protocol/messages.ts';
-import { Cleanup, freePort, waitForExit } from '../processes.ts';
-import { BENCH_REGION, STRAIT_BIN_PATH, startMember, type StartedMember } from '../strait-site.ts';
+import { Cleanup, freePort } from '../processes.ts';
+import { BENCH_REGION, startMember, startProfiledServer, type StartedMember } from '../strait-site.ts';
 import { anonymousResidentBytes, LagRecorder, pipelined, rateLimited, residentBytes, sentAt, stampedValue, waitUntil, type LagSummary, type RateRun } from './load.ts';
 import { ProxyProcess } from './proxy-control.ts';
 
 export const SENDER_ID = 'to-site-2';
 /** The address the receiver advertises; the proxy listens there. */
 export const ADVERTISED_RECEIVER_HOST = '127.0.0.2';
-const SERVER_READY_TIMEOUT_MS = 60_000;
-const SERVER_STOP_TIMEOUT_MS = 30_000;
 /** How long the sender may take to find and connect to site 2's receiver at the start. */
 const SENDER_CONNECT_TIMEOUT_MS = 60_000;
 /** Sender status is polled this often while waiting for events to arrive. */
@@ -84,42 +81,10 @@ export interface StraitWan {
   readonly commands: readonly string[];
 }
 
-function memberJson(dir: string): { pid: number; state: string; httpAddress?: { host: string; port: number } } | undefined {
-  const file = join(dir, 'member.json');
-  if (!existsSync(file)) return undefined;
-  try {
-    return JSON.parse(readFileSync(file, 'utf8')) as { pid: number; state: string; httpAddress?: { host: string; port: number } };
-  } catch {
-    return undefined; // Being written; read it again.
-  }
-}
-
-/** `node --cpu-prof … bin/strait.js run server …` in the foreground (a child of the bench). */
 async function runProfiledServer(cleanup: Cleanup, name: string, dir: string, locators: string): Promise<ServerProcess> {
-  const profileDir = join(dir, 'cpu-profile');
-  const args = ['--cpu-prof', '--cpu-prof-dir', profileDir, STRAIT_BIN_PATH, 'run', 'server', '--name', name, '--dir', dir, '--server-port', '0', '--bind-address', '127.0.0.1', '--locators', locators, '--log-format', 'json'];
-  const log = openSync(join(dir, `${name}.log`), 'a');
-  const child = spawn(process.execPath, args, { cwd: dir, stdio: ['ignore', log, log] });
-  closeSync(log);
-  const pid = child.pid;
-  if (pid === undefined) throw new Error(`could not run ${name}`);
-  let exited = false;
-  child.on('exit', () => {
-    exited = true;
-  });
-  cleanup.add(`profiled server ${name}`, pid, async () => {
-    if (exited) return;
-    child.kill('SIGTERM');
-    if (!(await waitForExit(pid, SERVER_STOP_TIMEOUT_MS))) throw new Error(`profiled server ${name} did not exit after SIGTERM`);
-  });
-  let record: ReturnType<typeof memberJson>;
-  const ready = await waitUntil(() => {
-    record = memberJson(dir);
-    if (exited) throw new Error(`${name} exited before it was ready; see ${join(dir, `${name}.log`)}`);
-    return record?.pid === pid && record.state === 'ready';
-  }, SERVER_READY_TIMEOUT_MS, 50);
-  if (!ready || record?.httpAddress === undefined) throw new Error(`${name} not ready within ${SERVER_READY_TIMEOUT_MS} ms; see ${join(dir, `${name}.log`)}`);
-  return { name, dir, pid, adminUrl: `http://${record.httpAddress.host}:${record.httpAddress.port}`, profileDir };
+  const server = await startProfiledServer(cleanup, name, dir, locators);
+  if (server.httpAddress === undefined) throw new Error(`${name} reports no admin address; see ${join(dir, `${name}.log`)}`);
+  return { name, dir, pid: server.pid, adminUrl: `http://${server.httpAddress.host}:${server.httpAddress.port}`, profileDir: server.profileDir };
 }
 
 async function startServer(cleanup: Cleanup, name: string, dir: string, locators: string, profiled: boolean): Promise<ServerProcess> {
