@@ -89,8 +89,10 @@ export class GatewaySender {
   private readonly runtime: Runtime;
   private readonly host: SenderHost;
   private readonly log: Logger;
-  private readonly store: Store | undefined;
-  private readonly deadLetterStore: Store | undefined;
+  private readonly store: Store;
+  private readonly deadLetterStore: Store;
+  /** Key of the last dead letter written (its own sequence, recovered at start). */
+  private deadLetterSequence = 0;
   private readonly memoryBytesMax: number;
   private readonly backoff: Backoff;
   private items: QueueItem[] = [];
@@ -143,7 +145,7 @@ export class GatewaySender {
 
   /** Loads a persisted queue (or clears an overflow-only one) and the dead letters. */
   private recover(): void {
-    const store = this.store!;
+    const store = this.store;
     let recovered = 0;
     for (const [key, bytes] of store.entries()) {
       if (!this.spec.persistent) {
@@ -157,7 +159,8 @@ export class GatewaySender {
       this.append(event, key, true, true);
       recovered += 1;
     }
-    for (const [, bytes] of this.deadLetterStore!.entries()) {
+    for (const [key, bytes] of this.deadLetterStore.entries()) {
+      this.deadLetterSequence = Math.max(this.deadLetterSequence, Number.parseInt(key, 16));
       const record = eventPackr.unpack(bytes) as { event: GatewayEvent; code: string; message: string };
       this.deadLetters.push(record);
     }
@@ -199,7 +202,7 @@ export class GatewaySender {
     const bytes = eventBytes(event);
     const sequence = Number.parseInt(key, 16);
     const spill = this.spilledCount > 0 || this.memoryBytes + bytes > this.memoryBytesMax;
-    if (!fromDisk && (persist || spill)) this.store!.put(key, eventPackr.pack(event));
+    if (!fromDisk && (persist || spill)) this.store.put(key, eventPackr.pack(event));
     this.queueBytes += bytes;
     this.liveCount += 1;
     if (spill) {
@@ -224,7 +227,7 @@ export class GatewaySender {
 
   /** Durability of queued events (persistent senders): part of a write's acknowledgement. */
   sync(callback: (error: Error | undefined) => void): void {
-    if (this.spec.persistent) this.store!.sync(callback);
+    if (this.spec.persistent) this.store.sync(callback);
     else callback(undefined);
   }
 
@@ -260,7 +263,7 @@ export class GatewaySender {
     this.liveCount -= 1;
     this.memoryBytes -= item.bytes;
     item.event = undefined;
-    if (this.spec.persistent) this.store!.remove(item.storeKey);
+    if (this.spec.persistent) this.store.remove(item.storeKey);
   }
 
   private compact(): void {
@@ -281,19 +284,19 @@ export class GatewaySender {
     while (this.spilledCount > 0 && this.memoryBytes < this.memoryBytesMax && this.diskHead <= this.diskTail) {
       const key = storeKey(this.diskHead);
       this.diskHead += 1;
-      const bytes = this.store!.get(key);
-      if (bytes === undefined) continue; // a gap in the sequence (e.g. dead-letter numbering)
+      const bytes = this.store.get(key);
+      if (bytes === undefined) continue; // not on disk (already removed): nothing to send
       const event = this.decode(bytes, `sender ${this.spec.id} queue record ${key}`);
       const size = eventBytes(event);
       this.spilledCount -= 1;
       this.spilledBytes -= size;
-      if (!this.spec.persistent) this.store!.remove(key);
+      if (!this.spec.persistent) this.store.remove(key);
       const id = eventId(event);
       if (this.ackedIds.has(id) || this.byId.has(id)) {
         // Acknowledged while it waited on disk (a secondary), or queued twice: drop it.
         this.queueBytes -= size;
         this.liveCount -= 1;
-        if (this.spec.persistent) this.store!.remove(key);
+        if (this.spec.persistent) this.store.remove(key);
         continue;
       }
       this.pushItem(event, key, size, event[4] || this.afterTakeover);
@@ -391,7 +394,7 @@ export class GatewaySender {
   replayDeadLetters(): number {
     const letters = this.deadLetters;
     this.deadLetters = [];
-    for (const [key] of [...this.deadLetterStore!.entries()]) this.deadLetterStore!.remove(key);
+    for (const [key] of [...this.deadLetterStore.entries()]) this.deadLetterStore.remove(key);
     for (const letter of letters) {
       const event: GatewayEvent = [letter.event[0], letter.event[1], letter.event[2], letter.event[3], true];
       const id = eventId(event);
@@ -524,7 +527,7 @@ export class GatewaySender {
     }
     const record = { event, code, message };
     this.deadLetters.push(record);
-    this.deadLetterStore!.put(`${storeKey(++this.sequence)}`, eventPackr.pack(record));
+    this.deadLetterStore.put(storeKey(++this.deadLetterSequence), eventPackr.pack(record));
     this.log.warn({ code, region: event[0], key: event[1] }, `sender ${this.spec.id} → site ${this.spec.remoteSiteId}: event for ${event[0]}/${event[1]} refused (${code}: ${message}); kept as a dead letter — replay with strait resume gateway-sender --replay-dead-letters once fixed`);
   }
 

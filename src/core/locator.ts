@@ -49,7 +49,6 @@ export class Locator {
   private readonly memberConnections = new Map<string, Connection>();
   private readonly inbound = new Set<Connection>();
   private startCallback: ((result: MemberStartResult) => void) | undefined;
-  private pendingLeaves = new Map<string, Departure>();
   /** What this site knows of every site (WAN discovery). */
   private readonly catalogue: WanCatalogue;
   /** Connections to other sites' locators, speaking as a gateway peer. */
@@ -441,15 +440,13 @@ export class Locator {
         this.log.warn({ member: member.info.name, silentMs: now - heard, address: formatAddress(member.info.address) }, `coordinator ${this.config.name}: ${member.info.name} at ${formatAddress(member.info.address)} silent for ${now - heard} ms (member timeout ${this.config.timing.memberTimeoutMs} ms); removing it as crashed`);
       }
     }
-    const leaves = [...this.pendingLeaves.values()].filter((departure) => findMember(view, departure.id) !== undefined);
-    this.pendingLeaves.clear();
     const update = new Map<string, { ready: boolean; load: number }>();
     for (const member of view.members) {
       const report = this.reported.get(member.info.id);
       if (report !== undefined && report.ready !== member.ready) update.set(member.info.id, report);
     }
-    if (crashed.length > 0 || leaves.length > 0 || update.size > 0) {
-      this.issue({ remove: [...crashed, ...leaves], update });
+    if (crashed.length > 0 || update.size > 0) {
+      this.issue({ remove: crashed, update });
     }
   }
 

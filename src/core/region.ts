@@ -145,13 +145,16 @@ export class Region {
   }
 
   /**
-   * Drops tombstones older than `olderThanMs` (wall clock of the writing site), at most `limit`
-   * per call so a sweep never stalls the member. Returns how many were dropped.
+   * Drops tombstones older than `olderThanMs` (wall clock of the writing site), looking at no
+   * more than `limit` tombstones per call so a sweep never stalls the member (tombstones are
+   * roughly in write order, so the old ones come first). Returns how many were dropped.
    */
   purgeTombstones(olderThanMs: number, limit: number): number {
     let purged = 0;
+    let examined = 0;
     for (const key of this.tombstones) {
-      if (purged >= limit) break;
+      if (examined >= limit) break;
+      examined += 1;
       const entry = this.entries.get(key);
       if (entry === undefined || entry.value !== null) {
         this.tombstones.delete(key);
@@ -164,14 +167,6 @@ export class Region {
       purged += 1;
     }
     return purged;
-  }
-
-  /** Forgets everything (before taking a fresh initial image after being removed from a view). */
-  clear(): void {
-    if (this.store !== undefined) for (const key of this.entries.keys()) this.store.remove(key);
-    this.entries.clear();
-    this.tombstones.clear();
-    this.liveCount = 0;
   }
 
   sync(callback: (error: Error | undefined) => void): void {

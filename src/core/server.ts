@@ -24,6 +24,7 @@ import type { Address, Listener, Logger, Runtime, Timer } from '../runtime/runti
 import { formatAddress } from '../runtime/runtime.ts';
 import type { ServerConfig } from './config.ts';
 import { advertisedHost } from './locator.ts';
+import { Backoff } from './backoff.ts';
 import { MemberAgent } from './member-agent.ts';
 import type { MemberAdmin, MemberStartResult, MemberState, MetricsSink, RegionStatus } from './member-admin.ts';
 import { PeerPool } from './peer-pool.ts';
@@ -105,6 +106,8 @@ export class Server {
   private catalogueFetchedMs = -Infinity;
   private catalogueInFlight = false;
   private handoffAtMs = 0;
+  /** Paces asking a locator for the site id while none answers. */
+  private readonly siteBackoff: Backoff;
   /** What the gateway receiver took in; `duplicates` counts events that arrived with a version this server already held. */
   readonly receiverStatistics = { batches: 0, events: 0, duplicates: 0, refused: 0 };
   private receiverListener: Listener | undefined;
@@ -118,6 +121,7 @@ export class Server {
     this.metrics = metrics;
     this.site = config.site;
     this.log = runtime.log.child({ member: config.name, role: 'server' });
+    this.siteBackoff = new Backoff(runtime.random, { initialDelayMs: 100, maximumDelayMs: 2000 });
     this.connectionOptions = this.makeConnectionOptions();
     this.pool = this.makePool();
     this.admin = {
@@ -271,7 +275,7 @@ export class Server {
         if (attempt > 0 && attempt % this.config.locators.length === 0) {
           this.log.warn({ locators: this.config.locators.map(formatAddress), reason: error?.message }, `server ${this.config.name}: no locator answered at ${this.config.locators.map(formatAddress).join(', ')} (${error?.message ?? 'closed'}); retrying`);
         }
-        this.runtime.setTimer(Math.min(2000, 100 * 2 ** Math.min(attempt, 4)), () => this.resolveSite(bound, attempt + 1));
+        this.runtime.setTimer(this.siteBackoff.nextDelayMs(), () => this.resolveSite(bound, attempt + 1));
       },
     });
     void connection;
