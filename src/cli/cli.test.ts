@@ -225,12 +225,16 @@ describe('strait CLI', { concurrency: true }, () => {
     const servers = new Map<number, Started>();
 
     before(async () => {
-      const ports = new Map<number, number>([[1, await freePort()], [2, await freePort()]]);
-      for (const [site, port] of ports) locators.set(site, `127.0.0.1[${port}]`);
-      // The sites are independent until their locators exchange catalogues: start them side by side.
+      // Each locator binds a port of its own choosing; site 2's names site 1's as its remote
+      // locator and site 1 learns site 2 from that exchange. (Ports picked ahead so that both
+      // could name each other raced with other tests for those ports.)
+      const first = await start('locator', 'wan-locator-1', ['--port', '0', '--site-id', '1']);
+      locators.set(1, `127.0.0.1[${first.address.port}]`);
+      const second = await start('locator', 'wan-locator-2', ['--port', '0', '--site-id', '2', '--remote-locators', at(1)]);
+      locators.set(2, `127.0.0.1[${second.address.port}]`);
+      // The sites are independent until their locators exchange catalogues: start the servers side by side.
       await Promise.all([1, 2].map(async (site) => {
         const other = site === 1 ? 2 : 1;
-        await start('locator', `wan-locator-${site}`, ['--port', String(ports.get(site)), '--site-id', String(site), '--remote-locators', at(other)]);
         const name = `wan-server${site}-1`;
         const receiverStart = await freePort();
         writeFileSync(

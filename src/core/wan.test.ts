@@ -8,7 +8,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, decodeValue, type StraitClient } from '../client/client.ts';
@@ -145,18 +144,6 @@ class Cluster {
   }
 }
 
-/** Free loopback ports, so locators can name each other as remote locators before starting. */
-async function freePorts(count: number): Promise<number[]> {
-  const listeners = await Promise.all(Array.from({ length: count }, () => new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-    const listener = createServer();
-    listener.on('error', reject);
-    listener.listen(0, '127.0.0.1', () => resolve(listener));
-  })));
-  const ports = listeners.map((listener) => (listener.address() as { port: number }).port);
-  await Promise.all(listeners.map((listener) => new Promise((resolve) => listener.close(resolve))));
-  return ports;
-}
-
 async function eventually(check: () => boolean | Promise<boolean>, what: string, describe?: () => string | Promise<string>, timeoutMs = WAIT_MS): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
@@ -187,17 +174,18 @@ interface SitesOptions {
 }
 
 /**
- * Starts sites 1..count, one locator each whose remote-locators are every other site's
- * locator, and their servers, each hosting the senders of its site's outgoing edges and a
+ * Starts sites 1..count, one locator each (site 1's is every other locator's remote locator),
+ * and their servers, each hosting the senders of its site's outgoing edges and a
  * gateway receiver.
  */
 async function startSites(cluster: Cluster, count: number, options: SitesOptions): Promise<Site[]> {
-  const ports = await freePorts(count);
-  const locatorAddress = (site: number): Address => ({ host: '127.0.0.1', port: ports[site - 1]! });
   const sites: Site[] = [];
   for (let id = 1; id <= count; id++) {
-    const remote = ports.flatMap((_, index) => (index + 1 === id ? [] : [locatorAddress(index + 1)]));
-    const locator = await cluster.locator(`s${id}-locator`, id, locatorAddress(id).port, remote);
+    // Every locator binds a port of its own choosing and names site 1's locator as its remote
+    // locator; site 1 learns the others from their exchanges (transitive discovery). Picking
+    // ports ahead so locators could name each other raced with other tests for those ports.
+    const remote = id === 1 ? [] : [sites[0]!.locator.address];
+    const locator = await cluster.locator(`s${id}-locator`, id, 0, remote);
     const servers: Running<Server>[] = [];
     for (let index = 1; index <= (options.serversPerSite ?? 1); index++) {
       servers.push(await cluster.server({
@@ -285,9 +273,9 @@ function reachable(origin: number, edges: readonly (readonly [number, number])[]
 test('two sites by config: one way, then both ways once the reverse sender is added', async (t) => {
   const cluster = new Cluster();
   t.after(() => cluster.close());
-  const [port1, port2] = (await freePorts(2)) as [number, number];
-  const locator1 = await cluster.locator('s1-locator', 1, port1, [{ host: '127.0.0.1', port: port2 }]);
-  const locator2 = await cluster.locator('s2-locator', 2, port2, [{ host: '127.0.0.1', port: port1 }]);
+  // Site 2 names site 1's locator; site 1 learns site 2 from its exchange.
+  const locator1 = await cluster.locator('s1-locator', 1, 0, []);
+  const locator2 = await cluster.locator('s2-locator', 2, 0, [locator1.address]);
   const server1 = await cluster.server({ name: 's1-server', site: 1, locators: [locator1.address], sendsTo: [2] });
   let server2 = await cluster.server({ name: 's2-server', site: 2, locators: [locator2.address] });
   const client1 = await cluster.client(locator1, 's1-client');
@@ -380,9 +368,9 @@ for (const topology of TOPOLOGIES) {
 test('a receiving server stopped for a while: site 1 keeps writing; afterwards every key holds its last value', async (t) => {
   const cluster = new Cluster();
   t.after(() => cluster.close());
-  const [port1, port2] = (await freePorts(2)) as [number, number];
-  const locator1 = await cluster.locator('s1-locator', 1, port1, [{ host: '127.0.0.1', port: port2 }]);
-  const locator2 = await cluster.locator('s2-locator', 2, port2, [{ host: '127.0.0.1', port: port1 }]);
+  // Site 2 names site 1's locator; site 1 learns site 2 from its exchange.
+  const locator1 = await cluster.locator('s1-locator', 1, 0, []);
+  const locator2 = await cluster.locator('s2-locator', 2, 0, [locator1.address]);
   const server1 = await cluster.server({ name: 's1-server', site: 1, locators: [locator1.address], sendsTo: [2], receiver: false });
   // Site 2's only server keeps the region on disk, so what it had before the stop survives.
   const storage2 = cluster.directory('s2');
@@ -432,9 +420,9 @@ test('a receiving server stopped for a while: site 1 keeps writing; afterwards e
 test('two servers host a persistent sender: the primary crashes mid-stream, the secondary takes over, nothing is lost', async (t) => {
   const cluster = new Cluster();
   t.after(() => cluster.close());
-  const [port1, port2] = (await freePorts(2)) as [number, number];
-  const locator1 = await cluster.locator('s1-locator', 1, port1, [{ host: '127.0.0.1', port: port2 }]);
-  const locator2 = await cluster.locator('s2-locator', 2, port2, [{ host: '127.0.0.1', port: port1 }]);
+  // Site 2 names site 1's locator; site 1 learns site 2 from its exchange.
+  const locator1 = await cluster.locator('s1-locator', 1, 0, []);
+  const locator2 = await cluster.locator('s2-locator', 2, 0, [locator1.address]);
   const site1 = [
     await cluster.server({ name: 's1-server-1', site: 1, locators: [locator1.address], sendsTo: [2], persistentQueues: true, receiver: false, storageDirectory: cluster.directory('s1a') }),
     await cluster.server({ name: 's1-server-2', site: 1, locators: [locator1.address], sendsTo: [2], persistentQueues: true, receiver: false, storageDirectory: cluster.directory('s1b') }),
@@ -478,9 +466,9 @@ test('two servers host a persistent sender: the primary crashes mid-stream, the 
 test('a receiving site without the region: events become dead letters, then arrive once the region exists and they are replayed', async (t) => {
   const cluster = new Cluster();
   t.after(() => cluster.close());
-  const [port1, port2] = (await freePorts(2)) as [number, number];
-  const locator1 = await cluster.locator('s1-locator', 1, port1, [{ host: '127.0.0.1', port: port2 }]);
-  const locator2 = await cluster.locator('s2-locator', 2, port2, [{ host: '127.0.0.1', port: port1 }]);
+  // Site 2 names site 1's locator; site 1 learns site 2 from its exchange.
+  const locator1 = await cluster.locator('s1-locator', 1, 0, []);
+  const locator2 = await cluster.locator('s2-locator', 2, 0, [locator1.address]);
   const server1 = await cluster.server({ name: 's1-server', site: 1, locators: [locator1.address], sendsTo: [2], receiver: false });
   const server2 = await cluster.server({ name: 's2-server', site: 2, locators: [locator2.address], hostsRegion: false });
   const client1 = await cluster.client(locator1, 's1-client');
