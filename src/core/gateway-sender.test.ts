@@ -84,18 +84,3 @@ test('events already acknowledged are not queued again', () => {
   sender.enqueue(event(1));
   assert.equal(sender.queuedEvents, 0);
 });
-
-test('dead letters written after a restart keep the ones from before', () => {
-  const storage = new MemoryStorage();
-  const letter = (n: number) => {
-    const sender = new GatewaySender(runtime(storage), spec(false), secondary, SILENT_LOGGER);
-    sender.enqueue(event(n));
-    // The private path a refused event takes (a receiver answered STRAIT_REGION_NOT_FOUND).
-    sender['deadLetter'](sender['items'][0]!, 'STRAIT_REGION_NOT_FOUND', 'no region R');
-    sender.close();
-  };
-  letter(1);
-  letter(2);
-  const restarted = new GatewaySender(runtime(storage), spec(false), secondary, SILENT_LOGGER);
-  assert.equal(restarted.status().deadLetters, 2);
-});

@@ -9,12 +9,13 @@
 // A state machine: handlers run to completion; time and I/O come through the Runtime.
 
 import { StraitError } from '../errors.ts';
-import { answering, Connection, type ConnectionHandler, type ConnectionOptions, type IncomingRequest, type Reply } from '../protocol/connection.ts';
+import { Connection, type ConnectionHandler, type ConnectionOptions, type IncomingRequest, type Reply } from '../protocol/connection.ts';
 import type { MemberInfo, RequestBody, RequestOp, ResponseBody, View } from '../protocol/messages.ts';
 import type { Address, Listener, Logger, Runtime, Timer } from '../runtime/runtime.ts';
 import { formatAddress } from '../runtime/runtime.ts';
-import { WAN_EXCHANGE_INTERVAL_MS, type LocatorConfig } from './config.ts';
-import { ownEntry, WanCatalogue } from './wan-catalogue.ts';
+import type { LocatorConfig } from './config.ts';
+import { WanDiscovery } from './wan-discovery.ts';
+import { dispatchRequest, type HandlerTable } from './handlers.ts';
 import { MemberAgent } from './member-agent.ts';
 import type { MemberAdmin, MemberStartResult, MemberState, MetricsSink, RegionStatus } from './member-admin.ts';
 import { addressKey, PeerPool } from './peer-pool.ts';
@@ -49,13 +50,8 @@ export class Locator {
   private readonly memberConnections = new Map<string, Connection>();
   private readonly inbound = new Set<Connection>();
   private startCallback: ((result: MemberStartResult) => void) | undefined;
-  /** What this site knows of every site (WAN discovery). */
-  private readonly catalogue: WanCatalogue;
-  /** Connections to other sites' locators, speaking as a gateway peer. */
-  private readonly wanPool: PeerPool;
-  private readonly exchangeFailures = new Map<string, { address: Address; error: string; loggedAtMs: number }>();
-  private lastExchangeMs = -Infinity;
-  private exchangeSoon: Timer | undefined;
+  /** WAN discovery: the catalogue of every site, exchanged with the other sites' locators. */
+  private readonly discovery: WanDiscovery;
 
   readonly admin: MemberAdmin;
 
@@ -80,12 +76,14 @@ export class Locator {
       onClose: () => {},
     };
     this.pool = new PeerPool(runtime, { ...this.connectionOptions, requestTimeoutMs: Math.min(config.timing.requestTimeoutMs, config.timing.memberTimeoutMs) }, handler);
-    this.catalogue = new WanCatalogue(config.site);
-    this.wanPool = new PeerPool(runtime, {
-      ...this.connectionOptions,
-      local: { role: 'gateway', name: config.name, site: config.site },
-      requestTimeoutMs: Math.min(config.timing.requestTimeoutMs, 5000),
-    }, handler);
+    this.discovery = new WanDiscovery(runtime, {
+      name: config.name,
+      site: config.site,
+      remoteLocators: config.remoteLocators,
+      memberId: () => this.infoValue?.id,
+      view: () => this.agent.view,
+      ready: () => this.state === 'ready',
+    }, this.connectionOptions, handler, this.log);
     this.agent = new MemberAgent(runtime, this.pool, config.locators, config.timing, {
       info: () => this.info,
       load: () => 0,
@@ -173,8 +171,7 @@ export class Locator {
       this.tickTimer?.cancel();
       this.listener?.close();
       this.pool.closeAll();
-      this.wanPool.closeAll();
-      this.exchangeSoon?.cancel();
+      this.discovery.stop();
       for (const connection of [...this.inbound]) connection.close();
       callback();
     };
@@ -238,68 +235,7 @@ export class Locator {
       this.agent.tick();
       this.maybeTakeOver();
     }
-    if (this.runtime.clock.monotonic() - this.lastExchangeMs >= WAN_EXCHANGE_INTERVAL_MS) this.exchange();
-  }
-
-  // ---- WAN discovery: exchange the catalogue with other sites' locators ----
-
-  private updateOwnEntry(view: View): void {
-    if (this.infoValue === undefined) return;
-    if (this.catalogue.setOwn(ownEntry(view, this.runtime.clock.now(), this.infoValue.id))) this.scheduleExchange();
-  }
-
-  /** Exchanges soon (coalescing bursts of changes), rather than at the next interval. */
-  private scheduleExchange(): void {
-    if (this.exchangeSoon !== undefined || this.state === 'stopped') return;
-    this.exchangeSoon = this.runtime.setTimer(50, () => {
-      this.exchangeSoon = undefined;
-      this.exchange();
-    });
-  }
-
-  /** The locators of other sites: configured remote locators plus every one the catalogue knows. */
-  private remoteLocatorTargets(): Address[] {
-    const targets = new Map<string, Address>();
-    for (const address of this.config.remoteLocators) targets.set(addressKey(address), address);
-    for (const entry of this.catalogue.all()) {
-      if (entry.site === this.config.site) continue;
-      for (const address of entry.locators) targets.set(addressKey(address), address);
-    }
-    return [...targets.values()];
-  }
-
-  private exchange(): void {
-    if (this.state !== 'ready' || this.agent.view === null) return;
-    this.lastExchangeMs = this.runtime.clock.monotonic();
-    this.updateOwnEntryQuietly();
-    for (const address of this.remoteLocatorTargets()) {
-      const key = addressKey(address);
-      this.wanPool.get(address).request('wanExchange', { from: this.config.site, catalogue: this.catalogue.all() }, (error, response) => {
-        if (error !== undefined || response === undefined) {
-          const message = error?.cause instanceof Error ? `${error.message} (${error.cause.message})` : error?.message ?? 'no response';
-          const previous = this.exchangeFailures.get(key);
-          const now = this.runtime.clock.monotonic();
-          if (previous === undefined || now - previous.loggedAtMs > 30_000) {
-            this.log.warn({ code: error?.code, remoteLocator: formatAddress(address) }, `locator ${this.config.name} (site ${this.config.site}): WAN exchange with remote locator ${formatAddress(address)} failed: ${message}; retrying every ${WAN_EXCHANGE_INTERVAL_MS} ms`);
-          }
-          this.exchangeFailures.set(key, { address, error: message, loggedAtMs: previous?.loggedAtMs !== undefined && now - previous.loggedAtMs <= 30_000 ? previous.loggedAtMs : now });
-          return;
-        }
-        if (this.exchangeFailures.delete(key)) this.log.info({ remoteLocator: formatAddress(address) }, `locator ${this.config.name}: WAN exchange with ${formatAddress(address)} works again`);
-        if (this.catalogue.merge(response.catalogue)) this.catalogueChanged();
-      });
-    }
-  }
-
-  private updateOwnEntryQuietly(): void {
-    const view = this.agent.view;
-    if (view !== null && this.infoValue !== undefined) this.catalogue.setOwn(ownEntry(view, this.runtime.clock.now(), this.infoValue.id));
-  }
-
-  private catalogueChanged(): void {
-    this.log.info({ sites: this.catalogue.all().map((entry) => entry.site) }, `locator ${this.config.name}: WAN catalogue now knows sites ${this.catalogue.all().map((entry) => `${entry.site} (${entry.receivers.length} receivers)`).join(', ')}`);
-    // Pass what we learned on to the other sites we know (transitive discovery).
-    this.scheduleExchange();
+    this.discovery.tick();
   }
 
   // ---- Discovery: find an existing view, or create the first one ----
@@ -378,7 +314,7 @@ export class Locator {
       }
     }
     this.metrics.viewInstalled(view.id, view.members.length);
-    this.updateOwnEntry(view);
+    this.discovery.viewInstalled(view);
     if (previous === null || previous.coordinator !== view.coordinator || !sameLineage(previous, view)) {
       this.log.info({ viewId: view.id, coordinator: view.coordinator, members: view.members.length }, `locator ${this.config.name}: installed view ${view.id} with ${view.members.length} members; coordinator ${view.coordinator}`);
     }
@@ -491,48 +427,20 @@ export class Locator {
   // ---- Requests ----
 
   private onRequest(connection: Connection, request: IncomingRequest, reply: Reply<RequestOp>): void {
-    answering(reply, () => this.handle(connection, request, reply));
+    dispatchRequest(this.handlers, 'locator', connection, request, reply);
   }
 
-  private handle(connection: Connection, request: IncomingRequest, reply: Reply<RequestOp>): void {
-    switch (request.op) {
-      case 'ping':
-        reply.ok({});
-        return;
-      case 'memberInfo':
-        reply.ok({ info: this.info, state: this.state, viewId: this.agent.view?.id ?? 0 } satisfies ResponseBody<'memberInfo'>);
-        return;
-      case 'getView':
-        reply.ok({ view: this.agent.view, self: this.info, state: this.state } satisfies ResponseBody<'getView'>);
-        return;
-      case 'join':
-        this.onJoin(connection, request.body as RequestBody<'join'>, reply as Reply<'join'>);
-        return;
-      case 'leave':
-        this.onLeave(request.body as RequestBody<'leave'>, reply as Reply<'leave'>);
-        return;
-      case 'heartbeat':
-        this.onHeartbeat(connection, request.body as RequestBody<'heartbeat'>, reply as Reply<'heartbeat'>);
-        return;
-      case 'locate':
-        reply.ok(this.locate(request.body as RequestBody<'locate'>));
-        return;
-      case 'wanExchange': {
-        const body = request.body as RequestBody<'wanExchange'>;
-        if (body.from === this.config.site) throw new StraitError('STRAIT_SITE_MISMATCH', { peer: connection.label, peerSite: body.from, site: `${this.config.site} (a remote locator with our own site id)` });
-        if (this.catalogue.merge(body.catalogue)) this.catalogueChanged();
-        this.updateOwnEntryQuietly();
-        reply.ok({ catalogue: this.catalogue.all() } satisfies ResponseBody<'wanExchange'>);
-        return;
-      }
-      case 'catalogue':
-        this.updateOwnEntryQuietly();
-        reply.ok({ catalogue: this.catalogue.all(), failures: [...this.exchangeFailures.values()].map(({ address, error }) => ({ address, error })) } satisfies ResponseBody<'catalogue'>);
-        return;
-      default:
-        reply.fail(new StraitError('STRAIT_MESSAGE_INVALID', { peer: connection.label, reason: `a locator does not serve ${request.op}` }));
-    }
-  }
+  private readonly handlers: HandlerTable = {
+    ping: (_connection, _body, reply) => reply.ok({}),
+    memberInfo: (_connection, _body, reply) => reply.ok({ info: this.info, state: this.state, viewId: this.agent.view?.id ?? 0 }),
+    getView: (_connection, _body, reply) => reply.ok({ view: this.agent.view, self: this.info, state: this.state }),
+    join: (connection, body, reply) => this.onJoin(connection, body, reply),
+    leave: (_connection, body, reply) => this.onLeave(body, reply),
+    heartbeat: (connection, body, reply) => this.onHeartbeat(connection, body, reply),
+    locate: (_connection, body, reply) => reply.ok(this.locate(body)),
+    wanExchange: (connection, body, reply) => reply.ok(this.discovery.onExchange(connection, body)),
+    catalogue: (_connection, _body, reply) => reply.ok(this.discovery.onCatalogue()),
+  };
 
   private onJoin(connection: Connection, body: RequestBody<'join'>, reply: Reply<'join'>): void {
     const view = this.agent.view;

@@ -1,0 +1,250 @@
+// The dispatcher of a gateway sender's primary copy: one connection to a gateway receiver of
+// the remote site, and the batches in flight on it.
+//
+// Dispatch is adaptive: an idle link gets a batch at once; under load batches fill up to
+// `batch-size` or wait at most `batch-time-interval`; up to BATCHES_IN_FLIGHT_MAX batches are in
+// flight, so throughput holds as round-trip time grows. A batch that fails, or whose connection
+// is lost, goes out again from the head of the queue, flagged possible-duplicate; the receiver
+// applies by version tag, so a duplicate has no second effect. Reconnects walk the remote site's
+// receivers with jittered backoff.
+//
+// A state machine: callbacks run to completion; time and I/O come through the Runtime.
+
+import { zstdCompressSync } from 'node:zlib';
+import { StraitError, assert } from '../errors.ts';
+import { Connection } from '../protocol/connection.ts';
+import type { GatewayEvent } from '../protocol/messages.ts';
+import type { Address, Logger, Runtime, Timer } from '../runtime/runtime.ts';
+import { formatAddress } from '../runtime/runtime.ts';
+import { Backoff } from './backoff.ts';
+import type { GatewaySenderSpec } from './config.ts';
+import { eventPackr, type QueueItem, type SenderQueue } from './sender-queue.ts';
+
+/** Batches awaiting the remote site's acknowledgement, at most. */
+export const BATCHES_IN_FLIGHT_MAX = 16;
+/** How long a batch may wait for the remote site's acknowledgement. */
+const BATCH_TIMEOUT_MS = 30_000;
+/** Frames the sender accepts from the receiver (acknowledgements are small). */
+const SENDER_FRAME_BYTES_MAX = 64 * 1024 * 1024;
+/** Problems are logged at most this often. */
+const PROBLEM_LOG_INTERVAL_MS = 10_000;
+
+export interface Refusal {
+  readonly index: number;
+  readonly code: string;
+  readonly message: string;
+}
+
+/** What the dispatcher needs from the sender it works for. */
+export interface DispatchHost {
+  readonly memberName: string;
+  readonly site: number;
+  /** The remote site's receivers, or why none is known. */
+  receivers(): { readonly receivers: readonly Address[]; readonly problem: string | null };
+  /** True while batches may go out (running, primary, not closed). */
+  mayDispatch(): boolean;
+  /** True while a lost connection should be re-established (primary, not stopped or closed). */
+  mayReconnect(): boolean;
+  /** The remote site acknowledged these items; `refused` by index into them. */
+  acknowledged(items: readonly QueueItem[], refused: readonly Refusal[]): void;
+  /** Events queued, for the problem log line. */
+  queuedEvents(): number;
+}
+
+interface Batch {
+  readonly id: number;
+  readonly items: QueueItem[];
+}
+
+export class SenderDispatcher {
+  private readonly runtime: Runtime;
+  private readonly spec: GatewaySenderSpec;
+  private readonly queue: SenderQueue;
+  private readonly host: DispatchHost;
+  private readonly log: Logger;
+  private readonly backoff: Backoff;
+  private connection: Connection | undefined;
+  private connectedTo: Address | undefined;
+  private connecting = false;
+  private reconnectTimer: Timer | undefined;
+  private batchTimer: Timer | undefined;
+  private readonly inFlight = new Map<number, Batch>();
+  private nextBatchId = 1;
+  private receiverIndex = 0;
+  private problemText: string | null = null;
+  private lastProblemLogMs = -Infinity;
+  /** Events the remote site applied (acknowledged and not refused). */
+  eventsSent = 0;
+  /** Wall-clock ms of the last acknowledged batch; 0 = none yet. */
+  lastAckAtMs = 0;
+
+  constructor(runtime: Runtime, spec: GatewaySenderSpec, queue: SenderQueue, host: DispatchHost, log: Logger) {
+    this.runtime = runtime;
+    this.spec = spec;
+    this.queue = queue;
+    this.host = host;
+    this.log = log;
+    this.backoff = new Backoff(runtime.random, { initialDelayMs: 100, maximumDelayMs: 5000 });
+  }
+
+  get batchesInFlight(): number {
+    return this.inFlight.size;
+  }
+
+  get receiver(): Address | undefined {
+    return this.connectedTo;
+  }
+
+  get problem(): string | null {
+    return this.problemText;
+  }
+
+  /** Sends what the queue holds as far as the window allows; connects first if needed. */
+  pump(): void {
+    if (!this.host.mayDispatch()) return;
+    if (this.connection === undefined || this.connection.state !== 'open') {
+      this.connect();
+      return;
+    }
+    while (this.inFlight.size < BATCHES_IN_FLIGHT_MAX) {
+      const unsent = this.queue.unsentCount(this.spec.batchSize);
+      if (unsent === 0) return;
+      // An idle link gets whatever is queued at once; otherwise wait for a full batch or the
+      // batch time interval.
+      if (this.inFlight.size > 0 && unsent < this.spec.batchSize) {
+        this.armBatchTimer();
+        return;
+      }
+      this.sendBatch();
+    }
+  }
+
+  /** Stops sending: timers cancelled, connection closed, batches in flight go out again later. */
+  disconnect(): void {
+    this.cancelBatchTimer();
+    this.reconnectTimer?.cancel();
+    this.reconnectTimer = undefined;
+    const connection = this.connection;
+    this.connection = undefined;
+    this.connectedTo = undefined;
+    this.resetInFlight();
+    connection?.close();
+  }
+
+  cancelBatchTimer(): void {
+    this.batchTimer?.cancel();
+    this.batchTimer = undefined;
+  }
+
+  private armBatchTimer(): void {
+    if (this.batchTimer !== undefined) return;
+    this.batchTimer = this.runtime.setTimer(this.spec.batchTimeIntervalMs, () => {
+      this.batchTimer = undefined;
+      if (!this.host.mayDispatch() || this.connection?.state !== 'open') return;
+      if (this.inFlight.size < BATCHES_IN_FLIGHT_MAX && this.queue.unsentCount(1) > 0) this.sendBatch();
+      this.pump();
+    });
+  }
+
+  private sendBatch(): void {
+    const connection = this.connection;
+    assert(connection !== undefined, 'a batch is sent over an open connection');
+    const items = this.queue.takeUnsent(this.spec.batchSize);
+    const events: GatewayEvent[] = items.map((item) => {
+      const event = item.event!;
+      return item.possibleDuplicate ? [event[0], event[1], event[2], event[3], true] : event;
+    });
+    const batch: Batch = { id: this.nextBatchId++, items };
+    this.inFlight.set(batch.id, batch);
+    const sender = `${this.host.site}/${this.spec.id}`;
+    const body = this.spec.compression
+      ? { sender, batchId: batch.id, events: [], compressed: zstdCompressSync(eventPackr.pack(events)) }
+      : { sender, batchId: batch.id, events };
+    connection.request('gatewayBatch', body, (error, response) => {
+      if (this.inFlight.get(batch.id) !== batch) return;
+      this.inFlight.delete(batch.id);
+      if (error !== undefined || response === undefined) {
+        this.queue.markUnsent(batch.items);
+        this.batchFailed(connection, error);
+        return;
+      }
+      this.eventsSent += batch.items.length - response.refused.length;
+      this.lastAckAtMs = this.runtime.clock.now();
+      this.backoff.reset();
+      this.host.acknowledged(batch.items, response.refused);
+      this.pump();
+    });
+  }
+
+  private batchFailed(connection: Connection, error: StraitError | undefined): void {
+    this.log.warn({ code: error?.code, receiver: this.connectedTo ? formatAddress(this.connectedTo) : null }, `sender ${this.spec.id} → site ${this.spec.remoteSiteId}: batch failed (${error?.message ?? 'no response'}); reconnecting and resending`);
+    if (this.connection === connection) this.disconnect();
+  }
+
+  private connect(): void {
+    if (this.connecting || this.reconnectTimer !== undefined) return;
+    const { receivers, problem } = this.host.receivers();
+    if (receivers.length === 0) {
+      this.setProblem(problem ?? `no receiver of site ${this.spec.remoteSiteId} is known yet`);
+      this.scheduleReconnect();
+      return;
+    }
+    const target = receivers[this.receiverIndex % receivers.length]!;
+    this.receiverIndex += 1;
+    this.connecting = true;
+    const connection = Connection.open(this.runtime, target, {
+      local: { role: 'gateway', name: `${this.host.memberName}/${this.spec.id}`, site: this.host.site },
+      frameBytesMax: SENDER_FRAME_BYTES_MAX,
+      requestTimeoutMs: BATCH_TIMEOUT_MS,
+      requestsInFlightMax: BATCHES_IN_FLIGHT_MAX * 2,
+    }, {
+      onOpen: () => {
+        this.connecting = false;
+        this.connection = connection;
+        this.connectedTo = target;
+        this.setProblem(null);
+        this.log.info({ receiver: formatAddress(target) }, `sender ${this.spec.id} → site ${this.spec.remoteSiteId}: connected to receiver ${formatAddress(target)}`);
+        this.pump();
+      },
+      onRequest: (_connection, _request, reply) => reply.fail(new StraitError('STRAIT_MESSAGE_INVALID', { peer: formatAddress(target), reason: 'a sender serves no requests' })),
+      onPush: () => {},
+      onClose: (_closed, error) => {
+        const wasOpen = this.connection === connection;
+        this.connecting = false;
+        if (wasOpen) {
+          this.connection = undefined;
+          this.connectedTo = undefined;
+          this.resetInFlight();
+        }
+        if (!this.host.mayReconnect()) return;
+        const reason = error?.message ?? 'closed';
+        this.setProblem(`receiver ${formatAddress(target)} of site ${this.spec.remoteSiteId}: ${reason}`);
+        this.scheduleReconnect();
+      },
+    });
+  }
+
+  private scheduleReconnect(): void {
+    if (this.reconnectTimer !== undefined || !this.host.mayReconnect()) return;
+    this.reconnectTimer = this.runtime.setTimer(this.backoff.nextDelayMs(), () => {
+      this.reconnectTimer = undefined;
+      this.pump();
+    });
+  }
+
+  private setProblem(problem: string | null): void {
+    this.problemText = problem;
+    if (problem === null) return;
+    const now = this.runtime.clock.monotonic();
+    if (now - this.lastProblemLogMs > PROBLEM_LOG_INTERVAL_MS) {
+      this.lastProblemLogMs = now;
+      this.log.warn({ problem }, `sender ${this.spec.id} → site ${this.spec.remoteSiteId} on ${this.host.memberName}: ${problem}; ${this.host.queuedEvents()} events queued`);
+    }
+  }
+
+  /** In-flight batches lost with their connection go out again, flagged possible duplicates. */
+  private resetInFlight(): void {
+    for (const batch of this.inFlight.values()) this.queue.markUnsent(batch.items);
+    this.inFlight.clear();
+  }
+}
