@@ -11,7 +11,7 @@ export function addressKey(address: Address): string {
 
 export class PeerPool {
   private readonly runtime: Runtime;
-  private readonly options: ConnectionOptions;
+  private options: ConnectionOptions;
   private readonly handler: ConnectionHandler;
   private readonly connections = new Map<string, Connection>();
   private closed = false;
@@ -42,6 +42,13 @@ export class PeerPool {
     }
     this.connections.set(key, connection);
     return connection;
+  }
+
+  /** Uses `options` for connections opened from now on (a server that learned its site id). */
+  reconfigure(options: ConnectionOptions): void {
+    this.options = options;
+    for (const connection of [...this.connections.values()]) connection.close();
+    this.connections.clear();
   }
 
   /** The connection to `address` if one is open or opening. */

@@ -1,0 +1,72 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { StraitError } from '../errors.ts';
+import type { Reply } from '../protocol/connection.ts';
+import type { GatewayEvent, ResponseBody } from '../protocol/messages.ts';
+import { SILENT_LOGGER } from '../runtime/runtime.ts';
+import { Simulator } from '../sim/simulator.ts';
+import { GatewayReceiver } from './gateway-receiver.ts';
+import { NO_METRICS } from './member-admin.ts';
+import { RecordingPool, recordingConnection, serverInfo, viewOf } from './parts.test-support.ts';
+import { RegionTable } from './region-table.ts';
+import { Subscriptions } from './subscriptions.ts';
+import { WritePath } from './write-path.ts';
+
+function setup() {
+  const sim = new Simulator({ seed: 1, log: 'silent' });
+  const runtime = sim.host('server-1').runtime();
+  const pool = new RecordingPool();
+  const regions = new RegionTable(runtime.storage, 'server-1', undefined, SILENT_LOGGER);
+  regions.open({ name: 'R', type: 'replicate', persistent: true });
+  const info = serverInfo('server-1', { site: 2 });
+  const forwarded: string[] = [];
+  const gateways = { queue: (_region: unknown, entry: readonly unknown[]) => forwarded.push(entry[0] as string), sync: () => {} };
+  const writes = new WritePath(runtime, pool.asPool(), { memberName: 'server-1', info: () => info, state: () => 'ready' },
+    { regions, subscriptions: new Subscriptions(), gateways }, NO_METRICS, SILENT_LOGGER);
+  writes.viewInstalled(viewOf([info]));
+  const receiver = new GatewayReceiver(runtime, { startPort: 5000, endPort: 5001, bindAddress: undefined, hostnameForClients: undefined, manualStart: false },
+    { memberName: 'server-1', site: () => 2, requireReady: () => {} }, { regions, writes, gateways }, NO_METRICS, SILENT_LOGGER);
+  return { sim, regions, receiver, forwarded };
+}
+
+function send(receiver: GatewayReceiver, events: GatewayEvent[], role: 'gateway' | 'client' = 'gateway'): () => ResponseBody<'gatewayBatch'> | string {
+  let result: ResponseBody<'gatewayBatch'> | string = 'no reply';
+  const reply: Reply<'gatewayBatch'> = { ok: (body) => { result = body; }, fail: (error) => { result = error.code; } };
+  try {
+    receiver.onBatch(recordingConnection('site-1/sender', role), { sender: '1/to-2', batchId: 1, events }, reply);
+  } catch (error) {
+    result = (error as StraitError).code;
+  }
+  return () => result;
+}
+
+const event = (region: string, key: string, counter: number): GatewayEvent => [region, key, new Uint8Array([counter]), [1, 1000 + counter, 'site1-server#1', counter], false];
+
+test('events for a region this site lacks are refused one by one; the rest is applied and acknowledged after the disk', () => {
+  const { sim, regions, receiver, forwarded } = setup();
+  const result = send(receiver, [event('R', 'a', 1), event('MISSING', 'b', 2), event('R', 'c', 3)]);
+  assert.equal(result(), 'no reply', 'the acknowledgement waits for the region on disk');
+  sim.run();
+  const answer = result();
+  assert.ok(typeof answer !== 'string');
+  assert.equal(answer.applied, 2);
+  assert.deepEqual(answer.refused.map((refusal) => [refusal.index, refusal.code]), [[1, 'STRAIT_REGION_NOT_FOUND']]);
+  assert.deepEqual(regions.require('R').keys().sort(), ['a', 'c']);
+  assert.deepEqual(forwarded, ['a', 'c'], 'applied events go on to this site\'s gateway senders');
+  assert.deepEqual(receiver.statistics, { batches: 1, events: 3, duplicates: 0, refused: 1 });
+});
+
+test('a resent event is counted as a duplicate and has no second effect', () => {
+  const { sim, regions, receiver } = setup();
+  send(receiver, [event('R', 'a', 1)]);
+  sim.run();
+  send(receiver, [[...event('R', 'a', 1).slice(0, 4), true] as GatewayEvent]);
+  sim.run();
+  assert.equal(receiver.statistics.duplicates, 1);
+  assert.deepEqual(regions.require('R').get('a'), new Uint8Array([1]));
+});
+
+test('only gateway senders may send batches', () => {
+  const { receiver } = setup();
+  assert.equal(send(receiver, [event('R', 'a', 1)], 'client')(), 'STRAIT_MESSAGE_INVALID');
+});

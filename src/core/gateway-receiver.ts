@@ -1,0 +1,165 @@
+// The gateway receiver of a server: a listener on the first free port of its range, advertised
+// as `hostname-for-clients`, that takes batches from other sites' gateway senders.
+//
+// A batch's events are applied with their original version tags, queued for this site's own
+// gateway senders where routing says so, replicated to the other servers of the site, and
+// acknowledged once all of that is done (and on disk where persistent). Events for a region
+// this site lacks are refused one by one (STRAIT_REGION_NOT_FOUND); the sender keeps them as
+// dead letters.
+//
+// A state machine: callbacks run to completion; time and I/O come through the Runtime.
+
+import { zstdDecompressSync } from 'node:zlib';
+import { Packr } from 'msgpackr';
+import { StraitError } from '../errors.ts';
+import type { Connection, Reply } from '../protocol/connection.ts';
+import type { GatewayEvent, RequestBody } from '../protocol/messages.ts';
+import type { Address, Listener, Logger, Runtime, Stream } from '../runtime/runtime.ts';
+import { formatAddress } from '../runtime/runtime.ts';
+import type { GatewayReceiverSpec } from './config.ts';
+import type { MetricsSink } from './member-admin.ts';
+import { compareTags, type Region } from './region.ts';
+import type { RegionTable } from './region-table.ts';
+import { PendingWrite } from './replication.ts';
+import type { GatewayQueues, WritePath } from './write-path.ts';
+
+/** Decompressed gateway batches larger than this are refused. */
+const GATEWAY_BATCH_BYTES_MAX = 256 * 1024 * 1024;
+const gatewayPackr = new Packr({ useRecords: false, mapsAsObjects: true });
+
+export interface ReceiverHost {
+  readonly memberName: string;
+  site(): number | undefined;
+  /** Throws STRAIT_NOT_READY unless the server serves. */
+  requireReady(): void;
+}
+
+export interface ReceiverStatistics {
+  batches: number;
+  events: number;
+  /** Events that arrived with a version this server already held. */
+  duplicates: number;
+  refused: number;
+}
+
+export class GatewayReceiver {
+  private readonly runtime: Runtime;
+  private readonly spec: GatewayReceiverSpec;
+  private readonly host: ReceiverHost;
+  private readonly regions: RegionTable;
+  private readonly writes: WritePath;
+  private readonly gateways: GatewayQueues;
+  private readonly metrics: MetricsSink;
+  private readonly log: Logger;
+  private listener: Listener | undefined;
+  private advertised: Address | undefined;
+  readonly statistics: ReceiverStatistics = { batches: 0, events: 0, duplicates: 0, refused: 0 };
+
+  constructor(
+    runtime: Runtime, spec: GatewayReceiverSpec, host: ReceiverHost,
+    parts: { regions: RegionTable; writes: WritePath; gateways: GatewayQueues }, metrics: MetricsSink, log: Logger,
+  ) {
+    this.runtime = runtime;
+    this.spec = spec;
+    this.host = host;
+    this.regions = parts.regions;
+    this.writes = parts.writes;
+    this.gateways = parts.gateways;
+    this.metrics = metrics;
+    this.log = log;
+  }
+
+  /** The advertised address, once listening. */
+  get address(): Address | undefined {
+    return this.advertised;
+  }
+
+  /**
+   * Binds the first free port of the range on `bindHost`; accepted streams go to `accept`.
+   * `advertise` turns the bound address into the one other sites connect to.
+   */
+  start(bindHost: string, advertise: (bound: Address) => Address, accept: (stream: Stream) => void, done: (error: StraitError | undefined) => void): void {
+    this.listen(this.spec.bindAddress ?? bindHost, this.spec.startPort, advertise, accept, done);
+  }
+
+  private listen(host: string, port: number, advertise: (bound: Address) => Address, accept: (stream: Stream) => void, done: (error: StraitError | undefined) => void): void {
+    this.listener = this.runtime.network.listen({ host, port }, accept, (result) => {
+      if (result.ok) {
+        this.advertised = advertise(result.address);
+        this.log.info({ receiver: formatAddress(result.address) }, `server ${this.host.memberName}: gateway receiver listening on ${formatAddress(result.address)}, advertised as ${formatAddress(this.advertised)}`);
+        done(undefined);
+        return;
+      }
+      if (result.error.code === 'STRAIT_PORT_IN_USE' && port < this.spec.endPort) {
+        this.listen(host, port + 1, advertise, accept, done);
+        return;
+      }
+      done(result.error.code === 'STRAIT_PORT_IN_USE'
+        ? new StraitError('STRAIT_PORT_IN_USE', { address: `${host}[${this.spec.startPort}..${this.spec.endPort}] (every port of the gateway receiver's range)` })
+        : result.error);
+    });
+  }
+
+  close(): void {
+    this.listener?.close();
+  }
+
+  /** A batch from another site's gateway sender: apply, replicate here, forward, acknowledge. */
+  onBatch(connection: Connection, body: RequestBody<'gatewayBatch'>, reply: Reply<'gatewayBatch'>): void {
+    if (connection.peer?.role !== 'gateway') throw new StraitError('STRAIT_MESSAGE_INVALID', { peer: connection.label, reason: 'gateway batches come from gateway senders' });
+    this.host.requireReady();
+    const events = body.compressed === undefined ? body.events : decompressEvents(body.compressed, body.batchId, connection.label);
+    const refused: { index: number; code: string; message: string }[] = [];
+    const pending = new PendingWrite((error) => {
+      if (error !== undefined) reply.fail(error);
+      else reply.ok({ applied: events.length - refused.length, refused });
+    });
+    const touched = new Set<Region>();
+    for (const [index, event] of events.entries()) {
+      const [regionName, key, value, tag, possibleDuplicate] = event;
+      const region = this.regions.get(regionName);
+      if (region === undefined) {
+        const error = new StraitError('STRAIT_REGION_NOT_FOUND', { region: regionName, member: `${this.host.memberName} (site ${this.host.site()})` });
+        refused.push({ index, code: error.code, message: error.message });
+        continue;
+      }
+      touched.add(region);
+      const held = region.entry(key)?.tag;
+      if (held !== undefined && compareTags(held, tag) === 0) this.statistics.duplicates += 1;
+      this.writes.admit(region, [key, value, tag], possibleDuplicate, pending);
+    }
+    for (const region of touched) {
+      this.gateways.sync(region, pending);
+      pending.expect();
+      region.sync((error) => {
+        if (error !== undefined) pending.abandon(new StraitError('STRAIT_STORAGE', { path: `region ${region.spec.name}`, reason: error.message }, { cause: error }));
+        else pending.settle();
+      });
+    }
+    this.metrics.replicated(events.length - refused.length);
+    this.statistics.batches += 1;
+    this.statistics.events += events.length;
+    this.statistics.refused += refused.length;
+    pending.settle();
+  }
+}
+
+function decompressEvents(compressed: Uint8Array, batchId: number, peer: string): GatewayEvent[] {
+  let decoded: unknown;
+  try {
+    decoded = gatewayPackr.unpack(zstdDecompressSync(compressed, { maxOutputLength: GATEWAY_BATCH_BYTES_MAX }));
+  } catch (error) {
+    throw new StraitError('STRAIT_MESSAGE_INVALID', { peer, reason: `compressed batch ${batchId} is not readable` }, { cause: error });
+  }
+  return parseGatewayEvents(decoded, peer);
+}
+
+function parseGatewayEvents(decoded: unknown, peer: string): GatewayEvent[] {
+  if (!Array.isArray(decoded)) throw new StraitError('STRAIT_MESSAGE_INVALID', { peer, reason: 'compressed batch is not a list of events' });
+  for (const event of decoded) {
+    const valid = Array.isArray(event) && event.length === 5 && typeof event[0] === 'string' && typeof event[1] === 'string'
+      && (event[2] === null || event[2] instanceof Uint8Array) && Array.isArray(event[3]) && event[3].length === 4 && typeof event[4] === 'boolean';
+    if (!valid) throw new StraitError('STRAIT_MESSAGE_INVALID', { peer, reason: 'compressed batch holds a malformed event' });
+  }
+  return decoded as GatewayEvent[];
+}

@@ -1,0 +1,244 @@
+// Initial image (Geode's GII): how a joining server gets its regions' contents, and how a
+// ready server serves them.
+//
+// Joiner: asks each OLDER server (lower join sequence) for the regions it knows (creating
+// runtime-created regions it lacks), then pages through each region's entries, tombstones
+// included, while already receiving live writes; applying by version tag makes the merge
+// order-free. Waiting only on older servers cannot deadlock: the oldest waits on no one.
+// Entries where the joiner's own (persisted) copy wins, or that no image had, are pushed back
+// to the others afterwards, so a full-site restart converges on the union.
+//
+// Provider: answers only once it is ready and has installed the view containing the joiner,
+// so every write is either in its image or replicated to the joiner. Each requester pages
+// through a sorted snapshot of the keys taken at its first page.
+//
+// A state machine: callbacks run to completion; time and I/O come through the Runtime.
+
+import { StraitError, assert } from '../errors.ts';
+import type { Connection, Reply } from '../protocol/connection.ts';
+import type { MemberInfo, RequestBody, View, WireEntry } from '../protocol/messages.ts';
+import type { Runtime } from '../runtime/runtime.ts';
+import type { PeerPool } from './peer-pool.ts';
+import { compareTags } from './region.ts';
+import type { RegionTable } from './region-table.ts';
+import { findMember, serversOf } from './views.ts';
+import type { WritePath } from './write-path.ts';
+
+/** Entries per initial-image page. */
+const IMAGE_PAGE_ENTRIES = 2000;
+/** Delay before asking a provider that was not ready yet again. */
+const IMAGE_RETRY_MS = 100;
+
+export interface ImageHost {
+  readonly memberName: string;
+  view(): View | null;
+  memberId(): string | undefined;
+  /** True while this member takes its images (state 'initializing'). */
+  initializing(): boolean;
+  /** True when this member may serve images (state 'ready'). */
+  ready(): boolean;
+  /** Every provider delivered: the member may become ready. */
+  imagesComplete(): void;
+}
+
+export class InitialImage {
+  private readonly runtime: Runtime;
+  private readonly pool: PeerPool;
+  private readonly host: ImageHost;
+  private readonly regions: RegionTable;
+  private readonly writes: WritePath;
+  /** Providers still owed in the current round. */
+  private outstanding = 0;
+  private generation = 0;
+  /** Keys whose local copy beat the image, pushed back to the others once images complete. */
+  private readonly pushBack = new Map<string, Set<string>>();
+  /** Keys some provider's image listed, per region; local keys no image had are pushed back. */
+  private readonly seen = new Map<string, Set<string>>();
+  /** Sorted key snapshots served to image requesters, by connection and region. */
+  private readonly cursors = new Map<string, string[]>();
+
+  constructor(runtime: Runtime, pool: PeerPool, host: ImageHost, regions: RegionTable, writes: WritePath) {
+    this.runtime = runtime;
+    this.pool = pool;
+    this.host = host;
+    this.regions = regions;
+    this.writes = writes;
+  }
+
+  // ---- Joiner ----
+
+  /** Starts a new round of images from every server older than us in `view`. */
+  take(view: View): void {
+    const generation = ++this.generation;
+    const me = findMember(view, this.host.memberId() ?? '');
+    assert(me !== undefined, 'a view being installed contains this member');
+    const providers = serversOf(view).filter((member) => member.joinSeq < me.joinSeq);
+    this.pushBack.clear();
+    this.seen.clear();
+    if (providers.length === 0) {
+      this.host.imagesComplete();
+      return;
+    }
+    // First learn the regions created at runtime on the others, then image every region.
+    this.outstanding = providers.length;
+    for (const provider of providers) this.learnRegions(generation, provider.info, view.id);
+  }
+
+  /** A provider counts while it is in the view and older than us. */
+  private providerGone(provider: MemberInfo): boolean {
+    const view = this.host.view();
+    const current = findMember(view, provider.id);
+    const me = findMember(view, this.host.memberId() ?? '');
+    return current === undefined || me === undefined || current.joinSeq > me.joinSeq;
+  }
+
+  private learnRegions(generation: number, provider: MemberInfo, viewId: number): void {
+    if (generation !== this.generation || !this.host.initializing()) return;
+    if (this.providerGone(provider)) {
+      this.providerDone(generation);
+      return;
+    }
+    this.pool.get(provider.address).request('listRegions', {}, (error, response) => {
+      if (generation !== this.generation) return;
+      if (error !== undefined || response === undefined) {
+        this.runtime.setTimer(IMAGE_RETRY_MS, () => this.learnRegions(generation, provider, viewId));
+        return;
+      }
+      for (const { spec } of response.regions) {
+        if (!this.regions.has(spec.name)) this.regions.open(spec);
+      }
+      const names = this.regions.names();
+      let remaining = names.length;
+      if (remaining === 0) {
+        this.providerDone(generation);
+        return;
+      }
+      for (const name of names) {
+        this.imagePage(generation, provider, viewId, name, null, () => {
+          remaining -= 1;
+          if (remaining === 0) this.providerDone(generation);
+        });
+      }
+    });
+  }
+
+  private imagePage(generation: number, provider: MemberInfo, viewId: number, regionName: string, after: string | null, done: () => void): void {
+    if (generation !== this.generation || !this.host.initializing()) return;
+    if (this.providerGone(provider)) {
+      done();
+      return;
+    }
+    this.pool.get(provider.address).request('image', { region: regionName, viewId, after, limit: IMAGE_PAGE_ENTRIES }, (error, response) => {
+      if (generation !== this.generation) return;
+      if (error !== undefined && error.code === 'STRAIT_REGION_NOT_FOUND') {
+        done();
+        return;
+      }
+      if (error !== undefined || response === undefined) {
+        // Not ready yet, lagging view, or connection trouble: ask again shortly. A provider
+        // that died is dropped by the next view, which ends this loop above.
+        this.runtime.setTimer(IMAGE_RETRY_MS, () => this.imagePage(generation, provider, viewId, regionName, after, done));
+        return;
+      }
+      const region = this.regions.get(regionName);
+      if (region === undefined) {
+        done();
+        return;
+      }
+      let last = after;
+      let seen = this.seen.get(regionName);
+      if (seen === undefined) {
+        seen = new Set();
+        this.seen.set(regionName, seen);
+      }
+      for (const [key, value, tag] of response.entries) {
+        last = key;
+        seen.add(key);
+        const local = region.entry(key);
+        if (local !== undefined && compareTags(local.tag, tag) > 0) {
+          this.markPushBack(regionName, key);
+          continue;
+        }
+        this.writes.apply(region, key, value, tag);
+        this.pushBack.get(regionName)?.delete(key);
+      }
+      if (response.done) done();
+      else this.imagePage(generation, provider, viewId, regionName, last, done);
+    });
+  }
+
+  private markPushBack(region: string, key: string): void {
+    let keys = this.pushBack.get(region);
+    if (keys === undefined) {
+      keys = new Set();
+      this.pushBack.set(region, keys);
+    }
+    keys.add(key);
+  }
+
+  private providerDone(generation: number): void {
+    if (generation !== this.generation) return;
+    this.outstanding -= 1;
+    if (this.outstanding > 0) return;
+    // Entries only this member had (from its disk, or kept while it was away) or where its
+    // copy is newer go to the others, so every replica converges on the union.
+    for (const region of this.regions.all()) {
+      const regionName = region.spec.name;
+      const seen = this.seen.get(regionName);
+      const won = this.pushBack.get(regionName);
+      for (const key of region.sortedKeys()) {
+        if (seen?.has(key) === true && won?.has(key) !== true) continue;
+        const entry = region.wireEntry(key);
+        if (entry !== undefined) this.writes.replicate(regionName, entry, undefined);
+      }
+    }
+    this.pushBack.clear();
+    this.seen.clear();
+    this.host.imagesComplete();
+  }
+
+  // ---- Provider ----
+
+  /** One page of a region's entries, in key order, after the requester's cursor. */
+  serve(connection: Connection, body: RequestBody<'image'>, reply: Reply<'image'>): void {
+    if (!this.host.ready()) throw new StraitError('STRAIT_NOT_READY', { member: this.host.memberName, state: 'not ready' });
+    const viewId = this.host.view()?.id ?? 0;
+    if (viewId < body.viewId) throw new StraitError('STRAIT_NOT_READY', { member: this.host.memberName, state: `view ${viewId} older than ${body.viewId}` });
+    const region = this.regions.require(body.region);
+    const cursorKey = `${connection.number}:${body.region}`;
+    let keys = this.cursors.get(cursorKey);
+    if (body.after === null || keys === undefined) {
+      keys = region.sortedKeys();
+      this.cursors.set(cursorKey, keys);
+    }
+    const start = body.after === null ? 0 : firstAfter(keys, body.after);
+    const limit = Math.max(1, body.limit);
+    const entries: WireEntry[] = [];
+    let index = start;
+    for (; index < keys.length && entries.length < limit; index++) {
+      const entry = region.wireEntry(keys[index]!);
+      if (entry !== undefined) entries.push(entry);
+    }
+    const done = index >= keys.length;
+    if (done) this.cursors.delete(cursorKey);
+    reply.ok({ entries, done });
+  }
+
+  /** The requester's connection closed: forget its cursors. */
+  connectionClosed(connection: Connection): void {
+    const prefix = `${connection.number}:`;
+    for (const key of [...this.cursors.keys()]) if (key.startsWith(prefix)) this.cursors.delete(key);
+  }
+}
+
+/** Index of the first key greater than `after` in sorted `keys` (binary search). */
+function firstAfter(keys: readonly string[], after: string): number {
+  let low = 0;
+  let high = keys.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (keys[middle]! <= after) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}

@@ -1,0 +1,95 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Connection, type Reply } from '../protocol/connection.ts';
+import type { GatewayEvent, RequestBody, ResponseBody } from '../protocol/messages.ts';
+import { SILENT_LOGGER, type Runtime } from '../runtime/runtime.ts';
+import { Simulator } from '../sim/simulator.ts';
+import type { GatewaySenderSpec } from './config.ts';
+import { BATCHES_IN_FLIGHT_MAX, SenderDispatcher, type Refusal } from './sender-dispatcher.ts';
+import { SenderQueue, type QueueItem } from './sender-queue.ts';
+
+const spec: GatewaySenderSpec = {
+  id: 'to-2', remoteSiteId: 2, parallel: false, batchSize: 10, batchTimeIntervalMs: 5, maximumQueueMemoryMegabytes: 1,
+  persistent: false, dispatcherThreads: 1, orderPolicy: 'key', batchConflation: false, manualStart: false, compression: false,
+};
+
+/** A gateway receiver stand-in on its own simulated host: it records batches and answers on demand. */
+function receiver(runtime: Runtime, answerAtOnce: boolean) {
+  const batches: { body: RequestBody<'gatewayBatch'>; reply: Reply<'gatewayBatch'> }[] = [];
+  runtime.network.listen({ host: '10.0.0.2', port: 5000 }, (stream) => {
+    Connection.accept(runtime, stream, { local: { role: 'server', name: 'receiver', site: 2 }, frameBytesMax: 1 << 24, requestTimeoutMs: 30_000, requestsInFlightMax: 100 }, {
+      onOpen: () => {},
+      onRequest: (_connection, request, reply) => {
+        const body = request.body as RequestBody<'gatewayBatch'>;
+        batches.push({ body, reply: reply as Reply<'gatewayBatch'> });
+        if (answerAtOnce) reply.ok({ applied: body.events.length, refused: [] } satisfies ResponseBody<'gatewayBatch'>);
+      },
+      onPush: () => {},
+      onClose: () => {},
+    });
+  }, () => {});
+  return { batches };
+}
+
+function sender(sim: Simulator, acknowledged: QueueItem[][]) {
+  const runtime = sim.host('sender', { address: '10.0.0.1' }).runtime();
+  const queue = new SenderQueue(runtime.storage.open('sender-to-2'), runtime.clock, { name: 'sender to-2', persistent: false, memoryBytesMax: 1 << 20 });
+  const dispatcher = new SenderDispatcher(runtime, spec, queue, {
+    memberName: 'server-1', site: 1,
+    receivers: () => ({ receivers: [{ host: '10.0.0.2', port: 5000 }], problem: null }),
+    mayDispatch: () => true, mayReconnect: () => true,
+    acknowledged: (items: readonly QueueItem[], _refused: readonly Refusal[]) => {
+      acknowledged.push([...items]);
+      queue.acknowledge(items);
+    },
+    queuedEvents: () => queue.size,
+  }, SILENT_LOGGER);
+  return { queue, dispatcher };
+}
+
+const event = (n: number): GatewayEvent => ['R', `key-${n}`, new Uint8Array([n & 0xff]), [1, 1000 + n, 'server-1#a', n], false];
+
+test('batches reach the receiver in queue order and acknowledged events leave the queue', () => {
+  const sim = new Simulator({ seed: 1, log: 'silent' });
+  const remote = receiver(sim.host('receiver', { address: '10.0.0.2' }).runtime(), true);
+  const acknowledged: QueueItem[][] = [];
+  const { queue, dispatcher } = sender(sim, acknowledged);
+  for (let n = 1; n <= 95; n++) queue.enqueue(event(n));
+  dispatcher.pump();
+  sim.run({ untilMs: 5000 });
+  const keys = remote.batches.flatMap((batch) => batch.body.events.map((sent) => sent[1]));
+  assert.deepEqual(keys, Array.from({ length: 95 }, (_, index) => `key-${index + 1}`));
+  assert.ok(remote.batches.every((batch) => batch.body.events.length <= spec.batchSize));
+  assert.equal(queue.size, 0);
+  assert.equal(dispatcher.eventsSent, 95);
+});
+
+test('no more than the window of batches is in flight; a lost connection resends them flagged', () => {
+  const sim = new Simulator({ seed: 2, log: 'silent' });
+  const remote = receiver(sim.host('receiver', { address: '10.0.0.2' }).runtime(), false);
+  const acknowledged: QueueItem[][] = [];
+  const { queue, dispatcher } = sender(sim, acknowledged);
+  for (let n = 1; n <= spec.batchSize * (BATCHES_IN_FLIGHT_MAX + 4); n++) queue.enqueue(event(n));
+  dispatcher.pump();
+  sim.run({ untilMs: 2000 });
+  assert.equal(remote.batches.length, BATCHES_IN_FLIGHT_MAX);
+  assert.equal(dispatcher.batchesInFlight, BATCHES_IN_FLIGHT_MAX);
+  sim.network.partition(['sender'], ['receiver']);
+  sim.run({ untilMs: 4000 });
+  sim.network.heal();
+  sim.run({ untilMs: 20_000 });
+  const resent = remote.batches.slice(BATCHES_IN_FLIGHT_MAX);
+  assert.ok(resent.length > 0, 'the batches lost with the connection were sent again');
+  assert.equal(resent[0]!.body.events[0]![1], 'key-1', 'from the head of the queue');
+  assert.equal(resent[0]!.body.events[0]![4], true, 'flagged possible-duplicate');
+  const answered = new Set(remote.batches.slice(0, BATCHES_IN_FLIGHT_MAX));
+  for (let round = 0; round < 100 && queue.size > 0; round++) {
+    for (const batch of remote.batches) {
+      if (answered.has(batch)) continue;
+      answered.add(batch);
+      batch.reply.ok({ applied: batch.body.events.length, refused: [] });
+    }
+    sim.run({ untilMs: sim.nowMs + 1000 });
+  }
+  assert.equal(queue.size, 0, 'everything was acknowledged in the end');
+});

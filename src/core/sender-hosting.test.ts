@@ -1,0 +1,84 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Reply } from '../protocol/connection.ts';
+import type { GatewayEvent, MemberInfo, View } from '../protocol/messages.ts';
+import { SILENT_LOGGER } from '../runtime/runtime.ts';
+import { Simulator } from '../sim/simulator.ts';
+import type { GatewaySenderSpec } from './config.ts';
+import { RecordingPool, serverInfo, viewOf } from './parts.test-support.ts';
+import { Region } from './region.ts';
+import { eventId } from './sender-queue.ts';
+import { SenderHosting } from './sender-hosting.ts';
+
+const spec: GatewaySenderSpec = {
+  id: 'to-2', remoteSiteId: 2, parallel: false, batchSize: 100, batchTimeIntervalMs: 10, maximumQueueMemoryMegabytes: 1,
+  persistent: false, dispatcherThreads: 1, orderPolicy: 'key', batchConflation: false, manualStart: false, compression: false,
+};
+const hosting: Partial<MemberInfo> = { senders: [{ id: 'to-2', remoteSite: 2 }] };
+
+function host(name: string, view: () => View, me: MemberInfo) {
+  const sim = new Simulator({ seed: 1, log: 'silent' });
+  const runtime = sim.host(name).runtime();
+  const pool = new RecordingPool();
+  const senders = new SenderHosting(runtime, pool.asPool(), {
+    memberName: name, locators: [], hasReceiver: false, view, info: () => me, ready: () => true,
+  }, SILENT_LOGGER);
+  assert.equal(senders.open(1, [spec]), undefined);
+  return { sim, pool, senders };
+}
+
+const ok: Reply<'senderAck'> = { ok: () => {}, fail: (error) => assert.fail(error.message) };
+
+test('the oldest ready server whose copy is not stopped is primary', () => {
+  const first = serverInfo('server-1', hosting);
+  const second = serverInfo('server-2', hosting);
+  let view = viewOf([first, second]);
+  const { senders } = host('server-2', () => view, second);
+  assert.equal(senders.isPrimary('to-2'), false);
+  senders.onAck('server-1', { sender: 'to-2', ids: [], stopped: true }, ok);
+  assert.equal(senders.isPrimary('to-2'), true, 'a stopped copy cannot be primary');
+  senders.onAck('server-1', { sender: 'to-2', ids: [], stopped: false }, ok);
+  assert.equal(senders.isPrimary('to-2'), false);
+  view = viewOf([first, second], 2, [false, true]);
+  assert.equal(senders.isPrimary('to-2'), true, 'a server that is not ready cannot be primary');
+});
+
+test('a server refuses a sender aimed at its own site', () => {
+  const me = serverInfo('server-1');
+  const sim = new Simulator({ seed: 1, log: 'silent' });
+  const senders = new SenderHosting(sim.host('server-1').runtime(), new RecordingPool().asPool(), {
+    memberName: 'server-1', locators: [], hasReceiver: false, view: () => null, info: () => me, ready: () => true,
+  }, SILENT_LOGGER);
+  assert.equal(senders.open(2, [spec])?.code, 'STRAIT_CONFIG_INVALID');
+});
+
+test('a secondary hands long-held events to the primary and drops those it reports acknowledged', () => {
+  const first = serverInfo('server-1', hosting);
+  const second = serverInfo('server-2', hosting);
+  const view = viewOf([first, second]);
+  const secondary = host('server-2', () => view, second);
+  const region = new Region({ name: 'R', type: 'replicate', persistent: false, gatewaySenderIds: ['to-2'] }, undefined);
+  for (let n = 1; n <= 3; n++) secondary.senders.queue(region, [`k${n}`, new Uint8Array([n]), [1, n, 'server-1#1', n]], false);
+  assert.equal(secondary.senders.statuses()[0]!.queueEvents, 3);
+  secondary.sim.run({ untilMs: 10_000 });
+  secondary.senders.tick();
+  const handoff = secondary.pool.open('senderHandoff');
+  assert.equal(handoff.length, 1);
+  assert.equal((handoff[0]!.body as { events: GatewayEvent[] }).events.length, 3);
+  handoff[0]!.answer(undefined, { acknowledged: [eventId(['R', 'k1', null, [1, 1, 'server-1#1', 1], false])] });
+  assert.equal(secondary.senders.statuses()[0]!.queueEvents, 2);
+});
+
+test('the primary adopts handed-off events it never had and names those already acknowledged', () => {
+  const first = serverInfo('server-1', hosting);
+  const view = viewOf([first, serverInfo('server-2', hosting)]);
+  const primary = host('server-1', () => view, first);
+  assert.equal(primary.senders.isPrimary('to-2'), true);
+  let acknowledged: string[] = [];
+  const reply: Reply<'senderHandoff'> = { ok: (body) => { acknowledged = body.acknowledged; }, fail: (error) => assert.fail(error.message) };
+  const event = (n: number): GatewayEvent => ['R', `k${n}`, new Uint8Array([n]), [1, n, 'server-1#1', n], false];
+  primary.senders.onAck('server-9', { sender: 'to-2', ids: [eventId(event(1))] }, ok);
+  primary.senders.onHandoff({ sender: 'to-2', events: [event(1), event(2)] }, reply);
+  assert.deepEqual(acknowledged, [eventId(event(1))]);
+  assert.equal(primary.senders.statuses()[0]!.queueEvents, 1, 'the event only the secondary had is queued');
+});

@@ -1,0 +1,331 @@
+// The gateway senders a server hosts: their election (which copy is primary), the messages
+// between copies (acknowledgements, handoffs, stopped copies), routing of new changes onto
+// them, the WAN catalogue they route and connect by, and their control.
+//
+// Election: the oldest ready server hosting the sender whose copy is not stopped dispatches;
+// the others hold copies of the queue and take over when it leaves the view. Copies learn
+// which events reached the remote site from the primary's `senderAck`; a secondary hands
+// events it has held for long to the primary (`senderHandoff`), which answers which ones were
+// acknowledged and queues the ones it never had, so nothing held only by a secondary is lost
+// and missed acks don't pin queues.
+//
+// A state machine: callbacks run to completion; time and I/O come through the Runtime.
+
+import { StraitError } from '../errors.ts';
+import type { Reply } from '../protocol/connection.ts';
+import type { MemberInfo, RequestBody, SenderStatus, View, WireEntry } from '../protocol/messages.ts';
+import type { Address, Logger, Runtime } from '../runtime/runtime.ts';
+import { formatAddress } from '../runtime/runtime.ts';
+import { WAN_EXCHANGE_INTERVAL_MS, type GatewaySenderSpec } from './config.ts';
+import { GatewaySender, type SenderHost } from './gateway-sender.ts';
+import type { PeerPool } from './peer-pool.ts';
+import type { Region } from './region.ts';
+import type { PendingWrite } from './replication.ts';
+import { findMember, locatorsOf, serversOf } from './views.ts';
+import { WanCatalogue } from './wan-catalogue.ts';
+import type { GatewayQueues } from './write-path.ts';
+
+/** How often a secondary hands its long-held events to the primary. */
+const SENDER_HANDOFF_INTERVAL_MS = 2000;
+/** Events per handoff, at most. */
+const SENDER_HANDOFF_EVENTS_MAX = 1000;
+/** A stopped copy re-announces itself about once in this many ticks (late joiners learn it). */
+const STOPPED_ANNOUNCE_ONE_IN_TICKS = 10;
+
+export interface HostingHost {
+  readonly memberName: string;
+  /** The site's locators as configured, for problem texts before a view exists. */
+  readonly locators: readonly Address[];
+  /** The server runs a gateway receiver (it needs the catalogue even without senders). */
+  readonly hasReceiver: boolean;
+  view(): View | null;
+  info(): MemberInfo | undefined;
+  /** True when the server serves (state 'ready'). */
+  ready(): boolean;
+}
+
+export class SenderHosting implements GatewayQueues {
+  private readonly runtime: Runtime;
+  private readonly pool: PeerPool;
+  private readonly host: HostingHost;
+  private readonly log: Logger;
+  /** Gateway senders hosted here, by id. */
+  private readonly senders = new Map<string, GatewaySender>();
+  /** Members whose copy of a sender is stopped, by sender id (they can't be primary). */
+  private readonly stoppedCopies = new Map<string, Set<string>>();
+  private site = 0;
+  /** The WAN catalogue as our locators last reported it. */
+  private catalogue: WanCatalogue | undefined;
+  private catalogueFailures: { address: Address; error: string }[] = [];
+  private catalogueFetchedMs = -Infinity;
+  private catalogueInFlight = false;
+  private handoffAtMs = 0;
+
+  constructor(runtime: Runtime, pool: PeerPool, host: HostingHost, log: Logger) {
+    this.runtime = runtime;
+    this.pool = pool;
+    this.host = host;
+    this.log = log;
+  }
+
+  /** Creates the senders once the site is known; STRAIT_CONFIG_INVALID for one aimed at our own site. */
+  open(site: number, specs: readonly GatewaySenderSpec[]): StraitError | undefined {
+    this.site = site;
+    this.catalogue = new WanCatalogue(site);
+    for (const spec of specs) {
+      if (spec.remoteSiteId === site) {
+        return new StraitError('STRAIT_CONFIG_INVALID', { source: 'gateway-senders', key: `${spec.id}.remote-site-id`, reason: `${spec.remoteSiteId} is this server's own site` });
+      }
+      this.senders.set(spec.id, new GatewaySender(this.runtime, spec, this.senderHost(spec.id), this.log));
+    }
+    return undefined;
+  }
+
+  close(): void {
+    for (const sender of this.senders.values()) sender.close();
+  }
+
+  statuses(): SenderStatus[] {
+    return [...this.senders.values()].map((sender) => sender.status());
+  }
+
+  /** Sites the WAN catalogue knows, with their edges (tests, status). */
+  knownSites(): { site: number; edges: readonly number[]; receivers: number }[] {
+    return (this.catalogue?.all() ?? []).map((entry) => ({ site: entry.site, edges: entry.edges, receivers: entry.receivers.length }));
+  }
+
+  private senderHost(senderId: string): SenderHost {
+    return {
+      memberName: this.host.memberName,
+      site: this.site,
+      isPrimary: () => this.isPrimary(senderId),
+      receivers: () => this.remoteReceivers(senderId),
+      acknowledged: (ids) => this.announce(senderId, ids, undefined),
+      stateChanged: () => {
+        const sender = this.senders.get(senderId);
+        this.announce(senderId, [], sender?.state === 'stopped');
+        for (const candidate of this.senders.values()) candidate.tick();
+      },
+    };
+  }
+
+  // ---- Election ----
+
+  /** Hosting servers of `senderId` eligible as primary: ready (or us) and not stopped. */
+  private candidates(senderId: string, includeSelf: string | undefined): { info: MemberInfo; joinSeq: number }[] {
+    const stopped = this.stoppedCopies.get(senderId);
+    return serversOf(this.host.view()).filter((member) => (member.info.senders ?? []).some((sender) => sender.id === senderId)
+      && (member.info.id === includeSelf || (member.ready && stopped?.has(member.info.id) !== true)));
+  }
+
+  /** The oldest ready server hosting the sender whose copy is not stopped dispatches. */
+  isPrimary(senderId: string): boolean {
+    const me = this.host.info();
+    const mine = this.senders.get(senderId);
+    if (this.host.view() === null || me === undefined || mine === undefined || mine.state === 'stopped' || !this.host.ready()) return false;
+    return oldest(this.candidates(senderId, me.id))?.info.id === me.id;
+  }
+
+  private primaryOf(senderId: string): MemberInfo | undefined {
+    return oldest(this.candidates(senderId, undefined))?.info;
+  }
+
+  /** The view changed: forget stopped copies of members gone; senders re-check their role. */
+  viewInstalled(view: View): void {
+    for (const [senderId, stopped] of this.stoppedCopies) {
+      for (const id of stopped) if (findMember(view, id) === undefined) stopped.delete(id);
+      if (stopped.size === 0) this.stoppedCopies.delete(senderId);
+    }
+    for (const sender of this.senders.values()) sender.tick();
+  }
+
+  private peerState(senderId: string, memberName: string, stopped: boolean): void {
+    const member = serversOf(this.host.view()).find((candidate) => candidate.info.name === memberName);
+    if (member === undefined) return;
+    let set = this.stoppedCopies.get(senderId);
+    if (set === undefined) {
+      set = new Set();
+      this.stoppedCopies.set(senderId, set);
+    }
+    if (stopped) set.add(member.info.id);
+    else set.delete(member.info.id);
+    this.senders.get(senderId)?.tick();
+  }
+
+  /** Tells the other servers hosting the sender which events were acknowledged, or our state. */
+  private announce(senderId: string, ids: readonly string[], stopped: boolean | undefined): void {
+    const me = this.host.info()?.id;
+    for (const member of serversOf(this.host.view())) {
+      if (member.info.id === me || !(member.info.senders ?? []).some((sender) => sender.id === senderId)) continue;
+      this.pool.get(member.info.address).request('senderAck', { sender: senderId, ids: [...ids], ...(stopped !== undefined ? { stopped } : {}) }, () => {});
+    }
+  }
+
+  // ---- Routing onto the senders ----
+
+  /** Queues a new change on every local sender whose remote site should get it from us. */
+  queue(region: Region, entry: WireEntry, possibleDuplicate: boolean): void {
+    const senderIds = region.spec.gatewaySenderIds;
+    if (senderIds === undefined || senderIds.length === 0 || this.catalogue === undefined) return;
+    const origin = entry[2][0];
+    for (const id of senderIds) {
+      const sender = this.senders.get(id);
+      if (sender === undefined) continue;
+      if (!this.catalogue.forwards(origin, this.site, sender.spec.remoteSiteId)) continue;
+      sender.enqueue([region.spec.name, entry[0], entry[1], entry[2], possibleDuplicate]);
+    }
+  }
+
+  /** Persistent senders' queues are part of what a write's acknowledgement promises. */
+  sync(region: Region, pending: PendingWrite): void {
+    for (const id of region.spec.gatewaySenderIds ?? []) {
+      const sender = this.senders.get(id);
+      if (sender === undefined || !sender.spec.persistent) continue;
+      pending.expect();
+      sender.sync((error) => {
+        if (error !== undefined) pending.abandon(new StraitError('STRAIT_STORAGE', { path: `sender ${id}`, reason: error.message }, { cause: error }));
+        else pending.settle();
+      });
+    }
+  }
+
+  // ---- The catalogue ----
+
+  private remoteReceivers(senderId: string): { receivers: readonly Address[]; problem: string | null } {
+    const sender = this.senders.get(senderId);
+    const remoteSite = sender?.spec.remoteSiteId ?? 0;
+    const entry = this.catalogue?.get(remoteSite);
+    if (entry !== undefined && entry.receivers.length > 0) return { receivers: entry.receivers, problem: null };
+    const locators = locatorsOf(this.host.view()).map((member) => formatAddress(member.info.address)).join(', ') || this.host.locators.map(formatAddress).join(', ');
+    const failures = this.catalogueFailures.map((failure) => `last exchange with ${formatAddress(failure.address)} failed: ${failure.error}`).join('; ');
+    const what = entry === undefined
+      ? `site ${remoteSite} is unknown to locator(s) ${locators}`
+      : `site ${remoteSite} has no ready gateway receiver known to locator(s) ${locators} (its servers with a gateway-receiver are down, not ready, or declare none)`;
+    const hint = failures ? `; ${failures}` : entry === undefined ? `; check remote-locators on the locators of both sites` : '';
+    return { receivers: [], problem: `${this.host.memberName}: ${senderId} → site ${remoteSite}: ${what}${hint}` };
+  }
+
+  /** Asks a local locator for the catalogue (at most one request at a time). */
+  fetchCatalogue(): void {
+    if (this.catalogueInFlight || this.senders.size === 0 && !this.host.hasReceiver) return;
+    const locators = locatorsOf(this.host.view());
+    if (locators.length === 0) return;
+    const locator = locators[this.runtime.random.int(locators.length)]!;
+    this.catalogueInFlight = true;
+    this.catalogueFetchedMs = this.runtime.clock.monotonic();
+    this.pool.get(locator.info.address).request('catalogue', {}, (error, response) => {
+      this.catalogueInFlight = false;
+      if (error !== undefined || response === undefined || this.catalogue === undefined) return;
+      this.catalogue.replace(response.catalogue);
+      this.catalogueFailures = response.failures;
+      for (const sender of this.senders.values()) sender.tick();
+    });
+  }
+
+  /** Called on the server's tick. */
+  tick(): void {
+    const now = this.runtime.clock.monotonic();
+    if (now - this.catalogueFetchedMs >= WAN_EXCHANGE_INTERVAL_MS) this.fetchCatalogue();
+    if (now - this.handoffAtMs >= SENDER_HANDOFF_INTERVAL_MS) {
+      this.handoffAtMs = now;
+      for (const sender of this.senders.values()) this.handOff(sender);
+    }
+    for (const sender of this.senders.values()) sender.tick();
+    // Re-announce stopped copies now and then: a peer that joined later must learn it.
+    for (const sender of this.senders.values()) {
+      if (sender.state === 'stopped' && this.runtime.random.int(STOPPED_ANNOUNCE_ONE_IN_TICKS) === 0) this.announce(sender.spec.id, [], true);
+    }
+  }
+
+  /**
+   * Secondary: events held for long are either already acknowledged (an ack we missed while
+   * down or partitioned) or were never seen by the primary; the primary sorts them out.
+   */
+  private handOff(sender: GatewaySender): void {
+    if (sender.queuedEvents === 0 || this.isPrimary(sender.spec.id) || !this.host.ready()) return;
+    const primary = this.primaryOf(sender.spec.id);
+    if (primary === undefined) return;
+    const events = sender.staleEvents(SENDER_HANDOFF_INTERVAL_MS * 2, SENDER_HANDOFF_EVENTS_MAX);
+    if (events.length === 0) return;
+    this.pool.get(primary.address).request('senderHandoff', { sender: sender.spec.id, events }, (error, response) => {
+      if (error === undefined && response !== undefined) sender.dropAcknowledged(response.acknowledged);
+    });
+  }
+
+  // ---- Requests ----
+
+  onAck(peerName: string | undefined, body: RequestBody<'senderAck'>, reply: Reply<'senderAck'>): void {
+    const sender = this.senders.get(body.sender);
+    if (sender !== undefined && body.ids.length > 0) sender.dropAcknowledged(body.ids);
+    if (body.stopped !== undefined && peerName !== undefined) this.peerState(body.sender, peerName, body.stopped);
+    reply.ok({});
+  }
+
+  onHandoff(body: RequestBody<'senderHandoff'>, reply: Reply<'senderHandoff'>): void {
+    const sender = this.senders.get(body.sender);
+    if (sender === undefined) throw new StraitError('STRAIT_SENDER_NOT_FOUND', { sender: body.sender, member: this.host.memberName });
+    reply.ok({ acknowledged: this.isPrimary(body.sender) ? sender.adopt(body.events) : [] });
+  }
+
+  onStatus(body: RequestBody<'senderStatus'>, reply: Reply<'senderStatus'>): void {
+    if (body.id !== undefined && !this.senders.has(body.id)) throw new StraitError('STRAIT_SENDER_NOT_FOUND', { sender: body.id, member: this.host.memberName });
+    const statuses = [...this.senders.values()].filter((sender) => body.id === undefined || sender.spec.id === body.id).map((sender) => sender.status());
+    reply.ok({ senders: statuses });
+  }
+
+  /** pause | resume | stop | start | replayDeadLetters here and, with everyMember, on every copy. */
+  onControl(body: RequestBody<'senderControl'>, reply: Reply<'senderControl'>): void {
+    const sender = this.senders.get(body.id);
+    const me = this.host.info()?.id;
+    const results: { member: string; state: string }[] = [];
+    const others = body.everyMember === true
+      ? serversOf(this.host.view()).filter((member) => member.info.id !== me && (member.info.senders ?? []).some((candidate) => candidate.id === body.id))
+      : [];
+    if (sender === undefined && others.length === 0) throw new StraitError('STRAIT_SENDER_NOT_FOUND', { sender: body.id, member: this.host.memberName });
+    let waiting = others.length + 1;
+    const done = () => {
+      waiting -= 1;
+      if (waiting === 0) reply.ok({ members: results });
+    };
+    for (const member of others) {
+      this.pool.get(member.info.address).request('senderControl', { ...body, everyMember: false }, (error, response) => {
+        if (response !== undefined) results.push(...response.members);
+        else results.push({ member: member.info.name, state: `error ${error?.code ?? 'STRAIT_INTERNAL'}` });
+        done();
+      });
+    }
+    if (sender === undefined) {
+      done();
+      return;
+    }
+    const local = () => results.push({ member: this.host.memberName, state: sender.state });
+    switch (body.action) {
+      case 'pause':
+        sender.pause();
+        break;
+      case 'resume':
+        sender.resume();
+        break;
+      case 'start':
+        sender.start();
+        break;
+      case 'replayDeadLetters':
+        sender.replayDeadLetters();
+        break;
+      case 'stop':
+        sender.stop(body.drainTimeoutMs ?? 0, () => {
+          local();
+          done();
+        });
+        return;
+    }
+    local();
+    done();
+  }
+}
+
+function oldest<T extends { joinSeq: number }>(members: readonly T[]): T | undefined {
+  let result: T | undefined;
+  for (const member of members) if (result === undefined || member.joinSeq < result.joinSeq) result = member;
+  return result;
+}

@@ -1,0 +1,82 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { GatewayEvent } from '../protocol/messages.ts';
+import { MemoryStorage } from '../runtime/memory-storage.ts';
+import { eventBytes, eventId, SenderQueue } from './sender-queue.ts';
+
+function clock() {
+  let now = 0;
+  return { now: () => 1_700_000_000_000 + now, monotonic: () => now, advance: (ms: number) => { now += ms; } };
+}
+
+function event(n: number): GatewayEvent {
+  return ['R', `key-${n}`, new Uint8Array(64).fill(n & 0xff), [1, 1000 + n, 'server-1#a', n], false];
+}
+
+function queue(persistent: boolean, memoryEvents = 10, storage = new MemoryStorage()) {
+  return new SenderQueue(storage.open('sender-to-2'), clock(), { name: 'sender to-2', persistent, memoryBytesMax: eventBytes(event(1)) * memoryEvents });
+}
+
+test('items leave oldest first; a failed batch goes out again first, flagged possible-duplicate', () => {
+  const q = queue(false);
+  for (let n = 1; n <= 5; n++) q.enqueue(event(n));
+  const first = q.takeUnsent(2);
+  const second = q.takeUnsent(2);
+  assert.deepEqual([...first, ...second].map((item) => item.event![1]), ['key-1', 'key-2', 'key-3', 'key-4']);
+  assert.equal(q.unsentCount(10), 1);
+  q.markUnsent(first);
+  const again = q.takeUnsent(10);
+  assert.deepEqual(again.map((item) => [item.event![1], item.possibleDuplicate]), [['key-1', true], ['key-2', true], ['key-5', false]]);
+  q.acknowledge([...again, ...second]);
+  assert.equal(q.size, 0);
+  assert.equal(q.bytes, 0);
+});
+
+test('an acknowledged or already queued id is not queued again; a replayed one may be', () => {
+  const q = queue(false);
+  assert.equal(q.enqueue(event(1)), true);
+  assert.equal(q.enqueue(event(1)), false);
+  q.acknowledge(q.takeUnsent(1));
+  assert.equal(q.enqueue(event(1)), false);
+  q.forgetAcknowledged(eventId(event(1)));
+  assert.equal(q.enqueue(event(1)), true);
+});
+
+test('beyond the memory limit events wait on disk and come back in order as room frees', () => {
+  const storage = new MemoryStorage();
+  const q = queue(false, 10, storage);
+  for (let n = 1; n <= 100; n++) q.enqueue(event(n));
+  assert.equal(q.size, 100);
+  assert.ok(q.spilled >= 89, `most events wait on disk (${q.spilled})`);
+  const order: string[] = [];
+  while (q.size > 0) {
+    const items = q.takeUnsent(7);
+    order.push(...items.map((item) => item.event![1]));
+    q.acknowledge(items);
+  }
+  assert.deepEqual(order, Array.from({ length: 100 }, (_, index) => `key-${index + 1}`));
+  assert.equal([...storage.open('sender-to-2').entries()].length, 0, 'an overflow-only queue leaves nothing on disk');
+});
+
+test('a takeover marks every queued and refilled event possible-duplicate', () => {
+  const q = queue(false, 2);
+  for (let n = 1; n <= 4; n++) q.enqueue(event(n));
+  q.markTakeover();
+  const items: boolean[] = [];
+  while (q.size > 0) {
+    const taken = q.takeUnsent(1);
+    items.push(...taken.map((item) => item.possibleDuplicate));
+    q.acknowledge(taken);
+  }
+  assert.deepEqual(items, [true, true, true, true]);
+});
+
+test('stale events are the oldest ones queued longer than asked', () => {
+  const time = clock();
+  const q = new SenderQueue(new MemoryStorage().open('sender-to-2'), time, { name: 'sender to-2', persistent: false, memoryBytesMax: 1 << 20 });
+  q.enqueue(event(1));
+  time.advance(5000);
+  q.enqueue(event(2));
+  assert.deepEqual(q.staleEvents(4000, 10).map((queued) => queued[1]), ['key-1']);
+  assert.equal(q.oldestEnqueuedAtMs(), 0);
+});

@@ -1,0 +1,160 @@
+// The write path of a server: version tags for client writes, applying a change here and
+// telling the subscribers, queueing it for the gateway senders, and replicating it to every
+// other server of the view (distributed-ack).
+//
+// A client write is acknowledged once every other server applied it (or left the view), every
+// persistent gateway sender that queues it has it on disk, and, for a persistent region, it is
+// on disk here. Replicas apply by version tag, so replication, images and resends race safely.
+
+import { StraitError } from '../errors.ts';
+import type { Reply } from '../protocol/connection.ts';
+import type { MemberInfo, RequestBody, VersionTag, View, WireEntry } from '../protocol/messages.ts';
+import type { Logger, Runtime } from '../runtime/runtime.ts';
+import type { MemberState, MetricsSink } from './member-admin.ts';
+import type { PeerPool } from './peer-pool.ts';
+import type { Region } from './region.ts';
+import type { RegionTable } from './region-table.ts';
+import { PendingWrite, ReplicationChannel } from './replication.ts';
+import type { Subscriptions } from './subscriptions.ts';
+import { serversOf } from './views.ts';
+
+/** Where new changes go besides the regions: the gateway senders' queues. */
+export interface GatewayQueues {
+  /** Queues a change on every local sender whose remote site should get it from here. */
+  queue(region: Region, entry: WireEntry, possibleDuplicate: boolean): void;
+  /** Makes `pending` wait until every persistent sender queueing `region` has synced. */
+  sync(region: Region, pending: PendingWrite): void;
+}
+
+export interface WriteHost {
+  readonly memberName: string;
+  info(): MemberInfo;
+  state(): MemberState;
+}
+
+export class WritePath {
+  private readonly runtime: Runtime;
+  private readonly pool: PeerPool;
+  private readonly host: WriteHost;
+  private readonly regions: RegionTable;
+  private readonly subscriptions: Subscriptions;
+  private readonly gateways: GatewayQueues;
+  private readonly metrics: MetricsSink;
+  private readonly log: Logger;
+  /** One replication channel per other server of the view, by member id. */
+  private readonly channels = new Map<string, ReplicationChannel>();
+  private counter = 0;
+  private lastTimestampMs = 0;
+
+  constructor(runtime: Runtime, pool: PeerPool, host: WriteHost, parts: { regions: RegionTable; subscriptions: Subscriptions; gateways: GatewayQueues }, metrics: MetricsSink, log: Logger) {
+    this.runtime = runtime;
+    this.pool = pool;
+    this.host = host;
+    this.regions = parts.regions;
+    this.subscriptions = parts.subscriptions;
+    this.gateways = parts.gateways;
+    this.metrics = metrics;
+    this.log = log;
+  }
+
+  /** Opens a channel to every new server of the view and closes those to servers gone. */
+  viewInstalled(view: View): void {
+    const me = this.host.info().id;
+    const servers = new Map(serversOf(view).filter((member) => member.info.id !== me).map((member) => [member.info.id, member]));
+    for (const [id, channel] of this.channels) {
+      if (!servers.has(id)) {
+        channel.close();
+        this.channels.delete(id);
+      }
+    }
+    for (const [id, member] of servers) {
+      if (!this.channels.has(id)) {
+        this.channels.set(id, new ReplicationChannel(this.runtime, this.pool, { id, name: member.info.name, address: member.info.address }, this.log, (entries) => this.metrics.replicated(entries)));
+      }
+    }
+  }
+
+  /** This member lost its place in the view, or stops: writes waiting on replicas fail. */
+  abandonAll(error: StraitError): void {
+    for (const channel of this.channels.values()) channel.close(error);
+    this.channels.clear();
+  }
+
+  /**
+   * The next version tag of this member: wall clock, never going backwards within a member, and
+   * always after the tag this member holds for the key, so a write supersedes every write this
+   * member has seen for that key even when another member's clock runs ahead.
+   */
+  private nextTag(current: VersionTag | undefined): VersionTag {
+    const now = Math.max(this.runtime.clock.now(), this.lastTimestampMs, current === undefined ? 0 : current[1] + 1);
+    this.lastTimestampMs = now;
+    this.counter += 1;
+    const info = this.host.info();
+    return [info.site, now, info.id, this.counter];
+  }
+
+  /** A client write: tags, applies, queues and replicates; `done` once every replica has it. */
+  write(region: Region, entries: readonly (readonly [string, Uint8Array | null])[], done: (error: StraitError | undefined) => void): void {
+    const pending = new PendingWrite(done);
+    for (const [key, value] of entries) {
+      const tag = this.nextTag(region.entry(key)?.tag);
+      this.admit(region, [key, value, tag], false, pending);
+    }
+    this.gateways.sync(region, pending);
+    region.sync((error) => {
+      if (error !== undefined) {
+        // The disk failed under an acknowledged-write path: this member can't keep its promise.
+        throw new StraitError('STRAIT_STORAGE', { path: `region ${region.spec.name}`, reason: error.message }, { cause: error });
+      }
+      pending.settle();
+    });
+  }
+
+  /**
+   * A change entering the site here (a client write, or an event from another site's gateway
+   * sender): applied, queued for the gateway senders, and replicated with `gateway: true` so
+   * every other server queues it on its copy of each sender too.
+   */
+  admit(region: Region, entry: WireEntry, possibleDuplicate: boolean, pending: PendingWrite): void {
+    this.apply(region, entry[0], entry[1], entry[2]);
+    this.gateways.queue(region, entry, possibleDuplicate);
+    this.replicate(region.spec.name, entry, pending, true);
+  }
+
+  /** Applies a change here and tells the subscribers; false when it was stale. */
+  apply(region: Region, key: string, value: Uint8Array | null, tag: VersionTag): boolean {
+    if (region.apply(key, value, tag) !== 'applied') return false;
+    this.subscriptions.notify(region.spec.name, key, value, tag);
+    return true;
+  }
+
+  /** Sends an entry to every other server of the view; `pending` waits for each of them. */
+  replicate(regionName: string, entry: WireEntry, pending: PendingWrite | undefined, gateway = false): void {
+    for (const channel of this.channels.values()) channel.enqueue(regionName, entry, pending, gateway);
+  }
+
+  /** Another server replicates changes to us. */
+  onReplicate(body: RequestBody<'replicate'>, reply: Reply<'replicate'>): void {
+    // Replicas accept writes while initializing: that is how a joiner gets writes made during
+    // its initial image.
+    const state = this.host.state();
+    if (state !== 'ready' && state !== 'initializing') {
+      reply.fail(new StraitError('STRAIT_NOT_READY', { member: this.host.memberName, state }));
+      return;
+    }
+    const region = this.regions.require(body.region);
+    for (const entry of body.entries) {
+      this.apply(region, entry[0], entry[1], entry[2]);
+      if (body.gateway === true) this.gateways.queue(region, entry, false);
+    }
+    const pending = new PendingWrite((error) => {
+      if (error !== undefined) reply.fail(error);
+      else reply.ok({});
+    });
+    if (body.gateway === true) this.gateways.sync(region, pending);
+    region.sync((error) => {
+      if (error !== undefined) pending.abandon(new StraitError('STRAIT_STORAGE', { path: `region ${region.spec.name}`, reason: error.message }, { cause: error }));
+      else pending.settle();
+    });
+  }
+}
