@@ -69,11 +69,11 @@ export class ReplicationChannel {
   private readonly onReplicated: (entries: number) => void;
   private queue: QueuedEntry[] = [];
   private queueHead = 0;
-  private batchesInFlight = 0;
+  /** Batches sent and not yet answered. */
+  private readonly inFlight = new Set<QueuedEntry[]>();
   private retryTimer: Timer | undefined;
   private closed = false;
   private pumpScheduled = false;
-  private abandonError: StraitError | undefined;
   private lastFailureLogMs = -Infinity;
 
   constructor(runtime: Runtime, pool: PeerPool, member: { id: string; name: string; address: Address }, log: Logger, onReplicated: (entries: number) => void) {
@@ -106,25 +106,27 @@ export class ReplicationChannel {
   }
 
   /**
-   * The peer left the view: nothing more is owed to it, so waiting writes are released. With
-   * `abandon`, this member itself lost its place in the view: waiting writes fail instead.
+   * The peer left the view: nothing more is owed to it, so waiting writes are released at once,
+   * those in batches still in flight too. With `abandon`, this member itself lost its place in
+   * the view: waiting writes fail instead.
    */
   close(abandon?: StraitError): void {
     if (this.closed) return;
     this.closed = true;
-    this.abandonError = abandon;
     this.retryTimer?.cancel();
-    for (let index = this.queueHead; index < this.queue.length; index++) {
-      const write = this.queue[index]!.write;
-      if (abandon !== undefined) write?.abandon(abandon);
-      else write?.settle();
-    }
+    const release = (queued: QueuedEntry) => {
+      if (abandon !== undefined) queued.write?.abandon(abandon);
+      else queued.write?.settle();
+    };
+    for (const batch of this.inFlight) batch.forEach(release);
+    this.inFlight.clear();
+    for (let index = this.queueHead; index < this.queue.length; index++) release(this.queue[index]!);
     this.queue = [];
     this.queueHead = 0;
   }
 
   private pump(): void {
-    while (!this.closed && this.retryTimer === undefined && this.batchesInFlight < REPLICATION_BATCHES_IN_FLIGHT_MAX && this.queueHead < this.queue.length) {
+    while (!this.closed && this.retryTimer === undefined && this.inFlight.size < REPLICATION_BATCHES_IN_FLIGHT_MAX && this.queueHead < this.queue.length) {
       this.sendBatch(this.takeBatch());
     }
   }
@@ -153,17 +155,13 @@ export class ReplicationChannel {
   }
 
   private sendBatch(batch: QueuedEntry[]): void {
-    this.batchesInFlight += 1;
+    this.inFlight.add(batch);
     const region = batch[0]!.region;
     const entries = batch.map((queued) => queued.entry);
     const body = batch[0]!.gateway ? { region, entries, gateway: true } : { region, entries };
     this.pool.get(this.address).request('replicate', body, (error) => {
-      this.batchesInFlight -= 1;
-      if (this.closed) {
-        if (this.abandonError !== undefined) for (const queued of batch) queued.write?.abandon(this.abandonError);
-        else for (const queued of batch) queued.write?.settle();
-        return;
-      }
+      // Closed meanwhile: `close` already released this batch's writes.
+      if (!this.inFlight.delete(batch)) return;
       if (error === undefined || error.code === 'STRAIT_REGION_NOT_FOUND') {
         // Not hosting the region counts as done: there is no replica there to keep.
         this.backoff.reset();

@@ -1,0 +1,100 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { StraitError } from '../errors.ts';
+import type { Reply } from '../protocol/connection.ts';
+import type { WireEntry } from '../protocol/messages.ts';
+import { SILENT_LOGGER } from '../runtime/runtime.ts';
+import { Simulator } from '../sim/simulator.ts';
+import { NO_METRICS, type MemberState } from './member-admin.ts';
+import { RecordingPool, serverInfo, viewOf } from './parts.test-support.ts';
+import type { Region } from './region.ts';
+import { RegionTable } from './region-table.ts';
+import { Subscriptions } from './subscriptions.ts';
+import { WritePath, type GatewayQueues } from './write-path.ts';
+
+function setup(state: MemberState = 'ready') {
+  const sim = new Simulator({ seed: 1, log: 'silent' });
+  const runtime = sim.host('server-1').runtime();
+  const pool = new RecordingPool();
+  const regions = new RegionTable(runtime.storage, 'server-1', undefined, SILENT_LOGGER);
+  regions.open({ name: 'R', type: 'replicate', persistent: false });
+  const queued: WireEntry[] = [];
+  const gateways: GatewayQueues = { queue: (_region: Region, entry: WireEntry) => queued.push(entry), sync: () => {} };
+  const me = serverInfo('server-1');
+  const holder = { state };
+  const writes = new WritePath(runtime, pool.asPool(), { memberName: 'server-1', info: () => me, state: () => holder.state },
+    { regions, subscriptions: new Subscriptions(), gateways }, NO_METRICS, SILENT_LOGGER);
+  const peers = [serverInfo('server-2'), serverInfo('server-3')];
+  writes.viewInstalled(viewOf([me, ...peers]));
+  return { sim, pool, regions, writes, queued, me, peers, holder };
+}
+
+function outcome(): { done: boolean; error: StraitError | undefined; callback: (error: StraitError | undefined) => void } {
+  const result = { done: false, error: undefined as StraitError | undefined, callback: (error: StraitError | undefined) => {
+    result.done = true;
+    result.error = error;
+  } };
+  return result;
+}
+
+test('a write is acknowledged once every other server applied it, and is queued for the gateways', () => {
+  const { sim, pool, regions, writes, queued } = setup();
+  const result = outcome();
+  writes.write(regions.require('R'), [['k', new Uint8Array([1])]], result.callback);
+  sim.run();
+  const sent = pool.open('replicate');
+  assert.equal(sent.length, 2, 'one replicate per other server');
+  assert.deepEqual(sent.map((request) => (request.body as { gateway?: boolean }).gateway), [true, true]);
+  assert.equal(queued.length, 1);
+  sent[0]!.answer(undefined, {});
+  sim.run();
+  assert.equal(result.done, false, 'still waiting for server-3');
+  sent[1]!.answer(undefined, {});
+  sim.run();
+  assert.deepEqual([result.done, result.error], [true, undefined]);
+  assert.deepEqual(regions.require('R').get('k'), new Uint8Array([1]));
+});
+
+test('a server leaving the view releases the writes waiting on it; losing our own place fails them', () => {
+  const { sim, pool, regions, writes, me, peers } = setup();
+  const released = outcome();
+  writes.write(regions.require('R'), [['k', new Uint8Array([1])]], released.callback);
+  sim.run();
+  pool.open('replicate').find((request) => request.address.host === 'host-server-2')!.answer(undefined, {});
+  writes.viewInstalled(viewOf([me, peers[0]!], 2));
+  sim.run();
+  assert.deepEqual([released.done, released.error], [true, undefined]);
+
+  const failed = outcome();
+  writes.write(regions.require('R'), [['k', new Uint8Array([2])]], failed.callback);
+  sim.run();
+  writes.abandonAll(new StraitError('STRAIT_NOT_MEMBER', { member: 'server-1', site: 1 }));
+  sim.run();
+  assert.equal(failed.error?.code, 'STRAIT_NOT_MEMBER');
+});
+
+test('a new write gets a timestamp after the one the key holds, even from a clock running ahead', () => {
+  const { sim, regions, writes } = setup();
+  const region = regions.require('R');
+  const ahead = Date.now() + 3_600_000;
+  region.apply('k', new Uint8Array([1]), [2, ahead, 'server-9#z', 7]);
+  writes.write(region, [['k', new Uint8Array([2])]], () => {});
+  sim.run();
+  assert.ok(region.entry('k')!.tag[1] > ahead);
+  assert.deepEqual(region.get('k'), new Uint8Array([2]));
+});
+
+test('replicated entries are applied; only changes entering the site are queued for gateways', () => {
+  const { sim, regions, writes, queued, holder } = setup();
+  let replied: string | undefined;
+  const reply: Reply<'replicate'> = { ok: () => { replied = 'ok'; }, fail: (error) => { replied = error.code; } };
+  writes.onReplicate({ region: 'R', entries: [['a', new Uint8Array([1]), [1, 1, 'server-2#1', 1]]] }, reply);
+  writes.onReplicate({ region: 'R', entries: [['b', new Uint8Array([1]), [1, 1, 'server-2#1', 2]]], gateway: true }, reply);
+  sim.run();
+  assert.equal(replied, 'ok');
+  assert.deepEqual(queued.map((entry) => entry[0]), ['b']);
+  assert.deepEqual(regions.require('R').keys().sort(), ['a', 'b']);
+  holder.state = 'joining';
+  writes.onReplicate({ region: 'R', entries: [] }, reply);
+  assert.equal(replied, 'STRAIT_NOT_READY');
+});
