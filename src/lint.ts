@@ -84,7 +84,7 @@ export const IO_PACKAGES: ReadonlySet<string> = new Set(['lmdb', 'pino', 'pino-p
  */
 export const KNOWN_PENDING: readonly { path: string; what: string; why: string }[] = [
   {
-    path: 'src/core/gateway-sender.ts',
+    path: 'src/core/sender-dispatcher.ts',
     what: 'imports node:zlib',
     why: 'zstd compression of gateway batches is moving behind the Runtime seam (hardening issue)',
   },
