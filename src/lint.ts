@@ -84,16 +84,6 @@ export const IO_PACKAGES: ReadonlySet<string> = new Set(['lmdb', 'pino', 'pino-p
  */
 export const KNOWN_PENDING: readonly { path: string; what: string; why: string }[] = [
   {
-    path: 'src/core/sender-dispatcher.ts',
-    what: 'imports node:zlib',
-    why: 'zstd compression of gateway batches is moving behind the Runtime seam (hardening issue)',
-  },
-  {
-    path: 'src/core/server.ts',
-    what: 'imports node:zlib',
-    why: 'zstd decompression of gateway batches is moving behind the Runtime seam (hardening issue)',
-  },
-  {
     path: 'src/client/client.ts',
     what: 'uses a dynamic import()',
     why: 'connect() without a runtime loads the Node client runtime itself; that default belongs in a module '

@@ -9,7 +9,6 @@
 //
 // A state machine: callbacks run to completion; time and I/O come through the Runtime.
 
-import { zstdDecompressSync } from 'node:zlib';
 import { Packr } from 'msgpackr';
 import { StraitError } from '../errors.ts';
 import type { Connection, Reply } from '../protocol/connection.ts';
@@ -104,11 +103,21 @@ export class GatewayReceiver {
     this.listener?.close();
   }
 
+  private decompressEvents(compressed: Uint8Array, batchId: number, peer: string): GatewayEvent[] {
+    let decoded: unknown;
+    try {
+      decoded = gatewayPackr.unpack(this.runtime.compression.decompress(compressed, GATEWAY_BATCH_BYTES_MAX));
+    } catch (error) {
+      throw new StraitError('STRAIT_MESSAGE_INVALID', { peer, reason: `compressed batch ${batchId} is not readable` }, { cause: error });
+    }
+    return parseGatewayEvents(decoded, peer);
+  }
+
   /** A batch from another site's gateway sender: apply, replicate here, forward, acknowledge. */
   onBatch(connection: Connection, body: RequestBody<'gatewayBatch'>, reply: Reply<'gatewayBatch'>): void {
     if (connection.peer?.role !== 'gateway') throw new StraitError('STRAIT_MESSAGE_INVALID', { peer: connection.label, reason: 'gateway batches come from gateway senders' });
     this.host.requireReady();
-    const events = body.compressed === undefined ? body.events : decompressEvents(body.compressed, body.batchId, connection.label);
+    const events = body.compressed === undefined ? body.events : this.decompressEvents(body.compressed, body.batchId, connection.label);
     const refused: { index: number; code: string; message: string }[] = [];
     const pending = new PendingWrite((error) => {
       if (error !== undefined) reply.fail(error);
@@ -144,15 +153,6 @@ export class GatewayReceiver {
   }
 }
 
-function decompressEvents(compressed: Uint8Array, batchId: number, peer: string): GatewayEvent[] {
-  let decoded: unknown;
-  try {
-    decoded = gatewayPackr.unpack(zstdDecompressSync(compressed, { maxOutputLength: GATEWAY_BATCH_BYTES_MAX }));
-  } catch (error) {
-    throw new StraitError('STRAIT_MESSAGE_INVALID', { peer, reason: `compressed batch ${batchId} is not readable` }, { cause: error });
-  }
-  return parseGatewayEvents(decoded, peer);
-}
 
 function parseGatewayEvents(decoded: unknown, peer: string): GatewayEvent[] {
   if (!Array.isArray(decoded)) throw new StraitError('STRAIT_MESSAGE_INVALID', { peer, reason: 'compressed batch is not a list of events' });

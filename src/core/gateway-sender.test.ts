@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryStorage } from '../runtime/memory-storage.ts';
+import { SIM_COMPRESSION } from '../sim/simulator.ts';
 import { SILENT_LOGGER, type Runtime } from '../runtime/runtime.ts';
 import type { GatewayEvent } from '../protocol/messages.ts';
 import type { GatewaySenderSpec } from './config.ts';
@@ -15,6 +16,7 @@ function runtime(storage: MemoryStorage): Runtime {
     defer: (callback) => queueMicrotask(callback),
     network: { listen: () => { throw new Error('no network'); }, connect: () => { throw new Error('no network'); } },
     storage,
+    compression: SIM_COMPRESSION,
     log: SILENT_LOGGER,
   };
 }

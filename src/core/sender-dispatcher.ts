@@ -8,9 +8,8 @@
 // applies by version tag, so a duplicate has no second effect. Reconnects walk the remote site's
 // receivers with jittered backoff.
 //
-// A state machine: callbacks run to completion; time and I/O come through the Runtime.
+// A state machine: callbacks run to completion; time, I/O and compression come through the Runtime.
 
-import { zstdCompressSync } from 'node:zlib';
 import { StraitError, assert } from '../errors.ts';
 import { Connection } from '../protocol/connection.ts';
 import type { GatewayEvent } from '../protocol/messages.ts';
@@ -158,7 +157,7 @@ export class SenderDispatcher {
     this.inFlight.set(batch.id, batch);
     const sender = `${this.host.site}/${this.spec.id}`;
     const body = this.spec.compression
-      ? { sender, batchId: batch.id, events: [], compressed: zstdCompressSync(eventPackr.pack(events)) }
+      ? { sender, batchId: batch.id, events: [], compressed: this.runtime.compression.compress(eventPackr.pack(events)) }
       : { sender, batchId: batch.id, events };
     connection.request('gatewayBatch', body, (error, response) => {
       if (this.inFlight.get(batch.id) !== batch) return;

@@ -96,6 +96,17 @@ export interface Storage {
   close(callback: (error: Error | undefined) => void): void;
 }
 
+/**
+ * Compression of gateway batches. Both functions are pure: the same input gives the same
+ * output. The Node runtime uses zstd; the simulator a trivial reversible codec, so the core
+ * never depends on which.
+ */
+export interface Compression {
+  compress(bytes: Uint8Array): Uint8Array;
+  /** Throws when `bytes` is not this codec's output or would decompress past `outputBytesMax`. */
+  decompress(bytes: Uint8Array, outputBytesMax: number): Uint8Array;
+}
+
 export type LogFields = Readonly<Record<string, unknown>>;
 
 /** A structured logger (pino's shape). Messages name the member, site, address and next step. */
@@ -119,6 +130,7 @@ export interface Runtime {
   defer(callback: () => void): void;
   readonly network: Network;
   readonly storage: Storage;
+  readonly compression: Compression;
   readonly log: Logger;
 }
 

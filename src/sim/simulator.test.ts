@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { AssertionFailure } from '../errors.ts';
-import { SimulationFailure, Simulator, wallClockEpochMs } from './simulator.ts';
+import { SIM_COMPRESSION, SimulationFailure, Simulator, wallClockEpochMs } from './simulator.ts';
+import { compressionTests } from '../runtime/compression-test-suite.ts';
+
+compressionTests('simulator codec', SIM_COMPRESSION);
 
 function bytes(text: string): Uint8Array {
   return new TextEncoder().encode(text);

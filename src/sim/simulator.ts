@@ -20,7 +20,7 @@
 
 import { assert } from '../errors.ts';
 import { MemoryStorage } from '../runtime/memory-storage.ts';
-import type { Clock, LogFields, Logger, Runtime, Timer } from '../runtime/runtime.ts';
+import type { Clock, Compression, LogFields, Logger, Runtime, Timer } from '../runtime/runtime.ts';
 import { SeededRandom } from './random.ts';
 import { SimNetwork, type EventOwner, type EventScheduler, type NetworkOptions } from './sim-network.ts';
 
@@ -386,10 +386,32 @@ export class SimHost {
       },
       network: this.kernel.network.attach(this.name, process),
       storage: this.storage,
+      compression: SIM_COMPRESSION,
       log: new SimLogger(this.kernel.logSink, label, {}),
     };
   }
 }
+
+/** The first byte of the simulator's "compressed" form; anything else fails to decompress. */
+const simCompressionMarker = 0x5a;
+
+/**
+ * The simulator's codec: a marker byte, then the bytes as they are. Reversible and pure, so the
+ * compressed paths run (and garbage in them is caught) without a real compressor in the core.
+ */
+export const SIM_COMPRESSION: Compression = {
+  compress(bytes) {
+    const out = new Uint8Array(bytes.length + 1);
+    out[0] = simCompressionMarker;
+    out.set(bytes, 1);
+    return out;
+  },
+  decompress(bytes, outputBytesMax) {
+    if (bytes[0] !== simCompressionMarker) throw new Error('not the simulator codec');
+    if (bytes.length - 1 > outputBytesMax) throw new Error(`decompresses past ${outputBytesMax} bytes`);
+    return bytes.subarray(1);
+  },
+};
 
 // --- the simulator ------------------------------------------------------------------------------
 

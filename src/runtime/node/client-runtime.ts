@@ -13,6 +13,7 @@ export function createClientRuntime(): { runtime: Runtime; close: () => void } {
     random: base.random,
     network: base.network,
     storage: base.storage,
+    compression: base.compression,
     log: base.log,
     defer: (callback) => process.nextTick(callback),
     setTimer(delayMs: number, callback: () => void): Timer {

@@ -6,7 +6,10 @@ import { after, before, describe, test } from 'node:test';
 import type { Address, Logger, Stream, StreamHandler } from '../runtime.ts';
 import { LmdbStorage } from './lmdb-storage.ts';
 import { MemoryStorage } from '../memory-storage.ts';
-import { createNodeRuntime, type NodeRuntime } from './node-runtime.ts';
+import { createNodeRuntime, ZSTD, type NodeRuntime } from './node-runtime.ts';
+import { compressionTests } from '../compression-test-suite.ts';
+
+compressionTests('zstd', ZSTD);
 
 const silent: Logger = {
   debug() {},

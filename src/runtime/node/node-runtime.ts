@@ -2,11 +2,13 @@
 // Node timers, TCP through node:net, LMDB (or memory) storage and a pino logger.
 
 import { createServer, connect as connectSocket, type AddressInfo, type Server, type Socket } from 'node:net';
+import { zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import { assert, StraitError } from '../../errors.ts';
 import {
   formatAddress,
   type Address,
   type Clock,
+  type Compression,
   type Listener,
   type ListenResult,
   type Logger,
@@ -330,6 +332,17 @@ class NodeNetwork implements Network {
   }
 }
 
+/** zstd, as Node ships it. */
+export const ZSTD: Compression = {
+  compress: (bytes) => zstdCompressSync(bytes),
+  decompress: (bytes, outputBytesMax) => {
+    // zlib refuses a maximum below 1; an empty output is within any limit.
+    const output = zstdDecompressSync(bytes, { maxOutputLength: Math.max(1, outputBytesMax) });
+    if (output.length > outputBytesMax) throw new RangeError(`zstd output exceeds ${outputBytesMax} bytes`);
+    return output;
+  },
+};
+
 /** Creates the runtime of one real member process. */
 export function createNodeRuntime(options: NodeRuntimeOptions): NodeRuntime {
   const clock: Clock = {
@@ -348,6 +361,7 @@ export function createNodeRuntime(options: NodeRuntimeOptions): NodeRuntime {
     random,
     network,
     storage,
+    compression: ZSTD,
     log: options.logger,
 
     defer(callback: () => void): void {
