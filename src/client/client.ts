@@ -10,9 +10,9 @@
 // (the Node runtime by default, the simulator's in tests).
 
 import { Packr } from 'msgpackr';
-import { StraitError } from '../errors.ts';
+import { StraitError, errorFromWire } from '../errors.ts';
 import { Connection, type ConnectionOptions } from '../protocol/connection.ts';
-import type { RegionSpec, RequestBody, RequestOp, ResponseBody, SenderStatus, VersionTag, View } from '../protocol/messages.ts';
+import type { PushBody, RegionSpec, RequestBody, RequestOp, ResponseBody, SenderStatus, VersionTag, View } from '../protocol/messages.ts';
 import type { Address, Runtime } from '../runtime/runtime.ts';
 import { formatAddress } from '../runtime/runtime.ts';
 import { parseAddressList } from '../config/address.ts';
@@ -329,6 +329,7 @@ export class StraitClient {
         onRequest: (_c, _r, reply) => reply.fail(new StraitError('STRAIT_MESSAGE_INVALID', { peer: 'server', reason: 'clients serve no requests' })),
         onPush: (_c, op, body) => {
           if (op === 'event') this.onEvent(body as { subscription: number; key: string; value: Uint8Array | null; tag: VersionTag });
+          else if (op === 'subscriptionEnded') this.onSubscriptionEnded(body as PushBody<'subscriptionEnded'>);
         },
         onClose: (closed, error) => {
           if (!opened) {
@@ -347,6 +348,13 @@ export class StraitClient {
   private onEvent(event: { subscription: number; key: string; value: Uint8Array | null; tag: VersionTag }): void {
     for (const subscription of this.subscriptions) {
       if (subscription.serverSubscription === event.subscription) subscription.push(event);
+    }
+  }
+
+  /** The server ended a subscription (a subscriber too slow): its iterator fails with the code. */
+  private onSubscriptionEnded(notice: PushBody<'subscriptionEnded'>): void {
+    for (const subscription of [...this.subscriptions]) {
+      if (subscription.serverSubscription === notice.subscription) subscription.fail(errorFromWire(notice.error));
     }
   }
 

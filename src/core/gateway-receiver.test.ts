@@ -22,7 +22,7 @@ function setup() {
   const forwarded: string[] = [];
   const gateways = { queue: (_region: unknown, entry: readonly unknown[]) => forwarded.push(entry[0] as string), sync: () => {} };
   const writes = new WritePath(runtime, pool.asPool(), { memberName: 'server-1', info: () => info, state: () => 'ready' },
-    { regions, subscriptions: new Subscriptions(), gateways }, NO_METRICS, SILENT_LOGGER);
+    { regions, subscriptions: new Subscriptions('server-1', 1 << 20), gateways }, NO_METRICS, SILENT_LOGGER);
   writes.viewInstalled(viewOf([info]));
   const receiver = new GatewayReceiver(runtime, { startPort: 5000, endPort: 5001, bindAddress: undefined, hostnameForClients: undefined, manualStart: false },
     { memberName: 'server-1', site: () => 2, requireReady: () => {} }, { regions, writes, gateways }, NO_METRICS, SILENT_LOGGER);

@@ -22,7 +22,7 @@ function member(name: string, state: { ready: boolean; initializing: boolean }, 
   regions.open({ name: 'R', type: 'replicate', persistent: false });
   const info = serverInfo(name);
   const writes = new WritePath(runtime, pool.asPool(), { memberName: name, info: () => info, state: () => 'initializing' },
-    { regions, subscriptions: new Subscriptions(), gateways: { queue: () => {}, sync: () => {} } }, NO_METRICS, SILENT_LOGGER);
+    { regions, subscriptions: new Subscriptions('server-1', 1 << 20), gateways: { queue: () => {}, sync: () => {} } }, NO_METRICS, SILENT_LOGGER);
   let complete = 0;
   const images = new InitialImage(runtime, pool.asPool(), {
     memberName: name, view, memberId: () => info.id,

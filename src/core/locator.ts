@@ -21,8 +21,10 @@ import type { MemberAdmin, MemberStartResult, MemberState, MetricsSink, RegionSt
 import { addressKey, PeerPool } from './peer-pool.ts';
 import { type Departure, findMember, firstView, locatorsOf, nextView, sameLineage, lineageWins } from './views.ts';
 
-/** Requests in flight per connection, at most. */
+/** Requests in flight per connection, at most, each way. */
 const REQUESTS_IN_FLIGHT_MAX = 10_000;
+/** Output a peer has not taken, at most, per connection: past it we stop reading its requests. */
+const CONNECTION_BUFFERED_BYTES_MAX = 8 * 1024 * 1024;
 /** Every this many ticks the coordinator looks for other lineages at the configured locators. */
 const MERGE_CHECK_TICKS = 5;
 
@@ -65,6 +67,8 @@ export class Locator {
       frameBytesMax: config.frameBytesMax,
       requestTimeoutMs: config.timing.requestTimeoutMs,
       requestsInFlightMax: REQUESTS_IN_FLIGHT_MAX,
+      incomingRequestsMax: REQUESTS_IN_FLIGHT_MAX,
+      bufferedBytesMax: CONNECTION_BUFFERED_BYTES_MAX,
       expectedSite: config.site,
     };
     const handler: ConnectionHandler = {

@@ -47,19 +47,31 @@ export class RecordingPool {
 
 let connectionNumber = 0;
 
+export type RecordingConnection = Connection & {
+  pushes: { op: PushOp; body: unknown }[];
+  /** While true, pushes are refused as a backlogged connection refuses them. */
+  backlogged: boolean;
+};
+
 /** A connection stand-in that records pushes. */
-export function recordingConnection(label: string, role: 'client' | 'server' | 'gateway' = 'client'): Connection & { pushes: { op: PushOp; body: unknown }[] } {
+export function recordingConnection(label: string, role: 'client' | 'server' | 'gateway' = 'client'): RecordingConnection {
   const pushes: { op: PushOp; body: unknown }[] = [];
-  return {
+  const connection = {
     label,
     number: ++connectionNumber,
-    peer: { role, name: label, site: 1, version: 1 },
+    peer: { role, name: label, site: 1, version: 2, frameBytesMax: 1 << 24 },
     state: 'open',
     pushes,
-    push(op: PushOp, body: unknown) {
+    backlogged: false,
+    bufferedBytes: 0,
+    isClosed: () => false,
+    push(op: PushOp, body: unknown, options: { evenIfBacklogged?: boolean } = {}) {
+      if (connection.backlogged && options.evenIfBacklogged !== true) return false;
       pushes.push({ op, body });
+      return true;
     },
-  } as unknown as Connection & { pushes: { op: PushOp; body: unknown }[] };
+  };
+  return connection as unknown as RecordingConnection;
 }
 
 export function serverInfo(name: string, extra: Partial<MemberInfo> = {}): MemberInfo {

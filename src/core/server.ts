@@ -35,6 +35,13 @@ import { WritePath } from './write-path.ts';
 
 /** Requests in flight per outgoing connection, at most. */
 const REQUESTS_IN_FLIGHT_MAX = 10_000;
+/** Requests from one peer awaiting our reply, at most; more are refused (STRAIT_TOO_MANY_IN_FLIGHT). */
+export const INCOMING_REQUESTS_MAX = 10_000;
+/**
+ * Output a peer has not taken, at most, per connection: past it we stop reading its requests
+ * until it drains, and subscriptions on it are cut off (STRAIT_SUBSCRIBER_TOO_SLOW).
+ */
+export const CONNECTION_BUFFERED_BYTES_MAX = 8 * 1024 * 1024;
 /** Tombstones are kept this long so late writes can't resurrect deleted keys. */
 export const TOMBSTONE_TIMEOUT_MS = 10 * 60 * 1000;
 /** Tombstones looked at per tick by the sweep, at most. */
@@ -59,7 +66,7 @@ export class Server {
   /** Paces asking a locator for the site id while none answers. */
   private readonly siteBackoff: Backoff;
   private readonly regions: RegionTable;
-  private readonly subscriptions = new Subscriptions();
+  private readonly subscriptions: Subscriptions;
   private readonly senders: SenderHosting;
   private readonly writes: WritePath;
   private readonly images: InitialImage;
@@ -75,6 +82,7 @@ export class Server {
     this.log = runtime.log.child({ member: config.name, role: 'server' });
     this.siteBackoff = new Backoff(runtime.random, { initialDelayMs: 100, maximumDelayMs: 2000 });
     this.regions = new RegionTable(runtime.storage, config.name, config.conflictResolver, this.log);
+    this.subscriptions = new Subscriptions(config.name, CONNECTION_BUFFERED_BYTES_MAX);
     this.connectionOptions = this.makeConnectionOptions();
     this.pool = this.makePool();
     this.senders = new SenderHosting(runtime, this.pool, {
@@ -126,6 +134,8 @@ export class Server {
       frameBytesMax: this.config.frameBytesMax,
       requestTimeoutMs: this.config.timing.requestTimeoutMs,
       requestsInFlightMax: REQUESTS_IN_FLIGHT_MAX,
+      incomingRequestsMax: INCOMING_REQUESTS_MAX,
+      bufferedBytesMax: CONNECTION_BUFFERED_BYTES_MAX,
       ...(this.site !== undefined ? { expectedSite: this.site } : {}),
     };
   }

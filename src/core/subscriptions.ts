@@ -15,10 +15,20 @@ interface Subscription {
 }
 
 export class Subscriptions {
+  private readonly memberName: string;
+  /** The connections' output limit, named in the error a cut-off subscriber gets. */
+  private readonly bufferedBytesLimit: number;
+  /** Subscriptions ended because their subscriber did not keep up (metrics, tests). */
+  slowSubscribersCut = 0;
   private nextId = 1;
   private readonly byRegion = new Map<string, Set<Subscription>>();
   /** Client connections, with their subscriptions by id. */
   private readonly byConnection = new Map<Connection, Map<number, Subscription>>();
+
+  constructor(memberName: string, bufferedBytesLimit: number) {
+    this.memberName = memberName;
+    this.bufferedBytesLimit = bufferedBytesLimit;
+  }
 
   /** A client connection opened: it may subscribe. */
   attach(connection: Connection): void {
@@ -60,12 +70,31 @@ export class Subscriptions {
     this.byRegion.get(subscription.region)?.delete(subscription);
   }
 
-  /** A change was applied to `region` here: push it to every subscriber. */
+  /**
+   * A change was applied to `region` here: push it to every subscriber. A subscriber whose
+   * connection holds more than its output limit of events it has not taken is cut off with
+   * STRAIT_SUBSCRIBER_TOO_SLOW (it can subscribe again), so one stalled client can't make this
+   * server buffer without bound.
+   */
   notify(region: string, key: string, value: Uint8Array | null, tag: VersionTag): void {
     const subscriptions = this.byRegion.get(region);
     if (subscriptions === undefined || subscriptions.size === 0) return;
     for (const subscription of subscriptions) {
-      subscription.connection.push('event', { subscription: subscription.id, region, key, value, tag });
+      if (subscription.connection.push('event', { subscription: subscription.id, region, key, value, tag })) continue;
+      if (subscription.connection.isClosed()) continue;
+      this.cutOff(subscription);
     }
+  }
+
+  private cutOff(subscription: Subscription): void {
+    const { connection } = subscription;
+    this.byConnection.get(connection)?.delete(subscription.id);
+    this.byRegion.get(subscription.region)?.delete(subscription);
+    this.slowSubscribersCut += 1;
+    const error = new StraitError('STRAIT_SUBSCRIBER_TOO_SLOW', {
+      member: this.memberName, subscription: subscription.id, region: subscription.region,
+      bytes: connection.bufferedBytes, limit: this.bufferedBytesLimit,
+    });
+    connection.push('subscriptionEnded', { subscription: subscription.id, error: error.toJSON() }, { evenIfBacklogged: true });
   }
 }

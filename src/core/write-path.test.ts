@@ -23,7 +23,7 @@ function setup(state: MemberState = 'ready') {
   const me = serverInfo('server-1');
   const holder = { state };
   const writes = new WritePath(runtime, pool.asPool(), { memberName: 'server-1', info: () => me, state: () => holder.state },
-    { regions, subscriptions: new Subscriptions(), gateways }, NO_METRICS, SILENT_LOGGER);
+    { regions, subscriptions: new Subscriptions('server-1', 1 << 20), gateways }, NO_METRICS, SILENT_LOGGER);
   const peers = [serverInfo('server-2'), serverInfo('server-3')];
   writes.viewInstalled(viewOf([me, ...peers]));
   return { sim, pool, regions, writes, queued, me, peers, holder };

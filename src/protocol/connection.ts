@@ -7,7 +7,7 @@
 
 import { StraitError, errorFromWire } from '../errors.ts';
 import type { Runtime, Stream, StreamHandler, Timer, Address } from '../runtime/runtime.ts';
-import { encodeFrame, FrameDecoder, PREAMBLE } from './frame.ts';
+import { encodeFrame, FRAME_LENGTH_BYTES, FrameDecoder, PREAMBLE } from './frame.ts';
 import type { Envelope, PushBody, PushOp, RequestBody, RequestOp, ResponseBody, Role } from './messages.ts';
 import { parseEnvelope, parsePushBody, parseRequestBody, parseResponseBody } from './validate.ts';
 import { PROTOCOL_VERSION, PROTOCOL_VERSION_MIN, negotiateVersion } from './version.ts';
@@ -24,6 +24,8 @@ export interface PeerIdentity {
   readonly name: string;
   readonly site: number | null;
   readonly version: number;
+  /** The largest frame body the peer accepts; larger frames are refused before sending. */
+  readonly frameBytesMax: number;
 }
 
 /** Replies to one incoming request; exactly one of the two must be called, once. */
@@ -62,10 +64,22 @@ export interface ConnectionHandler {
 
 export interface ConnectionOptions {
   readonly local: Identity;
+  /** The largest frame body this side accepts (told to the peer in the handshake). */
   readonly frameBytesMax: number;
   readonly requestTimeoutMs: number;
-  /** Requests awaiting a response, at most; more fail with STRAIT_TOO_MANY_IN_FLIGHT. */
+  /** Requests this side sent awaiting a response, at most; more fail with STRAIT_TOO_MANY_IN_FLIGHT. */
   readonly requestsInFlightMax: number;
+  /**
+   * Requests from the peer awaiting this side's reply, at most; more are answered at once with
+   * STRAIT_TOO_MANY_IN_FLIGHT. Default: no limit (a client's side).
+   */
+  readonly incomingRequestsMax?: number;
+  /**
+   * Output the peer has not taken, at most, in bytes. Past it an accepted connection stops
+   * reading the peer's requests until the output drains (backpressure), and `push` refuses
+   * (the caller decides: a subscription is cut off). Default: no limit.
+   */
+  readonly bufferedBytesMax?: number;
   /**
    * Sites this side accepts. A server or locator accepts only its own site's members; clients
    * (site null) are always accepted. undefined = accept any (a client connecting out).
@@ -83,6 +97,12 @@ interface PendingRequest {
 
 let nextConnectionNumber = 0;
 
+/** A request written before the handshake told us the peer's frame limit. */
+interface QueuedRequest {
+  readonly envelope: Envelope;
+  readonly id: number;
+}
+
 export class Connection {
   readonly runtime: Runtime;
   readonly stream: Stream;
@@ -93,8 +113,12 @@ export class Connection {
   private readonly decoder: FrameDecoder;
   private readonly pending = new Map<number, PendingRequest>();
   /** Requests issued before the handshake completed, sent once it does. */
-  private queuedFrames: Uint8Array[] = [];
+  private queuedRequests: QueuedRequest[] = [];
   private nextRequestId = 1;
+  /** Requests from the peer not answered yet. */
+  private incomingRequests = 0;
+  /** Reading stopped because the peer does not take our output (accepted connections). */
+  private readPaused = false;
   private sweepTimer: Timer | undefined;
   private closeError: Error | undefined;
   state: ConnectionState = 'handshaking';
@@ -118,7 +142,7 @@ export class Connection {
     const streamHandler: StreamHandler = {
       onOpen: () => connection?.sendHello(),
       onData: (bytes) => connection?.receive(bytes),
-      onDrain: () => {},
+      onDrain: () => connection?.drained(),
       onClose: (error) => connection?.closed(error),
     };
     const stream = runtime.network.connect(target, streamHandler);
@@ -133,7 +157,7 @@ export class Connection {
     stream.setHandler({
       onOpen: () => {},
       onData: (bytes) => connection.receive(bytes),
-      onDrain: () => {},
+      onDrain: () => connection.drained(),
       onClose: (error) => connection.closed(error),
     });
     connection.startSweep();
@@ -171,17 +195,58 @@ export class Connection {
       return;
     }
     const id = this.nextRequestId++;
+    const envelope: Envelope = { t: 'req', id, op, body };
     this.pending.set(id, {
       op,
       deadline: this.runtime.clock.monotonic() + this.options.requestTimeoutMs,
       callback: callback as PendingRequest['callback'],
     });
-    this.send({ t: 'req', id, op, body });
+    if (this.state === 'handshaking') {
+      this.queuedRequests.push({ envelope, id });
+      return;
+    }
+    this.sendRequest(envelope, id);
   }
 
-  push<Op extends PushOp>(op: Op, body: PushBody<Op>): void {
-    if (this.state === 'closed') return;
-    this.send({ t: 'push', op, body });
+  /** Sends a request frame, or fails the request when the peer would refuse its size. */
+  private sendRequest(envelope: Envelope, id: number): void {
+    const frame = encodeFrame(envelope);
+    if (this.fitsPeer(frame)) {
+      this.stream.write(frame);
+      return;
+    }
+    const request = this.pending.get(id);
+    this.pending.delete(id);
+    request?.callback(this.tooLarge(frame), undefined);
+  }
+
+  /**
+   * Sends a one-way message. False (nothing sent) when the connection is closed or not open yet,
+   * when the frame is larger than the peer accepts, or when the peer has not taken
+   * `bufferedBytesMax` of earlier output (unless `evenIfBacklogged`, for a small final notice):
+   * the caller decides what a refused push means.
+   */
+  push<Op extends PushOp>(op: Op, body: PushBody<Op>, options: { evenIfBacklogged?: boolean } = {}): boolean {
+    if (this.state !== 'open') return false;
+    const limit = this.options.bufferedBytesMax;
+    if (limit !== undefined && options.evenIfBacklogged !== true && this.stream.bufferedBytes > limit) return false;
+    const frame = encodeFrame({ t: 'push', op, body });
+    if (!this.fitsPeer(frame)) return false;
+    this.stream.write(frame);
+    return true;
+  }
+
+  /** Bytes the peer has not taken yet (see Stream.bufferedBytes). */
+  get bufferedBytes(): number {
+    return this.stream.bufferedBytes;
+  }
+
+  private fitsPeer(frame: Uint8Array): boolean {
+    return frame.length - FRAME_LENGTH_BYTES <= (this.peer?.frameBytesMax ?? Number.POSITIVE_INFINITY);
+  }
+
+  private tooLarge(frame: Uint8Array): StraitError {
+    return new StraitError('STRAIT_FRAME_TOO_LARGE', { size: frame.length - FRAME_LENGTH_BYTES, peer: this.label, limit: this.peer?.frameBytesMax ?? 0 });
   }
 
   /** Closes gracefully: pending requests fail with STRAIT_CONNECTION_CLOSED. */
@@ -233,6 +298,7 @@ export class Connection {
       role: this.options.local.role,
       name: this.options.local.name,
       site: this.options.local.site,
+      frameBytesMax: this.options.frameBytesMax,
     };
     const frame = encodeFrame(hello);
     const bytes = new Uint8Array(PREAMBLE.length + frame.length);
@@ -241,13 +307,29 @@ export class Connection {
     this.stream.write(bytes);
   }
 
-  private send(envelope: Envelope): void {
-    const frame = encodeFrame(envelope);
-    if (this.state === 'handshaking') {
-      this.queuedFrames.push(frame);
-      return;
-    }
-    this.stream.write(frame);
+  /** Writes a reply (responses are only sent on open connections). */
+  private sendResponse(id: number, envelope: Envelope): void {
+    let frame = encodeFrame(envelope);
+    if (!this.fitsPeer(frame)) frame = encodeFrame({ t: 'res', id, error: this.tooLarge(frame).toJSON() });
+    if (!this.stream.write(frame)) this.applyBackpressure();
+  }
+
+  /**
+   * An accepted connection whose peer does not take our replies stops reading its requests
+   * until the output drains, so a client that pipelines without reading can't make this side
+   * buffer without bound. Called only when a write returned false, so `onDrain` will follow.
+   */
+  private applyBackpressure(): void {
+    const limit = this.options.bufferedBytesMax;
+    if (this.outgoing || this.readPaused || limit === undefined || this.stream.bufferedBytes <= limit) return;
+    this.readPaused = true;
+    this.stream.pause();
+  }
+
+  private drained(): void {
+    if (!this.readPaused || this.state === 'closed') return;
+    this.readPaused = false;
+    this.stream.resume();
   }
 
   private writeFrame(envelope: Envelope): void {
@@ -334,9 +416,11 @@ export class Connection {
     if (expectedSite !== undefined && hello.site !== null && hello.role !== 'gateway' && hello.site !== expectedSite) {
       throw new StraitError('STRAIT_SITE_MISMATCH', { peer: `${hello.name} at ${this.stream.remote}`, peerSite: hello.site, site: expectedSite });
     }
-    this.peer = { role: hello.role, name: hello.name, site: hello.site, version };
+    this.peer = { role: hello.role, name: hello.name, site: hello.site, version, frameBytesMax: hello.frameBytesMax };
     const site = this.options.local.site;
-    const bytes = encodeFrame({ t: 'welcome', version, role: this.options.local.role, name: this.options.local.name, site });
+    const bytes = encodeFrame({
+      t: 'welcome', version, role: this.options.local.role, name: this.options.local.name, site, frameBytesMax: this.options.frameBytesMax,
+    });
     const out = new Uint8Array(PREAMBLE.length + bytes.length);
     out.set(PREAMBLE, 0);
     out.set(bytes, PREAMBLE.length);
@@ -353,32 +437,43 @@ export class Connection {
         peer: this.stream.remote, peerMin: welcome.version, peerMax: welcome.version, min: PROTOCOL_VERSION_MIN, max: PROTOCOL_VERSION,
       });
     }
-    this.peer = { role: welcome.role, name: welcome.name, site: welcome.site, version: welcome.version };
+    this.peer = { role: welcome.role, name: welcome.name, site: welcome.site, version: welcome.version, frameBytesMax: welcome.frameBytesMax };
     this.opened();
   }
 
   private opened(): void {
     this.state = 'open';
-    const queued = this.queuedFrames;
-    this.queuedFrames = [];
-    for (const frame of queued) this.stream.write(frame);
+    const queued = this.queuedRequests;
+    this.queuedRequests = [];
+    for (const request of queued) {
+      if (this.state !== 'open') break;
+      if (this.pending.has(request.id)) this.sendRequest(request.envelope, request.id);
+    }
     this.handler.onOpen(this);
   }
 
   private onRequest(id: number, op: string, rawBody: unknown): void {
     let replied = false;
+    this.incomingRequests += 1;
+    const answered = (): boolean => {
+      if (replied) return false;
+      replied = true;
+      this.incomingRequests -= 1;
+      return this.state !== 'closed';
+    };
     const reply: Reply<RequestOp> = {
       ok: (body) => {
-        if (replied || this.state === 'closed') return;
-        replied = true;
-        this.send({ t: 'res', id, body });
+        if (answered()) this.sendResponse(id, { t: 'res', id, body });
       },
       fail: (error) => {
-        if (replied || this.state === 'closed') return;
-        replied = true;
-        this.send({ t: 'res', id, error: error.toJSON() });
+        if (answered()) this.sendResponse(id, { t: 'res', id, error: error.toJSON() });
       },
     };
+    const limit = this.options.incomingRequestsMax;
+    if (limit !== undefined && this.incomingRequests > limit) {
+      reply.fail(new StraitError('STRAIT_TOO_MANY_IN_FLIGHT', { limit, peer: this.label }));
+      return;
+    }
     let parsed: IncomingRequest;
     try {
       parsed = parseRequestBody(op, rawBody, this.stream.remote) as IncomingRequest;
@@ -423,7 +518,7 @@ export class Connection {
     this.state = 'closed';
     this.closeError = error;
     this.sweepTimer?.cancel();
-    this.queuedFrames = [];
+    this.queuedRequests = [];
     const pending = [...this.pending.values()];
     this.pending.clear();
     for (const request of pending) request.callback(this.closedError(request.op), undefined);

@@ -26,8 +26,8 @@ const tag = [1, 1_767_225_600_123, 'server-1-a1b2', 9_007_199_254_740_991];
 
 /** One of each kind of envelope, with bodies like the real ones. */
 const MESSAGES: readonly unknown[] = [
-  { t: 'hello', versionMin: 1, versionMax: 1, role: 'client', name: 'client-7', site: null },
-  { t: 'welcome', version: 1, role: 'server', name: 'server-1', site: 1 },
+  { t: 'hello', versionMin: 1, versionMax: 1, role: 'client', name: 'client-7', site: null, frameBytesMax: 16777216 },
+  { t: 'welcome', version: 1, role: 'server', name: 'server-1', site: 1, frameBytesMax: 16777216 },
   { t: 'req', id: 1, op: 'ping', body: {} },
   { t: 'req', id: 2, op: 'put', body: { region: 'orders', key: 'order:1', value: bytes(100, 7) } },
   { t: 'req', id: 3, op: 'putAll', body: { region: 'orders', entries: [['a', bytes(3, 1)], ['b', new Uint8Array(0)]] } },

@@ -19,7 +19,8 @@ export const PREAMBLE: Uint8Array = new Uint8Array([0x53, 0x54, 0x52, 0x54]);
 export const FRAME_BYTES_MAX_DEFAULT = 16 * 1024 * 1024;
 
 /** Bytes of the length prefix. */
-const LENGTH_BYTES = 4;
+export const FRAME_LENGTH_BYTES = 4;
+const LENGTH_BYTES = FRAME_LENGTH_BYTES;
 
 /** The length prefix is a uint32; no limit may exceed what it can express. */
 const FRAME_BYTES_LIMIT = 0xffff_ffff;

@@ -307,6 +307,11 @@ export const PUSHES = {
     },
     { additionalProperties: false },
   ),
+  /**
+   * Server → client: this server ended the subscription (e.g. the client did not take its
+   * events fast enough). Changes after it are not delivered; the client subscribes again.
+   */
+  subscriptionEnded: Type.Object({ subscription: Uint(), error: WireErrorSchema }, { additionalProperties: false }),
 } as const satisfies Record<string, TSchema>;
 
 export type PushOp = keyof typeof PUSHES;
@@ -322,11 +327,16 @@ export const ENVELOPES = {
       role: Role,
       name: Name,
       site: Type.Union([SiteId, Type.Null()]),
+      /** The largest frame body this side accepts: the peer never sends a larger one. */
+      frameBytesMax: Uint({ maximum: 0xffff_ffff }),
     },
     { additionalProperties: false },
   ),
   welcome: Type.Object(
-    { t: Type.Literal('welcome'), version: Uint(), role: Role, name: Name, site: Type.Union([SiteId, Type.Null()]) },
+    {
+      t: Type.Literal('welcome'), version: Uint(), role: Role, name: Name, site: Type.Union([SiteId, Type.Null()]),
+      frameBytesMax: Uint({ maximum: 0xffff_ffff }),
+    },
     { additionalProperties: false },
   ),
   request: Type.Object(

@@ -44,9 +44,9 @@ function assertInvalid(action: () => unknown): StraitError {
 
 describe('parseEnvelope', () => {
   const valid = [
-    { t: 'hello', versionMin: 1, versionMax: 2, role: 'client', name: 'client-1', site: null },
-    { t: 'hello', versionMin: 1, versionMax: 1, role: 'server', name: 'server-1', site: 3 },
-    { t: 'welcome', version: 1, role: 'locator', name: 'locator-1', site: 1 },
+    { t: 'hello', versionMin: 1, versionMax: 2, role: 'client', name: 'client-1', site: null, frameBytesMax: 16777216 },
+    { t: 'hello', versionMin: 1, versionMax: 1, role: 'server', name: 'server-1', site: 3, frameBytesMax: 16777216 },
+    { t: 'welcome', version: 1, role: 'locator', name: 'locator-1', site: 1, frameBytesMax: 16777216 },
     { t: 'req', id: 0, op: 'get', body: { region: 'r', key: 'k' } },
     { t: 'req', id: 1, op: 'no-such-op', body: 'bodies are checked separately' },
     { t: 'res', id: 1, body: { value: null } },
@@ -61,11 +61,12 @@ describe('parseEnvelope', () => {
 
   it('refuses wrong types, missing and extra properties', () => {
     const invalid = [
-      { t: 'hello', versionMin: '1', versionMax: 1, role: 'client', name: 'c', site: null },
-      { t: 'hello', versionMin: 1, versionMax: 1, role: 'emperor', name: 'c', site: null },
-      { t: 'hello', versionMin: 1, versionMax: 1, role: 'client', name: '', site: null },
-      { t: 'welcome', version: 1, role: 'server', name: 'server-1', site: 0 },
+      { t: 'hello', versionMin: '1', versionMax: 1, role: 'client', name: 'c', site: null, frameBytesMax: 16777216 },
+      { t: 'hello', versionMin: 1, versionMax: 1, role: 'emperor', name: 'c', site: null, frameBytesMax: 16777216 },
+      { t: 'hello', versionMin: 1, versionMax: 1, role: 'client', name: '', site: null, frameBytesMax: 16777216 },
+      { t: 'welcome', version: 1, role: 'server', name: 'server-1', site: 0, frameBytesMax: 16777216 },
       { t: 'welcome', version: 1, role: 'server', name: 'server-1' },
+      { t: 'hello', versionMin: 2, versionMax: 2, role: 'client', name: 'c', site: null },
       { t: 'req', id: -1, op: 'get', body: {} },
       { t: 'req', id: 1.5, op: 'get', body: {} },
       { t: 'req', id: 1, op: 'get', body: {}, extra: true },

@@ -3,15 +3,18 @@
 // History (newest last; never edit a released entry):
 //   1 — 2026-11: preamble "STRT", length-prefixed msgpack frames, hello/welcome handshake,
 //       correlated request/response, pushes (view, event); membership, regions, replication.
+//   2 — 2026-12: hello/welcome state each side's frame limit, so no side sends a frame its peer
+//       would refuse; the hardening of the WAN path (see messages.ts). Version 1 never left
+//       this repository, so version 2 is also the minimum.
 //
 // A connection speaks the highest version both sides support. A member refuses peers whose
 // range does not overlap its own with STRAIT_PROTOCOL_VERSION, so sites can be upgraded one at
 // a time as long as the new release still lists the old version in its range.
 
 /** The version this build speaks natively. Bump on any change to messages.ts. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 /** The oldest version this build still speaks. */
-export const PROTOCOL_VERSION_MIN = 1;
+export const PROTOCOL_VERSION_MIN = 2;
 
 /** The version to speak with a peer supporting `peerMin..peerMax`, or undefined if none. */
 export function negotiateVersion(peerMin: number, peerMax: number): number | undefined {

@@ -39,7 +39,7 @@ export interface StreamHandler {
   /** The outgoing connection is established (not called for accepted streams). */
   onOpen(): void;
   onData(bytes: Uint8Array): void;
-  /** The write buffer drained below its high-water mark after `write` returned false. */
+  /** Everything written was taken by the peer, after `write` returned false. */
   onDrain(): void;
   /** The stream closed; `error` says why when it was not a clean close. */
   onClose(error: Error | undefined): void;
@@ -49,8 +49,19 @@ export interface StreamHandler {
 export interface Stream {
   /** The peer's address as text, for logs and errors. */
   readonly remote: string;
+  /**
+   * Bytes written that the peer has not taken yet (the socket's send buffer; in the simulator,
+   * bytes in flight or held by a paused reader). What backpressure decisions look at.
+   */
+  readonly bufferedBytes: number;
   /** Queues bytes; returns false when the caller should wait for `onDrain`. */
   write(bytes: Uint8Array): boolean;
+  /**
+   * Stops delivering `onData` until `resume` (a close that arrives meanwhile waits behind the
+   * held data). The peer's writes then back up: TCP backpressure. Idempotent.
+   */
+  pause(): void;
+  resume(): void;
   /** Flushes what was written, then closes. Idempotent. */
   close(): void;
   /** Closes at once, discarding unsent bytes. Idempotent. */

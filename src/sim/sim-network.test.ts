@@ -409,6 +409,36 @@ describe('SimNetwork', () => {
     assert.notDeepEqual(arrivals, sent);
   });
 
+  it('a paused reader holds data and the FIN behind it; the writer backs up, then drains', () => {
+    const simulator = new Simulator({ seed: 7, log: 'silent', network: { rechunkProbability: 0 } });
+    const server = simulator.host('server', { address: '10.0.0.1' }).runtime();
+    const client = simulator.host('client', { address: '10.0.0.2' }).runtime();
+    const { accepted } = listenRecording(simulator, server, { host: '10.0.0.1', port: 7000 });
+    let drains = 0;
+    const writes: boolean[] = [];
+    const stream = client.network.connect({ host: '10.0.0.1', port: 7000 }, {
+      onOpen: () => {}, onData: () => {}, onDrain: () => { drains += 1; }, onClose: () => {},
+    });
+    simulator.run({ untilMs: 10 });
+    const reader = accepted[0]!;
+    reader.stream.pause();
+    const chunk = new Uint8Array(16 * 1024).fill(1);
+    for (let index = 0; index < 8; index++) writes.push(stream.write(chunk));
+    stream.close();
+    simulator.run({ untilMs: 100 });
+    assert.equal(reader.recorder.chunks.length, 0, 'nothing delivered while paused');
+    assert.equal(reader.recorder.closed, false, 'the FIN waits behind the held data');
+    assert.equal(stream.bufferedBytes, 8 * chunk.length, 'held bytes count as buffered at the writer');
+    assert.deepEqual(writes.slice(0, 4), [true, true, true, true]);
+    assert.equal(writes.at(-1), false, 'past the write buffer, write says wait');
+    assert.equal(drains, 0);
+    reader.stream.resume();
+    simulator.run({ untilMs: 200 });
+    assert.equal(Buffer.concat(reader.recorder.chunks).length, 8 * chunk.length);
+    assert.equal(reader.recorder.closed, true);
+    assert.equal(drains, 1);
+  });
+
   it('runs thousands of messages quickly in virtual time', () => {
     const simulator = new Simulator({ seed: 13, log: 'silent' });
     const server = simulator.host('server').runtime();

@@ -32,8 +32,11 @@
 //   directions are dropped.
 // - A process crash destroys every stream it owns (peers see ECONNRESET) and closes its
 //   listeners; it gets no callbacks itself.
-// - No backpressure: `write` returns true while the stream is open (false once this side closed
-//   or destroyed it) and `onDrain` is never called; bytes in flight are counted in `stats()`.
+// - Backpressure. A stream's `bufferedBytes` are the bytes it wrote that the peer's handler has
+//   not received: in flight, or held because the peer paused reading (`pause()`; a FIN that
+//   arrives meanwhile waits behind the held data). `write` returns false once they exceed
+//   `writeBufferBytes` (false too once this side closed or destroyed it), and `onDrain` follows
+//   when they are back to zero — as Node's socket does. Bytes in flight are counted in `stats()`.
 // - Error objects carry a Node-style `code` (ECONNREFUSED, ETIMEDOUT, ECONNRESET) like the
 //   errors of the Node runtime, so callers handle both the same way.
 
@@ -62,6 +65,8 @@ export interface NetworkOptions {
   connectTimeoutMs: number;
   /** Probability that a write is split into several deliveries, and (separately) merged into the previous undelivered one. */
   rechunkProbability: number;
+  /** A write returns false once the stream's buffered bytes exceed this (Node's default high-water mark). */
+  writeBufferBytes: number;
 }
 
 export const defaultNetworkOptions: Readonly<NetworkOptions> = Object.freeze({
@@ -70,6 +75,7 @@ export const defaultNetworkOptions: Readonly<NetworkOptions> = Object.freeze({
   resetProbability: 0,
   connectTimeoutMs: 3000,
   rechunkProbability: 0.25,
+  writeBufferBytes: 64 * 1024,
 });
 
 /** The most deliveries one write is split into. */
@@ -244,6 +250,10 @@ export class SimStream implements Stream {
   /** @internal This side sent FIN: no more writes. */ finSent = false;
   /** @internal This side was destroyed locally. */ destroyed = false;
   /** @internal onClose was delivered or scheduled (or the process died): the stream is over. */ closeNotified = false;
+  /** @internal Reading paused: arriving data (and a FIN behind it) is held. */ paused = false;
+  /** @internal What arrived while paused, in order; a FIN holds its sender. */ held: ({ bytes: Uint8Array } | { fin: SimStream })[] = [];
+  /** @internal Data bytes in `held`. */ heldBytes = 0;
+  /** @internal A write returned false: `onDrain` is owed once nothing is buffered. */ needDrain = false;
   private readonly core: NetworkCore;
 
   constructor(core: NetworkCore, connection: Connection, process: ProcessNetwork, remote: string) {
@@ -258,8 +268,22 @@ export class SimStream implements Stream {
     return this.outgoing.queuedBytes;
   }
 
+  get bufferedBytes(): number {
+    return this.outgoing.queuedBytes + (this.connection.peerOf(this)?.heldBytes ?? 0);
+  }
+
   write(bytes: Uint8Array): boolean {
     return this.core.write(this, bytes);
+  }
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.core.releaseHeld(this);
   }
 
   close(): void {
@@ -507,7 +531,37 @@ class NetworkCore {
     } else {
       this.scheduleDelivery(stream, 'data', bytes.length);
     }
-    return true;
+    if (stream.bufferedBytes <= this.options.writeBufferBytes) return true;
+    stream.needDrain = true;
+    return false;
+  }
+
+  /** `sender` owes `onDrain` and nothing it wrote is buffered any more: deliver it. */
+  private maybeDrain(sender: SimStream): void {
+    if (!sender.needDrain || sender.bufferedBytes > 0 || sender.closeNotified) return;
+    sender.needDrain = false;
+    this.scheduler.schedule(0, () => {
+      if (!sender.closeNotified) sender.handler?.onDrain();
+    }, sender.process.owner);
+  }
+
+  /** `receiver` resumed reading: what it held is delivered, in order, until it pauses again. */
+  releaseHeld(receiver: SimStream): void {
+    this.scheduler.schedule(0, () => {
+      const sender = receiver.connection.peerOf(receiver);
+      while (!receiver.paused && receiver.held.length > 0 && !receiver.closeNotified) {
+        const next = receiver.held.shift()!;
+        if ('fin' in next) {
+          this.deliverFin(next.fin, receiver);
+          continue;
+        }
+        receiver.heldBytes -= next.bytes.length;
+        this.counters.deliveries++;
+        this.counters.bytesDelivered += next.bytes.length;
+        receiver.handler?.onData(next.bytes);
+      }
+      if (sender !== undefined) this.maybeDrain(sender);
+    }, receiver.process.owner);
   }
 
   private scheduleDelivery(sender: SimStream, kind: DeliveryKind, byteCount: number): void {
@@ -545,26 +599,37 @@ class NetworkCore {
         const receiver = connection.peerOf(sender);
         assert(receiver !== undefined && !receiver.closeNotified, 'data arrived for a stream that is over');
         const bytes = pipe.take(delivery.byteCount);
+        if (receiver.paused || receiver.held.length > 0) {
+          receiver.held.push({ bytes });
+          receiver.heldBytes += bytes.length;
+          return;
+        }
         this.counters.deliveries++;
         this.counters.bytesDelivered += bytes.length;
         receiver.handler?.onData(bytes);
+        this.maybeDrain(sender);
         return;
       }
       case 'fin': {
         const receiver = connection.peerOf(sender);
         assert(receiver !== undefined && !receiver.closeNotified, 'FIN arrived for a stream that is over');
-        if (!receiver.finSent) {
-          // allowHalfOpen: false — the receiving side ends its direction too.
-          receiver.finSent = true;
-          this.scheduleDelivery(receiver, 'fin', 0);
-        }
-        receiver.closeNotified = true;
-        receiver.process.streams.delete(receiver);
-        if (sender.closeNotified) this.forget(connection);
-        receiver.handler?.onClose(undefined);
+        if (receiver.paused || receiver.held.length > 0) receiver.held.push({ fin: sender });
+        else this.deliverFin(sender, receiver);
         return;
       }
     }
+  }
+
+  private deliverFin(sender: SimStream, receiver: SimStream): void {
+    if (!receiver.finSent) {
+      // allowHalfOpen: false — the receiving side ends its direction too.
+      receiver.finSent = true;
+      this.scheduleDelivery(receiver, 'fin', 0);
+    }
+    receiver.closeNotified = true;
+    receiver.process.streams.delete(receiver);
+    if (sender.closeNotified) this.forget(sender.connection);
+    receiver.handler?.onClose(undefined);
   }
 
   // --- closing ------------------------------------------------------------------------------
@@ -613,8 +678,12 @@ class NetworkCore {
   }
 
   private dropPipes(connection: Connection): void {
-    this.counters.bytesDropped += connection.connector.outgoing.clear();
-    if (connection.acceptor !== undefined) this.counters.bytesDropped += connection.acceptor.outgoing.clear();
+    for (const stream of [connection.connector, connection.acceptor]) {
+      if (stream === undefined) continue;
+      this.counters.bytesDropped += stream.outgoing.clear() + stream.heldBytes;
+      stream.held = [];
+      stream.heldBytes = 0;
+    }
   }
 
   private forget(connection: Connection): void {

@@ -278,6 +278,33 @@ describe('node runtime network', () => {
     await client.closed;
     server.close();
   });
+
+  test('a paused reader makes the writer back up; resuming delivers everything', async () => {
+    const server = await startServer(runtime);
+    const client = new RecordingHandler();
+    const stream = runtime.network.connect(server.address, client);
+    const { stream: accepted, handler: serverSide } = await server.nextAccepted(0);
+    accepted.pause();
+    const chunk = new Uint8Array(256 * 1024);
+    let written = 0;
+    for (let round = 0; round < 200 && stream.bufferedBytes === 0; round++) {
+      for (let index = 0; index < 16; index++) {
+        stream.write(chunk);
+        written += chunk.length;
+      }
+      await settle();
+    }
+    assert.ok(stream.bufferedBytes > 0, 'the writer holds what the paused reader does not take');
+    const receivedWhilePaused = serverSide.received.length;
+    await settle();
+    assert.equal(serverSide.received.length, receivedWhilePaused, 'nothing is delivered while paused');
+    accepted.resume();
+    await serverSide.receivedAtLeast(written);
+    assert.equal(serverSide.received.length, written);
+    stream.close();
+    await client.closed;
+    server.close();
+  });
 });
 
 describe('node runtime timers, clock and random', () => {

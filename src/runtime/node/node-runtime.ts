@@ -114,7 +114,24 @@ class NodeStream implements Stream {
     this.#socket.on('data', (chunk: Buffer) => this.#handler?.onData(chunk));
     // Accepted sockets start paused (readableFlowing false), so the listener alone does not
     // start reading.
-    this.#socket.resume();
+    if (!this.#paused) this.#socket.resume();
+  }
+
+  #paused = false;
+
+  get bufferedBytes(): number {
+    return this.#socket.writableLength;
+  }
+
+  pause(): void {
+    this.#paused = true;
+    this.#socket.pause();
+  }
+
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    if (this.#handler !== undefined && !this.#socket.destroyed) this.#socket.resume();
   }
 
   #corked = false;
@@ -166,9 +183,15 @@ class RefusedStream implements Stream {
     queueMicrotask(() => handler.onClose(error));
   }
 
+  readonly bufferedBytes = 0;
+
   write(): boolean {
     return false;
   }
+
+  pause(): void {}
+
+  resume(): void {}
 
   close(): void {}
 

@@ -1,0 +1,43 @@
+// Server-level scenarios in the simulator: one site, real clients, virtual time.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { StraitError } from '../errors.ts';
+import { CONNECTION_BUFFERED_BYTES_MAX } from './server.ts';
+import { SimSite } from './sim-site.test-support.ts';
+
+test('a subscriber that stops reading is cut off with STRAIT_SUBSCRIBER_TOO_SLOW; the server buffers a bounded amount', async () => {
+  const site = new SimSite({ servers: 1 });
+  await site.waitFor('site ready', () => site.ready());
+  const subscriber = site.client();
+  const writer = site.client();
+  const events = subscriber.region<string>('R').subscribe({ bufferedEventsMax: 1_000_000 });
+  await site.settle(events.ready);
+  // The subscriber's process stops reading its socket (blocked event loop, stopped process).
+  const server = site.server('server-1');
+  const stream = (subscriber as unknown as { server: { stream: { pause(): void; resume(): void } } }).server.stream;
+  stream.pause();
+  const value = 'x'.repeat(64 * 1024);
+  for (let round = 0; round < 40; round++) {
+    await site.settle(Promise.all(Array.from({ length: 10 }, (_, index) => writer.region<string>('R').put(`k${round}-${index}`, value))));
+  }
+  assert.equal(server.admin.regions()[0]!.size, 400);
+  const held = site.sim.network.stats().bytesInFlight;
+  assert.ok(held < CONNECTION_BUFFERED_BYTES_MAX + 1024 * 1024, `the server held ${held} bytes for the stalled subscriber, not all 26 MB`);
+  stream.resume();
+  let failure: unknown;
+  let received = 0;
+  const consume = (async () => {
+    try {
+      for await (const _event of events) received += 1;
+    } catch (error) {
+      failure = error;
+    }
+  })();
+  await site.waitFor('the subscriber hears that it was cut off', () => failure !== undefined);
+  await consume;
+  assert.ok(failure instanceof StraitError);
+  assert.equal(failure.code, 'STRAIT_SUBSCRIBER_TOO_SLOW');
+  assert.ok(received < 400, `it got what was sent before the cut (${received})`);
+  await subscriber.close();
+  await writer.close();
+});
