@@ -21,10 +21,13 @@ interface Result {
   readonly stderr: string;
 }
 
-function strait(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
+/** Exit code reported for a command killed at its timeout (or by a signal). */
+const KILLED = -1;
+
+function strait(args: readonly string[], env: NodeJS.ProcessEnv = {}, timeoutMs = COMMAND_TIMEOUT_MS): Promise<Result> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: COMMAND_TIMEOUT_MS, env: { ...process.env, ...env } }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
+    execFile(process.execPath, [BIN, ...args], { timeout: timeoutMs, killSignal: 'SIGKILL', env: { ...process.env, ...env } }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : KILLED;
       resolve({ code, stdout, stderr });
     });
   });
@@ -391,6 +394,40 @@ describe('strait CLI', { concurrency: true }, () => {
       const result = await strait(['stop', 'server', '--dir', memberDir('nothing')]);
       assert.equal(result.code, 1);
       assert.match(result.stderr, /^error STRAIT_NOT_RUNNING: /m);
+    });
+
+    it('every client command against a closed port exits 1 with STRAIT_NO_LOCATOR naming the address and ECONNREFUSED', async () => {
+      const locator = `127.0.0.1[${await freePort()}]`;
+      const commands = [
+        ['get', '--region', 'R', '--key', 'k'],
+        ['put', '--region', 'R', '--key', 'k', '--value', 'v'],
+        ['remove', '--region', 'R', '--key', 'k'],
+        ['status'],
+        ['list', 'members'],
+        ['list', 'regions'],
+        ['list', 'gateways'],
+        ['status', 'gateway-sender', '--id', 'to-site-2'],
+        ['pause', 'gateway-sender', '--id', 'to-site-2'],
+        ['resume', 'gateway-sender', '--id', 'to-site-2'],
+        ['stop', 'gateway-sender', '--id', 'to-site-2'],
+        ['start', 'gateway-sender', '--id', 'to-site-2'],
+      ];
+      // The bound: far above the 5 s connect deadline, far below "waits for the request timeout".
+      const boundMs = 30_000;
+      await Promise.all(commands.map(async (args) => {
+        const result = await strait([...args, '--locator', locator], {}, boundMs);
+        const what = `${args.join(' ')}: exit ${result.code}\n${result.stderr}`;
+        assert.equal(result.code, 1, what);
+        assert.match(result.stderr, /^error STRAIT_NO_LOCATOR: /m, what);
+        assert.ok(result.stderr.includes(locator), what);
+        assert.match(result.stderr, /ECONNREFUSED/, what);
+      }));
+    });
+
+    it('a bad --connect-timeout exits 2 with STRAIT_USAGE', async () => {
+      const result = await strait(['get', '--region', 'R', '--key', 'k', '--connect-timeout', '0']);
+      assert.equal(result.code, 2);
+      assert.match(result.stderr, /^error STRAIT_USAGE: /m);
     });
 
     it('a client command with a bad address exits 2 with STRAIT_ADDRESS_INVALID', async () => {
