@@ -390,6 +390,25 @@ describe('strait CLI', { concurrency: true }, () => {
       }
     });
 
+    it('a server with no reachable locator says why while it waits, then fails with that problem and the next step, not raw JSON', async () => {
+      const locator = `127.0.0.1[${await freePort()}]`;
+      const dir = memberDir('no-locator');
+      // Progress is reported every 5 s: a 10 s timeout leaves room for one report at least.
+      const result = await strait(['start', 'server', '--name', 'no-locator', '--dir', dir, '--bind-address', '127.0.0.1', '--server-port', '0', '--locators', locator, '--timeout', '10']);
+      const what = `exit ${result.code}\n${result.stderr}`;
+      assert.equal(result.code, 1, what);
+      assert.equal(result.stdout, '');
+      const lines = result.stderr.split('\n').filter((line) => line.length > 0);
+      const progress = lines.filter((line) => line.startsWith('no-locator: still starting after '));
+      assert.ok(progress.length >= 1, what);
+      assert.ok(progress.every((line) => line.includes(locator) && line.includes('ECONNREFUSED')), what);
+      const failure = lines.find((line) => line.startsWith('error STRAIT_START_FAILED: '));
+      assert.ok(failure !== undefined && failure.includes(locator) && failure.includes('ECONNREFUSED'), what);
+      assert.ok(lines.some((line) => line.startsWith('next step: ') && line.includes(locator)), what);
+      assert.ok(lines.some((line) => line.includes(join(dir, 'no-locator.log'))), what);
+      assert.deepEqual(lines.filter((line) => line.trimStart().startsWith('{')), [], 'no raw JSON log lines');
+    });
+
     it('stop without a running member exits 1 with STRAIT_NOT_RUNNING', async () => {
       const result = await strait(['stop', 'server', '--dir', memberDir('nothing')]);
       assert.equal(result.code, 1);

@@ -16,7 +16,7 @@ import type { Command } from 'commander';
 import { connect, type StraitClient } from '../client/client.ts';
 import type { SenderStatus } from '../protocol/messages.ts';
 import { formatAddress, type Address } from '../runtime/runtime.ts';
-import { prepareStart, startCommand } from './member-commands.ts';
+import { prepareStart, startCommand, startFailureLines } from './member-commands.ts';
 import { START_TIMEOUT_MS_DEFAULT, STOP_TIMEOUT_MS_DEFAULT, stopMember } from './process-control.ts';
 import { CONFIG_FILE_NAME } from './member-files.ts';
 import type { MemberRole } from '../config/member-config.ts';
@@ -218,7 +218,7 @@ async function runDemo(): Promise<number> {
     const outcome = await startCommand(request, false, output);
     if (!outcome.ok) {
       output.err(`error ${outcome.error.code}: ${outcome.error.message}`);
-      if (outcome.logTail.length > 0) output.err(outcome.logTail);
+      for (const line of startFailureLines(outcome)) output.err(line);
       return undefined;
     }
     started.push({ role, name, dir, pid: outcome.record.pid });

@@ -17,10 +17,11 @@ import {
   parseTimeoutSeconds,
   prepareStart,
   startCommand,
+  startFailureLines,
   stopCommand,
 } from './member-commands.ts';
 import { loadMemberConfig, locateMember } from './load-config.ts';
-import { LOG_TAIL_LINES, START_TIMEOUT_MS_DEFAULT, STOP_TIMEOUT_MS_DEFAULT } from './process-control.ts';
+import { START_TIMEOUT_MS_DEFAULT, STOP_TIMEOUT_MS_DEFAULT } from './process-control.ts';
 import {
   CLIENT_CONNECT_TIMEOUT_MS_DEFAULT,
   CLIENT_REQUEST_TIMEOUT_MS_DEFAULT,
@@ -181,7 +182,7 @@ export function buildProgram(): Command {
       const outcome = await startCommand(request, options['json'] === true, output);
       if (outcome.ok) return 0;
       reportError(outcome.error);
-      if (outcome.logTail.length > 0) output.err(`last ${LOG_TAIL_LINES} lines of ${outcome.logFile}:\n${outcome.logTail}`);
+      for (const line of startFailureLines(outcome)) output.err(line);
       return exitCodeFor(outcome.error);
     }),
   );
