@@ -34,20 +34,15 @@ import type { SenderControlRequest } from './gateway-commands.ts';
 // `strait demo` lives in its own module (owned by the lead engineer); it registers itself here.
 import { registerDemo } from './demo.ts';
 import { registerProxy } from './proxy-command.ts';
+import { installStandardOutput, standardOutput, writeErr, writeOut } from './standard-output.ts';
 
 /** Overrides the default locator of client commands (`--locator`). */
 export const LOCATOR_ENVIRONMENT_VARIABLE = 'STRAIT_LOCATOR';
 
 // A reader that stops early (`strait status | head`) closes the pipe: that is not an error.
-process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-  throw error;
-});
+installStandardOutput();
 
-const output: Output = {
-  out: (text) => process.stdout.write(`${text}\n`),
-  err: (text) => process.stderr.write(`${text}\n`),
-};
+const output: Output = standardOutput;
 
 /** Prints `error STRAIT_CODE: message` and sets the exit status (2 usage/config, 1 otherwise). */
 export function reportError(error: unknown): void {
@@ -156,8 +151,8 @@ export function buildProgram(): Command {
     .showHelpAfterError(false)
     .exitOverride()
     .configureOutput({
-      writeOut: (text) => process.stdout.write(text),
-      writeErr: (text) => process.stderr.write(text),
+      writeOut: (text) => writeOut(text),
+      writeErr: (text) => writeErr(text),
       // Usage mistakes print like every other error: a code and a message.
       outputError: (text, write) => write(`error STRAIT_USAGE: ${text.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ').replace(/\.$/, '')}; see strait --help\n`),
     });

@@ -189,18 +189,35 @@ export async function stopMember(dir: string, role: MemberRole, timeoutMs: numbe
     rmSync(pidFile, { force: true });
     throw new StraitError('STRAIT_NOT_RUNNING', { dir, reason: `the ${role} with pid ${pid} is not running (removed the stale pid file)` });
   }
-  process.kill(pid, 'SIGTERM');
+  const killed = await stopProcess(pid, `the ${role} with pid ${pid}`, timeoutMs, force);
+  rmSync(pidFile, { force: true });
+  return { pid, name, killed };
+}
+
+/**
+ * Sends SIGTERM to the Strait process `pid` (a member leaves cleanly) and waits until it is gone.
+ * After `timeoutMs` it sends SIGKILL when `force` is set (and returns true), else fails with
+ * STRAIT_TIMEOUT naming `what`.
+ */
+export async function stopProcess(pid: number, what: string, timeoutMs: number, force: boolean): Promise<boolean> {
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return false; // Gone already.
+  }
   const deadline = performance.now() + timeoutMs;
   while (isStraitProcessAlive(pid)) {
     if (performance.now() >= deadline) {
-      if (!force) throw new StraitError('STRAIT_TIMEOUT', { operation: `stopping the ${role} with pid ${pid} (use --force to kill it)`, timeoutMs });
-      process.kill(pid, 'SIGKILL');
+      if (!force) throw new StraitError('STRAIT_TIMEOUT', { operation: `stopping ${what} (use --force to kill it)`, timeoutMs });
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        return false;
+      }
       while (isStraitProcessAlive(pid)) await sleep(POLL_INTERVAL_MS);
-      rmSync(pidFile, { force: true });
-      return { pid, name, killed: true };
+      return true;
     }
     await sleep(POLL_INTERVAL_MS);
   }
-  rmSync(pidFile, { force: true });
-  return { pid, name, killed: false };
+  return false;
 }
