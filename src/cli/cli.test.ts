@@ -26,7 +26,8 @@ const KILLED = -1;
 
 function strait(args: readonly string[], env: NodeJS.ProcessEnv = {}, timeoutMs = COMMAND_TIMEOUT_MS): Promise<Result> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: timeoutMs, killSignal: 'SIGKILL', env: { ...process.env, ...env } }, (error, stdout, stderr) => {
+    const options = { timeout: timeoutMs, killSignal: 'SIGKILL' as const, env: { ...process.env, ...env } };
+    execFile(process.execPath, [BIN, ...args], options, (error, stdout, stderr) => {
       const code = error === null ? 0 : typeof error.code === 'number' ? error.code : KILLED;
       resolve({ code, stdout, stderr });
     });
@@ -390,11 +391,14 @@ describe('strait CLI', { concurrency: true }, () => {
       }
     });
 
-    it('a server with no reachable locator says why while it waits, then fails with that problem and the next step, not raw JSON', async () => {
+    it('a server with no reachable locator says why while waiting, then the problem and the next step, no raw JSON', async () => {
       const locator = `127.0.0.1[${await freePort()}]`;
       const dir = memberDir('no-locator');
       // Progress is reported every 5 s: a 10 s timeout leaves room for one report at least.
-      const result = await strait(['start', 'server', '--name', 'no-locator', '--dir', dir, '--bind-address', '127.0.0.1', '--server-port', '0', '--locators', locator, '--timeout', '10']);
+      const result = await strait([
+        'start', 'server', '--name', 'no-locator', '--dir', dir, '--bind-address', '127.0.0.1', '--server-port', '0',
+        '--locators', locator, '--timeout', '10',
+      ]);
       const what = `exit ${result.code}\n${result.stderr}`;
       assert.equal(result.code, 1, what);
       assert.equal(result.stdout, '');
@@ -415,7 +419,7 @@ describe('strait CLI', { concurrency: true }, () => {
       assert.match(result.stderr, /^error STRAIT_NOT_RUNNING: /m);
     });
 
-    it('every client command against a closed port exits 1 with STRAIT_NO_LOCATOR naming the address and ECONNREFUSED', async () => {
+    it('every client command against a closed port exits 1: STRAIT_NO_LOCATOR, the address, ECONNREFUSED', async () => {
       const locator = `127.0.0.1[${await freePort()}]`;
       const commands = [
         ['get', '--region', 'R', '--key', 'k'],

@@ -41,7 +41,9 @@ type Demo = ChildProcessByStdio<null, Readable, Readable>;
 /** Resolves once `stream` has carried text matching `pattern`; rejects after `timeoutMs`. */
 function waitForOutput(stream: Readable, pattern: RegExp, timeoutMs: number, collected: { text: string }): Promise<void> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ${pattern} within ${timeoutMs} ms; output so far:\n${collected.text}`)), timeoutMs);
+    const timer = setTimeout(() => {
+      reject(new Error(`no ${pattern} within ${timeoutMs} ms; output so far:\n${collected.text}`));
+    }, timeoutMs);
     const onData = (chunk: Buffer): void => {
       collected.text += chunk.toString('utf8');
       if (!pattern.test(collected.text)) return;
@@ -59,7 +61,9 @@ function exited(demo: Demo, timeoutMs: number): Promise<{ code: number | null; s
       resolve({ code: demo.exitCode, signal: demo.signalCode });
       return;
     }
-    const timer = setTimeout(() => reject(new Error(`the demo (pid ${demo.pid}) did not exit within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(() => {
+      reject(new Error(`the demo (pid ${demo.pid}) did not exit within ${timeoutMs} ms`));
+    }, timeoutMs);
     demo.once('exit', (code, signal) => {
       clearTimeout(timer);
       resolve({ code, signal });
@@ -109,7 +113,7 @@ async function stopsEveryMember(signal: NodeJS.Signals | undefined, closeStderr:
   assert.equal(code, 0, `the demo's stderr:\n${stderr.text}`);
 }
 
-describe('strait demo stops every member it started, its output piped to a reader that is gone', { concurrency: 1 }, () => {
+describe('strait demo stops every member it started, its output piped to a gone reader', { concurrency: 1 }, () => {
   it('on SIGINT (Ctrl-C, which stops `tee` as well)', () => stopsEveryMember('SIGINT', false));
   it('on SIGTERM', () => stopsEveryMember('SIGTERM', false));
   it('on SIGHUP (its terminal went away: standard error gone too)', () => stopsEveryMember('SIGHUP', true));

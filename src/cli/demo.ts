@@ -116,7 +116,8 @@ async function stopStarted(member: Started): Promise<void> {
   if (!isStraitProcessAlive(member.pid)) {
     output.out(`${member.role} ${member.name} (pid ${member.pid}) had exited already`);
   } else {
-    const killed = await stopProcess(member.pid, `the ${member.role} ${member.name} (pid ${member.pid})`, STOP_TIMEOUT_MS_DEFAULT, true);
+    const what = `the ${member.role} ${member.name} (pid ${member.pid})`;
+    const killed = await stopProcess(member.pid, what, STOP_TIMEOUT_MS_DEFAULT, true);
     output.out(`${killed ? 'killed' : 'stopped'} ${member.role} ${member.name} (pid ${member.pid})`);
   }
   removePidIfOwned(pidFilePath(member.dir, member.role), member.pid);
@@ -252,8 +253,13 @@ async function runDemo(options: DemoOptions): Promise<number> {
   }
 }
 
-/** Starts both sites, recording each member in `started` and each client in `clients`, and shows the live lines. */
-async function startSitesAndShow(root: string, started: Started[], clients: StraitClient[], signal: StopRequest): Promise<number> {
+/** Starts both sites, recording each member in `started` and each client in `clients`; shows the live lines. */
+async function startSitesAndShow(
+  root: string,
+  started: Started[],
+  clients: StraitClient[],
+  signal: StopRequest,
+): Promise<number> {
   output.out(`Strait demo: two sites replicating region ${DEMO_REGION} both ways, members in ${root}`);
 
   const start = async (role: MemberRole, name: string, flags: Record<string, string>, config?: string): Promise<Address | undefined> => {

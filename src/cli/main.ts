@@ -78,7 +78,10 @@ function locatorOption(command: Command): Command {
 function requestTimeoutOption(command: Command): Command {
   return command
     .option('--request-timeout <ms>', `how long one request may take (default ${CLIENT_REQUEST_TIMEOUT_MS_DEFAULT})`)
-    .option('--connect-timeout <ms>', `how long to keep trying to reach a locator and a ready server (default ${CLIENT_CONNECT_TIMEOUT_MS_DEFAULT})`);
+    .option(
+      '--connect-timeout <ms>',
+      `how long to keep trying to reach a locator and a ready server (default ${CLIENT_CONNECT_TIMEOUT_MS_DEFAULT})`,
+    );
 }
 
 function clientOptions(command: Command): Command {
@@ -122,7 +125,8 @@ function parseMilliseconds(text: string | undefined, fallbackMs: number, flag: s
   if (text === undefined) return fallbackMs;
   const value = Number(text);
   if (!Number.isInteger(value) || value <= 0 || value > CLIENT_TIMEOUT_MS_MAX) {
-    throw new StraitError('STRAIT_USAGE', { reason: `${flag} takes milliseconds from 1 to ${CLIENT_TIMEOUT_MS_MAX}, got ${JSON.stringify(text)}` });
+    const reason = `${flag} takes milliseconds from 1 to ${CLIENT_TIMEOUT_MS_MAX}, got ${JSON.stringify(text)}`;
+    throw new StraitError('STRAIT_USAGE', { reason });
   }
   return value;
 }

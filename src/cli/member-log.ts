@@ -35,7 +35,8 @@ function problemOf(line: string): string | undefined {
   if (line.startsWith('{')) {
     try {
       const entry = JSON.parse(line) as { level?: unknown; msg?: unknown };
-      if (typeof entry.level === 'number' && entry.level >= WARN_LEVEL && typeof entry.msg === 'string') return entry.msg;
+      const problem = typeof entry.level === 'number' && entry.level >= WARN_LEVEL;
+      if (problem && typeof entry.msg === 'string') return entry.msg;
     } catch {
       // Not a log line (or a torn last line being written): not a problem report.
     }

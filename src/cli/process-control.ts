@@ -119,7 +119,8 @@ export async function startInBackground(request: StartRequest, progress?: StartP
   const failure = (error: StraitError, nextStep?: string): StartOutcome => ({ ok: false, error, nextStep, logFile });
   const lastProblem = (): string | undefined => latestLoggedProblem(logFile, config.name);
   /** The error's reason, with the member's last logged problem when there is one. */
-  const withLastProblem = (reason: string, problem: string | undefined): string => (problem === undefined ? reason : `${reason}; last problem: ${problem}`);
+  const withLastProblem = (reason: string, problem: string | undefined): string =>
+    problem === undefined ? reason : `${reason}; last problem: ${problem}`;
   if (pid === undefined) {
     return failure(new StraitError('STRAIT_START_FAILED', { member: config.name, reason: `could not run ${process.execPath}: ${spawnError?.message ?? 'unknown'}` }));
   }
@@ -142,7 +143,10 @@ export async function startInBackground(request: StartRequest, progress?: StartP
       const how = exitSignal === null ? `exited with status ${exitCode}` : `was killed by ${exitSignal}`;
       const problem = lastProblem();
       return failure(
-        new StraitError('STRAIT_START_FAILED', { member: config.name, reason: withLastProblem(`the process ${how} before it was ready`, problem) }),
+        new StraitError('STRAIT_START_FAILED', {
+          member: config.name,
+          reason: withLastProblem(`the process ${how} before it was ready`, problem),
+        }),
         problem === undefined ? 'its log says why it stopped' : undefined,
       );
     }
@@ -208,7 +212,9 @@ export async function stopProcess(pid: number, what: string, timeoutMs: number, 
   const deadline = performance.now() + timeoutMs;
   while (isStraitProcessAlive(pid)) {
     if (performance.now() >= deadline) {
-      if (!force) throw new StraitError('STRAIT_TIMEOUT', { operation: `stopping ${what} (use --force to kill it)`, timeoutMs });
+      if (!force) {
+        throw new StraitError('STRAIT_TIMEOUT', { operation: `stopping ${what} (use --force to kill it)`, timeoutMs });
+      }
       try {
         process.kill(pid, 'SIGKILL');
       } catch {

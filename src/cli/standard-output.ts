@@ -12,8 +12,11 @@ let keepRunning = false;
 let installed = false;
 const stdoutGoneListeners: (() => void)[] = [];
 
+/** Write errors that mean the reader went away (a closed pipe, a terminal that hung up). */
+const CLOSED_READER_CODES: ReadonlySet<string | undefined> = new Set(['EPIPE', 'EIO', 'ECONNRESET', 'ERR_STREAM_DESTROYED']);
+
 function isClosedReader(error: NodeJS.ErrnoException): boolean {
-  return error.code === 'EPIPE' || error.code === 'EIO' || error.code === 'ECONNRESET' || error.code === 'ERR_STREAM_DESTROYED';
+  return CLOSED_READER_CODES.has(error.code);
 }
 
 /** Handles write errors on both streams; called once when the CLI starts. */

@@ -122,7 +122,8 @@ function failureReason(address: Address, error: Error): string {
 
 function checkTimeoutOption(key: string, value: number | undefined): void {
   if (value === undefined || (Number.isInteger(value) && value > 0 && value <= TIMEOUT_MS_MAX)) return;
-  throw new StraitError('STRAIT_CONFIG_INVALID', { source: 'connect()', key, reason: `must be whole milliseconds from 1 to ${TIMEOUT_MS_MAX}, got ${String(value)}` });
+  const reason = `must be whole milliseconds from 1 to ${TIMEOUT_MS_MAX}, got ${String(value)}`;
+  throw new StraitError('STRAIT_CONFIG_INVALID', { source: 'connect()', key, reason });
 }
 
 function sleep(runtime: Runtime, delayMs: number): Promise<void> {
@@ -132,7 +133,9 @@ function sleep(runtime: Runtime, delayMs: number): Promise<void> {
 function refuseRequests(peer: string): ConnectionHandler {
   return {
     onOpen: () => {},
-    onRequest: (_connection, _request, reply) => reply.fail(new StraitError('STRAIT_MESSAGE_INVALID', { peer, reason: 'clients serve no requests' })),
+    onRequest: (_connection, _request, reply) => {
+      reply.fail(new StraitError('STRAIT_MESSAGE_INVALID', { peer, reason: 'clients serve no requests' }));
+    },
     onPush: () => {},
     onClose: () => {},
   };
@@ -289,7 +292,9 @@ export class StraitClient {
    * when none answered, STRAIT_NO_LOCATOR names each one and why. Before `deadline`, each
    * locator gets its share of the time left.
    */
-  private async askLocators<Op extends RequestOp>(op: Op, body: RequestBody<Op>, options: RequestOptions, deadline: number | undefined): Promise<ResponseBody<Op>> {
+  private async askLocators<Op extends RequestOp>(
+    op: Op, body: RequestBody<Op>, options: RequestOptions, deadline: number | undefined,
+  ): Promise<ResponseBody<Op>> {
     const failures: string[] = [];
     for (const [index, locator] of this.locators.entries()) {
       if (options.signal?.aborted) throw abortError(op);
@@ -325,9 +330,13 @@ export class StraitClient {
     return this.pending(() => this.requestWithin(op, body, options, this.requestTimeoutMs));
   }
 
-  private async requestWithin<Op extends RequestOp>(op: Op, body: RequestBody<Op>, options: RequestOptions, timeoutMs: number): Promise<ResponseBody<Op>> {
+  private async requestWithin<Op extends RequestOp>(
+    op: Op, body: RequestBody<Op>, options: RequestOptions, timeoutMs: number,
+  ): Promise<ResponseBody<Op>> {
     const server = this.server;
-    if (server === undefined || server.state !== 'open' || this.closed) return this.requestWithFailover(op, body, options, [], timeoutMs, undefined);
+    if (server === undefined || server.state !== 'open' || this.closed) {
+      return this.requestWithFailover(op, body, options, [], timeoutMs, undefined);
+    }
     // Fast path: the current server is connected.
     try {
       return await this.send(server, op, body, options);
@@ -342,7 +351,12 @@ export class StraitClient {
   }
 
   private async requestWithFailover<Op extends RequestOp>(
-    op: Op, body: RequestBody<Op>, options: RequestOptions, excluded: string[], timeoutMs: number, firstError: StraitError | undefined,
+    op: Op,
+    body: RequestBody<Op>,
+    options: RequestOptions,
+    excluded: string[],
+    timeoutMs: number,
+    firstError: StraitError | undefined,
   ): Promise<ResponseBody<Op>> {
     const deadline = this.runtime.clock.monotonic() + timeoutMs;
     let lastError = firstError;
