@@ -10,7 +10,12 @@ export interface ErrorSpec {
   readonly message: string;
   /** HTTP status the admin API answers with. */
   readonly status: number;
-  /** True when the same request, sent again later (possibly elsewhere), may succeed. */
+  /**
+   * True when the same request, sent again a little later (possibly to another member), may
+   * succeed without anyone changing anything. The client retries exactly these, until its
+   * deadline; so a condition that retrying can't fix (bad input, a frame or value over a limit,
+   * incompatible protocol versions) or that asks the caller to slow down (backpressure) is false.
+   */
   readonly retryable: boolean;
 }
 
@@ -24,16 +29,20 @@ export const ERROR_SPECS = {
   STRAIT_FRAME_TOO_LARGE: spec('frame of {size} bytes from {peer} exceeds the limit of {limit} bytes; closing the connection', 400, false),
   STRAIT_FRAME_MALFORMED: spec('frame from {peer} could not be decoded: {reason}; closing the connection', 400, false),
   STRAIT_MESSAGE_INVALID: spec('message from {peer} is invalid: {reason}', 400, false),
+  // A property of one pair of members, fixed only by an upgrade: not retried with that member.
+  // A client connecting still moves on to the next locator or server (another may be upgraded).
   STRAIT_PROTOCOL_VERSION: spec('peer {peer} speaks protocol versions {peerMin}..{peerMax}, this member {min}..{max}; upgrade the older side', 400, false),
   STRAIT_HANDSHAKE_REQUIRED: spec('peer {peer} sent {type} before the handshake', 400, false),
   STRAIT_SITE_MISMATCH: spec('{peer} belongs to site {peerSite}, this member to site {site}; check --site-id', 400, false),
   STRAIT_CONNECTION_CLOSED: spec('connection to {peer} closed before the reply to {type}', 503, true),
   STRAIT_TIMEOUT: spec('{operation} timed out after {timeoutMs} ms', 504, true),
   STRAIT_ABORTED: spec('{operation} was aborted', 499, false),
-  STRAIT_TOO_MANY_IN_FLIGHT: spec('more than {limit} requests in flight on the connection to {peer}', 503, true),
+  // Backpressure: the caller must slow down. Retrying automatically would queue the excess
+  // instead of refusing it.
+  STRAIT_TOO_MANY_IN_FLIGHT: spec('more than {limit} requests in flight on the connection to {peer}', 503, false),
 
   // Membership and discovery
-  STRAIT_NO_LOCATOR: spec('no locator answered at {locators}: {reason}', 503, true),
+  STRAIT_NO_LOCATOR: spec('no locator answered at {locators}: {reason}; check the address and that a locator runs there', 503, true),
   STRAIT_NO_SERVER: spec('locator {locator} knows no running server{forRegion}', 503, true),
   STRAIT_NOT_MEMBER: spec('{member} is not in the current view of site {site}; it must rejoin', 503, true),
   STRAIT_NAME_IN_USE: spec('a member named {name} is already in the view of site {site} at {address}', 409, false),

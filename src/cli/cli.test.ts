@@ -21,10 +21,14 @@ interface Result {
   readonly stderr: string;
 }
 
-function strait(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
+/** Exit code reported for a command killed at its timeout (or by a signal). */
+const KILLED = -1;
+
+function strait(args: readonly string[], env: NodeJS.ProcessEnv = {}, timeoutMs = COMMAND_TIMEOUT_MS): Promise<Result> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: COMMAND_TIMEOUT_MS, env: { ...process.env, ...env } }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
+    const options = { timeout: timeoutMs, killSignal: 'SIGKILL' as const, env: { ...process.env, ...env } };
+    execFile(process.execPath, [BIN, ...args], options, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : KILLED;
       resolve({ code, stdout, stderr });
     });
   });
@@ -387,10 +391,66 @@ describe('strait CLI', { concurrency: true }, () => {
       }
     });
 
+    it('a server with no reachable locator says why while waiting, then the problem and the next step, no raw JSON', async () => {
+      const locator = `127.0.0.1[${await freePort()}]`;
+      const dir = memberDir('no-locator');
+      // Progress is reported every 5 s: a 10 s timeout leaves room for one report at least.
+      const result = await strait([
+        'start', 'server', '--name', 'no-locator', '--dir', dir, '--bind-address', '127.0.0.1', '--server-port', '0',
+        '--locators', locator, '--timeout', '10',
+      ]);
+      const what = `exit ${result.code}\n${result.stderr}`;
+      assert.equal(result.code, 1, what);
+      assert.equal(result.stdout, '');
+      const lines = result.stderr.split('\n').filter((line) => line.length > 0);
+      const progress = lines.filter((line) => line.startsWith('no-locator: still starting after '));
+      assert.ok(progress.length >= 1, what);
+      assert.ok(progress.every((line) => line.includes(locator) && line.includes('ECONNREFUSED')), what);
+      const failure = lines.find((line) => line.startsWith('error STRAIT_START_FAILED: '));
+      assert.ok(failure !== undefined && failure.includes(locator) && failure.includes('ECONNREFUSED'), what);
+      assert.ok(lines.some((line) => line.startsWith('next step: ') && line.includes(locator)), what);
+      assert.ok(lines.some((line) => line.includes(join(dir, 'no-locator.log'))), what);
+      assert.deepEqual(lines.filter((line) => line.trimStart().startsWith('{')), [], 'no raw JSON log lines');
+    });
+
     it('stop without a running member exits 1 with STRAIT_NOT_RUNNING', async () => {
       const result = await strait(['stop', 'server', '--dir', memberDir('nothing')]);
       assert.equal(result.code, 1);
       assert.match(result.stderr, /^error STRAIT_NOT_RUNNING: /m);
+    });
+
+    it('every client command against a closed port exits 1: STRAIT_NO_LOCATOR, the address, ECONNREFUSED', async () => {
+      const locator = `127.0.0.1[${await freePort()}]`;
+      const commands = [
+        ['get', '--region', 'R', '--key', 'k'],
+        ['put', '--region', 'R', '--key', 'k', '--value', 'v'],
+        ['remove', '--region', 'R', '--key', 'k'],
+        ['status'],
+        ['list', 'members'],
+        ['list', 'regions'],
+        ['list', 'gateways'],
+        ['status', 'gateway-sender', '--id', 'to-site-2'],
+        ['pause', 'gateway-sender', '--id', 'to-site-2'],
+        ['resume', 'gateway-sender', '--id', 'to-site-2'],
+        ['stop', 'gateway-sender', '--id', 'to-site-2'],
+        ['start', 'gateway-sender', '--id', 'to-site-2'],
+      ];
+      // The bound: far above the 5 s connect deadline, far below "waits for the request timeout".
+      const boundMs = 30_000;
+      await Promise.all(commands.map(async (args) => {
+        const result = await strait([...args, '--locator', locator], {}, boundMs);
+        const what = `${args.join(' ')}: exit ${result.code}\n${result.stderr}`;
+        assert.equal(result.code, 1, what);
+        assert.match(result.stderr, /^error STRAIT_NO_LOCATOR: /m, what);
+        assert.ok(result.stderr.includes(locator), what);
+        assert.match(result.stderr, /ECONNREFUSED/, what);
+      }));
+    });
+
+    it('a bad --connect-timeout exits 2 with STRAIT_USAGE', async () => {
+      const result = await strait(['get', '--region', 'R', '--key', 'k', '--connect-timeout', '0']);
+      assert.equal(result.code, 2);
+      assert.match(result.stderr, /^error STRAIT_USAGE: /m);
     });
 
     it('a client command with a bad address exits 2 with STRAIT_ADDRESS_INVALID', async () => {

@@ -13,6 +13,11 @@ import { problemLines, receiversTable, senderSummaryTable, sendersTable, type Re
 export const LOCATOR_DEFAULT = 'localhost[10334]';
 /** A CLI command that can't reach its site fails in this time rather than hang. */
 export const CLIENT_REQUEST_TIMEOUT_MS_DEFAULT = 15_000;
+/**
+ * A command against a wrong address, or a site with no locator or no ready server, fails after
+ * this long, saying which: STRAIT_NO_LOCATOR (each address and why) or STRAIT_NO_SERVER.
+ */
+export const CLIENT_CONNECT_TIMEOUT_MS_DEFAULT = 5_000;
 
 export interface Output {
   out(text: string): void;
@@ -23,11 +28,17 @@ export interface ClientCommandOptions {
   readonly locators: readonly Address[];
   readonly json: boolean;
   readonly requestTimeoutMs: number;
+  readonly connectTimeoutMs: number;
 }
 
 /** Connects to the site, runs the action, and always closes the client. */
 export async function withClient<T>(options: ClientCommandOptions, action: (client: StraitClient) => Promise<T>): Promise<T> {
-  const client = await connect({ locators: options.locators, name: 'strait-cli', requestTimeoutMs: options.requestTimeoutMs });
+  const client = await connect({
+    locators: options.locators,
+    name: 'strait-cli',
+    requestTimeoutMs: options.requestTimeoutMs,
+    connectTimeoutMs: options.connectTimeoutMs,
+  });
   try {
     return await action(client);
   } finally {

@@ -5,23 +5,28 @@
 // `strait start`, in a temporary directory, on free ports. Each locator knows its `site-id` and
 // the other site's locator (`remote-locators`); each server hosts TEST with a gateway sender to
 // the other site and a gateway receiver on a free port range. The demo then shows one live line
-// per direction (queue, lag, events/s of the primary sender) and, on Ctrl-C or SIGTERM, stops
-// every member it started by pid: servers first, so the locators see clean leaves.
+// per direction (queue, lag, events/s of the primary sender).
+//
+// Stopping: on Ctrl-C (SIGINT), SIGTERM or SIGHUP, when its standard output goes away (the reader
+// of `strait demo | tee demo.log` died), or when it fails, the demo stops every member it
+// started, by the pid it recorded: servers first, so the locators see clean leaves. The members
+// run detached (a process group of their own), so nothing else stops them: the demo must outlive
+// its terminal and its output to do so, and later signals are acknowledged, not obeyed.
 
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { connect, type StraitClient } from '../client/client.ts';
 import type { SenderStatus } from '../protocol/messages.ts';
 import { formatAddress, type Address } from '../runtime/runtime.ts';
-import { prepareStart, startCommand } from './member-commands.ts';
-import { START_TIMEOUT_MS_DEFAULT, STOP_TIMEOUT_MS_DEFAULT, stopMember } from './process-control.ts';
-import { CONFIG_FILE_NAME } from './member-files.ts';
+import { prepareStart, startCommand, startFailureLines } from './member-commands.ts';
+import { START_TIMEOUT_MS_DEFAULT, STOP_TIMEOUT_MS_DEFAULT, stopProcess } from './process-control.ts';
+import { CONFIG_FILE_NAME, isStraitProcessAlive, pidFilePath, removePidIfOwned } from './member-files.ts';
 import type { MemberRole } from '../config/member-config.ts';
-import type { Output } from './client-commands.ts';
 import { describeError, EXIT_FAILURE } from './report.ts';
+import { keepRunningWithoutOutput, onStdoutGone, standardOutput, writeOut } from './standard-output.ts';
 
 const DEMO_REGION = 'TEST';
 const DEMO_HOST = '127.0.0.1';
@@ -44,10 +49,10 @@ interface Started {
   readonly pid: number;
 }
 
-const output: Output = {
-  out: (text) => process.stdout.write(`${text}\n`),
-  err: (text) => process.stderr.write(`${text}\n`),
-};
+/** Signals that stop the demo: Ctrl-C, `kill`, and the terminal going away. */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+const output = standardOutput;
 
 function senderId(toSite: number): string {
   return `to-site-${toSite}`;
@@ -103,7 +108,22 @@ function serverConfig(site: number, receiverStartPort: number): string {
   ].join('\n');
 }
 
-/** Stops members by the pid each one wrote: all servers, then all locators. */
+/**
+ * Stops one member by the pid recorded when it started (a clean leave; SIGKILL if it takes longer
+ * than STOP_TIMEOUT_MS_DEFAULT), and removes its pid file if that still names it.
+ */
+async function stopStarted(member: Started): Promise<void> {
+  if (!isStraitProcessAlive(member.pid)) {
+    output.out(`${member.role} ${member.name} (pid ${member.pid}) had exited already`);
+  } else {
+    const what = `the ${member.role} ${member.name} (pid ${member.pid})`;
+    const killed = await stopProcess(member.pid, what, STOP_TIMEOUT_MS_DEFAULT, true);
+    output.out(`${killed ? 'killed' : 'stopped'} ${member.role} ${member.name} (pid ${member.pid})`);
+  }
+  removePidIfOwned(pidFilePath(member.dir, member.role), member.pid);
+}
+
+/** Stops every member the demo started: all servers, then all locators. */
 async function stopAll(started: readonly Started[]): Promise<void> {
   for (const role of ['server', 'locator'] as const) {
     await Promise.all(
@@ -111,8 +131,7 @@ async function stopAll(started: readonly Started[]): Promise<void> {
         .filter((member) => member.role === role)
         .map(async (member) => {
           try {
-            const outcome = await stopMember(member.dir, member.role, STOP_TIMEOUT_MS_DEFAULT, true);
-            output.out(`${outcome.killed ? 'killed' : 'stopped'} ${member.role} ${member.name} (pid ${outcome.pid})`);
+            await stopStarted(member);
           } catch (error) {
             const { code, message } = describeError(error);
             output.err(`error ${code}: ${message}`);
@@ -157,23 +176,32 @@ async function directionLine(direction: Direction): Promise<string> {
   return `${label}: queue ${primary.queueEvents}, lag ${primary.lagMs} ms, ${Math.round(rate)} events/s, ${primary.eventsSent} sent${state}${problem}`;
 }
 
+/** Why the demo stops: a signal, or its standard output gone. */
+interface StopRequest {
+  /** Resolves with the reason on the first request to stop. */
+  readonly promise: Promise<string>;
+  readonly received: () => boolean;
+}
+
 /**
- * Resolves on the first SIGINT or SIGTERM. Later signals are acknowledged, not obeyed: the demo
- * must get to stop the members it started rather than exit and leave them running.
+ * Resolves on the first SIGINT, SIGTERM or SIGHUP, or when standard output goes away. Later
+ * signals are acknowledged, not obeyed: the demo must get to stop the members it started rather
+ * than exit and leave them running. (Listening for a signal also replaces its default action,
+ * which for all three is to end the process at once.)
  */
-function signalled(): { readonly promise: Promise<string>; readonly received: () => boolean } {
+function stopRequests(): StopRequest {
   let got = false;
-  const promise = new Promise<string>((resolve) => {
-    const onSignal = (signal: string): void => {
+  const promise = new Promise<string>((resolvePromise) => {
+    const request = (reason: string): void => {
       if (got) {
-        output.err(`${signal}: still stopping the members the demo started; please wait`);
+        output.err(`${reason}: still stopping the members the demo started; please wait`);
         return;
       }
       got = true;
-      resolve(signal);
+      resolvePromise(reason);
     };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    for (const signal of STOP_SIGNALS) process.on(signal, request);
+    onStdoutGone(() => request('standard output closed'));
   });
   return { promise, received: () => got };
 }
@@ -191,8 +219,8 @@ async function showLiveLines(directions: readonly Direction[], stop: Promise<str
     if (stopped) break;
     if (terminal) {
       // Move up over the previous lines and redraw them in place.
-      if (drawn > 0) process.stdout.write(`\x1b[${drawn}A`);
-      for (const line of lines) process.stdout.write(`\x1b[2K${line}\n`);
+      if (drawn > 0) writeOut(`\x1b[${drawn}A`);
+      for (const line of lines) writeOut(`\x1b[2K${line}\n`);
       drawn = lines.length;
     } else if (performance.now() - lastPrintMs >= PRINT_INTERVAL_MS - 1) {
       lastPrintMs = performance.now();
@@ -202,10 +230,36 @@ async function showLiveLines(directions: readonly Direction[], stop: Promise<str
   }
 }
 
-async function runDemo(): Promise<number> {
-  const signal = signalled();
-  const root = mkdtempSync(join(tmpdir(), 'strait-demo-'));
+interface DemoOptions {
+  /** Parent of the members' directories; a new temporary directory when undefined. */
+  readonly dir: string | undefined;
+}
+
+/** Runs the demo until asked to stop; every member it started is stopped before it returns. */
+async function runDemo(options: DemoOptions): Promise<number> {
+  // From the first member on, stopping them matters more than printing.
+  keepRunningWithoutOutput();
+  const stop = stopRequests();
+  const root = options.dir === undefined ? mkdtempSync(join(tmpdir(), 'strait-demo-')) : resolve(options.dir);
+  mkdirSync(root, { recursive: true });
   const started: Started[] = [];
+  const clients: StraitClient[] = [];
+  try {
+    return await startSitesAndShow(root, started, clients, stop);
+  } finally {
+    await Promise.all(clients.map((client) => client.close()));
+    output.out('');
+    await stopAll(started);
+  }
+}
+
+/** Starts both sites, recording each member in `started` and each client in `clients`; shows the live lines. */
+async function startSitesAndShow(
+  root: string,
+  started: Started[],
+  clients: StraitClient[],
+  signal: StopRequest,
+): Promise<number> {
   output.out(`Strait demo: two sites replicating region ${DEMO_REGION} both ways, members in ${root}`);
 
   const start = async (role: MemberRole, name: string, flags: Record<string, string>, config?: string): Promise<Address | undefined> => {
@@ -218,19 +272,11 @@ async function runDemo(): Promise<number> {
     const outcome = await startCommand(request, false, output);
     if (!outcome.ok) {
       output.err(`error ${outcome.error.code}: ${outcome.error.message}`);
-      if (outcome.logTail.length > 0) output.err(outcome.logTail);
+      for (const line of startFailureLines(outcome)) output.err(line);
       return undefined;
     }
     started.push({ role, name, dir, pid: outcome.record.pid });
     return outcome.record.address;
-  };
-
-  const clients: StraitClient[] = [];
-  const finish = async (status: number): Promise<number> => {
-    await Promise.all(clients.map((client) => client.close()));
-    output.out('');
-    await stopAll(started);
-    return status;
   };
 
   // Each locator names the other as a remote locator, so both ports are chosen up front.
@@ -250,24 +296,24 @@ async function runDemo(): Promise<number> {
   const locatorAddress = (site: number): string => `${DEMO_HOST}[${locatorPorts.get(site)}]`;
 
   for (const site of DEMO_SITES) {
-    if (signal.received()) return finish(0);
+    if (signal.received()) return 0;
     const address = await start('locator', `locator-${site}`, {
       port: String(locatorPorts.get(site)),
       'site-id': String(site),
       'remote-locators': locatorAddress(otherSite(site)),
     });
-    if (address === undefined) return finish(EXIT_FAILURE);
+    if (address === undefined) return EXIT_FAILURE;
   }
   for (const site of DEMO_SITES) {
     for (let index = 1; index <= SERVERS_PER_SITE; index++) {
-      if (signal.received()) return finish(0);
+      if (signal.received()) return 0;
       const address = await start(
         'server',
         `server${site}-${index}`,
         { 'server-port': '0', locators: locatorAddress(site), 'site-id': String(site) },
         serverConfig(site, receiverPorts.get(site)!),
       );
-      if (address === undefined) return finish(EXIT_FAILURE);
+      if (address === undefined) return EXIT_FAILURE;
     }
   }
 
@@ -281,7 +327,7 @@ async function runDemo(): Promise<number> {
   } catch (error) {
     const { code, message } = describeError(error);
     output.err(`error ${code}: ${message}`);
-    return finish(EXIT_FAILURE);
+    return EXIT_FAILURE;
   }
 
   const at = (site: number): string => `--locator '${locatorAddress(site)}'`;
@@ -299,7 +345,7 @@ async function runDemo(): Promise<number> {
   output.out('');
 
   await showLiveLines(directions, signal.promise);
-  return finish(0);
+  return 0;
 }
 
 /** Registers `strait demo` on the program. */
@@ -307,9 +353,10 @@ export function registerDemo(program: Command): void {
   program
     .command('demo')
     .description(`run two Strait sites on this machine, replicating region ${DEMO_REGION} both ways, until Ctrl-C`)
-    .action(async () => {
+    .option('--dir <dir>', 'parent directory of the members\' directories (default: a new temporary directory)')
+    .action(async (options: { dir?: string }) => {
       try {
-        const status = await runDemo();
+        const status = await runDemo({ dir: options.dir });
         if (status !== 0) process.exitCode = status;
       } catch (error) {
         const { code, message } = describeError(error);

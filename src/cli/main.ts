@@ -17,29 +17,32 @@ import {
   parseTimeoutSeconds,
   prepareStart,
   startCommand,
+  startFailureLines,
   stopCommand,
 } from './member-commands.ts';
 import { loadMemberConfig, locateMember } from './load-config.ts';
-import { LOG_TAIL_LINES, START_TIMEOUT_MS_DEFAULT, STOP_TIMEOUT_MS_DEFAULT } from './process-control.ts';
-import { CLIENT_REQUEST_TIMEOUT_MS_DEFAULT, LOCATOR_DEFAULT, type ClientCommandOptions, type ListWhat, type Output } from './client-commands.ts';
+import { START_TIMEOUT_MS_DEFAULT, STOP_TIMEOUT_MS_DEFAULT } from './process-control.ts';
+import {
+  CLIENT_CONNECT_TIMEOUT_MS_DEFAULT,
+  CLIENT_REQUEST_TIMEOUT_MS_DEFAULT,
+  LOCATOR_DEFAULT,
+  type ClientCommandOptions,
+  type ListWhat,
+  type Output,
+} from './client-commands.ts';
 import type { SenderControlRequest } from './gateway-commands.ts';
 // `strait demo` lives in its own module (owned by the lead engineer); it registers itself here.
 import { registerDemo } from './demo.ts';
 import { registerProxy } from './proxy-command.ts';
+import { installStandardOutput, standardOutput, writeErr, writeOut } from './standard-output.ts';
 
 /** Overrides the default locator of client commands (`--locator`). */
 export const LOCATOR_ENVIRONMENT_VARIABLE = 'STRAIT_LOCATOR';
 
 // A reader that stops early (`strait status | head`) closes the pipe: that is not an error.
-process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-  throw error;
-});
+installStandardOutput();
 
-const output: Output = {
-  out: (text) => process.stdout.write(`${text}\n`),
-  err: (text) => process.stderr.write(`${text}\n`),
-};
+const output: Output = standardOutput;
 
 /** Prints `error STRAIT_CODE: message` and sets the exit status (2 usage/config, 1 otherwise). */
 export function reportError(error: unknown): void {
@@ -71,8 +74,14 @@ function locatorOption(command: Command): Command {
   return command.option('--locator <addresses>', `a locator of the site, host[port],... (default ${LOCATOR_DEFAULT} or $${LOCATOR_ENVIRONMENT_VARIABLE})`);
 }
 
+/** --request-timeout and --connect-timeout, which come together. */
 function requestTimeoutOption(command: Command): Command {
-  return command.option('--request-timeout <ms>', `how long one request may take (default ${CLIENT_REQUEST_TIMEOUT_MS_DEFAULT})`);
+  return command
+    .option('--request-timeout <ms>', `how long one request may take (default ${CLIENT_REQUEST_TIMEOUT_MS_DEFAULT})`)
+    .option(
+      '--connect-timeout <ms>',
+      `how long to keep trying to reach a locator and a ready server (default ${CLIENT_CONNECT_TIMEOUT_MS_DEFAULT})`,
+    );
 }
 
 function clientOptions(command: Command): Command {
@@ -103,22 +112,40 @@ function checkTargetOptions(role: string, options: Record<string, unknown>, memb
   }
 }
 
-const SENDER_ONLY_FLAGS = ['id', 'member', 'locator', 'request-timeout'] as const;
+const SENDER_ONLY_FLAGS = ['id', 'member', 'locator', 'request-timeout', 'connect-timeout'] as const;
 
 function senderRequest(command: SenderControlRequest['command'], options: Record<string, unknown>, drainTimeoutMs: number, replayDeadLetters: boolean): SenderControlRequest {
   return { id: options['id'] as string, command, member: options['member'] as string | undefined, drainTimeoutMs, replayDeadLetters };
 }
 
-function clientCommandOptions(options: { locator?: string | undefined; json?: boolean | undefined; requestTimeout?: string | undefined }): ClientCommandOptions {
-  const text = options.locator ?? process.env[LOCATOR_ENVIRONMENT_VARIABLE] ?? LOCATOR_DEFAULT;
-  let requestTimeoutMs = CLIENT_REQUEST_TIMEOUT_MS_DEFAULT;
-  if (options.requestTimeout !== undefined) {
-    requestTimeoutMs = Number(options.requestTimeout);
-    if (!Number.isInteger(requestTimeoutMs) || requestTimeoutMs <= 0 || requestTimeoutMs > 3_600_000) {
-      throw new StraitError('STRAIT_USAGE', { reason: `--request-timeout takes milliseconds from 1 to 3600000, got ${JSON.stringify(options.requestTimeout)}` });
-    }
+/** Longest --request-timeout and --connect-timeout accepted. */
+const CLIENT_TIMEOUT_MS_MAX = 3_600_000;
+
+function parseMilliseconds(text: string | undefined, fallbackMs: number, flag: string): number {
+  if (text === undefined) return fallbackMs;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value <= 0 || value > CLIENT_TIMEOUT_MS_MAX) {
+    const reason = `${flag} takes milliseconds from 1 to ${CLIENT_TIMEOUT_MS_MAX}, got ${JSON.stringify(text)}`;
+    throw new StraitError('STRAIT_USAGE', { reason });
   }
-  return { locators: parseAddressList(text, 10334), json: options.json === true, requestTimeoutMs };
+  return value;
+}
+
+interface ClientFlags {
+  locator?: string | undefined;
+  json?: boolean | undefined;
+  requestTimeout?: string | undefined;
+  connectTimeout?: string | undefined;
+}
+
+function clientCommandOptions(options: ClientFlags): ClientCommandOptions {
+  const text = options.locator ?? process.env[LOCATOR_ENVIRONMENT_VARIABLE] ?? LOCATOR_DEFAULT;
+  return {
+    locators: parseAddressList(text, 10334),
+    json: options.json === true,
+    requestTimeoutMs: parseMilliseconds(options.requestTimeout, CLIENT_REQUEST_TIMEOUT_MS_DEFAULT, '--request-timeout'),
+    connectTimeoutMs: parseMilliseconds(options.connectTimeout, CLIENT_CONNECT_TIMEOUT_MS_DEFAULT, '--connect-timeout'),
+  };
 }
 
 export function buildProgram(): Command {
@@ -128,8 +155,8 @@ export function buildProgram(): Command {
     .showHelpAfterError(false)
     .exitOverride()
     .configureOutput({
-      writeOut: (text) => process.stdout.write(text),
-      writeErr: (text) => process.stderr.write(text),
+      writeOut: (text) => writeOut(text),
+      writeErr: (text) => writeErr(text),
       // Usage mistakes print like every other error: a code and a message.
       outputError: (text, write) => write(`error STRAIT_USAGE: ${text.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ').replace(/\.$/, '')}; see strait --help\n`),
     });
@@ -154,7 +181,7 @@ export function buildProgram(): Command {
       const outcome = await startCommand(request, options['json'] === true, output);
       if (outcome.ok) return 0;
       reportError(outcome.error);
-      if (outcome.logTail.length > 0) output.err(`last ${LOG_TAIL_LINES} lines of ${outcome.logFile}:\n${outcome.logTail}`);
+      for (const line of startFailureLines(outcome)) output.err(line);
       return exitCodeFor(outcome.error);
     }),
   );
@@ -204,7 +231,7 @@ export function buildProgram(): Command {
       .addArgument(new Argument('[what]', `${GATEWAY_SENDER} for one sender's status`).choices([GATEWAY_SENDER]))
       .option('--id <sender>', `${GATEWAY_SENDER}: the sender id`),
   ).action(
-    action(async (what: string | undefined, options: { locator?: string; json?: boolean; requestTimeout?: string; id?: string }) => {
+    action(async (what: string | undefined, options: ClientFlags & { id?: string }) => {
       if (what === GATEWAY_SENDER) {
         if (options.id === undefined || options.id.length === 0) throw new StraitError('STRAIT_USAGE', { reason: `status ${GATEWAY_SENDER} needs --id <sender>` });
         const { senderStatusCommand } = await import('./gateway-commands.ts');
@@ -244,7 +271,7 @@ export function buildProgram(): Command {
       .description('list the members, regions or gateways of the site')
       .addArgument(new Argument('<what>', 'members, regions or gateways').choices(['members', 'regions', 'gateways'])),
   ).action(
-    action(async (what: ListWhat, options: { locator?: string; json?: boolean; requestTimeout?: string }) => {
+    action(async (what: ListWhat, options: ClientFlags) => {
       const { listCommand } = await import('./client-commands.ts');
       await listCommand(what, clientCommandOptions(options), output);
     }),
@@ -254,14 +281,14 @@ export function buildProgram(): Command {
     clientOptions(command.requiredOption('--region <region>', 'region name').requiredOption('--key <key>', 'entry key'));
 
   entryOptions(program.command('put').description('store a string value under a key').requiredOption('--value <value>', 'the value (a string)')).action(
-    action(async (options: { region: string; key: string; value: string; locator?: string; json?: boolean; requestTimeout?: string }) => {
+    action(async (options: { region: string; key: string; value: string } & ClientFlags) => {
       const { putCommand } = await import('./client-commands.ts');
       await putCommand({ region: options.region, key: options.key, value: options.value }, clientCommandOptions(options), output);
     }),
   );
 
   entryOptions(program.command('get').description('print the value of a key (exit 1 if absent)')).action(
-    action(async (options: { region: string; key: string; locator?: string; json?: boolean; requestTimeout?: string }) => {
+    action(async (options: { region: string; key: string } & ClientFlags) => {
       const { getCommand } = await import('./client-commands.ts');
       const found = await getCommand({ region: options.region, key: options.key }, clientCommandOptions(options), output);
       return found ? 0 : EXIT_FAILURE;
@@ -269,7 +296,7 @@ export function buildProgram(): Command {
   );
 
   entryOptions(program.command('remove').description('remove a key')).action(
-    action(async (options: { region: string; key: string; locator?: string; json?: boolean; requestTimeout?: string }) => {
+    action(async (options: { region: string; key: string } & ClientFlags) => {
       const { removeCommand } = await import('./client-commands.ts');
       await removeCommand({ region: options.region, key: options.key }, clientCommandOptions(options), output);
     }),

@@ -84,15 +84,26 @@ export function prepareStart(role: MemberRole, flags: FlagValues, location: Memb
   return { role, dir: where.dir, config, runArguments, timeoutMs };
 }
 
-/** Starts a member in the background and reports it; returns the exit status. */
+/**
+ * Starts a member in the background and reports it: where it listens on success (standard
+ * output), why it is not ready yet while waiting (standard error). A failure is left to the
+ * caller to report (`startFailureLines`).
+ */
 export async function startCommand(request: StartRequest, json: boolean, output: Output): Promise<StartOutcome> {
   const token = request.config.adminToken;
   if (token !== undefined) process.env[ADMIN_TOKEN_ENVIRONMENT_VARIABLE] = token;
-  const outcome = await startInBackground(request);
+  const outcome = await startInBackground(request, (line) => output.err(line));
   if (outcome.ok) {
     output.out(json ? JSON.stringify({ ...outcome.record, logFile: outcome.logFile }, null, 2) : describeReadyMember(outcome.record, outcome.logFile));
   }
   return outcome;
+}
+
+/** What follows the `error CODE: message` line of a failed start: the next step and the log. */
+export function startFailureLines(outcome: Extract<StartOutcome, { ok: false }>): string[] {
+  const lines = outcome.nextStep === undefined ? [] : [`next step: ${outcome.nextStep}`];
+  lines.push(`the member's log: ${outcome.logFile}`);
+  return lines;
 }
 
 export function parseTimeoutSeconds(text: string | undefined, fallbackMs: number, flag: string): number {

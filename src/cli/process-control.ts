@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StraitError, errorFromWire } from '../errors.ts';
 import type { MemberConfig, MemberRole } from '../config/member-config.ts';
+import { formatAddress } from '../runtime/runtime.ts';
 import {
   isStraitProcessAlive,
   logFilePath,
@@ -14,19 +15,19 @@ import {
   pidFilePath,
   readMemberRecord,
   readPid,
-  tailOfFile,
   writePid,
   type ListeningMemberRecord,
   type MemberRecord,
 } from './member-files.ts';
+import { latestLoggedProblem } from './member-log.ts';
 
 const BIN_PATH = fileURLToPath(new URL('../../bin/strait.js', import.meta.url));
 /** How often start and stop look at the member's files and process. */
 const POLL_INTERVAL_MS = 100;
 export const START_TIMEOUT_MS_DEFAULT = 60_000;
 export const STOP_TIMEOUT_MS_DEFAULT = 30_000;
-/** Lines of the member's log printed when it failed to start. */
-export const LOG_TAIL_LINES = 20;
+/** While a member is not ready, `start` says why this often. */
+export const START_PROGRESS_INTERVAL_MS = 5000;
 
 export interface StartRequest {
   readonly role: MemberRole;
@@ -39,7 +40,39 @@ export interface StartRequest {
 
 export type StartOutcome =
   | { readonly ok: true; readonly record: ListeningMemberRecord; readonly logFile: string }
-  | { readonly ok: false; readonly error: StraitError; readonly logFile: string; readonly logTail: string };
+  | {
+      readonly ok: false;
+      /** What went wrong, with the last problem the member logged when it did not say itself. */
+      readonly error: StraitError;
+      /** What the operator can do about it, when there is more to say than the error does. */
+      readonly nextStep: string | undefined;
+      readonly logFile: string;
+    };
+
+/** Receives one line, in words, each time `start` reports on a member that is not ready yet. */
+export type StartProgress = (line: string) => void;
+
+/** "s1: still starting after 5 s — no locator answered at ...": said while waiting. */
+export function progressLine(name: string, elapsedMs: number, problem: string | undefined): string {
+  const waited = `${name}: still starting after ${Math.round(elapsedMs / 1000)} s`;
+  return problem === undefined ? `${waited}; it has logged no problem` : `${waited} — ${problem}`;
+}
+
+/**
+ * What to do about a member that was not ready in time. A server waits for its locators (to
+ * join the site), so a problem naming locators, or none at all, points there.
+ */
+export function nextStepAfterTimeout(config: MemberConfig, problem: string | undefined): string {
+  const locators = config.core.locators.map(formatAddress);
+  const first = locators[0];
+  if (config.role === 'server' && first !== undefined && (problem === undefined || /locator/i.test(problem))) {
+    return `check that a locator runs at ${locators.join(', ')} and can be reached from here `
+      + `(strait list members --locator '${first}'), then start ${config.name} again`;
+  }
+  return problem === undefined
+    ? `look in the log for what ${config.name} waited on, then start it again`
+    : `fix what the last problem names, then start ${config.name} again`;
+}
 
 /** Refuses when the pid file names a live Strait process; removes a stale one. */
 export function checkNotRunning(dir: string, role: MemberRole): void {
@@ -53,9 +86,10 @@ export function checkNotRunning(dir: string, role: MemberRole): void {
 /**
  * Starts `strait run <role>` detached, its output appended to `<dir>/<name>.log`, and waits
  * until it reports ready or failed in member.json, exits, or the timeout passes (then it is
- * stopped so that a failed start leaves nothing running).
+ * stopped so that a failed start leaves nothing running). Every START_PROGRESS_INTERVAL_MS
+ * while it waits, `progress` hears the latest problem the member logged.
  */
-export async function startInBackground(request: StartRequest): Promise<StartOutcome> {
+export async function startInBackground(request: StartRequest, progress?: StartProgress): Promise<StartOutcome> {
   const { dir, role, config } = request;
   mkdirSync(dir, { recursive: true });
   checkNotRunning(dir, role);
@@ -82,14 +116,20 @@ export async function startInBackground(request: StartRequest): Promise<StartOut
     exitSignal = signal;
   });
   const pid = child.pid;
-  const failure = (error: StraitError): StartOutcome => ({ ok: false, error, logFile, logTail: tailOfFile(logFile, LOG_TAIL_LINES) });
+  const failure = (error: StraitError, nextStep?: string): StartOutcome => ({ ok: false, error, nextStep, logFile });
+  const lastProblem = (): string | undefined => latestLoggedProblem(logFile, config.name);
+  /** The error's reason, with the member's last logged problem when there is one. */
+  const withLastProblem = (reason: string, problem: string | undefined): string =>
+    problem === undefined ? reason : `${reason}; last problem: ${problem}`;
   if (pid === undefined) {
     return failure(new StraitError('STRAIT_START_FAILED', { member: config.name, reason: `could not run ${process.execPath}: ${spawnError?.message ?? 'unknown'}` }));
   }
   writePid(pidFilePath(dir, role), pid);
   child.unref();
 
-  const deadline = performance.now() + request.timeoutMs;
+  const startedAtMs = performance.now();
+  const deadline = startedAtMs + request.timeoutMs;
+  let nextProgressAtMs = startedAtMs + START_PROGRESS_INTERVAL_MS;
   for (;;) {
     const record = readMemberRecord(dir);
     if (record !== undefined && record.pid === pid) {
@@ -101,20 +141,34 @@ export async function startInBackground(request: StartRequest): Promise<StartOut
     }
     if (exitCode !== undefined) {
       const how = exitSignal === null ? `exited with status ${exitCode}` : `was killed by ${exitSignal}`;
-      return failure(new StraitError('STRAIT_START_FAILED', { member: config.name, reason: `the process ${how} before it was ready; see ${logFile}` }));
+      const problem = lastProblem();
+      return failure(
+        new StraitError('STRAIT_START_FAILED', {
+          member: config.name,
+          reason: withLastProblem(`the process ${how} before it was ready`, problem),
+        }),
+        problem === undefined ? 'its log says why it stopped' : undefined,
+      );
     }
-    if (performance.now() >= deadline) {
+    const now = performance.now();
+    if (now >= deadline) {
       try {
         process.kill(pid, 'SIGTERM');
       } catch {
         // Already gone.
       }
+      const problem = lastProblem();
       return failure(
         new StraitError('STRAIT_START_FAILED', {
           member: config.name,
-          reason: `not ready after ${Math.round(request.timeoutMs / 1000)} s (pid ${pid} was stopped); see ${logFile}`,
+          reason: withLastProblem(`not ready after ${Math.round(request.timeoutMs / 1000)} s (pid ${pid} was stopped)`, problem),
         }),
+        nextStepAfterTimeout(config, problem),
       );
+    }
+    if (progress !== undefined && now >= nextProgressAtMs) {
+      nextProgressAtMs = now + START_PROGRESS_INTERVAL_MS;
+      progress(progressLine(config.name, now - startedAtMs, lastProblem()));
     }
     await sleep(POLL_INTERVAL_MS);
   }
@@ -139,18 +193,37 @@ export async function stopMember(dir: string, role: MemberRole, timeoutMs: numbe
     rmSync(pidFile, { force: true });
     throw new StraitError('STRAIT_NOT_RUNNING', { dir, reason: `the ${role} with pid ${pid} is not running (removed the stale pid file)` });
   }
-  process.kill(pid, 'SIGTERM');
+  const killed = await stopProcess(pid, `the ${role} with pid ${pid}`, timeoutMs, force);
+  rmSync(pidFile, { force: true });
+  return { pid, name, killed };
+}
+
+/**
+ * Sends SIGTERM to the Strait process `pid` (a member leaves cleanly) and waits until it is gone.
+ * After `timeoutMs` it sends SIGKILL when `force` is set (and returns true), else fails with
+ * STRAIT_TIMEOUT naming `what`.
+ */
+export async function stopProcess(pid: number, what: string, timeoutMs: number, force: boolean): Promise<boolean> {
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return false; // Gone already.
+  }
   const deadline = performance.now() + timeoutMs;
   while (isStraitProcessAlive(pid)) {
     if (performance.now() >= deadline) {
-      if (!force) throw new StraitError('STRAIT_TIMEOUT', { operation: `stopping the ${role} with pid ${pid} (use --force to kill it)`, timeoutMs });
-      process.kill(pid, 'SIGKILL');
+      if (!force) {
+        throw new StraitError('STRAIT_TIMEOUT', { operation: `stopping ${what} (use --force to kill it)`, timeoutMs });
+      }
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        return false;
+      }
       while (isStraitProcessAlive(pid)) await sleep(POLL_INTERVAL_MS);
-      rmSync(pidFile, { force: true });
-      return { pid, name, killed: true };
+      return true;
     }
     await sleep(POLL_INTERVAL_MS);
   }
-  rmSync(pidFile, { force: true });
-  return { pid, name, killed: false };
+  return false;
 }

@@ -6,14 +6,25 @@
 // and retries the requests that were in flight; a retried write may reach the grid twice, with
 // the same value. Values are encoded with msgpack, so any msgpack-able value round-trips.
 //
+// What is retried is decided once, by the error registry's `retryable` flag (src/errors.ts):
+// a retryable failure (connection lost, timeout, server not ready or no longer a member, no
+// locator or server reachable yet) moves the request to another server until its deadline; any
+// other failure is the answer. `connect()` has a deadline of its own (`connectTimeoutMs`,
+// short), so a wrong or dead address fails in seconds, naming every locator and why.
+//
+// Process lifetime: while an operation is pending the client holds the runtime's KeepAlive, so
+// an application awaiting it can't exit under it; an idle client holds nothing (see
+// src/runtime/node/client-runtime.ts). An open subscription is idle until its consumer awaits
+// the next event.
+//
 // This is the edge of the system: it may await. It reaches the network only through a Runtime
 // (the Node runtime by default, the simulator's in tests).
 
 import { Packr } from 'msgpackr';
 import { StraitError, errorFromWire } from '../errors.ts';
-import { Connection, type ConnectionOptions } from '../protocol/connection.ts';
+import { Connection, type ConnectionHandler, type ConnectionOptions } from '../protocol/connection.ts';
 import type { PushBody, RegionSpec, RequestBody, RequestOp, ResponseBody, SenderStatus, VersionTag, View } from '../protocol/messages.ts';
-import type { Address, Runtime } from '../runtime/runtime.ts';
+import type { Address, KeepAlive, Runtime, Timer } from '../runtime/runtime.ts';
 import { formatAddress } from '../runtime/runtime.ts';
 import { parseAddressList } from '../config/address.ts';
 
@@ -22,6 +33,13 @@ export interface ConnectOptions {
   readonly locators: readonly Address[] | string;
   /** Shown in server logs. */
   readonly name?: string;
+  /**
+   * How long `connect()` keeps trying to reach a locator and a ready server; default 5000 ms.
+   * Then it fails with the last problem: STRAIT_NO_LOCATOR (naming every locator and why each
+   * failed, e.g. ECONNREFUSED) or STRAIT_NO_SERVER (a locator answered but knows no ready
+   * server). Raise it when the application may start before the grid.
+   */
+  readonly connectTimeoutMs?: number;
   /** How long one request may take, including failover; default 30 000 ms. */
   readonly requestTimeoutMs?: number;
   /** Requests in flight on the server connection, at most; default 10 000. */
@@ -29,6 +47,12 @@ export interface ConnectOptions {
   readonly signal?: AbortSignal;
   /** Network and timers; default: the Node runtime. */
   readonly runtime?: Runtime;
+  /**
+   * What keeps the process alive while an operation is pending. The default runtime brings its
+   * own; with a `runtime` of your own, pass one if that runtime's timers and connections don't
+   * keep the process alive by themselves.
+   */
+  readonly keepAlive?: KeepAlive;
 }
 
 export interface RequestOptions {
@@ -50,7 +74,16 @@ export interface SubscribeOptions {
 
 const valuePackr = new Packr({ useRecords: false, mapsAsObjects: true });
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+export const CONNECT_TIMEOUT_MS_DEFAULT = 5_000;
+/** Largest request or connect timeout accepted. */
+const TIMEOUT_MS_MAX = 86_400_000;
+/** One locator request, handshake included, takes at most this long. */
+const LOCATOR_REQUEST_TIMEOUT_MS_MAX = 10_000;
+/** Near a deadline each locator still gets this long, so a slow first one can't starve the rest. */
+const LOCATOR_ATTEMPT_TIMEOUT_MS_MIN = 250;
+/** Pause between failover attempts: doubles from the first to the last. */
 const FAILOVER_DELAY_MS = 100;
+const FAILOVER_DELAY_MS_MAX = 2000;
 const DEFAULT_BUFFERED_EVENTS_MAX = 100_000;
 
 export function encodeValue(value: unknown): Uint8Array {
@@ -65,13 +98,47 @@ function abortError(operation: string): StraitError {
   return new StraitError('STRAIT_ABORTED', { operation });
 }
 
-function isFailover(error: StraitError): boolean {
-  return error.code === 'STRAIT_CONNECTION_CLOSED' || error.code === 'STRAIT_NOT_READY' || error.code === 'STRAIT_TIMEOUT' || error.code === 'STRAIT_NOT_MEMBER'
-    || error.code === 'STRAIT_PROTOCOL_VERSION' || error.code === 'STRAIT_NO_SERVER';
+/**
+ * The error a failed request reports; the client retries it exactly when it is `retryable`.
+ * A connection the peer closed with a coded error reports that error rather than "connection
+ * closed": the peer refused what this side sent (STRAIT_FRAME_TOO_LARGE, STRAIT_FRAME_MALFORMED,
+ * STRAIT_PROTOCOL_VERSION, ...), and sending it again elsewhere would be refused the same way.
+ * The peer closes the whole connection, so requests in flight behind the refused frame fail
+ * with the same code (the protocol can't say which request it was).
+ */
+function requestFailure(error: StraitError): StraitError {
+  if (error.code === 'STRAIT_CONNECTION_CLOSED' && error.cause instanceof StraitError && !error.cause.retryable) return error.cause;
+  return error;
+}
+
+/** Why a member could not be asked, naming its address and the OS's reason (ECONNREFUSED, ...). */
+function failureReason(address: Address, error: Error): string {
+  // A connection that failed explains itself in its cause: "connection to h[p] failed: ECONNREFUSED".
+  const closed = error instanceof StraitError && error.code === 'STRAIT_CONNECTION_CLOSED';
+  const explained = closed && error.cause instanceof Error ? error.cause : error;
+  const where = formatAddress(address);
+  return explained.message.includes(where) ? explained.message : `${where}: ${explained.message}`;
+}
+
+function checkTimeoutOption(key: string, value: number | undefined): void {
+  if (value === undefined || (Number.isInteger(value) && value > 0 && value <= TIMEOUT_MS_MAX)) return;
+  const reason = `must be whole milliseconds from 1 to ${TIMEOUT_MS_MAX}, got ${String(value)}`;
+  throw new StraitError('STRAIT_CONFIG_INVALID', { source: 'connect()', key, reason });
 }
 
 function sleep(runtime: Runtime, delayMs: number): Promise<void> {
   return new Promise((resolve) => runtime.setTimer(delayMs, resolve));
+}
+
+function refuseRequests(peer: string): ConnectionHandler {
+  return {
+    onOpen: () => {},
+    onRequest: (_connection, _request, reply) => {
+      reply.fail(new StraitError('STRAIT_MESSAGE_INVALID', { peer, reason: 'clients serve no requests' }));
+    },
+    onPush: () => {},
+    onClose: () => {},
+  };
 }
 
 interface SubscriptionSink {
@@ -87,6 +154,7 @@ export class StraitClient {
   private readonly locators: readonly Address[];
   private readonly options: ConnectionOptions;
   private readonly requestTimeoutMs: number;
+  private readonly keepAlive: KeepAlive | undefined;
   private server: Connection | undefined;
   private serverName: string | undefined;
   private connecting: Promise<Connection> | undefined;
@@ -99,6 +167,7 @@ export class StraitClient {
     this.ownsRuntime = ownsRuntime;
     this.locators = locators;
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.keepAlive = options.keepAlive;
     this.options = {
       local: { role: 'client', name: options.name ?? 'client', site: null },
       frameBytesMax: 64 * 1024 * 1024,
@@ -167,13 +236,38 @@ export class StraitClient {
 
   /** One request to a given member over a short-lived connection. */
   async askMember<Op extends RequestOp>(address: Address, op: Op, body: RequestBody<Op>, options: RequestOptions = {}): Promise<ResponseBody<Op>> {
-    const connection = Connection.open(this.runtime, address, this.options, {
-      onOpen: () => {}, onRequest: (_c, _r, reply) => reply.fail(new StraitError('STRAIT_MESSAGE_INVALID', { peer: 'member', reason: 'clients serve no requests' })), onPush: () => {}, onClose: () => {},
+    return this.pending(async () => {
+      const connection = Connection.open(this.runtime, address, this.options, refuseRequests('member'));
+      try {
+        return await this.send(connection, op, body, options);
+      } catch (error) {
+        throw error instanceof StraitError ? requestFailure(error) : error;
+      } finally {
+        connection.close();
+      }
     });
+  }
+
+  /**
+   * Pings a server, connecting first if needed; `connect()` calls it. Retries what is retryable
+   * for at most `timeoutMs`, then fails with the last problem (STRAIT_NO_LOCATOR, STRAIT_NO_SERVER, ...).
+   */
+  async ping(timeoutMs: number, options: RequestOptions = {}): Promise<void> {
+    await this.pending(() => this.requestWithin('ping', {}, options, timeoutMs));
+  }
+
+  /** Keeps the process alive until the returned release is called (a consumer awaiting an event). */
+  holdProcess(): () => void {
+    return this.keepAlive?.hold() ?? (() => {});
+  }
+
+  /** Runs an operation the application awaits, keeping the process alive meanwhile. */
+  private async pending<T>(operation: () => Promise<T>): Promise<T> {
+    const release = this.keepAlive?.hold();
     try {
-      return await this.send(connection, op, body, options);
+      return await operation();
     } finally {
-      connection.close();
+      release?.();
     }
   }
 
@@ -189,18 +283,31 @@ export class StraitClient {
 
   /** Sends a request to a locator, trying each in turn. */
   async askLocator<Op extends RequestOp>(op: Op, body: RequestBody<Op>, options: RequestOptions = {}): Promise<ResponseBody<Op>> {
+    return this.pending(() => this.askLocators(op, body, options, undefined));
+  }
+
+  /**
+   * Tries each locator in turn. A locator that can't be reached, refuses the handshake or
+   * answers with a retryable error says nothing about the others: the next one is asked, and
+   * when none answered, STRAIT_NO_LOCATOR names each one and why. Before `deadline`, each
+   * locator gets its share of the time left.
+   */
+  private async askLocators<Op extends RequestOp>(
+    op: Op, body: RequestBody<Op>, options: RequestOptions, deadline: number | undefined,
+  ): Promise<ResponseBody<Op>> {
     const failures: string[] = [];
-    for (const locator of this.locators) {
+    for (const [index, locator] of this.locators.entries()) {
       if (options.signal?.aborted) throw abortError(op);
-      const connection = Connection.open(this.runtime, locator, { ...this.options, requestTimeoutMs: Math.min(this.requestTimeoutMs, 10_000) }, {
-        onOpen: () => {}, onRequest: (_c, _r, reply) => reply.fail(new StraitError('STRAIT_MESSAGE_INVALID', { peer: 'locator', reason: 'clients serve no requests' })), onPush: () => {}, onClose: () => {},
-      });
+      const requestTimeoutMs = this.locatorAttemptTimeoutMs(deadline, this.locators.length - index);
+      const connection = Connection.open(this.runtime, locator, { ...this.options, requestTimeoutMs }, refuseRequests('locator'));
       try {
         return await this.send(connection, op, body, options);
       } catch (error) {
         if (!(error instanceof StraitError) || error.code === 'STRAIT_ABORTED') throw error;
-        failures.push(`${formatAddress(locator)}: ${error.message}`);
-        if (!isFailover(error) && error.code !== 'STRAIT_CONNECTION_CLOSED') throw error;
+        const failure = requestFailure(error);
+        const answered = connection.peer !== undefined;
+        if (answered && !failure.retryable) throw failure;
+        failures.push(failureReason(locator, error));
       } finally {
         connection.close();
       }
@@ -208,60 +315,93 @@ export class StraitClient {
     throw new StraitError('STRAIT_NO_LOCATOR', { locators: this.locators.map(formatAddress).join(', '), reason: failures.join('; ') });
   }
 
+  private locatorAttemptTimeoutMs(deadline: number | undefined, locatorsLeft: number): number {
+    const longest = Math.min(this.requestTimeoutMs, LOCATOR_REQUEST_TIMEOUT_MS_MAX);
+    if (deadline === undefined) return longest;
+    const share = Math.floor((deadline - this.runtime.clock.monotonic()) / locatorsLeft);
+    return Math.max(LOCATOR_ATTEMPT_TIMEOUT_MS_MIN, Math.min(longest, share));
+  }
+
   /**
-   * Sends a request to the current server; on connection loss, a server that is not ready or
-   * a timeout, moves to another server and tries again until the request deadline.
+   * Sends a request to the current server; on a retryable failure (connection lost, server not
+   * ready, timeout, ...) moves to another server and tries again until the request deadline.
    */
   async request<Op extends RequestOp>(op: Op, body: RequestBody<Op>, options: RequestOptions = {}): Promise<ResponseBody<Op>> {
+    return this.pending(() => this.requestWithin(op, body, options, this.requestTimeoutMs));
+  }
+
+  private async requestWithin<Op extends RequestOp>(
+    op: Op, body: RequestBody<Op>, options: RequestOptions, timeoutMs: number,
+  ): Promise<ResponseBody<Op>> {
     const server = this.server;
-    if (server === undefined || server.state !== 'open' || this.closed) return this.requestWithFailover(op, body, options, []);
+    if (server === undefined || server.state !== 'open' || this.closed) {
+      return this.requestWithFailover(op, body, options, [], timeoutMs, undefined);
+    }
     // Fast path: the current server is connected.
     try {
       return await this.send(server, op, body, options);
     } catch (error) {
-      if (!(error instanceof StraitError) || !isFailover(error)) throw error;
+      if (!(error instanceof StraitError)) throw error;
+      const failure = requestFailure(error);
+      if (!failure.retryable) throw failure;
       const excluded: string[] = [];
-      if (this.server === server) {
-        if (this.serverName !== undefined) excluded.push(this.serverName);
-        this.server = undefined;
-        server.close();
-      }
-      return this.requestWithFailover(op, body, options, excluded);
+      this.abandon(server, excluded);
+      return this.requestWithFailover(op, body, options, excluded, timeoutMs, failure);
     }
   }
 
-  private async requestWithFailover<Op extends RequestOp>(op: Op, body: RequestBody<Op>, options: RequestOptions, excluded: string[]): Promise<ResponseBody<Op>> {
-    const deadline = this.runtime.clock.monotonic() + this.requestTimeoutMs;
-    let lastError: StraitError | undefined;
+  private async requestWithFailover<Op extends RequestOp>(
+    op: Op,
+    body: RequestBody<Op>,
+    options: RequestOptions,
+    excluded: string[],
+    timeoutMs: number,
+    firstError: StraitError | undefined,
+  ): Promise<ResponseBody<Op>> {
+    const deadline = this.runtime.clock.monotonic() + timeoutMs;
+    let lastError = firstError;
     for (let attempt = 0; ; attempt++) {
       if (this.closed) throw new StraitError('STRAIT_CONNECTION_CLOSED', { peer: 'client', type: op });
       if (options.signal?.aborted) throw abortError(op);
-      if (this.runtime.clock.monotonic() > deadline) {
-        throw lastError ?? new StraitError('STRAIT_TIMEOUT', { operation: op, timeoutMs: this.requestTimeoutMs });
+      if (this.runtime.clock.monotonic() >= deadline) {
+        throw lastError ?? new StraitError('STRAIT_TIMEOUT', { operation: op, timeoutMs });
       }
       let connection: Connection;
       try {
-        connection = await this.serverConnection(excluded, options);
+        connection = await this.serverConnection(excluded, options, deadline);
       } catch (error) {
-        if (!(error instanceof StraitError) || !isFailover(error) && error.code !== 'STRAIT_NO_LOCATOR') throw error;
+        if (!(error instanceof StraitError) || !error.retryable) throw error;
         lastError = error;
         excluded.length = 0;
-        await sleep(this.runtime, Math.min(2000, FAILOVER_DELAY_MS * 2 ** Math.min(attempt, 5)));
+        await this.pauseBeforeRetry(attempt, deadline);
         continue;
       }
       try {
         return await this.send(connection, op, body, options);
       } catch (error) {
-        if (!(error instanceof StraitError) || !isFailover(error)) throw error;
-        lastError = error;
-        if (this.server === connection) {
-          if (this.serverName !== undefined) excluded.push(this.serverName);
-          this.server = undefined;
-          connection.close();
-        }
-        if (attempt > 0) await sleep(this.runtime, Math.min(2000, FAILOVER_DELAY_MS * 2 ** Math.min(attempt, 5)));
+        if (!(error instanceof StraitError)) throw error;
+        const failure = requestFailure(error);
+        if (!failure.retryable) throw failure;
+        lastError = failure;
+        this.abandon(connection, excluded);
+        if (attempt > 0) await this.pauseBeforeRetry(attempt, deadline);
       }
     }
+  }
+
+  /** Stops using `connection` as the server connection; its server is left out of the next locate. */
+  private abandon(connection: Connection, excluded: string[]): void {
+    if (this.server !== connection) return;
+    if (this.serverName !== undefined) excluded.push(this.serverName);
+    this.server = undefined;
+    connection.close();
+  }
+
+  /** Exponential pause between attempts, never past the deadline. */
+  private pauseBeforeRetry(attempt: number, deadline: number): Promise<void> {
+    const delayMs = Math.min(FAILOVER_DELAY_MS_MAX, FAILOVER_DELAY_MS * 2 ** Math.min(attempt, 5));
+    const leftMs = Math.max(0, deadline - this.runtime.clock.monotonic());
+    return sleep(this.runtime, Math.min(delayMs, leftMs));
   }
 
   private send<Op extends RequestOp>(connection: Connection, op: Op, body: RequestBody<Op>, options: RequestOptions): Promise<ResponseBody<Op>> {
@@ -290,40 +430,51 @@ export class StraitClient {
     });
   }
 
-  private serverConnection(excluded: readonly string[], options: RequestOptions): Promise<Connection> {
+  /**
+   * The open server connection, or one being opened. Concurrent callers share one attempt, which
+   * gives up by the first caller's `deadline` (undefined: the connections' own timeouts).
+   */
+  private serverConnection(excluded: readonly string[], options: RequestOptions, deadline: number | undefined): Promise<Connection> {
     if (this.server !== undefined && this.server.state !== 'closed') return Promise.resolve(this.server);
-    this.connecting ??= this.openServer(excluded, options).finally(() => {
+    this.connecting ??= this.openServer(excluded, options, deadline).finally(() => {
       this.connecting = undefined;
     });
     return this.connecting;
   }
 
-  private async openServer(excluded: readonly string[], options: RequestOptions): Promise<Connection> {
-    const located = await this.askLocator('locate', excluded.length > 0 ? { exclude: [...excluded] } : {}, options);
+  private async openServer(excluded: readonly string[], options: RequestOptions, deadline: number | undefined): Promise<Connection> {
+    const located = await this.askLocators('locate', excluded.length > 0 ? { exclude: [...excluded] } : {}, options, deadline);
     let servers = located.servers;
-    if (servers.length === 0 && excluded.length > 0) servers = (await this.askLocator('locate', {}, options)).servers;
+    if (servers.length === 0 && excluded.length > 0) servers = (await this.askLocators('locate', {}, options, deadline)).servers;
     if (servers.length === 0) throw new StraitError('STRAIT_NO_SERVER', { locator: this.locators.map(formatAddress).join(', '), forRegion: '' });
     const failures: string[] = [];
     for (const server of servers) {
       try {
-        const connection = await this.openConnection(server.address);
+        const connection = await this.openConnection(server.address, deadline);
         this.server = connection;
         this.serverName = server.name;
         this.resubscribe(connection);
         return connection;
       } catch (error) {
-        failures.push(`${server.name}: ${error instanceof Error ? error.message : String(error)}`);
+        failures.push(`${server.name}: ${error instanceof Error ? failureReason(server.address, error) : String(error)}`);
       }
     }
     throw new StraitError('STRAIT_NO_SERVER', { locator: this.locators.map(formatAddress).join(', '), forRegion: ` reachable (${failures.join('; ')})` });
   }
 
-  private openConnection(address: Address): Promise<Connection> {
+  /**
+   * Opens the long-lived server connection. Its handshake is bounded by the connection's request
+   * timeout, and by `deadline` when one is given (the request timeout also bounds every request
+   * on the connection, so it can't be shortened for the handshake alone).
+   */
+  private openConnection(address: Address, deadline: number | undefined): Promise<Connection> {
     return new Promise((resolve, reject) => {
       let opened = false;
+      let handshakeTimer: Timer | undefined;
       const connection = Connection.open(this.runtime, address, this.options, {
         onOpen: (open) => {
           opened = true;
+          handshakeTimer?.cancel();
           resolve(open);
         },
         onRequest: (_c, _r, reply) => reply.fail(new StraitError('STRAIT_MESSAGE_INVALID', { peer: 'server', reason: 'clients serve no requests' })),
@@ -333,15 +484,23 @@ export class StraitClient {
         },
         onClose: (closed, error) => {
           if (!opened) {
+            handshakeTimer?.cancel();
             reject(error ?? new StraitError('STRAIT_CONNECTION_CLOSED', { peer: formatAddress(address), type: 'hello' }));
             return;
           }
           if (this.server === closed) this.server = undefined;
           // Subscriptions move with the client to its next server.
-          if (this.subscriptions.size > 0 && !this.closed) void this.serverConnection([], {}).catch(() => {});
+          if (this.subscriptions.size > 0 && !this.closed) void this.serverConnection([], {}, undefined).catch(() => {});
         },
       });
-      void connection;
+      if (deadline !== undefined) {
+        const timeoutMs = Math.max(0, Math.ceil(deadline - this.runtime.clock.monotonic()));
+        handshakeTimer = this.runtime.setTimer(timeoutMs, () => {
+          if (opened) return;
+          reject(new StraitError('STRAIT_TIMEOUT', { operation: `handshake with ${formatAddress(address)}`, timeoutMs }));
+          connection.close();
+        });
+      }
     });
   }
 
@@ -363,7 +522,9 @@ export class StraitClient {
       subscription.serverSubscription = undefined;
       connection.request('subscribe', { region: subscription.region }, (error, response) => {
         if (error !== undefined || response === undefined) {
-          if (error !== undefined && !isFailover(error)) subscription.fail(error);
+          // A retryable failure leaves it to the next server connection to subscribe again.
+          const failure = error === undefined ? undefined : requestFailure(error);
+          if (failure !== undefined && !failure.retryable) subscription.fail(failure);
           return;
         }
         subscription.serverSubscription = response.subscription;
@@ -431,7 +592,8 @@ export class ClientRegion<V = unknown> {
   /**
    * Changes applied to the region from now on, as an async iterator. Ends when the signal
    * aborts or the loop breaks. On server failover the subscription moves to the new server;
-   * changes made during the switch may be missed.
+   * changes made during the switch may be missed. The process stays alive while a consumer
+   * awaits the next event (a `for await` loop), not while the subscription is merely open.
    */
   subscribe(options: SubscribeOptions = {}): AsyncIterable<ChangeEvent<V>> & { ready: Promise<void> } {
     const client = this.client;
@@ -445,8 +607,10 @@ export class ClientRegion<V = unknown> {
       if (done) return;
       done = true;
       client.removeSubscription(sink);
-      waiting?.({ value: undefined, done: true });
+      const resolve = waiting;
       waiting = undefined;
+      failWaiting = undefined;
+      resolve?.({ value: undefined, done: true });
     };
     const sink: SubscriptionSink = {
       region: this.name,
@@ -457,6 +621,7 @@ export class ClientRegion<V = unknown> {
         if (waiting !== undefined) {
           const resolve = waiting;
           waiting = undefined;
+          failWaiting = undefined;
           resolve({ value: change, done: false });
           return;
         }
@@ -471,8 +636,10 @@ export class ClientRegion<V = unknown> {
         failure = error;
         done = true;
         client.removeSubscription(sink);
-        failWaiting?.(error);
+        const reject = failWaiting;
         waiting = undefined;
+        failWaiting = undefined;
+        reject?.(error);
       },
     };
     options.signal?.addEventListener('abort', finish, { once: true });
@@ -488,9 +655,17 @@ export class ClientRegion<V = unknown> {
             if (next !== undefined) return { value: next, done: false };
             if (failure !== undefined) throw failure;
             if (done) return { value: undefined, done: true };
+            // A consumer awaiting the next event is a pending operation: it keeps the process alive.
             return new Promise<IteratorResult<ChangeEvent<V>>>((resolve, reject) => {
-              waiting = resolve;
-              failWaiting = reject;
+              const release = client.holdProcess();
+              waiting = (result) => {
+                release();
+                resolve(result);
+              };
+              failWaiting = (error) => {
+                release();
+                reject(error);
+              };
             });
           },
           return: async () => {
@@ -503,11 +678,18 @@ export class ClientRegion<V = unknown> {
   }
 }
 
-/** Connects to a site through its locators. Resolves once a server connection is open. */
+/**
+ * Connects to a site through its locators. Resolves once a server connection is open; fails
+ * after `connectTimeoutMs` with STRAIT_NO_LOCATOR or STRAIT_NO_SERVER, or at once with a
+ * problem retrying can't fix.
+ */
 export async function connect(options: ConnectOptions): Promise<StraitClient> {
   const locators = typeof options.locators === 'string' ? parseAddressList(options.locators) : options.locators;
   if (locators.length === 0) throw new StraitError('STRAIT_CONFIG_INVALID', { source: 'connect()', key: 'locators', reason: 'at least one locator is required' });
+  checkTimeoutOption('connectTimeoutMs', options.connectTimeoutMs);
+  checkTimeoutOption('requestTimeoutMs', options.requestTimeoutMs);
   let runtime: Runtime;
+  let keepAlive = options.keepAlive;
   let release: (() => void) | undefined;
   if (options.runtime !== undefined) {
     runtime = options.runtime;
@@ -515,11 +697,12 @@ export async function connect(options: ConnectOptions): Promise<StraitClient> {
     const { createClientRuntime } = await import('../runtime/node/client-runtime.ts');
     const created = createClientRuntime();
     runtime = created.runtime;
+    keepAlive = created.keepAlive;
     release = created.close;
   }
-  const client = new StraitClient(runtime, locators, options, release);
+  const client = new StraitClient(runtime, locators, { ...options, ...(keepAlive !== undefined ? { keepAlive } : {}) }, release);
   try {
-    await client.request('ping', {}, options.signal ? { signal: options.signal } : {});
+    await client.ping(options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS_DEFAULT, options.signal ? { signal: options.signal } : {});
   } catch (error) {
     await client.close();
     throw error;

@@ -129,6 +129,17 @@ export interface Logger {
   child(bindings: LogFields): Logger;
 }
 
+/**
+ * What keeps the process running while work it started is pending. A library living inside an
+ * application (the client) holds it while an operation the application awaits is under way and
+ * releases it when idle: the application can't exit under a pending await, and an idle library
+ * never keeps it running. The simulator needs none (it runs until its queue is empty).
+ */
+export interface KeepAlive {
+  /** Keeps the process alive until the returned release is called. Holds nest; release is idempotent. */
+  hold(): () => void;
+}
+
 export interface Runtime {
   readonly clock: Clock;
   readonly random: Random;

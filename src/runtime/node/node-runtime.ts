@@ -28,6 +28,12 @@ export interface NodeRuntimeOptions {
   /** Directory of the LMDB environment; in-memory storage (lost on exit) when absent. */
   readonly storageDirectory?: string;
   readonly logger: Logger;
+  /**
+   * Outgoing connections don't keep the process alive (Node's `unref`), so a library's idle
+   * connection never holds its application open; whoever awaits work on them must keep the
+   * process alive another way (a `KeepAlive`). Default false: a member's links are its work.
+   */
+  readonly unrefConnections?: boolean;
 }
 
 export interface NodeRuntime extends Runtime {
@@ -225,6 +231,7 @@ const inertTimer: Timer = { cancel() {} };
 
 class NodeNetwork implements Network {
   readonly #log: Logger;
+  readonly #unrefConnections: boolean;
   readonly #servers = new Set<Server>();
   readonly #streams = new Set<NodeStream>();
   #closed = false;
@@ -232,8 +239,9 @@ class NodeNetwork implements Network {
   #serversClosing = 0;
   #closeCalledBack = false;
 
-  constructor(log: Logger) {
+  constructor(log: Logger, unrefConnections: boolean) {
     this.#log = log;
+    this.#unrefConnections = unrefConnections;
   }
 
   listen(bind: Address, onStream: (stream: Stream) => void, ready: (result: ListenResult) => void): Listener {
@@ -312,6 +320,7 @@ class NodeNetwork implements Network {
     const remote = formatAddress(target);
     if (this.#closed) return new RefusedStream(remote, handler);
     const socket = connectSocket({ host: target.host, port: target.port, noDelay: true });
+    if (this.#unrefConnections) socket.unref();
     const stream = this.#track(socket, remote, true);
     stream.setHandler(handler);
     return stream;
@@ -375,7 +384,7 @@ export function createNodeRuntime(options: NodeRuntimeOptions): NodeRuntime {
   const random: Random = createSeededRandom();
   const storage: Storage =
     options.storageDirectory === undefined ? new MemoryStorage() : new LmdbStorage(options.storageDirectory);
-  const network = new NodeNetwork(options.logger);
+  const network = new NodeNetwork(options.logger, options.unrefConnections === true);
   const timers = new Set<NodeTimer>();
   let closed = false;
 
