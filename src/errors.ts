@@ -54,6 +54,7 @@ export const ERROR_SPECS = {
   STRAIT_REGION_INVALID: spec('region {region}: {reason}', 400, false),
   STRAIT_KEY_INVALID: spec('key must be a non-empty string of at most {limit} bytes', 400, false),
   STRAIT_VALUE_TOO_LARGE: spec('value of {size} bytes exceeds the limit of {limit} bytes', 413, false),
+  STRAIT_RESOLVER_FAILED: spec('the conflict resolver of region {region} failed on key {key}: {reason}; the write was refused', 422, false),
   STRAIT_REPLICATION_FAILED: spec('replication of {region}/{key} to {member} failed: {reason}', 503, true),
   STRAIT_SUBSCRIBER_TOO_SLOW: spec('{member} ended subscription {subscription} to {region}: {bytes} bytes of events were not taken by the subscriber (limit {limit}); subscribe again and re-read what changed meanwhile', 503, true),
   STRAIT_SENDER_NOT_FOUND: spec('gateway sender {sender} is not hosted by {member}', 404, false),

@@ -88,6 +88,17 @@ export function createMetrics(role: 'locator' | 'server', name: string, site: nu
     help: 'Entries replicated between the servers of this site.',
     registers: [registry],
   });
+  const internalErrors = new Counter({
+    name: 'strait_internal_errors_total',
+    help: 'Exceptions that were not coded errors (bugs), answered STRAIT_INTERNAL, by where they escaped; the member kept serving.',
+    labelNames: ['where'] as const,
+    registers: [registry],
+  });
+  const subscribersCut = new Counter({
+    name: 'strait_subscribers_cut_total',
+    help: 'Subscriptions ended because the subscriber did not take its events (STRAIT_SUBSCRIBER_TOO_SLOW).',
+    registers: [registry],
+  });
   const clientConnections = new Gauge({
     name: 'strait_client_connections',
     help: 'Client connections currently open to this member.',
@@ -120,6 +131,12 @@ export function createMetrics(role: 'locator' | 'server', name: string, site: nu
     },
     clients(count) {
       clientConnections.set(count);
+    },
+    internalError(where) {
+      internalErrors.labels({ where }).inc();
+    },
+    subscriberCut() {
+      subscribersCut.inc();
     },
   };
 

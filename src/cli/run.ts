@@ -226,6 +226,15 @@ export async function runMember(config: MemberConfig, options: RunOptions): Prom
       });
     });
   };
+  if (running instanceof Server) {
+    running.onFatal((error) => {
+      // The member already left the view; record why and exit non-zero for the supervisor.
+      logger.error({ code: error.code }, `${config.name} stopped: ${error.message}`);
+      stopping = true;
+      writeMemberRecord(dir, failed(error));
+      closeAll(() => exit(exitCodeFor(error)));
+    });
+  }
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
 

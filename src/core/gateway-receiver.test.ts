@@ -21,7 +21,7 @@ function setup() {
   const info = serverInfo('server-1', { site: 2 });
   const forwarded: string[] = [];
   const gateways = { queue: (_region: unknown, entry: readonly unknown[]) => forwarded.push(entry[0] as string), sync: () => {} };
-  const writes = new WritePath(runtime, pool.asPool(), { memberName: 'server-1', info: () => info, state: () => 'ready' },
+  const writes = new WritePath(runtime, pool.asPool(), { memberName: 'server-1', info: () => info, state: () => 'ready', storageFailed: () => {} },
     { regions, subscriptions: new Subscriptions('server-1', 1 << 20), gateways }, NO_METRICS, SILENT_LOGGER);
   writes.viewInstalled(viewOf([info]));
   const receiver = new GatewayReceiver(runtime, { startPort: 5000, endPort: 5001, bindAddress: undefined, hostnameForClients: undefined, manualStart: false },
@@ -69,4 +69,15 @@ test('a resent event is counted as a duplicate and has no second effect', () => 
 test('only gateway senders may send batches', () => {
   const { receiver } = setup();
   assert.equal(send(receiver, [event('R', 'a', 1)], 'client')(), 'STRAIT_MESSAGE_INVALID');
+});
+
+test('an event this site cannot store is refused alone; the others in the batch are applied', () => {
+  const { sim, regions, receiver } = setup();
+  const tooLong = 'k'.repeat(3000); // longer than the persistent region's storage allows
+  const result = send(receiver, [event('R', 'a', 1), event('R', tooLong, 2), event('R', 'c', 3)]);
+  sim.run();
+  const answer = result();
+  assert.ok(typeof answer !== 'string');
+  assert.deepEqual(answer.refused.map((refusal) => [refusal.index, refusal.code]), [[1, 'STRAIT_KEY_INVALID']]);
+  assert.deepEqual(regions.require('R').keys().sort(), ['a', 'c']);
 });

@@ -132,18 +132,22 @@ export class GatewayReceiver {
         refused.push({ index, code: error.code, message: error.message });
         continue;
       }
-      touched.add(region);
       const held = region.entry(key)?.tag;
       if (held !== undefined && compareTags(held, tag) === 0) this.statistics.duplicates += 1;
-      this.writes.admit(region, [key, value, tag], possibleDuplicate, pending);
+      try {
+        this.writes.admit(region, [key, value, tag], possibleDuplicate, pending);
+      } catch (error) {
+        // One event this site can't take (a key its storage can't hold, a value the resolver
+        // rejects) is refused alone; the sender keeps it as a dead letter, the rest applies.
+        if (!(error instanceof StraitError)) throw error;
+        refused.push({ index, code: error.code, message: error.message });
+        continue;
+      }
+      touched.add(region);
     }
     for (const region of touched) {
       this.gateways.sync(region, pending);
-      pending.expect();
-      region.sync((error) => {
-        if (error !== undefined) pending.abandon(new StraitError('STRAIT_STORAGE', { path: `region ${region.spec.name}`, reason: error.message }, { cause: error }));
-        else pending.settle();
-      });
+      this.writes.awaitRegion(region, pending);
     }
     this.metrics.replicated(events.length - refused.length);
     this.statistics.batches += 1;

@@ -21,7 +21,7 @@ function member(name: string, state: { ready: boolean; initializing: boolean }, 
   const regions = new RegionTable(runtime.storage, name, undefined, SILENT_LOGGER);
   regions.open({ name: 'R', type: 'replicate', persistent: false });
   const info = serverInfo(name);
-  const writes = new WritePath(runtime, pool.asPool(), { memberName: name, info: () => info, state: () => 'initializing' },
+  const writes = new WritePath(runtime, pool.asPool(), { memberName: name, info: () => info, state: () => 'initializing', storageFailed: () => {} },
     { regions, subscriptions: new Subscriptions('server-1', 1 << 20), gateways: { queue: () => {}, sync: () => {} } }, NO_METRICS, SILENT_LOGGER);
   let complete = 0;
   const images = new InitialImage(runtime, pool.asPool(), {

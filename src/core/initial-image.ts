@@ -159,7 +159,7 @@ export class InitialImage {
           this.markPushBack(regionName, key);
           continue;
         }
-        this.writes.apply(region, key, value, tag);
+        this.writes.applyReplicated(region, key, value, tag);
         this.pushBack.get(regionName)?.delete(key);
       }
       if (response.done) done();

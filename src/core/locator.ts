@@ -15,7 +15,7 @@ import type { Address, Listener, Logger, Runtime, Timer } from '../runtime/runti
 import { formatAddress } from '../runtime/runtime.ts';
 import type { LocatorConfig } from './config.ts';
 import { WanDiscovery } from './wan-discovery.ts';
-import { dispatchRequest, type HandlerTable } from './handlers.ts';
+import { dispatchRequest, reportingInternalErrors, type HandlerTable, type InternalErrorSink } from './handlers.ts';
 import { MemberAgent } from './member-agent.ts';
 import type { MemberAdmin, MemberStartResult, MemberState, MetricsSink, RegionStatus } from './member-admin.ts';
 import { addressKey, PeerPool } from './peer-pool.ts';
@@ -62,6 +62,7 @@ export class Locator {
     this.config = config;
     this.metrics = metrics;
     this.log = runtime.log.child({ member: config.name, role: 'locator', site: config.site });
+    this.internalError = reportingInternalErrors(this.log, `locator ${config.name}`, metrics);
     this.connectionOptions = {
       local: { role: 'locator', name: config.name, site: config.site },
       frameBytesMax: config.frameBytesMax,
@@ -431,8 +432,10 @@ export class Locator {
   // ---- Requests ----
 
   private onRequest(connection: Connection, request: IncomingRequest, reply: Reply<RequestOp>): void {
-    dispatchRequest(this.handlers, 'locator', connection, request, reply);
+    dispatchRequest(this.handlers, 'locator', connection, request, reply, this.internalError);
   }
+
+  private readonly internalError: InternalErrorSink;
 
   private readonly handlers: HandlerTable = {
     ping: (_connection, _body, reply) => reply.ok({}),

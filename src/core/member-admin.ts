@@ -53,6 +53,13 @@ export interface MetricsSink {
   viewInstalled(viewId: number, members: number): void;
   /** Connections currently open from clients. */
   clients(count: number): void;
+  /**
+   * A bug: an exception that was not a coded error escaped `where` (a request handler). The
+   * member answered STRAIT_INTERNAL and keeps serving; the simulator fails the seed on it.
+   */
+  internalError(where: string, error: unknown): void;
+  /** A subscription was cut off because its subscriber did not keep up. */
+  subscriberCut(): void;
 }
 
 export const NO_METRICS: MetricsSink = {
@@ -60,6 +67,8 @@ export const NO_METRICS: MetricsSink = {
   replicated() {},
   viewInstalled() {},
   clients() {},
+  internalError() {},
+  subscriberCut() {},
 };
 
 export interface MemberStartResult {

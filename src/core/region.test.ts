@@ -61,3 +61,23 @@ test('a tombstone sweep drops only old tombstones and looks at no more than its 
   assert.equal(region.purgeTombstones(500, 100), 0);
   assert.deepEqual(region.entry('young-3')?.tag, tag(1000));
 });
+
+test('a resolver that throws, or a value it cannot decode, refuses the write and changes nothing', () => {
+  const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+  const throwing = new Region({ name: 'R', type: 'replicate', persistent: false }, undefined, () => { throw new Error('resolver bug'); });
+  throwing.apply('k', packr.pack('first'), tag(1));
+  assert.throws(() => throwing.apply('k', packr.pack('second'), tag(2)), (error: unknown) => error instanceof StraitError && error.code === 'STRAIT_RESOLVER_FAILED');
+  assert.deepEqual([...throwing.get('k')!], [...packr.pack('first')]);
+  const picky = new Region({ name: 'R', type: 'replicate', persistent: false }, undefined, () => 'incoming');
+  picky.apply('k', packr.pack('first'), tag(1));
+  assert.throws(() => picky.apply('k', new Uint8Array([0xa5, 0x66]), tag(2)), (error: unknown) => error instanceof StraitError && error.code === 'STRAIT_RESOLVER_FAILED');
+  assert.equal(picky.apply('k', packr.pack('second'), tag(3), true), 'applied', 'last-writer-wins does not consult the resolver');
+});
+
+test('a key the store cannot hold is refused with memory and disk unchanged', () => {
+  const storage = new MemoryStorage();
+  const region = new Region(spec, storage.open('region-R'));
+  assert.throws(() => region.apply('k'.repeat(3000), bytes('v'), tag(1)), (error: unknown) => error instanceof StraitError && error.code === 'STRAIT_KEY_INVALID');
+  assert.equal(region.size, 0);
+  assert.equal(region.entry('k'.repeat(3000)), undefined);
+});

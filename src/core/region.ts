@@ -94,26 +94,40 @@ export class Region {
     return this.entries.get(key);
   }
 
-  /** Applies a write if it is newer than what the key holds. */
-  apply(key: string, value: Uint8Array | null, tag: VersionTag): ApplyResult {
+  /**
+   * Applies a write if it wins over what the key holds: the newer tag, or the configured
+   * resolver's choice. All or nothing: a write the store refuses (STRAIT_KEY_INVALID for a key
+   * it can't hold, STRAIT_STORAGE) changes nothing, and a resolver that throws, or a value it
+   * can't decode, is STRAIT_RESOLVER_FAILED with nothing changed. With `lastWriterWins` the
+   * resolver is not consulted (a replica falling back after the resolver failed on it).
+   */
+  apply(key: string, value: Uint8Array | null, tag: VersionTag, lastWriterWins = false): ApplyResult {
     const current = this.entries.get(key);
     if (current !== undefined) {
-      if (this.resolver !== undefined) {
+      if (this.resolver !== undefined && !lastWriterWins) {
         if (compareTags(tag, current.tag) === 0) return 'stale';
-        const decision = this.resolver(
-          key,
-          { value: current.value === null ? undefined : recordPackr.unpack(current.value), tag: current.tag },
-          { value: value === null ? undefined : recordPackr.unpack(value), tag },
-        );
-        if (decision !== 'incoming') return 'stale';
+        if (this.resolve(key, current, value, tag) !== 'incoming') return 'stale';
       } else if (compareTags(tag, current.tag) <= 0) {
         return 'stale';
       }
     }
     const entry: Entry = { value, tag };
-    this.setEntry(key, entry);
+    // Disk first: if the store refuses, memory still agrees with it.
     this.store?.put(key, encodeRecord(entry));
+    this.setEntry(key, entry);
     return 'applied';
+  }
+
+  private resolve(key: string, current: Entry, value: Uint8Array | null, tag: VersionTag): 'existing' | 'incoming' {
+    try {
+      return this.resolver!(
+        key,
+        { value: current.value === null ? undefined : recordPackr.unpack(current.value), tag: current.tag },
+        { value: value === null ? undefined : recordPackr.unpack(value), tag },
+      );
+    } catch (error) {
+      throw new StraitError('STRAIT_RESOLVER_FAILED', { region: this.spec.name, key, reason: error instanceof Error ? error.message : String(error) }, { cause: error });
+    }
   }
 
   private setEntry(key: string, entry: Entry): void {

@@ -5,7 +5,7 @@
 // the peer acknowledges it or leaves the view: replicas apply by version tag, so a resend
 // never has a second effect.
 
-import type { StraitError } from '../errors.ts';
+import { StraitError } from '../errors.ts';
 import type { WireEntry } from '../protocol/messages.ts';
 import type { Address, Logger, Runtime, Timer } from '../runtime/runtime.ts';
 import { formatAddress } from '../runtime/runtime.ts';
@@ -41,6 +41,25 @@ export class PendingWrite {
     this.finished = true;
     this.done(error);
   }
+}
+
+/**
+ * Makes `pending` also wait until `sync` reports the disk has everything written so far. A
+ * failed sync (a commit the disk refused: full, I/O error) fails the write with STRAIT_STORAGE
+ * naming `path`, and is reported to `failed`: the one storage policy of a member (see
+ * ARCHITECTURE.md, "Storage failures").
+ */
+export function awaitDurable(pending: PendingWrite, path: string, sync: (callback: (error: Error | undefined) => void) => void, failed: (error: StraitError) => void): void {
+  pending.expect();
+  sync((error) => {
+    if (error === undefined) {
+      pending.settle();
+      return;
+    }
+    const failure = new StraitError('STRAIT_STORAGE', { path, reason: error.message }, { cause: error });
+    pending.abandon(failure);
+    failed(failure);
+  });
 }
 
 interface QueuedEntry {

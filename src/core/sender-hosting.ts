@@ -20,7 +20,7 @@ import { WAN_EXCHANGE_INTERVAL_MS, type GatewaySenderSpec } from './config.ts';
 import { GatewaySender, type SenderHost } from './gateway-sender.ts';
 import type { PeerPool } from './peer-pool.ts';
 import type { Region } from './region.ts';
-import type { PendingWrite } from './replication.ts';
+import { awaitDurable, type PendingWrite } from './replication.ts';
 import { findMember, locatorsOf, serversOf } from './views.ts';
 import { WanCatalogue } from './wan-catalogue.ts';
 import type { GatewayQueues } from './write-path.ts';
@@ -42,6 +42,8 @@ export interface HostingHost {
   info(): MemberInfo | undefined;
   /** True when the server serves (state 'ready'). */
   ready(): boolean;
+  /** This member's disk refused a commit: it must stop (see awaitDurable). */
+  storageFailed(error: StraitError): void;
 }
 
 export class SenderHosting implements GatewayQueues {
@@ -181,11 +183,7 @@ export class SenderHosting implements GatewayQueues {
     for (const id of region.spec.gatewaySenderIds ?? []) {
       const sender = this.senders.get(id);
       if (sender === undefined || !sender.spec.persistent) continue;
-      pending.expect();
-      sender.sync((error) => {
-        if (error !== undefined) pending.abandon(new StraitError('STRAIT_STORAGE', { path: `sender ${id}`, reason: error.message }, { cause: error }));
-        else pending.settle();
-      });
+      awaitDurable(pending, `gateway sender ${id}`, (callback) => sender.sync(callback), (error) => this.host.storageFailed(error));
     }
   }
 

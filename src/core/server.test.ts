@@ -41,3 +41,39 @@ test('a subscriber that stops reading is cut off with STRAIT_SUBSCRIBER_TOO_SLOW
   await subscriber.close();
   await writer.close();
 });
+
+test('a resolver that throws refuses that write with STRAIT_RESOLVER_FAILED; the server keeps serving', async () => {
+  const site = new SimSite({ servers: 2, server: () => ({ conflictResolver: () => { throw new Error('resolver bug'); } }) });
+  await site.waitFor('site ready', () => site.ready());
+  const client = site.client();
+  const region = client.region<string>('R');
+  await site.settle(region.put('k', 'first'));
+  const refused = await site.settle(region.put('k', 'second').then(() => undefined, (error: unknown) => error));
+  assert.ok(refused instanceof StraitError);
+  assert.equal(refused.code, 'STRAIT_RESOLVER_FAILED');
+  assert.equal(await site.settle(region.get('k')), 'first');
+  await site.settle(region.put('other', 'fine'));
+  assert.deepEqual(site.failures, []);
+  await client.close();
+});
+
+test('a disk that refuses a commit fails the waiting write with STRAIT_STORAGE and stops that server; the site goes on', async () => {
+  const site = new SimSite({ servers: 2, regions: [{ name: 'R', type: 'replicate', persistent: true }] });
+  await site.waitFor('site ready', () => site.ready());
+  const stopped: string[] = [];
+  for (const [name, server] of site.servers) server.onFatal((error) => stopped.push(`${name}: ${error.code}`));
+  const client = site.client();
+  const region = client.region<string>('R');
+  await site.settle(region.put('before', 'v'));
+  site.serverHosts[0]!.storage.failCommits('ENOSPC: no space left on device');
+  const outcome = await site.settle(region.put('during', 'v').then(() => 'ok', (error: unknown) => (error as StraitError).code));
+  // Either the write failed with the disk's error, or (retried on the other server after the
+  // failing one left) it succeeded there: never acknowledged by the broken member alone.
+  assert.ok(outcome === 'STRAIT_STORAGE' || outcome === 'ok', outcome);
+  await site.waitFor('the failing server stopped', () => stopped.length === 1);
+  assert.deepEqual(stopped, ['server-1: STRAIT_STORAGE']);
+  assert.equal(site.server('server-1').currentState, 'stopped');
+  await site.settle(region.put('after', 'v'));
+  assert.equal(await site.settle(region.get('before')), 'v');
+  await client.close();
+});

@@ -20,7 +20,7 @@ import { formatAddress } from '../runtime/runtime.ts';
 import { Backoff } from './backoff.ts';
 import type { ServerConfig } from './config.ts';
 import { GatewayReceiver, type ReceiverStatistics } from './gateway-receiver.ts';
-import { dispatchRequest, type HandlerTable } from './handlers.ts';
+import { dispatchRequest, reportingInternalErrors, type HandlerTable, type InternalErrorSink } from './handlers.ts';
 import { InitialImage } from './initial-image.ts';
 import { advertisedHost } from './locator.ts';
 import { MemberAgent } from './member-agent.ts';
@@ -71,6 +71,8 @@ export class Server {
   private readonly writes: WritePath;
   private readonly images: InitialImage;
   private readonly receiver: GatewayReceiver | undefined;
+  private fatalError: StraitError | undefined;
+  private fatalListener: ((error: StraitError) => void) | undefined;
 
   readonly admin: MemberAdmin;
 
@@ -82,7 +84,8 @@ export class Server {
     this.log = runtime.log.child({ member: config.name, role: 'server' });
     this.siteBackoff = new Backoff(runtime.random, { initialDelayMs: 100, maximumDelayMs: 2000 });
     this.regions = new RegionTable(runtime.storage, config.name, config.conflictResolver, this.log);
-    this.subscriptions = new Subscriptions(config.name, CONNECTION_BUFFERED_BYTES_MAX);
+    this.subscriptions = new Subscriptions(config.name, CONNECTION_BUFFERED_BYTES_MAX, () => metrics.subscriberCut());
+    this.internalError = reportingInternalErrors(this.log, `server ${config.name}`, metrics);
     this.connectionOptions = this.makeConnectionOptions();
     this.pool = this.makePool();
     this.senders = new SenderHosting(runtime, this.pool, {
@@ -92,11 +95,13 @@ export class Server {
       view: () => this.view,
       info: () => this.infoValue,
       ready: () => this.state === 'ready',
+      storageFailed: (error) => this.storageFailed(error),
     }, this.log);
     this.writes = new WritePath(runtime, this.pool, {
       memberName: config.name,
       info: () => this.info,
       state: () => this.state,
+      storageFailed: (error) => this.storageFailed(error),
     }, { regions: this.regions, subscriptions: this.subscriptions, gateways: this.senders }, metrics, this.log);
     this.images = new InitialImage(runtime, this.pool, {
       memberName: config.name,
@@ -340,6 +345,24 @@ export class Server {
     this.pool.get(coordinator.info.address).request('leave', { id: this.info.id }, () => finish());
   }
 
+  /** Called once if the member stops on its own after it started (its disk failed). */
+  onFatal(listener: (error: StraitError) => void): void {
+    this.fatalListener = listener;
+  }
+
+  /**
+   * This member's disk refused a commit. Its memory may now hold writes its disk does not, so
+   * it stops serving and leaves the view: the writes waiting on that commit failed
+   * (STRAIT_STORAGE), every write acknowledged earlier is on the other replicas, and a restart
+   * once the disk is fixed recovers from disk and images.
+   */
+  private storageFailed(error: StraitError): void {
+    if (this.fatalError !== undefined || this.state === 'stopped') return;
+    this.fatalError = error;
+    this.log.error({ code: error.code }, `server ${this.config.name}: ${error.message}; stopping this member — its memory may hold writes its disk lacks. Fix the disk, then start it again: it recovers from disk and from the other servers`);
+    this.stop(() => this.fatalListener?.(error));
+  }
+
   private fail(error: StraitError): void {
     this.log.error({ code: error.code }, `server ${this.config.name}: ${error.message}`);
     this.state = 'stopped';
@@ -466,8 +489,10 @@ export class Server {
         reply.fail(error);
       },
     };
-    dispatchRequest(this.handlers, 'server', connection, request, observed);
+    dispatchRequest(this.handlers, 'server', connection, request, observed, this.internalError);
   }
+
+  private readonly internalError: InternalErrorSink;
 
   private readonly handlers: HandlerTable = {
     ping: (_connection, _body, reply) => reply.ok({}),

@@ -9,7 +9,8 @@ import { advanceWithPromises } from '../sim/drive.ts';
 import { Simulator, type SimHost } from '../sim/simulator.ts';
 import { FRAME_BYTES_MAX_DEFAULT, VALUE_BYTES_MAX_DEFAULT, type MembershipTiming, type ServerConfig } from './config.ts';
 import { Locator } from './locator.ts';
-import { NO_METRICS, type MetricsSink } from './member-admin.ts';
+import type { MetricsSink } from './member-admin.ts';
+import { checkingMetrics } from '../sim/checks.ts';
 import { Server } from './server.ts';
 
 export const SIM_SITE_TIMING: MembershipTiming = { memberTimeoutMs: 2000, heartbeatIntervalMs: 250, discoveryTimeoutMs: 500, requestTimeoutMs: 3000 };
@@ -30,6 +31,8 @@ export class SimSite {
   readonly serverHosts: SimHost[] = [];
   private readonly options: SimSiteOptions;
   private clientCount = 0;
+  /** Internal errors members reported (a test asserts this stays empty). */
+  readonly failures: string[] = [];
 
   constructor(options: SimSiteOptions = {}) {
     this.options = options;
@@ -39,7 +42,7 @@ export class SimSite {
     new Locator(locatorHost.runtime(), {
       name: 'locator-1', site: 1, bind: this.locatorAddress, hostnameForClients: undefined, locators: [this.locatorAddress],
       remoteLocators: [], timing: SIM_SITE_TIMING, frameBytesMax: FRAME_BYTES_MAX_DEFAULT, pid: undefined, httpAddress: undefined,
-    }, NO_METRICS).start(() => {});
+    }, checkingMetrics('locator-1', this.failures)).start(() => {});
     for (let index = 1; index <= (options.servers ?? 2); index++) this.serverHosts.push(this.sim.host(`server-${index}`));
     for (const host of this.serverHosts) this.startServer(host);
   }
@@ -52,7 +55,7 @@ export class SimSite {
       frameBytesMax: FRAME_BYTES_MAX_DEFAULT, valueBytesMax: VALUE_BYTES_MAX_DEFAULT, gatewaySenders: [], gatewayReceiver: undefined,
       conflictResolver: undefined, pid: undefined, httpAddress: undefined, ...this.options.server?.(host.name),
     };
-    const server = new Server(host.runtime(), config, this.options.metrics ?? NO_METRICS);
+    const server = new Server(host.runtime(), config, this.options.metrics ?? checkingMetrics(host.name, this.failures));
     this.servers.set(host.name, server);
     server.start(() => {});
     return server;

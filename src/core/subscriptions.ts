@@ -20,14 +20,16 @@ export class Subscriptions {
   private readonly bufferedBytesLimit: number;
   /** Subscriptions ended because their subscriber did not keep up (metrics, tests). */
   slowSubscribersCut = 0;
+  private readonly onCut: () => void;
   private nextId = 1;
   private readonly byRegion = new Map<string, Set<Subscription>>();
   /** Client connections, with their subscriptions by id. */
   private readonly byConnection = new Map<Connection, Map<number, Subscription>>();
 
-  constructor(memberName: string, bufferedBytesLimit: number) {
+  constructor(memberName: string, bufferedBytesLimit: number, onCut: () => void = () => {}) {
     this.memberName = memberName;
     this.bufferedBytesLimit = bufferedBytesLimit;
+    this.onCut = onCut;
   }
 
   /** A client connection opened: it may subscribe. */
@@ -91,6 +93,7 @@ export class Subscriptions {
     this.byConnection.get(connection)?.delete(subscription.id);
     this.byRegion.get(subscription.region)?.delete(subscription);
     this.slowSubscribersCut += 1;
+    this.onCut();
     const error = new StraitError('STRAIT_SUBSCRIBER_TOO_SLOW', {
       member: this.memberName, subscription: subscription.id, region: subscription.region,
       bytes: connection.bufferedBytes, limit: this.bufferedBytesLimit,

@@ -22,7 +22,7 @@ function setup(state: MemberState = 'ready') {
   const gateways: GatewayQueues = { queue: (_region: Region, entry: WireEntry) => queued.push(entry), sync: () => {} };
   const me = serverInfo('server-1');
   const holder = { state };
-  const writes = new WritePath(runtime, pool.asPool(), { memberName: 'server-1', info: () => me, state: () => holder.state },
+  const writes = new WritePath(runtime, pool.asPool(), { memberName: 'server-1', info: () => me, state: () => holder.state, storageFailed: () => {} },
     { regions, subscriptions: new Subscriptions('server-1', 1 << 20), gateways }, NO_METRICS, SILENT_LOGGER);
   const peers = [serverInfo('server-2'), serverInfo('server-3')];
   writes.viewInstalled(viewOf([me, ...peers]));

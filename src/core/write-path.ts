@@ -14,9 +14,12 @@ import type { MemberState, MetricsSink } from './member-admin.ts';
 import type { PeerPool } from './peer-pool.ts';
 import type { Region } from './region.ts';
 import type { RegionTable } from './region-table.ts';
-import { PendingWrite, ReplicationChannel } from './replication.ts';
+import { awaitDurable, PendingWrite, ReplicationChannel } from './replication.ts';
 import type { Subscriptions } from './subscriptions.ts';
 import { serversOf } from './views.ts';
+
+/** A resolver failing on replicated writes is logged at most this often. */
+const RESOLVER_FALLBACK_LOG_INTERVAL_MS = 10_000;
 
 /** Where new changes go besides the regions: the gateway senders' queues. */
 export interface GatewayQueues {
@@ -30,6 +33,8 @@ export interface WriteHost {
   readonly memberName: string;
   info(): MemberInfo;
   state(): MemberState;
+  /** This member's disk refused a commit: it must stop (see awaitDurable). */
+  storageFailed(error: StraitError): void;
 }
 
 export class WritePath {
@@ -45,6 +50,9 @@ export class WritePath {
   private readonly channels = new Map<string, ReplicationChannel>();
   private counter = 0;
   private lastTimestampMs = 0;
+  /** Replicated writes applied by last-writer-wins because the resolver failed here. */
+  private resolverFallbacks = 0;
+  private lastFallbackLogMs = -Infinity;
 
   constructor(runtime: Runtime, pool: PeerPool, host: WriteHost, parts: { regions: RegionTable; subscriptions: Subscriptions; gateways: GatewayQueues }, metrics: MetricsSink, log: Logger) {
     this.runtime = runtime;
@@ -101,13 +109,14 @@ export class WritePath {
       this.admit(region, [key, value, tag], false, pending);
     }
     this.gateways.sync(region, pending);
-    region.sync((error) => {
-      if (error !== undefined) {
-        // The disk failed under an acknowledged-write path: this member can't keep its promise.
-        throw new StraitError('STRAIT_STORAGE', { path: `region ${region.spec.name}`, reason: error.message }, { cause: error });
-      }
-      pending.settle();
-    });
+    this.awaitRegion(region, pending);
+    pending.settle();
+  }
+
+  /** Makes `pending` wait for `region` on disk (a no-op for in-memory regions). */
+  awaitRegion(region: Region, pending: PendingWrite): void {
+    if (!region.persistent) return;
+    awaitDurable(pending, `region ${region.spec.name}`, (callback) => region.sync(callback), (error) => this.host.storageFailed(error));
   }
 
   /**
@@ -121,11 +130,36 @@ export class WritePath {
     this.replicate(region.spec.name, entry, pending, true);
   }
 
-  /** Applies a change here and tells the subscribers; false when it was stale. */
-  apply(region: Region, key: string, value: Uint8Array | null, tag: VersionTag): boolean {
-    if (region.apply(key, value, tag) !== 'applied') return false;
+  /**
+   * Applies a change here and tells the subscribers; false when it was stale. Throws what
+   * Region.apply throws (STRAIT_RESOLVER_FAILED, STRAIT_KEY_INVALID, STRAIT_STORAGE), with
+   * nothing changed: new changes entering the site are refused then.
+   */
+  apply(region: Region, key: string, value: Uint8Array | null, tag: VersionTag, lastWriterWins = false): boolean {
+    if (region.apply(key, value, tag, lastWriterWins) !== 'applied') return false;
     this.subscriptions.notify(region.spec.name, key, value, tag);
     return true;
+  }
+
+  /**
+   * Applies a change another server of this site already applied (replication, images). If
+   * the resolver fails here on what it accepted there, last-writer-wins decides instead —
+   * the same decision on every replica — and the failure is logged: refusing would leave
+   * this replica behind for good.
+   */
+  applyReplicated(region: Region, key: string, value: Uint8Array | null, tag: VersionTag): boolean {
+    try {
+      return this.apply(region, key, value, tag);
+    } catch (error) {
+      if (!(error instanceof StraitError) || error.code !== 'STRAIT_RESOLVER_FAILED') throw error;
+      this.resolverFallbacks += 1;
+      const now = this.runtime.clock.monotonic();
+      if (now - this.lastFallbackLogMs > RESOLVER_FALLBACK_LOG_INTERVAL_MS) {
+        this.lastFallbackLogMs = now;
+        this.log.error({ code: error.code, region: region.spec.name, key, fallbacks: this.resolverFallbacks }, `server ${this.host.memberName}: ${error.message}; applied a replicated write by last-writer-wins instead (${this.resolverFallbacks} so far) — fix the resolver: it must not throw and must give every replica the same answer`);
+      }
+      return this.apply(region, key, value, tag, true);
+    }
   }
 
   /** Sends an entry to every other server of the view; `pending` waits for each of them. */
@@ -144,7 +178,7 @@ export class WritePath {
     }
     const region = this.regions.require(body.region);
     for (const entry of body.entries) {
-      this.apply(region, entry[0], entry[1], entry[2]);
+      this.applyReplicated(region, entry[0], entry[1], entry[2]);
       if (body.gateway === true) this.gateways.queue(region, entry, false);
     }
     const pending = new PendingWrite((error) => {
@@ -152,9 +186,7 @@ export class WritePath {
       else reply.ok({});
     });
     if (body.gateway === true) this.gateways.sync(region, pending);
-    region.sync((error) => {
-      if (error !== undefined) pending.abandon(new StraitError('STRAIT_STORAGE', { path: `region ${region.spec.name}`, reason: error.message }, { cause: error }));
-      else pending.settle();
-    });
+    this.awaitRegion(region, pending);
+    pending.settle();
   }
 }

@@ -124,6 +124,8 @@ export class MemoryStorage implements Storage {
   #handles = new Map<string, MemoryStore>();
   /** Bumped by `crash`: callbacks scheduled before a crash never run (the process died). */
   #lifetime = { crashed: false };
+  /** While set, commits fail with this reason (see `failCommits`). */
+  readonly #fault: { reason: string | undefined } = { reason: undefined };
 
   constructor(options: MemoryStorageOptions = {}) {
     this.#schedule = options.schedule ?? queueMicrotask;
@@ -138,7 +140,7 @@ export class MemoryStorage implements Storage {
       table = new Table();
       this.#tables.set(name, table);
     }
-    const opened = new MemoryStore(name, table, this.#schedule, this.#lifetime);
+    const opened = new MemoryStore(name, table, this.#schedule, this.#lifetime, this.#fault);
     this.#handles.set(name, opened);
     return opened;
   }
@@ -152,6 +154,15 @@ export class MemoryStorage implements Storage {
     this.#schedule(() => {
       if (!lifetime.crashed) callback(undefined);
     });
+  }
+
+  /**
+   * Simulates a disk that refuses commits (full, I/O error), as LMDB reports one: from now on
+   * every `sync` calls back with an Error naming `reason`, and the writes it would have made
+   * durable are lost (reads go back to what is on disk). `undefined` ends the fault.
+   */
+  failCommits(reason: string | undefined): void {
+    this.#fault.reason = reason;
   }
 
   /**
@@ -173,14 +184,16 @@ class MemoryStore implements Store {
   readonly #table: Table;
   readonly #schedule: (callback: () => void) => void;
   readonly #lifetime: { crashed: boolean };
+  readonly #fault: { reason: string | undefined };
   #valid = true;
   readonly #waitingSyncs: WaitingSync[] = [];
 
-  constructor(name: string, table: Table, schedule: (callback: () => void) => void, lifetime: { crashed: boolean }) {
+  constructor(name: string, table: Table, schedule: (callback: () => void) => void, lifetime: { crashed: boolean }, fault: { reason: string | undefined }) {
     this.#name = name;
     this.#table = table;
     this.#schedule = schedule;
     this.#lifetime = lifetime;
+    this.#fault = fault;
   }
 
   invalidate(): void {
@@ -236,6 +249,13 @@ class MemoryStore implements Store {
       if (lifetime.crashed) return;
       const index = this.#waitingSyncs.indexOf(waiting);
       if (index < 0) return;
+      const reason = this.#fault.reason;
+      if (reason !== undefined) {
+        table.discardPending();
+        const error = new Error(`memory store ${this.#name}: commit failed: ${reason}`);
+        for (const failed of this.#waitingSyncs.splice(0, index + 1)) failed.callback(error);
+        return;
+      }
       table.makeDurable(waiting.sequence);
       for (const completed of this.#waitingSyncs.splice(0, index + 1)) completed.callback(undefined);
     });

@@ -14,7 +14,7 @@ import { StraitClient, decodeValue } from '../client/client.ts';
 import type { LocatorConfig, MembershipTiming, ServerConfig } from '../core/config.ts';
 import { FRAME_BYTES_MAX_DEFAULT, VALUE_BYTES_MAX_DEFAULT } from '../core/config.ts';
 import { Locator } from '../core/locator.ts';
-import { NO_METRICS } from '../core/member-admin.ts';
+import { checkingMetrics, noteClientFailure } from './checks.ts';
 import { Server } from '../core/server.ts';
 import type { RegionSpec, View } from '../protocol/messages.ts';
 import type { Address, Runtime } from '../runtime/runtime.ts';
@@ -95,7 +95,7 @@ export class SiteSimulation {
         name: host.name, site: 1, bind: { host: host.address, port: LOCATOR_PORT }, hostnameForClients: undefined,
         locators: this.locatorAddresses, remoteLocators: [], timing: SIM_TIMING, frameBytesMax: FRAME_BYTES_MAX_DEFAULT, pid: undefined, httpAddress: undefined,
       };
-      const node = new Locator(runtime, config, NO_METRICS);
+      const node = new Locator(runtime, config, checkingMetrics(host.name, this.failures));
       this.members.set(host.name, { kind: 'locator', node });
       node.start((result) => {
         if (!result.ok) this.failures.push(`${host.name} failed to start: ${result.error?.message}`);
@@ -107,7 +107,7 @@ export class SiteSimulation {
       locators: this.locatorAddresses, regions: REGIONS, timing: SIM_TIMING, frameBytesMax: FRAME_BYTES_MAX_DEFAULT,
       valueBytesMax: VALUE_BYTES_MAX_DEFAULT, gatewaySenders: [], gatewayReceiver: undefined, conflictResolver: undefined, pid: undefined, httpAddress: undefined,
     };
-    const node = new Server(runtime, config, NO_METRICS);
+    const node = new Server(runtime, config, checkingMetrics(host.name, this.failures));
     this.members.set(host.name, { kind: 'server', node });
     node.start((result) => {
       if (!result.ok) this.failures.push(`${host.name} failed to start: ${result.error?.message}`);
@@ -215,8 +215,9 @@ export class SiteSimulation {
           }
           this.owned.set(historyKey, history);
         }
-      } catch {
+      } catch (error) {
         this.stats.failed += 1;
+        noteClientFailure(writer, error, this.failures);
         if (!shared && remove) {
           const history = this.owned.get(historyKey) ?? { lastAckedSeq: 0, lastAckedRemove: false, unackedRemoves: [] };
           history.unackedRemoves.push(seq);

@@ -12,7 +12,7 @@ import { StraitClient, decodeValue } from '../client/client.ts';
 import type { GatewaySenderSpec, LocatorConfig, MembershipTiming, ServerConfig } from '../core/config.ts';
 import { FRAME_BYTES_MAX_DEFAULT, VALUE_BYTES_MAX_DEFAULT } from '../core/config.ts';
 import { Locator } from '../core/locator.ts';
-import { NO_METRICS } from '../core/member-admin.ts';
+import { checkingMetrics, noteClientFailure } from './checks.ts';
 import { Server } from '../core/server.ts';
 import type { RegionSpec } from '../protocol/messages.ts';
 import type { Address, Runtime } from '../runtime/runtime.ts';
@@ -93,7 +93,7 @@ export class WanSimulation {
       locators: [this.locatorAddress(site.id)], remoteLocators: next === site.id ? [] : [this.locatorAddress(next)],
       timing: TIMING, frameBytesMax: FRAME_BYTES_MAX_DEFAULT, pid: undefined, httpAddress: undefined,
     };
-    const locator = new Locator(site.locator.runtime(), config, NO_METRICS);
+    const locator = new Locator(site.locator.runtime(), config, checkingMetrics(site.locator.name, this.failures));
     this.locators.set(site.locator.name, locator);
     locator.start((result) => {
       if (!result.ok) this.failures.push(`${site.locator.name}: ${result.error?.message}`);
@@ -109,7 +109,7 @@ export class WanSimulation {
       gatewayReceiver: { startPort: RECEIVER_PORT, endPort: RECEIVER_PORT + 5, bindAddress: undefined, hostnameForClients: undefined, manualStart: false },
       conflictResolver: undefined, pid: undefined, httpAddress: undefined,
     };
-    const server = new Server(host.runtime(), config, NO_METRICS);
+    const server = new Server(host.runtime(), config, checkingMetrics(host.name, this.failures));
     this.servers.set(host.name, server);
     server.start((result) => {
       if (!result.ok) this.failures.push(`${host.name}: ${result.error?.message}`);
@@ -203,8 +203,9 @@ export class WanSimulation {
           owned.lastAckedSeq = Math.max(owned.lastAckedSeq, seq);
           this.owned.set(key, owned);
         }
-      } catch {
+      } catch (error) {
         this.stats.failed += 1;
+        noteClientFailure(writer, error, this.failures);
       }
       await new Promise<void>((resolve) => runtime.setTimer(5 + random.int(60), resolve));
     }
