@@ -101,6 +101,20 @@ export class GatewaySender {
     if (this.queue.size === 0) this.releaseDrainWaiters(true);
   }
 
+  /** Primary: a page of this queue for a joining copy (see SenderQueue.page). */
+  imagePage(after: number, limit: number, bytesMax: number): { events: GatewayEvent[]; last: number; done: boolean } {
+    return this.queue.page(after, limit, bytesMax);
+  }
+
+  /**
+   * Joining copy: events of the primary's queue image. Those already queued here (from this
+   * member's disk, or replicated since it joined) or acknowledged are skipped.
+   */
+  absorb(events: readonly GatewayEvent[]): void {
+    if (this.closed) return;
+    for (const event of events) this.queue.enqueue(event);
+  }
+
   /** Secondary: the oldest events queued longer than `olderThanMs`, for a handoff to the primary. */
   staleEvents(olderThanMs: number, limit: number): GatewayEvent[] {
     return this.queue.staleEvents(olderThanMs, limit);

@@ -82,3 +82,28 @@ test('the primary adopts handed-off events it never had and names those already 
   assert.deepEqual(acknowledged, [eventId(event(1))]);
   assert.equal(primary.senders.statuses()[0]!.queueEvents, 1, 'the event only the secondary had is queued');
 });
+
+test('a joining copy takes the primary\'s queue page by page before it is done; only the primary serves it', () => {
+  const first = serverInfo('server-1', hosting);
+  const joinerInfo = serverInfo('server-2', hosting);
+  const view = viewOf([first, joinerInfo], 3, [true, false]);
+  const primary = host('server-1', () => view, first);
+  const region = new Region({ name: 'R', type: 'replicate', persistent: false, gatewaySenderIds: ['to-2'] }, undefined);
+  for (let n = 1; n <= 4500; n++) primary.senders.queue(region, [`k${n}`, new Uint8Array([n & 0xff]), [1, n, 'server-1#1', n], false], false);
+  const joiner = host('server-2', () => view, joinerInfo);
+  let done = false;
+  joiner.senders.takeImages(3, () => true, () => { done = true; });
+  for (let round = 0; round < 10 && !done; round++) {
+    const request = joiner.pool.open('senderImage')[0]!;
+    assert.equal(request.address.host, 'host-server-1', 'asked the primary');
+    let answer: unknown;
+    primary.senders.onImage(request.body as never, { ok: (body) => { answer = body; }, fail: (error) => assert.fail(error.message) });
+    request.answer(undefined, answer);
+  }
+  assert.equal(done, true);
+  assert.equal(joiner.senders.statuses()[0]!.queueEvents, 4500);
+  assert.throws(() => joiner.senders.onImage({ sender: 'to-2', viewId: 3, after: null, limit: 10 }, { ok: () => {}, fail: () => {} }),
+    (error: unknown) => (error as { code?: string }).code === 'STRAIT_NOT_READY', 'a secondary does not serve images');
+  assert.throws(() => primary.senders.onImage({ sender: 'to-2', viewId: 4, after: null, limit: 10 }, { ok: () => {}, fail: () => {} }),
+    (error: unknown) => (error as { code?: string }).code === 'STRAIT_NOT_READY', 'nor a primary that has not seen the joiner\'s view');
+});

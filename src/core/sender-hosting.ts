@@ -25,6 +25,12 @@ import { findMember, locatorsOf, serversOf } from './views.ts';
 import { WanCatalogue } from './wan-catalogue.ts';
 import type { GatewayQueues } from './write-path.ts';
 
+/** Events per page of a sender-queue image, at most. */
+const SENDER_IMAGE_PAGE_EVENTS = 2000;
+/** Bytes per page of a sender-queue image, about (well below any frame limit). */
+const SENDER_IMAGE_PAGE_BYTES = 4 * 1024 * 1024;
+/** Delay before asking for a sender-queue image page again (primary not ready, lost connection). */
+const SENDER_IMAGE_RETRY_MS = 100;
 /** How often a secondary hands its long-held events to the primary. */
 const SENDER_HANDOFF_INTERVAL_MS = 2000;
 /** Events per handoff, at most. */
@@ -248,6 +254,70 @@ export class SenderHosting implements GatewayQueues {
     this.pool.get(primary.address).request('senderHandoff', { sender: sender.spec.id, events }, (error, response) => {
       if (error === undefined && response !== undefined) sender.dropAcknowledged(response.acknowledged);
     });
+  }
+
+  // ---- Queue images ----
+
+  /**
+   * Joining: copies every hosted sender's queue from its primary (the sender's initial image),
+   * then calls `done`. Events entering the site meanwhile are replicated to us as usual; the
+   * image brings what the primary held before. A copy with no primary to ask (we would be the
+   * oldest) keeps what it has. `stillJoining` ends the work when the member moves on.
+   */
+  takeImages(viewId: number, stillJoining: () => boolean, done: () => void): void {
+    const senders = [...this.senders.values()];
+    let remaining = senders.length;
+    if (remaining === 0) {
+      done();
+      return;
+    }
+    for (const sender of senders) {
+      this.imagePage(sender, viewId, undefined, null, stillJoining, () => {
+        remaining -= 1;
+        if (remaining === 0) done();
+      });
+    }
+  }
+
+  private imagePage(sender: GatewaySender, viewId: number, from: string | undefined, after: number | null, stillJoining: () => boolean, done: () => void): void {
+    if (!stillJoining()) return;
+    const primary = this.primaryOf(sender.spec.id);
+    if (primary === undefined) {
+      done();
+      return;
+    }
+    // A new primary numbers its queue differently: start its image from the beginning.
+    const position = primary.id === from ? after : null;
+    this.pool.get(primary.address).request('senderImage', { sender: sender.spec.id, viewId, after: position, limit: SENDER_IMAGE_PAGE_EVENTS }, (error, response) => {
+      if (!stillJoining()) return;
+      if (error?.code === 'STRAIT_SENDER_NOT_FOUND') {
+        done();
+        return;
+      }
+      if (error !== undefined || response === undefined) {
+        this.runtime.setTimer(SENDER_IMAGE_RETRY_MS, () => this.imagePage(sender, viewId, primary.id, position, stillJoining, done));
+        return;
+      }
+      sender.absorb(response.events);
+      if (response.next === null) {
+        if (response.events.length > 0 || position !== null) this.log.info({ sender: sender.spec.id, queued: sender.queuedEvents }, `server ${this.host.memberName}: copied the queue of sender ${sender.spec.id} from ${primary.name}; ${sender.queuedEvents} events queued here`);
+        done();
+      } else {
+        this.imagePage(sender, viewId, primary.id, response.next, stillJoining, done);
+      }
+    });
+  }
+
+  /** Primary: a page of a sender's queue for a joining copy. */
+  onImage(body: RequestBody<'senderImage'>, reply: Reply<'senderImage'>): void {
+    const sender = this.senders.get(body.sender);
+    if (sender === undefined) throw new StraitError('STRAIT_SENDER_NOT_FOUND', { sender: body.sender, member: this.host.memberName });
+    const viewId = this.host.view()?.id ?? 0;
+    if (!this.isPrimary(body.sender) || viewId < body.viewId) {
+      throw new StraitError('STRAIT_NOT_READY', { member: this.host.memberName, state: this.isPrimary(body.sender) ? `view ${viewId} older than ${body.viewId}` : `not the primary of ${body.sender}` });
+    }
+    const page = sender.imagePage(body.after ?? -1, Math.max(1, body.limit), SENDER_IMAGE_PAGE_BYTES);
+    reply.ok({ events: page.events, next: page.done ? null : page.last });
   }
 
   // ---- Requests ----

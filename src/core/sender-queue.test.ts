@@ -80,3 +80,22 @@ test('stale events are the oldest ones queued longer than asked', () => {
   assert.deepEqual(q.staleEvents(4000, 10).map((queued) => queued[1]), ['key-1']);
   assert.equal(q.oldestEnqueuedAtMs(), 0);
 });
+
+test('a queue image pages through memory and disk in queue order, bounded by count and bytes', () => {
+  const q = queue(false, 10);
+  for (let n = 1; n <= 50; n++) q.enqueue(event(n));
+  q.acknowledge(q.takeUnsent(3));
+  const seen: string[] = [];
+  let after = -1;
+  for (let round = 0; round < 100; round++) {
+    const page = q.page(after, 7, 1 << 20);
+    assert.ok(page.events.length <= 7);
+    seen.push(...page.events.map((queued) => queued[1]));
+    after = page.last;
+    if (page.done) break;
+  }
+  assert.deepEqual(seen, Array.from({ length: 47 }, (_, index) => `key-${index + 4}`));
+  const small = q.page(-1, 100, 1);
+  assert.equal(small.events.length, 1, 'a byte limit still returns one event');
+  assert.equal(small.done, false);
+});

@@ -52,6 +52,8 @@ export function decodeEvent(bytes: Uint8Array, what: string): GatewayEvent {
 
 export interface QueueItem {
   readonly id: string;
+  /** Position in this queue; increasing from head to tail. */
+  readonly sequence: number;
   readonly storeKey: string;
   readonly bytes: number;
   readonly enqueuedAtMs: number;
@@ -167,12 +169,12 @@ export class SenderQueue {
       this.spilledBytes += bytes;
       return;
     }
-    this.pushItem(event, key, bytes, fromDisk || event[4] || this.afterTakeover);
+    this.pushItem(event, sequence, key, bytes, fromDisk || event[4] || this.afterTakeover);
   }
 
-  private pushItem(event: GatewayEvent, key: string, bytes: number, possibleDuplicate: boolean): void {
+  private pushItem(event: GatewayEvent, sequence: number, key: string, bytes: number, possibleDuplicate: boolean): void {
     const item: QueueItem = {
-      id: eventId(event), storeKey: key, bytes, enqueuedAtMs: this.clock.monotonic(),
+      id: eventId(event), sequence, storeKey: key, bytes, enqueuedAtMs: this.clock.monotonic(),
       event, possibleDuplicate, sent: false, removed: false,
     };
     this.memoryBytes += bytes;
@@ -268,7 +270,7 @@ export class SenderQueue {
         if (this.options.persistent) this.store.remove(key);
         continue;
       }
-      this.pushItem(event, key, size, event[4] || this.afterTakeover);
+      this.pushItem(event, this.diskHead - 1, key, size, event[4] || this.afterTakeover);
     }
     if (this.spilledCount === 0) {
       this.spilledBytes = 0;
@@ -311,6 +313,52 @@ export class SenderQueue {
       item.sent = false;
       item.possibleDuplicate = true;
     }
+  }
+
+  /**
+   * A page of the queue for a joining copy (its image): the events after position `after`
+   * (-1 = from the start), oldest first, at most `limit` of them and about `bytesMax` bytes
+   * (at least one). `last` is the position of the last one; `done` when the page reached the
+   * tail. Reads the on-disk part record by record, so a long backlog costs one page of memory.
+   */
+  page(after: number, limit: number, bytesMax: number): { events: GatewayEvent[]; last: number; done: boolean } {
+    const events: GatewayEvent[] = [];
+    let bytes = 0;
+    let last = after;
+    const full = (): boolean => events.length >= limit || (events.length > 0 && bytes >= bytesMax);
+    for (let index = this.firstItemAfter(after); index < this.items.length; index++) {
+      const item = this.items[index]!;
+      if (item.removed) continue;
+      if (full()) return { events, last, done: false };
+      events.push(item.event!);
+      bytes += item.bytes;
+      last = item.sequence;
+    }
+    if (this.spilledCount > 0) {
+      for (let sequence = Math.max(after + 1, this.diskHead); sequence <= this.diskTail; sequence++) {
+        const stored = this.store.get(queueStoreKey(sequence));
+        if (stored === undefined) continue;
+        if (full()) return { events, last, done: false };
+        const event = decodeEvent(stored, `${this.options.name} queue record ${queueStoreKey(sequence)}`);
+        if (this.ackedIds.has(eventId(event))) continue;
+        events.push(event);
+        bytes += eventBytes(event);
+        last = sequence;
+      }
+    }
+    return { events, last, done: true };
+  }
+
+  /** Index of the first in-memory item whose position is after `after` (binary search). */
+  private firstItemAfter(after: number): number {
+    let low = this.head;
+    let high = this.items.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (this.items[middle]!.sequence <= after) low = middle + 1;
+      else high = middle;
+    }
+    return low;
   }
 
   /** The oldest events queued longer than `olderThanMs`, for a secondary's handoff to the primary. */

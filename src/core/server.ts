@@ -109,7 +109,7 @@ export class Server {
       memberId: () => this.infoValue?.id,
       initializing: () => this.state === 'initializing',
       ready: () => this.state === 'ready',
-      imagesComplete: () => this.becomeReady(),
+      imagesComplete: () => this.regionsImaged(),
     }, this.regions, this.writes);
     this.receiver = config.gatewayReceiver === undefined ? undefined : new GatewayReceiver(runtime, config.gatewayReceiver, {
       memberName: config.name,
@@ -440,6 +440,18 @@ export class Server {
     this.agent?.join();
   }
 
+  /**
+   * The regions are imaged; the gateway senders' queues come next, so that this member holds
+   * every queued event before it counts as a copy that can take over.
+   */
+  private regionsImaged(): void {
+    const view = this.view;
+    if (this.state !== 'initializing' || view === null) return;
+    const joinedIn = view.id;
+    const member = this.infoValue?.id;
+    this.senders.takeImages(joinedIn, () => this.state === 'initializing' && this.infoValue?.id === member, () => this.becomeReady());
+  }
+
   private becomeReady(): void {
     if (this.state !== 'initializing') return;
     this.state = 'ready';
@@ -543,6 +555,7 @@ export class Server {
     },
     senderAck: (connection, body, reply) => this.senders.onAck(connection.peer?.name, body, reply),
     senderHandoff: (_connection, body, reply) => this.senders.onHandoff(body, reply),
+    senderImage: (_connection, body, reply) => this.senders.onImage(body, reply),
     senderStatus: (_connection, body, reply) => this.senders.onStatus(body, reply),
     senderControl: (_connection, body, reply) => this.senders.onControl(body, reply),
   };

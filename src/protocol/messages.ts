@@ -236,6 +236,17 @@ export const REQUESTS = {
     response: Type.Object({ acknowledged: Type.Array(Type.String({ maxLength: 300 }), { maxItems: 10_000 }) }),
   },
 
+  /**
+   * Joining server → the sender's primary: the queue's events after queue position `after`
+   * (null: from the start), in queue order. `next` is the position to ask from next, null when
+   * the page reached the end. Served once the primary installed view `viewId` (the joiner's),
+   * so every later event is replicated to the joiner and every earlier one is in the image.
+   */
+  senderImage: {
+    body: Type.Object({ sender: Name, viewId: Uint(), after: Type.Union([Uint(), Type.Null()]), limit: Uint({ maximum: 10_000 }) }, { additionalProperties: false }),
+    response: Type.Object({ events: Type.Array(GatewayEvent, { maxItems: 10_000 }), next: Type.Union([Uint(), Type.Null()]) }),
+  },
+
   // Locators across sites, and servers asking their locators
   wanExchange: {
     body: Type.Object({ from: SiteId, catalogue: Type.Array(SiteEntry, { maxItems: 255 }) }, { additionalProperties: false }),

@@ -14,6 +14,17 @@ for (const topology of Object.keys(TOPOLOGIES)) {
   }
 }
 
+// In-memory queues survive a member only through the other copies: these seeds exercise the
+// handover fault (a secondary restarts, then the primary crashes) where the restarted copy must
+// have been given the queue.
+for (const topology of Object.keys(TOPOLOGIES)) {
+  for (let seed = 1; seed <= SEEDS; seed++) {
+    test(`wan simulation ${topology} seed ${seed} with in-memory queues: nothing acknowledged is lost across a handover`, async () => {
+      await runWanSeed(seed, topology, { persistentQueues: false });
+    });
+  }
+}
+
 test('wan simulation with in-memory queues and no faults', async () => {
   await runWanSeed(4242, 'mesh', { faults: false, persistentQueues: false, workloadMs: 5000 });
 });

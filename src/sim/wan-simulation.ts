@@ -55,7 +55,7 @@ export class WanSimulation {
   private readonly servers = new Map<string, Server>();
   private readonly owned = new Map<string, Owned>();
   private readonly failures: string[] = [];
-  readonly stats = { acked: 0, failed: 0, crashes: 0, partitions: 0 };
+  readonly stats = { acked: 0, failed: 0, crashes: 0, partitions: 0, handovers: 0 };
 
   constructor(options: WanSimulationOptions) {
     this.options = { serversPerSite: 2, workloadMs: 15_000, faults: true, persistentQueues: true, log: 'collect', ...options };
@@ -216,9 +216,11 @@ export class WanSimulation {
     const random = sim.random;
     let at = 1000;
     while (sim.nowMs + at < end - 2000) {
-      const kind = random.int(3);
+      const kind = random.int(4);
       const site = random.pick(this.sites);
-      if (kind === 0) {
+      if (kind === 3) {
+        sim.schedule(at, () => this.restartSecondaryThenCrashPrimary(site));
+      } else if (kind === 0) {
         const victim = random.pick(site.servers);
         const downMs = 500 + random.int(4000);
         sim.schedule(at, () => {
@@ -244,6 +246,42 @@ export class WanSimulation {
       at += 1000 + random.int(3000);
     }
     sim.schedule(end - sim.nowMs, () => sim.network.setLatency({ baseMs: 1, jitterMs: 2 }));
+  }
+
+  /**
+   * The sender-queue handover fault: with the site cut off from the others (so its senders'
+   * queues hold a backlog), a secondary restarts — losing an in-memory queue — and once it
+   * is ready the primary crashes. The restarted member must have been given the queue.
+   */
+  private restartSecondaryThenCrashPrimary(site: SiteHosts): void {
+    const sim = this.sim;
+    const live = site.servers.filter((host) => host.alive && this.servers.get(host.name)?.currentState === 'ready');
+    if (live.length < 2 || this.options.edges.every(([from]) => from !== site.id)) return;
+    const primaryHost = live.find((host) => this.servers.get(host.name)!.senderStatuses().some((status) => status.role === 'primary'));
+    const secondary = live.find((host) => host !== primaryHost);
+    if (primaryHost === undefined || secondary === undefined) return;
+    this.stats.handovers += 1;
+    const hosts = (s: SiteHosts) => [s.locator.name, ...s.servers.map((host) => host.name), s.client.name];
+    const others = this.sites.filter((candidate) => candidate !== site).flatMap(hosts);
+    sim.network.partition(hosts(site), others);
+    secondary.crash();
+    this.servers.delete(secondary.name);
+    sim.schedule(200, () => this.startServer(site, secondary));
+    const crashPrimaryOnceReady = (attempt: number): void => {
+      const restarted = this.servers.get(secondary.name);
+      if (restarted?.currentState !== 'ready' && attempt < 100) {
+        sim.schedule(100, () => crashPrimaryOnceReady(attempt + 1));
+        return;
+      }
+      if (!primaryHost.alive) return;
+      primaryHost.crash();
+      this.servers.delete(primaryHost.name);
+      sim.schedule(3000, () => {
+        sim.network.heal();
+        this.startServer(site, primaryHost);
+      });
+    };
+    sim.schedule(1000, () => crashPrimaryOnceReady(0));
   }
 
   private reach(from: number): Set<number> {
@@ -326,6 +364,6 @@ export async function runWanSeed(seed: number, topology: string, options: Partia
     if (options.log !== 'print' && error instanceof Error) error.message += `\n--- last log lines ---\n${simulation.sim.dumpLog().split('\n').slice(-150).join('\n')}`;
     throw error;
   }
-  const { acked, failed, crashes, partitions } = simulation.stats;
-  return `wan ${topology} seed ${seed}: ok — ${acked} writes acknowledged, ${failed} failed, ${crashes} crashes, ${partitions} partitions, ${Math.round(simulation.sim.nowMs / 1000)} s virtual`;
+  const { acked, failed, crashes, partitions, handovers } = simulation.stats;
+  return `wan ${topology} seed ${seed}: ok — ${acked} writes acknowledged, ${failed} failed, ${crashes} crashes, ${partitions} partitions, ${handovers} handovers, ${Math.round(simulation.sim.nowMs / 1000)} s virtual`;
 }
