@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryStorage } from '../runtime/memory-storage.ts';
-import { SILENT_LOGGER } from '../runtime/runtime.ts';
 import type { GatewayEvent } from '../protocol/messages.ts';
 import { DeadLetterStore } from './dead-letters.ts';
 
@@ -9,8 +8,8 @@ function event(n: number): GatewayEvent {
   return ['R', `key-${n}`, new Uint8Array([n]), [1, 1000 + n, 'server-1#a', n], false];
 }
 
-function open(storage: MemoryStorage): DeadLetterStore {
-  const letters = new DeadLetterStore(storage.open('dead-letters-to-2'), 'sender to-2', SILENT_LOGGER);
+function open(storage: MemoryStorage, bytesMax?: number): DeadLetterStore {
+  const letters = new DeadLetterStore(storage.open('dead-letters-to-2'), 'sender to-2', bytesMax);
   letters.recover();
   return letters;
 }
@@ -31,4 +30,15 @@ test('taking the dead letters empties the store', () => {
   assert.equal(letters.takeAll().length, 3);
   assert.equal(letters.count, 0);
   assert.equal(open(storage).count, 0);
+});
+
+test('a full store refuses a dead letter instead of dropping one; taking them makes room', () => {
+  const storage = new MemoryStorage();
+  const letters = open(storage, 300);
+  let added = 0;
+  while (letters.add({ event: event(added + 1), code: 'STRAIT_REGION_NOT_FOUND', message: 'no region R' })) added += 1;
+  assert.ok(added >= 2 && letters.bytes <= 300, `${added} letters, ${letters.bytes} bytes`);
+  assert.equal(open(storage, 300).count, added, 'all of them on disk');
+  letters.takeAll();
+  assert.equal(letters.add({ event: event(99), code: 'STRAIT_REGION_NOT_FOUND', message: 'no region R' }), true);
 });

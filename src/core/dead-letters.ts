@@ -1,16 +1,20 @@
 // The dead letters of one gateway sender on one server: events the remote site refused (for
-// example, for a region it does not have), kept on disk with the refusal's code until an
-// operator replays them.
+// example, for a region it does not have, or too large for its frame limit), kept on disk with
+// the refusal's code until an operator replays them. Every copy of the sender keeps them: the
+// primary tells the secondaries which events became dead letters, with the events, so losing
+// the primary's disk does not lose them.
 //
 // Guarantees: a dead letter is written to the store when it is added and read back (validated)
-// at start; `takeAll` empties the store and hands the letters back in the order they came.
+// at start; the store holds at most `bytesMax` bytes of events — `add` refuses beyond it and
+// the caller keeps the event (it never drops one); `takeAll` empties the store and hands the
+// letters back in the order they came.
 
 import type { GatewayEvent } from '../protocol/messages.ts';
-import type { Logger, Store } from '../runtime/runtime.ts';
-import { eventId, eventPackr, queueStoreKey } from './sender-queue.ts';
+import type { Store } from '../runtime/runtime.ts';
+import { decodeEvent, eventBytes, eventPackr, queueStoreKey } from './sender-queue.ts';
 
-/** Events kept in the dead-letter list, at most (the oldest are dropped beyond it, logged). */
-export const DEAD_LETTERS_MAX = 100_000;
+/** Bytes of events a sender's dead-letter store holds, at most. */
+export const DEAD_LETTER_BYTES_MAX = 64 * 1024 * 1024;
 
 export interface DeadLetter {
   readonly event: GatewayEvent;
@@ -20,22 +24,27 @@ export interface DeadLetter {
 
 export class DeadLetterStore {
   private readonly store: Store;
-  private readonly log: Logger;
   private readonly name: string;
+  private readonly bytesMax: number;
   /** Key of the last dead letter written (its own sequence, recovered at start). */
   private sequence = 0;
   private letters: DeadLetter[] = [];
+  private bytesHeld = 0;
 
-  constructor(store: Store, name: string, log: Logger) {
+  constructor(store: Store, name: string, bytesMax = DEAD_LETTER_BYTES_MAX) {
     this.store = store;
     this.name = name;
-    this.log = log;
+    this.bytesMax = bytesMax;
   }
 
   recover(): void {
     for (const [key, bytes] of this.store.entries()) {
       this.sequence = Math.max(this.sequence, Number.parseInt(key, 16));
-      this.letters.push(eventPackr.unpack(bytes) as DeadLetter);
+      const record = eventPackr.unpack(bytes) as Partial<DeadLetter>;
+      const event = decodeEvent(eventPackr.pack(record.event), `${this.name} dead letter ${key}`);
+      const letter: DeadLetter = { event, code: String(record.code), message: String(record.message) };
+      this.letters.push(letter);
+      this.bytesHeld += eventBytes(event);
     }
   }
 
@@ -43,19 +52,29 @@ export class DeadLetterStore {
     return this.letters.length;
   }
 
-  add(letter: DeadLetter): void {
-    if (this.letters.length >= DEAD_LETTERS_MAX) {
-      this.log.error({ dropped: eventId(letter.event) }, `${this.name}: dead-letter list full (${DEAD_LETTERS_MAX}); dropping the oldest`);
-      this.letters.shift();
-    }
+  get bytes(): number {
+    return this.bytesHeld;
+  }
+
+  /** True when `event` fits; false when the store is full (nothing is dropped to make room). */
+  hasRoom(event: GatewayEvent): boolean {
+    return this.bytesHeld + eventBytes(event) <= this.bytesMax || this.letters.length === 0;
+  }
+
+  /** Keeps `letter`; false (nothing written) when the store is full. */
+  add(letter: DeadLetter): boolean {
+    if (!this.hasRoom(letter.event)) return false;
     this.letters.push(letter);
+    this.bytesHeld += eventBytes(letter.event);
     this.store.put(queueStoreKey(++this.sequence), eventPackr.pack(letter));
+    return true;
   }
 
   /** Removes every dead letter (from disk too) and returns them, oldest first. */
   takeAll(): DeadLetter[] {
     const letters = this.letters;
     this.letters = [];
+    this.bytesHeld = 0;
     for (const [key] of [...this.store.entries()]) this.store.remove(key);
     return letters;
   }

@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { MemoryStorage } from '../runtime/memory-storage.ts';
 import { SIM_COMPRESSION } from '../sim/simulator.ts';
 import { SILENT_LOGGER, type Runtime } from '../runtime/runtime.ts';
-import type { GatewayEvent } from '../protocol/messages.ts';
+import type { GatewayEvent, RequestBody } from '../protocol/messages.ts';
+import { Connection, type Reply } from '../protocol/connection.ts';
+import { Simulator } from '../sim/simulator.ts';
 import type { GatewaySenderSpec } from './config.ts';
 import { GatewaySender, eventId, type SenderHost } from './gateway-sender.ts';
 
@@ -85,4 +87,76 @@ test('events already acknowledged are not queued again', () => {
   sender.dropAcknowledged([eventId(event(1))]);
   sender.enqueue(event(1));
   assert.equal(sender.queuedEvents, 0);
+});
+
+/** A primary sender on a simulated host and a receiver stand-in that refuses region MISSING. */
+function primaryWithReceiver(options: { holdReplies?: boolean; deadLetterBytesMax?: number } = {}) {
+  const sim = new Simulator({ seed: 5, log: 'silent' });
+  const receiverRuntime = sim.host('receiver', { address: '10.0.0.2' }).runtime();
+  const held: (() => void)[] = [];
+  let batches = 0;
+  receiverRuntime.network.listen({ host: '10.0.0.2', port: 5000 }, (stream) => {
+    Connection.accept(receiverRuntime, stream, { local: { role: 'server', name: 'receiver', site: 2 }, frameBytesMax: 1 << 24, requestTimeoutMs: 30_000, requestsInFlightMax: 100 }, {
+      onOpen: () => {},
+      onRequest: (_connection, request, reply) => {
+        batches += 1;
+        const events = (request.body as RequestBody<'gatewayBatch'>).events;
+        const answer = () => (reply as Reply<'gatewayBatch'>).ok({
+          applied: events.length,
+          refused: events.flatMap((sent, index) => (sent[0] === 'MISSING' ? [{ index, code: 'STRAIT_REGION_NOT_FOUND', message: 'no MISSING here' }] : [])),
+        });
+        if (options.holdReplies === true) held.push(answer);
+        else answer();
+      },
+      onPush: () => {},
+      onClose: () => {},
+    });
+  }, () => {});
+  const announced: { ids: number; deadLetters: number }[] = [];
+  const host: SenderHost = {
+    memberName: 'server-1', site: 1, isPrimary: () => true,
+    receivers: () => ({ receivers: [{ host: '10.0.0.2', port: 5000 }], problem: null }),
+    acknowledged: (ids, deadLetters) => announced.push({ ids: ids.length, deadLetters: deadLetters.length }),
+    stateChanged: () => {},
+  };
+  const sender = new GatewaySender(sim.host('sender', { address: '10.0.0.1' }).runtime(), { ...spec(false), maximumQueueMemoryMegabytes: 1, batchSize: 10 }, host, SILENT_LOGGER,
+    options.deadLetterBytesMax === undefined ? {} : { deadLetterBytesMax: options.deadLetterBytesMax });
+  return { sim, sender, held, announced, batches: () => batches };
+}
+
+test('pause answers once the batches in flight have landed; nothing arrives after it until resume', () => {
+  const { sim, sender, held, batches } = primaryWithReceiver({ holdReplies: true });
+  for (let n = 1; n <= 200; n++) sender.enqueue(event(n));
+  sender.tick();
+  sim.run({ untilMs: 1000 });
+  assert.ok(batches() > 1, 'several batches in flight');
+  let paused = false;
+  sender.pause(() => { paused = true; });
+  assert.equal(paused, false, 'waits for the batches in flight');
+  for (const answer of held.splice(0)) answer();
+  sim.run({ untilMs: 2000 });
+  assert.equal(paused, true);
+  const before = batches();
+  for (let n = 201; n <= 220; n++) sender.enqueue(event(n));
+  sim.run({ untilMs: 5000 });
+  assert.equal(batches(), before, 'no batch after the pause');
+  sender.resume();
+  sim.run({ untilMs: 6000 });
+  assert.ok(batches() > before);
+});
+
+test('refused events become dead letters announced to the copies; a full dead-letter store stops dispatch and drops nothing', () => {
+  const { sim, sender, announced } = primaryWithReceiver({ deadLetterBytesMax: 400 });
+  const missing = (n: number): GatewayEvent => ['MISSING', `key-${n}`, new Uint8Array(64), [1, 1000 + n, 'server-1#a', n], false];
+  for (let n = 1; n <= 5; n++) sender.enqueue(missing(n));
+  for (let n = 6; n <= 8; n++) sender.enqueue(event(n));
+  sender.tick();
+  sim.run({ untilMs: 5000 });
+  const status = sender.status();
+  assert.ok(status.deadLetters >= 2 && status.deadLetters < 5, `some dead letters kept (${status.deadLetters})`);
+  assert.equal(status.queueEvents, 5 - status.deadLetters, 'the ones that did not fit stay queued');
+  assert.match(status.problem ?? '', /dead letters are full/);
+  assert.equal(announced.reduce((sum, entry) => sum + entry.deadLetters, 0), status.deadLetters, 'each dead letter was announced to the copies');
+  sender.replayDeadLetters();
+  assert.equal(sender.status().problem, null);
 });

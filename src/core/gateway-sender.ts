@@ -18,7 +18,7 @@
 import type { GatewayEvent, SenderStatus } from '../protocol/messages.ts';
 import type { Address, Logger, Runtime } from '../runtime/runtime.ts';
 import type { GatewaySenderSpec } from './config.ts';
-import { DeadLetterStore } from './dead-letters.ts';
+import { DEAD_LETTER_BYTES_MAX, DeadLetterStore, type DeadLetter } from './dead-letters.ts';
 import { SenderDispatcher, type Refusal } from './sender-dispatcher.ts';
 import { eventId, SenderQueue, type QueueItem } from './sender-queue.ts';
 
@@ -35,8 +35,8 @@ export interface SenderHost {
   isPrimary(): boolean;
   /** The remote site's receivers, or why none is known. */
   receivers(): { readonly receivers: readonly Address[]; readonly problem: string | null };
-  /** Tell the secondaries these events reached the remote site. */
-  acknowledged(ids: readonly string[]): void;
+  /** Tell the secondaries these events reached the remote site; `deadLetters` among them were refused. */
+  acknowledged(ids: readonly string[], deadLetters: readonly DeadLetter[]): void;
   /** Local state changed (stopped / started): secondaries re-elect the primary. */
   stateChanged(): void;
 }
@@ -50,11 +50,14 @@ export class GatewaySender {
   private readonly deadLetters: DeadLetterStore;
   private readonly dispatcher: SenderDispatcher;
   state: SenderState;
+  /** A refused event did not fit in the full dead-letter store: dispatch waits for a replay. */
+  private deadLettersFull = false;
   private wasPrimary = false;
   private closed = false;
   private drainWaiters: { deadline: number; callback: () => void }[] = [];
+  private pauseWaiters: (() => void)[] = [];
 
-  constructor(runtime: Runtime, spec: GatewaySenderSpec, host: SenderHost, log: Logger) {
+  constructor(runtime: Runtime, spec: GatewaySenderSpec, host: SenderHost, log: Logger, limits: { deadLetterBytesMax?: number } = {}) {
     this.runtime = runtime;
     this.spec = spec;
     this.host = host;
@@ -65,14 +68,15 @@ export class GatewaySender {
       persistent: spec.persistent,
       memoryBytesMax: spec.maximumQueueMemoryMegabytes * 1024 * 1024,
     });
-    this.deadLetters = new DeadLetterStore(runtime.storage.open(`dead-letters-${spec.id}`), `sender ${spec.id}`, this.log);
+    this.deadLetters = new DeadLetterStore(runtime.storage.open(`dead-letters-${spec.id}`), `sender ${spec.id}`, limits.deadLetterBytesMax ?? DEAD_LETTER_BYTES_MAX);
     this.dispatcher = new SenderDispatcher(runtime, spec, this.queue, {
       memberName: host.memberName,
       site: host.site,
       receivers: () => host.receivers(),
-      mayDispatch: () => !this.closed && this.state === 'running' && host.isPrimary(),
+      mayDispatch: () => !this.closed && this.state === 'running' && !this.deadLettersFull && host.isPrimary(),
       mayReconnect: () => !this.closed && this.state !== 'stopped' && host.isPrimary(),
       acknowledged: (items, refused) => this.batchAcknowledged(items, refused),
+      batchSettled: () => this.releasePauseWaiters(),
       queuedEvents: () => this.queue.size,
     }, this.log);
     const recovered = this.queue.recover();
@@ -139,31 +143,85 @@ export class GatewaySender {
     return acknowledged;
   }
 
+  /**
+   * The remote site acknowledged a batch; the events it refused become dead letters (here and,
+   * through the acknowledgement, on every copy). A refused event that does not fit in a full
+   * dead-letter store stays queued and dispatch stops until the dead letters are replayed:
+   * nothing is dropped.
+   */
   private batchAcknowledged(items: readonly QueueItem[], refused: readonly Refusal[]): void {
     const refusals = new Map(refused.map((entry) => [entry.index, entry]));
     const ids: string[] = [];
+    const letters: DeadLetter[] = [];
+    const acknowledged: QueueItem[] = [];
+    const kept: QueueItem[] = [];
     for (const [index, item] of items.entries()) {
       if (item.removed) continue;
       const refusal = refusals.get(index);
-      if (refusal !== undefined) this.deadLetter(item, refusal.code, refusal.message);
+      if (refusal !== undefined) {
+        const letter: DeadLetter = { event: item.event!, code: refusal.code, message: refusal.message };
+        if (!this.keepDeadLetter(letter)) {
+          kept.push(item);
+          continue;
+        }
+        letters.push(letter);
+      }
       ids.push(item.id);
+      acknowledged.push(item);
     }
-    this.queue.acknowledge(items);
+    this.queue.acknowledge(acknowledged);
+    this.queue.markUnsent(kept);
     if (this.queue.size === 0) this.releaseDrainWaiters(true);
-    this.host.acknowledged(ids);
+    this.host.acknowledged(ids, letters);
   }
 
-  private deadLetter(item: QueueItem, code: string, message: string): void {
-    const event = item.event!;
-    this.deadLetters.add({ event, code, message });
-    this.log.warn({ code, region: event[0], key: event[1] }, `sender ${this.spec.id} → site ${this.spec.remoteSiteId}: event for ${event[0]}/${event[1]} refused (${code}: ${message}); kept as a dead letter — replay with strait resume gateway-sender --replay-dead-letters once fixed`);
+  /** Primary, and secondaries told by it: keeps a refused event; false when the store is full. */
+  keepDeadLetter(letter: DeadLetter): boolean {
+    const [region, key] = letter.event;
+    if (!this.deadLetters.add(letter)) {
+      if (!this.deadLettersFull) {
+        this.log.error({ code: letter.code, deadLetters: this.deadLetters.count }, `sender ${this.spec.id} → site ${this.spec.remoteSiteId}: the dead letters are full (${this.deadLetters.count} events, ${this.deadLetters.bytes} bytes); dispatch stops, nothing is dropped — fix why site ${this.spec.remoteSiteId} refuses them (${letter.code}) and replay them with strait resume gateway-sender --id ${this.spec.id} --replay-dead-letters`);
+      }
+      this.deadLettersFull = true;
+      return false;
+    }
+    this.log.warn({ code: letter.code, region, key }, `sender ${this.spec.id} → site ${this.spec.remoteSiteId}: event for ${region}/${key} refused (${letter.code}: ${letter.message}); kept as a dead letter — replay with strait resume gateway-sender --id ${this.spec.id} --replay-dead-letters once fixed`);
+    return true;
+  }
+
+  /**
+   * Secondary: the primary reports these events acknowledged, `deadLetters` among them refused.
+   * A dead letter this copy can't keep (its store is full) stays in its queue.
+   */
+  acknowledgedByPrimary(ids: readonly string[], deadLetters: readonly DeadLetter[]): void {
+    if (deadLetters.length === 0) {
+      this.dropAcknowledged(ids);
+      return;
+    }
+    const keep = new Set<string>();
+    for (const letter of deadLetters) if (!this.keepDeadLetter(letter)) keep.add(eventId(letter.event));
+    this.dropAcknowledged(keep.size === 0 ? ids : ids.filter((id) => !keep.has(id)));
   }
 
   // ---- Control ----
 
-  pause(): void {
+  /**
+   * Stops dispatching; events still queue. `paused` is called once no batch is in flight any
+   * more (each is acknowledged, failed or timed out), so after it nothing more arrives at the
+   * remote site until `resume`.
+   */
+  pause(paused: () => void = () => {}): void {
     if (this.state === 'running') this.state = 'paused';
     this.dispatcher.cancelBatchTimer();
+    this.pauseWaiters.push(paused);
+    this.releasePauseWaiters();
+  }
+
+  private releasePauseWaiters(): void {
+    if (this.dispatcher.batchesInFlight > 0 && this.state === 'paused' && !this.closed) return;
+    const waiters = this.pauseWaiters;
+    this.pauseWaiters = [];
+    for (const waiter of waiters) waiter();
   }
 
   resume(): void {
@@ -210,6 +268,7 @@ export class GatewaySender {
   /** Puts the dead letters back in the queue (e.g. after the missing region was created). */
   replayDeadLetters(): number {
     const letters = this.deadLetters.takeAll();
+    this.deadLettersFull = false;
     for (const letter of letters) {
       const event: GatewayEvent = [letter.event[0], letter.event[1], letter.event[2], letter.event[3], true];
       this.queue.forgetAcknowledged(eventId(event));
@@ -223,6 +282,7 @@ export class GatewaySender {
     this.closed = true;
     this.dispatcher.disconnect();
     this.releaseDrainWaiters(true);
+    this.releasePauseWaiters();
   }
 
   // ---- Dispatch (primary only) ----
@@ -260,7 +320,9 @@ export class GatewaySender {
       lastAckAtMs: this.dispatcher.lastAckAtMs,
       lagMs: this.queue.size === 0 ? 0 : Math.max(0, Math.round(this.runtime.clock.monotonic() - oldest)),
       deadLetters: this.deadLetters.count,
-      problem: primary && this.state === 'running' ? this.dispatcher.problem : null,
+      problem: this.deadLettersFull
+        ? `the dead letters are full (${this.deadLetters.count} events); dispatch waits — fix why site ${this.spec.remoteSiteId} refuses them and run strait resume gateway-sender --id ${this.spec.id} --replay-dead-letters`
+        : primary && this.state === 'running' ? this.dispatcher.problem : null,
     };
   }
 }

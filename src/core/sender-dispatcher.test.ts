@@ -14,10 +14,10 @@ const spec: GatewaySenderSpec = {
 };
 
 /** A gateway receiver stand-in on its own simulated host: it records batches and answers on demand. */
-function receiver(runtime: Runtime, answerAtOnce: boolean) {
+function receiver(runtime: Runtime, answerAtOnce: boolean, frameBytesMax = 1 << 24) {
   const batches: { body: RequestBody<'gatewayBatch'>; reply: Reply<'gatewayBatch'> }[] = [];
   runtime.network.listen({ host: '10.0.0.2', port: 5000 }, (stream) => {
-    Connection.accept(runtime, stream, { local: { role: 'server', name: 'receiver', site: 2 }, frameBytesMax: 1 << 24, requestTimeoutMs: 30_000, requestsInFlightMax: 100 }, {
+    Connection.accept(runtime, stream, { local: { role: 'server', name: 'receiver', site: 2 }, frameBytesMax, requestTimeoutMs: 30_000, requestsInFlightMax: 100 }, {
       onOpen: () => {},
       onRequest: (_connection, request, reply) => {
         const body = request.body as RequestBody<'gatewayBatch'>;
@@ -32,19 +32,22 @@ function receiver(runtime: Runtime, answerAtOnce: boolean) {
 }
 
 function sender(sim: Simulator, acknowledged: QueueItem[][]) {
+  const refusals: { key: string; code: string }[] = [];
   const runtime = sim.host('sender', { address: '10.0.0.1' }).runtime();
   const queue = new SenderQueue(runtime.storage.open('sender-to-2'), runtime.clock, { name: 'sender to-2', persistent: false, memoryBytesMax: 1 << 20 });
   const dispatcher = new SenderDispatcher(runtime, spec, queue, {
     memberName: 'server-1', site: 1,
     receivers: () => ({ receivers: [{ host: '10.0.0.2', port: 5000 }], problem: null }),
     mayDispatch: () => true, mayReconnect: () => true,
-    acknowledged: (items: readonly QueueItem[], _refused: readonly Refusal[]) => {
+    acknowledged: (items: readonly QueueItem[], refused: readonly Refusal[]) => {
       acknowledged.push([...items]);
+      refusals.push(...refused.map((refusal) => ({ key: items[refusal.index]!.event![1], code: refusal.code })));
       queue.acknowledge(items);
     },
     queuedEvents: () => queue.size,
+    batchSettled: () => {},
   }, SILENT_LOGGER);
-  return { queue, dispatcher };
+  return { queue, dispatcher, refusals };
 }
 
 const event = (n: number): GatewayEvent => ['R', `key-${n}`, new Uint8Array([n & 0xff]), [1, 1000 + n, 'server-1#a', n], false];
@@ -92,4 +95,22 @@ test('no more than the window of batches is in flight; a lost connection resends
     sim.run({ untilMs: sim.nowMs + 1000 });
   }
   assert.equal(queue.size, 0, 'everything was acknowledged in the end');
+});
+
+test('batches of large values are split by bytes below the receiver\'s frame limit; an event that can never fit is refused', () => {
+  const sim = new Simulator({ seed: 3, log: 'silent' });
+  const remote = receiver(sim.host('receiver', { address: '10.0.0.2' }).runtime(), true, 256 * 1024);
+  const acknowledged: QueueItem[][] = [];
+  const { queue, dispatcher, refusals } = sender(sim, acknowledged);
+  const big = (n: number, bytes: number): GatewayEvent => ['R', `big-${n}`, new Uint8Array(bytes).fill(n), [1, 1000 + n, 'server-1#a', n], false];
+  for (let n = 1; n <= 10; n++) queue.enqueue(big(n, 60 * 1024));
+  queue.enqueue(big(11, 300 * 1024));
+  queue.enqueue(big(12, 1024));
+  dispatcher.pump();
+  sim.run({ untilMs: 5000 });
+  assert.equal(queue.size, 0, 'nothing stalls the queue');
+  const delivered = remote.batches.flatMap((batch) => batch.body.events.map((sent) => sent[1]));
+  assert.deepEqual(delivered, [...Array.from({ length: 10 }, (_, index) => `big-${index + 1}`), 'big-12']);
+  assert.ok(remote.batches.every((batch) => batch.body.events.reduce((sum, sent) => sum + (sent[2]?.length ?? 0), 0) <= 128 * 1024));
+  assert.deepEqual(refusals, [{ key: 'big-11', code: 'STRAIT_FRAME_TOO_LARGE' }]);
 });

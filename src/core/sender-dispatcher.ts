@@ -21,6 +21,11 @@ import { eventPackr, type QueueItem, type SenderQueue } from './sender-queue.ts'
 
 /** Batches awaiting the remote site's acknowledgement, at most. */
 export const BATCHES_IN_FLIGHT_MAX = 16;
+/**
+ * Bytes of events per batch, about, at most — and never more than half the receiver's frame
+ * limit, so a batch of large values is split rather than refused (and resent) forever.
+ */
+export const BATCH_BYTES_MAX = 8 * 1024 * 1024;
 /** How long a batch may wait for the remote site's acknowledgement. */
 const BATCH_TIMEOUT_MS = 30_000;
 /** Frames the sender accepts from the receiver (acknowledgements are small). */
@@ -46,6 +51,8 @@ export interface DispatchHost {
   mayReconnect(): boolean;
   /** The remote site acknowledged these items; `refused` by index into them. */
   acknowledged(items: readonly QueueItem[], refused: readonly Refusal[]): void;
+  /** A batch finished (acknowledged, failed or lost): the count in flight went down. */
+  batchSettled(): void;
   /** Events queued, for the problem log line. */
   queuedEvents(): number;
 }
@@ -70,6 +77,8 @@ export class SenderDispatcher {
   private readonly inFlight = new Map<number, Batch>();
   private nextBatchId = 1;
   private receiverIndex = 0;
+  /** Lowered when the receiver refused a batch as too large; back to the default on reconnect. */
+  private batchBytesCap = BATCH_BYTES_MAX;
   private problemText: string | null = null;
   private lastProblemLogMs = -Infinity;
   /** Events the remote site applied (acknowledged and not refused). */
@@ -148,7 +157,7 @@ export class SenderDispatcher {
   private sendBatch(): void {
     const connection = this.connection;
     assert(connection !== undefined, 'a batch is sent over an open connection');
-    const items = this.queue.takeUnsent(this.spec.batchSize);
+    const items = this.queue.takeUnsent(this.spec.batchSize, this.batchBytesLimit(connection));
     const events: GatewayEvent[] = items.map((item) => {
       const event = item.event!;
       return item.possibleDuplicate ? [event[0], event[1], event[2], event[3], true] : event;
@@ -162,6 +171,11 @@ export class SenderDispatcher {
     connection.request('gatewayBatch', body, (error, response) => {
       if (this.inFlight.get(batch.id) !== batch) return;
       this.inFlight.delete(batch.id);
+      this.host.batchSettled();
+      if (error?.code === 'STRAIT_FRAME_TOO_LARGE') {
+        this.tooLarge(batch, error);
+        return;
+      }
       if (error !== undefined || response === undefined) {
         this.queue.markUnsent(batch.items);
         this.batchFailed(connection, error);
@@ -173,6 +187,26 @@ export class SenderDispatcher {
       this.host.acknowledged(batch.items, response.refused);
       this.pump();
     });
+  }
+
+  /** Bytes the next batch may hold: the cap, and half of what the receiver accepts in a frame. */
+  private batchBytesLimit(connection: Connection): number {
+    return Math.min(this.batchBytesCap, Math.floor((connection.peer?.frameBytesMax ?? BATCH_BYTES_MAX) / 2));
+  }
+
+  /**
+   * The batch did not fit the receiver's frame limit (it never left: the connection refused
+   * it). Several events go out again in smaller batches; a single event that can never fit is
+   * refused for good and becomes a dead letter, so it can't stall the queue.
+   */
+  private tooLarge(batch: Batch, error: StraitError): void {
+    if (batch.items.length > 1) {
+      for (const item of batch.items) item.sent = false;
+      this.batchBytesCap = Math.max(1, Math.floor(batch.items.reduce((sum, item) => sum + item.bytes, 0) / 2));
+    } else {
+      this.host.acknowledged(batch.items, [{ index: 0, code: error.code, message: `${error.message}; this event can never be sent to site ${this.spec.remoteSiteId}` }]);
+    }
+    this.pump();
   }
 
   private batchFailed(connection: Connection, error: StraitError | undefined): void {
@@ -201,6 +235,7 @@ export class SenderDispatcher {
         this.connecting = false;
         this.connection = connection;
         this.connectedTo = target;
+        this.batchBytesCap = BATCH_BYTES_MAX;
         this.setProblem(null);
         this.log.info({ receiver: formatAddress(target) }, `sender ${this.spec.id} → site ${this.spec.remoteSiteId}: connected to receiver ${formatAddress(target)}`);
         this.pump();
@@ -243,7 +278,9 @@ export class SenderDispatcher {
 
   /** In-flight batches lost with their connection go out again, flagged possible duplicates. */
   private resetInFlight(): void {
+    if (this.inFlight.size === 0) return;
     for (const batch of this.inFlight.values()) this.queue.markUnsent(batch.items);
     this.inFlight.clear();
+    this.host.batchSettled();
   }
 }

@@ -89,7 +89,7 @@ test('a joining copy takes the primary\'s queue page by page before it is done; 
   const view = viewOf([first, joinerInfo], 3, [true, false]);
   const primary = host('server-1', () => view, first);
   const region = new Region({ name: 'R', type: 'replicate', persistent: false, gatewaySenderIds: ['to-2'] }, undefined);
-  for (let n = 1; n <= 4500; n++) primary.senders.queue(region, [`k${n}`, new Uint8Array([n & 0xff]), [1, n, 'server-1#1', n], false], false);
+  for (let n = 1; n <= 4500; n++) primary.senders.queue(region, [`k${n}`, new Uint8Array([n & 0xff]), [1, n, 'server-1#1', n]], false);
   const joiner = host('server-2', () => view, joinerInfo);
   let done = false;
   joiner.senders.takeImages(3, () => true, () => { done = true; });
@@ -106,4 +106,22 @@ test('a joining copy takes the primary\'s queue page by page before it is done; 
     (error: unknown) => (error as { code?: string }).code === 'STRAIT_NOT_READY', 'a secondary does not serve images');
   assert.throws(() => primary.senders.onImage({ sender: 'to-2', viewId: 4, after: null, limit: 10 }, { ok: () => {}, fail: () => {} }),
     (error: unknown) => (error as { code?: string }).code === 'STRAIT_NOT_READY', 'nor a primary that has not seen the joiner\'s view');
+});
+
+test('a secondary keeps the dead letters the primary announces, so they outlive the primary\'s disk', () => {
+  const first = serverInfo('server-1', hosting);
+  const second = serverInfo('server-2', hosting);
+  const view = viewOf([first, second]);
+  const secondary = host('server-2', () => view, second);
+  const region = new Region({ name: 'R', type: 'replicate', persistent: false, gatewaySenderIds: ['to-2'] }, undefined);
+  const entries = [1, 2, 3].map((n) => [`k${n}`, new Uint8Array([n]), [1, n, 'server-1#1', n]] as [string, Uint8Array, [number, number, string, number]]);
+  for (const entry of entries) secondary.senders.queue(region, entry, false);
+  const refused: GatewayEvent = ['R', 'k2', new Uint8Array([2]), [1, 2, 'server-1#1', 2], false];
+  secondary.senders.onAck('server-1', {
+    sender: 'to-2', ids: entries.map((entry) => eventId(['R', entry[0], entry[1], entry[2], false])),
+    deadLetters: [{ event: refused, code: 'STRAIT_REGION_NOT_FOUND', message: 'no R at site 2' }],
+  }, ok);
+  const status = secondary.senders.statuses()[0]!;
+  assert.equal(status.queueEvents, 0);
+  assert.equal(status.deadLetters, 1);
 });

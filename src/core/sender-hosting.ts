@@ -17,6 +17,7 @@ import type { MemberInfo, RequestBody, SenderStatus, View, WireEntry } from '../
 import type { Address, Logger, Runtime } from '../runtime/runtime.ts';
 import { formatAddress } from '../runtime/runtime.ts';
 import { WAN_EXCHANGE_INTERVAL_MS, type GatewaySenderSpec } from './config.ts';
+import type { DeadLetter } from './dead-letters.ts';
 import { GatewaySender, type SenderHost } from './gateway-sender.ts';
 import type { PeerPool } from './peer-pool.ts';
 import type { Region } from './region.ts';
@@ -108,7 +109,7 @@ export class SenderHosting implements GatewayQueues {
       site: this.site,
       isPrimary: () => this.isPrimary(senderId),
       receivers: () => this.remoteReceivers(senderId),
-      acknowledged: (ids) => this.announce(senderId, ids, undefined),
+      acknowledged: (ids, deadLetters) => this.announce(senderId, ids, undefined, deadLetters),
       stateChanged: () => {
         const sender = this.senders.get(senderId);
         this.announce(senderId, [], sender?.state === 'stopped');
@@ -160,12 +161,18 @@ export class SenderHosting implements GatewayQueues {
     this.senders.get(senderId)?.tick();
   }
 
-  /** Tells the other servers hosting the sender which events were acknowledged, or our state. */
-  private announce(senderId: string, ids: readonly string[], stopped: boolean | undefined): void {
+  /** Tells the other servers hosting the sender which events were acknowledged (and refused), or our state. */
+  private announce(senderId: string, ids: readonly string[], stopped: boolean | undefined, deadLetters: readonly DeadLetter[] = []): void {
     const me = this.host.info()?.id;
+    const body: RequestBody<'senderAck'> = {
+      sender: senderId,
+      ids: [...ids],
+      ...(deadLetters.length > 0 ? { deadLetters: deadLetters.map((letter) => ({ event: letter.event, code: letter.code, message: letter.message.slice(0, 1024) })) } : {}),
+      ...(stopped !== undefined ? { stopped } : {}),
+    };
     for (const member of serversOf(this.host.view())) {
       if (member.info.id === me || !(member.info.senders ?? []).some((sender) => sender.id === senderId)) continue;
-      this.pool.get(member.info.address).request('senderAck', { sender: senderId, ids: [...ids], ...(stopped !== undefined ? { stopped } : {}) }, () => {});
+      this.pool.get(member.info.address).request('senderAck', body, () => {});
     }
   }
 
@@ -324,7 +331,7 @@ export class SenderHosting implements GatewayQueues {
 
   onAck(peerName: string | undefined, body: RequestBody<'senderAck'>, reply: Reply<'senderAck'>): void {
     const sender = this.senders.get(body.sender);
-    if (sender !== undefined && body.ids.length > 0) sender.dropAcknowledged(body.ids);
+    if (sender !== undefined && body.ids.length > 0) sender.acknowledgedByPrimary(body.ids, body.deadLetters ?? []);
     if (body.stopped !== undefined && peerName !== undefined) this.peerState(body.sender, peerName, body.stopped);
     reply.ok({});
   }
@@ -369,8 +376,13 @@ export class SenderHosting implements GatewayQueues {
     const local = () => results.push({ member: this.host.memberName, state: sender.state });
     switch (body.action) {
       case 'pause':
-        sender.pause();
-        break;
+        // Answered once this copy's batches in flight have landed: after `strait pause`
+        // returns, nothing more arrives at the remote site.
+        sender.pause(() => {
+          local();
+          done();
+        });
+        return;
       case 'resume':
         sender.resume();
         break;

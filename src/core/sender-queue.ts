@@ -295,14 +295,17 @@ export class SenderQueue {
     return count;
   }
 
-  /** The oldest unsent items, up to `limit`, marked sent. */
-  takeUnsent(limit: number): QueueItem[] {
+  /** The oldest unsent items, up to `limit` of them and about `bytesMax` bytes (at least one), marked sent. */
+  takeUnsent(limit: number, bytesMax = Number.POSITIVE_INFINITY): QueueItem[] {
     const items: QueueItem[] = [];
+    let bytes = 0;
     for (let index = this.head; index < this.items.length && items.length < limit; index++) {
       const item = this.items[index]!;
       if (item.removed || item.sent) continue;
+      if (items.length > 0 && bytes + item.bytes > bytesMax) break;
       item.sent = true;
       items.push(item);
+      bytes += item.bytes;
     }
     return items;
   }

@@ -221,6 +221,13 @@ export const REQUESTS = {
     body: Type.Object({
       sender: Name,
       ids: Type.Array(Type.String({ maxLength: 300 }), { maxItems: 100_000 }),
+      /**
+       * Events among `ids` the remote site refused, with its reason: every copy keeps them as
+       * dead letters, so they survive the loss of the primary's disk.
+       */
+      deadLetters: Type.Optional(Type.Array(Type.Object({
+        event: GatewayEvent, code: Type.String({ maxLength: 64 }), message: Type.String({ maxLength: 1024 }),
+      }, { additionalProperties: false }), { maxItems: 100_000 })),
       /** Announces that the sending member's copy of this sender is stopped (or running). */
       stopped: Type.Optional(Type.Boolean()),
     }, { additionalProperties: false }),
