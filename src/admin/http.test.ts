@@ -88,14 +88,15 @@ function fakeAdmin(options: { view?: View | null; failWith?: Error; senders?: Se
       if (options.failWith !== undefined) throw options.failWith;
       return [...specs.values()].map((spec) => ({ spec, size: 0 }));
     },
-    createRegion(spec) {
+    createRegion(spec, callback) {
       const existing = specs.get(spec.name);
       if (existing !== undefined) {
-        if (existing.persistent !== spec.persistent) throw new StraitError('STRAIT_REGION_EXISTS', { region: spec.name, member: INFO.name });
-        return { created: false };
+        if (existing.persistent !== spec.persistent) callback(new StraitError('STRAIT_REGION_EXISTS', { region: spec.name, member: INFO.name }), undefined);
+        else callback(undefined, { created: false });
+        return;
       }
       specs.set(spec.name, spec);
-      return { created: true };
+      callback(undefined, { created: true });
     },
   };
 }

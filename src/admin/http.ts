@@ -52,7 +52,9 @@ const viewRoutes: FastifyPluginCallback<ResourceOptions> = (app, { admin }, done
 const regionRoutes: FastifyPluginCallback<ResourceOptions> = (app, { admin }, done) => {
   app.get('/regions', async () => ({ regions: admin.regions() }));
   app.post<{ Body: RegionSpec }>('/regions', { schema: { body: RegionSpec } }, async (request, reply) => {
-    const { created } = admin.createRegion(request.body);
+    const { created } = await new Promise<{ created: boolean }>((resolve, reject) => {
+      admin.createRegion(request.body, (error, result) => (error !== undefined || result === undefined ? reject(error) : resolve(result)));
+    });
     reply.code(created ? 201 : 200);
     return { created, spec: request.body };
   });

@@ -56,7 +56,16 @@ function lateAdmin(name: string, current: () => MemberAdmin | undefined): Member
     status: () => admin().status(),
     view: () => admin().view(),
     regions: () => admin().regions(),
-    createRegion: (spec) => admin().createRegion(spec),
+    createRegion: (spec, callback) => {
+      let member: MemberAdmin;
+      try {
+        member = admin();
+      } catch (error) {
+        callback(error as StraitError, undefined);
+        return;
+      }
+      member.createRegion(spec, callback);
+    },
     senders: () => admin().senders(),
     receiver: () => admin().receiver(),
     controlSender: (request, callback) => {

@@ -102,9 +102,7 @@ export class Locator {
       status: () => ({ info: this.infoValue ?? this.placeholderInfo(), state: this.state, viewId: this.agent.view?.id ?? 0, coordinator: this.agent.view?.coordinator ?? null }),
       view: () => this.agent.view,
       regions: (): RegionStatus[] => [],
-      createRegion: () => {
-        throw new StraitError('STRAIT_REGION_INVALID', { region: '-', reason: 'regions live on servers; create it through a server' });
-      },
+      createRegion: (spec, callback) => callback(new StraitError('STRAIT_REGION_INVALID', { region: spec.name, reason: 'regions live on servers; create it through a server' }), undefined),
       senders: () => [],
       receiver: () => null,
       controlSender: (request, callback) => callback(new StraitError('STRAIT_SENDER_NOT_FOUND', { sender: request.id, member: `${config.name} (a locator; senders run on servers)` }), undefined),

@@ -24,8 +24,12 @@ export interface MemberAdmin {
   status(): MemberStatus;
   view(): View | null;
   regions(): readonly RegionStatus[];
-  /** Creates a region on this member (servers only). Throws StraitError (REGION_EXISTS, REGION_INVALID). */
-  createRegion(spec: RegionSpec): { created: boolean };
+  /**
+   * Creates a region on this member and every other server of the site (servers only); calls
+   * back once every one of them has it (or left the view), or with the coded error of the first
+   * that refused (REGION_EXISTS with other settings, REGION_INVALID).
+   */
+  createRegion(spec: RegionSpec, callback: (error: StraitError | undefined, result: { created: boolean } | undefined) => void): void;
   /** This member's copies of gateway senders (servers; empty on locators). */
   senders(): readonly SenderStatus[];
   /** This member's gateway receiver, advertised address, if it runs one. */

@@ -14,6 +14,8 @@ export class RegionTable {
   private readonly resolver: ConflictResolver | undefined;
   private readonly log: Logger;
   private readonly regions = new Map<string, Region>();
+  /** Members known to host each region created at runtime (from the creation request). */
+  private readonly expectedHosts = new Map<string, Set<string>>();
 
   constructor(storage: Storage, memberName: string, resolver: ConflictResolver | undefined, log: Logger) {
     this.storage = storage;
@@ -39,6 +41,21 @@ export class RegionTable {
     this.regions.set(spec.name, region);
     if (region.size > 0) this.log.info({ region: spec.name, entries: region.size }, `server ${this.memberName}: region ${spec.name} recovered ${region.size} entries from disk`);
     return region;
+  }
+
+  /** Records that the members `hosts` host region `name` (a creation at runtime named them). */
+  expectHosts(name: string, hosts: readonly string[]): void {
+    let set = this.expectedHosts.get(name);
+    if (set === undefined) {
+      set = new Set();
+      this.expectedHosts.set(name, set);
+    }
+    for (const host of hosts) set.add(host);
+  }
+
+  /** True when member `memberId` was named as a host of region `name` when it was created. */
+  expectedOn(name: string, memberId: string): boolean {
+    return this.expectedHosts.get(name)?.has(memberId) === true;
   }
 
   has(name: string): boolean {

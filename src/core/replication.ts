@@ -95,7 +95,14 @@ export class ReplicationChannel {
   private pumpScheduled = false;
   private lastFailureLogMs = -Infinity;
 
-  constructor(runtime: Runtime, pool: PeerPool, member: { id: string; name: string; address: Address }, log: Logger, onReplicated: (entries: number) => void) {
+  /** Whether the peer should host `region` (its refusal then is a failure, not a skip). */
+  private readonly hosts: (region: string) => boolean;
+
+  constructor(
+    runtime: Runtime, pool: PeerPool, member: { id: string; name: string; address: Address }, log: Logger,
+    onReplicated: (entries: number) => void, hosts: (region: string) => boolean = () => false,
+  ) {
+    this.hosts = hosts;
     this.runtime = runtime;
     this.pool = pool;
     this.memberId = member.id;
@@ -181,8 +188,9 @@ export class ReplicationChannel {
     this.pool.get(this.address).request('replicate', body, (error) => {
       // Closed meanwhile: `close` already released this batch's writes.
       if (!this.inFlight.delete(batch)) return;
-      if (error === undefined || error.code === 'STRAIT_REGION_NOT_FOUND') {
-        // Not hosting the region counts as done: there is no replica there to keep.
+      if (error === undefined || (error.code === 'STRAIT_REGION_NOT_FOUND' && !this.hosts(region))) {
+        // A peer that does not host the region (by its configuration) holds no replica of it:
+        // done. One that should host it (it was created there, or is being) is asked again.
         this.backoff.reset();
         this.onReplicated(batch.length);
         for (const queued of batch) queued.write?.settle();

@@ -77,3 +77,33 @@ test('a disk that refuses a commit fails the waiting write with STRAIT_STORAGE a
   assert.equal(await site.settle(region.get('before')), 'v');
   await client.close();
 });
+
+test('a region created at runtime is acknowledged only once every server has it; a write is never skipped on a server that should host it', async () => {
+  const site = new SimSite({ servers: 2 });
+  await site.waitFor('site ready', () => site.ready());
+  // server-2 can't be reached while the region is created (shorter than the member timeout).
+  site.sim.network.partition(['server-1'], ['server-2']);
+  let created: { error?: string; created?: boolean } | undefined;
+  site.server('server-1').admin.createRegion({ name: 'S', type: 'replicate', persistent: false }, (error, result) => {
+    created = error === undefined ? { created: result!.created } : { error: error.code };
+  });
+  await site.advance(1000);
+  assert.equal(created, undefined, 'not acknowledged while server-2 lacks it');
+  site.sim.network.heal();
+  await site.waitFor('creation acknowledged', () => created !== undefined);
+  assert.deepEqual(created, { created: true });
+  assert.ok(site.server('server-2').region('S') !== undefined);
+  const client = site.client();
+  for (let n = 0; n < 10; n++) await site.settle(client.region<number>('S').put(`k${n}`, n));
+  for (const name of ['server-1', 'server-2']) assert.equal(site.server(name).region('S')!.size, 10, `${name} holds every write`);
+  await client.close();
+});
+
+test('creating a region that exists elsewhere with other settings fails with that server\'s code', async () => {
+  const site = new SimSite({ servers: 2, server: (name) => (name === 'server-2' ? { regions: [{ name: 'R', type: 'replicate', persistent: false }, { name: 'S', type: 'replicate', persistent: true }] } : {}) });
+  await site.waitFor('site ready', () => site.ready());
+  let outcome: string | undefined;
+  site.server('server-1').admin.createRegion({ name: 'S', type: 'replicate', persistent: false }, (error) => { outcome = error?.code ?? 'ok'; });
+  await site.waitFor('answered', () => outcome !== undefined);
+  assert.equal(outcome, 'STRAIT_REGION_EXISTS');
+});

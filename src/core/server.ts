@@ -28,6 +28,7 @@ import type { MemberAdmin, MemberStartResult, MemberState, MetricsSink } from '.
 import { PeerPool } from './peer-pool.ts';
 import type { Region } from './region.ts';
 import { RegionTable } from './region-table.ts';
+import { RegionCreation } from './region-creation.ts';
 import { SenderHosting } from './sender-hosting.ts';
 import { Subscriptions } from './subscriptions.ts';
 import { findMember, serversOf } from './views.ts';
@@ -70,6 +71,7 @@ export class Server {
   private readonly senders: SenderHosting;
   private readonly writes: WritePath;
   private readonly images: InitialImage;
+  private readonly creation: RegionCreation;
   private readonly receiver: GatewayReceiver | undefined;
   private fatalError: StraitError | undefined;
   private fatalListener: ((error: StraitError) => void) | undefined;
@@ -111,6 +113,12 @@ export class Server {
       ready: () => this.state === 'ready',
       imagesComplete: () => this.regionsImaged(),
     }, this.regions, this.writes);
+    this.creation = new RegionCreation(runtime, this.pool, {
+      memberName: config.name,
+      memberId: () => this.infoValue?.id,
+      view: () => this.view,
+      running: () => this.state !== 'stopped' && this.state !== 'leaving',
+    }, this.regions, this.log);
     this.receiver = config.gatewayReceiver === undefined ? undefined : new GatewayReceiver(runtime, config.gatewayReceiver, {
       memberName: config.name,
       site: () => this.site,
@@ -120,7 +128,7 @@ export class Server {
       status: () => ({ info: this.infoValue ?? this.placeholderInfo(), state: this.state, viewId: this.view?.id ?? 0, coordinator: this.view?.coordinator ?? null }),
       view: () => this.view,
       regions: () => this.regions.statuses(),
-      createRegion: (spec) => this.createRegion(spec, true),
+      createRegion: (spec, callback) => this.creation.createEverywhere(spec, callback),
       senders: () => this.senders.statuses(),
       receiver: () => this.receiver?.address ?? null,
       controlSender: (request, callback) => {
@@ -390,22 +398,6 @@ export class Server {
 
   // ---- Regions ----
 
-  /** Creates a region here and, when asked by a client or operator, on every other server. */
-  private createRegion(spec: RegionSpec, propagate: boolean): { created: boolean } {
-    const created = !this.regions.has(spec.name);
-    this.regions.open(spec);
-    if (created) this.log.info({ region: spec.name, persistent: spec.persistent }, `server ${this.config.name}: created region ${spec.name}`);
-    if (propagate) {
-      for (const member of serversOf(this.view)) {
-        if (member.info.id === this.infoValue?.id) continue;
-        this.pool.get(member.info.address).request('createRegion', { spec }, (error) => {
-          if (error !== undefined) this.log.warn({ code: error.code, peer: member.info.name }, `creating region ${spec.name} on ${member.info.name} failed: ${error.message}`);
-        });
-      }
-    }
-    return { created };
-  }
-
   private requireReady(): void {
     if (this.state !== 'ready') throw new StraitError('STRAIT_NOT_READY', { member: this.config.name, state: this.state });
   }
@@ -546,7 +538,10 @@ export class Server {
       reply.ok({});
     },
     listRegions: (_connection, _body, reply) => reply.ok({ regions: this.regions.statuses() }),
-    createRegion: (connection, body, reply) => reply.ok(this.createRegion(body.spec, connection.peer?.role !== 'server')),
+    createRegion: (connection, body, reply) => {
+      if (connection.peer?.role === 'server') reply.ok(this.creation.createHere(body.spec, body.hosts ?? []));
+      else this.creation.createEverywhere(body.spec, (error, result) => (error !== undefined || result === undefined ? reply.fail(error!) : reply.ok(result)));
+    },
     replicate: (_connection, body, reply) => this.writes.onReplicate(body, reply),
     image: (connection, body, reply) => this.images.serve(connection, body, reply),
     gatewayBatch: (connection, body, reply) => {

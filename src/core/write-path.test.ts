@@ -13,6 +13,7 @@ import { Subscriptions } from './subscriptions.ts';
 import { WritePath, type GatewayQueues } from './write-path.ts';
 
 function setup(state: MemberState = 'ready') {
+  // Neither peer's view entry lists region R: they host it only when a creation named them.
   const sim = new Simulator({ seed: 1, log: 'silent' });
   const runtime = sim.host('server-1').runtime();
   const pool = new RecordingPool();
@@ -24,7 +25,7 @@ function setup(state: MemberState = 'ready') {
   const holder = { state };
   const writes = new WritePath(runtime, pool.asPool(), { memberName: 'server-1', info: () => me, state: () => holder.state, storageFailed: () => {} },
     { regions, subscriptions: new Subscriptions('server-1', 1 << 20), gateways }, NO_METRICS, SILENT_LOGGER);
-  const peers = [serverInfo('server-2'), serverInfo('server-3')];
+  const peers = [serverInfo('server-2', { regions: [] }), serverInfo('server-3', { regions: [] })];
   writes.viewInstalled(viewOf([me, ...peers]));
   return { sim, pool, regions, writes, queued, me, peers, holder };
 }
@@ -97,4 +98,21 @@ test('replicated entries are applied; only changes entering the site are queued 
   holder.state = 'joining';
   writes.onReplicate({ region: 'R', entries: [] }, reply);
   assert.equal(replied, 'STRAIT_NOT_READY');
+});
+
+test('a server that should host the region and answers that it lacks it is asked again, not counted as applied', () => {
+  const { sim, pool, regions, writes, peers } = setup();
+  regions.expectHosts('R', [peers[0]!.id]);
+  const result = outcome();
+  writes.write(regions.require('R'), [['k', new Uint8Array([1])]], result.callback);
+  sim.run();
+  const notFound = new StraitError('STRAIT_REGION_NOT_FOUND', { region: 'R', member: 'x' });
+  for (const request of pool.open('replicate')) request.answer(notFound);
+  sim.run({ untilMs: sim.nowMs + 5000 });
+  assert.equal(result.done, false, 'server-2 was named a host: its refusal is a failure');
+  const again = pool.open('replicate');
+  assert.deepEqual(again.map((request) => request.address.host), ['host-server-2'], 'only server-2 is asked again; server-3 hosts no R');
+  again[0]!.answer(undefined, {});
+  sim.run();
+  assert.deepEqual([result.done, result.error], [true, undefined]);
 });

@@ -76,9 +76,10 @@ export class WritePath {
       }
     }
     for (const [id, member] of servers) {
-      if (!this.channels.has(id)) {
-        this.channels.set(id, new ReplicationChannel(this.runtime, this.pool, { id, name: member.info.name, address: member.info.address }, this.log, (entries) => this.metrics.replicated(entries)));
-      }
+      if (this.channels.has(id)) continue;
+      const configured = new Set(member.info.regions);
+      const hosts = (region: string): boolean => configured.has(region) || this.regions.expectedOn(region, id);
+      this.channels.set(id, new ReplicationChannel(this.runtime, this.pool, { id, name: member.info.name, address: member.info.address }, this.log, (entries) => this.metrics.replicated(entries), hosts));
     }
   }
 

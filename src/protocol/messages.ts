@@ -204,7 +204,15 @@ export const REQUESTS = {
   subscribe: { body: Type.Object({ region: Name }, { additionalProperties: false }), response: Type.Object({ subscription: Uint() }) },
   unsubscribe: { body: Type.Object({ subscription: Uint() }, { additionalProperties: false }), response: Empty },
   listRegions: { body: Empty, response: Type.Object({ regions: Type.Array(Type.Object({ spec: RegionSpec, size: Uint() })) }) },
-  createRegion: { body: Type.Object({ spec: RegionSpec }, { additionalProperties: false }), response: Type.Object({ created: Type.Boolean() }) },
+  /**
+   * A client or operator creates a region through one server, which creates it on every other
+   * server of its view and answers once all have it. Between servers, `hosts` names the member
+   * ids that will host it, so each knows who must accept its writes to the region.
+   */
+  createRegion: {
+    body: Type.Object({ spec: RegionSpec, hosts: Type.Optional(Type.Array(Name, { maxItems: 10_000 })) }, { additionalProperties: false }),
+    response: Type.Object({ created: Type.Boolean() }),
+  },
 
   // Server ↔ server
   replicate: {
