@@ -286,7 +286,13 @@ export class Grid {
     const args = ['resume', 'gateway-sender', '--id', senderId(otherSite(site)), '--replay-dead-letters', '--locator', this.locatorAddress(site), '--json'];
     const result = await strait(args);
     if (result.status !== 0) throw new Error(`strait ${args.join(' ')} exited ${result.status}: ${result.stderr.trim()}`);
-    return `strait ${args.join(' ')} → ${result.stdout.trim()}`;
+    let answer = result.stdout.trim();
+    try {
+      answer = JSON.stringify(JSON.parse(answer));
+    } catch {
+      // Not JSON after all: keep it as printed.
+    }
+    return `strait ${args.join(' ')} → ${answer}`;
   }
 
   /** Closes the status clients and stops every member: servers (site 1 first), then locators. */
