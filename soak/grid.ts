@@ -295,6 +295,18 @@ export class Grid {
     return `strait ${args.join(' ')} → ${answer}`;
   }
 
+  /** One series of a member's Prometheus metrics (`GET /metrics`), summed over its labels; undefined if absent or unreachable. */
+  async metric(member: Member, name: string): Promise<number | undefined> {
+    const response = await fetch(`${member.adminUrl}/metrics`, { signal: AbortSignal.timeout(STATUS_REQUEST_TIMEOUT_MS) }).catch(() => undefined);
+    if (response === undefined || !response.ok) return undefined;
+    let sum: number | undefined;
+    for (const line of (await response.text()).split('\n')) {
+      const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$/.exec(line);
+      if (match?.[1] === name) sum = (sum ?? 0) + Number(match[3]);
+    }
+    return sum;
+  }
+
   /** Closes the status clients and stops every member: servers (site 1 first), then locators. */
   async stop(): Promise<void> {
     for (const site of SITES) this.dropStatusClient(site);

@@ -8,6 +8,8 @@ import { anonymousResidentBytes } from '../bench/wan/load.ts';
 import type { Grid } from './grid.ts';
 
 const SAMPLE_INTERVAL_MS = 500;
+/** The results file keeps one sample per member this often: how memory moved, not just its peak. */
+const SERIES_INTERVAL_MS = 2_000;
 const MEBIBYTE = 1024 * 1024;
 
 export interface MemberMemory {
@@ -19,6 +21,8 @@ export interface MemberMemory {
   readonly lastMiB: number;
   /** Seconds into the row at the peak. */
   readonly peakAtSeconds: number;
+  /** [seconds into the row, MiB], one every SERIES_INTERVAL_MS. */
+  readonly series: readonly (readonly [number, number])[];
 }
 
 export interface UnexpectedExit {
@@ -32,6 +36,8 @@ interface Track {
   peak: number;
   last: number;
   peakAtMs: number;
+  readonly series: [number, number][];
+  seriesAtMs: number;
 }
 
 export class MemberMonitor {
@@ -72,11 +78,16 @@ export class MemberMonitor {
       const bytes = await anonymousResidentBytes(pid);
       if (Number.isNaN(bytes)) continue;
       const track = this.tracks.get(member.name);
+      const point: [number, number] = [Math.round((now - this.startedMs) / 100) / 10, Math.round((bytes / MEBIBYTE) * 10) / 10];
       if (track === undefined) {
-        this.tracks.set(member.name, { first: bytes, peak: bytes, last: bytes, peakAtMs: now });
+        this.tracks.set(member.name, { first: bytes, peak: bytes, last: bytes, peakAtMs: now, series: [point], seriesAtMs: now });
         continue;
       }
       track.last = bytes;
+      if (now - track.seriesAtMs >= SERIES_INTERVAL_MS) {
+        track.series.push(point);
+        track.seriesAtMs = now;
+      }
       if (bytes > track.peak) {
         track.peak = bytes;
         track.peakAtMs = now;
@@ -99,6 +110,7 @@ export class MemberMonitor {
       peakMiB: track.peak / MEBIBYTE,
       lastMiB: track.last / MEBIBYTE,
       peakAtSeconds: (track.peakAtMs - this.startedMs) / 1000,
+      series: track.series,
     }));
     return { members, unexpectedExits: [...this.exits] };
   }

@@ -19,8 +19,8 @@ function row(overrides: Partial<RowResult> = {}): RowResult {
     drainSeconds: 0.5,
     convergeTimeoutSeconds: 60,
     memory: [
-      { member: 'server1-1', firstMiB: 70, peakMiB: 80.4, lastMiB: 75, peakAtSeconds: 9 },
-      { member: 'server2-2', firstMiB: 72, peakMiB: 310.6, lastMiB: 300, peakAtSeconds: 12 },
+      { member: 'server1-1', firstMiB: 70, peakMiB: 80.4, lastMiB: 75, peakAtSeconds: 9, series: [] },
+      { member: 'server2-2', firstMiB: 72, peakMiB: 310.6, lastMiB: 300, peakAtSeconds: 12, series: [] },
     ],
     unexpectedExits: [],
     timeline: { faultAtSeconds: 5, recoveredAtSeconds: 11, loadEndSeconds: 20 },

@@ -38,6 +38,8 @@ export function slowSubscriberValueBytes(ratePerSecond: number): number {
 }
 /** How long the slow subscriber may take to subscribe. */
 const SUBSCRIBER_READY_TIMEOUT_MS = 30_000;
+/** How long after killing the slow subscriber its server's connection count is read again. */
+const CONNECTION_CLOSE_GRACE_MS = 2_000;
 /** How long the region may take to reach every server of site 2 once created. */
 const REGION_CREATE_TIMEOUT_MS = 30_000;
 
@@ -120,13 +122,19 @@ async function stallSubscriber(context: FaultContext): Promise<InjectedFault> {
     });
   });
   process.kill(pid, 'SIGSTOP');
+  const serverMember = context.grid.member(server);
+  const connections = async (): Promise<string> => String(await context.grid.metric(serverMember, 'strait_client_connections') ?? 'unknown');
   return {
     description: `slow subscriber (pid ${pid}) subscribed ${SLOW_SUBSCRIPTIONS} times to ${SOAK_REGION} at ${server} (site 2), then stopped with SIGSTOP: ` +
       'its connection stays open, nothing is read',
     watchedMember: server,
     recover: async () => {
+      const before = await connections();
       await context.cleanup.stop(pid);
-      return `killed the slow subscriber (pid ${pid}, SIGKILL): its connection to ${server} closes`;
+      // Did the server notice its consumer is gone? Its client connection count says.
+      await new Promise((resolve) => setTimeout(resolve, CONNECTION_CLOSE_GRACE_MS));
+      return `killed the slow subscriber (pid ${pid}, SIGKILL); ${server}'s strait_client_connections ${before} before, ` +
+        `${await connections()} ${CONNECTION_CLOSE_GRACE_MS / 1000} s after`;
     },
   };
 }
