@@ -6,7 +6,7 @@
 import { createClientRuntime } from '../src/runtime/node/client-runtime.ts';
 import type { Runtime } from '../src/runtime/runtime.ts';
 import { Grid, SOAK_REGION, type Member } from './grid.ts';
-import { DeliveryCounter, judgeRead, type Expectation, type Finding, type WriteLedger } from './ledger.ts';
+import { DeliveryCounter, judgeRead, shownWrite, type Expectation, type Finding, type WriteLedger } from './ledger.ts';
 import { MemberConnection } from './member-connection.ts';
 
 export interface SubscriberFigures {
@@ -73,43 +73,44 @@ export class ServerAudit {
 
   /**
    * Reads `expectations` from every running server once; returns, per server, those it does not
-   * hold yet (with the verdict). A server that can't be read keeps all of them.
+   * hold yet (with the verdict). A server that can't be read keeps all of them, as missing.
    */
   async readBack(expectations: ReadonlyMap<string, readonly Expectation[]>, ledger: WriteLedger): Promise<Map<string, Finding[]>> {
     const remaining = new Map<string, Finding[]>();
     await Promise.all(this.grid.servers().map(async (member) => {
+      // Refreshed: a version written since the expectation was taken is not foreign.
       const wanted = (expectations.get(member.name) ?? []).map((expectation) => ledger.refresh(expectation));
-      const asFindings = (verdictOf: (expectation: Expectation, index: number) => Finding['verdict'] | 'ok', shownOf: (index: number) => string | undefined): Finding[] => {
-        const findings: Finding[] = [];
-        wanted.forEach((expectation, index) => {
-          const verdict = verdictOf(expectation, index);
-          if (verdict !== 'ok') findings.push({ key: expectation.key, site: member.site, member: member.name, verdict, shown: shownOf(index), expectedVersion: expectation.version });
-        });
-        return findings;
-      };
-      if (wanted.length === 0) {
-        remaining.set(member.name, []);
-        return;
-      }
-      const connection = await this.connection(member);
-      let values: unknown[] | undefined;
-      if (connection !== undefined) values = await connection.getMany(SOAK_REGION, wanted.map((expectation) => expectation.key)).catch(() => undefined);
-      if (values === undefined) {
-        remaining.set(member.name, asFindings(() => 'missing', () => undefined));
-        return;
-      }
-      remaining.set(member.name, asFindings((expectation, index) => judgeRead(expectation, values[index]), (index) => {
-        const value = values[index];
-        return typeof value === 'string' ? value.slice(0, Math.max(0, value.indexOf('|'))) : value === undefined ? undefined : JSON.stringify(value).slice(0, 40);
-      }));
+      remaining.set(member.name, await this.readServer(member, wanted));
     }));
     return remaining;
+  }
+
+  private async readServer(member: Member, wanted: readonly Expectation[]): Promise<Finding[]> {
+    if (wanted.length === 0) return [];
+    const connection = await this.connection(member);
+    const keys = wanted.map((expectation) => expectation.key);
+    const values = connection === undefined ? undefined : await connection.getMany(SOAK_REGION, keys).catch(() => undefined);
+    const findings: Finding[] = [];
+    wanted.forEach((expectation, index) => {
+      const value = values?.[index];
+      const verdict = values === undefined ? 'missing' : judgeRead(expectation, value);
+      if (verdict === 'ok') return;
+      findings.push({
+        key: expectation.key, site: member.site, member: member.name, verdict, shown: shownWrite(value), expectedVersion: expectation.version,
+      });
+    });
+    return findings;
   }
 
   /** What each subscription saw, one entry per server incarnation. */
   subscribers(): SubscriberFigures[] {
     return this.incarnations.map(({ member, pid, counter }) => ({
-      member: member.name, pid, events: counter.events, duplicates: counter.duplicates, foreign: counter.foreign, duplicateExamples: [...counter.examples],
+      member: member.name,
+      pid,
+      events: counter.events,
+      duplicates: counter.duplicates,
+      foreign: counter.foreign,
+      duplicateExamples: [...counter.examples],
     }));
   }
 
@@ -125,6 +126,9 @@ export function forEveryServer(grid: Grid, expectations: readonly Expectation[])
 }
 
 /** Findings back to expectations, per server, for the next poll. */
-export function stillExpected(findings: ReadonlyMap<string, readonly Finding[]>, byKey: ReadonlyMap<string, Expectation>): Map<string, Expectation[]> {
+export function stillExpected(
+  findings: ReadonlyMap<string, readonly Finding[]>,
+  byKey: ReadonlyMap<string, Expectation>,
+): Map<string, Expectation[]> {
   return new Map([...findings].map(([member, list]) => [member, list.map((finding) => byKey.get(finding.key)!)]));
 }

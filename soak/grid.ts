@@ -81,8 +81,8 @@ function serverConfig(site: SiteId, settings: SiteSettings, receiverPort: number
   if (settings.sends) {
     lines.push(
       'gateway-senders:',
-      `  ${senderId(remote)}: { remote-site-id: ${remote}, batch-size: ${SENDER_BATCH_SIZE}, batch-time-interval: ${SENDER_BATCH_TIME_INTERVAL_MS}, ` +
-        `persistent: ${settings.queuePersistent} }`,
+      `  ${senderId(remote)}: { remote-site-id: ${remote}, batch-size: ${SENDER_BATCH_SIZE}, ` +
+        `batch-time-interval: ${SENDER_BATCH_TIME_INTERVAL_MS}, persistent: ${settings.queuePersistent} }`,
     );
   }
   lines.push(`gateway-receiver: { start-port: ${receiverPort}, end-port: ${receiverPort} }`, '');
@@ -119,7 +119,8 @@ export class Grid {
         const dir = join(root, name);
         mkdirSync(dir, { recursive: true });
         writeFileSync(join(dir, 'strait.yaml'), serverConfig(site, settings[site], await freePort()));
-        await grid.startNew('server', name, site, ['--server-port', '0', '--site-id', String(site), '--locators', grid.locatorAddress(site)]);
+        const flags = ['--server-port', '0', '--site-id', String(site), '--locators', grid.locatorAddress(site)];
+        await grid.startNew('server', name, site, flags);
       }
     }
     await grid.waitSendersConnected();
@@ -148,7 +149,9 @@ export class Grid {
   private async startNew(role: MemberRole, name: string, site: SiteId, flags: readonly string[]): Promise<Member> {
     const dir = join(this.root, name);
     const started = await startMember(this.cleanup, role, name, dir, flags);
-    const member: Member = { role, name, site, dir, flags, pid: started.pid, address: started.address, adminUrl: started.adminUrl, running: true, pids: [started.pid] };
+    const member: Member = {
+      role, name, site, dir, flags, pid: started.pid, address: started.address, adminUrl: started.adminUrl, running: true, pids: [started.pid],
+    };
     this.members.push(member);
     return member;
   }
@@ -160,7 +163,9 @@ export class Grid {
       member.running = false;
     }
     for (const member of members) {
-      if (!(await waitForExit(member.pid, KILL_EXIT_TIMEOUT_MS))) throw new Error(`${member.name} (pid ${member.pid}) still runs ${KILL_EXIT_TIMEOUT_MS} ms after SIGKILL`);
+      if (!(await waitForExit(member.pid, KILL_EXIT_TIMEOUT_MS))) {
+        throw new Error(`${member.name} (pid ${member.pid}) still runs ${KILL_EXIT_TIMEOUT_MS} ms after SIGKILL`);
+      }
       this.cleanup.forget(member.pid);
     }
   }
@@ -186,7 +191,8 @@ export class Grid {
   async statusClient(site: SiteId): Promise<StraitClient> {
     let client = this.statusClients.get(site);
     if (client === undefined) {
-      client = await connect({ locators: this.locatorAddress(site), name: `soak-status-${site}`, requestTimeoutMs: STATUS_REQUEST_TIMEOUT_MS });
+      const locators = this.locatorAddress(site);
+      client = await connect({ locators, name: `soak-status-${site}`, requestTimeoutMs: STATUS_REQUEST_TIMEOUT_MS });
       this.statusClients.set(site, client);
     }
     return client;
@@ -208,7 +214,10 @@ export class Grid {
   async primarySender(site: SiteId): Promise<Member> {
     const copies = await this.senderCopies(site);
     const primary = copies.find((copy) => copy.role === 'primary');
-    if (primary === undefined) throw new Error(`no primary copy of ${senderId(otherSite(site))} at site ${site}: ${JSON.stringify(copies.map((copy) => [copy.member, copy.role, copy.state]))}`);
+    if (primary === undefined) {
+      const seen = JSON.stringify(copies.map((copy) => [copy.member, copy.role, copy.state]));
+      throw new Error(`no primary copy of ${senderId(otherSite(site))} at site ${site}: ${seen}`);
+    }
     return this.member(primary.member);
   }
 
@@ -224,10 +233,14 @@ export class Grid {
   async receivingServer(sendingSite: SiteId): Promise<Member> {
     const copies = await this.senderCopies(sendingSite);
     const connected = copies.find((copy) => copy.role === 'primary')?.connectedReceiver ?? null;
-    if (connected === null) throw new Error(`the primary of ${senderId(otherSite(sendingSite))} at site ${sendingSite} is connected to no receiver`);
-    const receivers = await (await this.statusClient(otherSite(sendingSite))).gatewayReceivers({ signal: AbortSignal.timeout(STATUS_REQUEST_TIMEOUT_MS) });
+    const receivingSite = otherSite(sendingSite);
+    if (connected === null) throw new Error(`the primary of ${senderId(receivingSite)} at site ${sendingSite} is connected to no receiver`);
+    const client = await this.statusClient(receivingSite);
+    const receivers = await client.gatewayReceivers({ signal: AbortSignal.timeout(STATUS_REQUEST_TIMEOUT_MS) });
     const holder = receivers.find((receiver) => receiver.address.port === connected.port);
-    if (holder === undefined) throw new Error(`no receiver of site ${otherSite(sendingSite)} listens on port ${connected.port}: ${JSON.stringify(receivers)}`);
+    if (holder === undefined) {
+      throw new Error(`no receiver of site ${receivingSite} listens on port ${connected.port}: ${JSON.stringify(receivers)}`);
+    }
     return this.member(holder.member);
   }
 
@@ -245,7 +258,9 @@ export class Grid {
           return false;
         }
       }, SENDERS_CONNECT_TIMEOUT_MS, 200);
-      if (!connected) throw new Error(`${senderId(otherSite(site))} at site ${site} not connected within ${SENDERS_CONNECT_TIMEOUT_MS} ms: ${last}`);
+      if (!connected) {
+        throw new Error(`${senderId(otherSite(site))} at site ${site} not connected within ${SENDERS_CONNECT_TIMEOUT_MS} ms: ${last}`);
+      }
     }
   }
 
@@ -283,7 +298,9 @@ export class Grid {
 
   /** `strait resume gateway-sender --id <sender of site> --replay-dead-letters`, as an operator runs it. */
   async replayDeadLetters(site: SiteId): Promise<string> {
-    const args = ['resume', 'gateway-sender', '--id', senderId(otherSite(site)), '--replay-dead-letters', '--locator', this.locatorAddress(site), '--json'];
+    const args = [
+      'resume', 'gateway-sender', '--id', senderId(otherSite(site)), '--replay-dead-letters', '--locator', this.locatorAddress(site), '--json',
+    ];
     const result = await strait(args);
     if (result.status !== 0) throw new Error(`strait ${args.join(' ')} exited ${result.status}: ${result.stderr.trim()}`);
     let answer = result.stdout.trim();
@@ -297,7 +314,8 @@ export class Grid {
 
   /** One series of a member's Prometheus metrics (`GET /metrics`), summed over its labels; undefined if absent or unreachable. */
   async metric(member: Member, name: string): Promise<number | undefined> {
-    const response = await fetch(`${member.adminUrl}/metrics`, { signal: AbortSignal.timeout(STATUS_REQUEST_TIMEOUT_MS) }).catch(() => undefined);
+    const signal = AbortSignal.timeout(STATUS_REQUEST_TIMEOUT_MS);
+    const response = await fetch(`${member.adminUrl}/metrics`, { signal }).catch(() => undefined);
     if (response === undefined || !response.ok) return undefined;
     let sum: number | undefined;
     for (const line of (await response.text()).split('\n')) {

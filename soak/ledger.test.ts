@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { DeliveryCounter, judgeRead, parseWriteValue, summarizeLosses, writeValue, WriteLedger, type Expectation, type Finding } from './ledger.ts';
+import {
+  DeliveryCounter, judgeRead, parseWriteValue, shownWrite, summarizeLosses, writeValue, WriteLedger, type Expectation, type Finding,
+} from './ledger.ts';
 
 test('a write value carries its identity and is padded to the size asked', () => {
   const value = writeValue('s1-0000042', 3, 64);
@@ -28,6 +30,12 @@ test('judgeRead: missing, older, foreign and ok', () => {
   assert.equal(judgeRead(expected, writeValue('k', 4, 10)), 'foreign');
   assert.equal(judgeRead(expected, writeValue('other', 2, 10)), 'foreign');
   assert.equal(judgeRead(expected, 'garbage'), 'foreign');
+});
+
+test('a finding shows the write a server held, or a clip of a foreign value', () => {
+  assert.equal(shownWrite(writeValue('k', 2, 100)), 'k@2');
+  assert.equal(shownWrite(undefined), undefined);
+  assert.equal(shownWrite({ other: 'x'.repeat(100) })!.length, 40);
 });
 
 test('the ledger numbers versions per key, counts outcomes and expects the newest acknowledged version', () => {

@@ -30,6 +30,8 @@ export type ReadVerdict = 'ok' | 'missing' | 'older' | 'foreign';
 const IDENTITY_END = '|';
 /** Examples kept of each kind of finding. */
 const EXAMPLES_MAX = 10;
+/** Characters of a foreign value kept in a finding. */
+const SHOWN_CHARS_MAX = 40;
 
 /** The value of write `key@version`, padded with `x` to `valueBytes` characters (ASCII). */
 export function writeValue(key: string, version: number, valueBytes: number): string {
@@ -47,6 +49,14 @@ export function parseWriteValue(value: unknown): { key: string; version: number 
   const version = Number(value.slice(at + 1, end));
   if (!Number.isSafeInteger(version) || version < 1) return undefined;
   return { key: value.slice(0, at), version };
+}
+
+/** What a value read back shows, for a finding: its write identity, or a clip of anything else. */
+export function shownWrite(value: unknown): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  const shown = parseWriteValue(value);
+  if (shown !== undefined) return `${shown.key}@${shown.version}`;
+  return JSON.stringify(value).slice(0, SHOWN_CHARS_MAX);
 }
 
 /**

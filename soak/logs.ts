@@ -54,7 +54,12 @@ export function digestLogLines(logs: readonly { member: string; text: string }[]
   return [...groups.values()]
     .sort((a, b) => b.level - a.level || b.count - a.count || a.member.localeCompare(b.member))
     .slice(0, MESSAGES_MAX)
-    .map((group) => ({ member: group.member, level: LEVEL_NAMES[group.level] ?? String(group.level), example: group.example, count: group.count }));
+    .map((group) => ({
+      member: group.member,
+      level: LEVEL_NAMES[group.level] ?? String(group.level),
+      example: group.example,
+      count: group.count,
+    }));
 }
 
 /** Each member's log file, `<dir>/<name>.log` (every incarnation appends to it). */

@@ -67,7 +67,8 @@ async function main(): Promise<number> {
 
   const machine = describeMachine('redis: not used', await measureCpuBusy(1000));
   say(formatMachine(machine).split('\n').filter((line) => !line.includes('redis')).join('\n'));
-  say(`soak: rows ${options.rows.join(', ')}; ${options.durationSeconds} s of load per row at ${options.ratePerSecond} writes/s; seed ${options.seed}`);
+  say(`soak: rows ${options.rows.join(', ')}; ${options.durationSeconds} s of load per row at ${options.ratePerSecond} writes/s; ` +
+    `seed ${options.seed}`);
   say(`repeat with: ${reproduceCommand(options)}\n`);
 
   const startedMs = performance.now();

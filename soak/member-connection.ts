@@ -45,7 +45,9 @@ export class MemberConnection {
       let opened: MemberConnection | undefined;
       const connection = Connection.open(runtime, address, options, {
         onOpen: () => resolve(opened!),
-        onRequest: (_connection, _request, reply) => reply.fail(new StraitError('STRAIT_MESSAGE_INVALID', { peer: member, reason: 'the soak serves no requests' })),
+        onRequest: (_connection, _request, reply) => {
+          reply.fail(new StraitError('STRAIT_MESSAGE_INVALID', { peer: member, reason: 'the soak serves no requests' }));
+        },
         onPush: (_connection, op: PushOp, body) => {
           if (op !== 'event') return;
           const event = body as { subscription: number; key: string; value: Uint8Array | null };

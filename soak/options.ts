@@ -4,7 +4,9 @@
 import { parseArgs } from 'node:util';
 
 /** The rows of the fault matrix, in the order they run. */
-export const ROW_NAMES = ['primary-sender', 'secondary-sender', 'receiver', 'locator', 'site', 'missing-region', 'slow-subscriber'] as const;
+export const ROW_NAMES = [
+  'primary-sender', 'secondary-sender', 'receiver', 'locator', 'site', 'missing-region', 'slow-subscriber',
+] as const;
 export type RowName = (typeof ROW_NAMES)[number];
 
 export interface SoakOptions {
@@ -67,9 +69,14 @@ function integerIn(text: string | undefined, flag: string, min: number, max: num
 function parseRows(text: string | undefined): RowName[] {
   if (text === undefined) return [...ROW_NAMES];
   const names = text.split(',').map((name) => name.trim()).filter((name) => name.length > 0);
-  if (names.length === 0) throw new UsageError(`--rows takes a comma-separated list of ${ROW_NAMES.join(', ')}, got ${JSON.stringify(text)}`);
+  if (names.length === 0) {
+    throw new UsageError(`--rows takes a comma-separated list of ${ROW_NAMES.join(', ')}, got ${JSON.stringify(text)}`);
+  }
   const unknown = names.filter((name) => !(ROW_NAMES as readonly string[]).includes(name));
-  if (unknown.length > 0) throw new UsageError(`--rows: unknown row ${unknown.map((name) => JSON.stringify(name)).join(', ')}; the rows are ${ROW_NAMES.join(', ')}`);
+  if (unknown.length > 0) {
+    const named = unknown.map((name) => JSON.stringify(name)).join(', ');
+    throw new UsageError(`--rows: unknown row ${named}; the rows are ${ROW_NAMES.join(', ')}`);
+  }
   // Matrix order, each row once, whatever order they were named in.
   return ROW_NAMES.filter((name) => names.includes(name));
 }
@@ -102,13 +109,14 @@ export function parseOptions(args: readonly string[], randomSeed: () => number):
   const values = parsed.values;
   if (values.help === true) return undefined;
   const quick = values.quick === true;
+  const durationSeconds = integerIn(values['duration-s'], '--duration-s', DURATION_SECONDS_MIN, DURATION_SECONDS_MAX);
+  const convergeTimeoutSeconds = integerIn(values['converge-timeout-s'], '--converge-timeout-s', 1, CONVERGE_TIMEOUT_SECONDS_MAX);
   return {
     quick,
     rows: parseRows(values.rows),
-    durationSeconds: integerIn(values['duration-s'], '--duration-s', DURATION_SECONDS_MIN, DURATION_SECONDS_MAX) ?? (quick ? DURATION_SECONDS_QUICK : DURATION_SECONDS_DEFAULT),
+    durationSeconds: durationSeconds ?? (quick ? DURATION_SECONDS_QUICK : DURATION_SECONDS_DEFAULT),
     ratePerSecond: integerIn(values.rate, '--rate', 1, RATE_PER_SECOND_MAX) ?? (quick ? RATE_PER_SECOND_QUICK : RATE_PER_SECOND_DEFAULT),
-    convergeTimeoutSeconds: integerIn(values['converge-timeout-s'], '--converge-timeout-s', 1, CONVERGE_TIMEOUT_SECONDS_MAX)
-      ?? (quick ? CONVERGE_TIMEOUT_SECONDS_QUICK : CONVERGE_TIMEOUT_SECONDS_DEFAULT),
+    convergeTimeoutSeconds: convergeTimeoutSeconds ?? (quick ? CONVERGE_TIMEOUT_SECONDS_QUICK : CONVERGE_TIMEOUT_SECONDS_DEFAULT),
     seed: integerIn(values.seed, '--seed', 0, SEED_MAX) ?? randomSeed() % (SEED_MAX + 1),
     keep: values.keep === true,
   };
@@ -116,5 +124,6 @@ export function parseOptions(args: readonly string[], randomSeed: () => number):
 
 /** The command that repeats a run: the same rows, duration, rate and seed. */
 export function reproduceCommand(options: SoakOptions, rows: readonly RowName[] = options.rows): string {
-  return `npm run soak -- --rows ${rows.join(',')} --duration-s ${options.durationSeconds} --rate ${options.ratePerSecond} --seed ${options.seed}`;
+  const { durationSeconds, ratePerSecond, seed } = options;
+  return `npm run soak -- --rows ${rows.join(',')} --duration-s ${durationSeconds} --rate ${ratePerSecond} --seed ${seed}`;
 }

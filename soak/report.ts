@@ -82,7 +82,9 @@ function formatMemory(memory: readonly MemberMemory[]): string {
   return `${Math.round(peak.peakMiB)} MiB ${peak.member} (+${Math.round(growth)})`;
 }
 
-export const TABLE_HEADER = ['row', 'acked', 'unacked', 'lost', 'duplicates applied', 'time to converge', 'peak anonymous memory', 'result'] as const;
+export const TABLE_HEADER = [
+  'row', 'acked', 'unacked', 'lost', 'duplicates applied', 'time to converge', 'peak anonymous memory', 'result',
+] as const;
 
 export function tableCells(result: RowResult): string[] {
   const writes = result.writes;
@@ -106,42 +108,79 @@ export function formatTable(results: readonly RowResult[]): string {
   return [line(TABLE_HEADER), `|${widths.map((width) => '-'.repeat(width + 2)).join('|')}|`, ...cells.map(line)].join('\n');
 }
 
+/** Log messages printed under a row; the results file keeps the rest. */
+const NOTES_LOG_MESSAGES_MAX = 8;
+
+function writerNote(writer: WriterFigures): string {
+  const errors = Object.entries(writer.errors).map(([code, count]) => `${code} ×${count}`).join(', ');
+  const skipped = writer.skipped > 0 ? `, ${writer.skipped} slots skipped while stalled` : '';
+  const failed = errors.length > 0 ? `; failed: ${errors}` : '';
+  const puts = `${writer.issued} puts in ${writer.seconds.toFixed(1)} s (target ${writer.targetPerSecond}/s)`;
+  return `  writer site ${writer.site}: ${puts}${skipped}${failed}`;
+}
+
+function lossNote(losses: LossSummary): string {
+  const { missing, older, foreign } = losses.byVerdict;
+  const examples = losses.examples.slice(0, 3).map((finding) => {
+    const shown = finding.shown === undefined ? '' : ` (shows ${finding.shown})`;
+    return `${finding.key}@${finding.expectedVersion} ${finding.verdict} at ${finding.member}${shown}`;
+  });
+  return `  lost: ${missing} missing, ${older} older, ${foreign} foreign (server × write); e.g. ${examples.join('; ')}`;
+}
+
+function duplicatesNote(subscribers: readonly SubscriberFigures[]): string | undefined {
+  const applied = subscribers.filter((subscriber) => subscriber.duplicates > 0);
+  if (applied.length === 0) return undefined;
+  const parts = applied.map((subscriber) => {
+    const examples = subscriber.duplicateExamples.length > 0 ? `, e.g. ${subscriber.duplicateExamples.slice(0, 2).join(', ')}` : '';
+    return `${subscriber.duplicates} at ${subscriber.member} (pid ${subscriber.pid})${examples}`;
+  });
+  return `  applied twice: ${parts.join('; ')}`;
+}
+
+function growth(member: MemberMemory): string {
+  return `+${(member.peakMiB - member.firstMiB).toFixed(0)} MiB`;
+}
+
+/** The fault's member against its site's other servers, which carry the same data and load. */
+function watchedNote(memory: readonly MemberMemory[], name: string | undefined): string | undefined {
+  const watched = memory.find((member) => member.member === name);
+  if (watched === undefined) return undefined;
+  const site = /^server(\d+)-/.exec(watched.member)?.[1];
+  const peers = memory.filter((member) => member !== watched && site !== undefined && member.member.startsWith(`server${site}-`));
+  const against = peers.length > 0 ? ` against ${peers.map((peer) => `${growth(peer)} at ${peer.member}`).join(', ')}` : '';
+  return `  ${watched.member} (the fault's member): anonymous memory first ${watched.firstMiB.toFixed(0)}, ` +
+    `peak ${watched.peakMiB.toFixed(0)} at ${watched.peakAtSeconds.toFixed(0)} s, last ${watched.lastMiB.toFixed(0)} MiB: ` +
+    `${growth(watched)}${against}`;
+}
+
 /** The lines printed under the table for one row: what was done and what went wrong. */
 export function rowNotes(result: RowResult): string[] {
   const notes = [`${result.row} (seed ${result.seed}): ${result.summary}`];
-  if (result.fault !== undefined) notes.push(`  fault at ${result.timeline.faultAtSeconds?.toFixed(1)} s: ${result.fault}`);
-  if (result.recovery !== undefined) notes.push(`  recovered at ${result.timeline.recoveredAtSeconds?.toFixed(1)} s: ${result.recovery}`);
+  const { faultAtSeconds, recoveredAtSeconds } = result.timeline;
+  if (result.fault !== undefined) notes.push(`  fault at ${faultAtSeconds?.toFixed(1)} s: ${result.fault}`);
+  if (result.recovery !== undefined) notes.push(`  recovered at ${recoveredAtSeconds?.toFixed(1)} s: ${result.recovery}`);
   if (result.error !== undefined) notes.push(`  ERROR: ${result.error}`);
-  for (const writer of result.writers) {
-    const errors = Object.entries(writer.errors).map(([code, count]) => `${code} ×${count}`).join(', ');
-    notes.push(`  writer site ${writer.site}: ${writer.issued} puts in ${writer.seconds.toFixed(1)} s (target ${writer.targetPerSecond}/s)` +
-      `${writer.skipped > 0 ? `, ${writer.skipped} slots skipped while stalled` : ''}${errors.length > 0 ? `; failed: ${errors}` : ''}`);
+  notes.push(...result.writers.map(writerNote));
+  if (result.drainSeconds !== undefined) {
+    notes.push(`  every acknowledged write at every server ${formatSeconds(result.drainSeconds)} after the load stopped`);
   }
-  if (result.drainSeconds !== undefined) notes.push(`  every acknowledged write at every server ${formatSeconds(result.drainSeconds)} after the load stopped`);
-  if (result.losses !== undefined && result.losses.lost > 0) {
-    const { missing, older, foreign } = result.losses.byVerdict;
-    notes.push(`  lost: ${missing} missing, ${older} older, ${foreign} foreign (server × write); e.g. ${result.losses.examples.slice(0, 3)
-      .map((finding) => `${finding.key}@${finding.expectedVersion} ${finding.verdict} at ${finding.member}${finding.shown === undefined ? '' : ` (shows ${finding.shown})`}`).join('; ')}`);
-  }
-  const duplicates = result.subscribers.filter((subscriber) => subscriber.duplicates > 0);
-  if (duplicates.length > 0) {
-    notes.push(`  applied twice: ${duplicates.map((subscriber) => `${subscriber.duplicates} at ${subscriber.member} (pid ${subscriber.pid})` +
-      `${subscriber.duplicateExamples.length > 0 ? `, e.g. ${subscriber.duplicateExamples.slice(0, 2).join(', ')}` : ''}`).join('; ')}`);
-  }
+  if (result.losses !== undefined && result.losses.lost > 0) notes.push(lossNote(result.losses));
+  const duplicates = duplicatesNote(result.subscribers);
+  if (duplicates !== undefined) notes.push(duplicates);
   for (const exit of result.unexpectedExits) notes.push(`  ${exit.member} (pid ${exit.pid}) exited by itself at ${exit.atSeconds.toFixed(1)} s`);
   const peak = peakMemory(result.memory);
-  if (peak !== undefined) notes.push(`  peak anonymous memory: ${peak.peakMiB.toFixed(0)} MiB at ${peak.member} at ${peak.peakAtSeconds.toFixed(0)} s (first ${peak.firstMiB.toFixed(0)}, last ${peak.lastMiB.toFixed(0)} MiB)`);
-  const watched = result.memory.find((member) => member.member === result.watchedMember);
-  if (watched !== undefined) {
-    // Its site's other servers carry the same data and load: the difference is the fault's.
-    const site = /^server(\d+)-/.exec(watched.member)?.[1];
-    const peers = result.memory.filter((member) => member !== watched && site !== undefined && member.member.startsWith(`server${site}-`));
-    const growth = (member: MemberMemory): string => `+${(member.peakMiB - member.firstMiB).toFixed(0)} MiB`;
-    notes.push(`  ${watched.member} (the fault's member): anonymous memory first ${watched.firstMiB.toFixed(0)}, peak ${watched.peakMiB.toFixed(0)} at ` +
-      `${watched.peakAtSeconds.toFixed(0)} s, last ${watched.lastMiB.toFixed(0)} MiB: ${growth(watched)}` +
-      `${peers.length > 0 ? ` against ${peers.map((peer) => `${growth(peer)} at ${peer.member}`).join(', ')}` : ''}`);
+  if (peak !== undefined) {
+    notes.push(`  peak anonymous memory: ${peak.peakMiB.toFixed(0)} MiB at ${peak.member} at ${peak.peakAtSeconds.toFixed(0)} s ` +
+      `(first ${peak.firstMiB.toFixed(0)}, last ${peak.lastMiB.toFixed(0)} MiB)`);
   }
-  for (const message of result.logs.slice(0, 8)) notes.push(`  log ${message.level} ${message.member} ×${message.count}: ${message.example}`);
-  if (result.logs.length > 8) notes.push(`  … ${result.logs.length - 8} more kinds of warning in the results file`);
+  const watched = watchedNote(result.memory, result.watchedMember);
+  if (watched !== undefined) notes.push(watched);
+  for (const message of result.logs.slice(0, NOTES_LOG_MESSAGES_MAX)) {
+    notes.push(`  log ${message.level} ${message.member} ×${message.count}: ${message.example}`);
+  }
+  if (result.logs.length > NOTES_LOG_MESSAGES_MAX) {
+    notes.push(`  … ${result.logs.length - NOTES_LOG_MESSAGES_MAX} more kinds of warning in the results file`);
+  }
   return notes;
 }

@@ -110,7 +110,9 @@ async function stallSubscriber(context: FaultContext): Promise<InjectedFault> {
   };
   context.cleanup.add('slow subscriber', pid, kill);
   const server = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`slow subscriber did not subscribe within ${SUBSCRIBER_READY_TIMEOUT_MS} ms: ${stderr}`)), SUBSCRIBER_READY_TIMEOUT_MS);
+    const timer = setTimeout(() => {
+      reject(new Error(`slow subscriber did not subscribe within ${SUBSCRIBER_READY_TIMEOUT_MS} ms: ${stderr}`));
+    }, SUBSCRIBER_READY_TIMEOUT_MS);
     createInterface({ input: child.stdout }).once('line', (line) => {
       clearTimeout(timer);
       if (line.startsWith('subscribed ')) resolve(line.slice('subscribed '.length));
@@ -125,8 +127,8 @@ async function stallSubscriber(context: FaultContext): Promise<InjectedFault> {
   const serverMember = context.grid.member(server);
   const connections = async (): Promise<string> => String(await context.grid.metric(serverMember, 'strait_client_connections') ?? 'unknown');
   return {
-    description: `slow subscriber (pid ${pid}) subscribed ${SLOW_SUBSCRIPTIONS} times to ${SOAK_REGION} at ${server} (site 2), then stopped with SIGSTOP: ` +
-      'its connection stays open, nothing is read',
+    description: `slow subscriber (pid ${pid}) subscribed ${SLOW_SUBSCRIPTIONS} times to ${SOAK_REGION} at ${server} (site 2), ` +
+      'then stopped with SIGSTOP: its connection stays open, nothing is read',
     watchedMember: server,
     recover: async () => {
       const before = await connections();
@@ -147,7 +149,9 @@ export const ROWS: readonly RowDefinition[] = [
     writingSites: [1, 2],
     valueBytes: () => VALUE_BYTES_DEFAULT,
     updateShare: UPDATE_SHARE_DEFAULT,
-    inject: async (context) => killAndRestart(context, [await context.grid.primarySender(1)], 'the primary sender to site 2; the secondary must take over'),
+    inject: async (context) => {
+      return killAndRestart(context, [await context.grid.primarySender(1)], 'the primary sender to site 2; the secondary must take over');
+    },
   },
   {
     name: 'secondary-sender',
@@ -165,7 +169,10 @@ export const ROWS: readonly RowDefinition[] = [
     writingSites: [1, 2],
     valueBytes: () => VALUE_BYTES_DEFAULT,
     updateShare: UPDATE_SHARE_DEFAULT,
-    inject: async (context) => killAndRestart(context, [await context.grid.receivingServer(1)], 'the receiving server of site 1 → site 2; the sender must move to the other receiver'),
+    inject: async (context) => {
+      const why = 'the receiving server of site 1 → site 2; the sender must move to the other receiver';
+      return killAndRestart(context, [await context.grid.receivingServer(1)], why);
+    },
   },
   {
     name: 'locator',
@@ -193,7 +200,7 @@ export const ROWS: readonly RowDefinition[] = [
   {
     name: 'missing-region',
     summary: 'site 2 lacks the region (site 1 → site 2 only); create it at site 2, then replay the dead letters',
-    sites: { 1: { ...IN_MEMORY, queuePersistent: false }, 2: { hasRegion: false, regionPersistent: false, sends: false, queuePersistent: false } },
+    sites: { 1: IN_MEMORY, 2: { hasRegion: false, regionPersistent: false, sends: false, queuePersistent: false } },
     writingSites: [1],
     valueBytes: () => VALUE_BYTES_DEFAULT,
     updateShare: UPDATE_SHARE_DEFAULT,
@@ -204,7 +211,9 @@ export const ROWS: readonly RowDefinition[] = [
         recover: async () => {
           const before = await context.grid.deadLetters(1);
           const created = await context.grid.createRegion(2, false);
-          if (!(await context.grid.waitRegionEverywhere(2, REGION_CREATE_TIMEOUT_MS))) throw new Error(`${SOAK_REGION} not on every server of site 2 within ${REGION_CREATE_TIMEOUT_MS} ms of ${created}`);
+          if (!(await context.grid.waitRegionEverywhere(2, REGION_CREATE_TIMEOUT_MS))) {
+            throw new Error(`${SOAK_REGION} not on every server of site 2 within ${REGION_CREATE_TIMEOUT_MS} ms of ${created}`);
+          }
           const replayed = await context.grid.replayDeadLetters(1);
           return `${before} dead letters at site 1; ${created}; ${replayed}`;
         },
@@ -213,7 +222,8 @@ export const ROWS: readonly RowDefinition[] = [
   },
   {
     name: 'slow-subscriber',
-    summary: `a subscriber at site 2 (${SLOW_SUBSCRIPTIONS} subscriptions on one connection) stops reading (SIGSTOP) with its connection open; killed at recovery`,
+    summary: `a subscriber at site 2 (${SLOW_SUBSCRIPTIONS} subscriptions on one connection) stops reading (SIGSTOP) ` +
+      'with its connection open; killed at recovery',
     sites: { 1: IN_MEMORY, 2: IN_MEMORY },
     writingSites: [1, 2],
     valueBytes: slowSubscriberValueBytes,

@@ -38,7 +38,14 @@ const SUBSCRIPTION_SETTLE_MS = 1_000;
  * time) passes. Resolves with the time it converged (undefined if not) and what was still wrong
  * at the last poll.
  */
-async function pollUntilConverged(audit: ServerAudit, ledger: WriteLedger, grid: Grid, expectations: readonly Expectation[], deadlineMs: number, stopped: () => boolean = () => false): Promise<{ convergedAtMs: number | undefined; findings: Finding[] }> {
+async function pollUntilConverged(
+  audit: ServerAudit,
+  ledger: WriteLedger,
+  grid: Grid,
+  expectations: readonly Expectation[],
+  deadlineMs: number,
+  stopped: () => boolean = () => false,
+): Promise<{ convergedAtMs: number | undefined; findings: Finding[] }> {
   const byKey = new Map(expectations.map((expectation) => [expectation.key, expectation]));
   let pending: Map<string, readonly Expectation[]> = forEveryServer(grid, expectations);
   let findings: Finding[] = [];
@@ -56,7 +63,13 @@ function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-export async function runRow(definition: RowDefinition, options: SoakOptions, cleanup: Cleanup, root: string, say: (line: string) => void): Promise<RowResult> {
+export async function runRow(
+  definition: RowDefinition,
+  options: SoakOptions,
+  cleanup: Cleanup,
+  root: string,
+  say: (line: string) => void,
+): Promise<RowResult> {
   const random = new SeededRandom(options.seed).fork(definition.name);
   const timeline = rowTimeline(options.durationSeconds, random.fork('timeline'));
   const directory = join(root, definition.name);
@@ -127,7 +140,8 @@ export async function runRow(definition: RowDefinition, options: SoakOptions, cl
     say(`[${definition.name}] ${recovery}`);
     const recoveredAt = recoveredAtMs;
     // Time to converge: every write acknowledged by the end of the recovery, at every server.
-    convergence = pollUntilConverged(watching, ledger, started, ledger.expectations(), loadStartMs + timeline.durationMs + convergeTimeoutMs, () => !auditing);
+    const convergeDeadlineMs = loadStartMs + timeline.durationMs + convergeTimeoutMs;
+    convergence = pollUntilConverged(watching, ledger, started, ledger.expectations(), convergeDeadlineMs, () => !auditing);
     void convergence.then(({ convergedAtMs }) => {
       if (convergedAtMs !== undefined) convergeSeconds = (convergedAtMs - recoveredAt) / 1000;
     });

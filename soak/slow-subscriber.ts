@@ -16,7 +16,10 @@ import { connect } from '../src/client/client.ts';
 const BUFFERED_EVENTS_MAX = 10_000_000;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { locators: { type: 'string' }, region: { type: 'string' }, subscriptions: { type: 'string', default: '1' } }, strict: true });
+  const { values } = parseArgs({
+    options: { locators: { type: 'string' }, region: { type: 'string' }, subscriptions: { type: 'string', default: '1' } },
+    strict: true,
+  });
   const count = Number(values.subscriptions);
   if (values.locators === undefined || values.region === undefined || !Number.isInteger(count) || count < 1) {
     throw new Error('usage: slow-subscriber.ts --locators <host[port]> --region <name> [--subscriptions N]');

@@ -75,7 +75,14 @@ export class SiteWriter {
     this.updateShare = load.updateShare;
   }
 
-  static async open(site: number, locators: string, region: string, ledger: WriteLedger, random: SeededRandom, load: WriterLoad): Promise<SiteWriter> {
+  static async open(
+    site: number,
+    locators: string,
+    region: string,
+    ledger: WriteLedger,
+    random: SeededRandom,
+    load: WriterLoad,
+  ): Promise<SiteWriter> {
     const client = await connect({ locators, name: `soak-writer-${site}`, requestTimeoutMs: WRITE_TIMEOUT_MS });
     return new SiteWriter(site, client, region, ledger, random, load);
   }
