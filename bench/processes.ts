@@ -1,8 +1,10 @@
-// Child processes of the benchmark: running a command to completion, finding free ports, and
-// the cleanup list that stops every process the benchmark started — on success, on failure,
-// on Ctrl-C, and (as a last resort, synchronously) when the bench process exits.
+// Child processes of the benchmark (and of the soak, which reuses them): running a command to
+// completion, finding free ports, and the cleanup list that stops every process the benchmark
+// started — on success, on failure, on Ctrl-C, and (as a last resort, synchronously) when the
+// bench process exits.
 
 import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -58,12 +60,23 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * True while `pid` runs. A zombie (exited, not yet reaped — the fate of every member `strait
+ * start` detached, under a container init that does not reap orphans) counts as gone.
+ */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as { code?: string }).code === 'EPERM';
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    // No /proc (not Linux), or it vanished between the two looks: trust kill(0).
+    return existsSync('/proc') ? false : true;
   }
 }
 
@@ -92,8 +105,11 @@ interface Started {
 export class Cleanup {
   private readonly started: Started[] = [];
   private stopping: Promise<void> | undefined;
+  /** Names the program in its messages on standard error. */
+  private readonly program: string;
 
-  constructor() {
+  constructor(program = 'bench') {
+    this.program = program;
     process.on('exit', () => this.killRemaining());
   }
 
@@ -107,6 +123,16 @@ export class Cleanup {
     if (index < 0) return;
     const [entry] = this.started.splice(index, 1);
     await this.stopEntry(entry!);
+  }
+
+  /**
+   * Forgets a process without stopping it: one that is already gone (killed on purpose). Its
+   * stop action must not run later — it may act on the member's directory, which by then
+   * belongs to the process restarted in it.
+   */
+  forget(pid: number): void {
+    const index = this.started.findIndex((entry) => entry.pid === pid);
+    if (index >= 0) this.started.splice(index, 1);
   }
 
   /** Stops everything still listed, newest first. Safe to call more than once. */
@@ -123,7 +149,7 @@ export class Cleanup {
     try {
       await entry.stop();
     } catch (error) {
-      process.stderr.write(`bench: stopping ${entry.label} (pid ${entry.pid}) failed: ${error instanceof Error ? error.message : String(error)}; sending SIGKILL\n`);
+      process.stderr.write(`${this.program}: stopping ${entry.label} (pid ${entry.pid}) failed: ${error instanceof Error ? error.message : String(error)}; sending SIGKILL\n`);
       try {
         process.kill(entry.pid, 'SIGKILL');
       } catch {
@@ -136,7 +162,7 @@ export class Cleanup {
     for (const entry of this.started) {
       try {
         process.kill(entry.pid, 'SIGTERM');
-        process.stderr.write(`bench: sent SIGTERM to ${entry.label} (pid ${entry.pid}) on exit\n`);
+        process.stderr.write(`${this.program}: sent SIGTERM to ${entry.label} (pid ${entry.pid}) on exit\n`);
       } catch {
         // Already gone.
       }

@@ -58,6 +58,7 @@ export const LAYERS: Readonly<Record<string, readonly string[]>> = {
   [CLI]: [ERRORS, RUNTIME, MEMORY_STORAGE, PROTOCOL, CORE, CONFIG, CLIENT, ADMIN, RUNTIME_NODE, TOOLS],
   'src/lint.ts': [],
   'bench/': ['src/'],
+  'soak/': ['src/', 'bench/'],
   'bin/': ['src/cli/main.ts'],
 };
 
@@ -67,7 +68,7 @@ export const LAYERS: Readonly<Record<string, readonly string[]>> = {
  * yields to the real event loop between simulated steps (`setImmediate` from node:timers/promises).
  */
 export const EDGE: readonly string[] = [
-  RUNTIME_NODE, CLI, ADMIN, TOOLS, 'src/sim/drive.ts', 'src/lint.ts', 'bench/', 'bin/',
+  RUNTIME_NODE, CLI, ADMIN, TOOLS, 'src/sim/drive.ts', 'src/lint.ts', 'bench/', 'soak/', 'bin/',
 ];
 
 /** Node built-ins that only compute; outside the edge a built-in import must be one of these. */
@@ -109,7 +110,7 @@ const TIMERS = new Set(['setTimeout', 'setInterval', 'setImmediate']);
 
 /** Whether a file is linted at all: sources under src/, bench/ and bin/, but not tests. */
 export function isLinted(path: string): boolean {
-  if (!/^(src|bench|bin)\//.test(path) || !/\.(ts|js)$/.test(path)) return false;
+  if (!/^(src|bench|soak|bin)\//.test(path) || !/\.(ts|js)$/.test(path)) return false;
   return !/(\.test\.ts|-test-suite\.ts|\.test-support\.ts)$/.test(path);
 }
 
@@ -232,7 +233,7 @@ function sourceFiles(root: string, directory: string): string[] {
 /** Lints the tree: violations not known as pending, then the pending ones that were found. */
 export function lintTree(root: string): { violations: Violation[]; pending: Violation[] } {
   const found: Violation[] = [];
-  for (const top of ['src', 'bench', 'bin']) {
+  for (const top of ['src', 'bench', 'soak', 'bin']) {
     for (const path of sourceFiles(root, top)) found.push(...lintSource(path, readFileSync(join(root, path), 'utf8')));
   }
   const isPending = (violation: Violation): boolean =>
