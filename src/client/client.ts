@@ -3,8 +3,11 @@
 //
 // The client asks a locator for the least-loaded server and keeps one connection to it, with
 // many requests in flight (pipelining). When that server dies the client moves to another one
-// and retries the requests that were in flight; a retried write may reach the grid twice, with
-// the same value. Values are encoded with msgpack, so any msgpack-able value round-trips.
+// and retries the requests that were in flight. Every write carries a request id it keeps
+// across retries, and the servers remember the ids they applied (the site's replication carries
+// them), so a retry is applied once: it can't overwrite a newer write under a new version tag,
+// and a retried remove reports what the first attempt found. Values are encoded with msgpack,
+// so any msgpack-able value round-trips.
 //
 // What is retried is decided once, by the error registry's `retryable` flag (src/errors.ts):
 // a retryable failure (connection lost, timeout, server not ready or no longer a member, no
@@ -160,6 +163,9 @@ export class StraitClient {
   private connecting: Promise<Connection> | undefined;
   private readonly subscriptions = new Set<SubscriptionSink>();
   private closed = false;
+  /** Names this client's writes (random per client), so servers recognise a retried write. */
+  private readonly clientId: string;
+  private writeCounter = 0;
 
   /** Use `connect()`. */
   constructor(runtime: Runtime, locators: readonly Address[], options: ConnectOptions, ownsRuntime: (() => void) | undefined) {
@@ -168,12 +174,22 @@ export class StraitClient {
     this.locators = locators;
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.keepAlive = options.keepAlive;
+    this.clientId = `${options.name ?? 'client'}:${runtime.random.int(0x7fffffff).toString(36)}${runtime.random.int(0x7fffffff).toString(36)}`;
     this.options = {
       local: { role: 'client', name: options.name ?? 'client', site: null },
       frameBytesMax: 64 * 1024 * 1024,
       requestTimeoutMs: this.requestTimeoutMs,
       requestsInFlightMax: options.requestsInFlightMax ?? 10_000,
     };
+  }
+
+  /**
+   * A new id for one write. The write keeps it across every retry and failover, so a server
+   * that already applied it (or learned it from the server that did) does not apply it again.
+   */
+  nextRequestId(): string {
+    this.writeCounter += 1;
+    return `${this.clientId}:${this.writeCounter}`;
   }
 
   /** The server this client currently talks to, if connected. */
@@ -567,18 +583,18 @@ export class ClientRegion<V = unknown> {
 
   /** Resolves once every server hosting the region has applied the write. */
   async put(key: string, value: V, options: RequestOptions = {}): Promise<void> {
-    await this.client.request('put', { region: this.name, key, value: encodeValue(value) }, options);
+    await this.client.request('put', { region: this.name, key, value: encodeValue(value), requestId: this.client.nextRequestId() }, options);
   }
 
   async putAll(entries: Iterable<readonly [string, V]>, options: RequestOptions = {}): Promise<void> {
     const encoded: [string, Uint8Array][] = [];
     for (const [key, value] of entries) encoded.push([key, encodeValue(value)]);
-    await this.client.request('putAll', { region: this.name, entries: encoded }, options);
+    await this.client.request('putAll', { region: this.name, entries: encoded, requestId: this.client.nextRequestId() }, options);
   }
 
   /** Resolves true if the key held a value. */
   async remove(key: string, options: RequestOptions = {}): Promise<boolean> {
-    return (await this.client.request('remove', { region: this.name, key }, options)).existed;
+    return (await this.client.request('remove', { region: this.name, key, requestId: this.client.nextRequestId() }, options)).existed;
   }
 
   async keys(options: RequestOptions = {}): Promise<string[]> {

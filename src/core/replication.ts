@@ -68,7 +68,12 @@ interface QueuedEntry {
   readonly gateway: boolean;
   readonly entry: WireEntry;
   readonly write: PendingWrite | undefined;
+  /** The client request this entry starts, so the replicas remember its id (retries). */
+  readonly request: ClientRequest | undefined;
 }
+
+/** A client write's request id and, for a remove, whether the key held a value. */
+export type ClientRequest = readonly [id: string, existed: boolean];
 
 /** Batches in flight per peer, at most. */
 export const REPLICATION_BATCHES_IN_FLIGHT_MAX = 8;
@@ -117,10 +122,10 @@ export class ReplicationChannel {
     return this.queue.length - this.queueHead;
   }
 
-  enqueue(region: string, entry: WireEntry, write: PendingWrite | undefined, gateway: boolean): void {
+  enqueue(region: string, entry: WireEntry, write: PendingWrite | undefined, gateway: boolean, request?: ClientRequest): void {
     if (this.closed) return;
     write?.expect();
-    this.queue.push({ region, entry, write, gateway });
+    this.queue.push({ region, entry, write, gateway, request });
     // Send once the current handler is done, so every write taken from one network chunk
     // (pipelined clients) travels in one replicate message.
     if (this.pumpScheduled) return;
@@ -184,7 +189,10 @@ export class ReplicationChannel {
     this.inFlight.add(batch);
     const region = batch[0]!.region;
     const entries = batch.map((queued) => queued.entry);
-    const body = batch[0]!.gateway ? { region, entries, gateway: true } : { region, entries };
+    const requests = batch.flatMap((queued) => (queued.request === undefined ? [] : [[...queued.request] as [string, boolean]]));
+    const body = {
+      region, entries, ...(batch[0]!.gateway ? { gateway: true } : {}), ...(requests.length > 0 ? { requests } : {}),
+    };
     this.pool.get(this.address).request('replicate', body, (error) => {
       // Closed meanwhile: `close` already released this batch's writes.
       if (!this.inFlight.delete(batch)) return;

@@ -2,6 +2,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { StraitError } from '../errors.ts';
+import { decodeValue, encodeValue } from '../client/client.ts';
+import { Connection } from '../protocol/connection.ts';
+import type { RequestBody, ResponseBody } from '../protocol/messages.ts';
 import { CONNECTION_BUFFERED_BYTES_MAX } from './server.ts';
 import { SimSite } from './sim-site.test-support.ts';
 
@@ -106,4 +109,36 @@ test('creating a region that exists elsewhere with other settings fails with tha
   site.server('server-1').admin.createRegion({ name: 'S', type: 'replicate', persistent: false }, (error) => { outcome = error?.code ?? 'ok'; });
   await site.waitFor('answered', () => outcome !== undefined);
   assert.equal(outcome, 'STRAIT_REGION_EXISTS');
+});
+
+/** A raw protocol connection from a new simulated host to one server, for sending exact requests. */
+function rawClient(site: SimSite, server: string): Connection {
+  const runtime = site.sim.host(`raw-${server}-${site.sim.nowMs}`).runtime();
+  const address = site.server(server).admin.status().info.address;
+  return Connection.open(runtime, address, { local: { role: 'client', name: 'raw', site: null }, frameBytesMax: 1 << 24, requestTimeoutMs: 5000, requestsInFlightMax: 100 },
+    { onOpen: () => {}, onRequest: () => {}, onPush: () => {}, onClose: () => {} });
+}
+
+function send<Op extends 'put' | 'remove'>(site: SimSite, connection: Connection, op: Op, body: RequestBody<Op>): Promise<ResponseBody<Op>> {
+  return site.settle(new Promise((resolve, reject) => connection.request(op, body, (error, response) => (error === undefined ? resolve(response!) : reject(error)))));
+}
+
+test('a write retried on another server under the same request id is not applied again, so it cannot overwrite a newer write', async () => {
+  const site = new SimSite({ servers: 2 });
+  await site.waitFor('site ready', () => site.ready());
+  const toFirst = rawClient(site, 'server-1');
+  const toSecond = rawClient(site, 'server-2');
+  const value = (text: string) => encodeValue(text);
+  await send(site, toFirst, 'put', { region: 'R', key: 'k', value: value('first'), requestId: 'client-a:1' });
+  // A newer write by someone else, then client A's retry of its first write (it timed out and
+  // failed over): the retry must not win.
+  await send(site, toSecond, 'put', { region: 'R', key: 'k', value: value('newer'), requestId: 'client-b:1' });
+  await send(site, toSecond, 'put', { region: 'R', key: 'k', value: value('first'), requestId: 'client-a:1' });
+  for (const name of ['server-1', 'server-2']) assert.equal(decodeValue(site.server(name).region('R')!.get('k')!), 'newer', name);
+  // A retried remove reports what the first attempt found.
+  const removed = await send(site, toFirst, 'remove', { region: 'R', key: 'k', requestId: 'client-a:2' });
+  const retried = await send(site, toSecond, 'remove', { region: 'R', key: 'k', requestId: 'client-a:2' });
+  assert.deepEqual([removed.existed, retried.existed], [true, true]);
+  toFirst.close();
+  toSecond.close();
 });

@@ -508,18 +508,17 @@ export class Server {
     put: (_connection, body, reply) => {
       this.requireReady();
       this.checkValue(body.value);
-      this.writes.write(this.regions.require(body.region), [[body.key, body.value]], (error) => (error === undefined ? reply.ok({}) : reply.fail(error)));
+      this.writes.write(this.regions.require(body.region), [[body.key, body.value]], body.requestId, (error) => (error === undefined ? reply.ok({}) : reply.fail(error)));
     },
     putAll: (_connection, body, reply) => {
       this.requireReady();
       for (const [, value] of body.entries) this.checkValue(value);
-      this.writes.write(this.regions.require(body.region), body.entries, (error) => (error === undefined ? reply.ok({}) : reply.fail(error)));
+      this.writes.write(this.regions.require(body.region), body.entries, body.requestId, (error) => (error === undefined ? reply.ok({}) : reply.fail(error)));
     },
     remove: (_connection, body, reply) => {
       this.requireReady();
       const region = this.regions.require(body.region);
-      const existed = region.get(body.key) !== undefined;
-      this.writes.write(region, [[body.key, null]], (error) => (error === undefined ? reply.ok({ existed }) : reply.fail(error)));
+      this.writes.write(region, [[body.key, null]], body.requestId, (error, existed) => (error === undefined ? reply.ok({ existed }) : reply.fail(error)));
     },
     keys: (_connection, body, reply) => {
       this.requireReady();

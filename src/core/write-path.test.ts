@@ -41,7 +41,7 @@ function outcome(): { done: boolean; error: StraitError | undefined; callback: (
 test('a write is acknowledged once every other server applied it, and is queued for the gateways', () => {
   const { sim, pool, regions, writes, queued } = setup();
   const result = outcome();
-  writes.write(regions.require('R'), [['k', new Uint8Array([1])]], result.callback);
+  writes.write(regions.require('R'), [['k', new Uint8Array([1])]], undefined, result.callback);
   sim.run();
   const sent = pool.open('replicate');
   assert.equal(sent.length, 2, 'one replicate per other server');
@@ -59,7 +59,7 @@ test('a write is acknowledged once every other server applied it, and is queued 
 test('a server leaving the view releases the writes waiting on it; losing our own place fails them', () => {
   const { sim, pool, regions, writes, me, peers } = setup();
   const released = outcome();
-  writes.write(regions.require('R'), [['k', new Uint8Array([1])]], released.callback);
+  writes.write(regions.require('R'), [['k', new Uint8Array([1])]], undefined, released.callback);
   sim.run();
   pool.open('replicate').find((request) => request.address.host === 'host-server-2')!.answer(undefined, {});
   writes.viewInstalled(viewOf([me, peers[0]!], 2));
@@ -67,7 +67,7 @@ test('a server leaving the view releases the writes waiting on it; losing our ow
   assert.deepEqual([released.done, released.error], [true, undefined]);
 
   const failed = outcome();
-  writes.write(regions.require('R'), [['k', new Uint8Array([2])]], failed.callback);
+  writes.write(regions.require('R'), [['k', new Uint8Array([2])]], undefined, failed.callback);
   sim.run();
   writes.abandonAll(new StraitError('STRAIT_NOT_MEMBER', { member: 'server-1', site: 1 }));
   sim.run();
@@ -79,7 +79,7 @@ test('a new write gets a timestamp after the one the key holds, even from a cloc
   const region = regions.require('R');
   const ahead = Date.now() + 3_600_000;
   region.apply('k', new Uint8Array([1]), [2, ahead, 'server-9#z', 7]);
-  writes.write(region, [['k', new Uint8Array([2])]], () => {});
+  writes.write(region, [['k', new Uint8Array([2])]], undefined, () => {});
   sim.run();
   assert.ok(region.entry('k')!.tag[1] > ahead);
   assert.deepEqual(region.get('k'), new Uint8Array([2]));
@@ -104,7 +104,7 @@ test('a server that should host the region and answers that it lacks it is asked
   const { sim, pool, regions, writes, peers } = setup();
   regions.expectHosts('R', [peers[0]!.id]);
   const result = outcome();
-  writes.write(regions.require('R'), [['k', new Uint8Array([1])]], result.callback);
+  writes.write(regions.require('R'), [['k', new Uint8Array([1])]], undefined, result.callback);
   sim.run();
   const notFound = new StraitError('STRAIT_REGION_NOT_FOUND', { region: 'R', member: 'x' });
   for (const request of pool.open('replicate')) request.answer(notFound);

@@ -14,7 +14,8 @@ import type { MemberState, MetricsSink } from './member-admin.ts';
 import type { PeerPool } from './peer-pool.ts';
 import type { Region } from './region.ts';
 import type { RegionTable } from './region-table.ts';
-import { awaitDurable, PendingWrite, ReplicationChannel } from './replication.ts';
+import { awaitDurable, PendingWrite, ReplicationChannel, type ClientRequest } from './replication.ts';
+import { RequestLog } from './request-log.ts';
 import type { Subscriptions } from './subscriptions.ts';
 import { serversOf } from './views.ts';
 
@@ -50,6 +51,10 @@ export class WritePath {
   private readonly channels = new Map<string, ReplicationChannel>();
   private counter = 0;
   private lastTimestampMs = 0;
+  /** Client write requests applied here or at a peer, for recognising retries. */
+  private readonly requests = new RequestLog();
+  /** Client retries recognised and not applied again (tests, status). */
+  retriesRecognised = 0;
   /** Replicated writes applied by last-writer-wins because the resolver failed here. */
   private resolverFallbacks = 0;
   private lastFallbackLogMs = -Infinity;
@@ -102,12 +107,34 @@ export class WritePath {
     return [info.site, now, info.id, this.counter];
   }
 
-  /** A client write: tags, applies, queues and replicates; `done` once every replica has it. */
-  write(region: Region, entries: readonly (readonly [string, Uint8Array | null])[], done: (error: StraitError | undefined) => void): void {
-    const pending = new PendingWrite(done);
-    for (const [key, value] of entries) {
-      const tag = this.nextTag(region.entry(key)?.tag);
-      this.admit(region, [key, value, tag], false, pending);
+  /**
+   * A client write: tags, applies, queues and replicates; `done` once every replica has it,
+   * with whether a remove found a value. A write whose `requestId` this server already applied
+   * (a client retry, here or after a failover) is not applied again: its keys' current entries
+   * are replicated once more — completing a first attempt its server may have left half-done —
+   * and the first attempt's answer is given.
+   */
+  write(
+    region: Region, entries: readonly (readonly [string, Uint8Array | null])[], requestId: string | undefined,
+    done: (error: StraitError | undefined, existed: boolean) => void,
+  ): void {
+    const now = this.runtime.clock.monotonic();
+    const seen = requestId === undefined ? undefined : this.requests.lookup(requestId, now);
+    const existed = seen?.existed ?? (entries.length === 1 && region.get(entries[0]![0]) !== undefined);
+    const pending = new PendingWrite((error) => done(error, existed));
+    if (seen !== undefined) {
+      this.retriesRecognised += 1;
+      for (const [key] of entries) {
+        const entry = region.wireEntry(key);
+        if (entry !== undefined) this.replicate(region.spec.name, entry, pending, true);
+      }
+    } else {
+      if (requestId !== undefined) this.requests.remember(requestId, existed, now);
+      for (const [index, [key, value]] of entries.entries()) {
+        const tag = this.nextTag(region.entry(key)?.tag);
+        const request = index === 0 && requestId !== undefined ? [requestId, existed] as const : undefined;
+        this.admit(region, [key, value, tag], false, pending, request);
+      }
     }
     this.gateways.sync(region, pending);
     this.awaitRegion(region, pending);
@@ -125,10 +152,10 @@ export class WritePath {
    * sender): applied, queued for the gateway senders, and replicated with `gateway: true` so
    * every other server queues it on its copy of each sender too.
    */
-  admit(region: Region, entry: WireEntry, possibleDuplicate: boolean, pending: PendingWrite): void {
+  admit(region: Region, entry: WireEntry, possibleDuplicate: boolean, pending: PendingWrite, request?: ClientRequest): void {
     this.apply(region, entry[0], entry[1], entry[2]);
     this.gateways.queue(region, entry, possibleDuplicate);
-    this.replicate(region.spec.name, entry, pending, true);
+    this.replicate(region.spec.name, entry, pending, true, request);
   }
 
   /**
@@ -164,8 +191,8 @@ export class WritePath {
   }
 
   /** Sends an entry to every other server of the view; `pending` waits for each of them. */
-  replicate(regionName: string, entry: WireEntry, pending: PendingWrite | undefined, gateway = false): void {
-    for (const channel of this.channels.values()) channel.enqueue(regionName, entry, pending, gateway);
+  replicate(regionName: string, entry: WireEntry, pending: PendingWrite | undefined, gateway = false, request?: ClientRequest): void {
+    for (const channel of this.channels.values()) channel.enqueue(regionName, entry, pending, gateway, request);
   }
 
   /** Another server replicates changes to us. */
@@ -178,6 +205,8 @@ export class WritePath {
       return;
     }
     const region = this.regions.require(body.region);
+    const now = this.runtime.clock.monotonic();
+    for (const [id, existed] of body.requests ?? []) this.requests.remember(id, existed, now);
     for (const entry of body.entries) {
       this.applyReplicated(region, entry[0], entry[1], entry[2]);
       if (body.gateway === true) this.gateways.queue(region, entry, false);

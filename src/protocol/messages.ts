@@ -167,6 +167,13 @@ export const GatewayEvent = Type.Tuple([
 ]);
 export type GatewayEvent = Static<typeof GatewayEvent>;
 
+/**
+ * Names one client write across its retries (the client's id and its counter). Servers remember
+ * the ids they applied for a while, so a retry — to the same server or, after a failover, to
+ * another — is not applied a second time under a new version tag.
+ */
+export const RequestId = Type.String({ minLength: 1, maxLength: 128 });
+
 /** A region entry as it travels between servers: the value is absent for a tombstone. */
 export const WireEntry = Type.Tuple([Key, Type.Union([Type.Uint8Array(), Type.Null()]), VersionTag]);
 export type WireEntry = Static<typeof WireEntry>;
@@ -193,12 +200,14 @@ export const REQUESTS = {
 
   // Server: region operations for clients
   get: { body: Type.Object({ region: Name, key: Key }, { additionalProperties: false }), response: Type.Object({ value: Type.Union([Type.Uint8Array(), Type.Null()]) }) },
-  put: { body: Type.Object({ region: Name, key: Key, value: Type.Uint8Array() }, { additionalProperties: false }), response: Empty },
+  put: { body: Type.Object({ region: Name, key: Key, value: Type.Uint8Array(), requestId: Type.Optional(RequestId) }, { additionalProperties: false }), response: Empty },
   putAll: {
-    body: Type.Object({ region: Name, entries: Type.Array(Type.Tuple([Key, Type.Uint8Array()]), { maxItems: 100_000 }) }, { additionalProperties: false }),
+    body: Type.Object({
+      region: Name, entries: Type.Array(Type.Tuple([Key, Type.Uint8Array()]), { maxItems: 100_000 }), requestId: Type.Optional(RequestId),
+    }, { additionalProperties: false }),
     response: Empty,
   },
-  remove: { body: Type.Object({ region: Name, key: Key }, { additionalProperties: false }), response: Type.Object({ existed: Type.Boolean() }) },
+  remove: { body: Type.Object({ region: Name, key: Key, requestId: Type.Optional(RequestId) }, { additionalProperties: false }), response: Type.Object({ existed: Type.Boolean() }) },
   keys: { body: Type.Object({ region: Name }, { additionalProperties: false }), response: Type.Object({ keys: Type.Array(Key) }) },
   size: { body: Type.Object({ region: Name }, { additionalProperties: false }), response: Type.Object({ size: Uint() }) },
   subscribe: { body: Type.Object({ region: Name }, { additionalProperties: false }), response: Type.Object({ subscription: Uint() }) },
@@ -221,6 +230,8 @@ export const REQUESTS = {
       entries: Type.Array(WireEntry, { maxItems: 100_000 }),
       /** New changes entering the site (not images or push-backs): gateway senders queue them. */
       gateway: Type.Optional(Type.Boolean()),
+      /** Client writes among the entries: their request ids, and whether a remove found a value. */
+      requests: Type.Optional(Type.Array(Type.Tuple([RequestId, Type.Boolean()]), { maxItems: 100_000 })),
     }, { additionalProperties: false }),
     response: Empty,
   },
