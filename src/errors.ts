@@ -57,6 +57,7 @@ export const ERROR_SPECS = {
   STRAIT_RESOLVER_FAILED: spec('the conflict resolver of region {region} failed on key {key}: {reason}; the write was refused', 422, false),
   STRAIT_REPLICATION_FAILED: spec('replication of {region}/{key} to {member} failed: {reason}', 503, true),
   STRAIT_SUBSCRIBER_TOO_SLOW: spec('{member} ended subscription {subscription} to {region}: {bytes} bytes of events were not taken by the subscriber (limit {limit}); subscribe again and re-read what changed meanwhile', 503, true),
+  STRAIT_SUBSCRIPTION_GAP: spec('the subscription to {region} moved to server {server} after its server failed; changes made meanwhile may be missing — re-read what you need', 503, true),
   STRAIT_SENDER_NOT_FOUND: spec('gateway sender {sender} is not hosted by {member}', 404, false),
   STRAIT_STORAGE: spec('storage failure at {path}: {reason}', 500, false),
 

@@ -236,6 +236,7 @@ export async function lagRun(wan: StraitWan, ratePerSecond: number, events: numb
   const arrived = new Promise<void>((resolve) => (allArrived = resolve));
   const reading = (async () => {
     for await (const event of subscription) {
+      if (event.kind === 'gap') continue;
       const sent = event.value === undefined ? undefined : sentAt(event.value, run);
       if (sent === undefined) continue;
       recorder.add(performance.now() - sent);

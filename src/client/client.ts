@@ -62,12 +62,27 @@ export interface RequestOptions {
   readonly signal?: AbortSignal;
 }
 
+/** A change applied to a subscribed region. */
 export interface ChangeEvent<V> {
+  readonly kind: 'change';
   readonly key: string;
   /** undefined when the key was removed. */
   readonly value: V | undefined;
   readonly tag: VersionTag;
 }
+
+/**
+ * The subscription moved to another server (its server failed): changes made during the move
+ * may not have been delivered. Re-read what the application needs; every change after this
+ * event is delivered.
+ */
+export interface SubscriptionGap {
+  readonly kind: 'gap';
+  readonly code: 'STRAIT_SUBSCRIPTION_GAP';
+  readonly message: string;
+}
+
+export type SubscriptionEvent<V> = ChangeEvent<V> | SubscriptionGap;
 
 export interface SubscribeOptions {
   readonly signal?: AbortSignal;
@@ -147,7 +162,10 @@ function refuseRequests(peer: string): ConnectionHandler {
 interface SubscriptionSink {
   readonly region: string;
   serverSubscription: number | undefined;
+  /** Set once the subscription was live on a server: a later resubscription leaves a gap. */
+  wasLive: boolean;
   push(event: { key: string; value: Uint8Array | null; tag: VersionTag }): void;
+  gap(message: string): void;
   fail(error: StraitError): void;
 }
 
@@ -469,7 +487,7 @@ export class StraitClient {
         const connection = await this.openConnection(server.address, deadline);
         this.server = connection;
         this.serverName = server.name;
-        this.resubscribe(connection);
+        this.resubscribe(connection, server.name);
         return connection;
       } catch (error) {
         failures.push(`${server.name}: ${error instanceof Error ? failureReason(server.address, error) : String(error)}`);
@@ -533,7 +551,12 @@ export class StraitClient {
     }
   }
 
-  private resubscribe(connection: Connection): void {
+  /**
+   * The client moved to `serverName`: every subscription subscribes there again. One that was
+   * live on the previous server gets a gap event once the new subscription is live, since the
+   * changes made while it moved were delivered by neither server.
+   */
+  private resubscribe(connection: Connection, serverName: string): void {
     for (const subscription of this.subscriptions) {
       subscription.serverSubscription = undefined;
       connection.request('subscribe', { region: subscription.region }, (error, response) => {
@@ -544,6 +567,10 @@ export class StraitClient {
           return;
         }
         subscription.serverSubscription = response.subscription;
+        if (subscription.wasLive) {
+          subscription.gap(new StraitError('STRAIT_SUBSCRIPTION_GAP', { region: subscription.region, server: serverName }).message);
+        }
+        subscription.wasLive = true;
       });
     }
   }
@@ -554,6 +581,7 @@ export class StraitClient {
     try {
       const response = await this.request('subscribe', { region: sink.region }, options);
       sink.serverSubscription ??= response.subscription;
+      sink.wasLive = true;
     } catch (error) {
       this.subscriptions.delete(sink);
       throw error;
@@ -611,11 +639,11 @@ export class ClientRegion<V = unknown> {
    * changes made during the switch may be missed. The process stays alive while a consumer
    * awaits the next event (a `for await` loop), not while the subscription is merely open.
    */
-  subscribe(options: SubscribeOptions = {}): AsyncIterable<ChangeEvent<V>> & { ready: Promise<void> } {
+  subscribe(options: SubscribeOptions = {}): AsyncIterable<SubscriptionEvent<V>> & { ready: Promise<void> } {
     const client = this.client;
     const limit = options.bufferedEventsMax ?? DEFAULT_BUFFERED_EVENTS_MAX;
-    const buffer: ChangeEvent<V>[] = [];
-    let waiting: ((result: IteratorResult<ChangeEvent<V>>) => void) | undefined;
+    const buffer: SubscriptionEvent<V>[] = [];
+    let waiting: ((result: IteratorResult<SubscriptionEvent<V>>) => void) | undefined;
     let failWaiting: ((error: unknown) => void) | undefined;
     let failure: StraitError | undefined;
     let done = false;
@@ -628,25 +656,29 @@ export class ClientRegion<V = unknown> {
       failWaiting = undefined;
       resolve?.({ value: undefined, done: true });
     };
+    const deliver = (event: SubscriptionEvent<V>): void => {
+      if (done) return;
+      if (waiting !== undefined) {
+        const resolve = waiting;
+        waiting = undefined;
+        failWaiting = undefined;
+        resolve({ value: event, done: false });
+        return;
+      }
+      if (buffer.length >= limit) {
+        sink.fail(new StraitError('STRAIT_SUBSCRIBER_TOO_SLOW', {
+          member: 'the client', subscription: sink.serverSubscription ?? 0, region: this.name, bytes: `${buffer.length} events`, limit: `${limit} events (bufferedEventsMax)`,
+        }));
+        return;
+      }
+      buffer.push(event);
+    };
     const sink: SubscriptionSink = {
       region: this.name,
       serverSubscription: undefined,
-      push: (event) => {
-        if (done) return;
-        const change: ChangeEvent<V> = { key: event.key, value: event.value === null ? undefined : decodeValue<V>(event.value), tag: event.tag };
-        if (waiting !== undefined) {
-          const resolve = waiting;
-          waiting = undefined;
-          failWaiting = undefined;
-          resolve({ value: change, done: false });
-          return;
-        }
-        if (buffer.length >= limit) {
-          sink.fail(new StraitError('STRAIT_TOO_MANY_IN_FLIGHT', { limit, peer: `subscription to ${this.name} (consumer too slow)` }));
-          return;
-        }
-        buffer.push(change);
-      },
+      wasLive: false,
+      push: (event) => deliver({ kind: 'change', key: event.key, value: event.value === null ? undefined : decodeValue<V>(event.value), tag: event.tag }),
+      gap: (message) => deliver({ kind: 'gap', code: 'STRAIT_SUBSCRIPTION_GAP', message }),
       fail: (error) => {
         if (done) return;
         failure = error;
@@ -663,7 +695,7 @@ export class ClientRegion<V = unknown> {
     ready.catch(() => {});
     return {
       ready,
-      [Symbol.asyncIterator](): AsyncIterator<ChangeEvent<V>> {
+      [Symbol.asyncIterator](): AsyncIterator<SubscriptionEvent<V>> {
         return {
           next: async () => {
             await ready;
@@ -672,7 +704,7 @@ export class ClientRegion<V = unknown> {
             if (failure !== undefined) throw failure;
             if (done) return { value: undefined, done: true };
             // A consumer awaiting the next event is a pending operation: it keeps the process alive.
-            return new Promise<IteratorResult<ChangeEvent<V>>>((resolve, reject) => {
+            return new Promise<IteratorResult<SubscriptionEvent<V>>>((resolve, reject) => {
               const release = client.holdProcess();
               waiting = (result) => {
                 release();

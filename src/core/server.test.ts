@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { StraitError } from '../errors.ts';
-import { decodeValue, encodeValue } from '../client/client.ts';
+import { decodeValue, encodeValue, type SubscriptionEvent } from '../client/client.ts';
 import { Connection } from '../protocol/connection.ts';
 import type { RequestBody, ResponseBody } from '../protocol/messages.ts';
 import { CONNECTION_BUFFERED_BYTES_MAX } from './server.ts';
@@ -141,4 +141,30 @@ test('a write retried on another server under the same request id is not applied
   assert.deepEqual([removed.existed, retried.existed], [true, true]);
   toFirst.close();
   toSecond.close();
+});
+
+test('a subscription that fails over to another server says so with a gap event, then delivers every later change', async () => {
+  const site = new SimSite({ servers: 2 });
+  await site.waitFor('site ready', () => site.ready());
+  const subscriber = site.client();
+  const writer = site.client();
+  const events = subscriber.region<number>('R').subscribe();
+  await site.settle(events.ready);
+  const seen: SubscriptionEvent<number>[] = [];
+  void (async () => {
+    for await (const event of events) seen.push(event);
+  })().catch(() => {});
+  await site.settle(writer.region<number>('R').put('before', 1));
+  await site.waitFor('the first change arrives', () => seen.length === 1);
+  const victim = site.serverHosts.find((host) => host.name === subscriber.currentServer)!;
+  victim.crash();
+  await site.waitFor('the view drops the crashed server', () => site.ready());
+  // The subscriber notices the lost connection and moves; changes from now on must arrive.
+  await site.waitFor('the subscription moved', () => seen.some((event) => event.kind === 'gap'));
+  for (let n = 0; n < 5; n++) await site.settle(writer.region<number>('R').put(`after-${n}`, n));
+  await site.waitFor('the later changes arrive', () => seen.filter((event) => event.kind === 'change' && event.key.startsWith('after-')).length === 5);
+  const gap = seen.find((event) => event.kind === 'gap');
+  assert.equal(gap?.kind === 'gap' ? gap.code : undefined, 'STRAIT_SUBSCRIPTION_GAP');
+  await subscriber.close();
+  await writer.close();
 });
