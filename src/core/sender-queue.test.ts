@@ -1,8 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { GatewayEvent } from '../protocol/messages.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { MemoryStorage } from '../runtime/memory-storage.ts';
-import { eventBytes, eventId, SenderQueue } from './sender-queue.ts';
+import { LmdbStorage } from '../runtime/node/lmdb-storage.ts';
+import { eventBytes, eventId, itemMemoryBytes, QUEUE_ITEM_OVERHEAD_BYTES, SenderQueue } from './sender-queue.ts';
 
 function clock() {
   let now = 0;
@@ -14,7 +18,7 @@ function event(n: number): GatewayEvent {
 }
 
 function queue(persistent: boolean, memoryEvents = 10, storage = new MemoryStorage()) {
-  return new SenderQueue(storage.open('sender-to-2'), clock(), { name: 'sender to-2', persistent, memoryBytesMax: eventBytes(event(1)) * memoryEvents });
+  return new SenderQueue(storage.open('sender-to-2'), clock(), { name: 'sender to-2', persistent, memoryBytesMax: itemMemoryBytes(event(1)) * memoryEvents });
 }
 
 test('items leave oldest first; a failed batch goes out again first, flagged possible-duplicate', () => {
@@ -98,4 +102,53 @@ test('a queue image pages through memory and disk in queue order, bounded by cou
   const small = q.page(-1, 100, 1);
   assert.equal(small.events.length, 1, 'a byte limit still returns one event');
   assert.equal(small.done, false);
+});
+
+test('the memory limit counts what an item really costs, not only its contents', () => {
+  const memoryBytesMax = 1024 * 1024;
+  const q = new SenderQueue(new MemoryStorage().open('sender-to-2'), clock(), { name: 'sender to-2', persistent: false, memoryBytesMax });
+  for (let n = 1; n <= 5000; n++) q.enqueue(event(n));
+  const inMemory = q.size - q.spilled;
+  assert.ok(inMemory * (eventBytes(event(1)) + QUEUE_ITEM_OVERHEAD_BYTES) <= memoryBytesMax, `${inMemory} items in memory`);
+  assert.ok(inMemory > memoryBytesMax / (eventBytes(event(1)) + QUEUE_ITEM_OVERHEAD_BYTES) - 10, 'and the memory is used');
+});
+
+test('a persistent backlog larger than memory recovers from LMDB as an on-disk tail, in order, with exact accounting', async () => {
+  const directory = mkdtempSync(join(tmpdir(), 'strait-queue-'));
+  try {
+    const memoryBytesMax = 64 * 1024;
+    const first = new LmdbStorage(directory);
+    const writer = new SenderQueue(first.open('sender-to-2'), clock(), { name: 'sender to-2', persistent: true, memoryBytesMax });
+    for (let n = 1; n <= 20_000; n++) writer.enqueue(event(n));
+    await new Promise<void>((resolve, reject) => first.close((error) => (error === undefined ? resolve() : reject(error))));
+    const second = new LmdbStorage(directory);
+    const reader = new SenderQueue(second.open('sender-to-2'), clock(), { name: 'sender to-2', persistent: true, memoryBytesMax });
+    assert.equal(reader.recover(), 20_000);
+    assert.equal(reader.size, 20_000);
+    assert.ok((reader.size - reader.spilled) * itemMemoryBytes(event(1)) <= memoryBytesMax, 'only what fits is loaded');
+    let expected = 1;
+    while (reader.size > 0) {
+      const items = reader.takeUnsent(500);
+      for (const item of items) assert.equal(item.event![1], `key-${expected++}`);
+      reader.acknowledge(items);
+    }
+    assert.equal(expected, 20_001);
+    assert.equal(reader.bytes, 0, 'byte accounting returns to zero');
+    await new Promise<void>((resolve, reject) => second.close((error) => (error === undefined ? resolve() : reject(error))));
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
+
+test('a memory limit smaller than one event still lets the queue make progress', () => {
+  const q = new SenderQueue(new MemoryStorage().open('sender-to-2'), clock(), { name: 'sender to-2', persistent: false, memoryBytesMax: 10 });
+  for (let n = 1; n <= 5; n++) q.enqueue(event(n));
+  let drained = 0;
+  while (q.size > 0 && drained < 10) {
+    const items = q.takeUnsent(10);
+    assert.equal(items.length, 1);
+    q.acknowledge(items);
+    drained += 1;
+  }
+  assert.equal(q.size, 0);
 });

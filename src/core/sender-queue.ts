@@ -3,7 +3,8 @@
 //
 // Guarantees:
 // - Order: events leave in the order they were queued (resends after a failure go first).
-// - Bounded memory: events are held in memory up to `memoryBytesMax`; the rest wait on disk
+// - Bounded memory: events are held in memory up to `memoryBytesMax`, counted at what they
+//   really cost (QUEUE_ITEM_OVERHEAD_BYTES); the rest wait on disk
 //   (the store) as a run of sequence numbers that costs no memory per event, and are read back
 //   in order as room frees up.
 // - Durability (persistent queues): every event is on disk until acknowledged, and `recover`
@@ -29,9 +30,24 @@ export function eventId(event: GatewayEvent): string {
   return `${tag[2]}:${tag[3]}`;
 }
 
-/** What an event counts for against the queue's memory limit. */
+/** The bytes of an event's contents (region, key, value, tag), about as they travel. */
 export function eventBytes(event: GatewayEvent): number {
   return event[0].length + event[1].length + (event[2]?.length ?? 0) + event[3][2].length + 32;
+}
+
+/**
+ * What an event held in memory costs beyond its contents: the queue item, its id string and
+ * map entry, the decoded event and tag arrays and strings, the value's own ArrayBuffer.
+ * Measured with `node --expose-gc bench/queue-item-cost.ts` (V8 heap + array buffers per item,
+ * 100,000 events decoded from replicate frames): 718–756 bytes beyond eventBytes for values of
+ * 10–1000 bytes and keys of 8–40 characters. Counting it is what makes `maximum-queue-memory`
+ * bound the heap (counting contents alone let a 32 MiB queue hold ~850 MB).
+ */
+export const QUEUE_ITEM_OVERHEAD_BYTES = 768;
+
+/** What an event held in memory counts against the queue's memory limit. */
+export function itemMemoryBytes(event: GatewayEvent): number {
+  return eventBytes(event) + QUEUE_ITEM_OVERHEAD_BYTES;
 }
 
 /** The store key of queue sequence `sequence`: fixed-width hex, so key order is queue order. */
@@ -100,7 +116,12 @@ export class SenderQueue {
     this.options = options;
   }
 
-  /** Loads a persisted queue (or clears an overflow-only one); returns the events resumed. */
+  /**
+   * Resumes a persisted queue (or clears an overflow-only one); returns the events resumed. The
+   * store is streamed: records up to the memory limit become queue items (decoded and checked),
+   * the rest stay on disk as the on-disk tail — counted, not loaded — and are read back (and
+   * checked) as their turn comes, so a backlog far larger than memory recovers in constant memory.
+   */
   recover(): number {
     let recovered = 0;
     for (const [key, bytes] of this.store.entries()) {
@@ -108,12 +129,21 @@ export class SenderQueue {
         this.store.remove(key);
         continue;
       }
-      const event = decodeEvent(bytes, `${this.options.name} queue record ${key}`);
       const sequence = Number.parseInt(key, 16);
-      assert(Number.isSafeInteger(sequence), `${this.options.name}: queue key ${key} is not a sequence`);
-      this.sequence = Math.max(this.sequence, sequence);
-      this.append(event, key, true, true);
+      assert(Number.isSafeInteger(sequence) && sequence > this.sequence, `${this.options.name}: queue key ${key} is not a sequence after ${this.sequence}`);
+      this.sequence = sequence;
       recovered += 1;
+      if (this.spilledCount === 0 && (this.memoryBytes === 0 || this.memoryBytes + bytes.length + QUEUE_ITEM_OVERHEAD_BYTES <= this.options.memoryBytesMax)) {
+        this.append(decodeEvent(bytes, `${this.options.name} queue record ${key}`), key, true, true);
+        continue;
+      }
+      // Beyond memory: part of the on-disk tail, sized by its record until it is read back.
+      if (this.spilledCount === 0) this.diskHead = sequence;
+      this.diskTail = sequence;
+      this.spilledCount += 1;
+      this.spilledBytes += bytes.length;
+      this.queueBytes += bytes.length;
+      this.liveCount += 1;
     }
     return recovered;
   }
@@ -158,17 +188,22 @@ export class SenderQueue {
   private append(event: GatewayEvent, key: string, fromDisk: boolean, persist: boolean): void {
     const bytes = eventBytes(event);
     const sequence = Number.parseInt(key, 16);
-    const spill = this.spilledCount > 0 || this.memoryBytes + bytes > this.options.memoryBytesMax;
-    if (!fromDisk && (persist || spill)) this.store.put(key, eventPackr.pack(event));
-    this.queueBytes += bytes;
+    // An empty memory part always takes the event, however small the limit (as refill does).
+    const spill = this.spilledCount > 0 || (this.memoryBytes > 0 && this.memoryBytes + itemMemoryBytes(event) > this.options.memoryBytesMax);
+    const record = !fromDisk && (persist || spill) ? eventPackr.pack(event) : undefined;
+    if (record !== undefined) this.store.put(key, record);
     this.liveCount += 1;
     if (spill) {
+      // The on-disk tail is counted by its records' size (what recovery and refill see too).
+      const recordBytes = record?.length ?? bytes;
       if (this.spilledCount === 0) this.diskHead = sequence;
       this.diskTail = sequence;
       this.spilledCount += 1;
-      this.spilledBytes += bytes;
+      this.spilledBytes += recordBytes;
+      this.queueBytes += recordBytes;
       return;
     }
+    this.queueBytes += bytes;
     this.pushItem(event, sequence, key, bytes, fromDisk || event[4] || this.afterTakeover);
   }
 
@@ -177,7 +212,7 @@ export class SenderQueue {
       id: eventId(event), sequence, storeKey: key, bytes, enqueuedAtMs: this.clock.monotonic(),
       event, possibleDuplicate, sent: false, removed: false,
     };
-    this.memoryBytes += bytes;
+    this.memoryBytes += bytes + QUEUE_ITEM_OVERHEAD_BYTES;
     this.items.push(item);
     this.byId.set(item.id, item);
   }
@@ -233,7 +268,7 @@ export class SenderQueue {
     this.byId.delete(item.id);
     this.queueBytes -= item.bytes;
     this.liveCount -= 1;
-    this.memoryBytes -= item.bytes;
+    this.memoryBytes -= item.bytes + QUEUE_ITEM_OVERHEAD_BYTES;
     item.event = undefined;
     if (this.options.persistent) this.store.remove(item.storeKey);
   }
@@ -252,7 +287,8 @@ export class SenderQueue {
 
   /** Reads on-disk events back into memory, oldest first, as room frees up. */
   private refillMemory(): void {
-    while (this.spilledCount > 0 && this.memoryBytes < this.options.memoryBytesMax && this.diskHead <= this.diskTail) {
+    // An empty memory part always takes the next event, however small the limit: progress.
+    while (this.spilledCount > 0 && (this.memoryBytes === 0 || this.memoryBytes + QUEUE_ITEM_OVERHEAD_BYTES < this.options.memoryBytesMax) && this.diskHead <= this.diskTail) {
       const key = queueStoreKey(this.diskHead);
       this.diskHead += 1;
       const bytes = this.store.get(key);
@@ -260,16 +296,17 @@ export class SenderQueue {
       const event = decodeEvent(bytes, `${this.options.name} queue record ${key}`);
       const size = eventBytes(event);
       this.spilledCount -= 1;
-      this.spilledBytes -= size;
+      this.spilledBytes -= bytes.length;
+      this.queueBytes -= bytes.length;
       if (!this.options.persistent) this.store.remove(key);
       const id = eventId(event);
       if (this.ackedIds.has(id) || this.byId.has(id)) {
         // Acknowledged while it waited on disk (a secondary), or queued twice: drop it.
-        this.queueBytes -= size;
         this.liveCount -= 1;
         if (this.options.persistent) this.store.remove(key);
         continue;
       }
+      this.queueBytes += size;
       this.pushItem(event, this.diskHead - 1, key, size, event[4] || this.afterTakeover);
     }
     if (this.spilledCount === 0) {

@@ -155,6 +155,27 @@ export function storeTestSuite(name: string, makeStorage: () => StorageUnderTest
         await closeStorage(storage);
       }));
 
+    test('writes and removals during an iteration do not change what it lists', () =>
+      withStorage(async ({ storage }) => {
+        const store = storage.open('snapshot');
+        for (let index = 0; index < 100; index++) store.put(`key-${String(index).padStart(3, '0')}`, text(`v${index}`));
+        await syncStore(store);
+        store.put('key-050', text('pending'));
+        const seen: string[] = [];
+        for (const [key, value] of store.entries()) {
+          seen.push(`${key}=${new TextDecoder().decode(value)}`);
+          if (seen.length === 10) {
+            store.remove('key-020');
+            store.put('key-030', text('changed'));
+            store.put('key-999', text('new'));
+          }
+        }
+        assert.equal(seen.length, 100);
+        assert.ok(seen.includes('key-020=v20') && seen.includes('key-030=v30') && seen.includes('key-050=pending'));
+        assert.ok(!seen.some((entry) => entry.startsWith('key-999')));
+        await closeStorage(storage);
+      }));
+
     test('values are byte-exact, including zero bytes and empty values', () =>
       withStorage(async ({ storage, reopen }) => {
         const store = storage.open('binary');

@@ -246,24 +246,52 @@ class LmdbStore implements Store {
     }
   }
 
-  /** A snapshot in key (UTF-8 byte) order; writes during iteration do not affect it. */
+  /**
+   * A snapshot in key (UTF-8 byte) order; writes during iteration do not affect it. Lazy: the
+   * disk is read as the caller iterates (an LMDB read snapshot merged with a copy of the
+   * uncommitted overlay), so streaming a store much larger than memory holds one entry at a time.
+   */
   entries(): Iterable<readonly [string, Uint8Array]> {
     this.#checkValid();
-    const result: Array<readonly [string, Uint8Array]> = [];
+    const overlay = [...this.#overlay.entries()].sort((left, right) => compareStoreKeys(left[0], right[0]));
+    let range: Iterable<{ key: Uint8Array; value: Uint8Array }>;
     try {
-      for (const { key, value } of this.#database.getRange({})) {
-        const text = Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('utf8');
-        if (!this.#overlay.has(text)) result.push([text, value]);
-      }
+      range = this.#database.getRange({ snapshot: true });
     } catch (error) {
       throw this.#storageError(error);
     }
-    if (this.#overlay.size === 0) return result;
-    for (const [key, pending] of this.#overlay) {
-      if (pending.value !== undefined) result.push([key, pending.value]);
-    }
-    result.sort((left, right) => compareStoreKeys(left[0], right[0]));
-    return result;
+    const storageError = (error: unknown) => this.#storageError(error);
+    return {
+      *[Symbol.iterator]() {
+        let next = 0;
+        const pendingBefore = function* (key: string | undefined) {
+          while (next < overlay.length && (key === undefined || compareStoreKeys(overlay[next]![0], key) < 0)) {
+            const [pendingKey, pending] = overlay[next++]!;
+            if (pending.value !== undefined) yield [pendingKey, pending.value] as const;
+          }
+        };
+        const iterator = range[Symbol.iterator]();
+        for (;;) {
+          let step: IteratorResult<{ key: Uint8Array; value: Uint8Array }>;
+          try {
+            step = iterator.next();
+          } catch (error) {
+            throw storageError(error);
+          }
+          if (step.done === true) break;
+          const { key, value } = step.value;
+          const text = Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('utf8');
+          yield* pendingBefore(text);
+          if (next < overlay.length && overlay[next]![0] === text) {
+            const pending = overlay[next++]![1];
+            if (pending.value !== undefined) yield [text, pending.value] as const;
+            continue;
+          }
+          yield [text, value] as const;
+        }
+        yield* pendingBefore(undefined);
+      },
+    };
   }
 
   /**
