@@ -39,6 +39,7 @@ export const ERROR_SPECS = {
   STRAIT_ABORTED: spec('{operation} was aborted', 499, false),
   // Backpressure: the caller must slow down. Retrying automatically would queue the excess
   // instead of refusing it.
+  STRAIT_TOO_MANY_CONNECTIONS: spec('{member} already has {limit} connections open, its limit; try another member, or later', 503, true),
   STRAIT_TOO_MANY_IN_FLIGHT: spec('more than {limit} requests in flight on the connection to {peer}', 503, false),
 
   // Membership and discovery
@@ -60,6 +61,8 @@ export const ERROR_SPECS = {
   STRAIT_SUBSCRIPTION_GAP: spec('the subscription to {region} moved to server {server} after its server failed; changes made meanwhile may be missing — re-read what you need', 503, true),
   STRAIT_SENDER_NOT_FOUND: spec('gateway sender {sender} is not hosted by {member}', 404, false),
   STRAIT_STORAGE: spec('storage failure at {path}: {reason}', 500, false),
+  STRAIT_OVERLOADED: spec('{member}: {what} holds {held}, its limit; the write was not applied — retry later', 503, true),
+  STRAIT_QUEUE_FULL: spec('{member}: gateway sender {sender} → site {site} has {held} waiting on disk, its limit (maximum-queue-disk); the write was not applied — restore the link to site {site} or raise the limit', 503, true),
 
   // Configuration and the CLI
   STRAIT_CONFIG_INVALID: spec('{source}: {key}: {reason}', 400, false),

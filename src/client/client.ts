@@ -625,8 +625,26 @@ export class ClientRegion<V = unknown> {
     return (await this.client.request('remove', { region: this.name, key, requestId: this.client.nextRequestId() }, options)).existed;
   }
 
+  /** Every live key, in sorted order (fetched page by page; each page is bounded). */
   async keys(options: RequestOptions = {}): Promise<string[]> {
-    return (await this.client.request('keys', { region: this.name }, options)).keys;
+    const keys: string[] = [];
+    for await (const page of this.keyPages(options)) keys.push(...page);
+    return keys;
+  }
+
+  /**
+   * The live keys page by page, in sorted order. The server snapshots them at the first page:
+   * keys written or removed meanwhile don't shift pages (after a failover the next server
+   * continues after the last key received).
+   */
+  async *keyPages(options: RequestOptions & { pageKeys?: number } = {}): AsyncGenerator<string[]> {
+    let after: string | null = null;
+    for (;;) {
+      const page: ResponseBody<'keys'> = await this.client.request('keys', { region: this.name, after, ...(options.pageKeys !== undefined ? { limit: options.pageKeys } : {}) }, options);
+      if (page.keys.length > 0) yield page.keys;
+      if (page.next === null) return;
+      after = page.next;
+    }
   }
 
   async size(options: RequestOptions = {}): Promise<number> {

@@ -223,6 +223,7 @@ gateway-receiver: { start-port: 1530, end-port: 1551, hostname-for-clients: site
         batchSize: 100,
         batchTimeIntervalMs: 1000,
         maximumQueueMemoryMegabytes: 100,
+        maximumQueueDiskMegabytes: 10_240,
         persistent: false,
         dispatcherThreads: 1,
         orderPolicy: 'key',

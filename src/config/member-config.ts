@@ -13,6 +13,7 @@ import { StraitError } from '../errors.ts';
 import {
   DEFAULT_TIMING,
   FRAME_BYTES_MAX_DEFAULT,
+  GATEWAY_QUEUE_DISK_MEGABYTES_DEFAULT,
   VALUE_BYTES_MAX_DEFAULT,
   type LocatorConfig,
   type MembershipTiming,
@@ -149,6 +150,7 @@ const GATEWAY_SENDER_KEYS = [
   'batch-size',
   'batch-time-interval',
   'maximum-queue-memory',
+  'maximum-queue-disk',
   'persistent',
   'enable-persistence',
   'dispatcher-threads',
@@ -358,6 +360,7 @@ function parseGatewaySenders(value: unknown, source: string): GatewaySenderConfi
       batchSize: optional('batch-size', (v, o) => parseInteger(v, o, 1, GATEWAY_BATCH_SIZE_MAX), GATEWAY_BATCH_SIZE_DEFAULT),
       batchTimeIntervalMs: optional('batch-time-interval', (v, o) => parseInteger(v, o, 1, 3_600_000), GATEWAY_BATCH_TIME_INTERVAL_MS_DEFAULT),
       maximumQueueMemoryMegabytes: optional('maximum-queue-memory', (v, o) => parseInteger(v, o, 1, 1_048_576), GATEWAY_QUEUE_MEMORY_MEGABYTES_DEFAULT),
+      maximumQueueDiskMegabytes: optional('maximum-queue-disk', (v, o) => parseInteger(v, o, 1, 1_073_741_824), GATEWAY_QUEUE_DISK_MEGABYTES_DEFAULT),
       // `enable-persistence` is Geode's (and the issue's) name for the same setting.
       persistent: optional('persistent', parseBoolean, optional('enable-persistence', parseBoolean, false)),
       dispatcherThreads: optional('dispatcher-threads', (v, o) => parseInteger(v, o, 1, GATEWAY_DISPATCHER_THREADS_MAX), GATEWAY_DISPATCHER_THREADS_DEFAULT),

@@ -56,6 +56,11 @@ export interface GatewaySenderSpec {
   readonly batchTimeIntervalMs: number;
   /** Queue memory; events beyond it wait on disk. */
   readonly maximumQueueMemoryMegabytes: number;
+  /**
+   * Queue on disk beyond memory, at most (default GATEWAY_QUEUE_DISK_MEGABYTES_DEFAULT): past it
+   * new writes routed to this sender are refused with STRAIT_QUEUE_FULL, never dropped later.
+   */
+  readonly maximumQueueDiskMegabytes?: number;
   /** Keep the queue on disk so a restarted member resumes from the first unacknowledged event. */
   readonly persistent: boolean;
   readonly dispatcherThreads: number;
@@ -110,4 +115,6 @@ export interface ServerConfig {
 }
 
 export const FRAME_BYTES_MAX_DEFAULT = 16 * 1024 * 1024;
+/** A gateway sender's overflow on disk, at most, by default (10 GiB). */
+export const GATEWAY_QUEUE_DISK_MEGABYTES_DEFAULT = 10 * 1024;
 export const VALUE_BYTES_MAX_DEFAULT = 1024 * 1024;

@@ -20,7 +20,7 @@ function setup() {
   regions.open({ name: 'R', type: 'replicate', persistent: true });
   const info = serverInfo('server-1', { site: 2 });
   const forwarded: string[] = [];
-  const gateways = { queue: (_region: unknown, entry: readonly unknown[]) => forwarded.push(entry[0] as string), sync: () => {} };
+  const gateways = { queue: (_region: unknown, entry: readonly unknown[]) => forwarded.push(entry[0] as string), sync: () => {}, admit: () => {} };
   const writes = new WritePath(runtime, pool.asPool(), { memberName: 'server-1', info: () => info, state: () => 'ready', storageFailed: () => {} },
     { regions, subscriptions: new Subscriptions('server-1', 1 << 20), gateways }, NO_METRICS, SILENT_LOGGER);
   writes.viewInstalled(viewOf([info]));

@@ -118,6 +118,12 @@ export class GatewayReceiver {
     if (connection.peer?.role !== 'gateway') throw new StraitError('STRAIT_MESSAGE_INVALID', { peer: connection.label, reason: 'gateway batches come from gateway senders' });
     this.host.requireReady();
     const events = body.compressed === undefined ? body.events : this.decompressEvents(body.compressed, body.batchId, connection.label);
+    // A site that can't carry the batch now (a full replication backlog or sender queue)
+    // refuses it whole; the remote sender sends it again later: backpressure across sites.
+    for (const name of new Set(events.map((event) => event[0]))) {
+      const region = this.regions.get(name);
+      if (region !== undefined) this.writes.checkAdmission(region);
+    }
     const refused: { index: number; code: string; message: string }[] = [];
     const pending = new PendingWrite((error) => {
       if (error !== undefined) reply.fail(error);

@@ -17,7 +17,7 @@
 
 import type { GatewayEvent, SenderStatus } from '../protocol/messages.ts';
 import type { Address, Logger, Runtime } from '../runtime/runtime.ts';
-import type { GatewaySenderSpec } from './config.ts';
+import { GATEWAY_QUEUE_DISK_MEGABYTES_DEFAULT, type GatewaySenderSpec } from './config.ts';
 import { DEAD_LETTER_BYTES_MAX, DeadLetterStore, type DeadLetter } from './dead-letters.ts';
 import { SenderDispatcher, type Refusal } from './sender-dispatcher.ts';
 import { eventId, SenderQueue, type QueueItem } from './sender-queue.ts';
@@ -67,6 +67,7 @@ export class GatewaySender {
       name: `sender ${spec.id}`,
       persistent: spec.persistent,
       memoryBytesMax: spec.maximumQueueMemoryMegabytes * 1024 * 1024,
+      diskBytesMax: (spec.maximumQueueDiskMegabytes ?? GATEWAY_QUEUE_DISK_MEGABYTES_DEFAULT) * 1024 * 1024,
     });
     this.deadLetters = new DeadLetterStore(runtime.storage.open(`dead-letters-${spec.id}`), `sender ${spec.id}`, limits.deadLetterBytesMax ?? DEAD_LETTER_BYTES_MAX);
     this.dispatcher = new SenderDispatcher(runtime, spec, this.queue, {
@@ -86,6 +87,16 @@ export class GatewaySender {
 
   get queuedEvents(): number {
     return this.queue.size;
+  }
+
+  /** The queue's on-disk overflow is at its limit: writes routed here are refused (STRAIT_QUEUE_FULL). */
+  get full(): boolean {
+    return this.queue.full;
+  }
+
+  /** Bytes waiting on disk beyond memory. */
+  get overflowBytes(): number {
+    return this.queue.spilledBytesHeld;
   }
 
   /** Queues a change for the remote site (no-op when stopped, or already queued or acknowledged). */

@@ -6,6 +6,7 @@ import type { ResponseBody, View } from '../protocol/messages.ts';
 import { SILENT_LOGGER } from '../runtime/runtime.ts';
 import { Simulator } from '../sim/simulator.ts';
 import { InitialImage } from './initial-image.ts';
+import { KeyPager } from './key-pager.ts';
 import { NO_METRICS } from './member-admin.ts';
 import { RecordingPool, recordingConnection, serverInfo, viewOf } from './parts.test-support.ts';
 import { RegionTable } from './region-table.ts';
@@ -22,12 +23,12 @@ function member(name: string, state: { ready: boolean; initializing: boolean }, 
   regions.open({ name: 'R', type: 'replicate', persistent: false });
   const info = serverInfo(name);
   const writes = new WritePath(runtime, pool.asPool(), { memberName: name, info: () => info, state: () => 'initializing', storageFailed: () => {} },
-    { regions, subscriptions: new Subscriptions('server-1', 1 << 20), gateways: { queue: () => {}, sync: () => {} } }, NO_METRICS, SILENT_LOGGER);
+    { regions, subscriptions: new Subscriptions('server-1', 1 << 20), gateways: { queue: () => {}, sync: () => {}, admit: () => {} } }, NO_METRICS, SILENT_LOGGER);
   let complete = 0;
   const images = new InitialImage(runtime, pool.asPool(), {
     memberName: name, view, memberId: () => info.id,
     initializing: () => state.initializing, ready: () => state.ready, imagesComplete: () => { complete += 1; },
-  }, regions, writes);
+  }, regions, writes, new KeyPager());
   return { sim, pool, regions, writes, images, info, completed: () => complete };
 }
 

@@ -10,7 +10,7 @@
 //
 // Provider: answers only once it is ready and has installed the view containing the joiner,
 // so every write is either in its image or replicated to the joiner. Each requester pages
-// through a sorted snapshot of the keys taken at its first page.
+// through a sorted snapshot of the keys taken at its first page (key-pager.ts).
 //
 // A state machine: callbacks run to completion; time and I/O come through the Runtime.
 
@@ -23,6 +23,7 @@ import { compareTags } from './region.ts';
 import type { RegionTable } from './region-table.ts';
 import { findMember, serversOf } from './views.ts';
 import type { WritePath } from './write-path.ts';
+import type { KeyPager } from './key-pager.ts';
 
 /** Entries per initial-image page. */
 const IMAGE_PAGE_ENTRIES = 2000;
@@ -54,15 +55,16 @@ export class InitialImage {
   private readonly pushBack = new Map<string, Set<string>>();
   /** Keys some provider's image listed, per region; local keys no image had are pushed back. */
   private readonly seen = new Map<string, Set<string>>();
-  /** Sorted key snapshots served to image requesters, by connection and region. */
-  private readonly cursors = new Map<string, string[]>();
+  /** Sorted key snapshots served to image requesters (shared with `keys`). */
+  private readonly pager: KeyPager;
 
-  constructor(runtime: Runtime, pool: PeerPool, host: ImageHost, regions: RegionTable, writes: WritePath) {
+  constructor(runtime: Runtime, pool: PeerPool, host: ImageHost, regions: RegionTable, writes: WritePath, pager: KeyPager) {
     this.runtime = runtime;
     this.pool = pool;
     this.host = host;
     this.regions = regions;
     this.writes = writes;
+    this.pager = pager;
   }
 
   // ---- Joiner ----
@@ -205,40 +207,12 @@ export class InitialImage {
     const viewId = this.host.view()?.id ?? 0;
     if (viewId < body.viewId) throw new StraitError('STRAIT_NOT_READY', { member: this.host.memberName, state: `view ${viewId} older than ${body.viewId}` });
     const region = this.regions.require(body.region);
-    const cursorKey = `${connection.number}:${body.region}`;
-    let keys = this.cursors.get(cursorKey);
-    if (body.after === null || keys === undefined) {
-      keys = region.sortedKeys();
-      this.cursors.set(cursorKey, keys);
-    }
-    const start = body.after === null ? 0 : firstAfter(keys, body.after);
-    const limit = Math.max(1, body.limit);
+    const page = this.pager.page(connection.number, 'image', body.region, () => region.sortedKeys(), body.after, body.limit);
     const entries: WireEntry[] = [];
-    let index = start;
-    for (; index < keys.length && entries.length < limit; index++) {
-      const entry = region.wireEntry(keys[index]!);
+    for (const key of page.keys) {
+      const entry = region.wireEntry(key);
       if (entry !== undefined) entries.push(entry);
     }
-    const done = index >= keys.length;
-    if (done) this.cursors.delete(cursorKey);
-    reply.ok({ entries, done });
+    reply.ok({ entries, done: page.done });
   }
-
-  /** The requester's connection closed: forget its cursors. */
-  connectionClosed(connection: Connection): void {
-    const prefix = `${connection.number}:`;
-    for (const key of [...this.cursors.keys()]) if (key.startsWith(prefix)) this.cursors.delete(key);
-  }
-}
-
-/** Index of the first key greater than `after` in sorted `keys` (binary search). */
-function firstAfter(keys: readonly string[], after: string): number {
-  let low = 0;
-  let high = keys.length;
-  while (low < high) {
-    const middle = (low + high) >>> 1;
-    if (keys[middle]! <= after) low = middle + 1;
-    else high = middle;
-  }
-  return low;
 }

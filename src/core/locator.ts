@@ -25,6 +25,8 @@ import { type Departure, findMember, firstView, locatorsOf, nextView, sameLineag
 const REQUESTS_IN_FLIGHT_MAX = 10_000;
 /** Output a peer has not taken, at most, per connection: past it we stop reading its requests. */
 const CONNECTION_BUFFERED_BYTES_MAX = 8 * 1024 * 1024;
+/** Connections accepted and open at once, at most. */
+const CONNECTIONS_MAX = 10_000;
 /** Every this many ticks the coordinator looks for other lineages at the configured locators. */
 const MERGE_CHECK_TICKS = 5;
 
@@ -128,6 +130,10 @@ export class Locator {
     this.listener = this.runtime.network.listen(
       this.config.bind,
       (stream) => {
+        if (this.inbound.size >= CONNECTIONS_MAX) {
+          Connection.refuse(stream, new StraitError('STRAIT_TOO_MANY_CONNECTIONS', { member: this.config.name, limit: CONNECTIONS_MAX }));
+          return;
+        }
         const connection = Connection.accept(this.runtime, stream, this.connectionOptions, {
           onOpen: () => {},
           onRequest: (from, request, reply) => this.onRequest(from, request, reply),

@@ -81,6 +81,17 @@ export const REPLICATION_BATCHES_IN_FLIGHT_MAX = 8;
 export const REPLICATION_BATCH_ENTRIES_MAX = 1024;
 /** Value bytes per replicate message, at most (a single larger value still goes alone). */
 export const REPLICATION_BATCH_BYTES_MAX = 1024 * 1024;
+/**
+ * Entries waiting for one peer (queued and in flight), at most, and their bytes: past either,
+ * the channel is `full` and the server refuses new writes (STRAIT_OVERLOADED) instead of
+ * buffering without bound behind a slow or dead peer.
+ */
+export const REPLICATION_QUEUE_ENTRIES_MAX = 200_000;
+export const REPLICATION_QUEUE_BYTES_MAX = 64 * 1024 * 1024;
+
+function entryBytes(entry: WireEntry): number {
+  return entry[0].length + (entry[1]?.length ?? 0) + 48;
+}
 
 export class ReplicationChannel {
   readonly memberId: string;
@@ -95,6 +106,9 @@ export class ReplicationChannel {
   private queueHead = 0;
   /** Batches sent and not yet answered. */
   private readonly inFlight = new Set<QueuedEntry[]>();
+  /** Entries and bytes queued or in flight (what `full` bounds). */
+  private heldEntries = 0;
+  private heldBytes = 0;
   private retryTimer: Timer | undefined;
   private closed = false;
   private pumpScheduled = false;
@@ -122,10 +136,22 @@ export class ReplicationChannel {
     return this.queue.length - this.queueHead;
   }
 
+  /** Entries and bytes waiting for this peer (queued or in flight). */
+  get held(): { entries: number; bytes: number } {
+    return { entries: this.heldEntries, bytes: this.heldBytes };
+  }
+
+  /** Too much waits for this peer: new writes must be refused until it catches up or leaves. */
+  get full(): boolean {
+    return this.heldEntries >= REPLICATION_QUEUE_ENTRIES_MAX || this.heldBytes >= REPLICATION_QUEUE_BYTES_MAX;
+  }
+
   enqueue(region: string, entry: WireEntry, write: PendingWrite | undefined, gateway: boolean, request?: ClientRequest): void {
     if (this.closed) return;
     write?.expect();
     this.queue.push({ region, entry, write, gateway, request });
+    this.heldEntries += 1;
+    this.heldBytes += entryBytes(entry);
     // Send once the current handler is done, so every write taken from one network chunk
     // (pipelined clients) travels in one replicate message.
     if (this.pumpScheduled) return;
@@ -154,6 +180,8 @@ export class ReplicationChannel {
     for (let index = this.queueHead; index < this.queue.length; index++) release(this.queue[index]!);
     this.queue = [];
     this.queueHead = 0;
+    this.heldEntries = 0;
+    this.heldBytes = 0;
   }
 
   private pump(): void {
@@ -199,6 +227,8 @@ export class ReplicationChannel {
       if (error === undefined || (error.code === 'STRAIT_REGION_NOT_FOUND' && !this.hosts(region))) {
         // A peer that does not host the region (by its configuration) holds no replica of it:
         // done. One that should host it (it was created there, or is being) is asked again.
+        this.heldEntries -= batch.length;
+        for (const queued of batch) this.heldBytes -= entryBytes(queued.entry);
         this.backoff.reset();
         this.onReplicated(batch.length);
         for (const queued of batch) queued.write?.settle();

@@ -125,3 +125,31 @@ test('a secondary keeps the dead letters the primary announces, so they outlive 
   assert.equal(status.queueEvents, 0);
   assert.equal(status.deadLetters, 1);
 });
+
+test('writes routed to a sender whose disk overflow is at its limit are refused with STRAIT_QUEUE_FULL', () => {
+  const first = serverInfo('server-1', hosting);
+  const view = viewOf([first]);
+  const sim = new Simulator({ seed: 1, log: 'silent' });
+  const senders = new SenderHosting(sim.host('server-1').runtime(), new RecordingPool().asPool(), {
+    memberName: 'server-1', locators: [], hasReceiver: false, view: () => view, info: () => first, ready: () => true, storageFailed: () => {},
+  }, SILENT_LOGGER);
+  senders.open(1, [{ ...spec, maximumQueueMemoryMegabytes: 1, maximumQueueDiskMegabytes: 1 }]);
+  const region = new Region({ name: 'R', type: 'replicate', persistent: false, gatewaySenderIds: ['to-2'] }, undefined);
+  let n = 0;
+  const refused = (): unknown => {
+    try {
+      senders.admit(region);
+      return undefined;
+    } catch (error) {
+      return error;
+    }
+  };
+  while (refused() === undefined && n < 100_000) {
+    n += 1;
+    senders.queue(region, [`k${n}`, new Uint8Array(1000), [1, n, 'server-1#1', n]], false);
+  }
+  const error = refused() as { code?: string; retryable?: boolean } | undefined;
+  assert.equal(error?.code, 'STRAIT_QUEUE_FULL');
+  assert.equal(error?.retryable, true);
+  assert.ok(n > 1000 && n < 5000, `about 2 MiB of events were taken first (${n})`);
+});

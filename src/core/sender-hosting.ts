@@ -191,6 +191,15 @@ export class SenderHosting implements GatewayQueues {
     }
   }
 
+  /** Refuses a change to `region` when a sender it goes to has no room left on disk. */
+  admit(region: Region): void {
+    for (const id of region.spec.gatewaySenderIds ?? []) {
+      const sender = this.senders.get(id);
+      if (sender === undefined || !sender.full) continue;
+      throw new StraitError('STRAIT_QUEUE_FULL', { member: this.host.memberName, sender: id, site: sender.spec.remoteSiteId, held: `${sender.overflowBytes} bytes` });
+    }
+  }
+
   /** Persistent senders' queues are part of what a write's acknowledgement promises. */
   sync(region: Region, pending: PendingWrite): void {
     for (const id of region.spec.gatewaySenderIds ?? []) {

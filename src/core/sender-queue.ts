@@ -86,6 +86,8 @@ export interface SenderQueueOptions {
   readonly name: string;
   readonly persistent: boolean;
   readonly memoryBytesMax: number;
+  /** The on-disk tail, at most, in bytes: past it `full` is true (default: no limit). */
+  readonly diskBytesMax?: number;
 }
 
 export class SenderQueue {
@@ -160,6 +162,16 @@ export class SenderQueue {
   /** Events waiting on disk beyond the memory limit. */
   get spilled(): number {
     return this.spilledCount;
+  }
+
+  /** Bytes of the on-disk tail. */
+  get spilledBytesHeld(): number {
+    return this.spilledBytes;
+  }
+
+  /** The on-disk tail reached its limit: new writes routed here must be refused, not queued. */
+  get full(): boolean {
+    return this.spilledBytes >= (this.options.diskBytesMax ?? Number.POSITIVE_INFINITY);
   }
 
   has(id: string): boolean {

@@ -168,3 +168,25 @@ test('a subscription that fails over to another server says so with a gap event,
   await subscriber.close();
   await writer.close();
 });
+
+test('keys come back in bounded pages, every live key once, tombstones excluded', async () => {
+  const site = new SimSite({ servers: 1 });
+  await site.waitFor('site ready', () => site.ready());
+  const client = site.client();
+  const region = client.region<number>('R');
+  await site.settle(region.putAll(Array.from({ length: 25_000 }, (_, index) => [`k${String(index).padStart(5, '0')}`, index] as const)));
+  await site.settle(region.remove('k00007'));
+  const pages: number[] = [];
+  const collected: string[] = [];
+  await site.settle((async () => {
+    for await (const page of region.keyPages({ pageKeys: 10_000 })) {
+      pages.push(page.length);
+      collected.push(...page);
+    }
+  })());
+  assert.deepEqual(pages, [10_000, 10_000, 4999]);
+  assert.equal(new Set(collected).size, 24_999);
+  assert.ok(!collected.includes('k00007'));
+  assert.equal((await site.settle(region.keys())).length, 24_999);
+  await client.close();
+});

@@ -22,6 +22,7 @@ import type { ServerConfig } from './config.ts';
 import { GatewayReceiver, type ReceiverStatistics } from './gateway-receiver.ts';
 import { dispatchRequest, reportingInternalErrors, type HandlerTable, type InternalErrorSink } from './handlers.ts';
 import { InitialImage } from './initial-image.ts';
+import { KeyPager, KEY_PAGE_KEYS_MAX } from './key-pager.ts';
 import { advertisedHost } from './locator.ts';
 import { MemberAgent } from './member-agent.ts';
 import type { MemberAdmin, MemberStartResult, MemberState, MetricsSink } from './member-admin.ts';
@@ -43,6 +44,8 @@ export const INCOMING_REQUESTS_MAX = 10_000;
  * until it drains, and subscriptions on it are cut off (STRAIT_SUBSCRIBER_TOO_SLOW).
  */
 export const CONNECTION_BUFFERED_BYTES_MAX = 8 * 1024 * 1024;
+/** Connections accepted and open at once (clients, peers, other sites' senders), at most. */
+export const CONNECTIONS_MAX = 10_000;
 /** Tombstones are kept this long so late writes can't resurrect deleted keys. */
 export const TOMBSTONE_TIMEOUT_MS = 10 * 60 * 1000;
 /** Tombstones looked at per tick by the sweep, at most. */
@@ -72,6 +75,8 @@ export class Server {
   private readonly writes: WritePath;
   private readonly images: InitialImage;
   private readonly creation: RegionCreation;
+  /** Sorted key snapshots for paged replies (images, keys). */
+  private readonly pager = new KeyPager();
   private readonly receiver: GatewayReceiver | undefined;
   private fatalError: StraitError | undefined;
   private fatalListener: ((error: StraitError) => void) | undefined;
@@ -112,7 +117,7 @@ export class Server {
       initializing: () => this.state === 'initializing',
       ready: () => this.state === 'ready',
       imagesComplete: () => this.regionsImaged(),
-    }, this.regions, this.writes);
+    }, this.regions, this.writes, this.pager);
     this.creation = new RegionCreation(runtime, this.pool, {
       memberName: config.name,
       memberId: () => this.infoValue?.id,
@@ -459,6 +464,10 @@ export class Server {
   // ---- Connections and requests ----
 
   private accept(stream: Stream): void {
+    if (this.inbound.size >= CONNECTIONS_MAX) {
+      Connection.refuse(stream, new StraitError('STRAIT_TOO_MANY_CONNECTIONS', { member: this.config.name, limit: CONNECTIONS_MAX }));
+      return;
+    }
     const connection = Connection.accept(this.runtime, stream, this.connectionOptions, {
       onOpen: (opened) => {
         if (opened.peer?.role === 'client') {
@@ -475,7 +484,7 @@ export class Server {
           this.clientCount -= 1;
           this.metrics.clients(this.clientCount);
         }
-        this.images.connectionClosed(closed);
+        this.pager.connectionClosed(closed.number);
       },
     });
     this.inbound.add(connection);
@@ -520,9 +529,11 @@ export class Server {
       const region = this.regions.require(body.region);
       this.writes.write(region, [[body.key, null]], body.requestId, (error, existed) => (error === undefined ? reply.ok({ existed }) : reply.fail(error)));
     },
-    keys: (_connection, body, reply) => {
+    keys: (connection, body, reply) => {
       this.requireReady();
-      reply.ok({ keys: this.regions.require(body.region).keys() });
+      const region = this.regions.require(body.region);
+      const page = this.pager.page(connection.number, 'keys', body.region, () => region.keys(), body.after ?? null, body.limit ?? KEY_PAGE_KEYS_MAX);
+      reply.ok({ keys: page.keys, next: page.done ? null : page.keys.at(-1) ?? null });
     },
     size: (_connection, body, reply) => {
       this.requireReady();

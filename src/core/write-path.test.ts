@@ -11,6 +11,7 @@ import type { Region } from './region.ts';
 import { RegionTable } from './region-table.ts';
 import { Subscriptions } from './subscriptions.ts';
 import { WritePath, type GatewayQueues } from './write-path.ts';
+import { REPLICATION_QUEUE_ENTRIES_MAX } from './replication.ts';
 
 function setup(state: MemberState = 'ready') {
   // Neither peer's view entry lists region R: they host it only when a creation named them.
@@ -20,7 +21,7 @@ function setup(state: MemberState = 'ready') {
   const regions = new RegionTable(runtime.storage, 'server-1', undefined, SILENT_LOGGER);
   regions.open({ name: 'R', type: 'replicate', persistent: false });
   const queued: WireEntry[] = [];
-  const gateways: GatewayQueues = { queue: (_region: Region, entry: WireEntry) => queued.push(entry), sync: () => {} };
+  const gateways: GatewayQueues = { queue: (_region: Region, entry: WireEntry) => queued.push(entry), sync: () => {}, admit: () => {} };
   const me = serverInfo('server-1');
   const holder = { state };
   const writes = new WritePath(runtime, pool.asPool(), { memberName: 'server-1', info: () => me, state: () => holder.state, storageFailed: () => {} },
@@ -115,4 +116,15 @@ test('a server that should host the region and answers that it lacks it is asked
   again[0]!.answer(undefined, {});
   sim.run();
   assert.deepEqual([result.done, result.error], [true, undefined]);
+});
+
+test('a peer that does not take its replication backlog makes the server refuse new writes with STRAIT_OVERLOADED, applying nothing', () => {
+  const { sim, regions, writes } = setup();
+  const region = regions.require('R');
+  const entries = Array.from({ length: REPLICATION_QUEUE_ENTRIES_MAX }, (_, index) => [`k${index}`, new Uint8Array(1)] as const);
+  writes.write(region, entries, undefined, () => {});
+  sim.run();
+  assert.throws(() => writes.write(region, [['one-more', new Uint8Array(1)]], undefined, () => {}),
+    (error: unknown) => error instanceof StraitError && error.code === 'STRAIT_OVERLOADED' && error.retryable);
+  assert.equal(region.get('one-more'), undefined);
 });

@@ -28,6 +28,8 @@ export interface GatewayQueues {
   queue(region: Region, entry: WireEntry, possibleDuplicate: boolean): void;
   /** Makes `pending` wait until every persistent sender queueing `region` has synced. */
   sync(region: Region, pending: PendingWrite): void;
+  /** Throws STRAIT_QUEUE_FULL when a sender `region`'s changes go to can't take more. */
+  admit(region: Region): void;
 }
 
 export interface WriteHost {
@@ -88,6 +90,20 @@ export class WritePath {
     }
   }
 
+  /**
+   * Refuses a new change to `region` before anything is applied when this server can't carry
+   * it: a peer's replication backlog is at its limit (STRAIT_OVERLOADED), or a gateway sender's
+   * queue overflow is (STRAIT_QUEUE_FULL). Both are retryable: backpressure, not loss.
+   */
+  checkAdmission(region: Region): void {
+    for (const channel of this.channels.values()) {
+      if (!channel.full) continue;
+      const { entries, bytes } = channel.held;
+      throw new StraitError('STRAIT_OVERLOADED', { member: this.host.memberName, what: `replication to ${channel.memberName}`, held: `${entries} entries (${bytes} bytes)` });
+    }
+    this.gateways.admit(region);
+  }
+
   /** This member lost its place in the view, or stops: writes waiting on replicas fail. */
   abandonAll(error: StraitError): void {
     for (const channel of this.channels.values()) channel.close(error);
@@ -118,6 +134,7 @@ export class WritePath {
     region: Region, entries: readonly (readonly [string, Uint8Array | null])[], requestId: string | undefined,
     done: (error: StraitError | undefined, existed: boolean) => void,
   ): void {
+    this.checkAdmission(region);
     const now = this.runtime.clock.monotonic();
     const seen = requestId === undefined ? undefined : this.requests.lookup(requestId, now);
     const existed = seen?.existed ?? (entries.length === 1 && region.get(entries[0]![0]) !== undefined);

@@ -141,3 +141,21 @@ test('an accepted connection whose replies back up stops reading requests until 
   sim.run({ untilMs: 1000 });
   assert.equal(requests.length, 20, 'reading resumed once the replies drained');
 });
+
+test('a refused stream gets the coded reason before the close', () => {
+  const sim = new Simulator({ seed: 5, log: 'silent' });
+  const serverRuntime = sim.host('server', { address: '10.0.0.1' }).runtime();
+  const clientRuntime = sim.host('client', { address: '10.0.0.2' }).runtime();
+  serverRuntime.network.listen({ host: '10.0.0.1', port: 7000 }, (stream) => {
+    Connection.refuse(stream, new StraitError('STRAIT_TOO_MANY_CONNECTIONS', { member: 'server-1', limit: 10_000 }));
+  }, () => {});
+  let closedWith: string | undefined;
+  const client = Connection.open(clientRuntime, { host: '10.0.0.1', port: 7000 }, clientOptions, {
+    onOpen: () => {}, onRequest: () => {}, onPush: () => {}, onClose: (_connection, error) => { closedWith = (error as StraitError | undefined)?.code; },
+  });
+  let requestFailedWith: string | undefined;
+  client.request('ping', {}, (error) => { requestFailedWith = error?.code; });
+  sim.run({ untilMs: 100 });
+  assert.equal(closedWith, 'STRAIT_TOO_MANY_CONNECTIONS');
+  assert.ok(requestFailedWith !== undefined);
+});

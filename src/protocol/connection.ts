@@ -164,6 +164,20 @@ export class Connection {
     return connection;
   }
 
+  /**
+   * Turns an accepted stream away before any handshake: the preamble and a coded error frame,
+   * then close. Used when a listener is at its connection limit.
+   */
+  static refuse(stream: Stream, error: StraitError): void {
+    stream.setHandler({ onOpen: () => {}, onData: () => {}, onDrain: () => {}, onClose: () => {} });
+    const frame = encodeFrame({ t: 'error', error: error.toJSON() });
+    const bytes = new Uint8Array(PREAMBLE.length + frame.length);
+    bytes.set(PREAMBLE, 0);
+    bytes.set(frame, PREAMBLE.length);
+    stream.write(bytes);
+    stream.close();
+  }
+
   get remote(): string {
     return this.stream.remote;
   }

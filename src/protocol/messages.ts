@@ -208,7 +208,14 @@ export const REQUESTS = {
     response: Empty,
   },
   remove: { body: Type.Object({ region: Name, key: Key, requestId: Type.Optional(RequestId) }, { additionalProperties: false }), response: Type.Object({ existed: Type.Boolean() }) },
-  keys: { body: Type.Object({ region: Name }, { additionalProperties: false }), response: Type.Object({ keys: Type.Array(Key) }) },
+  /**
+   * A page of the region's live keys in sorted order: the first page (`after` absent or null)
+   * snapshots them; `next` is the `after` of the next page, null after the last.
+   */
+  keys: {
+    body: Type.Object({ region: Name, after: Type.Optional(Type.Union([Key, Type.Null()])), limit: Type.Optional(Uint({ maximum: 10_000 })) }, { additionalProperties: false }),
+    response: Type.Object({ keys: Type.Array(Key, { maxItems: 10_000 }), next: Type.Union([Key, Type.Null()]) }),
+  },
   size: { body: Type.Object({ region: Name }, { additionalProperties: false }), response: Type.Object({ size: Uint() }) },
   subscribe: { body: Type.Object({ region: Name }, { additionalProperties: false }), response: Type.Object({ subscription: Uint() }) },
   unsubscribe: { body: Type.Object({ subscription: Uint() }, { additionalProperties: false }), response: Empty },
