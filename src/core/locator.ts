@@ -2,24 +2,27 @@
 //
 // Every locator is a member of the site's view. The oldest locator in the view coordinates:
 // it admits joins, issues views with increasing ids, and removes members silent for longer
-// than the member timeout (crashed) or that asked to leave (left). Other locators answer
-// discovery and `locate` from their copy of the view, forward joins to the coordinator, and
-// take over when every older locator has been silent for the member timeout.
+// than the member timeout (crashed) or that asked to leave (left) — coordinator.ts. Other
+// locators answer discovery and `locate` from their copy of the view, forward joins to the
+// coordinator, and take over when every older locator has been silent for the member timeout.
+// This class holds the lifecycle, finding (or creating) the site's view at start and after a
+// partition, and the table of request handlers; WAN discovery is wan-discovery.ts.
 //
 // A state machine: handlers run to completion; time and I/O come through the Runtime.
 
 import { StraitError } from '../errors.ts';
 import { Connection, type ConnectionHandler, type ConnectionOptions, type IncomingRequest, type Reply } from '../protocol/connection.ts';
-import type { MemberInfo, RequestBody, RequestOp, ResponseBody, View } from '../protocol/messages.ts';
+import type { MemberInfo, RequestOp, View } from '../protocol/messages.ts';
 import type { Address, Listener, Logger, Runtime, Timer } from '../runtime/runtime.ts';
 import { formatAddress } from '../runtime/runtime.ts';
 import type { LocatorConfig } from './config.ts';
 import { WanDiscovery } from './wan-discovery.ts';
+import { Coordinator } from './coordinator.ts';
 import { dispatchRequest, reportingInternalErrors, type HandlerTable, type InternalErrorSink } from './handlers.ts';
 import { MemberAgent } from './member-agent.ts';
 import type { MemberAdmin, MemberStartResult, MemberState, MetricsSink, RegionStatus } from './member-admin.ts';
 import { addressKey, PeerPool } from './peer-pool.ts';
-import { type Departure, findMember, firstView, locatorsOf, nextView, sameLineage, lineageWins } from './views.ts';
+import { findMember, firstView, locatorsOf, nextView, sameLineage, lineageWins } from './views.ts';
 
 /** Requests in flight per connection, at most, each way. */
 const REQUESTS_IN_FLIGHT_MAX = 10_000;
@@ -46,12 +49,8 @@ export class Locator {
   private discoveryInFlight = 0;
   private joinStartedMs = 0;
   private ticks = 0;
-  /** Coordinator bookkeeping: last heartbeat per member id (monotonic ms). */
-  private readonly lastHeard = new Map<string, number>();
-  /** Latest load and ready flag reported by each member. */
-  private readonly reported = new Map<string, { load: number; ready: boolean }>();
-  /** Connection each member last spoke on, for pushing views. */
-  private readonly memberConnections = new Map<string, Connection>();
+  /** Admissions, views, crash detection and takeover (coordinator.ts). */
+  private readonly coordinator: Coordinator;
   private readonly inbound = new Set<Connection>();
   private startCallback: ((result: MemberStartResult) => void) | undefined;
   /** WAN discovery: the catalogue of every site, exchanged with the other sites' locators. */
@@ -99,6 +98,17 @@ export class Locator {
       onRemoved: (reason) => this.removed(reason),
       onIsolated: () => {},
       onJoinRefused: (error) => this.fail(error),
+    }, this.log);
+    this.coordinator = new Coordinator(runtime, this.pool, {
+      name: config.name,
+      site: config.site,
+      timing: config.timing,
+      agent: this.agent,
+      memberId: () => this.infoValue?.id,
+      info: () => this.info,
+      state: () => this.state,
+      isCoordinator: () => this.isCoordinator,
+      installed: (view, previous) => this.installed(view, previous),
     }, this.log);
     this.admin = {
       status: () => ({ info: this.infoValue ?? this.placeholderInfo(), state: this.state, viewId: this.agent.view?.id ?? 0, coordinator: this.agent.view?.coordinator ?? null }),
@@ -199,7 +209,7 @@ export class Locator {
       }
       // Hand over: issue the view without us; the next oldest locator becomes coordinator.
       const handover = nextView(view, { remove: [{ id: me, name: this.config.name, reason: 'left' }] });
-      this.broadcast(handover);
+      this.coordinator.broadcast(handover);
       finish();
       return;
     }
@@ -238,11 +248,11 @@ export class Locator {
       return;
     }
     if (this.isCoordinator) {
-      this.detectCrashes();
+      this.coordinator.detectCrashes();
       if (this.ticks % MERGE_CHECK_TICKS === 0) this.lookForOtherLineages();
     } else {
       this.agent.tick();
-      this.maybeTakeOver();
+      this.coordinator.maybeTakeOver();
     }
     this.discovery.tick();
   }
@@ -311,17 +321,7 @@ export class Locator {
   // ---- Views ----
 
   private installed(view: View, previous: View | null): void {
-    const now = this.runtime.clock.monotonic();
-    for (const member of view.members) {
-      if (!this.lastHeard.has(member.info.id)) this.lastHeard.set(member.info.id, now);
-    }
-    for (const id of [...this.lastHeard.keys()]) {
-      if (findMember(view, id) === undefined) {
-        this.lastHeard.delete(id);
-        this.reported.delete(id);
-        this.memberConnections.delete(id);
-      }
-    }
+    this.coordinator.viewInstalled(view);
     this.metrics.viewInstalled(view.id, view.members.length);
     this.discovery.viewInstalled(view);
     if (previous === null || previous.coordinator !== view.coordinator || !sameLineage(previous, view)) {
@@ -344,70 +344,6 @@ export class Locator {
     this.joinStartedMs = this.discoveryStartedMs;
     this.agent.state = 'idle';
     this.agent.join();
-  }
-
-  /** Coordinator: make `view` current and send it to every member we can reach. */
-  private issue(change: Parameters<typeof nextView>[1]): View {
-    const current = this.agent.view;
-    if (current === null) throw new StraitError('STRAIT_NOT_READY', { member: this.config.name, state: this.state });
-    const view = nextView(current, change);
-    this.agent.view = view;
-    this.installed(view, current);
-    this.broadcast(view);
-    return view;
-  }
-
-  private broadcast(view: View): void {
-    const me = this.infoValue?.id;
-    for (const member of view.members) {
-      if (member.info.id === me) continue;
-      const connection = this.memberConnections.get(member.info.id);
-      if (connection !== undefined && connection.state === 'open') connection.push('view', { view });
-      else if (member.info.role === 'locator') this.pool.get(member.info.address).push('view', { view });
-    }
-    for (const departed of view.departed) {
-      // A member removed for silence may still be alive behind a partition; tell it if we can.
-      this.memberConnections.get(departed.id)?.push('view', { view });
-    }
-  }
-
-  private detectCrashes(): void {
-    const view = this.agent.view;
-    if (view === null) return;
-    const now = this.runtime.clock.monotonic();
-    const me = this.info.id;
-    const crashed: Departure[] = [];
-    for (const member of view.members) {
-      if (member.info.id === me) continue;
-      const heard = this.lastHeard.get(member.info.id) ?? now;
-      if (now - heard > this.config.timing.memberTimeoutMs) {
-        crashed.push({ id: member.info.id, name: member.info.name, reason: 'crashed' });
-        this.log.warn({ member: member.info.name, silentMs: now - heard, address: formatAddress(member.info.address) }, `coordinator ${this.config.name}: ${member.info.name} at ${formatAddress(member.info.address)} silent for ${now - heard} ms (member timeout ${this.config.timing.memberTimeoutMs} ms); removing it as crashed`);
-      }
-    }
-    const update = new Map<string, { ready: boolean; load: number }>();
-    for (const member of view.members) {
-      const report = this.reported.get(member.info.id);
-      if (report !== undefined && report.ready !== member.ready) update.set(member.info.id, report);
-    }
-    if (crashed.length > 0 || update.size > 0) {
-      this.issue({ remove: crashed, update });
-    }
-  }
-
-  /** Non-coordinator: take over when the coordinator and every older locator went silent. */
-  private maybeTakeOver(): void {
-    const view = this.agent.view;
-    if (view === null || this.state !== 'ready') return;
-    const me = findMember(view, this.info.id);
-    if (me === undefined) return;
-    const now = this.runtime.clock.monotonic();
-    const older = locatorsOf(view).filter((locator) => locator.joinSeq < me.joinSeq);
-    const silent = older.filter((locator) => now - (this.agent.lastAck.get(locator.info.id) ?? now) > this.config.timing.memberTimeoutMs);
-    if (older.length === 0 || silent.length < older.length) return;
-    for (const member of view.members) this.lastHeard.set(member.info.id, now);
-    this.log.warn({ previous: view.coordinator }, `locator ${this.config.name}: coordinator ${view.coordinator} and every older locator silent for over ${this.config.timing.memberTimeoutMs} ms; taking over as coordinator`);
-    this.issue({ remove: older.map((locator) => ({ id: locator.info.id, name: locator.info.name, reason: 'crashed' as const })) });
   }
 
   /** Coordinator: if a configured locator coordinates an older lineage (after a partition), join it. */
@@ -445,110 +381,14 @@ export class Locator {
     ping: (_connection, _body, reply) => reply.ok({}),
     memberInfo: (_connection, _body, reply) => reply.ok({ info: this.info, state: this.state, viewId: this.agent.view?.id ?? 0 }),
     getView: (_connection, _body, reply) => reply.ok({ view: this.agent.view, self: this.info, state: this.state }),
-    join: (connection, body, reply) => this.onJoin(connection, body, reply),
-    leave: (_connection, body, reply) => this.onLeave(body, reply),
-    heartbeat: (connection, body, reply) => this.onHeartbeat(connection, body, reply),
-    locate: (_connection, body, reply) => reply.ok(this.locate(body)),
+    join: (connection, body, reply) => this.coordinator.onJoin(connection, body, reply),
+    leave: (_connection, body, reply) => this.coordinator.onLeave(body, reply),
+    heartbeat: (connection, body, reply) => this.coordinator.onHeartbeat(connection, body, reply),
+    locate: (_connection, body, reply) => reply.ok(this.coordinator.locate(body)),
     wanExchange: (connection, body, reply) => reply.ok(this.discovery.onExchange(connection, body)),
     catalogue: (_connection, _body, reply) => reply.ok(this.discovery.onCatalogue()),
   };
 
-  private onJoin(connection: Connection, body: RequestBody<'join'>, reply: Reply<'join'>): void {
-    const view = this.agent.view;
-    if (view === null || this.state !== 'ready') {
-      reply.fail(new StraitError('STRAIT_NOT_READY', { member: this.config.name, state: this.state }));
-      return;
-    }
-    if (body.info.site !== this.config.site) {
-      reply.fail(new StraitError('STRAIT_SITE_MISMATCH', { peer: body.info.name, peerSite: body.info.site, site: this.config.site }));
-      return;
-    }
-    if (!this.isCoordinator) {
-      const coordinator = findMember(view, view.coordinator);
-      if (coordinator === undefined) {
-        reply.fail(new StraitError('STRAIT_NOT_READY', { member: this.config.name, state: 'no coordinator' }));
-        return;
-      }
-      // Forward to the coordinator and relay its answer.
-      this.pool.get(coordinator.info.address).request('join', body, (error, response) => {
-        if (error !== undefined || response === undefined) reply.fail(error ?? new StraitError('STRAIT_INTERNAL', { reason: 'empty join response' }));
-        else reply.ok(response);
-      });
-      return;
-    }
-    const info = body.info;
-    const existing = findMember(view, info.id);
-    this.lastHeard.set(info.id, this.runtime.clock.monotonic());
-    this.memberConnections.set(info.id, connection);
-    if (existing !== undefined) {
-      reply.ok({ view });
-      return;
-    }
-    const remove: Departure[] = [];
-    const sameName = view.members.find((member) => member.info.name === info.name);
-    if (sameName !== undefined) {
-      // A member restarted under the same name on the same address is a new incarnation of it
-      // (the port could not be held by two processes); anything else is a naming mistake.
-      if (addressKey(sameName.info.address) !== addressKey(info.address)) {
-        reply.fail(new StraitError('STRAIT_NAME_IN_USE', { name: info.name, site: this.config.site, address: formatAddress(sameName.info.address) }));
-        return;
-      }
-      remove.push({ id: sameName.info.id, name: sameName.info.name, reason: 'crashed' });
-    }
-    const next = this.issue({ add: [info], remove });
-    this.log.info({ joined: info.name, address: formatAddress(info.address), viewId: next.id }, `coordinator ${this.config.name}: ${info.role} ${info.name} at ${formatAddress(info.address)} joined; view ${next.id}`);
-    reply.ok({ view: next });
-  }
-
-  private onLeave(body: RequestBody<'leave'>, reply: Reply<'leave'>): void {
-    const view = this.agent.view;
-    const member = findMember(view, body.id);
-    if (view !== null && this.isCoordinator && member !== undefined) {
-      this.issue({ remove: [{ id: member.info.id, name: member.info.name, reason: 'left' }] });
-      this.log.info({ left: member.info.name }, `coordinator ${this.config.name}: ${member.info.name} left cleanly; view ${this.agent.view?.id}`);
-    } else if (view !== null && !this.isCoordinator && member !== undefined) {
-      const coordinator = findMember(view, view.coordinator);
-      if (coordinator !== undefined) {
-        this.pool.get(coordinator.info.address).request('leave', body, () => reply.ok({}));
-        return;
-      }
-    }
-    reply.ok({});
-  }
-
-  private onHeartbeat(connection: Connection, body: RequestBody<'heartbeat'>, reply: Reply<'heartbeat'>): void {
-    const view = this.agent.view;
-    const member = findMember(view, body.id);
-    const now = this.runtime.clock.monotonic();
-    if (member !== undefined) {
-      this.lastHeard.set(body.id, now);
-      this.memberConnections.set(body.id, connection);
-      this.reported.set(body.id, { load: body.load, ready: body.ready });
-      if (member.info.role === 'locator') this.agent.lastAck.set(body.id, now);
-    }
-    const coordinator = this.isCoordinator;
-    reply.ok({ responder: this.infoValue?.id ?? '', viewId: view?.id ?? 0, member: member !== undefined, coordinator });
-    if (coordinator && member !== undefined && member.ready !== body.ready) {
-      // Readiness changes the set of servers clients are sent to: publish it at once.
-      this.issue({ update: new Map([[body.id, { ready: body.ready, load: body.load }]]) });
-    } else if (coordinator && member !== undefined && body.viewId < (view?.id ?? 0)) {
-      connection.push('view', { view: view! });
-    }
-  }
-
-  private locate(body: RequestBody<'locate'>): ResponseBody<'locate'> {
-    const view = this.agent.view;
-    if (view === null) throw new StraitError('STRAIT_NOT_READY', { member: this.config.name, state: this.state });
-    const exclude = new Set(body.exclude ?? []);
-    const candidates = view.members.filter((member) =>
-      member.info.role === 'server' && member.ready && !exclude.has(member.info.name)
-      && (body.region === undefined || member.info.regions.includes(body.region)));
-    const load = (id: string) => this.reported.get(id)?.load ?? 0;
-    // Least-loaded first; ties rotate by a random draw so idle servers share new clients.
-    const order = candidates.map((member) => ({ member, load: load(member.info.id), draw: this.runtime.random.next() }));
-    order.sort((a, b) => a.load - b.load || a.draw - b.draw);
-    return { servers: order.map(({ member }) => ({ name: member.info.name, address: member.info.address })) };
-  }
 }
 
 /** The host to advertise when none is configured: a wildcard bind advertises loopback. */

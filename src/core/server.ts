@@ -14,15 +14,16 @@
 
 import { StraitError, assert } from '../errors.ts';
 import { answering, Connection, type ConnectionHandler, type ConnectionOptions, type IncomingRequest, type Reply } from '../protocol/connection.ts';
-import type { MemberInfo, RegionSpec, RequestOp, SenderStatus, View } from '../protocol/messages.ts';
+import type { MemberInfo, RequestOp, SenderStatus, View } from '../protocol/messages.ts';
 import type { Address, Listener, Logger, Runtime, Stream, Timer } from '../runtime/runtime.ts';
 import { formatAddress } from '../runtime/runtime.ts';
-import { Backoff } from './backoff.ts';
+import { learnSiteId } from './site-id.ts';
 import type { ServerConfig } from './config.ts';
 import { GatewayReceiver, type ReceiverStatistics } from './gateway-receiver.ts';
 import { dispatchRequest, reportingInternalErrors, type HandlerTable, type InternalErrorSink } from './handlers.ts';
 import { InitialImage } from './initial-image.ts';
-import { KeyPager, KEY_PAGE_KEYS_MAX } from './key-pager.ts';
+import { KeyPager } from './key-pager.ts';
+import { regionRequestHandlers } from './region-requests.ts';
 import { advertisedHost } from './locator.ts';
 import { MemberAgent } from './member-agent.ts';
 import type { MemberAdmin, MemberStartResult, MemberState, MetricsSink } from './member-admin.ts';
@@ -32,7 +33,7 @@ import { RegionTable } from './region-table.ts';
 import { RegionCreation } from './region-creation.ts';
 import { SenderHosting } from './sender-hosting.ts';
 import { Subscriptions } from './subscriptions.ts';
-import { findMember, serversOf } from './views.ts';
+import { findMember } from './views.ts';
 import { WritePath } from './write-path.ts';
 
 /** Requests in flight per outgoing connection, at most. */
@@ -67,8 +68,6 @@ export class Server {
   private readonly inbound = new Set<Connection>();
   private clientCount = 0;
   private startCallback: ((result: MemberStartResult) => void) | undefined;
-  /** Paces asking a locator for the site id while none answers. */
-  private readonly siteBackoff: Backoff;
   private readonly regions: RegionTable;
   private readonly subscriptions: Subscriptions;
   private readonly senders: SenderHosting;
@@ -89,7 +88,6 @@ export class Server {
     this.metrics = metrics;
     this.site = config.site;
     this.log = runtime.log.child({ member: config.name, role: 'server' });
-    this.siteBackoff = new Backoff(runtime.random, { initialDelayMs: 100, maximumDelayMs: 2000 });
     this.regions = new RegionTable(runtime.storage, config.name, config.conflictResolver, this.log);
     this.subscriptions = new Subscriptions(config.name, CONNECTION_BUFFERED_BYTES_MAX, () => metrics.subscriberCut());
     this.internalError = reportingInternalErrors(this.log, `server ${config.name}`, metrics);
@@ -124,6 +122,10 @@ export class Server {
       view: () => this.view,
       running: () => this.state !== 'stopped' && this.state !== 'leaving',
     }, this.regions, this.log);
+    this.handlers = this.makeHandlers(regionRequestHandlers({
+      memberName: config.name, valueBytesMax: config.valueBytesMax, requireReady: () => this.requireReady(),
+      regions: this.regions, writes: this.writes, pager: this.pager, subscriptions: this.subscriptions, creation: this.creation,
+    }));
     this.receiver = config.gatewayReceiver === undefined ? undefined : new GatewayReceiver(runtime, config.gatewayReceiver, {
       memberName: config.name,
       site: () => this.site,
@@ -229,7 +231,7 @@ export class Server {
         this.log.info({ address: formatAddress(result.address) }, `server ${this.config.name} listening on ${formatAddress(result.address)}; joining through ${this.config.locators.map(formatAddress).join(', ')}`);
         const receiver = this.receiver;
         if (receiver === undefined || this.config.gatewayReceiver?.manualStart === true) {
-          this.resolveSite(result.address, 0);
+          this.resolveSite(result.address);
           return;
         }
         const advertise = (bound: Address): Address => ({
@@ -238,41 +240,29 @@ export class Server {
         });
         receiver.start(this.config.bind.host, advertise, (stream) => this.accept(stream), (error) => {
           if (error !== undefined) this.fail(error);
-          else this.resolveSite(result.address, 0);
+          else this.resolveSite(result.address);
         });
       },
     );
   }
 
-  /** A server without --site-id takes its locator's. */
-  private resolveSite(bound: Address, attempt: number): void {
+  /** A server without --site-id takes its locator's (site-id.ts). */
+  private resolveSite(bound: Address): void {
     if (this.state === 'stopped') return;
     if (this.site !== undefined) {
       this.begin(bound);
       return;
     }
-    const locator = this.config.locators[attempt % this.config.locators.length]!;
-    Connection.open(this.runtime, locator, this.connectionOptions, {
-      onOpen: (opened) => {
-        this.site = opened.peer?.site ?? undefined;
-        opened.close();
-        if (this.site === undefined || this.site === 0) {
-          this.fail(new StraitError('STRAIT_NO_LOCATOR', { locators: formatAddress(locator), reason: 'the locator did not state its site' }));
-          return;
-        }
-        this.connectionOptions = this.makeConnectionOptions();
-        this.pool.reconfigure(this.connectionOptions);
-        this.begin(bound);
-      },
-      onRequest: (_connection, _request, reply) => reply.fail(new StraitError('STRAIT_NOT_READY', { member: this.config.name, state: this.state })),
-      onPush: () => {},
-      onClose: (_closed, error) => {
-        if (this.site !== undefined || this.state === 'stopped') return;
-        if (attempt > 0 && attempt % this.config.locators.length === 0) {
-          this.log.warn({ locators: this.config.locators.map(formatAddress), reason: error?.message }, `server ${this.config.name}: no locator answered at ${this.config.locators.map(formatAddress).join(', ')} (${error?.message ?? 'closed'}); retrying`);
-        }
-        this.runtime.setTimer(this.siteBackoff.nextDelayMs(), () => this.resolveSite(bound, attempt + 1));
-      },
+    const search = { memberName: this.config.name, locators: this.config.locators, options: this.connectionOptions, stopped: () => this.state === 'stopped' };
+    learnSiteId(this.runtime, search, this.log, (site) => {
+      if (site instanceof StraitError) {
+        this.fail(site);
+        return;
+      }
+      this.site = site;
+      this.connectionOptions = this.makeConnectionOptions();
+      this.pool.reconfigure(this.connectionOptions);
+      this.begin(bound);
     });
   }
 
@@ -407,12 +397,6 @@ export class Server {
     if (this.state !== 'ready') throw new StraitError('STRAIT_NOT_READY', { member: this.config.name, state: this.state });
   }
 
-  private checkValue(value: Uint8Array): void {
-    if (value.length > this.config.valueBytesMax) {
-      throw new StraitError('STRAIT_VALUE_TOO_LARGE', { size: value.length, limit: this.config.valueBytesMax });
-    }
-  }
-
   // ---- Views ----
 
   private installed(view: View, previous: View | null): void {
@@ -506,62 +490,25 @@ export class Server {
   }
 
   private readonly internalError: InternalErrorSink;
+  private readonly handlers: HandlerTable;
 
-  private readonly handlers: HandlerTable = {
-    ping: (_connection, _body, reply) => reply.ok({}),
-    memberInfo: (_connection, _body, reply) => reply.ok({ info: this.info, state: this.state, viewId: this.view?.id ?? 0 }),
-    get: (_connection, body, reply) => {
-      this.requireReady();
-      reply.ok({ value: this.regions.require(body.region).get(body.key) ?? null });
-    },
-    put: (_connection, body, reply) => {
-      this.requireReady();
-      this.checkValue(body.value);
-      this.writes.write(this.regions.require(body.region), [[body.key, body.value]], body.requestId, (error) => (error === undefined ? reply.ok({}) : reply.fail(error)));
-    },
-    putAll: (_connection, body, reply) => {
-      this.requireReady();
-      for (const [, value] of body.entries) this.checkValue(value);
-      this.writes.write(this.regions.require(body.region), body.entries, body.requestId, (error) => (error === undefined ? reply.ok({}) : reply.fail(error)));
-    },
-    remove: (_connection, body, reply) => {
-      this.requireReady();
-      const region = this.regions.require(body.region);
-      this.writes.write(region, [[body.key, null]], body.requestId, (error, existed) => (error === undefined ? reply.ok({ existed }) : reply.fail(error)));
-    },
-    keys: (connection, body, reply) => {
-      this.requireReady();
-      const region = this.regions.require(body.region);
-      const page = this.pager.page(connection.number, 'keys', body.region, () => region.keys(), body.after ?? null, body.limit ?? KEY_PAGE_KEYS_MAX);
-      reply.ok({ keys: page.keys, next: page.done ? null : page.keys.at(-1) ?? null });
-    },
-    size: (_connection, body, reply) => {
-      this.requireReady();
-      reply.ok({ size: this.regions.require(body.region).size });
-    },
-    subscribe: (connection, body, reply) => {
-      this.regions.require(body.region);
-      reply.ok({ subscription: this.subscriptions.subscribe(connection, body.region) });
-    },
-    unsubscribe: (connection, body, reply) => {
-      this.subscriptions.unsubscribe(connection, body.subscription);
-      reply.ok({});
-    },
-    listRegions: (_connection, _body, reply) => reply.ok({ regions: this.regions.statuses() }),
-    createRegion: (connection, body, reply) => {
-      if (connection.peer?.role === 'server') reply.ok(this.creation.createHere(body.spec, body.hosts ?? []));
-      else this.creation.createEverywhere(body.spec, (error, result) => (error !== undefined || result === undefined ? reply.fail(error!) : reply.ok(result)));
-    },
-    replicate: (_connection, body, reply) => this.writes.onReplicate(body, reply),
-    image: (connection, body, reply) => this.images.serve(connection, body, reply),
-    gatewayBatch: (connection, body, reply) => {
-      if (this.receiver === undefined) throw new StraitError('STRAIT_MESSAGE_INVALID', { peer: connection.label, reason: `${this.config.name} runs no gateway receiver` });
-      this.receiver.onBatch(connection, body, reply);
-    },
-    senderAck: (connection, body, reply) => this.senders.onAck(connection.peer?.name, body, reply),
-    senderHandoff: (_connection, body, reply) => this.senders.onHandoff(body, reply),
-    senderImage: (_connection, body, reply) => this.senders.onImage(body, reply),
-    senderStatus: (_connection, body, reply) => this.senders.onStatus(body, reply),
-    senderControl: (_connection, body, reply) => this.senders.onControl(body, reply),
-  };
+  /** One handler per operation: the region operations (region-requests.ts), then the members'. */
+  private makeHandlers(regionRequests: HandlerTable): HandlerTable {
+    return {
+      ping: (_connection, _body, reply) => reply.ok({}),
+      memberInfo: (_connection, _body, reply) => reply.ok({ info: this.info, state: this.state, viewId: this.view?.id ?? 0 }),
+      ...regionRequests,
+      replicate: (_connection, body, reply) => this.writes.onReplicate(body, reply),
+      image: (connection, body, reply) => this.images.serve(connection, body, reply),
+      gatewayBatch: (connection, body, reply) => {
+        if (this.receiver === undefined) throw new StraitError('STRAIT_MESSAGE_INVALID', { peer: connection.label, reason: `${this.config.name} runs no gateway receiver` });
+        this.receiver.onBatch(connection, body, reply);
+      },
+      senderAck: (connection, body, reply) => this.senders.onAck(connection.peer?.name, body, reply),
+      senderHandoff: (_connection, body, reply) => this.senders.onHandoff(body, reply),
+      senderImage: (_connection, body, reply) => this.senders.onImage(body, reply),
+      senderStatus: (_connection, body, reply) => this.senders.onStatus(body, reply),
+      senderControl: (_connection, body, reply) => this.senders.onControl(body, reply),
+    };
+  }
 }

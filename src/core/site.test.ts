@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { connect, type StraitClient } from '../client/client.ts';
 import { StraitError } from '../errors.ts';
 import type { Address } from '../runtime/runtime.ts';
-import { createNodeRuntime, type NodeRuntime } from '../runtime/node/node-runtime.ts';
+import { createNodeRuntime } from '../runtime/node/node-runtime.ts';
 import { DEFAULT_TIMING, FRAME_BYTES_MAX_DEFAULT, VALUE_BYTES_MAX_DEFAULT, type MembershipTiming } from './config.ts';
 import { Locator } from './locator.ts';
 import { NO_METRICS } from './member-admin.ts';

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { connect, decodeValue, type StraitClient } from '../client/client.ts';
 import type { RegionSpec, SenderStatus, VersionTag } from '../protocol/messages.ts';
 import type { Address } from '../runtime/runtime.ts';
-import { createNodeRuntime, type NodeRuntime } from '../runtime/node/node-runtime.ts';
+import { createNodeRuntime } from '../runtime/node/node-runtime.ts';
 import {
   DEFAULT_TIMING, FRAME_BYTES_MAX_DEFAULT, VALUE_BYTES_MAX_DEFAULT,
   type ConflictResolver, type GatewaySenderSpec, type MembershipTiming,
