@@ -47,6 +47,20 @@ describe('createMetrics', () => {
     assert.ok(text.includes('process_cpu_user_seconds_total'), 'default process metrics are collected');
   });
 
+  it('counts internal errors, subscribers cut off and the receiver\'s events by outcome', async () => {
+    const { registry, sink } = createMetrics('server', 'server1-1', 1);
+    sink.internalError('put', new TypeError('bug'));
+    sink.subscriberCut();
+    sink.receiverBatch(10, 3, 2);
+    sink.receiverBatch(5, 0, 0);
+    const text = await registry.metrics();
+    assert.equal(sample(text, 'strait_internal_errors_total', 'where="put"'), 1);
+    assert.equal(sample(text, 'strait_subscribers_cut_total', 'member="server1-1"'), 1);
+    assert.equal(sample(text, 'strait_gateway_receiver_events_total', 'outcome="applied"'), 12);
+    assert.equal(sample(text, 'strait_gateway_receiver_events_total', 'outcome="duplicate"'), 3);
+    assert.equal(sample(text, 'strait_gateway_receiver_events_total', 'outcome="refused"'), 2);
+  });
+
   it('keeps registries of different members apart', async () => {
     const first = createMetrics('locator', 'locator-1', 1);
     const second = createMetrics('locator', 'locator-2', 1);

@@ -99,6 +99,12 @@ export function createMetrics(role: 'locator' | 'server', name: string, site: nu
     help: 'Subscriptions ended because the subscriber did not take its events (STRAIT_SUBSCRIBER_TOO_SLOW).',
     registers: [registry],
   });
+  const receiverEvents = new Counter({
+    name: 'strait_gateway_receiver_events_total',
+    help: 'Events the gateway receiver took from other sites, by outcome: applied, duplicate (already held at that version: a resend), refused (a dead letter at the sender).',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
   const clientConnections = new Gauge({
     name: 'strait_client_connections',
     help: 'Client connections currently open to this member.',
@@ -137,6 +143,11 @@ export function createMetrics(role: 'locator' | 'server', name: string, site: nu
     },
     subscriberCut() {
       subscribersCut.inc();
+    },
+    receiverBatch(applied, duplicates, refused) {
+      receiverEvents.labels({ outcome: 'applied' }).inc(applied - duplicates);
+      receiverEvents.labels({ outcome: 'duplicate' }).inc(duplicates);
+      receiverEvents.labels({ outcome: 'refused' }).inc(refused);
     },
   };
 

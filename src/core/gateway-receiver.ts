@@ -130,6 +130,7 @@ export class GatewayReceiver {
       else reply.ok({ applied: events.length - refused.length, refused });
     });
     const touched = new Set<Region>();
+    let duplicates = 0;
     for (const [index, event] of events.entries()) {
       const [regionName, key, value, tag, possibleDuplicate] = event;
       const region = this.regions.get(regionName);
@@ -139,7 +140,7 @@ export class GatewayReceiver {
         continue;
       }
       const held = region.entry(key)?.tag;
-      if (held !== undefined && compareTags(held, tag) === 0) this.statistics.duplicates += 1;
+      const duplicate = held !== undefined && compareTags(held, tag) === 0;
       try {
         this.writes.admit(region, [key, value, tag], possibleDuplicate, pending);
       } catch (error) {
@@ -149,6 +150,7 @@ export class GatewayReceiver {
         refused.push({ index, code: error.code, message: error.message });
         continue;
       }
+      if (duplicate) duplicates += 1;
       touched.add(region);
     }
     for (const region of touched) {
@@ -156,6 +158,8 @@ export class GatewayReceiver {
       this.writes.awaitRegion(region, pending);
     }
     this.metrics.replicated(events.length - refused.length);
+    this.metrics.receiverBatch(events.length - refused.length, duplicates, refused.length);
+    this.statistics.duplicates += duplicates;
     this.statistics.batches += 1;
     this.statistics.events += events.length;
     this.statistics.refused += refused.length;

@@ -64,6 +64,11 @@ export interface MetricsSink {
   internalError(where: string, error: unknown): void;
   /** A subscription was cut off because its subscriber did not keep up. */
   subscriberCut(): void;
+  /**
+   * The gateway receiver took a batch: events applied, those among them this server already
+   * held at the same version (a resend after a failover), and events refused (dead letters).
+   */
+  receiverBatch(applied: number, duplicates: number, refused: number): void;
 }
 
 export const NO_METRICS: MetricsSink = {
@@ -73,6 +78,7 @@ export const NO_METRICS: MetricsSink = {
   clients() {},
   internalError() {},
   subscriberCut() {},
+  receiverBatch() {},
 };
 
 export interface MemberStartResult {
