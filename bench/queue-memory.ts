@@ -5,7 +5,7 @@
 // A locator, a server whose gateway sender has no reachable remote site (a partition, as far as
 // the queue can tell) and a client run in this process; after every 100k puts it forces two
 // garbage collections and prints the live heap, RSS and the sender's queue.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '../src/client/client.ts';
@@ -28,7 +28,8 @@ await new Promise<void>((r) => server.start(() => r()));
 const client = await connect({ locators: [laddr] });
 const region = client.region('R');
 const value = 'x'.repeat(100);
-const heap = () => { (globalThis as any).gc(); (globalThis as any).gc(); const m = process.memoryUsage(); return `${Math.round(m.heapUsed / 1048576)} (rss ${Math.round(m.rss / 1048576)}, external ${Math.round(m.external / 1048576)}, arrayBuffers ${Math.round(m.arrayBuffers / 1048576)})`; };
+const status = (field: string) => Math.round(Number(/\d+/.exec(readFileSync('/proc/self/status', 'utf8').split('\n').find((line) => line.startsWith(field)) ?? '0')![0]) / 1024);
+const heap = () => { (globalThis as any).gc(); (globalThis as any).gc(); const m = process.memoryUsage(); return `${Math.round(m.heapUsed / 1048576)} (heap total ${Math.round(m.heapTotal / 1048576)}, rss ${Math.round(m.rss / 1048576)}, RssAnon ${status('RssAnon')}, RssFile ${status('RssFile')}, external ${Math.round(m.external / 1048576)}, arrayBuffers ${Math.round(m.arrayBuffers / 1048576)})`; };
 console.log('start heap MiB', heap());
 let n = 0;
 for (let round = 1; round <= Number(process.env.ROUNDS ?? 8); round++) {

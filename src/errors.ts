@@ -62,7 +62,8 @@ export const ERROR_SPECS = {
   STRAIT_SENDER_NOT_FOUND: spec('gateway sender {sender} is not hosted by {member}', 404, false),
   STRAIT_STORAGE: spec('storage failure at {path}: {reason}', 500, false),
   STRAIT_OVERLOADED: spec('{member}: {what} holds {held}, its limit; the write was not applied — retry later', 503, true),
-  STRAIT_QUEUE_FULL: spec('{member}: gateway sender {sender} → site {site} has {held} waiting on disk, its limit (maximum-queue-disk); the write was not applied — restore the link to site {site} or raise the limit', 503, true),
+  // Not retryable: a full queue overflow lasts as long as the remote site is unreachable.
+  STRAIT_QUEUE_FULL: spec('{member}: gateway sender {sender} → site {site} has {held} waiting on disk, its limit (maximum-queue-disk); the write was not applied — restore the link to site {site} or raise the limit', 503, false),
 
   // Configuration and the CLI
   STRAIT_CONFIG_INVALID: spec('{source}: {key}: {reason}', 400, false),

@@ -3,13 +3,14 @@
 // same write again under the same id. Every server of the site learns the ids with the
 // replicated entries, so a retry that lands on another server is recognised there too.
 //
-// Bounded: at most REQUEST_IDS_REMEMBERED_MAX ids (the oldest forgotten first; about 16 MiB) and
-// none older than REQUEST_IDS_REMEMBERED_MS, far longer than a client keeps retrying. At a
-// server's peak write rate (~60,000 writes/s here) the count bound covers the last few seconds:
-// a retry later than that is applied again, as before ids existed — a duplicate, never a loss.
+// Bounded: at most REQUEST_IDS_REMEMBERED_MAX ids (the oldest forgotten first; ~168 bytes an id
+// as decoded from the wire, measured: about 16 MiB) and none older than REQUEST_IDS_REMEMBERED_MS,
+// far longer than a client keeps retrying. At 10,000 writes/s a server remembers the last 10 s;
+// at its peak rate here (~60,000/s) under 2 s: a retry later than that is applied again, as before
+// ids existed — a duplicate with the same value, never a loss.
 
 /** Request ids remembered, at most. */
-export const REQUEST_IDS_REMEMBERED_MAX = 200_000;
+export const REQUEST_IDS_REMEMBERED_MAX = 100_000;
 /** How long a request id is remembered. */
 export const REQUEST_IDS_REMEMBERED_MS = 5 * 60 * 1000;
 
@@ -17,7 +18,7 @@ export const REQUEST_IDS_REMEMBERED_MS = 5 * 60 * 1000;
 export class RequestLog {
   /**
    * id → (whole seconds of `nowMs`) × 2 + existed: a small integer V8 keeps unboxed, so an
-   * entry costs the id string and the map slot (about 80 bytes measured), not another object.
+   * entry costs the id string and the map slot, not another object.
    */
   private readonly entries = new Map<string, number>();
   /** Ids in the order they were remembered, a ring naming the one to forget next. */
