@@ -56,29 +56,23 @@ function lateAdmin(name: string, current: () => MemberAdmin | undefined): Member
     status: () => admin().status(),
     view: () => admin().view(),
     regions: () => admin().regions(),
-    createRegion: (spec, callback) => {
-      let member: MemberAdmin;
-      try {
-        member = admin();
-      } catch (error) {
-        callback(error as StraitError, undefined);
-        return;
-      }
-      member.createRegion(spec, callback);
-    },
+    createRegion: (spec, callback) => withMember(callback, (member) => member.createRegion(spec, callback)),
     senders: () => admin().senders(),
     receiver: () => admin().receiver(),
-    controlSender: (request, callback) => {
-      let member: MemberAdmin;
-      try {
-        member = admin();
-      } catch (error) {
-        callback(error as StraitError, undefined);
-        return;
-      }
-      member.controlSender(request, callback);
-    },
+    controlSender: (request, callback) => withMember(callback, (member) => member.controlSender(request, callback)),
   };
+
+  /** Runs `action` on the member, or calls back with why there is none yet. */
+  function withMember(callback: (error: StraitError, result: undefined) => void, action: (member: MemberAdmin) => void): void {
+    let member: MemberAdmin;
+    try {
+      member = admin();
+    } catch (error) {
+      callback(error as StraitError, undefined);
+      return;
+    }
+    action(member);
+  }
 }
 
 function listenError(error: unknown, bind: Address): StraitError {
