@@ -27,6 +27,8 @@ export type SiteId = (typeof SITES)[number];
 const SERVERS_PER_SITE = 2;
 /** How long a killed process may take to disappear. */
 const KILL_EXIT_TIMEOUT_MS = 10_000;
+/** Ports in each server's gateway receiver range. */
+const RECEIVER_PORTS = 16;
 /** How long the senders may take to find and connect to the other site's receivers. */
 const SENDERS_CONNECT_TIMEOUT_MS = 60_000;
 /** Requests of the soak's own status client: short, so a dead member does not stall a poll. */
@@ -85,7 +87,9 @@ function serverConfig(site: SiteId, settings: SiteSettings, receiverPort: number
         `batch-time-interval: ${SENDER_BATCH_TIME_INTERVAL_MS}, persistent: ${settings.queuePersistent} }`,
     );
   }
-  lines.push(`gateway-receiver: { start-port: ${receiverPort}, end-port: ${receiverPort} }`, '');
+  // A range, not one port: a port found free may be taken by an outgoing connection's ephemeral
+  // port before the server binds it (a row once failed with STRAIT_PORT_IN_USE that way).
+  lines.push(`gateway-receiver: { start-port: ${receiverPort}, end-port: ${Math.min(65_535, receiverPort + RECEIVER_PORTS - 1)} }`, '');
   return lines.join('\n');
 }
 

@@ -102,6 +102,10 @@ async function main(): Promise<number> {
   return 0;
 }
 
+// The soak's connections to the members use the client runtime, whose sockets and timers don't
+// hold the process (an idle client must not keep an application running): the soak holds it
+// itself until the matrix is done.
+const running = setInterval(() => {}, 1 << 30);
 main().then(
   (status) => {
     process.exitCode = status;
@@ -110,4 +114,4 @@ main().then(
     process.stderr.write(`soak failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     process.exitCode = 1;
   },
-);
+).finally(() => clearInterval(running));
