@@ -52,7 +52,10 @@ import {
   type StreamHandler,
   type Timer,
 } from '../runtime/runtime.ts';
+import type { EventOwner, EventScheduler } from './event-queue.ts';
 import type { SeededRandom } from './random.ts';
+
+export type { EventOwner, EventScheduler } from './event-queue.ts';
 
 export interface NetworkOptions {
   /** Fixed part of the one-way delay of every packet, in ms. */
@@ -85,19 +88,6 @@ const ephemeralPortMin = 32768;
 const ephemeralPortMax = 60999;
 /** Consumed chunks kept at the head of a pipe's array before it is compacted. */
 const pipeCompactChunksMin = 64;
-
-/** The process an event belongs to; its events are skipped once it is no longer alive. */
-export interface EventOwner {
-  readonly alive: boolean;
-  readonly hostName: string;
-}
-
-/** What the network needs from the simulator: virtual time and its event queue. */
-export interface EventScheduler {
-  readonly nowMs: number;
-  /** Runs `callback` after `delayMs` of virtual time unless `owner` has died by then. Ties run in scheduling order. */
-  schedule(delayMs: number, callback: () => void, owner: EventOwner | undefined): Timer;
-}
 
 export interface NetworkStats {
   readonly connectsAttempted: number;
