@@ -63,17 +63,6 @@ export const defaultNetworkOptions: Readonly<NetworkOptions> = Object.freeze({
 /** The most deliveries one write is split into. */
 const rechunkPiecesMax = 4;
 
-export function validateOptions(options: NetworkOptions): NetworkOptions {
-  for (const [name, value] of Object.entries(options)) {
-    const valid = typeof value === 'number' && Number.isFinite(value) && value >= 0;
-    assert(valid, `network option ${name} must be a finite number >= 0, got ${String(value)}`);
-  }
-  const { resetProbability, rechunkProbability } = options;
-  assert(resetProbability <= 1, `network option resetProbability must be <= 1, got ${resetProbability}`);
-  assert(rechunkProbability <= 1, `network option rechunkProbability must be <= 1, got ${rechunkProbability}`);
-  return options;
-}
-
 function pairKey(nameA: string, nameB: string): string {
   return nameA < nameB ? `${nameA}\u0000${nameB}` : `${nameB}\u0000${nameA}`;
 }

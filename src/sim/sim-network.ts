@@ -47,13 +47,24 @@ import { assert } from '../errors.ts';
 import type { Logger, Network } from '../runtime/runtime.ts';
 import type { EventOwner, EventScheduler } from './event-queue.ts';
 import type { SeededRandom } from './random.ts';
-import { NetworkCore, defaultNetworkOptions, validateOptions, type NetworkOptions } from './sim-network-core.ts';
+import { NetworkCore, defaultNetworkOptions, type NetworkOptions } from './sim-network-core.ts';
 import { ProcessNetwork, newSimNode, type SimNode } from './sim-stream.ts';
 
 // The network's whole public surface is importable from here, wherever each part lives.
 export type { EventOwner, EventScheduler } from './event-queue.ts';
 export { defaultNetworkOptions, type NetworkOptions } from './sim-network-core.ts';
 export { NetworkError, SimStream } from './sim-stream.ts';
+
+function validateOptions(options: NetworkOptions): NetworkOptions {
+  for (const [name, value] of Object.entries(options)) {
+    const valid = typeof value === 'number' && Number.isFinite(value) && value >= 0;
+    assert(valid, `network option ${name} must be a finite number >= 0, got ${String(value)}`);
+  }
+  const { resetProbability, rechunkProbability } = options;
+  assert(resetProbability <= 1, `network option resetProbability must be <= 1, got ${resetProbability}`);
+  assert(rechunkProbability <= 1, `network option rechunkProbability must be <= 1, got ${rechunkProbability}`);
+  return options;
+}
 
 export interface NetworkStats {
   readonly connectsAttempted: number;
