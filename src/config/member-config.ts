@@ -7,23 +7,62 @@
 //
 // This module does no I/O: the CLI reads the file and hands its text here, so the same rules
 // apply to tests, the simulator and embedded members.
+//
+// Parts: config-values.ts parses single values, declarations.ts the cache.xml-like
+// declarations; this file knows the member's keys, merges flags over the file and builds the
+// locator's or server's configuration.
 
 import { parseDocument } from 'yaml';
 import { StraitError } from '../errors.ts';
 import {
   DEFAULT_TIMING,
   FRAME_BYTES_MAX_DEFAULT,
-  GATEWAY_QUEUE_DISK_MEGABYTES_DEFAULT,
   VALUE_BYTES_MAX_DEFAULT,
   type LocatorConfig,
   type MembershipTiming,
   type ServerConfig,
-  type GatewaySenderSpec,
-  type GatewayReceiverSpec,
 } from '../core/config.ts';
-import type { RegionSpec } from '../protocol/messages.ts';
 import type { Address } from '../runtime/runtime.ts';
-import { parseAddress, parseAddressList } from './address.ts';
+import {
+  asMapping,
+  integerIn,
+  invalid,
+  oneOf,
+  parseAddresses,
+  parseHost,
+  parseName,
+  parsePort,
+  parseSiteId,
+  parseString,
+  unknownKey,
+  type Origin,
+  type Parser,
+} from './config-values.ts';
+import {
+  parseGatewayReceiver,
+  parseGatewaySenders,
+  parseRegions,
+  type GatewayReceiverConfig,
+  type GatewaySenderConfig,
+} from './declarations.ts';
+
+// A member's whole configuration surface is importable from here: the declarations' types and
+// defaults, and the did-you-mean helper.
+export { closest } from './config-values.ts';
+export {
+  DECLARATIONS_MAX,
+  GATEWAY_BATCH_SIZE_DEFAULT,
+  GATEWAY_BATCH_SIZE_MAX,
+  GATEWAY_BATCH_TIME_INTERVAL_MS_DEFAULT,
+  GATEWAY_DISPATCHER_THREADS_DEFAULT,
+  GATEWAY_DISPATCHER_THREADS_MAX,
+  GATEWAY_QUEUE_MEMORY_MEGABYTES_DEFAULT,
+  GATEWAY_RECEIVER_END_PORT_DEFAULT,
+  GATEWAY_RECEIVER_START_PORT_DEFAULT,
+  type GatewayReceiverConfig,
+  type GatewaySenderConfig,
+  type OrderPolicy,
+} from './declarations.ts';
 
 export type MemberRole = 'locator' | 'server';
 
@@ -41,29 +80,11 @@ export const HTTP_PORT_DEFAULT = 0;
 export const MEMBER_TIMEOUT_MS_MIN = 100;
 export const MEMBER_TIMEOUT_MS_MAX = 3_600_000;
 export const FRAME_BYTES_MAX_LIMIT = 1024 * 1024 * 1024;
-export const GATEWAY_RECEIVER_START_PORT_DEFAULT = 5000;
-export const GATEWAY_RECEIVER_END_PORT_DEFAULT = 5500;
-export const GATEWAY_BATCH_SIZE_DEFAULT = 100;
-export const GATEWAY_BATCH_SIZE_MAX = 100_000;
-export const GATEWAY_BATCH_TIME_INTERVAL_MS_DEFAULT = 1000;
-export const GATEWAY_QUEUE_MEMORY_MEGABYTES_DEFAULT = 100;
-export const GATEWAY_DISPATCHER_THREADS_DEFAULT = 1;
-export const GATEWAY_DISPATCHER_THREADS_MAX = 64;
-/** Most entries a single config file may declare in `regions` or `gateway-senders`. */
-export const DECLARATIONS_MAX = 10_000;
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 const LOG_FORMATS = ['pretty', 'json'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
-const ORDER_POLICIES = ['key', 'thread', 'partition'] as const;
-export type OrderPolicy = (typeof ORDER_POLICIES)[number];
-
-/** A gateway sender declared in strait.yaml (`gateway-senders.<id>`); the server runs it. */
-export type GatewaySenderConfig = GatewaySenderSpec;
-
-/** The gateway receiver declared in strait.yaml (`gateway-receiver`); the server runs it. */
-export type GatewayReceiverConfig = GatewayReceiverSpec;
 
 interface CommonMemberConfig {
   readonly name: string;
@@ -143,169 +164,7 @@ export const CONFIG_KEYS: Readonly<Record<string, KeyDescription>> = {
   'conflict-resolver': { roles: SERVER, flag: true },
 };
 
-const REGION_KEYS = ['type', 'persistent', 'gateway-sender-ids'] as const;
-const GATEWAY_SENDER_KEYS = [
-  'remote-site-id',
-  'parallel',
-  'batch-size',
-  'batch-time-interval',
-  'maximum-queue-memory',
-  'maximum-queue-disk',
-  'persistent',
-  'enable-persistence',
-  'dispatcher-threads',
-  'order-policy',
-  'batch-conflation',
-  'manual-start',
-  'compression',
-] as const;
-const GATEWAY_RECEIVER_KEYS = ['start-port', 'end-port', 'bind-address', 'hostname-for-clients', 'manual-start'] as const;
-
 const COMMAND_LINE = 'command line';
-
-/** Where one value came from, for error messages. */
-interface Origin {
-  readonly source: string;
-  /** The key as the user wrote it: `--port` on the command line, `regions.TEST.type` in a file. */
-  readonly key: string;
-  /** Command-line values are always strings; file values keep their YAML type. */
-  readonly fromCommandLine: boolean;
-}
-
-function invalid(origin: Origin, reason: string): StraitError {
-  return new StraitError('STRAIT_CONFIG_INVALID', { source: origin.source, key: origin.key, reason });
-}
-
-function unknownKey(source: string, key: string, candidates: readonly string[]): StraitError {
-  const suggestion = closest(key.split('.').at(-1) ?? key, candidates);
-  const hint = suggestion === undefined ? '' : ` (did you mean ${suggestion}?)`;
-  return new StraitError('STRAIT_CONFIG_UNKNOWN_KEY', { source, key, hint });
-}
-
-// --- Did-you-mean -------------------------------------------------------------------------------
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
-      current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution));
-    }
-    previous = current;
-  }
-  return previous[b.length] ?? 0;
-}
-
-/** The candidate nearest to `key`, if it is near enough to be a typo of it. */
-export function closest(key: string, candidates: readonly string[]): string | undefined {
-  const normalized = key.toLowerCase().replaceAll('_', '-');
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const candidate of candidates) {
-    const distance = normalized === candidate ? 0 : editDistance(normalized, candidate);
-    if (distance < bestDistance) {
-      best = candidate;
-      bestDistance = distance;
-    }
-  }
-  const allowed = Math.max(2, Math.floor(key.length / 3));
-  return bestDistance <= allowed ? best : undefined;
-}
-
-// --- Scalar parsers ----------------------------------------------------------------------------
-
-function parseInteger(value: unknown, origin: Origin, minimum: number, maximum: number): number {
-  let number: number;
-  if (typeof value === 'number') number = value;
-  else if (typeof value === 'string' && /^-?[0-9]+$/.test(value.trim())) number = Number(value.trim());
-  else throw invalid(origin, `expected an integer from ${minimum} to ${maximum}, got ${describe(value)}`);
-  if (!Number.isInteger(number) || number < minimum || number > maximum) {
-    throw invalid(origin, `expected an integer from ${minimum} to ${maximum}, got ${describe(value)}`);
-  }
-  return number;
-}
-
-function parsePort(value: unknown, origin: Origin): number {
-  return parseInteger(value, origin, 0, 65535);
-}
-
-function parseSiteId(value: unknown, origin: Origin): number {
-  return parseInteger(value, origin, 1, 255);
-}
-
-function parseBoolean(value: unknown, origin: Origin): boolean {
-  if (typeof value === 'boolean') return value;
-  if (value === 'true') return true;
-  if (value === 'false') return false;
-  throw invalid(origin, `expected true or false, got ${describe(value)}`);
-}
-
-function parseString(value: unknown, origin: Origin, lengthMax = 256): string {
-  if (typeof value !== 'string' || value.trim().length === 0) {
-    throw invalid(origin, `expected a non-empty string, got ${describe(value)}`);
-  }
-  if (value.length > lengthMax) throw invalid(origin, `longer than ${lengthMax} characters`);
-  return value.trim();
-}
-
-function parseChoice<T extends string>(value: unknown, origin: Origin, choices: readonly T[]): T {
-  if (typeof value === 'string' && (choices as readonly string[]).includes(value)) return value as T;
-  throw invalid(origin, `expected one of ${choices.join(', ')}, got ${describe(value)}`);
-}
-
-// Member and region names end up in file names and log lines.
-const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-
-function parseName(value: unknown, origin: Origin): string {
-  const name = parseString(value, origin);
-  if (!NAME_PATTERN.test(name)) {
-    throw invalid(origin, `${JSON.stringify(name)} must start with a letter or digit and hold only letters, digits, '.', '_' and '-'`);
-  }
-  return name;
-}
-
-function parseHost(value: unknown, origin: Origin): string {
-  const host = parseString(value, origin, 253);
-  try {
-    // A host is an address without a port: reuse the address rules with a placeholder port.
-    return parseAddress(host, 1).host;
-  } catch (cause) {
-    if (cause instanceof StraitError) throw invalid(origin, `${JSON.stringify(host)} is not a host name or IP address`);
-    throw cause;
-  }
-}
-
-function parseAddresses(value: unknown, origin: Origin, defaultPort: number): Address[] {
-  const text = Array.isArray(value) ? value.map((item) => (typeof item === 'string' ? item : describe(item))).join(',') : value;
-  if (typeof text !== 'string') throw invalid(origin, `expected a list of host[port], got ${describe(value)}`);
-  try {
-    return parseAddressList(text, defaultPort);
-  } catch (cause) {
-    if (cause instanceof StraitError) throw invalid(origin, cause.message);
-    throw cause;
-  }
-}
-
-function parseStringList(value: unknown, origin: Origin): string[] {
-  if (typeof value === 'string') return value.split(',').map((item) => item.trim()).filter((item) => item.length > 0);
-  if (!Array.isArray(value)) throw invalid(origin, `expected a list of names, got ${describe(value)}`);
-  return value.map((item, index) => parseName(item, { ...origin, key: `${origin.key}[${index}]` }));
-}
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'a list';
-  if (typeof value === 'object') return 'a mapping';
-  if (typeof value === 'string') return JSON.stringify(value);
-  return String(value);
-}
-
-function asMapping(value: unknown, origin: Origin): Record<string, unknown> {
-  if (value === null || value === undefined) return {};
-  if (typeof value !== 'object' || Array.isArray(value)) throw invalid(origin, `expected a mapping, got ${describe(value)}`);
-  return value as Record<string, unknown>;
-}
 
 // --- The file ----------------------------------------------------------------------------------
 
@@ -323,111 +182,6 @@ export function parseConfigFile(file: ConfigFileText): Record<string, unknown> {
   return asMapping(document.toJS({ maxAliasCount: 100 }), { source: file.path, key: '(file)', fromCommandLine: false });
 }
 
-// --- Declarations ------------------------------------------------------------------------------
-
-function checkKeys(mapping: Record<string, unknown>, allowed: readonly string[], source: string, prefix: string): void {
-  for (const key of Object.keys(mapping)) {
-    if (!allowed.includes(key)) throw unknownKey(source, `${prefix}.${key}`, allowed);
-  }
-}
-
-function parseGatewaySenders(value: unknown, source: string): GatewaySenderConfig[] {
-  const senders = asMapping(value, { source, key: 'gateway-senders', fromCommandLine: false });
-  const ids = Object.keys(senders);
-  if (ids.length > DECLARATIONS_MAX) {
-    throw invalid({ source, key: 'gateway-senders', fromCommandLine: false }, `more than ${DECLARATIONS_MAX} senders`);
-  }
-  return ids.map((id) => {
-    const prefix = `gateway-senders.${id}`;
-    parseName(id, { source, key: prefix, fromCommandLine: false });
-    const settings = asMapping(senders[id], { source, key: prefix, fromCommandLine: false });
-    checkKeys(settings, GATEWAY_SENDER_KEYS, source, prefix);
-    const at = (key: string): Origin => ({ source, key: `${prefix}.${key}`, fromCommandLine: false });
-    const optional = <T>(key: string, parse: (value: unknown, origin: Origin) => T, fallback: T): T =>
-      settings[key] === undefined ? fallback : parse(settings[key], at(key));
-    if (settings['remote-site-id'] === undefined) throw invalid(at('remote-site-id'), 'required: the site this sender replicates to');
-    // Settings of roadmap step 4 (HA and scale) are refused rather than silently ignored.
-    const notYet = (key: string, what: string) => {
-      throw invalid(at(key), `${what} is not supported yet (roadmap step 4: partitioned regions, parallel senders, dispatcher threads, conflation); remove it to use a serial sender`);
-    };
-    if (optional('parallel', parseBoolean, false)) notYet('parallel', 'a parallel sender');
-    if (optional('dispatcher-threads', (v, o) => parseInteger(v, o, 1, GATEWAY_DISPATCHER_THREADS_MAX), GATEWAY_DISPATCHER_THREADS_DEFAULT) > 1) notYet('dispatcher-threads', 'more than one dispatcher thread');
-    if (optional('batch-conflation', parseBoolean, false)) notYet('batch-conflation', 'batch conflation');
-    return {
-      id,
-      remoteSiteId: parseSiteId(settings['remote-site-id'], at('remote-site-id')),
-      parallel: optional('parallel', parseBoolean, false),
-      batchSize: optional('batch-size', (v, o) => parseInteger(v, o, 1, GATEWAY_BATCH_SIZE_MAX), GATEWAY_BATCH_SIZE_DEFAULT),
-      batchTimeIntervalMs: optional('batch-time-interval', (v, o) => parseInteger(v, o, 1, 3_600_000), GATEWAY_BATCH_TIME_INTERVAL_MS_DEFAULT),
-      maximumQueueMemoryMegabytes: optional('maximum-queue-memory', (v, o) => parseInteger(v, o, 1, 1_048_576), GATEWAY_QUEUE_MEMORY_MEGABYTES_DEFAULT),
-      maximumQueueDiskMegabytes: optional('maximum-queue-disk', (v, o) => parseInteger(v, o, 1, 1_073_741_824), GATEWAY_QUEUE_DISK_MEGABYTES_DEFAULT),
-      // `enable-persistence` is Geode's (and the issue's) name for the same setting.
-      persistent: optional('persistent', parseBoolean, optional('enable-persistence', parseBoolean, false)),
-      dispatcherThreads: optional('dispatcher-threads', (v, o) => parseInteger(v, o, 1, GATEWAY_DISPATCHER_THREADS_MAX), GATEWAY_DISPATCHER_THREADS_DEFAULT),
-      orderPolicy: optional('order-policy', (v, o) => parseChoice(v, o, ORDER_POLICIES), 'key'),
-      batchConflation: optional('batch-conflation', parseBoolean, false),
-      manualStart: optional('manual-start', parseBoolean, false),
-      compression: optional('compression', parseBoolean, false),
-    };
-  });
-}
-
-function parseGatewayReceiver(value: unknown, source: string): GatewayReceiverConfig {
-  const settings = asMapping(value, { source, key: 'gateway-receiver', fromCommandLine: false });
-  checkKeys(settings, GATEWAY_RECEIVER_KEYS, source, 'gateway-receiver');
-  const at = (key: string): Origin => ({ source, key: `gateway-receiver.${key}`, fromCommandLine: false });
-  const startPort = settings['start-port'] === undefined ? GATEWAY_RECEIVER_START_PORT_DEFAULT : parsePort(settings['start-port'], at('start-port'));
-  const endPort = settings['end-port'] === undefined ? GATEWAY_RECEIVER_END_PORT_DEFAULT : parsePort(settings['end-port'], at('end-port'));
-  if (startPort > endPort) throw invalid(at('end-port'), `end-port ${endPort} is below start-port ${startPort}`);
-  return {
-    startPort,
-    endPort,
-    bindAddress: settings['bind-address'] === undefined ? undefined : parseHost(settings['bind-address'], at('bind-address')),
-    hostnameForClients:
-      settings['hostname-for-clients'] === undefined ? undefined : parseHost(settings['hostname-for-clients'], at('hostname-for-clients')),
-    manualStart: settings['manual-start'] === undefined ? false : parseBoolean(settings['manual-start'], at('manual-start')),
-  };
-}
-
-interface RegionDeclaration {
-  readonly spec: RegionSpec;
-  readonly gatewaySenderIds: readonly string[];
-}
-
-function parseRegions(value: unknown, source: string, senders: readonly GatewaySenderConfig[]): RegionDeclaration[] {
-  const regions = asMapping(value, { source, key: 'regions', fromCommandLine: false });
-  const names = Object.keys(regions);
-  if (names.length > DECLARATIONS_MAX) {
-    throw invalid({ source, key: 'regions', fromCommandLine: false }, `more than ${DECLARATIONS_MAX} regions`);
-  }
-  return names.map((name) => {
-    const prefix = `regions.${name}`;
-    parseName(name, { source, key: prefix, fromCommandLine: false });
-    const at = (key: string): Origin => ({ source, key: `${prefix}.${key}`, fromCommandLine: false });
-    const settings = asMapping(regions[name], { source, key: prefix, fromCommandLine: false });
-    // The type decides which other keys make sense, so it is checked first.
-    const type = settings['type'] === undefined ? 'replicate' : parseChoice(settings['type'], at('type'), ['replicate', 'partition'] as const);
-    if (type === 'partition') {
-      throw invalid(at('type'), 'partition regions are not implemented yet in this release; use type: replicate');
-    }
-    checkKeys(settings, REGION_KEYS, source, prefix);
-    const persistent = settings['persistent'] === undefined ? false : parseBoolean(settings['persistent'], at('persistent'));
-    const gatewaySenderIds =
-      settings['gateway-sender-ids'] === undefined ? [] : parseStringList(settings['gateway-sender-ids'], at('gateway-sender-ids'));
-    for (const id of gatewaySenderIds) {
-      const sender = senders.find((candidate) => candidate.id === id);
-      if (sender === undefined) {
-        const declared = senders.length === 0 ? 'none are declared' : `declared: ${senders.map((s) => s.id).join(', ')}`;
-        throw invalid(at('gateway-sender-ids'), `no gateway sender ${id} in gateway-senders (${declared})`);
-      }
-      if (sender.parallel) {
-        throw invalid(at('gateway-sender-ids'), `sender ${id} is parallel; a replicate region can only use serial senders`);
-      }
-    }
-    return { spec: { name, type, persistent }, gatewaySenderIds };
-  });
-}
-
 // --- Assembling --------------------------------------------------------------------------------
 
 /** A value with where it came from: the command line wins over the file. */
@@ -436,7 +190,11 @@ interface Sourced {
   readonly origin: Origin;
 }
 
-function collect(role: MemberRole, flags: FlagValues, file: Record<string, unknown> | undefined, filePath: string | undefined): Map<string, Sourced> {
+function collect(
+  role: MemberRole, flags: FlagValues, file: Record<string, unknown> | undefined, filePath: string | undefined,
+): Map<string, Sourced> {
+  const notForRole = (origin: Origin, roles: readonly MemberRole[]): StraitError =>
+    invalid(origin, `applies to ${roles.join(' and ')}s only; this member is a ${role}`);
   const values = new Map<string, Sourced>();
   const keysForRole = Object.keys(CONFIG_KEYS).filter((key) => CONFIG_KEYS[key]?.roles.includes(role));
   if (file !== undefined && filePath !== undefined) {
@@ -444,7 +202,7 @@ function collect(role: MemberRole, flags: FlagValues, file: Record<string, unkno
       const description = CONFIG_KEYS[key];
       if (description === undefined) throw unknownKey(filePath, key, keysForRole);
       const origin = { source: filePath, key, fromCommandLine: false };
-      if (!description.roles.includes(role)) throw invalid(origin, `applies to ${description.roles.join(' and ')}s only; this member is a ${role}`);
+      if (!description.roles.includes(role)) throw notForRole(origin, description.roles);
       if (value !== null && value !== undefined) values.set(key, { value, origin });
     }
   }
@@ -452,9 +210,11 @@ function collect(role: MemberRole, flags: FlagValues, file: Record<string, unkno
     if (value === undefined) continue;
     const description = CONFIG_KEYS[key];
     const flagKeys = keysForRole.filter((candidate) => CONFIG_KEYS[candidate]?.flag === true);
-    if (description === undefined || !description.flag) throw unknownKey(COMMAND_LINE, `--${key}`, flagKeys.map((k) => `--${k}`));
+    if (description === undefined || !description.flag) {
+      throw unknownKey(COMMAND_LINE, `--${key}`, flagKeys.map((flagKey) => `--${flagKey}`));
+    }
     const origin = { source: COMMAND_LINE, key: `--${key}`, fromCommandLine: true };
-    if (!description.roles.includes(role)) throw invalid(origin, `applies to ${description.roles.join(' and ')}s only; this member is a ${role}`);
+    if (!description.roles.includes(role)) throw notForRole(origin, description.roles);
     values.set(key, { value, origin });
   }
   return values;
@@ -466,7 +226,8 @@ function isWildcard(host: string): boolean {
 
 function timingFor(memberTimeoutMs: number): MembershipTiming {
   // Several heartbeats must fit in one member timeout, or a single late one declares a crash.
-  const heartbeatIntervalMs = Math.max(10, Math.min(DEFAULT_TIMING.heartbeatIntervalMs, Math.floor(memberTimeoutMs / 4)));
+  const heartbeatIntervalMs =
+    Math.max(10, Math.min(DEFAULT_TIMING.heartbeatIntervalMs, Math.floor(memberTimeoutMs / 4)));
   return { ...DEFAULT_TIMING, memberTimeoutMs, heartbeatIntervalMs };
 }
 
@@ -479,12 +240,14 @@ export function buildMemberConfig(role: MemberRole, flags: FlagValues, file?: Co
   const fileValues = file === undefined ? undefined : parseConfigFile(file);
   const values = collect(role, flags, fileValues, file?.path);
 
-  const get = <T>(key: string, parse: (value: unknown, origin: Origin) => T): T | undefined => {
+  const get = <T>(key: string, parse: Parser<T>): T | undefined => {
     const sourced = values.get(key);
     return sourced === undefined ? undefined : parse(sourced.value, sourced.origin);
   };
   const missing = (key: string, reason: string): StraitError =>
     new StraitError('STRAIT_CONFIG_INVALID', { source: file?.path ?? COMMAND_LINE, key, reason });
+  const locatorAddresses: Parser<Address[]> = (value, origin) => parseAddresses(value, origin, LOCATOR_PORT_DEFAULT);
+  const longText: Parser<string> = (value, origin) => parseString(value, origin, 4096);
 
   const name = get('name', parseName);
   if (name === undefined) throw missing('name', 'required: give --name or name: in strait.yaml');
@@ -493,18 +256,19 @@ export function buildMemberConfig(role: MemberRole, flags: FlagValues, file?: Co
   const hostnameForClients = get('hostname-for-clients', parseHost);
   const advertisedHost = hostnameForClients ?? (isWildcard(bindHost) ? WILDCARD_ADVERTISED_HOST : bindHost);
   const site = get('site-id', parseSiteId);
-  const memberTimeoutMs = get('member-timeout', (v, o) => parseInteger(v, o, MEMBER_TIMEOUT_MS_MIN, MEMBER_TIMEOUT_MS_MAX)) ?? DEFAULT_TIMING.memberTimeoutMs;
-  const frameBytesMax = get('frame-bytes-max', (v, o) => parseInteger(v, o, 1024, FRAME_BYTES_MAX_LIMIT)) ?? FRAME_BYTES_MAX_DEFAULT;
-  const locators = get('locators', (v, o) => parseAddresses(v, o, LOCATOR_PORT_DEFAULT)) ?? [];
+  const memberTimeoutMs = get('member-timeout', integerIn(MEMBER_TIMEOUT_MS_MIN, MEMBER_TIMEOUT_MS_MAX))
+    ?? DEFAULT_TIMING.memberTimeoutMs;
+  const frameBytesMax = get('frame-bytes-max', integerIn(1024, FRAME_BYTES_MAX_LIMIT)) ?? FRAME_BYTES_MAX_DEFAULT;
+  const locators = get('locators', locatorAddresses) ?? [];
 
   const common = {
     name,
     configFile: file?.path,
     httpBind: { host: bindHost, port: get('http-port', parsePort) ?? HTTP_PORT_DEFAULT },
     advertisedHost,
-    logLevel: get('log-level', (v, o) => parseChoice(v, o, LOG_LEVELS)) ?? 'info',
-    logFormat: get('log-format', (v, o) => parseChoice(v, o, LOG_FORMATS)),
-    adminToken: get('admin-token', (v, o) => parseString(v, o, 4096)),
+    logLevel: get('log-level', oneOf(LOG_LEVELS)) ?? 'info',
+    logFormat: get('log-format', oneOf(LOG_FORMATS)),
+    adminToken: get('admin-token', longText),
   };
   // Members advertise the configured host; an explicit hostname-for-clients is kept as given
   // (a name is advertised as the name), a wildcard bind is replaced by a connectable address.
@@ -515,14 +279,14 @@ export function buildMemberConfig(role: MemberRole, flags: FlagValues, file?: Co
     return {
       ...common,
       role,
-      remoteLocators: get('remote-locators', (v, o) => parseAddresses(v, o, LOCATOR_PORT_DEFAULT)) ?? [],
+      remoteLocators: get('remote-locators', locatorAddresses) ?? [],
       core: {
         name,
         site: site ?? 1,
         bind: { host: bindHost, port: get('port', parsePort) ?? LOCATOR_PORT_DEFAULT },
         hostnameForClients: advertised,
         locators,
-        remoteLocators: get('remote-locators', (v, o) => parseAddresses(v, o, LOCATOR_PORT_DEFAULT)) ?? [],
+        remoteLocators: get('remote-locators', locatorAddresses) ?? [],
         timing,
         frameBytesMax,
         pid: undefined,
@@ -531,28 +295,37 @@ export function buildMemberConfig(role: MemberRole, flags: FlagValues, file?: Co
     };
   }
 
-  if (locators.length === 0) throw missing('locators', 'required for a server: give --locators host[port],... or locators: in strait.yaml');
+  if (locators.length === 0) {
+    throw missing('locators', 'required for a server: give --locators host[port],... or locators: in strait.yaml');
+  }
   const source = file?.path ?? COMMAND_LINE;
-  const gatewaySenders = fileValues?.['gateway-senders'] === undefined ? [] : parseGatewaySenders(fileValues['gateway-senders'], source);
-  const gatewayReceiver = fileValues?.['gateway-receiver'] === undefined ? undefined : parseGatewayReceiver(fileValues['gateway-receiver'], source);
-  const regions = fileValues?.['regions'] === undefined ? [] : parseRegions(fileValues['regions'], source, gatewaySenders);
+  const declared = (key: string): unknown => fileValues?.[key];
+  const gatewaySenders = declared('gateway-senders') === undefined
+    ? []
+    : parseGatewaySenders(declared('gateway-senders'), source);
+  const gatewayReceiver = declared('gateway-receiver') === undefined
+    ? undefined
+    : parseGatewayReceiver(declared('gateway-receiver'), source);
+  const regions = declared('regions') === undefined ? [] : parseRegions(declared('regions'), source, gatewaySenders);
   return {
     ...common,
     role,
     regionGatewaySenderIds: Object.fromEntries(regions.map((region) => [region.spec.name, region.gatewaySenderIds])),
     gatewaySenders,
     gatewayReceiver,
-    conflictResolverModule: resolveModulePath(get('conflict-resolver', (v, o) => parseString(v, o, 4096)), file?.path),
+    conflictResolverModule: resolveModulePath(get('conflict-resolver', longText), file?.path),
     core: {
       name,
       site,
       bind: { host: bindHost, port: get('server-port', parsePort) ?? SERVER_PORT_DEFAULT },
       hostnameForClients: advertised,
       locators,
-      regions: regions.map((region) => region.gatewaySenderIds.length > 0 ? { ...region.spec, gatewaySenderIds: [...region.gatewaySenderIds] } : region.spec),
+      regions: regions.map((region) => (region.gatewaySenderIds.length > 0
+        ? { ...region.spec, gatewaySenderIds: [...region.gatewaySenderIds] }
+        : region.spec)),
       timing,
       frameBytesMax,
-      valueBytesMax: get('value-bytes-max', (v, o) => parseInteger(v, o, 1, frameBytesMax)) ?? VALUE_BYTES_MAX_DEFAULT,
+      valueBytesMax: get('value-bytes-max', integerIn(1, frameBytesMax)) ?? VALUE_BYTES_MAX_DEFAULT,
       gatewaySenders,
       gatewayReceiver,
       conflictResolver: undefined,
@@ -562,10 +335,15 @@ export function buildMemberConfig(role: MemberRole, flags: FlagValues, file?: Co
   };
 }
 
-/** A module path from strait.yaml is relative to the file; from the command line, to the working directory. */
+/**
+ * A module path from strait.yaml is relative to the file; from the command line, to the working
+ * directory.
+ */
 function resolveModulePath(path: string | undefined, configFile: string | undefined): string | undefined {
   if (path === undefined) return undefined;
   if (path.startsWith('/')) return path;
-  const base = configFile === undefined ? process.cwd() : configFile.slice(0, configFile.lastIndexOf('/') + 1) || process.cwd();
+  const base = configFile === undefined
+    ? process.cwd()
+    : configFile.slice(0, configFile.lastIndexOf('/') + 1) || process.cwd();
   return `${base.endsWith('/') ? base : `${base}/`}${path}`;
 }

@@ -4,53 +4,31 @@
 // Callback-driven and I/O-free: bytes come and go through the Stream, time through the
 // Runtime's timers. A protocol violation (bad preamble, oversized or malformed frame, invalid
 // message) sends a coded error frame when possible, logs it, and closes this connection only.
+//
+// Parts: handshake.ts checks and builds the hello and welcome, pending-requests.ts keeps this
+// side's requests awaiting answers, incoming-requests.ts the peer's awaiting replies; this file
+// ties them to the stream and the handler.
 
 import { StraitError, errorFromWire } from '../errors.ts';
 import type { Runtime, Stream, StreamHandler, Timer, Address } from '../runtime/runtime.ts';
-import { encodeFrame, FRAME_LENGTH_BYTES, FrameDecoder, PREAMBLE } from './frame.ts';
-import type { Envelope, PushBody, PushOp, RequestBody, RequestOp, ResponseBody, Role } from './messages.ts';
+import { encodeFrame, FRAME_LENGTH_BYTES, FrameDecoder } from './frame.ts';
+import {
+  helloBytes,
+  peerFromHello,
+  peerFromWelcome,
+  welcomeBytes,
+  withPreamble,
+  type Identity,
+  type PeerIdentity,
+} from './handshake.ts';
+import { IncomingRequests, type IncomingRequest, type Reply } from './incoming-requests.ts';
+import type { Envelope, PushBody, PushOp, RequestBody, RequestOp, ResponseBody } from './messages.ts';
+import { PendingRequests, type PendingRequest } from './pending-requests.ts';
 import { parseEnvelope, parsePushBody, parseRequestBody, parseResponseBody } from './validate.ts';
-import { PROTOCOL_VERSION, PROTOCOL_VERSION_MIN, negotiateVersion } from './version.ts';
 
-export interface Identity {
-  readonly role: Role;
-  readonly name: string;
-  /** null for clients, which belong to no site. */
-  readonly site: number | null;
-}
-
-export interface PeerIdentity {
-  readonly role: Role;
-  readonly name: string;
-  readonly site: number | null;
-  readonly version: number;
-  /** The largest frame body the peer accepts; larger frames are refused before sending. */
-  readonly frameBytesMax: number;
-}
-
-/** Replies to one incoming request; exactly one of the two must be called, once. */
-export interface Reply<Op extends RequestOp> {
-  ok(body: ResponseBody<Op>): void;
-  fail(error: StraitError): void;
-}
-
-/**
- * Runs a request handler, turning a thrown StraitError (an operating condition such as an
- * unknown region) into the reply; anything else is a bug and propagates.
- */
-export function answering(reply: Reply<RequestOp>, handler: () => void): void {
-  try {
-    handler();
-  } catch (error) {
-    if (error instanceof StraitError) reply.fail(error);
-    else throw error;
-  }
-}
-
-export interface IncomingRequest {
-  readonly op: RequestOp;
-  readonly body: unknown;
-}
+// Handlers and their owners use a connection's whole vocabulary through this module.
+export type { Identity, PeerIdentity } from './handshake.ts';
+export { answering, type IncomingRequest, type Reply } from './incoming-requests.ts';
 
 export interface ConnectionHandler {
   /** The handshake completed; requests may now flow both ways. */
@@ -89,19 +67,7 @@ export interface ConnectionOptions {
 
 export type ConnectionState = 'handshaking' | 'open' | 'closed';
 
-interface PendingRequest {
-  readonly op: RequestOp;
-  readonly deadline: number;
-  readonly callback: (error: StraitError | undefined, body: unknown) => void;
-}
-
 let nextConnectionNumber = 0;
-
-/** A request written before the handshake told us the peer's frame limit. */
-interface QueuedRequest {
-  readonly envelope: Envelope;
-  readonly id: number;
-}
 
 export class Connection {
   readonly runtime: Runtime;
@@ -111,12 +77,10 @@ export class Connection {
   private readonly options: ConnectionOptions;
   private readonly handler: ConnectionHandler;
   private readonly decoder: FrameDecoder;
-  private readonly pending = new Map<number, PendingRequest>();
-  /** Requests issued before the handshake completed, sent once it does. */
-  private queuedRequests: QueuedRequest[] = [];
-  private nextRequestId = 1;
+  /** Requests sent (or held until the handshake completes) and awaiting an answer. */
+  private readonly pending = new PendingRequests();
   /** Requests from the peer not answered yet. */
-  private incomingRequests = 0;
+  private readonly incoming = new IncomingRequests();
   /** Reading stopped because the peer does not take our output (accepted connections). */
   private readPaused = false;
   private sweepTimer: Timer | undefined;
@@ -126,14 +90,17 @@ export class Connection {
   /** Free slot for the owner (e.g. a server's per-client state). */
   context: unknown;
 
-  private constructor(runtime: Runtime, stream: Stream, outgoing: boolean, options: ConnectionOptions, handler: ConnectionHandler) {
+  private constructor(
+    runtime: Runtime, stream: Stream, outgoing: boolean, options: ConnectionOptions, handler: ConnectionHandler,
+  ) {
     this.runtime = runtime;
     this.stream = stream;
     this.outgoing = outgoing;
     this.options = options;
     this.handler = handler;
     this.number = ++nextConnectionNumber;
-    this.decoder = new FrameDecoder({ peer: stream.remote, frameBytesMax: options.frameBytesMax, expectPreamble: true });
+    const frameBytesMax = options.frameBytesMax;
+    this.decoder = new FrameDecoder({ peer: stream.remote, frameBytesMax, expectPreamble: true });
   }
 
   /** Opens a connection to `target`; `handler.onOpen` runs after the handshake. */
@@ -170,11 +137,7 @@ export class Connection {
    */
   static refuse(stream: Stream, error: StraitError): void {
     stream.setHandler({ onOpen: () => {}, onData: () => {}, onDrain: () => {}, onClose: () => {} });
-    const frame = encodeFrame({ t: 'error', error: error.toJSON() });
-    const bytes = new Uint8Array(PREAMBLE.length + frame.length);
-    bytes.set(PREAMBLE, 0);
-    bytes.set(frame, PREAMBLE.length);
-    stream.write(bytes);
+    stream.write(withPreamble(encodeFrame({ t: 'error', error: error.toJSON() })));
     stream.close();
   }
 
@@ -204,19 +167,19 @@ export class Connection {
       callback(this.closedError(op), undefined);
       return;
     }
-    if (this.pending.size >= this.options.requestsInFlightMax) {
-      callback(new StraitError('STRAIT_TOO_MANY_IN_FLIGHT', { limit: this.options.requestsInFlightMax, peer: this.label }), undefined);
+    const limit = this.options.requestsInFlightMax;
+    if (this.pending.size >= limit) {
+      callback(new StraitError('STRAIT_TOO_MANY_IN_FLIGHT', { limit, peer: this.label }), undefined);
       return;
     }
-    const id = this.nextRequestId++;
-    const envelope: Envelope = { t: 'req', id, op, body };
-    this.pending.set(id, {
+    const id = this.pending.add({
       op,
       deadline: this.runtime.clock.monotonic() + this.options.requestTimeoutMs,
       callback: callback as PendingRequest['callback'],
     });
+    const envelope: Envelope = { t: 'req', id, op, body };
     if (this.state === 'handshaking') {
-      this.queuedRequests.push({ envelope, id });
+      this.pending.hold({ envelope, id });
       return;
     }
     this.sendRequest(envelope, id);
@@ -229,9 +192,7 @@ export class Connection {
       this.stream.write(frame);
       return;
     }
-    const request = this.pending.get(id);
-    this.pending.delete(id);
-    request?.callback(this.tooLarge(frame), undefined);
+    this.pending.take(id)?.callback(this.tooLarge(frame), undefined);
   }
 
   /**
@@ -260,7 +221,8 @@ export class Connection {
   }
 
   private tooLarge(frame: Uint8Array): StraitError {
-    return new StraitError('STRAIT_FRAME_TOO_LARGE', { size: frame.length - FRAME_LENGTH_BYTES, peer: this.label, limit: this.peer?.frameBytesMax ?? 0 });
+    const size = frame.length - FRAME_LENGTH_BYTES;
+    return new StraitError('STRAIT_FRAME_TOO_LARGE', { size, peer: this.label, limit: this.peer?.frameBytesMax ?? 0 });
   }
 
   /** Closes gracefully: pending requests fail with STRAIT_CONNECTION_CLOSED. */
@@ -281,23 +243,24 @@ export class Connection {
   private startSweep(): void {
     // One timer per connection checks deadlines, instead of a timer per request: requests
     // time out in issue order, so the sweep stops at the first one still within its deadline.
-    const intervalMs = Math.max(10, Math.min(1000, Math.floor(this.options.requestTimeoutMs / 4)));
-    const openedBy = this.runtime.clock.monotonic() + this.options.requestTimeoutMs;
+    const timeoutMs = this.options.requestTimeoutMs;
+    const intervalMs = Math.max(10, Math.min(1000, Math.floor(timeoutMs / 4)));
+    const openedBy = this.runtime.clock.monotonic() + timeoutMs;
     const sweep = () => {
       if (this.state === 'closed') return;
       const now = this.runtime.clock.monotonic();
       if (this.state === 'handshaking' && now > openedBy) {
         // A peer behind a blackholed link never answers the hello: give up like a request would.
-        const error = new StraitError('STRAIT_TIMEOUT', { operation: `handshake with ${this.stream.remote}`, timeoutMs: this.options.requestTimeoutMs });
+        const operation = `handshake with ${this.stream.remote}`;
+        const error = new StraitError('STRAIT_TIMEOUT', { operation, timeoutMs });
         this.stream.destroy(error);
         this.closed(error);
         return;
       }
-      for (const [id, request] of this.pending) {
-        if (request.deadline > now) break;
-        this.pending.delete(id);
-        request.callback(new StraitError('STRAIT_TIMEOUT', { operation: `${request.op} to ${this.label}`, timeoutMs: this.options.requestTimeoutMs }), undefined);
-      }
+      this.pending.expire(now, (request) => {
+        const operation = `${request.op} to ${this.label}`;
+        request.callback(new StraitError('STRAIT_TIMEOUT', { operation, timeoutMs }), undefined);
+      });
       this.sweepTimer = this.runtime.setTimer(intervalMs, sweep);
     };
     this.sweepTimer = this.runtime.setTimer(intervalMs, sweep);
@@ -305,20 +268,7 @@ export class Connection {
 
   private sendHello(): void {
     if (this.state === 'closed') return;
-    const hello: Envelope = {
-      t: 'hello',
-      versionMin: PROTOCOL_VERSION_MIN,
-      versionMax: PROTOCOL_VERSION,
-      role: this.options.local.role,
-      name: this.options.local.name,
-      site: this.options.local.site,
-      frameBytesMax: this.options.frameBytesMax,
-    };
-    const frame = encodeFrame(hello);
-    const bytes = new Uint8Array(PREAMBLE.length + frame.length);
-    bytes.set(PREAMBLE, 0);
-    bytes.set(frame, PREAMBLE.length);
-    this.stream.write(bytes);
+    this.stream.write(helloBytes(this.options.local, this.options.frameBytesMax));
   }
 
   /** Writes a reply (responses are only sent on open connections). */
@@ -389,7 +339,8 @@ export class Connection {
         return;
       case 'error': {
         const error = errorFromWire(envelope.error);
-        this.runtime.log.warn({ code: error.code, peer: this.label }, `${this.label} closed the connection: ${error.message}`);
+        const message = `${this.label} closed the connection: ${error.message}`;
+        this.runtime.log.warn({ code: error.code, peer: this.label }, message);
         this.stream.close();
         this.closed(error);
         return;
@@ -419,26 +370,9 @@ export class Connection {
     if (this.outgoing || this.state !== 'handshaking') {
       throw new StraitError('STRAIT_MESSAGE_INVALID', { peer: this.stream.remote, reason: 'unexpected hello' });
     }
-    const version = negotiateVersion(hello.versionMin, hello.versionMax);
-    if (version === undefined) {
-      throw new StraitError('STRAIT_PROTOCOL_VERSION', {
-        peer: this.stream.remote, peerMin: hello.versionMin, peerMax: hello.versionMax, min: PROTOCOL_VERSION_MIN, max: PROTOCOL_VERSION,
-      });
-    }
-    const expectedSite = this.options.expectedSite;
-    // Gateway connections come from other sites by design; every other role must be ours.
-    if (expectedSite !== undefined && hello.site !== null && hello.role !== 'gateway' && hello.site !== expectedSite) {
-      throw new StraitError('STRAIT_SITE_MISMATCH', { peer: `${hello.name} at ${this.stream.remote}`, peerSite: hello.site, site: expectedSite });
-    }
-    this.peer = { role: hello.role, name: hello.name, site: hello.site, version, frameBytesMax: hello.frameBytesMax };
-    const site = this.options.local.site;
-    const bytes = encodeFrame({
-      t: 'welcome', version, role: this.options.local.role, name: this.options.local.name, site, frameBytesMax: this.options.frameBytesMax,
-    });
-    const out = new Uint8Array(PREAMBLE.length + bytes.length);
-    out.set(PREAMBLE, 0);
-    out.set(bytes, PREAMBLE.length);
-    this.stream.write(out);
+    const peer = peerFromHello(hello, this.stream.remote, this.options.expectedSite);
+    this.peer = peer;
+    this.stream.write(welcomeBytes(this.options.local, peer.version, this.options.frameBytesMax));
     this.opened();
   }
 
@@ -446,20 +380,13 @@ export class Connection {
     if (!this.outgoing || this.state !== 'handshaking') {
       throw new StraitError('STRAIT_MESSAGE_INVALID', { peer: this.stream.remote, reason: 'unexpected welcome' });
     }
-    if (welcome.version < PROTOCOL_VERSION_MIN || welcome.version > PROTOCOL_VERSION) {
-      throw new StraitError('STRAIT_PROTOCOL_VERSION', {
-        peer: this.stream.remote, peerMin: welcome.version, peerMax: welcome.version, min: PROTOCOL_VERSION_MIN, max: PROTOCOL_VERSION,
-      });
-    }
-    this.peer = { role: welcome.role, name: welcome.name, site: welcome.site, version: welcome.version, frameBytesMax: welcome.frameBytesMax };
+    this.peer = peerFromWelcome(welcome, this.stream.remote);
     this.opened();
   }
 
   private opened(): void {
     this.state = 'open';
-    const queued = this.queuedRequests;
-    this.queuedRequests = [];
-    for (const request of queued) {
+    for (const request of this.pending.takeHeld()) {
       if (this.state !== 'open') break;
       if (this.pending.has(request.id)) this.sendRequest(request.envelope, request.id);
     }
@@ -467,24 +394,9 @@ export class Connection {
   }
 
   private onRequest(id: number, op: string, rawBody: unknown): void {
-    let replied = false;
-    this.incomingRequests += 1;
-    const answered = (): boolean => {
-      if (replied) return false;
-      replied = true;
-      this.incomingRequests -= 1;
-      return this.state !== 'closed';
-    };
-    const reply: Reply<RequestOp> = {
-      ok: (body) => {
-        if (answered()) this.sendResponse(id, { t: 'res', id, body });
-      },
-      fail: (error) => {
-        if (answered()) this.sendResponse(id, { t: 'res', id, error: error.toJSON() });
-      },
-    };
+    const reply = this.incoming.reply(id, () => this.state !== 'closed', (response) => this.sendResponse(id, response));
     const limit = this.options.incomingRequestsMax;
-    if (limit !== undefined && this.incomingRequests > limit) {
+    if (limit !== undefined && this.incoming.count > limit) {
       reply.fail(new StraitError('STRAIT_TOO_MANY_IN_FLIGHT', { limit, peer: this.label }));
       return;
     }
@@ -502,10 +414,11 @@ export class Connection {
     this.handler.onRequest(this, parsed, reply);
   }
 
-  private onResponse(id: number, body: unknown, wireError: { code: string; message: string; retryable: boolean } | undefined): void {
-    const request = this.pending.get(id);
+  private onResponse(
+    id: number, body: unknown, wireError: { code: string; message: string; retryable: boolean } | undefined,
+  ): void {
+    const request = this.pending.take(id);
     if (request === undefined) return; // timed out already
-    this.pending.delete(id);
     if (wireError !== undefined) {
       request.callback(errorFromWire(wireError), undefined);
       return;
@@ -532,10 +445,8 @@ export class Connection {
     this.state = 'closed';
     this.closeError = error;
     this.sweepTimer?.cancel();
-    this.queuedRequests = [];
-    const pending = [...this.pending.values()];
-    this.pending.clear();
-    for (const request of pending) request.callback(this.closedError(request.op), undefined);
+    this.pending.dropHeld();
+    for (const request of this.pending.takeAll()) request.callback(this.closedError(request.op), undefined);
     this.handler.onClose(this, error);
   }
 }

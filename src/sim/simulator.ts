@@ -17,30 +17,35 @@
 //   incarnation over the same disk.
 // - Failures. An exception thrown by any event callback stops `run` with a SimulationFailure
 //   that names the virtual time and the seed, and how to replay it.
+//
+// Parts: the event queue (event-queue.ts), hosts and the Runtime of their processes
+// (sim-host.ts), the log (sim-log.ts) and the network (sim-network.ts); this file ties them to
+// one clock and one seed.
 
 import { assert } from '../errors.ts';
-import { MemoryStorage } from '../runtime/memory-storage.ts';
-import type { Clock, Compression, LogFields, Logger, Runtime, Timer } from '../runtime/runtime.ts';
+import type { Logger, Timer } from '../runtime/runtime.ts';
+import { EventQueue, QueuedEvent, type EventOwner, type EventScheduler } from './event-queue.ts';
 import { SeededRandom } from './random.ts';
-import { SimNetwork, type EventOwner, type EventScheduler, type NetworkOptions } from './sim-network.ts';
+import { SimHost, type HostKernel } from './sim-host.ts';
+import { LogSink, SimLogger, type LogMode } from './sim-log.ts';
+import { SimNetwork, type NetworkOptions } from './sim-network.ts';
 
-/** What a process's wall clock reads at virtual time 0 (2023-11-14T22:13:20Z). */
-export const wallClockEpochMs = 1_700_000_000_000;
+// Scenario code builds a whole simulation from this module alone.
+export { SIM_COMPRESSION, SimHost, wallClockEpochMs } from './sim-host.ts';
+export type { LogMode } from './sim-log.ts';
+
 /** Steps one `run` takes at most unless told otherwise, so a livelock ends instead of hanging. */
 export const runStepsMaxDefault = 10_000_000;
 /** Log records kept in 'collect' mode for `dumpLog`. */
 export const logLinesMaxDefault = 2000;
-/** A disk flush completes within 0..diskSyncDelayMaxMs ms of virtual time. */
-const diskSyncDelayMaxMs = 2;
-/** Node runs a timer no sooner than 1 ms after it was set; so does the simulator. */
-const timerDelayMinMs = 1;
-
-export type LogMode = 'silent' | 'collect' | 'print';
 
 export interface SimulatorOptions {
   readonly seed: number;
   readonly network?: Partial<NetworkOptions>;
-  /** 'silent' discards logs, 'collect' (default) keeps the last `logLinesMax` for `dumpLog`, 'print' also writes them to stdout. */
+  /**
+   * 'silent' discards logs, 'collect' (default) keeps the last `logLinesMax` for `dumpLog`,
+   * 'print' also writes them to stdout.
+   */
   readonly log?: LogMode;
   readonly logLinesMax?: number;
 }
@@ -80,338 +85,14 @@ export class SimulationFailure extends Error {
   constructor(seed: number, timeMs: number, hostName: string | undefined, cause: unknown) {
     const reason = cause instanceof Error ? cause.message : String(cause);
     const where = hostName === undefined ? '' : `${hostName}: `;
-    super(`simulation failed at t=${timeMs}ms (seed ${seed}): ${where}${reason}; replay: npm run sim -- --seed ${seed}`, { cause });
+    const replay = `npm run sim -- --seed ${seed}`;
+    super(`simulation failed at t=${timeMs}ms (seed ${seed}): ${where}${reason}; replay: ${replay}`, { cause });
     this.name = 'SimulationFailure';
     this.seed = seed;
     this.timeMs = timeMs;
     this.hostName = hostName;
   }
 }
-
-// --- the event queue ----------------------------------------------------------------------------
-
-class QueuedEvent implements Timer {
-  readonly timeMs: number;
-  readonly sequence: number;
-  readonly callback: () => void;
-  readonly owner: EventOwner | undefined;
-  cancelled = false;
-
-  constructor(timeMs: number, sequence: number, callback: () => void, owner: EventOwner | undefined) {
-    this.timeMs = timeMs;
-    this.sequence = sequence;
-    this.callback = callback;
-    this.owner = owner;
-  }
-
-  cancel(): void {
-    this.cancelled = true;
-  }
-
-  get live(): boolean {
-    return !this.cancelled && (this.owner === undefined || this.owner.alive);
-  }
-}
-
-function runsBefore(left: QueuedEvent, right: QueuedEvent): boolean {
-  return left.timeMs < right.timeMs || (left.timeMs === right.timeMs && left.sequence < right.sequence);
-}
-
-/** A binary min-heap of events keyed by (time, sequence). */
-class EventQueue {
-  private readonly heap: QueuedEvent[] = [];
-
-  get size(): number {
-    return this.heap.length;
-  }
-
-  push(event: QueuedEvent): void {
-    const heap = this.heap;
-    let index = heap.length;
-    heap.push(event);
-    while (index > 0) {
-      const parentIndex = (index - 1) >> 1;
-      const parent = heap[parentIndex] as QueuedEvent;
-      if (!runsBefore(event, parent)) break;
-      heap[index] = parent;
-      index = parentIndex;
-    }
-    heap[index] = event;
-  }
-
-  /** The next event that will run, dropping cancelled ones and those of dead processes. */
-  peekLive(): QueuedEvent | undefined {
-    let head = this.heap[0];
-    while (head !== undefined && !head.live) {
-      this.pop();
-      head = this.heap[0];
-    }
-    return head;
-  }
-
-  pop(): QueuedEvent | undefined {
-    const heap = this.heap;
-    const top = heap[0];
-    const last = heap.pop();
-    if (top === undefined || last === undefined || heap.length === 0) return top;
-    let index = 0;
-    const length = heap.length;
-    for (;;) {
-      const leftIndex = 2 * index + 1;
-      if (leftIndex >= length) break;
-      const rightIndex = leftIndex + 1;
-      let childIndex = leftIndex;
-      if (rightIndex < length && runsBefore(heap[rightIndex] as QueuedEvent, heap[leftIndex] as QueuedEvent)) childIndex = rightIndex;
-      const child = heap[childIndex] as QueuedEvent;
-      if (!runsBefore(child, last)) break;
-      heap[index] = child;
-      index = childIndex;
-    }
-    heap[index] = last;
-    return top;
-  }
-}
-
-// --- logging ------------------------------------------------------------------------------------
-
-type LogLevel = 'debug' | 'info' | 'warn' | 'error';
-
-interface LogRecord {
-  readonly timeMs: number;
-  readonly host: string;
-  readonly level: LogLevel;
-  readonly message: string;
-  readonly bindings: LogFields;
-  readonly fields: LogFields;
-}
-
-function formatValue(value: unknown): string {
-  if (typeof value === 'string') return /^[\w.:[\]/#@-]*$/.test(value) && value !== '' ? value : JSON.stringify(value);
-  if (typeof value === 'bigint') return `${value}n`;
-  if (value instanceof Uint8Array) return `<${value.length} bytes>`;
-  if (value instanceof Error) {
-    const code = (value as { code?: unknown }).code;
-    return JSON.stringify(typeof code === 'string' ? `${code}: ${value.message}` : value.message);
-  }
-  if (typeof value !== 'object' || value === null) return String(value);
-  try {
-    return JSON.stringify(value, (_key, item: unknown) => {
-      if (typeof item === 'bigint') return `${item}n`;
-      if (item instanceof Uint8Array) return `<${item.length} bytes>`;
-      return item;
-    });
-  } catch {
-    return '[unserializable]';
-  }
-}
-
-function formatRecord(record: LogRecord): string {
-  let line = `${String(record.timeMs).padStart(9)}ms ${record.host} ${record.level.toUpperCase()} ${record.message}`;
-  for (const fields of [record.bindings, record.fields]) {
-    for (const [key, value] of Object.entries(fields)) line += ` ${key}=${formatValue(value)}`;
-  }
-  return line;
-}
-
-/** Where every host's log records go: nowhere, a ring buffer, or the ring buffer and stdout. */
-class LogSink {
-  readonly mode: LogMode;
-  private readonly capacity: number;
-  private readonly records: (LogRecord | undefined)[];
-  private nextIndex = 0;
-  private count = 0;
-  private readonly clock: () => number;
-
-  constructor(mode: LogMode, capacity: number, clock: () => number) {
-    assert(Number.isSafeInteger(capacity) && capacity > 0, `logLinesMax must be a positive integer, got ${capacity}`);
-    this.mode = mode;
-    this.capacity = capacity;
-    this.records = mode === 'silent' ? [] : new Array<LogRecord | undefined>(capacity);
-    this.clock = clock;
-  }
-
-  write(host: string, level: LogLevel, bindings: LogFields, fields: LogFields, message: string): void {
-    if (this.mode === 'silent') return;
-    const record: LogRecord = { timeMs: this.clock(), host, level, message, bindings, fields };
-    this.records[this.nextIndex] = record;
-    this.nextIndex = (this.nextIndex + 1) % this.capacity;
-    this.count = Math.min(this.count + 1, this.capacity);
-    if (this.mode === 'print') process.stdout.write(`${formatRecord(record)}\n`);
-  }
-
-  dump(): string {
-    const lines: string[] = [];
-    const start = (this.nextIndex - this.count + this.capacity) % this.capacity;
-    for (let offset = 0; offset < this.count; offset++) {
-      const record = this.records[(start + offset) % this.capacity];
-      if (record !== undefined) lines.push(formatRecord(record));
-    }
-    return lines.join('\n');
-  }
-}
-
-class SimLogger implements Logger {
-  private readonly sink: LogSink;
-  private readonly host: string;
-  private readonly bindings: LogFields;
-
-  constructor(sink: LogSink, host: string, bindings: LogFields) {
-    this.sink = sink;
-    this.host = host;
-    this.bindings = bindings;
-  }
-
-  debug(fields: LogFields, message: string): void {
-    this.sink.write(this.host, 'debug', this.bindings, fields, message);
-  }
-
-  info(fields: LogFields, message: string): void {
-    this.sink.write(this.host, 'info', this.bindings, fields, message);
-  }
-
-  warn(fields: LogFields, message: string): void {
-    this.sink.write(this.host, 'warn', this.bindings, fields, message);
-  }
-
-  error(fields: LogFields, message: string): void {
-    this.sink.write(this.host, 'error', this.bindings, fields, message);
-  }
-
-  child(bindings: LogFields): Logger {
-    return new SimLogger(this.sink, this.host, { ...this.bindings, ...bindings });
-  }
-}
-
-// --- hosts --------------------------------------------------------------------------------------
-
-/** One incarnation of the process on a host; dies at the host's next crash. */
-class SimProcess implements EventOwner {
-  readonly hostName: string;
-  readonly incarnation: number;
-  alive = true;
-
-  constructor(hostName: string, incarnation: number) {
-    this.hostName = hostName;
-    this.incarnation = incarnation;
-  }
-}
-
-/** What a host needs from its simulator. */
-interface HostKernel {
-  readonly scheduler: EventScheduler;
-  readonly network: SimNetwork;
-  readonly random: SeededRandom;
-  readonly logSink: LogSink;
-}
-
-/**
- * A simulated machine: an address, a disk that outlives crashes, and at most one running
- * process whose `Runtime` is `runtime()`.
- */
-export class SimHost {
-  readonly name: string;
-  readonly address: string;
-  /** The host's disk. Flushes complete 0–2 ms after `sync`; a crash loses what is not durable. */
-  readonly storage: MemoryStorage;
-  /** Added to this host's wall clock; change it to make the clock jump. */
-  clockSkewMs: number;
-  private readonly kernel: HostKernel;
-  private process: SimProcess | undefined = undefined;
-  private processRuntime: Runtime | undefined = undefined;
-  private incarnationCount = 0;
-
-  /** @internal Created by `Simulator.host`. */
-  constructor(kernel: HostKernel, name: string, address: string, clockSkewMs: number) {
-    this.kernel = kernel;
-    this.name = name;
-    this.address = address;
-    this.clockSkewMs = clockSkewMs;
-    const diskRandom = kernel.random.fork(`disk:${name}`);
-    this.storage = new MemoryStorage({
-      // A flush belongs to the process that asked for it: if it crashes first, the flush never completes.
-      schedule: (callback) => kernel.scheduler.schedule(diskRandom.int(diskSyncDelayMaxMs + 1), callback, this.process),
-    });
-    this.start();
-  }
-
-  /** True while a process runs on this host (false between `crash()` and the next `runtime()`). */
-  get alive(): boolean {
-    return this.process !== undefined;
-  }
-
-  /** 1 for the first process, then one more per restart. */
-  get incarnation(): number {
-    return this.incarnationCount;
-  }
-
-  /** The Runtime of the running process; after a crash, starts a fresh process over the same disk. */
-  runtime(): Runtime {
-    if (this.processRuntime === undefined) this.start();
-    return this.processRuntime as Runtime;
-  }
-
-  /** Kills the running process (kill -9 / power cut): see the module comment. No-op when none runs. */
-  crash(): void {
-    const process = this.process;
-    if (process === undefined) return;
-    process.alive = false;
-    this.process = undefined;
-    this.processRuntime = undefined;
-    this.kernel.network.crash(this.name);
-    this.storage.crash();
-    this.kernel.logSink.write(this.name, 'info', {}, { incarnation: process.incarnation }, 'process crashed');
-  }
-
-  private start(): void {
-    this.incarnationCount++;
-    const incarnation = this.incarnationCount;
-    const process = new SimProcess(this.name, incarnation);
-    const scheduler = this.kernel.scheduler;
-    const clock: Clock = {
-      now: () => Math.floor(wallClockEpochMs + scheduler.nowMs + this.clockSkewMs),
-      monotonic: () => scheduler.nowMs,
-    };
-    const label = incarnation === 1 ? this.name : `${this.name}#${incarnation}`;
-    this.process = process;
-    this.processRuntime = {
-      clock,
-      random: this.kernel.random.fork(`process:${this.name}#${incarnation}`),
-      // Same virtual time, after the current event: events at equal times run in order.
-      defer: (callback) => {
-        scheduler.schedule(0, callback, process);
-      },
-      setTimer: (delayMs, callback) => {
-        const delay = Number.isFinite(delayMs) && delayMs >= timerDelayMinMs ? delayMs : timerDelayMinMs;
-        return scheduler.schedule(delay, callback, process);
-      },
-      network: this.kernel.network.attach(this.name, process),
-      storage: this.storage,
-      compression: SIM_COMPRESSION,
-      log: new SimLogger(this.kernel.logSink, label, {}),
-    };
-  }
-}
-
-/** The first byte of the simulator's "compressed" form; anything else fails to decompress. */
-const simCompressionMarker = 0x5a;
-
-/**
- * The simulator's codec: a marker byte, then the bytes as they are. Reversible and pure, so the
- * compressed paths run (and garbage in them is caught) without a real compressor in the core.
- */
-export const SIM_COMPRESSION: Compression = {
-  compress(bytes) {
-    const out = new Uint8Array(bytes.length + 1);
-    out[0] = simCompressionMarker;
-    out.set(bytes, 1);
-    return out;
-  },
-  decompress(bytes, outputBytesMax) {
-    if (bytes[0] !== simCompressionMarker) throw new Error('not the simulator codec');
-    if (bytes.length - 1 > outputBytesMax) throw new Error(`decompresses past ${outputBytesMax} bytes`);
-    return bytes.subarray(1);
-  },
-};
 
 // --- the simulator ------------------------------------------------------------------------------
 
@@ -437,7 +118,8 @@ export class Simulator {
     this.seed = options.seed;
     const root = new SeededRandom(options.seed);
     this.random = root.fork('scenario');
-    this.logSink = new LogSink(options.log ?? 'collect', options.logLinesMax ?? logLinesMaxDefault, () => this.currentMs);
+    const logLinesMax = options.logLinesMax ?? logLinesMaxDefault;
+    this.logSink = new LogSink(options.log ?? 'collect', logLinesMax, () => this.currentMs);
     this.log = new SimLogger(this.logSink, 'sim', {});
     const simulator = this;
     const scheduler: EventScheduler = {
@@ -446,7 +128,8 @@ export class Simulator {
       },
       schedule: (delayMs, callback, owner) => this.enqueue(delayMs, callback, owner),
     };
-    this.network = new SimNetwork(scheduler, root.fork('network'), new SimLogger(this.logSink, 'net', {}), options.network);
+    const networkLog = new SimLogger(this.logSink, 'net', {});
+    this.network = new SimNetwork(scheduler, root.fork('network'), networkLog, options.network);
     this.kernel = { scheduler, network: this.network, random: root, logSink: this.logSink };
   }
 

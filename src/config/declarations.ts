@@ -1,0 +1,184 @@
+// The declarations of a server's strait.yaml that play the role of GemFire's cache.xml:
+// `gateway-senders.<id>`, `gateway-receiver` and `regions.<name>`, each checked key by key into
+// the core's specs. A region may name only senders declared beside it, and only serial ones;
+// settings that are not supported yet (parallel senders, several dispatcher threads, conflation,
+// partitioned regions) are refused, never silently ignored. At most DECLARATIONS_MAX entries
+// per kind.
+
+import {
+  GATEWAY_QUEUE_DISK_MEGABYTES_DEFAULT,
+  type GatewayReceiverSpec,
+  type GatewaySenderSpec,
+} from '../core/config.ts';
+import type { RegionSpec } from '../protocol/messages.ts';
+import {
+  asMapping,
+  checkKeys,
+  integerIn,
+  invalid,
+  oneOf,
+  parseBoolean,
+  parseHost,
+  parseName,
+  parsePort,
+  parseSiteId,
+  parseStringList,
+  type Origin,
+  type Parser,
+} from './config-values.ts';
+
+export const GATEWAY_RECEIVER_START_PORT_DEFAULT = 5000;
+export const GATEWAY_RECEIVER_END_PORT_DEFAULT = 5500;
+export const GATEWAY_BATCH_SIZE_DEFAULT = 100;
+export const GATEWAY_BATCH_SIZE_MAX = 100_000;
+export const GATEWAY_BATCH_TIME_INTERVAL_MS_DEFAULT = 1000;
+export const GATEWAY_QUEUE_MEMORY_MEGABYTES_DEFAULT = 100;
+export const GATEWAY_DISPATCHER_THREADS_DEFAULT = 1;
+export const GATEWAY_DISPATCHER_THREADS_MAX = 64;
+/** Most entries a single config file may declare in `regions` or `gateway-senders`. */
+export const DECLARATIONS_MAX = 10_000;
+
+const ORDER_POLICIES = ['key', 'thread', 'partition'] as const;
+export type OrderPolicy = (typeof ORDER_POLICIES)[number];
+
+/** A gateway sender declared in strait.yaml (`gateway-senders.<id>`); the server runs it. */
+export type GatewaySenderConfig = GatewaySenderSpec;
+
+/** The gateway receiver declared in strait.yaml (`gateway-receiver`); the server runs it. */
+export type GatewayReceiverConfig = GatewayReceiverSpec;
+
+const REGION_KEYS = ['type', 'persistent', 'gateway-sender-ids'] as const;
+const GATEWAY_SENDER_KEYS = [
+  'remote-site-id',
+  'parallel',
+  'batch-size',
+  'batch-time-interval',
+  'maximum-queue-memory',
+  'maximum-queue-disk',
+  'persistent',
+  'enable-persistence',
+  'dispatcher-threads',
+  'order-policy',
+  'batch-conflation',
+  'manual-start',
+  'compression',
+] as const;
+const GATEWAY_RECEIVER_KEYS = [
+  'start-port', 'end-port', 'bind-address', 'hostname-for-clients', 'manual-start',
+] as const;
+
+/** The settings of one declaration (`<prefix>.<key>`): where each came from, and each read with a default. */
+function declarationSettings(settings: Record<string, unknown>, source: string, prefix: string) {
+  const at = (key: string): Origin => ({ source, key: `${prefix}.${key}`, fromCommandLine: false });
+  const optional = <T>(key: string, parse: Parser<T>, fallback: T): T =>
+    settings[key] === undefined ? fallback : parse(settings[key], at(key));
+  return { at, optional };
+}
+
+export function parseGatewaySenders(value: unknown, source: string): GatewaySenderConfig[] {
+  const senders = asMapping(value, { source, key: 'gateway-senders', fromCommandLine: false });
+  const ids = Object.keys(senders);
+  if (ids.length > DECLARATIONS_MAX) {
+    throw invalid({ source, key: 'gateway-senders', fromCommandLine: false }, `more than ${DECLARATIONS_MAX} senders`);
+  }
+  return ids.map((id) => {
+    const prefix = `gateway-senders.${id}`;
+    parseName(id, { source, key: prefix, fromCommandLine: false });
+    const settings = asMapping(senders[id], { source, key: prefix, fromCommandLine: false });
+    checkKeys(settings, GATEWAY_SENDER_KEYS, source, prefix);
+    const { at, optional } = declarationSettings(settings, source, prefix);
+    if (settings['remote-site-id'] === undefined) {
+      throw invalid(at('remote-site-id'), 'required: the site this sender replicates to');
+    }
+    // Settings of roadmap step 4 (HA and scale) are refused rather than silently ignored.
+    const notYet = (key: string, what: string) => {
+      throw invalid(at(key), `${what} is not supported yet (roadmap step 4: partitioned regions, parallel senders, `
+        + 'dispatcher threads, conflation); remove it to use a serial sender');
+    };
+    const dispatcherThreads = integerIn(1, GATEWAY_DISPATCHER_THREADS_MAX);
+    if (optional('parallel', parseBoolean, false)) notYet('parallel', 'a parallel sender');
+    if (optional('dispatcher-threads', dispatcherThreads, GATEWAY_DISPATCHER_THREADS_DEFAULT) > 1) {
+      notYet('dispatcher-threads', 'more than one dispatcher thread');
+    }
+    if (optional('batch-conflation', parseBoolean, false)) notYet('batch-conflation', 'batch conflation');
+    return {
+      id,
+      remoteSiteId: parseSiteId(settings['remote-site-id'], at('remote-site-id')),
+      parallel: optional('parallel', parseBoolean, false),
+      batchSize: optional('batch-size', integerIn(1, GATEWAY_BATCH_SIZE_MAX), GATEWAY_BATCH_SIZE_DEFAULT),
+      batchTimeIntervalMs:
+        optional('batch-time-interval', integerIn(1, 3_600_000), GATEWAY_BATCH_TIME_INTERVAL_MS_DEFAULT),
+      maximumQueueMemoryMegabytes:
+        optional('maximum-queue-memory', integerIn(1, 1_048_576), GATEWAY_QUEUE_MEMORY_MEGABYTES_DEFAULT),
+      maximumQueueDiskMegabytes:
+        optional('maximum-queue-disk', integerIn(1, 1_073_741_824), GATEWAY_QUEUE_DISK_MEGABYTES_DEFAULT),
+      // `enable-persistence` is Geode's (and the issue's) name for the same setting.
+      persistent: optional('persistent', parseBoolean, optional('enable-persistence', parseBoolean, false)),
+      dispatcherThreads: optional('dispatcher-threads', dispatcherThreads, GATEWAY_DISPATCHER_THREADS_DEFAULT),
+      orderPolicy: optional('order-policy', oneOf(ORDER_POLICIES), 'key'),
+      batchConflation: optional('batch-conflation', parseBoolean, false),
+      manualStart: optional('manual-start', parseBoolean, false),
+      compression: optional('compression', parseBoolean, false),
+    };
+  });
+}
+
+export function parseGatewayReceiver(value: unknown, source: string): GatewayReceiverConfig {
+  const settings = asMapping(value, { source, key: 'gateway-receiver', fromCommandLine: false });
+  checkKeys(settings, GATEWAY_RECEIVER_KEYS, source, 'gateway-receiver');
+  const { at, optional } = declarationSettings(settings, source, 'gateway-receiver');
+  const startPort = optional('start-port', parsePort, GATEWAY_RECEIVER_START_PORT_DEFAULT);
+  const endPort = optional('end-port', parsePort, GATEWAY_RECEIVER_END_PORT_DEFAULT);
+  if (startPort > endPort) throw invalid(at('end-port'), `end-port ${endPort} is below start-port ${startPort}`);
+  return {
+    startPort,
+    endPort,
+    bindAddress: optional('bind-address', parseHost, undefined),
+    hostnameForClients: optional('hostname-for-clients', parseHost, undefined),
+    manualStart: optional('manual-start', parseBoolean, false),
+  };
+}
+
+/** A region declared in strait.yaml (`regions.<name>`) and the gateway senders it ships through. */
+export interface RegionDeclaration {
+  readonly spec: RegionSpec;
+  readonly gatewaySenderIds: readonly string[];
+}
+
+export function parseRegions(
+  value: unknown, source: string, senders: readonly GatewaySenderConfig[],
+): RegionDeclaration[] {
+  const regions = asMapping(value, { source, key: 'regions', fromCommandLine: false });
+  const names = Object.keys(regions);
+  if (names.length > DECLARATIONS_MAX) {
+    throw invalid({ source, key: 'regions', fromCommandLine: false }, `more than ${DECLARATIONS_MAX} regions`);
+  }
+  return names.map((name) => {
+    const prefix = `regions.${name}`;
+    parseName(name, { source, key: prefix, fromCommandLine: false });
+    const settings = asMapping(regions[name], { source, key: prefix, fromCommandLine: false });
+    const { at, optional } = declarationSettings(settings, source, prefix);
+    // The type decides which other keys make sense, so it is checked first.
+    const type = optional('type', oneOf(['replicate', 'partition'] as const), 'replicate');
+    if (type === 'partition') {
+      throw invalid(at('type'), 'partition regions are not implemented yet in this release; use type: replicate');
+    }
+    checkKeys(settings, REGION_KEYS, source, prefix);
+    const persistent = optional('persistent', parseBoolean, false);
+    const gatewaySenderIds: readonly string[] = optional('gateway-sender-ids', parseStringList, []);
+    for (const id of gatewaySenderIds) {
+      const sender = senders.find((candidate) => candidate.id === id);
+      if (sender === undefined) {
+        const declared = senders.length === 0
+          ? 'none are declared'
+          : `declared: ${senders.map((declaredSender) => declaredSender.id).join(', ')}`;
+        throw invalid(at('gateway-sender-ids'), `no gateway sender ${id} in gateway-senders (${declared})`);
+      }
+      if (sender.parallel) {
+        const reason = `sender ${id} is parallel; a replicate region can only use serial senders`;
+        throw invalid(at('gateway-sender-ids'), reason);
+      }
+    }
+    return { spec: { name, type, persistent }, gatewaySenderIds };
+  });
+}
