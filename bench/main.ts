@@ -18,7 +18,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { connect } from '../src/client/client.ts';
+import { connect } from '../src/client/connect.ts';
 import { Cleanup } from './processes.ts';
 import { parseOptions, USAGE, UsageError, type BenchOptions } from './options.ts';
 import { BENCH_REGION, regionSizes, startStraitSite, stopStraitSite } from './strait-site.ts';

@@ -10,7 +10,7 @@
 import { Session } from 'node:inspector/promises';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connect } from '../src/client/client.ts';
+import { connect } from '../src/client/connect.ts';
 import { summarizeProfile, type CpuProfile, type ProfileSummary, type Window } from './cpu-profile.ts';
 import type { Cleanup } from './processes.ts';
 import { BENCH_REGION, benchServerConfig, startMember, startProfiledServer } from './strait-site.ts';

@@ -8,7 +8,7 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect } from '../src/client/client.ts';
+import { connect } from '../src/client/connect.ts';
 import { createNodeRuntime } from '../src/runtime/node/node-runtime.ts';
 import { SILENT_LOGGER } from '../src/runtime/runtime.ts';
 import { Locator } from '../src/core/locator.ts';

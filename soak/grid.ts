@@ -13,7 +13,8 @@
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connect, type StraitClient } from '../src/client/client.ts';
+import { type StraitClient } from '../src/client/client.ts';
+import { connect } from '../src/client/connect.ts';
 import { parseAddress } from '../src/config/address.ts';
 import type { SenderStatus } from '../src/protocol/messages.ts';
 import type { Address } from '../src/runtime/runtime.ts';

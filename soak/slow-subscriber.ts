@@ -10,7 +10,7 @@
 // has to hold or drop what it can't send. The soak ends it with SIGKILL.
 
 import { parseArgs } from 'node:util';
-import { connect } from '../src/client/client.ts';
+import { connect } from '../src/client/connect.ts';
 
 /** Generous: the client fails the subscription beyond it, and the point is the server's buffer. */
 const BUFFERED_EVENTS_MAX = 10_000_000;

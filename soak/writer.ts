@@ -7,7 +7,8 @@
 // caught ("older" rather than "missing"). Which keys are updated is drawn from a seeded random.
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect, type ClientRegion, type StraitClient } from '../src/client/client.ts';
+import { type ClientRegion, type StraitClient } from '../src/client/client.ts';
+import { connect } from '../src/client/connect.ts';
 import { StraitError } from '../src/errors.ts';
 import type { SeededRandom } from '../src/sim/random.ts';
 import { writeValue, type WriteLedger } from './ledger.ts';

@@ -15,7 +15,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect, type ClientRegion, type StraitClient } from '../../src/client/client.ts';
+import { type ClientRegion, type StraitClient } from '../../src/client/client.ts';
+import { connect } from '../../src/client/connect.ts';
 import type { SenderStatus } from '../../src/protocol/messages.ts';
 import { Cleanup, freePort } from '../processes.ts';
 import { BENCH_REGION, startMember, startProfiledServer, type StartedMember } from '../strait-site.ts';

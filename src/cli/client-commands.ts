@@ -3,7 +3,8 @@
 // are in gateway-commands.ts.
 
 import { StraitError } from '../errors.ts';
-import { connect, type StraitClient } from '../client/client.ts';
+import { type StraitClient } from '../client/client.ts';
+import { connect } from '../client/connect.ts';
 import type { RegionSpec, SenderStatus, View, ViewMember } from '../protocol/messages.ts';
 import { formatAddress, type Address } from '../runtime/runtime.ts';
 import { formatHostPort } from '../config/address.ts';

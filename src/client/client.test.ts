@@ -15,7 +15,8 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { connect, type StraitClient } from './client.ts';
+import { type StraitClient } from './client.ts';
+import { connect } from './connect.ts';
 import { ERROR_SPECS, StraitError } from '../errors.ts';
 import { formatAddress, type Address } from '../runtime/runtime.ts';
 import { createNodeRuntime } from '../runtime/node/node-runtime.ts';
@@ -31,7 +32,7 @@ const FRAME_BYTES_MAX = 64 * 1024;
 const VALUE_BYTES_MAX = 16 * 1024;
 /** A child script that has not exited by then is killed (and the test fails on its exit code). */
 const SCRIPT_TIMEOUT_MS = 60_000;
-const CLIENT_URL = pathToFileURL(join(import.meta.dirname, 'client.ts')).href;
+const CLIENT_URL = pathToFileURL(join(import.meta.dirname, 'connect.ts')).href;
 
 const scriptDir = mkdtempSync(join(tmpdir(), 'strait-client-test-'));
 after(() => rmSync(scriptDir, { recursive: true, force: true }));

@@ -269,11 +269,15 @@ export class StraitClient {
 }
 
 /**
- * Connects to a site through its locators. Resolves once a server connection is open; fails
- * after `connectTimeoutMs` with STRAIT_NO_LOCATOR or STRAIT_NO_SERVER, or at once with a
- * problem retrying can't fix.
+ * Connects to a site through its locators over `runtime` — the simulator's, or one an
+ * application provides; `connect()` in connect.ts brings the Node runtime. Resolves once a
+ * server connection is open; fails after `connectTimeoutMs` with STRAIT_NO_LOCATOR or
+ * STRAIT_NO_SERVER, or at once with a problem retrying can't fix. `owned` is a runtime the
+ * client owns: it holds `keepAlive` while work is pending and calls `close` when it closes.
  */
-export async function connect(options: ConnectOptions): Promise<StraitClient> {
+export async function connectThrough(
+  runtime: Runtime, options: ConnectOptions, owned?: { readonly keepAlive?: KeepAlive; close(): void },
+): Promise<StraitClient> {
   const locators = typeof options.locators === 'string' ? parseAddressList(options.locators) : options.locators;
   if (locators.length === 0) {
     const reason = 'at least one locator is required';
@@ -281,20 +285,9 @@ export async function connect(options: ConnectOptions): Promise<StraitClient> {
   }
   checkTimeoutOption('connectTimeoutMs', options.connectTimeoutMs);
   checkTimeoutOption('requestTimeoutMs', options.requestTimeoutMs);
-  let runtime: Runtime;
-  let keepAlive = options.keepAlive;
-  let release: (() => void) | undefined;
-  if (options.runtime !== undefined) {
-    runtime = options.runtime;
-  } else {
-    const { createClientRuntime } = await import('../runtime/node/client-runtime.ts');
-    const created = createClientRuntime();
-    runtime = created.runtime;
-    keepAlive = created.keepAlive;
-    release = created.close;
-  }
+  const keepAlive = owned?.keepAlive ?? options.keepAlive;
   const clientOptions = { ...options, ...(keepAlive !== undefined ? { keepAlive } : {}) };
-  const client = new StraitClient(runtime, locators, clientOptions, release);
+  const client = new StraitClient(runtime, locators, clientOptions, owned === undefined ? undefined : () => owned.close());
   try {
     const pingOptions = options.signal ? { signal: options.signal } : {};
     await client.ping(options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS_DEFAULT, pingOptions);
