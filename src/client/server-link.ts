@@ -314,11 +314,17 @@ export class ServerLink {
     for (const server of servers) {
       try {
         const connection = await this.openConnection(server.address, deadline);
+        if (this.closed) {
+          // The client closed while this connection was being opened: it must not outlive it.
+          connection.close();
+          throw new StraitError('STRAIT_CONNECTION_CLOSED', { peer: 'client', type: 'connect (the client was closed)' });
+        }
         this.server = connection;
         this.serverName = server.name;
         this.events.onServerOpen(connection, server.name);
         return connection;
       } catch (error) {
+        if (this.closed) throw error;
         const reason = error instanceof Error ? failureReason(server.address, error) : String(error);
         failures.push(`${server.name}: ${reason}`);
       }

@@ -7,6 +7,7 @@ import { Connection } from '../protocol/connection.ts';
 import type { RequestBody, ResponseBody } from '../protocol/messages.ts';
 import { CONNECTION_BUFFERED_BYTES_MAX } from './server.ts';
 import { SimSite } from './sim-site.test-support.ts';
+import { NO_METRICS } from './member-admin.ts';
 
 test('a subscriber that stops reading is cut off with STRAIT_SUBSCRIBER_TOO_SLOW; the server buffers a bounded amount', async () => {
   const site = new SimSite({ servers: 1 });
@@ -189,4 +190,20 @@ test('keys come back in bounded pages, every live key once, tombstones excluded'
   assert.ok(!collected.includes('k00007'));
   assert.equal((await site.settle(region.keys())).length, 24_999);
   await client.close();
+});
+
+test('a client closed while it is still connecting leaves no connection open behind it', async () => {
+  for (const delayMs of [1, 4, 8]) {
+    let clients = 0;
+    const site = new SimSite({ servers: 1, metrics: { ...NO_METRICS, clients: (count) => { clients = count; } } });
+    await site.waitFor('site ready', () => site.ready());
+    const client = site.client();
+    const opened = client.region('R').get('k').catch((error: unknown) => error);
+    await site.advance(delayMs); // the server connection is still being opened
+    await client.close();
+    await site.settle(opened);
+    await site.advance(1000);
+    assert.equal(client.currentServer, undefined, `closed after ${delayMs} ms: no server connection kept`);
+    assert.equal(clients, 0, `closed after ${delayMs} ms: the server sees no client left`);
+  }
 });
