@@ -89,7 +89,10 @@ export class Server {
     this.site = config.site;
     this.log = runtime.log.child({ member: config.name, role: 'server' });
     this.regions = new RegionTable(runtime.storage, config.name, config.conflictResolver, this.log);
-    this.subscriptions = new Subscriptions(config.name, CONNECTION_BUFFERED_BYTES_MAX, () => metrics.subscriberCut());
+    this.subscriptions = new Subscriptions(config.name, CONNECTION_BUFFERED_BYTES_MAX, (cut) => {
+      metrics.subscriberCut();
+      this.log.warn({ code: 'STRAIT_SUBSCRIBER_TOO_SLOW', client: cut.connection, region: cut.region, bufferedBytes: cut.bytes }, `server ${config.name}: ended the subscription of ${cut.connection} to ${cut.region}: ${cut.bytes} bytes of its events not taken (limit ${CONNECTION_BUFFERED_BYTES_MAX}); it may subscribe again`);
+    });
     this.internalError = reportingInternalErrors(this.log, `server ${config.name}`, metrics);
     this.connectionOptions = this.makeConnectionOptions();
     this.pool = this.makePool();

@@ -20,13 +20,13 @@ export class Subscriptions {
   private readonly bufferedBytesLimit: number;
   /** Subscriptions ended because their subscriber did not keep up (metrics, tests). */
   slowSubscribersCut = 0;
-  private readonly onCut: () => void;
+  private readonly onCut: (cut: { connection: string; region: string; bytes: number }) => void;
   private nextId = 1;
   private readonly byRegion = new Map<string, Set<Subscription>>();
   /** Client connections, with their subscriptions by id. */
   private readonly byConnection = new Map<Connection, Map<number, Subscription>>();
 
-  constructor(memberName: string, bufferedBytesLimit: number, onCut: () => void = () => {}) {
+  constructor(memberName: string, bufferedBytesLimit: number, onCut: (cut: { connection: string; region: string; bytes: number }) => void = () => {}) {
     this.memberName = memberName;
     this.bufferedBytesLimit = bufferedBytesLimit;
     this.onCut = onCut;
@@ -93,7 +93,7 @@ export class Subscriptions {
     this.byConnection.get(connection)?.delete(subscription.id);
     this.byRegion.get(subscription.region)?.delete(subscription);
     this.slowSubscribersCut += 1;
-    this.onCut();
+    this.onCut({ connection: connection.label, region: subscription.region, bytes: connection.bufferedBytes });
     const error = new StraitError('STRAIT_SUBSCRIBER_TOO_SLOW', {
       member: this.memberName, subscription: subscription.id, region: subscription.region,
       bytes: connection.bufferedBytes, limit: this.bufferedBytesLimit,
