@@ -152,6 +152,13 @@ describe('strait CLI', { concurrency: true }, () => {
       assert.ok(existsSync(join(dir, 'locator-1.log')));
     });
 
+    it('start runs the member with the memory settings it documents, unless the operator set their own', () => {
+      const commandLine = readFileSync(`/proc/${locator.pid}/cmdline`, 'utf8').split('\0');
+      const environment = readFileSync(`/proc/${locator.pid}/environ`, 'utf8').split('\0');
+      if (!(process.env.NODE_OPTIONS ?? '').includes('--max-semi-space-size')) assert.ok(commandLine.includes('--max-semi-space-size=8'), commandLine.join(' '));
+      assert.ok(environment.includes(`MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX ?? '2'}`));
+    });
+
     it('puts then gets a value through the locator, host[port] and host:port alike', async () => {
       assertOk(await strait(['put', '--locator', locatorAddress, '--region', 'TEST', '--key', 'k1', '--value', 'hello world']), 'put');
       const got = await strait(['get', '--locator', `${locator.address.host}:${locator.address.port}`, '--region', 'TEST', '--key', 'k1']);

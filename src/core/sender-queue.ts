@@ -20,7 +20,7 @@ import type { GatewayEvent } from '../protocol/messages.ts';
 import type { Clock, Store } from '../runtime/runtime.ts';
 
 /** Event ids remembered after their acknowledgement, so a late copy is not queued again. */
-export const ACKED_IDS_REMEMBERED_MAX = 100_000;
+export const ACKED_IDS_REMEMBERED_MAX = 50_000;
 
 export const eventPackr = new Packr({ useRecords: false, mapsAsObjects: true });
 
