@@ -114,3 +114,16 @@ test('batches of large values are split by bytes below the receiver\'s frame lim
   assert.ok(remote.batches.every((batch) => batch.body.events.reduce((sum, sent) => sum + (sent[2]?.length ?? 0), 0) <= 128 * 1024));
   assert.deepEqual(refusals, [{ key: 'big-11', code: 'STRAIT_FRAME_TOO_LARGE' }]);
 });
+
+test('thousands of events too large for the receiver in a row become dead letters without deepening the stack', () => {
+  const sim = new Simulator({ seed: 4, log: 'silent' });
+  receiver(sim.host('receiver', { address: '10.0.0.2' }).runtime(), true, 2 * 1024);
+  const acknowledged: QueueItem[][] = [];
+  const { queue, dispatcher, refusals } = sender(sim, acknowledged);
+  for (let n = 1; n <= 5000; n++) queue.enqueue(['R', `big-${n}`, new Uint8Array(4096), [1, 1000 + n, 'server-1#a', n], false]);
+  dispatcher.pump();
+  sim.run({ untilMs: 60_000 });
+  assert.equal(queue.size, 0);
+  assert.equal(refusals.length, 5000);
+  assert.ok(refusals.every((refusal) => refusal.code === 'STRAIT_FRAME_TOO_LARGE'));
+});

@@ -192,7 +192,11 @@ export class Connection {
       this.stream.write(frame);
       return;
     }
-    this.pending.take(id)?.callback(this.tooLarge(frame), undefined);
+    // Answered after the caller's turn, never inside its `request` call: a caller that reacts by
+    // sending again (a sender splitting a batch) must not recurse once per refused frame.
+    const refused = this.pending.take(id);
+    const error = this.tooLarge(frame);
+    if (refused !== undefined) this.runtime.defer(() => refused.callback(error, undefined));
   }
 
   /**
