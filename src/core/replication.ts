@@ -68,12 +68,19 @@ interface QueuedEntry {
   readonly gateway: boolean;
   readonly entry: WireEntry;
   readonly write: PendingWrite | undefined;
-  /** The client request this entry starts, so the replicas remember its id (retries). */
-  readonly request: ClientRequest | undefined;
+  /**
+   * The client request this entry starts, so the replicas remember its id (retries), with the
+   * count and value bytes of its entries (they follow this one): a batch carries all of them or
+   * none, so a replica that knows the id holds every entry of the request.
+   */
+  readonly request: { readonly id: ClientRequest; readonly entries: number; readonly bytes: number } | undefined;
 }
 
 /** A client write's request id and, for a remove, whether the key held a value. */
 export type ClientRequest = readonly [id: string, existed: boolean];
+
+/** A client request as it travels with its first entry: the id, and its entries' count and bytes. */
+export type ReplicatedRequest = NonNullable<QueuedEntry['request']>;
 
 /** Batches in flight per peer, at most. */
 export const REPLICATION_BATCHES_IN_FLIGHT_MAX = 8;
@@ -146,7 +153,7 @@ export class ReplicationChannel {
     return this.heldEntries >= REPLICATION_QUEUE_ENTRIES_MAX || this.heldBytes >= REPLICATION_QUEUE_BYTES_MAX;
   }
 
-  enqueue(region: string, entry: WireEntry, write: PendingWrite | undefined, gateway: boolean, request?: ClientRequest): void {
+  enqueue(region: string, entry: WireEntry, write: PendingWrite | undefined, gateway: boolean, request?: QueuedEntry['request']): void {
     if (this.closed) return;
     write?.expect();
     this.queue.push({ region, entry, write, gateway, request });
@@ -194,11 +201,19 @@ export class ReplicationChannel {
     const first = this.queue[this.queueHead]!;
     const batch: QueuedEntry[] = [];
     let bytes = 0;
-    while (this.queueHead < this.queue.length && batch.length < REPLICATION_BATCH_ENTRIES_MAX) {
+    // Entries of a client request still to take: a request is never split between batches.
+    let requestRemaining = 0;
+    while (this.queueHead < this.queue.length) {
       const next = this.queue[this.queueHead]!;
-      if (next.region !== first.region || next.gateway !== first.gateway) break;
       const size = next.entry[1]?.length ?? 0;
-      if (batch.length > 0 && bytes + size > REPLICATION_BATCH_BYTES_MAX) break;
+      if (requestRemaining === 0) {
+        if (batch.length >= REPLICATION_BATCH_ENTRIES_MAX) break;
+        if (next.region !== first.region || next.gateway !== first.gateway) break;
+        const incoming = next.request === undefined ? { entries: 1, bytes: size } : next.request;
+        if (batch.length > 0 && (batch.length + incoming.entries > REPLICATION_BATCH_ENTRIES_MAX || bytes + incoming.bytes > REPLICATION_BATCH_BYTES_MAX)) break;
+        requestRemaining = next.request?.entries ?? 0;
+      }
+      if (requestRemaining > 0) requestRemaining -= 1;
       batch.push(next);
       bytes += size;
       this.queueHead += 1;
@@ -217,7 +232,7 @@ export class ReplicationChannel {
     this.inFlight.add(batch);
     const region = batch[0]!.region;
     const entries = batch.map((queued) => queued.entry);
-    const requests = batch.flatMap((queued) => (queued.request === undefined ? [] : [[...queued.request] as [string, boolean]]));
+    const requests = batch.flatMap((queued) => (queued.request === undefined ? [] : [[...queued.request.id] as [string, boolean]]));
     const body = {
       region, entries, ...(batch[0]!.gateway ? { gateway: true } : {}), ...(requests.length > 0 ? { requests } : {}),
     };

@@ -128,3 +128,20 @@ test('a peer that does not take its replication backlog makes the server refuse 
     (error: unknown) => error instanceof StraitError && error.code === 'STRAIT_OVERLOADED' && error.retryable);
   assert.equal(region.get('one-more'), undefined);
 });
+
+test('a request id travels with all of its request\'s entries in one replicate message, or not at all', () => {
+  const { sim, pool, regions, writes } = setup();
+  const region = regions.require('R');
+  const entries = (prefix: string, count: number) => Array.from({ length: count }, (_, index) => [`${prefix}${index}`, new Uint8Array(1)] as const);
+  writes.write(region, entries('a', 1000), undefined, () => {});
+  writes.write(region, entries('b', 100), 'client:1', () => {});
+  writes.write(region, entries('c', 1500), 'client:2', () => {});
+  sim.run();
+  const toServer2 = pool.requests.filter((request) => request.op === 'replicate' && request.address.host === 'host-server-2')
+    .map((request) => request.body as { entries: [string][]; requests?: [string, boolean][] });
+  const carrying = toServer2.filter((body) => body.requests !== undefined);
+  assert.equal(carrying.length, 1, 'only client:1 is named to the replicas; client:2 is too large for one message');
+  assert.deepEqual(carrying[0]!.requests, [['client:1', false]]);
+  const keys = carrying[0]!.entries.map((entry) => entry[0]);
+  for (let index = 0; index < 100; index++) assert.ok(keys.includes(`b${index}`), `b${index} travels with its request id`);
+});

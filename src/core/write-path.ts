@@ -14,7 +14,9 @@ import type { MemberState, MetricsSink } from './member-admin.ts';
 import type { PeerPool } from './peer-pool.ts';
 import type { Region } from './region.ts';
 import type { RegionTable } from './region-table.ts';
-import { awaitDurable, PendingWrite, ReplicationChannel, type ClientRequest } from './replication.ts';
+import {
+  awaitDurable, PendingWrite, REPLICATION_BATCH_BYTES_MAX, REPLICATION_BATCH_ENTRIES_MAX, ReplicationChannel, type ReplicatedRequest,
+} from './replication.ts';
 import { RequestLog } from './request-log.ts';
 import type { Subscriptions } from './subscriptions.ts';
 import { serversOf } from './views.ts';
@@ -146,12 +148,18 @@ export class WritePath {
         if (entry !== undefined) this.replicate(region.spec.name, entry, pending, true);
       }
     } else {
-      if (requestId !== undefined) this.requests.remember(requestId, existed, now);
+      // Replicas learn the id with the request's entries, all in one replicate message; a
+      // request too large for one is not named to them (a retry elsewhere is applied again —
+      // a duplicate, never an acknowledged write some replica lacks).
+      const bytes = entries.reduce((sum, [, value]) => sum + (value?.length ?? 0), 0);
+      const named = requestId !== undefined && entries.length <= REPLICATION_BATCH_ENTRIES_MAX && bytes <= REPLICATION_BATCH_BYTES_MAX;
       for (const [index, [key, value]] of entries.entries()) {
         const tag = this.nextTag(region.entry(key)?.tag);
-        const request = index === 0 && requestId !== undefined ? [requestId, existed] as const : undefined;
+        const request = index === 0 && named ? { id: [requestId, existed] as const, entries: entries.length, bytes } : undefined;
         this.admit(region, [key, value, tag], false, pending, request);
       }
+      // Remembered here once every entry was applied: a write refused part-way is not "seen".
+      if (requestId !== undefined) this.requests.remember(requestId, existed, now);
     }
     this.gateways.sync(region, pending);
     this.awaitRegion(region, pending);
@@ -169,7 +177,7 @@ export class WritePath {
    * sender): applied, queued for the gateway senders, and replicated with `gateway: true` so
    * every other server queues it on its copy of each sender too.
    */
-  admit(region: Region, entry: WireEntry, possibleDuplicate: boolean, pending: PendingWrite, request?: ClientRequest): void {
+  admit(region: Region, entry: WireEntry, possibleDuplicate: boolean, pending: PendingWrite, request?: ReplicatedRequest): void {
     this.apply(region, entry[0], entry[1], entry[2]);
     this.gateways.queue(region, entry, possibleDuplicate);
     this.replicate(region.spec.name, entry, pending, true, request);
@@ -208,7 +216,7 @@ export class WritePath {
   }
 
   /** Sends an entry to every other server of the view; `pending` waits for each of them. */
-  replicate(regionName: string, entry: WireEntry, pending: PendingWrite | undefined, gateway = false, request?: ClientRequest): void {
+  replicate(regionName: string, entry: WireEntry, pending: PendingWrite | undefined, gateway = false, request?: ReplicatedRequest): void {
     for (const channel of this.channels.values()) channel.enqueue(regionName, entry, pending, gateway, request);
   }
 
