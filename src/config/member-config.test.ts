@@ -184,6 +184,17 @@ describe('server', () => {
       { key: '--value-bytes-max' },
     );
   });
+
+  it('leaves a frame room for the key, tag and envelope beside a value', () => {
+    const limit = 1024 * 1024;
+    assertCode(
+      () => server({ name: 's', locators: 'l:1', 'frame-bytes-max': String(limit), 'value-bytes-max': String(limit) }),
+      'STRAIT_CONFIG_INVALID',
+      { key: '--value-bytes-max' },
+    );
+    const fitted = server({ name: 's', locators: 'l:1', 'frame-bytes-max': String(limit) });
+    assert.ok(fitted.core.valueBytesMax <= limit - 16 * 1024, 'the default shrinks with a small frame limit');
+  });
 });
 
 describe('strait.yaml', () => {

@@ -325,7 +325,9 @@ export function buildMemberConfig(role: MemberRole, flags: FlagValues, file?: Co
         : region.spec)),
       timing,
       frameBytesMax,
-      valueBytesMax: get('value-bytes-max', integerIn(1, frameBytesMax)) ?? VALUE_BYTES_MAX_DEFAULT,
+      // A value travels inside a frame with its key, tag and envelope: leave them room, so a put
+      // that fits can always be replicated and shipped in a frame of the same limit.
+      valueBytesMax: get('value-bytes-max', integerIn(1, valueBytesLimit(frameBytesMax))) ?? Math.min(VALUE_BYTES_MAX_DEFAULT, valueBytesLimit(frameBytesMax)),
       gatewaySenders,
       gatewayReceiver,
       conflictResolver: undefined,
@@ -346,4 +348,12 @@ function resolveModulePath(path: string | undefined, configFile: string | undefi
     ? process.cwd()
     : configFile.slice(0, configFile.lastIndexOf('/') + 1) || process.cwd();
   return `${base.endsWith('/') ? base : `${base}/`}${path}`;
+}
+
+/** Room a frame leaves beside one value: a key of up to 4096 characters, its tag, the envelope. */
+export const FRAME_ENVELOPE_BYTES_MAX = 16 * 1024;
+
+/** The largest value a member whose frames hold `frameBytesMax` bytes accepts. */
+function valueBytesLimit(frameBytesMax: number): number {
+  return Math.max(1, frameBytesMax - FRAME_ENVELOPE_BYTES_MAX);
 }

@@ -108,3 +108,22 @@ test('an image from a provider that left the view is not waited for', () => {
   joiner.sim.run();
   assert.equal(joiner.completed(), 1);
 });
+
+test('image pages of large values stay within a few MiB, so they always fit a frame', () => {
+  const view = viewOf([serverInfo('server-1'), serverInfo('server-2')]);
+  const provider = member('server-1', { ready: true, initializing: false }, () => view);
+  const region = provider.regions.require('R');
+  for (let n = 0; n < 10; n++) region.apply(`k${n}`, new Uint8Array(1024 * 1024), [1, 1, 'server-1#1', n]);
+  const joiner = recordingConnection('server-2', 'server');
+  const sizes: number[] = [];
+  let after: string | null = null;
+  for (let round = 0; round < 20; round++) {
+    const answer = page(provider.images, joiner, after, 2000);
+    assert.ok(typeof answer !== 'string');
+    sizes.push(answer.entries.length);
+    after = answer.entries.at(-1)?.[0] ?? after;
+    if (answer.done) break;
+  }
+  assert.equal(sizes.reduce((sum, size) => sum + size, 0), 10);
+  assert.ok(sizes.every((size) => size <= 4), `pages of ${sizes.join(', ')} entries of 1 MiB`);
+});

@@ -27,6 +27,8 @@ import type { KeyPager } from './key-pager.ts';
 
 /** Entries per initial-image page. */
 const IMAGE_PAGE_ENTRIES = 2000;
+/** Bytes of entries per image page, about, at most (well below any frame limit). */
+const IMAGE_PAGE_BYTES_MAX = 4 * 1024 * 1024;
 /** Delay before asking a provider that was not ready yet again. */
 const IMAGE_RETRY_MS = 100;
 
@@ -209,10 +211,21 @@ export class InitialImage {
     const region = this.regions.require(body.region);
     const page = this.pager.page(connection.number, 'image', body.region, () => region.sortedKeys(), body.after, body.limit);
     const entries: WireEntry[] = [];
+    let bytes = 0;
+    let cut = false;
     for (const key of page.keys) {
       const entry = region.wireEntry(key);
-      if (entry !== undefined) entries.push(entry);
+      if (entry === undefined) continue;
+      // Large values: stop at IMAGE_PAGE_BYTES_MAX (at least one entry) so a page always fits a
+      // frame; the joiner continues after the last key it got.
+      const size = key.length + (entry[1]?.length ?? 0);
+      if (entries.length > 0 && bytes + size > IMAGE_PAGE_BYTES_MAX) {
+        cut = true;
+        break;
+      }
+      entries.push(entry);
+      bytes += size;
     }
-    reply.ok({ entries, done: page.done });
+    reply.ok({ entries, done: page.done && !cut });
   }
 }

@@ -113,6 +113,8 @@ export class ReplicationChannel {
   private queueHead = 0;
   /** Batches sent and not yet answered. */
   private readonly inFlight = new Set<QueuedEntry[]>();
+  /** Value bytes per batch: REPLICATION_BATCH_BYTES_MAX, less after the peer refused a frame. */
+  private batchBytesCap = REPLICATION_BATCH_BYTES_MAX;
   /** Entries and bytes queued or in flight (what `full` bounds). */
   private heldEntries = 0;
   private heldBytes = 0;
@@ -210,7 +212,7 @@ export class ReplicationChannel {
         if (batch.length >= REPLICATION_BATCH_ENTRIES_MAX) break;
         if (next.region !== first.region || next.gateway !== first.gateway) break;
         const incoming = next.request === undefined ? { entries: 1, bytes: size } : next.request;
-        if (batch.length > 0 && (batch.length + incoming.entries > REPLICATION_BATCH_ENTRIES_MAX || bytes + incoming.bytes > REPLICATION_BATCH_BYTES_MAX)) break;
+        if (batch.length > 0 && (batch.length + incoming.entries > REPLICATION_BATCH_ENTRIES_MAX || bytes + incoming.bytes > this.batchBytesCap)) break;
         requestRemaining = next.request?.entries ?? 0;
       }
       if (requestRemaining > 0) requestRemaining -= 1;
@@ -250,8 +252,37 @@ export class ReplicationChannel {
         this.pump();
         return;
       }
+      if (error.code === 'STRAIT_FRAME_TOO_LARGE') {
+        this.tooLarge(batch, error);
+        return;
+      }
       this.failed(batch, error);
     });
+  }
+
+  /**
+   * The peer refused the batch's frame as too large (the connection never sent it). Several
+   * entries go out again in smaller batches (a request split too, no longer named to the peer:
+   * a retry elsewhere is then applied again, never wrongly taken as seen). One entry the peer
+   * can never take — its frame limit is below this member's value limit — fails its write with
+   * the code rather than wedge the channel: the configurations of the site's servers differ.
+   */
+  private tooLarge(batch: QueuedEntry[], error: StraitError): void {
+    if (batch.length > 1) {
+      const bytes = batch.reduce((sum, queued) => sum + (queued.entry[1]?.length ?? 0), 0);
+      this.batchBytesCap = Math.max(1, Math.floor(bytes / 2));
+      const unnamed = batch.map((queued) => (queued.request === undefined ? queued : { ...queued, request: undefined }));
+      this.queue = [...unnamed, ...this.queue.slice(this.queueHead)];
+      this.queueHead = 0;
+      this.pump();
+      return;
+    }
+    const [queued] = batch;
+    this.heldEntries -= 1;
+    this.heldBytes -= entryBytes(queued!.entry);
+    this.log.error({ code: error.code, peer: this.memberName }, `replication of ${queued!.region}/${queued!.entry[0]} to ${this.memberName} refused: ${error.message}; the servers' frame-bytes-max / value-bytes-max differ — give every server of the site the same`);
+    queued!.write?.abandon(error);
+    this.pump();
   }
 
   private failed(batch: QueuedEntry[], error: StraitError): void {

@@ -145,3 +145,29 @@ test('a request id travels with all of its request\'s entries in one replicate m
   const keys = carrying[0]!.entries.map((entry) => entry[0]);
   for (let index = 0; index < 100; index++) assert.ok(keys.includes(`b${index}`), `b${index} travels with its request id`);
 });
+
+test('a replicate frame the peer refuses as too large is split; a single entry it can never take fails its write', () => {
+  const { sim, pool, regions, writes } = setup();
+  const region = regions.require('R');
+  const tooLarge = new StraitError('STRAIT_FRAME_TOO_LARGE', { size: 1, peer: 'server-2', limit: 1 });
+  const result = outcome();
+  writes.write(region, [0, 1, 2, 3].map((n) => [`k${n}`, new Uint8Array(1000)] as const), undefined, result.callback);
+  sim.run();
+  for (const request of pool.open('replicate')) {
+    if (request.address.host === 'host-server-2') request.answer(tooLarge);
+    else request.answer(undefined, {});
+  }
+  sim.run();
+  const smaller = pool.open('replicate');
+  assert.ok(smaller.length >= 2 && smaller.every((request) => (request.body as { entries: unknown[] }).entries.length < 4), 'sent again in smaller batches');
+  for (const request of smaller) request.answer(undefined, {});
+  sim.run();
+  assert.deepEqual([result.done, result.error], [true, undefined]);
+
+  const single = outcome();
+  writes.write(region, [['huge', new Uint8Array(1000)]], undefined, single.callback);
+  sim.run();
+  for (const request of pool.open('replicate')) request.answer(request.address.host === 'host-server-2' ? tooLarge : undefined, {});
+  sim.run();
+  assert.equal(single.error?.code, 'STRAIT_FRAME_TOO_LARGE');
+});
