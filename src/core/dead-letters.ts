@@ -11,7 +11,7 @@
 
 import type { GatewayEvent } from '../protocol/messages.ts';
 import type { Store } from '../runtime/runtime.ts';
-import { decodeEvent, eventBytes, eventPackr, queueStoreKey } from './sender-queue.ts';
+import { decodeEvent, eventBytes, eventId, eventPackr, queueStoreKey } from './sender-queue.ts';
 
 /** Bytes of events a sender's dead-letter store holds, at most. */
 export const DEAD_LETTER_BYTES_MAX = 64 * 1024 * 1024;
@@ -29,6 +29,8 @@ export class DeadLetterStore {
   /** Key of the last dead letter written (its own sequence, recovered at start). */
   private sequence = 0;
   private letters: DeadLetter[] = [];
+  /** The letters by event id, for a secondary asking what became of an event. */
+  private readonly byId = new Map<string, DeadLetter>();
   private bytesHeld = 0;
 
   constructor(store: Store, name: string, bytesMax = DEAD_LETTER_BYTES_MAX) {
@@ -44,8 +46,14 @@ export class DeadLetterStore {
       const event = decodeEvent(eventPackr.pack(record.event), `${this.name} dead letter ${key}`);
       const letter: DeadLetter = { event, code: String(record.code), message: String(record.message) };
       this.letters.push(letter);
+      this.byId.set(eventId(event), letter);
       this.bytesHeld += eventBytes(event);
     }
+  }
+
+  /** The dead letter of event `id`, if it is one. */
+  find(id: string): DeadLetter | undefined {
+    return this.byId.get(id);
   }
 
   get count(): number {
@@ -65,6 +73,7 @@ export class DeadLetterStore {
   add(letter: DeadLetter): boolean {
     if (!this.hasRoom(letter.event)) return false;
     this.letters.push(letter);
+    this.byId.set(eventId(letter.event), letter);
     this.bytesHeld += eventBytes(letter.event);
     this.store.put(queueStoreKey(++this.sequence), eventPackr.pack(letter));
     return true;
@@ -74,6 +83,7 @@ export class DeadLetterStore {
   takeAll(): DeadLetter[] {
     const letters = this.letters;
     this.letters = [];
+    this.byId.clear();
     this.bytesHeld = 0;
     for (const [key] of [...this.store.entries()]) this.store.remove(key);
     return letters;

@@ -139,19 +139,38 @@ export class GatewaySender {
    * Primary: a secondary's old events. Returns the ids already acknowledged by the remote site;
    * queues (as possible duplicates) the ones this member never had.
    */
-  adopt(events: readonly GatewayEvent[]): string[] {
+  adopt(events: readonly GatewayEvent[]): { acknowledged: string[]; refused: { id: string; code: string; message: string }[] } {
     const acknowledged: string[] = [];
+    const refused: { id: string; code: string; message: string }[] = [];
     let adopted = 0;
     for (const event of events) {
       const id = eventId(event);
-      if (this.queue.isAcknowledged(id)) acknowledged.push(id);
+      const letter = this.deadLetters.find(id);
+      if (letter !== undefined) {
+        // The remote site refused it: the secondary keeps it as a dead letter, not just drops it.
+        acknowledged.push(id);
+        refused.push({ id, code: letter.code, message: letter.message.slice(0, 1024) });
+      } else if (this.queue.isAcknowledged(id)) acknowledged.push(id);
       else if (!this.queue.has(id) && this.state !== 'stopped') {
         this.enqueue([event[0], event[1], event[2], event[3], true]);
         adopted += 1;
       }
     }
     if (adopted > 0) this.log.info({ events: adopted }, `sender ${this.spec.id}: adopted ${adopted} events only a secondary held`);
-    return acknowledged;
+    return { acknowledged, refused };
+  }
+
+  /**
+   * Secondary: the primary answered a handoff. Events it reports refused become dead letters
+   * here (those the full store can't keep stay queued); the other acknowledged ones are dropped.
+   */
+  handedOff(acknowledged: readonly string[], refused: readonly { id: string; code: string; message: string }[], events: readonly GatewayEvent[]): void {
+    const byId = refused.length === 0 ? new Map<string, GatewayEvent>() : new Map(events.map((event) => [eventId(event), event]));
+    const letters = refused.flatMap((refusal) => {
+      const event = byId.get(refusal.id);
+      return event === undefined ? [] : [{ event, code: refusal.code, message: refusal.message }];
+    });
+    this.acknowledgedByPrimary(acknowledged, letters);
   }
 
   /**

@@ -153,3 +153,26 @@ test('writes routed to a sender whose disk overflow is at its limit are refused 
   assert.equal(error?.retryable, false, "a full overflow lasts: it is the answer, not retried");
   assert.ok(n > 1000 && n < 5000, `about 2 MiB of events were taken first (${n})`);
 });
+
+test('a handoff of an event the remote site refused makes it a dead letter at the secondary, not a silent drop', () => {
+  const first = serverInfo('server-1', hosting);
+  const second = serverInfo('server-2', hosting);
+  const view = viewOf([first, second]);
+  const primary = host('server-1', () => view, first);
+  const refusedEvent: GatewayEvent = ['R', 'k1', new Uint8Array([1]), [1, 1, 'server-1#1', 1], false];
+  // The primary holds the event as a dead letter (its acknowledgement to server-2 was lost).
+  primary.senders.onAck('server-9', { sender: 'to-2', ids: [eventId(refusedEvent)], deadLetters: [{ event: refusedEvent, code: 'STRAIT_REGION_NOT_FOUND', message: 'no R at site 2' }] }, ok);
+  let answer: { acknowledged: string[]; refused?: { id: string; code: string }[] } | undefined;
+  primary.senders.onHandoff({ sender: 'to-2', events: [refusedEvent] }, { ok: (body) => { answer = body; }, fail: (error) => assert.fail(error.message) });
+  assert.deepEqual(answer?.refused?.map((refusal) => refusal.code), ['STRAIT_REGION_NOT_FOUND']);
+
+  const secondary = host('server-2', () => view, second);
+  const region = new Region({ name: 'R', type: 'replicate', persistent: false, gatewaySenderIds: ['to-2'] }, undefined);
+  secondary.senders.queue(region, ['k1', new Uint8Array([1]), [1, 1, 'server-1#1', 1]], false);
+  secondary.sim.run({ untilMs: 10_000 });
+  secondary.senders.tick();
+  const handoff = secondary.pool.open('senderHandoff')[0]!;
+  handoff.answer(undefined, answer);
+  const status = secondary.senders.statuses()[0]!;
+  assert.deepEqual([status.queueEvents, status.deadLetters], [0, 1]);
+});

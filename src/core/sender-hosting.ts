@@ -268,7 +268,7 @@ export class SenderHosting implements GatewayQueues {
     const events = sender.staleEvents(SENDER_HANDOFF_INTERVAL_MS * 2, SENDER_HANDOFF_EVENTS_MAX);
     if (events.length === 0) return;
     this.pool.get(primary.address).request('senderHandoff', { sender: sender.spec.id, events }, (error, response) => {
-      if (error === undefined && response !== undefined) sender.dropAcknowledged(response.acknowledged);
+      if (error === undefined && response !== undefined) sender.handedOff(response.acknowledged, response.refused ?? [], events);
     });
   }
 
@@ -348,7 +348,12 @@ export class SenderHosting implements GatewayQueues {
   onHandoff(body: RequestBody<'senderHandoff'>, reply: Reply<'senderHandoff'>): void {
     const sender = this.senders.get(body.sender);
     if (sender === undefined) throw new StraitError('STRAIT_SENDER_NOT_FOUND', { sender: body.sender, member: this.host.memberName });
-    reply.ok({ acknowledged: this.isPrimary(body.sender) ? sender.adopt(body.events) : [] });
+    if (!this.isPrimary(body.sender)) {
+      reply.ok({ acknowledged: [] });
+      return;
+    }
+    const { acknowledged, refused } = sender.adopt(body.events);
+    reply.ok({ acknowledged, ...(refused.length > 0 ? { refused } : {}) });
   }
 
   onStatus(body: RequestBody<'senderStatus'>, reply: Reply<'senderStatus'>): void {

@@ -266,7 +266,13 @@ export const REQUESTS = {
    */
   senderHandoff: {
     body: Type.Object({ sender: Name, events: Type.Array(GatewayEvent, { maxItems: 10_000 }) }, { additionalProperties: false }),
-    response: Type.Object({ acknowledged: Type.Array(Type.String({ maxLength: 300 }), { maxItems: 10_000 }) }),
+    response: Type.Object({
+      acknowledged: Type.Array(Type.String({ maxLength: 300 }), { maxItems: 10_000 }),
+      /** Among `acknowledged`, the events the remote site refused: the secondary keeps them as dead letters. */
+      refused: Type.Optional(Type.Array(Type.Object({
+        id: Type.String({ maxLength: 300 }), code: Type.String({ maxLength: 64 }), message: Type.String({ maxLength: 1024 }),
+      }, { additionalProperties: false }), { maxItems: 10_000 })),
+    }),
   },
 
   /**
