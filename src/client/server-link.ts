@@ -39,6 +39,9 @@ const LOCATOR_ATTEMPT_TIMEOUT_MS_MIN = 250;
 /** Pause between failover attempts: doubles from the first to the last. */
 const FAILOVER_DELAY_MS = 100;
 const FAILOVER_DELAY_MS_MAX = 2000;
+/** Subscriptions that lost their server reconnect after this, doubling up to the maximum. */
+const SUBSCRIPTION_RECONNECT_DELAY_MS = 100;
+const SUBSCRIPTION_RECONNECT_DELAY_MS_MAX = 5000;
 
 function abortError(operation: string): StraitError {
   return new StraitError('STRAIT_ABORTED', { operation });
@@ -91,6 +94,8 @@ export class ServerLink {
   private server: Connection | undefined;
   private serverName: string | undefined;
   private connecting: Promise<Connection> | undefined;
+  /** A reconnect for the subscriptions is under way (reconnectForSubscriptions). */
+  private reconnecting = false;
   private isClosed = false;
 
   constructor(
@@ -299,6 +304,25 @@ export class ServerLink {
     return this.connecting;
   }
 
+  /**
+   * Subscriptions need a server: connect again, with backoff, until one answers or the client
+   * closes (a single attempt left them waiting forever when no server was reachable just then).
+   */
+  private reconnectForSubscriptions(attempt: number): void {
+    if (this.reconnecting || this.closed || !this.events.needsServer()) return;
+    this.reconnecting = true;
+    this.serverConnection([], {}, undefined).then(
+      () => {
+        this.reconnecting = false;
+      },
+      () => {
+        this.reconnecting = false;
+        const delayMs = Math.min(SUBSCRIPTION_RECONNECT_DELAY_MS_MAX, SUBSCRIPTION_RECONNECT_DELAY_MS * 2 ** Math.min(attempt, 6));
+        this.runtime.setTimer(delayMs, () => this.reconnectForSubscriptions(attempt + 1));
+      },
+    );
+  }
+
   private async openServer(
     excluded: readonly string[], options: RequestOptions, deadline: number | undefined,
   ): Promise<Connection> {
@@ -361,7 +385,7 @@ export class ServerLink {
           }
           if (this.server === closed) this.server = undefined;
           // Subscriptions move with the client to its next server.
-          if (this.events.needsServer() && !this.closed) void this.serverConnection([], {}, undefined).catch(() => {});
+          if (this.events.needsServer() && !this.closed) this.reconnectForSubscriptions(0);
         },
       });
       if (deadline !== undefined) {

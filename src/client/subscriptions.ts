@@ -133,9 +133,15 @@ export class ClientSubscriptions implements ServerLinkEvents {
       subscription.serverSubscription = undefined;
       connection.request('subscribe', { region: subscription.region }, (error, response) => {
         if (error !== undefined || response === undefined) {
-          // A retryable failure leaves it to the next server connection to subscribe again.
           const failure = error === undefined ? undefined : requestFailure(error);
-          if (failure !== undefined && !failure.retryable) subscription.fail(failure);
+          if (failure !== undefined && !failure.retryable) {
+            subscription.fail(failure);
+            return;
+          }
+          // Retryable (the server not ready, a timeout): leave this server, so the client
+          // connects to the next one and subscribes there — never a subscription left waiting
+          // on a connection that will not deliver it.
+          connection.close();
           return;
         }
         subscription.serverSubscription = response.subscription;

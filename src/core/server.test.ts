@@ -207,3 +207,24 @@ test('a client closed while it is still connecting leaves no connection open beh
     assert.equal(clients, 0, `closed after ${delayMs} ms: the server sees no client left`);
   }
 });
+
+test('a subscription whose client is cut off from the whole site for a while comes back with a gap, then every later change', async () => {
+  const site = new SimSite({ servers: 1 });
+  await site.waitFor('site ready', () => site.ready());
+  const subscriber = site.client();
+  const writer = site.client();
+  const events = subscriber.region<number>('R').subscribe();
+  await site.settle(events.ready);
+  const seen: SubscriptionEvent<number>[] = [];
+  void (async () => {
+    for await (const event of events) seen.push(event);
+  })().catch(() => {});
+  site.sim.network.partition(['client-1'], ['locator-1', 'server-1']);
+  await site.advance(8000); // longer than a reconnect attempt: the first ones fail
+  site.sim.network.heal();
+  await site.waitFor('the subscription came back', () => seen.some((event) => event.kind === 'gap'), 60_000);
+  await site.settle(writer.region<number>('R').put('after', 1));
+  await site.waitFor('a change after the outage arrives', () => seen.some((event) => event.kind === 'change' && event.key === 'after'));
+  await subscriber.close();
+  await writer.close();
+});
