@@ -81,8 +81,9 @@ test('a joiner learns runtime regions, applies the images and pushes back what o
   joiner.images.take(view);
   const list = joiner.pool.open('listRegions');
   assert.equal(list.length, 1);
-  list[0]!.answer(undefined, { regions: [{ spec: { name: 'R', type: 'replicate', persistent: false }, size: 2 }, { spec: { name: 'S', type: 'replicate', persistent: false }, size: 0 }] });
+  list[0]!.answer(undefined, { regions: [{ spec: { name: 'R', type: 'replicate', persistent: false }, size: 2 }, { spec: { name: 'S', type: 'replicate', persistent: false }, size: 0, hosts: ['server-1#1', 'server-3#1'] }] });
   assert.ok(joiner.regions.has('S'), 'a region created at runtime elsewhere is created here');
+  assert.ok(joiner.regions.expectedOn('S', 'server-3#1'), 'with the hosts its creation named, whose refusals are retried');
   for (const request of joiner.pool.open('image')) {
     const regionName = (request.body as { region: string }).region;
     request.answer(undefined, regionName === 'R'

@@ -108,8 +108,10 @@ export class InitialImage {
         this.runtime.setTimer(IMAGE_RETRY_MS, () => this.learnRegions(generation, provider, viewId));
         return;
       }
-      for (const { spec } of response.regions) {
+      for (const { spec, hosts } of response.regions) {
         if (!this.regions.has(spec.name)) this.regions.open(spec);
+        // A region created at runtime: its hosts must take its writes (a refusal is retried).
+        if (hosts !== undefined) this.regions.expectHosts(spec.name, hosts);
       }
       const names = this.regions.names();
       let remaining = names.length;

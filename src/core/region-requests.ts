@@ -66,7 +66,12 @@ export function regionRequestHandlers(parts: RegionRequestParts): HandlerTable {
       subscriptions.unsubscribe(connection, body.subscription);
       reply.ok({});
     },
-    listRegions: (_connection, _body, reply) => reply.ok({ regions: regions.statuses() }),
+    listRegions: (_connection, _body, reply) => reply.ok({
+      regions: regions.statuses().map((status) => {
+        const hosts = regions.expectedHostsOf(status.spec.name);
+        return hosts.length > 0 ? { ...status, hosts } : status;
+      }),
+    }),
     createRegion: (connection, body, reply) => {
       // Between servers it is one host's part of a creation; from a client, the whole of it.
       if (connection.peer?.role === 'server') {

@@ -53,6 +53,11 @@ export class RegionTable {
     for (const host of hosts) set.add(host);
   }
 
+  /** The members a runtime creation named as hosts of region `name` (none for a declared one). */
+  expectedHostsOf(name: string): string[] {
+    return [...(this.expectedHosts.get(name) ?? [])];
+  }
+
   /** True when member `memberId` was named as a host of region `name` when it was created. */
   expectedOn(name: string, memberId: string): boolean {
     return this.expectedHosts.get(name)?.has(memberId) === true;

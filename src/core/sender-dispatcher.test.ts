@@ -127,3 +127,16 @@ test('thousands of events too large for the receiver in a row become dead letter
   assert.equal(refusals.length, 5000);
   assert.ok(refusals.every((refusal) => refusal.code === 'STRAIT_FRAME_TOO_LARGE'));
 });
+
+test('a connection still in its handshake when the dispatcher disconnects is closed, not kept by nobody', () => {
+  const sim = new Simulator({ seed: 6, log: 'silent', network: { baseDelayMs: 5, jitterMs: 0 } });
+  receiver(sim.host('receiver', { address: '10.0.0.2' }).runtime(), true);
+  const { queue, dispatcher } = sender(sim, []);
+  queue.enqueue(event(1));
+  dispatcher.pump();
+  sim.run({ untilMs: 2 }); // the handshake is under way
+  dispatcher.disconnect();
+  sim.run({ untilMs: 1000 });
+  assert.equal(sim.network.stats().connectionsOpen, 0);
+  assert.equal(dispatcher.receiver, undefined);
+});

@@ -72,6 +72,8 @@ export class SenderDispatcher {
   private connection: Connection | undefined;
   private connectedTo: Address | undefined;
   private connecting = false;
+  /** The connection in its handshake, until it opens or closes. */
+  private opening: Connection | undefined;
   private reconnectTimer: Timer | undefined;
   private batchTimer: Timer | undefined;
   private readonly inFlight = new Map<number, Batch>();
@@ -133,10 +135,15 @@ export class SenderDispatcher {
     this.reconnectTimer?.cancel();
     this.reconnectTimer = undefined;
     const connection = this.connection;
+    const opening = this.opening;
     this.connection = undefined;
+    this.opening = undefined;
+    this.connecting = false;
     this.connectedTo = undefined;
     this.resetInFlight();
     connection?.close();
+    // A connection still in its handshake must not open later and be kept by nobody.
+    opening?.close();
   }
 
   cancelBatchTimer(): void {
@@ -211,7 +218,9 @@ export class SenderDispatcher {
 
   private batchFailed(connection: Connection, error: StraitError | undefined): void {
     this.log.warn({ code: error?.code, receiver: this.connectedTo ? formatAddress(this.connectedTo) : null }, `sender ${this.spec.id} → site ${this.spec.remoteSiteId}: batch failed (${error?.message ?? 'no response'}); reconnecting and resending`);
-    if (this.connection === connection) this.disconnect();
+    if (this.connection !== connection) return;
+    this.disconnect();
+    this.scheduleReconnect();
   }
 
   private connect(): void {
@@ -225,13 +234,15 @@ export class SenderDispatcher {
     const target = receivers[this.receiverIndex % receivers.length]!;
     this.receiverIndex += 1;
     this.connecting = true;
-    const connection = Connection.open(this.runtime, target, {
+    const connection: Connection = Connection.open(this.runtime, target, {
       local: { role: 'gateway', name: `${this.host.memberName}/${this.spec.id}`, site: this.host.site },
       frameBytesMax: SENDER_FRAME_BYTES_MAX,
       requestTimeoutMs: BATCH_TIMEOUT_MS,
       requestsInFlightMax: BATCHES_IN_FLIGHT_MAX * 2,
     }, {
       onOpen: () => {
+        if (this.opening !== connection) return; // disconnected meanwhile: closed by disconnect()
+        this.opening = undefined;
         this.connecting = false;
         this.connection = connection;
         this.connectedTo = target;
@@ -244,6 +255,8 @@ export class SenderDispatcher {
       onPush: () => {},
       onClose: (_closed, error) => {
         const wasOpen = this.connection === connection;
+        if (!wasOpen && this.opening !== connection) return; // one disconnect() already let go
+        if (this.opening === connection) this.opening = undefined;
         this.connecting = false;
         if (wasOpen) {
           this.connection = undefined;
@@ -256,6 +269,7 @@ export class SenderDispatcher {
         this.scheduleReconnect();
       },
     });
+    this.opening = connection;
   }
 
   private scheduleReconnect(): void {

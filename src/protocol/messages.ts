@@ -219,7 +219,17 @@ export const REQUESTS = {
   size: { body: Type.Object({ region: Name }, { additionalProperties: false }), response: Type.Object({ size: Uint() }) },
   subscribe: { body: Type.Object({ region: Name }, { additionalProperties: false }), response: Type.Object({ subscription: Uint() }) },
   unsubscribe: { body: Type.Object({ subscription: Uint() }, { additionalProperties: false }), response: Empty },
-  listRegions: { body: Empty, response: Type.Object({ regions: Type.Array(Type.Object({ spec: RegionSpec, size: Uint() })) }) },
+  listRegions: {
+    body: Empty,
+    response: Type.Object({
+      regions: Type.Array(Type.Object({
+        spec: RegionSpec,
+        size: Uint(),
+        /** For a region created at runtime: the member ids its creation named as hosts. */
+        hosts: Type.Optional(Type.Array(Name, { maxItems: 10_000 })),
+      })),
+    }),
+  },
   /**
    * A client or operator creates a region through one server, which creates it on every other
    * server of its view and answers once all have it. Between servers, `hosts` names the member

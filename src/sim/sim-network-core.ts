@@ -265,9 +265,14 @@ export class NetworkCore implements StreamCarrier {
     return false;
   }
 
-  /** `sender` owes `onDrain` and nothing it wrote is buffered any more: deliver it. */
+  /**
+   * `sender` owes `onDrain` and its buffered bytes fell to half the write buffer: deliver it.
+   * Node drains once its own buffer is empty — what it handed the kernel no longer counts —
+   * so a steady writer still drains there; half the buffer stands for the kernel's room here,
+   * where in-flight bytes are all there is.
+   */
   private maybeDrain(sender: SimStream): void {
-    if (!sender.needDrain || sender.bufferedBytes > 0 || sender.closeNotified) return;
+    if (!sender.needDrain || sender.bufferedBytes > this.options.writeBufferBytes / 2 || sender.closeNotified) return;
     sender.needDrain = false;
     this.scheduler.schedule(0, () => {
       if (!sender.closeNotified) sender.handler?.onDrain();

@@ -36,7 +36,8 @@
 //   not received: in flight, or held because the peer paused reading (`pause()`; a FIN that
 //   arrives meanwhile waits behind the held data). `write` returns false once they exceed
 //   `writeBufferBytes` (false too once this side closed or destroyed it), and `onDrain` follows
-//   when they are back to zero — as Node's socket does. Bytes in flight are counted in `stats()`.
+//   once they are back to half of it (Node drains when its own buffer is empty, the kernel's
+//   not counted; here in-flight bytes stand for both). Bytes in flight are counted in `stats()`.
 // - Error objects carry a Node-style `code` (ECONNREFUSED, ETIMEDOUT, ECONNRESET) like the
 //   errors of the Node runtime, so callers handle both the same way.
 //
