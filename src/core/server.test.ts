@@ -144,9 +144,8 @@ test('a write retried on another server under the same request id is not applied
   toSecond.close();
 });
 
-test('a subscription that fails over to another server says so with a gap event, then delivers every later change', async () => {
-  const site = new SimSite({ servers: 2 });
-  await site.waitFor('site ready', () => site.ready());
+/** A subscriber on region R collecting every event it sees, and a second client to write with. */
+async function subscribeAndCollect(site: SimSite) {
   const subscriber = site.client();
   const writer = site.client();
   const events = subscriber.region<number>('R').subscribe();
@@ -155,6 +154,13 @@ test('a subscription that fails over to another server says so with a gap event,
   void (async () => {
     for await (const event of events) seen.push(event);
   })().catch(() => {});
+  return { subscriber, writer, seen };
+}
+
+test('a subscription that fails over to another server says so with a gap event, then delivers every later change', async () => {
+  const site = new SimSite({ servers: 2 });
+  await site.waitFor('site ready', () => site.ready());
+  const { subscriber, writer, seen } = await subscribeAndCollect(site);
   await site.settle(writer.region<number>('R').put('before', 1));
   await site.waitFor('the first change arrives', () => seen.length === 1);
   const victim = site.serverHosts.find((host) => host.name === subscriber.currentServer)!;
@@ -211,14 +217,7 @@ test('a client closed while it is still connecting leaves no connection open beh
 test('a subscription whose client is cut off from the whole site for a while comes back with a gap, then every later change', async () => {
   const site = new SimSite({ servers: 1 });
   await site.waitFor('site ready', () => site.ready());
-  const subscriber = site.client();
-  const writer = site.client();
-  const events = subscriber.region<number>('R').subscribe();
-  await site.settle(events.ready);
-  const seen: SubscriptionEvent<number>[] = [];
-  void (async () => {
-    for await (const event of events) seen.push(event);
-  })().catch(() => {});
+  const { subscriber, writer, seen } = await subscribeAndCollect(site);
   site.sim.network.partition(['client-1'], ['locator-1', 'server-1']);
   await site.advance(8000); // longer than a reconnect attempt: the first ones fail
   site.sim.network.heal();

@@ -36,7 +36,6 @@ class SimProcess implements EventOwner {
 }
 
 /** What a host needs from its simulator. */
-/** What a host needs from its simulator. */
 export interface HostKernel {
   readonly scheduler: EventScheduler;
   readonly network: SimNetwork;
