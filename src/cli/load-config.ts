@@ -3,9 +3,12 @@
 // only does the reading.
 
 import { existsSync, readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import { join, resolve } from 'node:path';
 import { StraitError } from '../errors.ts';
-import { buildMemberConfig, type FlagValues, type MemberConfig, type MemberRole } from '../config/member-config.ts';
+import {
+  buildMemberConfig, type FlagValues, type MachineFacts, type MemberConfig, type MemberRole,
+} from '../config/member-config.ts';
 import { CONFIG_FILE_NAME } from './member-files.ts';
 
 /** strait.yaml is a short hand-written file; anything larger is a mistake (wrong --config). */
@@ -35,8 +38,13 @@ export function locateMember(dirFlag: string | undefined, nameFlag: string | und
   return { dir, configFile: existsSync(inDir) ? inDir : undefined };
 }
 
+/** This process's environment and this machine's interfaces, for `${NAME}` and bind-address selectors. */
+export function machineFacts(): MachineFacts {
+  return { environment: process.env, interfaces: networkInterfaces() as MachineFacts['interfaces'] };
+}
+
 export function loadMemberConfig(role: MemberRole, flags: FlagValues, location: MemberLocation): MemberConfig {
-  if (location.configFile === undefined) return buildMemberConfig(role, flags);
+  if (location.configFile === undefined) return buildMemberConfig(role, flags, undefined, machineFacts());
   let text: string;
   try {
     const bytes = readFileSync(location.configFile);
@@ -56,5 +64,5 @@ export function loadMemberConfig(role: MemberRole, flags: FlagValues, location: 
       { cause },
     );
   }
-  return buildMemberConfig(role, flags, { path: location.configFile, text });
+  return buildMemberConfig(role, flags, { path: location.configFile, text }, machineFacts());
 }

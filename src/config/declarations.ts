@@ -123,7 +123,7 @@ export function parseGatewaySenders(value: unknown, source: string): GatewaySend
   });
 }
 
-export function parseGatewayReceiver(value: unknown, source: string): GatewayReceiverConfig {
+export function parseGatewayReceiver(value: unknown, source: string, parseBindAddress: Parser<string> = parseHost): GatewayReceiverConfig {
   const settings = asMapping(value, { source, key: 'gateway-receiver', fromCommandLine: false });
   checkKeys(settings, GATEWAY_RECEIVER_KEYS, source, 'gateway-receiver');
   const { at, optional } = declarationSettings(settings, source, 'gateway-receiver');
@@ -133,7 +133,7 @@ export function parseGatewayReceiver(value: unknown, source: string): GatewayRec
   return {
     startPort,
     endPort,
-    bindAddress: optional('bind-address', parseHost, undefined),
+    bindAddress: optional('bind-address', parseBindAddress, undefined),
     hostnameForClients: optional('hostname-for-clients', parseHost, undefined),
     manualStart: optional('manual-start', parseBoolean, false),
   };

@@ -38,6 +38,8 @@ import {
   type Origin,
   type Parser,
 } from './config-values.ts';
+import { substituteEnvironment, type Environment } from './environment.ts';
+import { isBindSelector, resolveBindSelector, type NetworkInterfaces } from './interfaces.ts';
 import {
   parseGatewayReceiver,
   parseGatewaySenders,
@@ -121,6 +123,31 @@ export interface ServerMemberConfig extends CommonMemberConfig {
 
 export type MemberConfig = LocatorMemberConfig | ServerMemberConfig;
 
+/**
+ * What a configuration may depend on besides its flags and file: the environment (for
+ * `${NAME:default}` in strait.yaml) and the machine's interfaces (for `bind-address` selectors).
+ * The CLI passes process.env and os.networkInterfaces(); tests pass what they need.
+ */
+export interface MachineFacts {
+  readonly environment: Environment;
+  readonly interfaces: NetworkInterfaces;
+}
+
+const NO_MACHINE_FACTS: MachineFacts = { environment: {}, interfaces: {} };
+
+/**
+ * A parser of `bind-address`: a host name, an address, or a list of interface selectors
+ * (`match-interface:eth0,site-local,loopback`, interfaces.ts) resolved to this machine's address.
+ */
+export function bindAddressParser(interfaces: NetworkInterfaces): Parser<string> {
+  return (value, origin) => {
+    if (typeof value === 'string' && isBindSelector(value)) {
+      return resolveBindSelector(parseString(value, origin, 1024), interfaces, (reason) => invalid(origin, reason));
+    }
+    return parseHost(value, origin);
+  };
+}
+
 /** Flag values as typed on the command line, keyed by the flag's (= the file key's) name. */
 export type FlagValues = Readonly<Record<string, string | undefined>>;
 
@@ -169,7 +196,7 @@ const COMMAND_LINE = 'command line';
 // --- The file ----------------------------------------------------------------------------------
 
 /** Parses the YAML text of a strait.yaml into its top-level mapping. */
-export function parseConfigFile(file: ConfigFileText): Record<string, unknown> {
+export function parseConfigFile(file: ConfigFileText, environment: Environment = {}): Record<string, unknown> {
   const document = parseDocument(file.text, { prettyErrors: true, uniqueKeys: true });
   const firstError = document.errors[0];
   if (firstError !== undefined) {
@@ -179,7 +206,8 @@ export function parseConfigFile(file: ConfigFileText): Record<string, unknown> {
       reason: `not valid YAML: ${firstError.message.split('\n')[0] ?? ''}`,
     });
   }
-  return asMapping(document.toJS({ maxAliasCount: 100 }), { source: file.path, key: '(file)', fromCommandLine: false });
+  const parsed = asMapping(document.toJS({ maxAliasCount: 100 }), { source: file.path, key: '(file)', fromCommandLine: false });
+  return asMapping(substituteEnvironment(parsed, environment, file.path), { source: file.path, key: '(file)', fromCommandLine: false });
 }
 
 // --- Assembling --------------------------------------------------------------------------------
@@ -236,8 +264,10 @@ function timingFor(memberTimeoutMs: number): MembershipTiming {
  * (`server-port`, not `serverPort`); `file` is the strait.yaml text when there is one.
  * Throws STRAIT_CONFIG_UNKNOWN_KEY or STRAIT_CONFIG_INVALID naming the key and its source.
  */
-export function buildMemberConfig(role: MemberRole, flags: FlagValues, file?: ConfigFileText): MemberConfig {
-  const fileValues = file === undefined ? undefined : parseConfigFile(file);
+export function buildMemberConfig(
+  role: MemberRole, flags: FlagValues, file?: ConfigFileText, machine: MachineFacts = NO_MACHINE_FACTS,
+): MemberConfig {
+  const fileValues = file === undefined ? undefined : parseConfigFile(file, machine.environment);
   const values = collect(role, flags, fileValues, file?.path);
 
   const get = <T>(key: string, parse: Parser<T>): T | undefined => {
@@ -252,7 +282,7 @@ export function buildMemberConfig(role: MemberRole, flags: FlagValues, file?: Co
   const name = get('name', parseName);
   if (name === undefined) throw missing('name', 'required: give --name or name: in strait.yaml');
 
-  const bindHost = get('bind-address', parseHost) ?? BIND_ADDRESS_DEFAULT;
+  const bindHost = get('bind-address', bindAddressParser(machine.interfaces)) ?? BIND_ADDRESS_DEFAULT;
   const hostnameForClients = get('hostname-for-clients', parseHost);
   const advertisedHost = hostnameForClients ?? (isWildcard(bindHost) ? WILDCARD_ADVERTISED_HOST : bindHost);
   const site = get('site-id', parseSiteId);
@@ -305,7 +335,7 @@ export function buildMemberConfig(role: MemberRole, flags: FlagValues, file?: Co
     : parseGatewaySenders(declared('gateway-senders'), source);
   const gatewayReceiver = declared('gateway-receiver') === undefined
     ? undefined
-    : parseGatewayReceiver(declared('gateway-receiver'), source);
+    : parseGatewayReceiver(declared('gateway-receiver'), source, bindAddressParser(machine.interfaces));
   const regions = declared('regions') === undefined ? [] : parseRegions(declared('regions'), source, gatewaySenders);
   return {
     ...common,
