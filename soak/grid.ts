@@ -242,7 +242,7 @@ export class Grid {
     if (connected === null) throw new Error(`the primary of ${senderId(receivingSite)} at site ${sendingSite} is connected to no receiver`);
     const client = await this.statusClient(receivingSite);
     const receivers = await client.gatewayReceivers({ signal: AbortSignal.timeout(STATUS_REQUEST_TIMEOUT_MS) });
-    const holder = receivers.find((receiver) => receiver.address.port === connected.port);
+    const holder = receivers.find((receiver) => receiver.address?.port === connected.port);
     if (holder === undefined) {
       throw new Error(`no receiver of site ${receivingSite} listens on port ${connected.port}: ${JSON.stringify(receivers)}`);
     }

@@ -65,6 +65,9 @@ function fakeAdmin(options: { view?: View | null; failWith?: Error; senders?: Se
     receiver() {
       return options.receiver === undefined ? RECEIVER : options.receiver;
     },
+    gatewayLinks() {
+      return { dialOut: [], dialIn: [] };
+    },
     controlSender(request, callback) {
       controls.push(request);
       const sender = senders.get(request.id);
@@ -230,10 +233,10 @@ describe('admin HTTP API', () => {
     const { app } = build();
     const response = await app.inject({ method: 'GET', url: '/gateways' });
     assert.equal(response.statusCode, 200);
-    assert.deepEqual(response.json(), { senders: [SENDER], receiver: RECEIVER });
+    assert.deepEqual(response.json(), { senders: [SENDER], receiver: RECEIVER, links: { dialOut: [], dialIn: [] } });
 
     const { app: bare } = build({ admin: fakeAdmin({ senders: [], receiver: null }) });
-    assert.deepEqual((await bare.inject({ method: 'GET', url: '/gateways' })).json(), { senders: [], receiver: null });
+    assert.deepEqual((await bare.inject({ method: 'GET', url: '/gateways' })).json(), { senders: [], receiver: null, links: { dialOut: [], dialIn: [] } });
   });
 
   it('GET /gateways/senders/:id answers one sender, STRAIT_SENDER_NOT_FOUND for another', async () => {

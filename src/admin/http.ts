@@ -100,7 +100,7 @@ function controlSender(admin: MemberAdmin, request: RequestBody<'senderControl'>
 }
 
 const gatewayRoutes: FastifyPluginCallback<ResourceOptions> = (app, { admin }, done) => {
-  app.get('/gateways', async () => ({ senders: admin.senders(), receiver: admin.receiver() }));
+  app.get('/gateways', async () => ({ senders: admin.senders(), receiver: admin.receiver(), links: admin.gatewayLinks() }));
 
   app.get<{ Params: Static<typeof SenderParams> }>('/gateways/senders/:id', { schema: { params: SenderParams } }, async (request) => {
     const status = admin.senders().find((sender) => sender.id === request.params.id);

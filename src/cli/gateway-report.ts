@@ -8,7 +8,9 @@ import { table } from './report.ts';
 
 export interface ReceiverRow {
   readonly member: string;
-  readonly address: Address;
+  /** null for a receiver that dials out (it listens on nothing). */
+  readonly address: Address | null;
+  readonly dialOut?: boolean;
 }
 
 /** Primary first, then secondaries, each group by member name. */
@@ -16,8 +18,10 @@ export function sortCopies(senders: readonly SenderStatus[]): SenderStatus[] {
   return [...senders].sort((a, b) => a.id.localeCompare(b.id) || (a.role === b.role ? 0 : a.role === 'primary' ? -1 : 1) || a.member.localeCompare(b.member));
 }
 
-function receiverText(address: Address | null): string {
-  return address === null ? '-' : formatAddress(address);
+/** The receiver a copy sends to: the one it dialed, or the dial-out receiver whose link it uses. */
+function receiverText(sender: SenderStatus): string {
+  if (sender.dialInFrom !== undefined) return `dial-in from ${sender.dialInFrom}`;
+  return sender.connectedReceiver === null ? '-' : formatAddress(sender.connectedReceiver);
 }
 
 /** "never", "250 ms ago", "4.2 s ago", "3 min ago", from a wall-clock timestamp. */
@@ -42,15 +46,19 @@ export function sendersTable(senders: readonly SenderStatus[]): string {
   if (senders.length === 0) return 'No gateway senders.';
   const rows = [['SENDER', 'MEMBER', 'REMOTE SITE', 'ROLE', 'STATE', 'QUEUE', 'RECEIVER']];
   for (const sender of sortCopies(senders)) {
-    rows.push([sender.id, sender.member, String(sender.remoteSite), sender.role, sender.state, String(sender.queueEvents), receiverText(sender.connectedReceiver)]);
+    rows.push([sender.id, sender.member, String(sender.remoteSite), sender.role, sender.state, String(sender.queueEvents), receiverText(sender)]);
   }
   return table(rows);
 }
 
 export function receiversTable(receivers: readonly ReceiverRow[]): string {
   if (receivers.length === 0) return 'No gateway receivers.';
-  const rows = [['RECEIVER MEMBER', 'ADDRESS']];
-  for (const receiver of [...receivers].sort((a, b) => a.member.localeCompare(b.member))) rows.push([receiver.member, formatAddress(receiver.address)]);
+  const rows = [['RECEIVER MEMBER', 'ADDRESS', 'LINKS']];
+  for (const receiver of [...receivers].sort((a, b) => a.member.localeCompare(b.member))) {
+    rows.push(receiver.address === null || receiver.dialOut === true
+      ? [receiver.member, '-', 'dial-out (opens them to the senders of other sites)']
+      : [receiver.member, formatAddress(receiver.address), 'accepts them']);
+  }
   return table(rows);
 }
 
@@ -90,7 +98,7 @@ export function senderDetail(senders: readonly SenderStatus[], nowMs: number): s
       copy.member,
       copy.role,
       copy.state,
-      receiverText(copy.connectedReceiver),
+      receiverText(copy),
       String(copy.queueEvents),
       String(copy.queueBytes),
       String(copy.overflowEvents),

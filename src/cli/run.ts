@@ -59,6 +59,7 @@ function lateAdmin(name: string, current: () => MemberAdmin | undefined): Member
     createRegion: (spec, callback) => withMember(callback, (member) => member.createRegion(spec, callback)),
     senders: () => admin().senders(),
     receiver: () => admin().receiver(),
+    gatewayLinks: () => admin().gatewayLinks(),
     controlSender: (request, callback) => withMember(callback, (member) => member.controlSender(request, callback)),
   };
 

@@ -175,10 +175,13 @@ export class StraitClient {
   }
 
   /** The site's gateway receivers as the view lists them. */
-  async gatewayReceivers(options: RequestOptions = {}): Promise<{ member: string; address: Address }[]> {
+  /** The site's gateway receivers: where each listens, or null for one that dials out. */
+  async gatewayReceivers(options: RequestOptions = {}): Promise<{ member: string; address: Address | null; dialOut: boolean }[]> {
     const view = await this.view(options);
-    return view.members.flatMap((member) =>
-      (member.info.receiver ? [{ member: member.info.name, address: member.info.receiver }] : []));
+    return view.members.flatMap((member): { member: string; address: Address | null; dialOut: boolean }[] => {
+      if (member.info.dialOut === true) return [{ member: member.info.name, address: null, dialOut: true }];
+      return member.info.receiver ? [{ member: member.info.name, address: member.info.receiver, dialOut: false }] : [];
+    });
   }
 
   /**

@@ -64,7 +64,7 @@ const GATEWAY_SENDER_KEYS = [
   'compression',
 ] as const;
 const GATEWAY_RECEIVER_KEYS = [
-  'start-port', 'end-port', 'bind-address', 'hostname-for-clients', 'manual-start',
+  'start-port', 'end-port', 'bind-address', 'hostname-for-clients', 'manual-start', 'dial-out',
 ] as const;
 
 /** The settings of one declaration (`<prefix>.<key>`): where each came from, and each read with a default. */
@@ -136,6 +136,7 @@ export function parseGatewayReceiver(value: unknown, source: string, parseBindAd
     bindAddress: optional('bind-address', parseBindAddress, undefined),
     hostnameForClients: optional('hostname-for-clients', parseHost, undefined),
     manualStart: optional('manual-start', parseBoolean, false),
+    dialOut: optional('dial-out', parseBoolean, false),
   };
 }
 

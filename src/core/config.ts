@@ -79,6 +79,12 @@ export interface GatewayReceiverSpec {
   readonly bindAddress: string | undefined;
   readonly hostnameForClients: string | undefined;
   readonly manualStart: boolean;
+  /**
+   * The receiver listens on no port: it opens the gateway links itself, to the servers of the
+   * sites that send here, and takes their batches over them (a site behind a NAT that only lets
+   * connections out). Default false.
+   */
+  readonly dialOut?: boolean;
 }
 
 /**

@@ -115,7 +115,12 @@ export class GatewayReceiver {
 
   /** A batch from another site's gateway sender: apply, replicate here, forward, acknowledge. */
   onBatch(connection: Connection, body: RequestBody<'gatewayBatch'>, reply: Reply<'gatewayBatch'>): void {
-    if (connection.peer?.role !== 'gateway') throw new StraitError('STRAIT_MESSAGE_INVALID', { peer: connection.label, reason: 'gateway batches come from gateway senders' });
+    // From a sender that dialed us, or over a dial-out link we opened to another site's server.
+    const peer = connection.peer;
+    const overDialOutLink = connection.outgoing && peer?.role === 'server' && peer.site !== this.host.site();
+    if (peer?.role !== 'gateway' && !overDialOutLink) {
+      throw new StraitError('STRAIT_MESSAGE_INVALID', { peer: connection.label, reason: 'gateway batches come from gateway senders' });
+    }
     this.host.requireReady();
     const events = body.compressed === undefined ? body.events : this.decompressEvents(body.compressed, body.batchId, connection.label);
     // A site that can't carry the batch now (a full replication backlog or sender queue)

@@ -24,7 +24,7 @@ function runtime(storage: MemoryStorage): Runtime {
 }
 
 const secondary: SenderHost = {
-  memberName: 'server-1', site: 1, isPrimary: () => false, receivers: () => ({ receivers: [], problem: 'none' }), acknowledged: () => {}, stateChanged: () => {},
+  memberName: 'server-1', site: 1, isPrimary: () => false, dialInLinks: () => [], receivers: () => ({ receivers: [], problem: 'none' }), acknowledged: () => {}, stateChanged: () => {},
 };
 
 function spec(persistent: boolean): GatewaySenderSpec {
@@ -114,7 +114,7 @@ function primaryWithReceiver(options: { holdReplies?: boolean; deadLetterBytesMa
   }, () => {});
   const announced: { ids: number; deadLetters: number }[] = [];
   const host: SenderHost = {
-    memberName: 'server-1', site: 1, isPrimary: () => true,
+    memberName: 'server-1', site: 1, isPrimary: () => true, dialInLinks: () => [],
     receivers: () => ({ receivers: [{ host: '10.0.0.2', port: 5000 }], problem: null }),
     acknowledged: (ids, deadLetters) => announced.push({ ids: ids.length, deadLetters: deadLetters.length }),
     stateChanged: () => {},

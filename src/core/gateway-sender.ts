@@ -19,6 +19,7 @@ import type { GatewayEvent, SenderStatus } from '../protocol/messages.ts';
 import type { Address, Logger, Runtime } from '../runtime/runtime.ts';
 import { GATEWAY_QUEUE_DISK_MEGABYTES_DEFAULT, type GatewaySenderSpec } from './config.ts';
 import { DEAD_LETTER_BYTES_MAX, DeadLetterStore, type DeadLetter } from './dead-letters.ts';
+import type { Connection } from '../protocol/connection.ts';
 import { SenderDispatcher, type Refusal } from './sender-dispatcher.ts';
 import { eventId, SenderQueue, type QueueItem } from './sender-queue.ts';
 
@@ -35,6 +36,8 @@ export interface SenderHost {
   isPrimary(): boolean;
   /** The remote site's receivers, or why none is known. */
   receivers(): { readonly receivers: readonly Address[]; readonly problem: string | null };
+  /** Links the remote site's dial-out receivers opened to this server (dial-in.ts). */
+  dialInLinks(): readonly Connection[];
   /** Tell the secondaries these events reached the remote site; `deadLetters` among them were refused. */
   acknowledged(ids: readonly string[], deadLetters: readonly DeadLetter[]): void;
   /** Local state changed (stopped / started): secondaries re-elect the primary. */
@@ -74,6 +77,7 @@ export class GatewaySender {
       memberName: host.memberName,
       site: host.site,
       receivers: () => host.receivers(),
+      dialInLinks: () => host.dialInLinks(),
       mayDispatch: () => !this.closed && this.state === 'running' && !this.deadLettersFull && host.isPrimary(),
       mayReconnect: () => !this.closed && this.state !== 'stopped' && host.isPrimary(),
       acknowledged: (items, refused) => this.batchAcknowledged(items, refused),
@@ -83,6 +87,16 @@ export class GatewaySender {
     const recovered = this.queue.recover();
     this.deadLetters.recover();
     if (recovered > 0) this.log.info({ events: recovered }, `sender ${spec.id}: resumed ${recovered} unacknowledged events from disk`);
+  }
+
+  /** A dial-out receiver of the remote site attached a link to this server. */
+  linkAvailable(): void {
+    if (!this.closed) this.dispatcher.linkAvailable();
+  }
+
+  /** A dial-in link closed; if batches went over it, they go out again on another. */
+  linkClosed(connection: Connection, error: Error | undefined): void {
+    this.dispatcher.linkClosed(connection, error);
   }
 
   get queuedEvents(): number {
@@ -342,6 +356,7 @@ export class GatewaySender {
       role: primary ? 'primary' : 'secondary',
       state: this.state,
       connectedReceiver: this.dispatcher.receiver ?? null,
+      ...(this.dispatcher.dialInFrom !== undefined ? { dialInFrom: this.dispatcher.dialInFrom } : {}),
       queueEvents: this.queue.size,
       queueBytes: this.queue.bytes,
       overflowEvents: this.queue.spilled,

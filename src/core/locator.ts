@@ -117,6 +117,7 @@ export class Locator {
       createRegion: (spec, callback) => callback(new StraitError('STRAIT_REGION_INVALID', { region: spec.name, reason: 'regions live on servers; create it through a server' }), undefined),
       senders: () => [],
       receiver: () => null,
+      gatewayLinks: () => ({ dialOut: [], dialIn: [] }),
       controlSender: (request, callback) => callback(new StraitError('STRAIT_SENDER_NOT_FOUND', { sender: request.id, member: `${config.name} (a locator; senders run on servers)` }), undefined),
     };
   }
@@ -148,7 +149,10 @@ export class Locator {
           onOpen: () => {},
           onRequest: (from, request, reply) => this.onRequest(from, request, reply),
           onPush: () => {},
-          onClose: (closed) => this.inbound.delete(closed),
+          onClose: (closed) => {
+            this.inbound.delete(closed);
+            this.discovery.connectionClosed(closed);
+          },
         });
         this.inbound.add(connection);
       },

@@ -1,6 +1,8 @@
 // What a running member (locator or server) exposes to the admin HTTP API, the CLI and metrics.
 // The core implements these; src/admin and src/cli consume them. Nothing here does I/O.
 
+import type { DialOutLinkStatus } from './dial-out.ts';
+import type { DialInLinkStatus } from './dial-in.ts';
 import type { StraitError } from '../errors.ts';
 import type { MemberInfo, RegionSpec, RequestBody, SenderStatus, View } from '../protocol/messages.ts';
 import type { Address } from '../runtime/runtime.ts';
@@ -34,6 +36,11 @@ export interface MemberAdmin {
   senders(): readonly SenderStatus[];
   /** This member's gateway receiver, advertised address, if it runs one. */
   receiver(): Address | null;
+  /**
+   * The gateway links of this member: those its dial-out receiver opened (`dialOut`), and those
+   * dial-out receivers of other sites opened to it (`dialIn`).
+   */
+  gatewayLinks(): { readonly dialOut: readonly DialOutLinkStatus[]; readonly dialIn: readonly DialInLinkStatus[] };
   /**
    * pause | resume | stop | start | replayDeadLetters on a sender, here or (everyMember) on every
    * server of the site hosting it. Calls back with each member's resulting state.

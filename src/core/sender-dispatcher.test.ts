@@ -37,6 +37,7 @@ function sender(sim: Simulator, acknowledged: QueueItem[][]) {
   const queue = new SenderQueue(runtime.storage.open('sender-to-2'), runtime.clock, { name: 'sender to-2', persistent: false, memoryBytesMax: 1 << 20 });
   const dispatcher = new SenderDispatcher(runtime, spec, queue, {
     memberName: 'server-1', site: 1,
+    dialInLinks: () => [],
     receivers: () => ({ receivers: [{ host: '10.0.0.2', port: 5000 }], problem: null }),
     mayDispatch: () => true, mayReconnect: () => true,
     acknowledged: (items: readonly QueueItem[], refused: readonly Refusal[]) => {

@@ -8,6 +8,11 @@
 // applies by version tag, so a duplicate has no second effect. Reconnects walk the remote site's
 // receivers with jittered backoff.
 //
+// A dial-out site's receivers open the link themselves (dial-out.ts, dial-in.ts): when this
+// server holds such links to the remote site, the dispatcher sends over one of them instead of
+// dialing, with the same window, batches and acks. It never closes a dial-in link (the
+// receiver owns it); when one closes, its batches in flight go out again on another.
+//
 // A state machine: callbacks run to completion; time, I/O and compression come through the Runtime.
 
 import { StraitError, assert } from '../errors.ts';
@@ -27,7 +32,7 @@ export const BATCHES_IN_FLIGHT_MAX = 16;
  */
 export const BATCH_BYTES_MAX = 8 * 1024 * 1024;
 /** How long a batch may wait for the remote site's acknowledgement. */
-const BATCH_TIMEOUT_MS = 30_000;
+export const BATCH_TIMEOUT_MS = 30_000;
 /** Frames the sender accepts from the receiver (acknowledgements are small). */
 const SENDER_FRAME_BYTES_MAX = 64 * 1024 * 1024;
 /** Problems are logged at most this often. */
@@ -45,6 +50,8 @@ export interface DispatchHost {
   readonly site: number;
   /** The remote site's receivers, or why none is known. */
   receivers(): { readonly receivers: readonly Address[]; readonly problem: string | null };
+  /** Links the remote site's dial-out receivers opened to this server, open ones. */
+  dialInLinks(): readonly Connection[];
   /** True while batches may go out (running, primary, not closed). */
   mayDispatch(): boolean;
   /** True while a lost connection should be re-established (primary, not stopped or closed). */
@@ -71,6 +78,9 @@ export class SenderDispatcher {
   private readonly backoff: Backoff;
   private connection: Connection | undefined;
   private connectedTo: Address | undefined;
+  /** The connection is a link a dial-out receiver opened (owned by dial-in.ts, never closed here). */
+  private dialIn = false;
+  private linkIndex = 0;
   private connecting = false;
   /** The connection in its handshake, until it opens or closes. */
   private opening: Connection | undefined;
@@ -105,6 +115,26 @@ export class SenderDispatcher {
     return this.connectedTo;
   }
 
+  /** The dial-in link batches go over, as "name (address)", when that is how we are connected. */
+  get dialInFrom(): string | undefined {
+    const connection = this.connection;
+    return this.dialIn && connection !== undefined ? `${connection.peer?.name ?? '?'} (${connection.stream.remote})` : undefined;
+  }
+
+  /** A dial-out receiver of the remote site attached a link: use it now if we have none. */
+  linkAvailable(): void {
+    if (this.connection !== undefined || this.connecting) return;
+    this.reconnectTimer?.cancel();
+    this.reconnectTimer = undefined;
+    this.pump();
+  }
+
+  /** A dial-in link closed (dial-in.ts owns those): if it was ours, resend on another. */
+  linkClosed(connection: Connection, error: Error | undefined): void {
+    if (this.connection !== connection) return;
+    this.lost(connection, error);
+  }
+
   get problem(): string | null {
     return this.problemText;
   }
@@ -136,12 +166,14 @@ export class SenderDispatcher {
     this.reconnectTimer = undefined;
     const connection = this.connection;
     const opening = this.opening;
+    const dialIn = this.dialIn;
     this.connection = undefined;
     this.opening = undefined;
     this.connecting = false;
     this.connectedTo = undefined;
+    this.dialIn = false;
     this.resetInFlight();
-    connection?.close();
+    if (!dialIn) connection?.close();
     // A connection still in its handshake must not open later and be kept by nobody.
     opening?.close();
   }
@@ -225,6 +257,13 @@ export class SenderDispatcher {
 
   private connect(): void {
     if (this.connecting || this.reconnectTimer !== undefined) return;
+    const links = this.host.dialInLinks();
+    if (links.length > 0) {
+      const link = links[this.linkIndex % links.length]!;
+      this.linkIndex += 1;
+      this.opened(link, undefined);
+      return;
+    }
     const { receivers, problem } = this.host.receivers();
     if (receivers.length === 0) {
       this.setProblem(problem ?? `no receiver of site ${this.spec.remoteSiteId} is known yet`);
@@ -244,32 +283,44 @@ export class SenderDispatcher {
         if (this.opening !== connection) return; // disconnected meanwhile: closed by disconnect()
         this.opening = undefined;
         this.connecting = false;
-        this.connection = connection;
-        this.connectedTo = target;
-        this.batchBytesCap = BATCH_BYTES_MAX;
-        this.setProblem(null);
-        this.log.info({ receiver: formatAddress(target) }, `sender ${this.spec.id} → site ${this.spec.remoteSiteId}: connected to receiver ${formatAddress(target)}`);
-        this.pump();
+        this.opened(connection, target);
       },
       onRequest: (_connection, _request, reply) => reply.fail(new StraitError('STRAIT_MESSAGE_INVALID', { peer: formatAddress(target), reason: 'a sender serves no requests' })),
       onPush: () => {},
       onClose: (_closed, error) => {
-        const wasOpen = this.connection === connection;
-        if (!wasOpen && this.opening !== connection) return; // one disconnect() already let go
+        if (this.connection !== connection && this.opening !== connection) return; // one disconnect() already let go
         if (this.opening === connection) this.opening = undefined;
         this.connecting = false;
-        if (wasOpen) {
-          this.connection = undefined;
-          this.connectedTo = undefined;
-          this.resetInFlight();
-        }
-        if (!this.host.mayReconnect()) return;
-        const reason = error?.message ?? 'closed';
-        this.setProblem(`receiver ${formatAddress(target)} of site ${this.spec.remoteSiteId}: ${reason}`);
-        this.scheduleReconnect();
+        this.lost(connection, error);
       },
     });
     this.opening = connection;
+  }
+
+  /** `target` is the receiver we dialed; undefined for a dial-in link. */
+  private opened(connection: Connection, target: Address | undefined): void {
+    this.connection = connection;
+    this.connectedTo = target;
+    this.dialIn = target === undefined;
+    this.batchBytesCap = BATCH_BYTES_MAX;
+    this.setProblem(null);
+    const where = target === undefined ? `the dial-in link of ${this.dialInFrom ?? '?'}` : `receiver ${formatAddress(target)}`;
+    this.log.info({ receiver: target === undefined ? connection.stream.remote : formatAddress(target), dialIn: this.dialIn }, `sender ${this.spec.id} → site ${this.spec.remoteSiteId}: connected to ${where}`);
+    this.pump();
+  }
+
+  /** Our connection (dialed or dial-in) closed: batches in flight go out again after a reconnect. */
+  private lost(connection: Connection, error: Error | undefined): void {
+    const where = this.dialIn ? `dial-in link of ${this.dialInFrom ?? '?'}` : `receiver ${connection.stream.remote}`;
+    if (this.connection === connection) {
+      this.connection = undefined;
+      this.connectedTo = undefined;
+      this.dialIn = false;
+      this.resetInFlight();
+    }
+    if (!this.host.mayReconnect()) return;
+    this.setProblem(`${where} of site ${this.spec.remoteSiteId}: ${error?.message ?? 'closed'}`);
+    this.scheduleReconnect();
   }
 
   private scheduleReconnect(): void {

@@ -12,13 +12,15 @@
 // A state machine: callbacks run to completion; time and I/O come through the Runtime.
 
 import { StraitError } from '../errors.ts';
-import type { Reply } from '../protocol/connection.ts';
-import type { MemberInfo, RequestBody, SenderStatus, View, WireEntry } from '../protocol/messages.ts';
+import type { Connection, Reply } from '../protocol/connection.ts';
+import type { MemberInfo, RequestBody, ResponseBody, SenderStatus, SiteEntry, View, WireEntry } from '../protocol/messages.ts';
 import type { Address, Logger, Runtime } from '../runtime/runtime.ts';
 import { formatAddress } from '../runtime/runtime.ts';
 import { WAN_EXCHANGE_INTERVAL_MS, type GatewaySenderSpec } from './config.ts';
 import type { DeadLetter } from './dead-letters.ts';
+import { DialInLinks, type DialInLinkStatus } from './dial-in.ts';
 import { GatewaySender, type SenderHost } from './gateway-sender.ts';
+import { BATCH_TIMEOUT_MS } from './sender-dispatcher.ts';
 import type { PeerPool } from './peer-pool.ts';
 import type { Region } from './region.ts';
 import { awaitDurable, type PendingWrite } from './replication.ts';
@@ -69,12 +71,45 @@ export class SenderHosting implements GatewayQueues {
   private catalogueFetchedMs = -Infinity;
   private catalogueInFlight = false;
   private handoffAtMs = 0;
+  /** Links dial-out sites' receivers opened to us, for our senders to them. */
+  private readonly dialIn: DialInLinks;
 
   constructor(runtime: Runtime, pool: PeerPool, host: HostingHost, log: Logger) {
     this.runtime = runtime;
     this.pool = pool;
     this.host = host;
     this.log = log;
+    this.dialIn = new DialInLinks(runtime, {
+      memberName: host.memberName,
+      site: () => (this.catalogue === undefined ? undefined : this.site),
+      linkAttached: (site) => {
+        for (const sender of this.senders.values()) if (sender.spec.remoteSiteId === site) sender.linkAvailable();
+      },
+      linkClosed: (connection, error) => {
+        for (const sender of this.senders.values()) sender.linkClosed(connection, error);
+      },
+    }, log);
+  }
+
+  // ---- Dial-in links (dial-in.ts) ----
+
+  /** A dial-out site's receiver attaches (or heartbeats) the link it opened to us. */
+  onAttach(connection: Connection, body: RequestBody<'gatewayAttach'>): ResponseBody<'gatewayAttach'> {
+    return this.dialIn.onAttach(connection, body, BATCH_TIMEOUT_MS);
+  }
+
+  /** An accepted connection closed: it may have been a dial-in link. */
+  connectionClosed(connection: Connection, error: Error | undefined): void {
+    this.dialIn.connectionClosed(connection, error);
+  }
+
+  dialInLinks(): DialInLinkStatus[] {
+    return this.dialIn.statuses();
+  }
+
+  /** The WAN catalogue as last fetched from our locators (dial-out receivers dial from it). */
+  catalogueEntries(): readonly SiteEntry[] {
+    return this.catalogue?.all() ?? [];
   }
 
   /** Creates the senders once the site is known; STRAIT_CONFIG_INVALID for one aimed at our own site. */
@@ -92,6 +127,7 @@ export class SenderHosting implements GatewayQueues {
 
   close(): void {
     for (const sender of this.senders.values()) sender.close();
+    this.dialIn.closeAll();
   }
 
   statuses(): SenderStatus[] {
@@ -109,6 +145,7 @@ export class SenderHosting implements GatewayQueues {
       site: this.site,
       isPrimary: () => this.isPrimary(senderId),
       receivers: () => this.remoteReceivers(senderId),
+      dialInLinks: () => this.dialIn.linksTo(this.senders.get(senderId)?.spec.remoteSiteId ?? 0),
       acknowledged: (ids, deadLetters) => this.announce(senderId, ids, undefined, deadLetters),
       stateChanged: () => {
         const sender = this.senders.get(senderId);
@@ -220,7 +257,9 @@ export class SenderHosting implements GatewayQueues {
     const failures = this.catalogueFailures.map((failure) => `last exchange with ${formatAddress(failure.address)} failed: ${failure.error}`).join('; ');
     const what = entry === undefined
       ? `site ${remoteSite} is unknown to locator(s) ${locators}`
-      : `site ${remoteSite} has no ready gateway receiver known to locator(s) ${locators} (its servers with a gateway-receiver are down, not ready, or declare none)`;
+      : entry.dialOut === true
+        ? `site ${remoteSite} dials out, and none of its receivers has opened a gateway link to ${this.host.memberName} yet (they dial the address this server advertises: check that it is reachable from site ${remoteSite})`
+        : `site ${remoteSite} has no ready gateway receiver known to locator(s) ${locators} (its servers with a gateway-receiver are down, not ready, or declare none)`;
     const hint = failures ? `; ${failures}` : entry === undefined ? `; check remote-locators on the locators of both sites` : '';
     return { receivers: [], problem: `${this.host.memberName}: ${senderId} → site ${remoteSite}: ${what}${hint}` };
   }
@@ -244,6 +283,7 @@ export class SenderHosting implements GatewayQueues {
 
   /** Called on the server's tick. */
   tick(): void {
+    this.dialIn.tick();
     const now = this.runtime.clock.monotonic();
     if (now - this.catalogueFetchedMs >= WAN_EXCHANGE_INTERVAL_MS) this.fetchCatalogue();
     if (now - this.handoffAtMs >= SENDER_HANDOFF_INTERVAL_MS) {

@@ -20,6 +20,7 @@ import { formatAddress } from '../runtime/runtime.ts';
 import { learnSiteId } from './site-id.ts';
 import type { ServerConfig } from './config.ts';
 import { GatewayReceiver, type ReceiverStatistics } from './gateway-receiver.ts';
+import { DialOutLinks, type DialOutLinkStatus } from './dial-out.ts';
 import { dispatchRequest, reportingInternalErrors, type HandlerTable, type InternalErrorSink } from './handlers.ts';
 import { InitialImage } from './initial-image.ts';
 import { KeyPager } from './key-pager.ts';
@@ -77,6 +78,8 @@ export class Server {
   /** Sorted key snapshots for paged replies (images, keys). */
   private readonly pager = new KeyPager();
   private readonly receiver: GatewayReceiver | undefined;
+  /** The gateway receiver's links, when it dials out instead of listening (dial-out.ts). */
+  private readonly dialOut: DialOutLinks | undefined;
   private fatalError: StraitError | undefined;
   private fatalListener: ((error: StraitError) => void) | undefined;
 
@@ -134,6 +137,14 @@ export class Server {
       site: () => this.site,
       requireReady: () => this.requireReady(),
     }, { regions: this.regions, writes: this.writes, gateways: this.senders }, metrics, this.log);
+    this.dialOut = config.gatewayReceiver?.dialOut === true ? new DialOutLinks(runtime, {
+      memberName: config.name,
+      frameBytesMax: config.frameBytesMax,
+      site: () => this.site,
+      ready: () => this.state === 'ready',
+      catalogue: () => this.senders.catalogueEntries(),
+      serve: (connection, request, reply) => this.onRequest(connection, request, reply),
+    }, this.log) : undefined;
     this.admin = {
       status: () => ({ info: this.infoValue ?? this.placeholderInfo(), state: this.state, viewId: this.view?.id ?? 0, coordinator: this.view?.coordinator ?? null }),
       view: () => this.view,
@@ -141,6 +152,7 @@ export class Server {
       createRegion: (spec, callback) => this.creation.createEverywhere(spec, callback),
       senders: () => this.senders.statuses(),
       receiver: () => this.receiver?.address ?? null,
+      gatewayLinks: () => ({ dialOut: this.dialOutLinks(), dialIn: this.senders.dialInLinks() }),
       controlSender: (request, callback) => {
         const reply: Reply<'senderControl'> = {
           ok: (body) => callback(undefined, body.members),
@@ -203,6 +215,11 @@ export class Server {
     return this.senders.knownSites();
   }
 
+  /** The dial-out receiver's links (empty unless `gateway-receiver: { dial-out: true }`). */
+  dialOutLinks(): DialOutLinkStatus[] {
+    return this.dialOut?.statuses() ?? [];
+  }
+
   /** Status of every gateway sender hosted here. */
   senderStatuses(): SenderStatus[] {
     return this.senders.statuses();
@@ -233,7 +250,8 @@ export class Server {
         }
         this.log.info({ address: formatAddress(result.address) }, `server ${this.config.name} listening on ${formatAddress(result.address)}; joining through ${this.config.locators.map(formatAddress).join(', ')}`);
         const receiver = this.receiver;
-        if (receiver === undefined || this.config.gatewayReceiver?.manualStart === true) {
+        // A dial-out receiver listens on nothing: it opens its links once the server is ready.
+        if (receiver === undefined || this.config.gatewayReceiver?.manualStart === true || this.dialOut !== undefined) {
           this.resolveSite(result.address);
           return;
         }
@@ -281,6 +299,7 @@ export class Server {
       address: { host, port: bound.port },
       regions: this.regions.names(),
       ...(receiver ? { receiver } : {}),
+      ...(this.dialOut !== undefined ? { dialOut: true } : {}),
       ...(this.config.gatewaySenders.length > 0 ? { senders: this.config.gatewaySenders.map((sender) => ({ id: sender.id, remoteSite: sender.remoteSiteId })) } : {}),
       ...(this.config.httpAddress ? { httpAddress: this.config.httpAddress } : {}),
       ...(this.config.pid !== undefined ? { pid: this.config.pid } : {}),
@@ -327,6 +346,7 @@ export class Server {
       this.tickTimer?.cancel();
       this.listener?.close();
       this.receiver?.close();
+      this.dialOut?.stop();
       this.senders.close();
       this.writes.abandonAll(new StraitError('STRAIT_NOT_READY', { member: this.config.name, state: 'stopping' }));
       this.pool.closeAll();
@@ -376,6 +396,7 @@ export class Server {
     this.tickTimer?.cancel();
     this.listener?.close();
     this.receiver?.close();
+    this.dialOut?.stop();
     this.senders.close();
     this.pool.closeAll();
     const callback = this.startCallback;
@@ -388,6 +409,7 @@ export class Server {
       if (this.state === 'stopped') return;
       this.agent?.tick();
       this.senders.tick();
+      this.dialOut?.tick();
       const cutoff = this.runtime.clock.now() - TOMBSTONE_TIMEOUT_MS;
       for (const region of this.regions.all()) region.purgeTombstones(cutoff, TOMBSTONE_PURGE_PER_TICK);
       this.scheduleTick();
@@ -465,8 +487,9 @@ export class Server {
       },
       onRequest: (from, request, reply) => this.onRequest(from, request, reply),
       onPush: () => {},
-      onClose: (closed) => {
+      onClose: (closed, error) => {
         this.inbound.delete(closed);
+        this.senders.connectionClosed(closed, error);
         if (this.subscriptions.detach(closed)) {
           this.clientCount -= 1;
           this.metrics.clients(this.clientCount);
@@ -507,6 +530,7 @@ export class Server {
         if (this.receiver === undefined) throw new StraitError('STRAIT_MESSAGE_INVALID', { peer: connection.label, reason: `${this.config.name} runs no gateway receiver` });
         this.receiver.onBatch(connection, body, reply);
       },
+      gatewayAttach: (connection, body, reply) => reply.ok(this.senders.onAttach(connection, body)),
       senderAck: (connection, body, reply) => this.senders.onAck(connection.peer?.name, body, reply),
       senderHandoff: (_connection, body, reply) => this.senders.onHandoff(body, reply),
       senderImage: (_connection, body, reply) => this.senders.onImage(body, reply),

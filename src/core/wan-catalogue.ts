@@ -21,6 +21,8 @@ function sameContent(a: SiteEntry, b: SiteEntry): boolean {
     entry.locators.map((address) => `${address.host}:${address.port}`).sort(),
     entry.receivers.map((address) => `${address.host}:${address.port}`).sort(),
     [...entry.edges].sort((x, y) => x - y),
+    entry.dialOut === true,
+    (entry.senderHosts ?? []).map((host) => `${host.address.host}:${host.address.port}>${[...host.sites].sort((x, y) => x - y).join(',')}`).sort(),
   ]);
   return key(a) === key(b);
 }
@@ -30,12 +32,22 @@ export function ownEntry(view: View, versionMs: number, author: string): SiteEnt
   const receivers = serversOf(view).flatMap((member) => (member.info.receiver && member.ready ? [member.info.receiver] : []));
   const edges = new Set<number>();
   for (const server of serversOf(view)) for (const sender of server.info.senders ?? []) edges.add(sender.remoteSite);
+  // Where a dial-out site's receivers open their links: every server hosting a sender (any copy
+  // may become primary), at its receiver's address when it has one (the address other sites
+  // already reach), else at its own.
+  const senderHosts = serversOf(view).flatMap((member) => {
+    const sites = [...new Set((member.info.senders ?? []).map((sender) => sender.remoteSite))].sort((a, b) => a - b);
+    return sites.length === 0 ? [] : [{ address: member.info.receiver ?? member.info.address, sites }];
+  });
+  const dialOut = serversOf(view).some((member) => member.info.dialOut === true);
   return {
     site: view.site,
     locators: locatorsOf(view).map((member) => member.info.address),
     receivers,
     edges: [...edges].sort((a, b) => a - b),
     version: [versionMs, author],
+    ...(dialOut ? { dialOut } : {}),
+    ...(senderHosts.length > 0 ? { senderHosts } : {}),
   };
 }
 

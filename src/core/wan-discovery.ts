@@ -7,6 +7,10 @@
 // answer — so knowledge spreads transitively and changes are pushed. Failed exchanges are kept
 // with the address and the OS error, for the servers' sender status.
 //
+// A dial-out site (its entry says `dialOut`) accepts no connections: we never dial its locators
+// from what the catalogue says; its locators dial ours, and we send our exchanges back over the
+// connections they opened (one connection carries both directions).
+//
 // A state machine: callbacks run to completion; time and I/O come through the Runtime.
 
 import { StraitError } from '../errors.ts';
@@ -23,6 +27,8 @@ import { ownEntry, WanCatalogue } from './wan-catalogue.ts';
 const EXCHANGE_SOON_MS = 50;
 /** A failing exchange is logged again at most this often. */
 const EXCHANGE_FAILURE_LOG_INTERVAL_MS = 30_000;
+/** Dial-out sites' locator connections kept to answer over, at most. */
+const DIAL_OUT_PEERS_MAX = 1024;
 /** Cross-site requests wait at most this long. */
 const EXCHANGE_TIMEOUT_MS = 5000;
 
@@ -48,6 +54,8 @@ export class WanDiscovery {
   /** Connections to other sites' locators, speaking as a gateway peer. */
   private readonly pool: PeerPool;
   private readonly failures = new Map<string, { address: Address; error: string; loggedAtMs: number }>();
+  /** Connections dial-out sites' locators opened to us, with their site: our way back to them. */
+  private readonly dialOutPeers = new Map<Connection, number>();
   private lastExchangeMs = -Infinity;
   private exchangeSoon: Timer | undefined;
   private stopped = false;
@@ -67,6 +75,7 @@ export class WanDiscovery {
   stop(): void {
     this.stopped = true;
     this.pool.closeAll();
+    this.dialOutPeers.clear();
     this.exchangeSoon?.cancel();
   }
 
@@ -86,8 +95,17 @@ export class WanDiscovery {
   onExchange(connection: Connection, body: RequestBody<'wanExchange'>): ResponseBody<'wanExchange'> {
     if (body.from === this.host.site) throw new StraitError('STRAIT_SITE_MISMATCH', { peer: connection.label, peerSite: body.from, site: `${this.host.site} (a remote locator with our own site id)` });
     if (this.catalogue.merge(body.catalogue)) this.catalogueChanged();
+    const senderEntry = body.catalogue.find((entry) => entry.site === body.from);
+    if (senderEntry?.dialOut === true && connection.state === 'open' && !this.dialOutPeers.has(connection)) {
+      if (this.dialOutPeers.size < DIAL_OUT_PEERS_MAX) this.dialOutPeers.set(connection, body.from);
+    }
     this.updateOwnEntryQuietly();
     return { catalogue: this.catalogue.all() };
+  }
+
+  /** An accepted connection closed: forget it if it was a dial-out site's locator. */
+  connectionClosed(connection: Connection): void {
+    this.dialOutPeers.delete(connection);
   }
 
   /** A server of this site asks for the catalogue (routing, sender targets, sender status). */
@@ -110,7 +128,7 @@ export class WanDiscovery {
     const targets = new Map<string, Address>();
     for (const address of this.host.remoteLocators) targets.set(addressKey(address), address);
     for (const entry of this.catalogue.all()) {
-      if (entry.site === this.host.site) continue;
+      if (entry.site === this.host.site || entry.dialOut === true) continue;
       for (const address of entry.locators) targets.set(addressKey(address), address);
     }
     return [...targets.values()];
@@ -120,7 +138,11 @@ export class WanDiscovery {
     if (!this.host.ready() || this.host.view() === null) return;
     this.lastExchangeMs = this.runtime.clock.monotonic();
     this.updateOwnEntryQuietly();
-    for (const address of this.remoteLocatorTargets()) {
+    const targets = this.remoteLocatorTargets();
+    // A failure of a locator we no longer dial (its site turned out to dial out) is not news.
+    const targetKeys = new Set(targets.map(addressKey));
+    for (const key of [...this.failures.keys()]) if (!targetKeys.has(key)) this.failures.delete(key);
+    for (const address of targets) {
       const key = addressKey(address);
       this.pool.get(address).request('wanExchange', { from: this.host.site, catalogue: this.catalogue.all() }, (error, response) => {
         if (error !== undefined || response === undefined) {
@@ -128,6 +150,20 @@ export class WanDiscovery {
           return;
         }
         if (this.failures.delete(key)) this.log.info({ remoteLocator: formatAddress(address) }, `locator ${this.host.name}: WAN exchange with ${formatAddress(address)} works again`);
+        if (this.catalogue.merge(response.catalogue)) this.catalogueChanged();
+      });
+    }
+    // Dial-out sites: back over the connections their locators opened (they redial if it broke).
+    for (const [connection, site] of this.dialOutPeers) {
+      if (connection.state !== 'open') {
+        this.dialOutPeers.delete(connection);
+        continue;
+      }
+      connection.request('wanExchange', { from: this.host.site, catalogue: this.catalogue.all() }, (error, response) => {
+        if (error !== undefined || response === undefined) {
+          this.log.debug({ code: error?.code, site }, `locator ${this.host.name}: WAN exchange back to dial-out site ${site} over ${connection.label} failed: ${error?.message ?? 'no response'}`);
+          return;
+        }
         if (this.catalogue.merge(response.catalogue)) this.catalogueChanged();
       });
     }

@@ -89,6 +89,8 @@ export class Connection {
   peer: PeerIdentity | undefined;
   /** Free slot for the owner (e.g. a server's per-client state). */
   context: unknown;
+  /** How long this side's requests wait; only ever raised (extendRequestTimeout). */
+  private requestTimeoutMs: number;
 
   private constructor(
     runtime: Runtime, stream: Stream, outgoing: boolean, options: ConnectionOptions, handler: ConnectionHandler,
@@ -99,6 +101,7 @@ export class Connection {
     this.options = options;
     this.handler = handler;
     this.number = ++nextConnectionNumber;
+    this.requestTimeoutMs = options.requestTimeoutMs;
     const frameBytesMax = options.frameBytesMax;
     this.decoder = new FrameDecoder({ peer: stream.remote, frameBytesMax, expectPreamble: true });
   }
@@ -158,6 +161,16 @@ export class Connection {
     return this.pending.size;
   }
 
+  /**
+   * Lets this side's later requests wait up to `timeoutMs` (never shortens it: requests expire
+   * in issue order only while no later one has an earlier deadline). A server whose accepted
+   * connection becomes a dial-out site's gateway link sends batches over it, which may wait as
+   * long as a sender's own connection lets them.
+   */
+  extendRequestTimeout(timeoutMs: number): void {
+    this.requestTimeoutMs = Math.max(this.requestTimeoutMs, timeoutMs);
+  }
+
   request<Op extends RequestOp>(
     op: Op,
     body: RequestBody<Op>,
@@ -174,7 +187,7 @@ export class Connection {
     }
     const id = this.pending.add({
       op,
-      deadline: this.runtime.clock.monotonic() + this.options.requestTimeoutMs,
+      deadline: this.runtime.clock.monotonic() + this.requestTimeoutMs,
       callback: callback as PendingRequest['callback'],
     });
     const envelope: Envelope = { t: 'req', id, op, body };
@@ -263,7 +276,7 @@ export class Connection {
       }
       this.pending.expire(now, (request) => {
         const operation = `${request.op} to ${this.label}`;
-        request.callback(new StraitError('STRAIT_TIMEOUT', { operation, timeoutMs }), undefined);
+        request.callback(new StraitError('STRAIT_TIMEOUT', { operation, timeoutMs: this.requestTimeoutMs }), undefined);
       });
       this.sweepTimer = this.runtime.setTimer(intervalMs, sweep);
     };

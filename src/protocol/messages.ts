@@ -65,6 +65,11 @@ export const MemberInfo = Type.Object(
     receiver: Type.Optional(WireAddress),
     /** Gateway senders this server hosts: id and the remote site they ship to. */
     senders: Type.Optional(Type.Array(Type.Object({ id: Name, remoteSite: SiteId }, { additionalProperties: false }), { maxItems: 64 })),
+    /**
+     * True when this server's gateway receiver accepts no connections and dials out instead: it
+     * opens the gateway link to the servers of other sites that send here (dial-out.ts).
+     */
+    dialOut: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );
@@ -125,6 +130,19 @@ export const SiteEntry = Type.Object(
     receivers: Type.Array(WireAddress, { maxItems: 1024 }),
     edges: Type.Array(SiteId, { maxItems: 255 }),
     version: Type.Tuple([Uint(), Name]),
+    /**
+     * True when the site accepts no connections from other sites (its receivers dial out): other
+     * sites don't dial its locators, they answer over the links its locators and receivers open.
+     */
+    dialOut: Type.Optional(Type.Boolean()),
+    /**
+     * The servers hosting this site's gateway senders, and the sites they ship to: where a
+     * dial-out site's receivers open their gateway links.
+     */
+    senderHosts: Type.Optional(Type.Array(
+      Type.Object({ address: WireAddress, sites: Type.Array(SiteId, { maxItems: 255 }) }, { additionalProperties: false }),
+      { maxItems: 1024 },
+    )),
   },
   { additionalProperties: false },
 );
@@ -139,6 +157,8 @@ export const SenderStatus = Type.Object(
     role: Type.Union([Type.Literal('primary'), Type.Literal('secondary')]),
     state: Type.Union([Type.Literal('running'), Type.Literal('paused'), Type.Literal('stopped')]),
     connectedReceiver: Type.Union([WireAddress, Type.Null()]),
+    /** When batches go over a link a dial-out receiver opened: its name and address. */
+    dialInFrom: Type.Optional(Type.String({ maxLength: 512 })),
     queueEvents: Uint(),
     queueBytes: Uint(),
     /** Events kept on disk beyond the memory limit. */
@@ -324,6 +344,16 @@ export const REQUESTS = {
       /** Events refused, by index in the batch, with the coded reason (e.g. no such region). */
       refused: Type.Array(Type.Object({ index: Uint(), code: Type.String({ maxLength: 64 }), message: Type.String({ maxLength: 1024 }) }), { maxItems: 100_000 }),
     }),
+  },
+
+  /**
+   * A dial-out site's receiver, on the link it opened to a server of this site hosting senders
+   * to it: "send my site's batches over this link". Sent again every heartbeat interval: it is
+   * also the link's heartbeat, which the server answers and times out on.
+   */
+  gatewayAttach: {
+    body: Type.Object({ site: SiteId, receiver: Name }, { additionalProperties: false }),
+    response: Type.Object({ member: Name }),
   },
 
   // Gateway sender operations (admin API and CLI)

@@ -81,6 +81,12 @@ export class NetworkCore implements StreamCarrier {
   readonly connections = new Set<SimConnection>();
   readonly cuts = new Set<string>();
   readonly isolated = new Set<string>();
+  /**
+   * Hosts behind a NAT that lets connections out only, by host name → the NAT's name. A connect
+   * into such a host from outside its NAT is lost (the SYN finds no mapping); connections it
+   * opened carry data both ways. `heal` does not remove a NAT: it is the network's shape.
+   */
+  readonly natOf = new Map<string, string>();
   readonly counters = {
     connectsAttempted: 0,
     connectionsEstablished: 0,
@@ -115,6 +121,12 @@ export class NetworkCore implements StreamCarrier {
     if (nodeA === nodeB) return false;
     if (this.isolated.has(nodeA.name) || this.isolated.has(nodeB.name)) return true;
     return this.cuts.has(pairKey(nodeA.name, nodeB.name));
+  }
+
+  /** True when a connect from `from` can't reach `to`: `to` is behind a NAT `from` is outside of. */
+  isBehindNat(from: SimNode, to: SimNode): boolean {
+    const nat = this.natOf.get(to.name);
+    return nat !== undefined && this.natOf.get(from.name) !== nat && from !== to;
   }
 
   resolve(host: string, from: SimNode): SimNode | undefined {
@@ -181,8 +193,8 @@ export class NetworkCore implements StreamCarrier {
     }
     process.streams.add(connector);
     this.connections.add(connection);
-    if (targetNode === undefined || this.isBlocked(fromNode, targetNode)) {
-      // Unknown hosts and partitioned ones both swallow the SYN.
+    if (targetNode === undefined || this.isBlocked(fromNode, targetNode) || this.isBehindNat(fromNode, targetNode)) {
+      // Unknown hosts, partitioned ones and hosts behind a NAT all swallow the SYN.
       this.breakConnection(connection, 'partition', undefined);
     } else {
       this.scheduleDelivery(connector, 'syn', 0);

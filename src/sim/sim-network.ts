@@ -146,6 +146,19 @@ export class SimNetwork {
     this.core.applyCuts();
   }
 
+  /**
+   * Puts `hosts` behind one NAT named `nat` that lets connections out only (a masquerading NAT
+   * with no port forward): connects into them from any host outside it are lost, as the SYN of
+   * a real one is. Connections they open work both ways. Permanent for the run.
+   */
+  behindNat(nat: string, hosts: readonly string[]): void {
+    for (const name of hosts) {
+      this.node(name);
+      this.core.natOf.set(name, nat);
+    }
+    this.core.log.info({ nat, hosts: hosts.join(',') }, 'hosts behind a NAT that lets connections out only');
+  }
+
   /** Removes every partition and isolation. Broken connections stay broken; new ones succeed. */
   heal(): void {
     this.core.cuts.clear();

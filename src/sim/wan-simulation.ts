@@ -28,6 +28,11 @@ export interface WanSimulationOptions {
   readonly workloadMs?: number;
   readonly faults?: boolean;
   readonly persistentQueues?: boolean;
+  /**
+   * Sites behind a NAT that lets connections out only: nothing outside can connect in, their
+   * receivers dial out (`dial-out: true`) and their locators list the others, never the reverse.
+   */
+  readonly dialOutSites?: readonly number[];
   readonly log?: 'silent' | 'collect' | 'print';
 }
 
@@ -58,14 +63,21 @@ export class WanSimulation {
   readonly stats = { acked: 0, failed: 0, crashes: 0, partitions: 0, handovers: 0 };
 
   constructor(options: WanSimulationOptions) {
-    this.options = { serversPerSite: 2, workloadMs: 15_000, faults: true, persistentQueues: true, log: 'collect', ...options };
+    this.options = { serversPerSite: 2, workloadMs: 15_000, faults: true, persistentQueues: true, dialOutSites: [], log: 'collect', ...options };
     this.sim = new Simulator({ seed: options.seed, log: this.options.log, network: { baseDelayMs: 1, jitterMs: 2 } });
     for (let id = 1; id <= this.options.sites; id++) {
       const locator = this.sim.host(`s${id}-locator`);
       const servers = Array.from({ length: this.options.serversPerSite }, (_, index) => this.sim.host(`s${id}-server-${index + 1}`));
       const client = this.sim.host(`s${id}-client`);
       this.sites.push({ id, locator, servers, client });
+      if (this.options.dialOutSites.includes(id)) {
+        this.sim.network.behindNat(`nat-site-${id}`, [locator.name, ...servers.map((server) => server.name), client.name]);
+      }
     }
+  }
+
+  private dialsOut(site: number): boolean {
+    return this.options.dialOutSites.includes(site);
   }
 
   private locatorAddress(site: number): Address {
@@ -86,8 +98,16 @@ export class WanSimulation {
 
   private startLocator(site: SiteHosts): void {
     if (site.locator.alive && this.locators.has(site.locator.name)) return;
-    // Each locator knows only the next site's locator: the rest is learned transitively.
-    const next = (site.id % this.options.sites) + 1;
+    // Each locator knows only the next site's locator that it can reach (not one behind a NAT):
+    // the rest is learned transitively.
+    let next = site.id;
+    for (let step = 1; step < this.options.sites; step++) {
+      const candidate = ((site.id + step - 1) % this.options.sites) + 1;
+      if (!this.dialsOut(candidate)) {
+        next = candidate;
+        break;
+      }
+    }
     const config: LocatorConfig = {
       name: site.locator.name, site: site.id, bind: { host: site.locator.address, port: LOCATOR_PORT }, hostnameForClients: undefined,
       locators: [this.locatorAddress(site.id)], remoteLocators: next === site.id ? [] : [this.locatorAddress(next)],
@@ -106,7 +126,10 @@ export class WanSimulation {
       name: host.name, site: site.id, bind: { host: host.address, port: SERVER_PORT }, hostnameForClients: undefined,
       locators: [this.locatorAddress(site.id)], regions: [this.region(site.id)], timing: TIMING, frameBytesMax: FRAME_BYTES_MAX_DEFAULT,
       valueBytesMax: VALUE_BYTES_MAX_DEFAULT, gatewaySenders: this.senders(site.id),
-      gatewayReceiver: { startPort: RECEIVER_PORT, endPort: RECEIVER_PORT + 5, bindAddress: undefined, hostnameForClients: undefined, manualStart: false },
+      gatewayReceiver: {
+        startPort: RECEIVER_PORT, endPort: RECEIVER_PORT + 5, bindAddress: undefined, hostnameForClients: undefined, manualStart: false,
+        dialOut: this.dialsOut(site.id),
+      },
       conflictResolver: undefined, pid: undefined, httpAddress: undefined,
     };
     const server = new Server(host.runtime(), config, checkingMetrics(host.name, this.failures));
@@ -346,12 +369,18 @@ export class WanSimulation {
   }
 }
 
-export const TOPOLOGIES: Record<string, { sites: number; edges: [number, number][] }> = {
+export const TOPOLOGIES: Record<string, { sites: number; edges: [number, number][]; dialOutSites?: number[] }> = {
   'two-way': { sites: 2, edges: [[1, 2], [2, 1]] },
   ring: { sites: 3, edges: [[1, 2], [2, 3], [3, 1]] },
   mesh: { sites: 3, edges: [[1, 2], [1, 3], [2, 1], [2, 3], [3, 1], [3, 2]] },
   dag: { sites: 4, edges: [[1, 2], [1, 3], [2, 4], [3, 4]] },
   chain: { sites: 3, edges: [[1, 2], [2, 3]] },
+  // Site 2 is behind a NAT that lets connections out only.
+  'dial-out': { sites: 2, edges: [[1, 2], [2, 1]], dialOutSites: [2] },
+  // Sites 2 and 3 each behind their own such NAT; they reach each other only through site 1.
+  'dial-out-hub': { sites: 3, edges: [[1, 2], [2, 1], [1, 3], [3, 1]], dialOutSites: [2, 3] },
+  // A mesh where site 3 dials out: sites 1 and 2 reach it over the links it opens.
+  'dial-out-mesh': { sites: 3, edges: [[1, 2], [1, 3], [2, 1], [2, 3], [3, 1], [3, 2]], dialOutSites: [3] },
 };
 
 export async function runWanSeed(seed: number, topology: string, options: Partial<WanSimulationOptions> = {}): Promise<string> {
