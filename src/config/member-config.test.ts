@@ -249,6 +249,7 @@ gateway-receiver: { start-port: 1530, end-port: 1551, hostname-for-clients: site
       bindAddress: undefined,
       hostnameForClients: 'site2.example.com',
       manualStart: false,
+      dialOut: false,
     });
   });
 
@@ -382,5 +383,13 @@ describe('gateway sender settings of later releases, and the conflict resolver',
     assert.equal(server({}, `${base}conflict-resolver: ./resolver.ts\n`).conflictResolverModule, '/members/s1/./resolver.ts');
     assert.equal(server({}, `${base}conflict-resolver: /opt/r.ts\n`).conflictResolverModule, '/opt/r.ts');
     assert.equal(server({}, base).conflictResolverModule, undefined);
+  });
+});
+
+describe('dial-out receivers', () => {
+  it('reads gateway-receiver.dial-out and refuses a value that is not a boolean', () => {
+    const text = 'name: s1\nlocators: l1[10334]\ngateway-receiver: { dial-out: true }\n';
+    assert.equal(server({}, text).gatewayReceiver?.dialOut, true);
+    assertCode(() => server({}, 'name: s1\nlocators: l1[10334]\ngateway-receiver: { dial-out: maybe }\n'), 'STRAIT_CONFIG_INVALID', { key: 'gateway-receiver.dial-out' });
   });
 });
