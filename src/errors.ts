@@ -49,6 +49,11 @@ export const ERROR_SPECS = {
   STRAIT_NAME_IN_USE: spec('a member named {name} is already in the view of site {site} at {address}', 409, false),
   STRAIT_NOT_READY: spec('{member} is not ready yet ({state})', 503, true),
 
+  // Routers
+  STRAIT_ROUTER_AUTH_FAILED: spec('router {router} refused {peer}: the router secret does not match; give every member and router of the mesh the same router-secret-file (or STRAIT_ROUTER_SECRET)', 401, false),
+  STRAIT_ROUTER_NOT_REGISTERED: spec('router {router}: {peer} sent {type} before registering; closing the connection', 400, false),
+  STRAIT_ROUTER_UNREACHABLE: spec('no router reaches {target}: {reason}', 503, true),
+
   // Regions
   STRAIT_REGION_NOT_FOUND: spec('region {region} does not exist on {member}', 404, false),
   STRAIT_REGION_EXISTS: spec('region {region} already exists on {member} with different settings', 409, false),

@@ -37,10 +37,18 @@ export interface LocatorConfig {
   readonly locators: readonly Address[];
   /** Locators of other sites to exchange the WAN catalogue with (`remote-locators`). */
   readonly remoteLocators: readonly Address[];
+  /** Routers to register with (`routers`), and the mesh's secret (router.ts). */
+  readonly routers?: RouterSettings;
   readonly timing: MembershipTiming;
   readonly frameBytesMax: number;
   readonly pid: number | undefined;
   readonly httpAddress: Address | undefined;
+}
+
+/** The routers a member registers with, and the secret they share. */
+export interface RouterSettings {
+  readonly addresses: readonly Address[];
+  readonly secret: string;
 }
 
 export type OrderPolicy = 'key' | 'thread' | 'partition';
@@ -108,6 +116,8 @@ export interface ServerConfig {
   readonly locators: readonly Address[];
   /** Regions declared in strait.yaml. */
   readonly regions: readonly RegionSpec[];
+  /** Routers to register with: other sites' senders reach this server's receiver through them. */
+  readonly routers?: RouterSettings;
   readonly timing: MembershipTiming;
   readonly frameBytesMax: number;
   /** Largest value accepted in a put. */

@@ -13,9 +13,10 @@
 import { StraitError } from '../errors.ts';
 import { Connection, type ConnectionHandler, type ConnectionOptions, type IncomingRequest, type Reply } from '../protocol/connection.ts';
 import type { MemberInfo, RequestOp, View } from '../protocol/messages.ts';
-import type { Address, Listener, Logger, Runtime, Timer } from '../runtime/runtime.ts';
+import type { Address, Listener, Logger, Runtime, Stream, Timer } from '../runtime/runtime.ts';
 import { formatAddress } from '../runtime/runtime.ts';
 import type { LocatorConfig } from './config.ts';
+import { RouterLinks, routedAddress, routedNetwork, withNetwork } from './router-links.ts';
 import { WanDiscovery } from './wan-discovery.ts';
 import { Coordinator } from './coordinator.ts';
 import { dispatchRequest, reportingInternalErrors, type HandlerTable, type InternalErrorSink } from './handlers.ts';
@@ -55,10 +56,21 @@ export class Locator {
   private startCallback: ((result: MemberStartResult) => void) | undefined;
   /** WAN discovery: the catalogue of every site, exchanged with the other sites' locators. */
   private readonly discovery: WanDiscovery;
+  /** This locator's links to the routers, when it has `routers` (router-links.ts). */
+  private readonly routerLinks: RouterLinks | undefined;
+  /** Other sites' locators registered on the routers, as last listed. */
+  private routedLocators: Address[] = [];
+  private routerListInFlight = false;
 
   readonly admin: MemberAdmin;
 
-  constructor(runtime: Runtime, config: LocatorConfig, metrics: MetricsSink) {
+  constructor(baseRuntime: Runtime, config: LocatorConfig, metrics: MetricsSink) {
+    const routers = config.routers;
+    this.routerLinks = routers === undefined || routers.addresses.length === 0
+      ? undefined
+      : new RouterLinks(baseRuntime, routers.addresses, routers.secret, { accept: (stream) => this.accept(stream) }, baseRuntime.log.child({ member: config.name, role: 'locator', site: config.site }));
+    // Everything this locator connects to goes through the routers when addressed `router:...`.
+    const runtime = this.routerLinks === undefined ? baseRuntime : withNetwork(baseRuntime, routedNetwork(baseRuntime.network, this.routerLinks));
     this.runtime = runtime;
     this.config = config;
     this.metrics = metrics;
@@ -86,6 +98,8 @@ export class Locator {
       name: config.name,
       site: config.site,
       remoteLocators: config.remoteLocators,
+      routed: this.routerLinks !== undefined,
+      routedLocators: () => this.routedLocators,
       memberId: () => this.infoValue?.id,
       view: () => this.agent.view,
       ready: () => this.state === 'ready',
@@ -136,26 +150,43 @@ export class Locator {
     return this.agent.view !== null && this.infoValue !== undefined && this.agent.view.coordinator === this.infoValue.id;
   }
 
+  /** A stream from the listener, or a tunnel another site's member opened through a router. */
+  private accept(stream: Stream): void {
+    if (this.inbound.size >= CONNECTIONS_MAX) {
+      Connection.refuse(stream, new StraitError('STRAIT_TOO_MANY_CONNECTIONS', { member: this.config.name, limit: CONNECTIONS_MAX }));
+      return;
+    }
+    const connection = Connection.accept(this.runtime, stream, this.connectionOptions, {
+      onOpen: () => {},
+      onRequest: (from, request, reply) => this.onRequest(from, request, reply),
+      onPush: () => {},
+      onClose: (closed) => {
+        this.inbound.delete(closed);
+        this.discovery.connectionClosed(closed);
+      },
+    });
+    this.inbound.add(connection);
+  }
+
+  /** Refreshes the other sites' locators the routers hold (a locator with routers needs no remote-locators). */
+  private listRouters(): void {
+    const links = this.routerLinks;
+    if (links === undefined || this.routerListInFlight || !links.registered) return;
+    this.routerListInFlight = true;
+    links.list((error, response) => {
+      this.routerListInFlight = false;
+      if (error !== undefined || response === undefined) return;
+      this.routedLocators = response.registrations
+        .filter((registration) => registration.role === 'locator' && registration.site !== this.config.site)
+        .map((registration) => routedAddress(registration.site, registration.name));
+    });
+  }
+
   start(callback: (result: MemberStartResult) => void): void {
     this.startCallback = callback;
     this.listener = this.runtime.network.listen(
       this.config.bind,
-      (stream) => {
-        if (this.inbound.size >= CONNECTIONS_MAX) {
-          Connection.refuse(stream, new StraitError('STRAIT_TOO_MANY_CONNECTIONS', { member: this.config.name, limit: CONNECTIONS_MAX }));
-          return;
-        }
-        const connection = Connection.accept(this.runtime, stream, this.connectionOptions, {
-          onOpen: () => {},
-          onRequest: (from, request, reply) => this.onRequest(from, request, reply),
-          onPush: () => {},
-          onClose: (closed) => {
-            this.inbound.delete(closed);
-            this.discovery.connectionClosed(closed);
-          },
-        });
-        this.inbound.add(connection);
-      },
+      (stream) => this.accept(stream),
       (result) => {
         if (!result.ok) {
           this.fail(result.error);
@@ -170,12 +201,14 @@ export class Locator {
           site: this.config.site,
           address: { host, port: result.address.port },
           regions: [],
+          ...(this.routerLinks !== undefined ? { routed: true } : {}),
           ...(this.config.httpAddress ? { httpAddress: this.config.httpAddress } : {}),
           ...(this.config.pid !== undefined ? { pid: this.config.pid } : {}),
         };
         this.state = 'joining';
         this.discoveryStartedMs = this.runtime.clock.monotonic();
         this.log.info({ address: formatAddress(result.address), advertised: formatAddress(this.info.address) }, `locator ${this.config.name} listening on ${formatAddress(result.address)}; looking for the site's view`);
+        this.routerLinks?.start({ site: this.config.site, name: this.config.name, role: 'locator' });
         this.discover();
         this.scheduleTick();
       },
@@ -195,6 +228,7 @@ export class Locator {
       this.listener?.close();
       this.pool.closeAll();
       this.discovery.stop();
+      this.routerLinks?.stop();
       for (const connection of [...this.inbound]) connection.close();
       callback();
     };
@@ -231,6 +265,7 @@ export class Locator {
     this.agent.stop();
     this.tickTimer?.cancel();
     this.listener?.close();
+    this.routerLinks?.stop();
     this.pool.closeAll();
     const callback = this.startCallback;
     this.startCallback = undefined;
@@ -258,6 +293,7 @@ export class Locator {
       this.agent.tick();
       this.coordinator.maybeTakeOver();
     }
+    this.listRouters();
     this.discovery.tick();
   }
 

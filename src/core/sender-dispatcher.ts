@@ -21,6 +21,7 @@ import type { GatewayEvent } from '../protocol/messages.ts';
 import type { Address, Logger, Runtime, Timer } from '../runtime/runtime.ts';
 import { formatAddress } from '../runtime/runtime.ts';
 import { Backoff } from './backoff.ts';
+import { routedTarget } from './router-links.ts';
 import type { GatewaySenderSpec } from './config.ts';
 import { eventPackr, type QueueItem, type SenderQueue } from './sender-queue.ts';
 
@@ -33,6 +34,13 @@ export const BATCHES_IN_FLIGHT_MAX = 16;
 export const BATCH_BYTES_MAX = 8 * 1024 * 1024;
 /** How long a batch may wait for the remote site's acknowledgement. */
 export const BATCH_TIMEOUT_MS = 30_000;
+/**
+ * How long a direct connection to a receiver may take to open when the remote site can also be
+ * reached through routers: its advertised address may be private to it, and silently dropped.
+ */
+const DIRECT_HANDSHAKE_TIMEOUT_MS = 2000;
+/** After a direct connection failed where routers could carry the link, routers only for this long. */
+const DIRECT_RETRY_AFTER_MS = 60_000;
 /** Frames the sender accepts from the receiver (acknowledgements are small). */
 const SENDER_FRAME_BYTES_MAX = 64 * 1024 * 1024;
 /** Problems are logged at most this often. */
@@ -89,6 +97,8 @@ export class SenderDispatcher {
   private readonly inFlight = new Map<number, Batch>();
   private nextBatchId = 1;
   private receiverIndex = 0;
+  /** When a direct connection last failed while the routers offered another way (monotonic ms). */
+  private directFailedAtMs = -Infinity;
   /** Lowered when the receiver refused a batch as too large; back to the default on reconnect. */
   private batchBytesCap = BATCH_BYTES_MAX;
   private problemText: string | null = null;
@@ -121,11 +131,15 @@ export class SenderDispatcher {
     return this.dialIn && connection !== undefined ? `${connection.peer?.name ?? '?'} (${connection.stream.remote})` : undefined;
   }
 
-  /** A dial-out receiver of the remote site attached a link: use it now if we have none. */
+  /**
+   * A new way to the remote site appeared (a dial-out receiver attached a link, the catalogue
+   * lists other receivers): if we have no connection, try now rather than after the backoff.
+   */
   linkAvailable(): void {
     if (this.connection !== undefined || this.connecting) return;
     this.reconnectTimer?.cancel();
     this.reconnectTimer = undefined;
+    this.backoff.reset();
     this.pump();
   }
 
@@ -270,13 +284,21 @@ export class SenderDispatcher {
       this.scheduleReconnect();
       return;
     }
-    const target = receivers[this.receiverIndex % receivers.length]!;
+    // Direct first; once a direct attempt failed and the routers reach the site, only through
+    // them for a while (a private address would cost every reconnect a handshake timeout).
+    const routed = receivers.filter((receiver) => routedTarget(receiver) !== undefined);
+    const routedAlternative = routed.length > 0;
+    const directRecentlyFailed = this.runtime.clock.monotonic() - this.directFailedAtMs < DIRECT_RETRY_AFTER_MS;
+    const candidates = routedAlternative && directRecentlyFailed ? routed : receivers;
+    const target = candidates[this.receiverIndex % candidates.length]!;
     this.receiverIndex += 1;
     this.connecting = true;
+    this.log.debug({ receiver: formatAddress(target) }, `sender ${this.spec.id} → site ${this.spec.remoteSiteId}: connecting to receiver ${formatAddress(target)}`);
     const connection: Connection = Connection.open(this.runtime, target, {
       local: { role: 'gateway', name: `${this.host.memberName}/${this.spec.id}`, site: this.host.site },
       frameBytesMax: SENDER_FRAME_BYTES_MAX,
       requestTimeoutMs: BATCH_TIMEOUT_MS,
+      ...(routedAlternative && routedTarget(target) === undefined ? { handshakeTimeoutMs: DIRECT_HANDSHAKE_TIMEOUT_MS } : {}),
       requestsInFlightMax: BATCHES_IN_FLIGHT_MAX * 2,
     }, {
       onOpen: () => {
@@ -291,7 +313,7 @@ export class SenderDispatcher {
         if (this.connection !== connection && this.opening !== connection) return; // one disconnect() already let go
         if (this.opening === connection) this.opening = undefined;
         this.connecting = false;
-        this.lost(connection, error);
+        this.lost(connection, error, routedAlternative && routedTarget(target) === undefined);
       },
     });
     this.opening = connection;
@@ -309,10 +331,18 @@ export class SenderDispatcher {
     this.pump();
   }
 
-  /** Our connection (dialed or dial-in) closed: batches in flight go out again after a reconnect. */
-  private lost(connection: Connection, error: Error | undefined): void {
+  /**
+   * Our connection (dialed or dial-in) closed: batches in flight go out again after a reconnect.
+   * `directWithAlternative`: it was a direct dial while the routers offered another way.
+   */
+  private lost(connection: Connection, error: Error | undefined, directWithAlternative = false): void {
+    // A direct receiver that could not be reached is skipped while the routers reach the site.
+    if (this.connection !== connection && directWithAlternative) this.directFailedAtMs = this.runtime.clock.monotonic();
     const where = this.dialIn ? `dial-in link of ${this.dialInFrom ?? '?'}` : `receiver ${connection.stream.remote}`;
     if (this.connection === connection) {
+      // A receiver that worked through the routers is tried first again: the router under it
+      // may have failed, and the tunnel goes through another.
+      if (this.connectedTo !== undefined && routedTarget(this.connectedTo) !== undefined) this.receiverIndex = Math.max(0, this.receiverIndex - 1);
       this.connection = undefined;
       this.connectedTo = undefined;
       this.dialIn = false;
@@ -320,6 +350,8 @@ export class SenderDispatcher {
     }
     if (!this.host.mayReconnect()) return;
     this.setProblem(`${where} of site ${this.spec.remoteSiteId}: ${error?.message ?? 'closed'}`);
+    // The routers are the way now: no reason to wait.
+    if (this.connection !== connection && directWithAlternative) this.backoff.reset();
     this.scheduleReconnect();
   }
 

@@ -47,6 +47,8 @@ export interface HostingHost {
   readonly locators: readonly Address[];
   /** The server runs a gateway receiver (it needs the catalogue even without senders). */
   readonly hasReceiver: boolean;
+  /** The server is registered with routers: it can reach other sites' receivers through them. */
+  readonly routed: boolean;
   view(): View | null;
   info(): MemberInfo | undefined;
   /** True when the server serves (state 'ready'). */
@@ -252,7 +254,10 @@ export class SenderHosting implements GatewayQueues {
     const sender = this.senders.get(senderId);
     const remoteSite = sender?.spec.remoteSiteId ?? 0;
     const entry = this.catalogue?.get(remoteSite);
-    if (entry !== undefined && entry.receivers.length > 0) return { receivers: entry.receivers, problem: null };
+    // Direct receivers first (a sender prefers a direct connection when it works), then the
+    // same site's receivers through the routers.
+    const routed = this.host.routed ? entry?.routedReceivers ?? [] : [];
+    if (entry !== undefined && entry.receivers.length + routed.length > 0) return { receivers: [...entry.receivers, ...routed], problem: null };
     const locators = locatorsOf(this.host.view()).map((member) => formatAddress(member.info.address)).join(', ') || this.host.locators.map(formatAddress).join(', ');
     const failures = this.catalogueFailures.map((failure) => `last exchange with ${formatAddress(failure.address)} failed: ${failure.error}`).join('; ');
     const what = entry === undefined
@@ -262,6 +267,11 @@ export class SenderHosting implements GatewayQueues {
         : `site ${remoteSite} has no ready gateway receiver known to locator(s) ${locators} (its servers with a gateway-receiver are down, not ready, or declare none)`;
     const hint = failures ? `; ${failures}` : entry === undefined ? `; check remote-locators on the locators of both sites` : '';
     return { receivers: [], problem: `${this.host.memberName}: ${senderId} → site ${remoteSite}: ${what}${hint}` };
+  }
+
+  private receiversKey(site: number): string {
+    const entry = this.catalogue?.get(site);
+    return JSON.stringify([entry?.receivers ?? [], entry?.routedReceivers ?? []]);
   }
 
   /** Asks a local locator for the catalogue (at most one request at a time). */
@@ -275,9 +285,14 @@ export class SenderHosting implements GatewayQueues {
     this.pool.get(locator.info.address).request('catalogue', {}, (error, response) => {
       this.catalogueInFlight = false;
       if (error !== undefined || response === undefined || this.catalogue === undefined) return;
+      const before = new Map([...this.senders.values()].map((sender) => [sender.spec.id, this.receiversKey(sender.spec.remoteSiteId)]));
       this.catalogue.replace(response.catalogue);
       this.catalogueFailures = response.failures;
-      for (const sender of this.senders.values()) sender.tick();
+      for (const sender of this.senders.values()) {
+        // Receivers appeared or changed: a sender waiting out its backoff tries them now.
+        if (before.get(sender.spec.id) !== this.receiversKey(sender.spec.remoteSiteId)) sender.linkAvailable();
+        sender.tick();
+      }
     });
   }
 

@@ -21,6 +21,7 @@ import { learnSiteId } from './site-id.ts';
 import type { ServerConfig } from './config.ts';
 import { GatewayReceiver, type ReceiverStatistics } from './gateway-receiver.ts';
 import { DialOutLinks, type DialOutLinkStatus } from './dial-out.ts';
+import { RouterLinks, routedNetwork, withNetwork } from './router-links.ts';
 import { dispatchRequest, reportingInternalErrors, type HandlerTable, type InternalErrorSink } from './handlers.ts';
 import { InitialImage } from './initial-image.ts';
 import { KeyPager } from './key-pager.ts';
@@ -78,6 +79,8 @@ export class Server {
   /** Sorted key snapshots for paged replies (images, keys). */
   private readonly pager = new KeyPager();
   private readonly receiver: GatewayReceiver | undefined;
+  /** This server's links to the routers, when it has `routers` (router-links.ts). */
+  private readonly routerLinks: RouterLinks | undefined;
   /** The gateway receiver's links, when it dials out instead of listening (dial-out.ts). */
   private readonly dialOut: DialOutLinks | undefined;
   private fatalError: StraitError | undefined;
@@ -85,7 +88,13 @@ export class Server {
 
   readonly admin: MemberAdmin;
 
-  constructor(runtime: Runtime, config: ServerConfig, metrics: MetricsSink) {
+  constructor(baseRuntime: Runtime, config: ServerConfig, metrics: MetricsSink) {
+    const routers = config.routers;
+    this.routerLinks = routers === undefined || routers.addresses.length === 0
+      ? undefined
+      : new RouterLinks(baseRuntime, routers.addresses, routers.secret, { accept: (stream) => this.accept(stream) }, baseRuntime.log.child({ member: config.name, role: 'server' }));
+    // Connections to `router:...` addresses (other sites' receivers) go through the routers.
+    const runtime = this.routerLinks === undefined ? baseRuntime : withNetwork(baseRuntime, routedNetwork(baseRuntime.network, this.routerLinks));
     this.runtime = runtime;
     this.config = config;
     this.metrics = metrics;
@@ -103,6 +112,7 @@ export class Server {
       memberName: config.name,
       locators: config.locators,
       hasReceiver: config.gatewayReceiver !== undefined,
+      routed: this.routerLinks !== undefined,
       view: () => this.view,
       info: () => this.infoValue,
       ready: () => this.state === 'ready',
@@ -300,11 +310,13 @@ export class Server {
       regions: this.regions.names(),
       ...(receiver ? { receiver } : {}),
       ...(this.dialOut !== undefined ? { dialOut: true } : {}),
+      ...(this.routerLinks !== undefined ? { routed: true } : {}),
       ...(this.config.gatewaySenders.length > 0 ? { senders: this.config.gatewaySenders.map((sender) => ({ id: sender.id, remoteSite: sender.remoteSiteId })) } : {}),
       ...(this.config.httpAddress ? { httpAddress: this.config.httpAddress } : {}),
       ...(this.config.pid !== undefined ? { pid: this.config.pid } : {}),
     };
     this.log.info({ site: this.site }, `server ${this.config.name}: site ${this.site}; joining`);
+    this.routerLinks?.start({ site: this.site, name: this.config.name, role: 'server' });
     const refused = this.senders.open(this.site, this.config.gatewaySenders);
     if (refused !== undefined) {
       this.fail(refused);
@@ -347,6 +359,7 @@ export class Server {
       this.listener?.close();
       this.receiver?.close();
       this.dialOut?.stop();
+      this.routerLinks?.stop();
       this.senders.close();
       this.writes.abandonAll(new StraitError('STRAIT_NOT_READY', { member: this.config.name, state: 'stopping' }));
       this.pool.closeAll();
@@ -397,6 +410,7 @@ export class Server {
     this.listener?.close();
     this.receiver?.close();
     this.dialOut?.stop();
+    this.routerLinks?.stop();
     this.senders.close();
     this.pool.closeAll();
     const callback = this.startCallback;

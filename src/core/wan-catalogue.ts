@@ -9,6 +9,7 @@
 // twice; applying by version tag makes that harmless.)
 
 import type { SiteEntry, View } from '../protocol/messages.ts';
+import { routedAddress } from './router-links.ts';
 import { locatorsOf, serversOf } from './views.ts';
 
 export function entryNewer(a: SiteEntry, b: SiteEntry): boolean {
@@ -22,6 +23,8 @@ function sameContent(a: SiteEntry, b: SiteEntry): boolean {
     entry.receivers.map((address) => `${address.host}:${address.port}`).sort(),
     [...entry.edges].sort((x, y) => x - y),
     entry.dialOut === true,
+    (entry.routedLocators ?? []).map((address) => address.host).sort(),
+    (entry.routedReceivers ?? []).map((address) => address.host).sort(),
     (entry.senderHosts ?? []).map((host) => `${host.address.host}:${host.address.port}>${[...host.sites].sort((x, y) => x - y).join(',')}`).sort(),
   ]);
   return key(a) === key(b);
@@ -40,6 +43,11 @@ export function ownEntry(view: View, versionMs: number, author: string): SiteEnt
     return sites.length === 0 ? [] : [{ address: member.info.receiver ?? member.info.address, sites }];
   });
   const dialOut = serversOf(view).some((member) => member.info.dialOut === true);
+  // Members registered with routers are also reachable through them, by site and name.
+  const routedLocators = locatorsOf(view).filter((member) => member.info.routed === true).map((member) => routedAddress(view.site, member.info.name));
+  const routedReceivers = serversOf(view)
+    .filter((member) => member.info.routed === true && member.ready && (member.info.receiver !== undefined || member.info.dialOut === true))
+    .map((member) => routedAddress(view.site, member.info.name));
   return {
     site: view.site,
     locators: locatorsOf(view).map((member) => member.info.address),
@@ -47,6 +55,8 @@ export function ownEntry(view: View, versionMs: number, author: string): SiteEnt
     edges: [...edges].sort((a, b) => a - b),
     version: [versionMs, author],
     ...(dialOut ? { dialOut } : {}),
+    ...(routedLocators.length > 0 ? { routedLocators } : {}),
+    ...(routedReceivers.length > 0 ? { routedReceivers } : {}),
     ...(senderHosts.length > 0 ? { senderHosts } : {}),
   };
 }

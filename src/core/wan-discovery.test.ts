@@ -13,7 +13,7 @@ function discovery(sim: Simulator, remoteLocators = [{ host: '10.0.0.9', port: 1
   const locator = { ...serverInfo('locator-1'), role: 'locator' as const, address: { host: '10.0.0.1', port: 10334 } };
   const view = viewOf([locator, serverInfo('server-1', { receiver: { host: '10.0.0.3', port: 5000 }, senders: [{ id: 'to-2', remoteSite: 2 }] })]);
   return new WanDiscovery(runtime, {
-    name: 'locator-1', site: 1, remoteLocators, memberId: () => locator.id, view: () => view, ready: () => true,
+    name: 'locator-1', site: 1, remoteLocators, routed: false, routedLocators: () => [], memberId: () => locator.id, view: () => view, ready: () => true,
   }, { local: { role: 'locator', name: 'locator-1', site: 1 }, frameBytesMax: 1 << 24, requestTimeoutMs: 1000, requestsInFlightMax: 100 },
   { onOpen: () => {}, onRequest: () => {}, onPush: () => {}, onClose: () => {} }, SILENT_LOGGER);
 }

@@ -37,6 +37,10 @@ export interface DiscoveryHost {
   readonly name: string;
   readonly site: number;
   readonly remoteLocators: readonly Address[];
+  /** True when this locator is registered with routers: it can reach `router:` addresses. */
+  readonly routed: boolean;
+  /** Other sites' locators the routers hold (`router:` addresses). */
+  routedLocators(): readonly Address[];
   /** This locator's member id, once it has one. */
   memberId(): string | undefined;
   /** The site's view as this locator holds it (null while it has none). */
@@ -123,12 +127,23 @@ export class WanDiscovery {
     });
   }
 
-  /** The locators of other sites: configured remote locators plus every one the catalogue knows. */
+  /**
+   * The locators of other sites: configured remote locators, every one the catalogue knows, and
+   * with routers every one registered on them. A site reachable through the routers (and us
+   * with routers) is reached only that way: its own addresses may well be private.
+   */
   private remoteLocatorTargets(): Address[] {
     const targets = new Map<string, Address>();
     for (const address of this.host.remoteLocators) targets.set(addressKey(address), address);
+    if (this.host.routed) for (const address of this.host.routedLocators()) targets.set(addressKey(address), address);
     for (const entry of this.catalogue.all()) {
-      if (entry.site === this.host.site || entry.dialOut === true) continue;
+      if (entry.site === this.host.site) continue;
+      const routed = this.host.routed ? entry.routedLocators ?? [] : [];
+      if (routed.length > 0) {
+        for (const address of routed) targets.set(addressKey(address), address);
+        continue;
+      }
+      if (entry.dialOut === true) continue;
       for (const address of entry.locators) targets.set(addressKey(address), address);
     }
     return [...targets.values()];

@@ -38,6 +38,8 @@ export interface ConnectionHandler {
   onPush(connection: Connection, op: PushOp, body: unknown): void;
   /** Called once. `error` is set unless the close was clean. */
   onClose(connection: Connection, error: Error | undefined): void;
+  /** Everything written was taken by the peer, after a write the stream could not take at once. */
+  onDrain?(connection: Connection): void;
 }
 
 export interface ConnectionOptions {
@@ -45,6 +47,11 @@ export interface ConnectionOptions {
   /** The largest frame body this side accepts (told to the peer in the handshake). */
   readonly frameBytesMax: number;
   readonly requestTimeoutMs: number;
+  /**
+   * How long the handshake may take before the connection gives up (a blackholed address never
+   * answers). Default: `requestTimeoutMs`.
+   */
+  readonly handshakeTimeoutMs?: number;
   /** Requests this side sent awaiting a response, at most; more fail with STRAIT_TOO_MANY_IN_FLIGHT. */
   readonly requestsInFlightMax: number;
   /**
@@ -261,15 +268,16 @@ export class Connection {
     // One timer per connection checks deadlines, instead of a timer per request: requests
     // time out in issue order, so the sweep stops at the first one still within its deadline.
     const timeoutMs = this.options.requestTimeoutMs;
-    const intervalMs = Math.max(10, Math.min(1000, Math.floor(timeoutMs / 4)));
-    const openedBy = this.runtime.clock.monotonic() + timeoutMs;
+    const intervalMs = Math.max(10, Math.min(1000, Math.floor(Math.min(timeoutMs, this.options.handshakeTimeoutMs ?? timeoutMs) / 4)));
+    const handshakeTimeoutMs = this.options.handshakeTimeoutMs ?? timeoutMs;
+    const openedBy = this.runtime.clock.monotonic() + handshakeTimeoutMs;
     const sweep = () => {
       if (this.state === 'closed') return;
       const now = this.runtime.clock.monotonic();
       if (this.state === 'handshaking' && now > openedBy) {
         // A peer behind a blackholed link never answers the hello: give up like a request would.
         const operation = `handshake with ${this.stream.remote}`;
-        const error = new StraitError('STRAIT_TIMEOUT', { operation, timeoutMs });
+        const error = new StraitError('STRAIT_TIMEOUT', { operation, timeoutMs: handshakeTimeoutMs });
         this.stream.destroy(error);
         this.closed(error);
         return;
@@ -308,9 +316,12 @@ export class Connection {
   }
 
   private drained(): void {
-    if (!this.readPaused || this.state === 'closed') return;
-    this.readPaused = false;
-    this.stream.resume();
+    if (this.state === 'closed') return;
+    if (this.readPaused) {
+      this.readPaused = false;
+      this.stream.resume();
+    }
+    this.handler.onDrain?.(this);
   }
 
   private writeFrame(envelope: Envelope): void {

@@ -17,6 +17,8 @@ export const Role = Type.Union([
   Type.Literal('admin'),
   /** A gateway sender of another site, connecting to this site's gateway receiver. */
   Type.Literal('gateway'),
+  /** A router (GossipRouter's role), or another router of its mesh. */
+  Type.Literal('router'),
 ]);
 export type Role = Static<typeof Role>;
 
@@ -70,6 +72,8 @@ export const MemberInfo = Type.Object(
      * opens the gateway link to the servers of other sites that send here (dial-out.ts).
      */
     dialOut: Type.Optional(Type.Boolean()),
+    /** True when the member is registered with routers: other sites reach it through them. */
+    routed: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );
@@ -139,6 +143,9 @@ export const SiteEntry = Type.Object(
      * The servers hosting this site's gateway senders, and the sites they ship to: where a
      * dial-out site's receivers open their gateway links.
      */
+    /** The site's locators and receivers through the routers (`router:<site>/<name>`), when registered with some. */
+    routedLocators: Type.Optional(Type.Array(WireAddress, { maxItems: 64 })),
+    routedReceivers: Type.Optional(Type.Array(WireAddress, { maxItems: 1024 })),
     senderHosts: Type.Optional(Type.Array(
       Type.Object({ address: WireAddress, sites: Type.Array(SiteId, { maxItems: 255 }) }, { additionalProperties: false }),
       { maxItems: 1024 },
@@ -147,6 +154,13 @@ export const SiteEntry = Type.Object(
   { additionalProperties: false },
 );
 export type SiteEntry = Static<typeof SiteEntry>;
+
+/** A member registered on a router: who, and since when (wall-clock ms). */
+export const RouterRegistration = Type.Object(
+  { site: SiteId, name: Name, role: Type.Union([Type.Literal('locator'), Type.Literal('server')]), sinceMs: Uint() },
+  { additionalProperties: false },
+);
+export type RouterRegistration = Static<typeof RouterRegistration>;
 
 export const SenderStatus = Type.Object(
   {
@@ -356,6 +370,41 @@ export const REQUESTS = {
     response: Type.Object({ member: Name }),
   },
 
+  // Member or router → router (router.ts). Both carry the mesh's shared secret.
+  /** Registers this connection's member (or, for `kind: 'router'`, a router of the mesh). */
+  routerRegister: {
+    body: Type.Object({
+      secret: Type.String({ maxLength: 1024 }),
+      kind: Type.Union([Type.Literal('member'), Type.Literal('router')]),
+      site: Type.Union([SiteId, Type.Null()]),
+      name: Name,
+      /** A router's advertised address, so the others of the mesh can dial it. */
+      address: Type.Optional(WireAddress),
+    }, { additionalProperties: false }),
+    response: Type.Object({ router: Name }),
+  },
+  /** What a router holds: its registrations, and its mesh peers with theirs (`strait list routers`). */
+  routerList: {
+    body: Type.Object({ secret: Type.String({ maxLength: 1024 }) }, { additionalProperties: false }),
+    response: Type.Object({
+      router: Name,
+      address: WireAddress,
+      /** Every member the mesh holds, with the routers it is registered on. */
+      registrations: Type.Array(Type.Object({
+        site: SiteId, name: Name, role: Type.Union([Type.Literal('locator'), Type.Literal('server')]), sinceMs: Uint(),
+        routers: Type.Array(Name, { maxItems: 1024 }),
+      }, { additionalProperties: false }), { maxItems: 100_000 }),
+      peers: Type.Array(Type.Object({
+        name: Type.Union([Name, Type.Null()]),
+        address: Type.Union([WireAddress, Type.Null()]),
+        state: Type.Union([Type.Literal('connecting'), Type.Literal('connected'), Type.Literal('waiting')]),
+        sinceMs: Uint(),
+        error: Type.Union([Type.String({ maxLength: 1024 }), Type.Null()]),
+        registrations: Uint(),
+      }, { additionalProperties: false }), { maxItems: 1024 }),
+    }),
+  },
+
   // Gateway sender operations (admin API and CLI)
   senderStatus: {
     body: Type.Object({ id: Type.Optional(Name) }, { additionalProperties: false }),
@@ -382,8 +431,30 @@ export type RequestOp = keyof typeof REQUESTS;
 export type RequestBody<Op extends RequestOp> = Static<(typeof REQUESTS)[Op]['body']>;
 export type ResponseBody<Op extends RequestOp> = Static<(typeof REQUESTS)[Op]['response']>;
 
+
+/** A member as routers address it. */
+const RoutedMember = Type.Object({ site: SiteId, name: Name }, { additionalProperties: false });
+/** Tunnel ids are chosen by the opener: its site and name, a random part and a counter. */
+const TunnelId = Type.String({ minLength: 1, maxLength: 400 });
+
 /** One-way messages. */
 export const PUSHES = {
+  /**
+   * Member → router → member: open a tunnel (a byte stream relayed by routers) to `to`. The
+   * router delivers it to `to` over `to`'s own registration, or hands it to the mesh peer that
+   * holds one (one hop at most: `relayed` is set by that hop).
+   */
+  tunnelOpen: Type.Object({ tunnel: TunnelId, from: RoutedMember, to: RoutedMember, relayed: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
+  /** Bytes of a tunnel, in order, either way. */
+  tunnelData: Type.Object({ tunnel: TunnelId, bytes: Type.Uint8Array({ maxByteLength: 1024 * 1024 }) }, { additionalProperties: false }),
+  /** The tunnel ended (either end closed, a link broke, or `to` is not registered anywhere). */
+  tunnelClose: Type.Object({ tunnel: TunnelId, reason: Type.String({ maxLength: 1024 }) }, { additionalProperties: false }),
+  /** Router → mesh peer: every member registered on the sender, and the routers it knows. */
+  routerTable: Type.Object({
+    router: Name,
+    registrations: Type.Array(RouterRegistration, { maxItems: 100_000 }),
+    routers: Type.Array(WireAddress, { maxItems: 1024 }),
+  }, { additionalProperties: false }),
   /** Locator → members: a new view was installed. */
   view: Type.Object({ view: View }, { additionalProperties: false }),
   /** Server → client: a change applied to a subscribed region. */

@@ -9,9 +9,10 @@
 
 import { advanceWithPromises } from './drive.ts';
 import { StraitClient, decodeValue } from '../client/client.ts';
-import type { GatewaySenderSpec, LocatorConfig, MembershipTiming, ServerConfig } from '../core/config.ts';
+import type { GatewaySenderSpec, LocatorConfig, MembershipTiming, RouterSettings, ServerConfig } from '../core/config.ts';
 import { FRAME_BYTES_MAX_DEFAULT, VALUE_BYTES_MAX_DEFAULT } from '../core/config.ts';
 import { Locator } from '../core/locator.ts';
+import { Router } from '../core/router.ts';
 import { checkingMetrics, noteClientFailure } from './checks.ts';
 import { Server } from '../core/server.ts';
 import type { RegionSpec } from '../protocol/messages.ts';
@@ -33,6 +34,14 @@ export interface WanSimulationOptions {
    * receivers dial out (`dial-out: true`) and their locators list the others, never the reverse.
    */
   readonly dialOutSites?: readonly number[];
+  /**
+   * Routers on the public network (each knows the next, the mesh closes by gossip), and the
+   * sites whose members register with every one of them. A routed site is also behind a NAT
+   * unless it is listed in `publicSites`.
+   */
+  readonly routers?: number;
+  readonly routedSites?: readonly number[];
+  readonly publicSites?: readonly number[];
   readonly log?: 'silent' | 'collect' | 'print';
 }
 
@@ -40,6 +49,8 @@ const TIMING: MembershipTiming = { memberTimeoutMs: 3000, heartbeatIntervalMs: 5
 const LOCATOR_PORT = 10334;
 const SERVER_PORT = 40404;
 const RECEIVER_PORT = 5000;
+const ROUTER_PORT = 12001;
+const ROUTER_SECRET = 'simulated-mesh-secret';
 
 interface SiteHosts {
   readonly id: number;
@@ -58,26 +69,62 @@ export class WanSimulation {
   private readonly sites: SiteHosts[] = [];
   private readonly locators = new Map<string, Locator>();
   private readonly servers = new Map<string, Server>();
+  private readonly routerHosts: SimHost[] = [];
+  private readonly routers = new Map<string, Router>();
   private readonly owned = new Map<string, Owned>();
   private readonly failures: string[] = [];
-  readonly stats = { acked: 0, failed: 0, crashes: 0, partitions: 0, handovers: 0 };
+  readonly stats = { acked: 0, failed: 0, crashes: 0, partitions: 0, handovers: 0, routerCrashes: 0 };
 
   constructor(options: WanSimulationOptions) {
-    this.options = { serversPerSite: 2, workloadMs: 15_000, faults: true, persistentQueues: true, dialOutSites: [], log: 'collect', ...options };
+    this.options = {
+      serversPerSite: 2, workloadMs: 15_000, faults: true, persistentQueues: true, dialOutSites: [], routers: 0, routedSites: [], publicSites: [],
+      log: 'collect', ...options,
+    };
     this.sim = new Simulator({ seed: options.seed, log: this.options.log, network: { baseDelayMs: 1, jitterMs: 2 } });
     for (let id = 1; id <= this.options.sites; id++) {
       const locator = this.sim.host(`s${id}-locator`);
       const servers = Array.from({ length: this.options.serversPerSite }, (_, index) => this.sim.host(`s${id}-server-${index + 1}`));
       const client = this.sim.host(`s${id}-client`);
       this.sites.push({ id, locator, servers, client });
-      if (this.options.dialOutSites.includes(id)) {
+      const routedBehindNat = this.options.routedSites.includes(id) && !this.options.publicSites.includes(id);
+      if (this.options.dialOutSites.includes(id) || routedBehindNat) {
         this.sim.network.behindNat(`nat-site-${id}`, [locator.name, ...servers.map((server) => server.name), client.name]);
       }
     }
+    for (let index = 1; index <= this.options.routers; index++) this.routerHosts.push(this.sim.host(`router-${index}`));
+  }
+
+  private routerAddress(host: SimHost): Address {
+    return { host: host.address, port: ROUTER_PORT };
+  }
+
+  /** What a member of `site` registers with: every router, when the site is routed. */
+  private routerSettings(site: number): RouterSettings | undefined {
+    if (!this.options.routedSites.includes(site)) return undefined;
+    return { addresses: this.routerHosts.map((host) => this.routerAddress(host)), secret: ROUTER_SECRET };
+  }
+
+  private startRouter(host: SimHost): void {
+    if (host.alive && this.routers.has(host.name)) return;
+    const index = this.routerHosts.indexOf(host);
+    const next = this.routerHosts[(index + 1) % this.routerHosts.length]!;
+    const router = new Router(host.runtime(), {
+      name: host.name, bind: this.routerAddress(host), hostnameForClients: undefined,
+      routers: next === host ? [] : [this.routerAddress(next)], secret: ROUTER_SECRET,
+    });
+    this.routers.set(host.name, router);
+    router.start((result) => {
+      if (!result.ok) this.failures.push(`${host.name}: ${result.error?.message}`);
+    });
   }
 
   private dialsOut(site: number): boolean {
     return this.options.dialOutSites.includes(site);
+  }
+
+  /** A site reached only through the routers: nothing outside its NAT can dial it. */
+  private behindRouters(site: number): boolean {
+    return this.options.routedSites.includes(site) && !this.options.publicSites.includes(site);
   }
 
   private locatorAddress(site: number): Address {
@@ -103,7 +150,7 @@ export class WanSimulation {
     let next = site.id;
     for (let step = 1; step < this.options.sites; step++) {
       const candidate = ((site.id + step - 1) % this.options.sites) + 1;
-      if (!this.dialsOut(candidate)) {
+      if (!this.dialsOut(candidate) && !this.behindRouters(candidate)) {
         next = candidate;
         break;
       }
@@ -112,6 +159,7 @@ export class WanSimulation {
       name: site.locator.name, site: site.id, bind: { host: site.locator.address, port: LOCATOR_PORT }, hostnameForClients: undefined,
       locators: [this.locatorAddress(site.id)], remoteLocators: next === site.id ? [] : [this.locatorAddress(next)],
       timing: TIMING, frameBytesMax: FRAME_BYTES_MAX_DEFAULT, pid: undefined, httpAddress: undefined,
+      ...(this.routerSettings(site.id) ? { routers: this.routerSettings(site.id)! } : {}),
     };
     const locator = new Locator(site.locator.runtime(), config, checkingMetrics(site.locator.name, this.failures));
     this.locators.set(site.locator.name, locator);
@@ -131,6 +179,7 @@ export class WanSimulation {
         dialOut: this.dialsOut(site.id),
       },
       conflictResolver: undefined, pid: undefined, httpAddress: undefined,
+      ...(this.routerSettings(site.id) ? { routers: this.routerSettings(site.id)! } : {}),
     };
     const server = new Server(host.runtime(), config, checkingMetrics(host.name, this.failures));
     this.servers.set(host.name, server);
@@ -172,6 +221,7 @@ export class WanSimulation {
 
   async run(): Promise<void> {
     const sim = this.sim;
+    for (const host of this.routerHosts) sim.schedule(sim.random.int(300), () => this.startRouter(host));
     for (const site of this.sites) {
       sim.schedule(sim.random.int(500), () => this.startLocator(site));
       for (const host of site.servers) sim.schedule(200 + sim.random.int(1000), () => this.startServer(site, host));
@@ -199,6 +249,7 @@ export class WanSimulation {
     if (!done) throw this.failure('client workers did not finish');
 
     sim.network.heal();
+    for (const host of this.routerHosts) this.startRouter(host);
     for (const site of this.sites) {
       this.startLocator(site);
       for (const host of site.servers) this.startServer(site, host);
@@ -239,9 +290,20 @@ export class WanSimulation {
     const random = sim.random;
     let at = 1000;
     while (sim.nowMs + at < end - 2000) {
-      const kind = random.int(4);
+      const kind = random.int(this.routerHosts.length > 0 ? 5 : 4);
       const site = random.pick(this.sites);
-      if (kind === 3) {
+      if (kind === 4) {
+        // A router dies mid-stream (its links reset), and comes back a while later.
+        const victim = random.pick(this.routerHosts);
+        const downMs = 1000 + random.int(5000);
+        sim.schedule(at, () => {
+          if (!victim.alive) return;
+          this.stats.routerCrashes += 1;
+          victim.crash();
+          this.routers.delete(victim.name);
+          sim.schedule(downMs, () => this.startRouter(victim));
+        });
+      } else if (kind === 3) {
         sim.schedule(at, () => this.restartSecondaryThenCrashPrimary(site));
       } else if (kind === 0) {
         const victim = random.pick(site.servers);
@@ -369,7 +431,7 @@ export class WanSimulation {
   }
 }
 
-export const TOPOLOGIES: Record<string, { sites: number; edges: [number, number][]; dialOutSites?: number[] }> = {
+export const TOPOLOGIES: Record<string, Pick<WanSimulationOptions, 'dialOutSites' | 'routers' | 'routedSites' | 'publicSites'> & { sites: number; edges: [number, number][] }> = {
   'two-way': { sites: 2, edges: [[1, 2], [2, 1]] },
   ring: { sites: 3, edges: [[1, 2], [2, 3], [3, 1]] },
   mesh: { sites: 3, edges: [[1, 2], [1, 3], [2, 1], [2, 3], [3, 1], [3, 2]] },
@@ -381,6 +443,10 @@ export const TOPOLOGIES: Record<string, { sites: number; edges: [number, number]
   'dial-out-hub': { sites: 3, edges: [[1, 2], [2, 1], [1, 3], [3, 1]], dialOutSites: [2, 3] },
   // A mesh where site 3 dials out: sites 1 and 2 reach it over the links it opens.
   'dial-out-mesh': { sites: 3, edges: [[1, 2], [1, 3], [2, 1], [2, 3], [3, 1], [3, 2]], dialOutSites: [3] },
+  // Both sites behind NATs, reaching each other only through two routers (which crash now and then).
+  routers: { sites: 2, edges: [[1, 2], [2, 1]], routers: 2, routedSites: [1, 2] },
+  // A mesh of three routed sites, site 1 also reachable directly; three routers.
+  'routers-mesh': { sites: 3, edges: [[1, 2], [1, 3], [2, 1], [2, 3], [3, 1], [3, 2]], routers: 3, routedSites: [1, 2, 3], publicSites: [1] },
 };
 
 export async function runWanSeed(seed: number, topology: string, options: Partial<WanSimulationOptions> = {}): Promise<string> {
@@ -393,6 +459,7 @@ export async function runWanSeed(seed: number, topology: string, options: Partia
     if (options.log !== 'print' && error instanceof Error) error.message += `\n--- last log lines ---\n${simulation.sim.dumpLog().split('\n').slice(-150).join('\n')}`;
     throw error;
   }
-  const { acked, failed, crashes, partitions, handovers } = simulation.stats;
-  return `wan ${topology} seed ${seed}: ok — ${acked} writes acknowledged, ${failed} failed, ${crashes} crashes, ${partitions} partitions, ${handovers} handovers, ${Math.round(simulation.sim.nowMs / 1000)} s virtual`;
+  const { acked, failed, crashes, partitions, handovers, routerCrashes } = simulation.stats;
+  const routerText = simulation.stats.routerCrashes > 0 || (shape.routers ?? 0) > 0 ? `, ${routerCrashes} router crashes` : '';
+  return `wan ${topology} seed ${seed}: ok — ${acked} writes acknowledged, ${failed} failed, ${crashes} crashes, ${partitions} partitions, ${handovers} handovers${routerText}, ${Math.round(simulation.sim.nowMs / 1000)} s virtual`;
 }
