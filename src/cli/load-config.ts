@@ -40,7 +40,7 @@ export function locateMember(dirFlag: string | undefined, nameFlag: string | und
 
 /** This process's environment and this machine's interfaces, for `${NAME}` and bind-address selectors. */
 export function machineFacts(): MachineFacts {
-  return { environment: process.env, interfaces: networkInterfaces() as MachineFacts['interfaces'] };
+  return { environment: process.env, interfaces: networkInterfaces() as MachineFacts['interfaces'], readFile: (path) => readFileSync(path, 'utf8') };
 }
 
 export function loadMemberConfig(role: MemberRole, flags: FlagValues, location: MemberLocation): MemberConfig {

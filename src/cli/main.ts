@@ -64,10 +64,10 @@ function action<A extends unknown[]>(handler: (...args: A) => Promise<number | v
 }
 
 const GATEWAY_SENDER = 'gateway-sender';
-const roleArgument = (): Argument => new Argument('<role>', 'locator or server').choices(['locator', 'server']);
+const roleArgument = (): Argument => new Argument('<role>', 'locator, server or router').choices(['locator', 'server', 'router']);
 /** `start` and `stop` act on members (by directory) and on gateway senders (by id, through a locator). */
 const roleOrSenderArgument = (): Argument =>
-  new Argument('<role>', `locator or server (by --dir), or ${GATEWAY_SENDER} (by --id)`).choices(['locator', 'server', GATEWAY_SENDER]);
+  new Argument('<role>', `locator, server or router (by --dir), or ${GATEWAY_SENDER} (by --id)`).choices(['locator', 'server', 'router', GATEWAY_SENDER]);
 const senderArgument = (): Argument => new Argument('<what>', GATEWAY_SENDER).choices([GATEWAY_SENDER]);
 
 function locatorOption(command: Command): Command {
@@ -268,10 +268,18 @@ export function buildProgram(): Command {
   clientOptions(
     program
       .command('list')
-      .description('list the members, regions or gateways of the site')
-      .addArgument(new Argument('<what>', 'members, regions or gateways').choices(['members', 'regions', 'gateways'])),
+      .description('list the members, regions or gateways of the site; or what a router holds (routers --router H[P])')
+      .addArgument(new Argument('<what>', 'members, regions, gateways or routers').choices(['members', 'regions', 'gateways', 'routers']))
+      .option('--router <address>', 'routers: the router to ask, host[port] (default port 12001)')
+      .option('--router-secret-file <file>', 'routers: file holding the mesh secret (default: $STRAIT_ROUTER_SECRET)'),
   ).action(
-    action(async (what: ListWhat, options: ClientFlags) => {
+    action(async (what: ListWhat | 'routers', options: ClientFlags & { router?: string; routerSecretFile?: string }) => {
+      if (what === 'routers') {
+        if (options.router === undefined) throw new StraitError('STRAIT_USAGE', { reason: 'list routers needs --router host[port]' });
+        const { listRoutersCommand } = await import('./router-commands.ts');
+        await listRoutersCommand({ router: options.router, secretFile: options.routerSecretFile, json: options.json === true, timeoutMs: CLIENT_REQUEST_TIMEOUT_MS_DEFAULT }, output);
+        return;
+      }
       const { listCommand } = await import('./client-commands.ts');
       await listCommand(what, clientCommandOptions(options), output);
     }),

@@ -21,7 +21,7 @@ interface MemberFlag {
 /** Every member flag; `key` is also the strait.yaml key. docs/CLI.md documents them. */
 export const MEMBER_FLAGS: readonly MemberFlag[] = [
   { key: 'name', argument: '<name>', description: 'member name, unique in the site (required here or in strait.yaml)' },
-  { key: 'port', argument: '<port>', description: 'locator: port to listen on (default 10334; 0 = any free port)' },
+  { key: 'port', argument: '<port>', description: 'locator: port to listen on (default 10334); router: (default 12001); 0 = any free port' },
   { key: 'server-port', argument: '<port>', description: 'server: port to listen on (default 40404; 0 = any free port)' },
   { key: 'bind-address', argument: '<host>', description: 'address or host name to listen on (default 0.0.0.0, all interfaces)' },
   {
@@ -32,6 +32,8 @@ export const MEMBER_FLAGS: readonly MemberFlag[] = [
   { key: 'site-id', argument: '<n>', description: 'site id 1..255 (locator default 1; a server takes its locator\'s)' },
   { key: 'locators', argument: '<addresses>', description: 'the site\'s locators, host[port],... (required for servers)' },
   { key: 'remote-locators', argument: '<addresses>', description: 'locator: locators of other sites, host[port],...' },
+  { key: 'routers', argument: '<addresses>', description: 'routers to register with (a router: the other routers of its mesh), host[port],... (default port 12001)' },
+  { key: 'router-secret-file', argument: '<file>', description: 'file holding the router mesh\'s shared secret (else $STRAIT_ROUTER_SECRET)' },
   { key: 'http-port', argument: '<port>', description: 'admin HTTP API port (default 0 = any free port)' },
   { key: 'member-timeout', argument: '<ms>', description: 'a member silent this long is declared crashed (default 5000)' },
   { key: 'log-level', argument: '<level>', description: 'trace, debug, info (default), warn, error, fatal, silent' },

@@ -31,8 +31,10 @@ export interface ListeningMemberRecord {
   readonly role: MemberRole;
   readonly name: string;
   readonly pid: number;
+  /** The member's site (0 for a router, which belongs to none). */
   readonly site: number;
   readonly address: Address;
+  /** The admin HTTP API (a router's is its own address: it runs none). */
   readonly httpAddress: Address;
   readonly state: 'ready' | 'stopped';
   readonly startedAt: string;

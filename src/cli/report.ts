@@ -30,8 +30,9 @@ export function describeError(error: unknown): { code: string; message: string }
 
 /** The one-line summary `start` prints and `run` logs once the member is ready. */
 export function describeReadyMember(record: ListeningMemberRecord, logFile?: string): string {
-  const role = record.role === 'locator' ? 'Locator' : 'Server';
+  const role = record.role === 'locator' ? 'Locator' : record.role === 'router' ? 'Router' : 'Server';
   const log = logFile === undefined ? '' : `, log ${logFile}`;
+  if (record.role === 'router') return `Router ${record.name} listening on ${formatAddress(record.address)}, pid ${record.pid}${log}`;
   return (
     `${role} ${record.name} (site ${record.site}) listening on ${formatAddress(record.address)}, ` +
     `admin http://${formatHostPort(record.httpAddress)}, pid ${record.pid}${log}`

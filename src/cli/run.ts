@@ -88,6 +88,11 @@ function listenError(error: unknown, bind: Address): StraitError {
  * clean leave, 1 (2 for a configuration error) when it could not start, 70 on a fatal error.
  */
 export async function runMember(config: MemberConfig, options: RunOptions): Promise<void> {
+  if (config.role === 'router') {
+    const { runRouter } = await import('./run-router.ts');
+    await runRouter(config, options);
+    return;
+  }
   const { dir } = options;
   const startedAt = new Date().toISOString();
   const pidFile = pidFilePath(dir, config.role);

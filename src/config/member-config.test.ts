@@ -393,3 +393,51 @@ describe('dial-out receivers', () => {
     assertCode(() => server({}, 'name: s1\nlocators: l1[10334]\ngateway-receiver: { dial-out: maybe }\n'), 'STRAIT_CONFIG_INVALID', { key: 'gateway-receiver.dial-out' });
   });
 });
+
+describe('routers and the mesh secret', () => {
+  const machine = (environment: Record<string, string>, files: Record<string, string> = {}) => ({
+    environment, interfaces: {}, readFile: (path: string) => {
+      const text = files[path];
+      if (text === undefined) throw new Error('ENOENT');
+      return text;
+    },
+  });
+
+  it('builds a router: default port 12001, its mesh peers, the secret from the environment', () => {
+    const config = buildMemberConfig('router', { name: 'r1', routers: 'r2.example[12001],r3.example' }, undefined, machine({ STRAIT_ROUTER_SECRET: 'sixteen-chars-or-more' }));
+    assert.equal(config.role, 'router');
+    if (config.role !== 'router') return;
+    assert.equal(config.core.bind.port, 12001);
+    assert.deepEqual(config.core.routers, [{ host: 'r2.example', port: 12001 }, { host: 'r3.example', port: 12001 }]);
+    assert.equal(config.core.secret, 'sixteen-chars-or-more');
+  });
+
+  it('reads router-secret-file relative to strait.yaml, and members with routers get it', () => {
+    const files = { '/members/s1/mesh.secret': 'the-secret-in-a-file\n' };
+    const config = buildMemberConfig('server', {}, file('name: s1\nlocators: l1[10334]\nrouters: r1[12001]\nrouter-secret-file: mesh.secret\n'), machine({}, files));
+    assert.equal(config.role, 'server');
+    if (config.role !== 'server') return;
+    assert.deepEqual(config.core.routers, { addresses: [{ host: 'r1', port: 12001 }], secret: 'the-secret-in-a-file' });
+  });
+
+  it('refuses routers without a secret, a short secret and an unreadable file, naming the key and never the secret', () => {
+    assertCode(() => buildMemberConfig('locator', { name: 'l1', routers: 'r1' }, undefined, machine({})), 'STRAIT_CONFIG_INVALID', { key: 'router-secret-file' });
+    assertCode(() => buildMemberConfig('router', { name: 'r1' }, undefined, machine({ STRAIT_ROUTER_SECRET: 'short' })), 'STRAIT_CONFIG_INVALID', { key: 'router-secret-file' });
+    assertCode(() => buildMemberConfig('router', { name: 'r1', 'router-secret-file': '/nope' }, undefined, machine({})), 'STRAIT_CONFIG_INVALID', { key: '--router-secret-file' });
+    try {
+      buildMemberConfig('router', { name: 'r1' }, undefined, machine({ STRAIT_ROUTER_SECRET: 'tiny-secret' }));
+    } catch (error) {
+      assert.doesNotMatch(String((error as Error).message), /tiny-secret/);
+    }
+  });
+
+  it('a member without routers needs no secret, and a bad router address is refused naming routers', () => {
+    const config = buildMemberConfig('locator', { name: 'l1' }, undefined, machine({}));
+    assert.equal(config.role === 'locator' ? config.core.routers : 'x', undefined);
+    assertCode(() => buildMemberConfig('locator', { name: 'l1', routers: 'bad host!' }, undefined, machine({ STRAIT_ROUTER_SECRET: 'sixteen-chars-or-more' })), 'STRAIT_CONFIG_INVALID', { key: '--routers' });
+  });
+
+  it('refuses keys a router does not have', () => {
+    assertCode(() => buildMemberConfig('router', { name: 'r1', locators: 'l1' }, undefined, machine({ STRAIT_ROUTER_SECRET: 'sixteen-chars-or-more' })), 'STRAIT_CONFIG_INVALID', { key: '--locators' });
+  });
+});

@@ -22,6 +22,7 @@ import {
   type MembershipTiming,
   type ServerConfig,
 } from '../core/config.ts';
+import { ROUTER_PORT_DEFAULT, type RouterConfig } from '../core/router.ts';
 import type { Address } from '../runtime/runtime.ts';
 import {
   asMapping,
@@ -66,7 +67,12 @@ export {
   type OrderPolicy,
 } from './declarations.ts';
 
-export type MemberRole = 'locator' | 'server';
+export type MemberRole = 'locator' | 'server' | 'router';
+
+/** The environment variable that carries the router mesh's secret (instead of router-secret-file). */
+export const ROUTER_SECRET_ENVIRONMENT_VARIABLE = 'STRAIT_ROUTER_SECRET';
+/** The shortest router secret accepted: a guessable one would let anyone into the mesh. */
+export const ROUTER_SECRET_LENGTH_MIN = 16;
 
 export const LOCATOR_PORT_DEFAULT = 10334;
 export const SERVER_PORT_DEFAULT = 40404;
@@ -121,7 +127,12 @@ export interface ServerMemberConfig extends CommonMemberConfig {
   readonly conflictResolverModule: string | undefined;
 }
 
-export type MemberConfig = LocatorMemberConfig | ServerMemberConfig;
+export interface RouterMemberConfig extends CommonMemberConfig {
+  readonly role: 'router';
+  readonly core: RouterConfig;
+}
+
+export type MemberConfig = LocatorMemberConfig | ServerMemberConfig | RouterMemberConfig;
 
 /**
  * What a configuration may depend on besides its flags and file: the environment (for
@@ -131,6 +142,8 @@ export type MemberConfig = LocatorMemberConfig | ServerMemberConfig;
 export interface MachineFacts {
   readonly environment: Environment;
   readonly interfaces: NetworkInterfaces;
+  /** Reads a file named in the configuration (router-secret-file); throws when it can't. */
+  readonly readFile?: (path: string) => string;
 }
 
 const NO_MACHINE_FACTS: MachineFacts = { environment: {}, interfaces: {} };
@@ -164,23 +177,29 @@ interface KeyDescription {
 }
 
 const BOTH: readonly MemberRole[] = ['locator', 'server'];
+const ALL: readonly MemberRole[] = ['locator', 'server', 'router'];
 const LOCATOR: readonly MemberRole[] = ['locator'];
+const LISTENERS: readonly MemberRole[] = ['locator', 'router'];
 const SERVER: readonly MemberRole[] = ['server'];
 
 /** Every top-level key of strait.yaml, and the roles it applies to. docs/CLI.md lists them. */
 export const CONFIG_KEYS: Readonly<Record<string, KeyDescription>> = {
-  name: { roles: BOTH, flag: true },
-  port: { roles: LOCATOR, flag: true },
+  name: { roles: ALL, flag: true },
+  port: { roles: LISTENERS, flag: true },
   'server-port': { roles: SERVER, flag: true },
-  'bind-address': { roles: BOTH, flag: true },
-  'hostname-for-clients': { roles: BOTH, flag: true },
+  'bind-address': { roles: ALL, flag: true },
+  'hostname-for-clients': { roles: ALL, flag: true },
+  /** Routers to register with (members), or the other routers of the mesh (a router). */
+  routers: { roles: ALL, flag: true },
+  /** A file holding the router mesh's shared secret; else STRAIT_ROUTER_SECRET. */
+  'router-secret-file': { roles: ALL, flag: true },
   'site-id': { roles: BOTH, flag: true },
   locators: { roles: BOTH, flag: true },
   'remote-locators': { roles: LOCATOR, flag: true },
   'http-port': { roles: BOTH, flag: true },
   'member-timeout': { roles: BOTH, flag: true },
-  'log-level': { roles: BOTH, flag: true },
-  'log-format': { roles: BOTH, flag: true },
+  'log-level': { roles: ALL, flag: true },
+  'log-format': { roles: ALL, flag: true },
   'admin-token': { roles: BOTH, flag: true },
   'frame-bytes-max': { roles: BOTH, flag: true },
   'value-bytes-max': { roles: SERVER, flag: true },
@@ -304,6 +323,25 @@ export function buildMemberConfig(
   // (a name is advertised as the name), a wildcard bind is replaced by a connectable address.
   const advertised = hostnameForClients ?? (isWildcard(bindHost) ? WILDCARD_ADVERTISED_HOST : undefined);
   const timing = timingFor(memberTimeoutMs);
+  const routerAddresses: Parser<Address[]> = (value, origin) => parseAddresses(value, origin, ROUTER_PORT_DEFAULT);
+  const routerList = get('routers', routerAddresses) ?? [];
+  const secret = (): string => routerSecret(values, machine, file?.path ?? COMMAND_LINE);
+
+  if (role === 'router') {
+    return {
+      ...common,
+      role,
+      core: {
+        name,
+        bind: { host: bindHost, port: get('port', parsePort) ?? ROUTER_PORT_DEFAULT },
+        hostnameForClients: advertised,
+        routers: routerList,
+        secret: secret(),
+      },
+    };
+  }
+  // Members with routers register with them; without any, no secret is needed.
+  const routers = routerList.length === 0 ? {} : { routers: { addresses: routerList, secret: secret() } };
 
   if (role === 'locator') {
     return {
@@ -317,6 +355,7 @@ export function buildMemberConfig(
         hostnameForClients: advertised,
         locators,
         remoteLocators: get('remote-locators', locatorAddresses) ?? [],
+        ...routers,
         timing,
         frameBytesMax,
         pid: undefined,
@@ -353,6 +392,7 @@ export function buildMemberConfig(
       regions: regions.map((region) => (region.gatewaySenderIds.length > 0
         ? { ...region.spec, gatewaySenderIds: [...region.gatewaySenderIds] }
         : region.spec)),
+      ...routers,
       timing,
       frameBytesMax,
       // A value travels inside a frame with its key, tag and envelope: leave them room, so a put
@@ -365,6 +405,35 @@ export function buildMemberConfig(
       httpAddress: undefined,
     },
   };
+}
+
+/**
+ * The router mesh's secret: the content of `router-secret-file` (trimmed; relative to
+ * strait.yaml), else STRAIT_ROUTER_SECRET. Required for a router and for a member with
+ * `routers`; at least ROUTER_SECRET_LENGTH_MIN characters. Never put in an error.
+ */
+function routerSecret(values: Map<string, Sourced>, machine: MachineFacts, source: string): string {
+  const sourced = values.get('router-secret-file');
+  if (sourced !== undefined) {
+    const path = resolveModulePath(parseString(sourced.value, sourced.origin, 4096), sourced.origin.fromCommandLine ? undefined : source);
+    let text: string;
+    try {
+      if (machine.readFile === undefined) throw new Error('no file access here');
+      text = machine.readFile(path!).trim();
+    } catch (error) {
+      throw invalid(sourced.origin, `${path} can't be read: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    if (text.length < ROUTER_SECRET_LENGTH_MIN) throw invalid(sourced.origin, `the secret in ${path} is shorter than ${ROUTER_SECRET_LENGTH_MIN} characters`);
+    return text;
+  }
+  const fromEnvironment = machine.environment[ROUTER_SECRET_ENVIRONMENT_VARIABLE]?.trim();
+  if (fromEnvironment !== undefined && fromEnvironment.length > 0) {
+    if (fromEnvironment.length < ROUTER_SECRET_LENGTH_MIN) {
+      throw new StraitError('STRAIT_CONFIG_INVALID', { source: ROUTER_SECRET_ENVIRONMENT_VARIABLE, key: 'router-secret-file', reason: `${ROUTER_SECRET_ENVIRONMENT_VARIABLE} is shorter than ${ROUTER_SECRET_LENGTH_MIN} characters` });
+    }
+    return fromEnvironment;
+  }
+  throw new StraitError('STRAIT_CONFIG_INVALID', { source, key: 'router-secret-file', reason: `routers need the mesh's shared secret: give router-secret-file: PATH (or --router-secret-file) or set ${ROUTER_SECRET_ENVIRONMENT_VARIABLE}` });
 }
 
 /**

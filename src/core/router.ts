@@ -266,8 +266,10 @@ export class Router {
       return { name: table?.router ?? null, address: dial.address, state: dial.state, sinceMs: dial.sinceMs, error: dial.error, registrations: table?.registrations.size ?? 0 };
     });
     // Peers that dialed us without our dialing them (we don't know their address, or not yet).
+    const listed = new Set(peers.map((peer) => peer.name));
     for (const [peerConnection, table] of this.peerTables) {
-      if ([...this.dials.values()].some((dial) => dial.connection === peerConnection)) continue;
+      if ([...this.dials.values()].some((dial) => dial.connection === peerConnection) || listed.has(table.router)) continue;
+      listed.add(table.router);
       const registration = this.links.get(peerConnection)?.registration;
       peers.push({ name: table.router, address: registration?.kind === 'router' ? registration.address ?? null : null, state: 'connected', sinceMs: registration?.sinceMs ?? 0, error: null, registrations: table.registrations.size });
     }

@@ -12,7 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { STRAIT_BIN_PATH } from '../../bench/strait-site.ts';
-import type { NetnsLab, SiteNetwork } from './netns.ts';
+import type { NetnsLab, PublicHost, SiteNetwork } from './netns.ts';
 
 export const NAT_REGION = 'NAT';
 export const LOCATOR_PORT = 10334;
@@ -22,10 +22,22 @@ const SERVER_PORTS = [40401, 40402] as const;
 export const FORWARDED_PORTS = [LOCATOR_PORT, ...RECEIVER_PORTS];
 const START_TIMEOUT_SECONDS = 60;
 const CLIENT_PATH = new URL('./nat-client.ts', import.meta.url).pathname;
+export const ROUTER_PORT = 12001;
+/** The mesh secret of the tests' routers and members (given through the environment). */
+const ROUTER_SECRET = 'nat-test-router-mesh-secret';
+
+/** Where the tests' routers run, if any: members register with every one. */
+export interface RouterMesh {
+  readonly hosts: readonly PublicHost[];
+}
+
+function routerList(mesh: RouterMesh | undefined): string | undefined {
+  return mesh === undefined || mesh.hosts.length === 0 ? undefined : mesh.hosts.map((host) => `${host.address}[${ROUTER_PORT}]`).join(',');
+}
 
 export interface RunningMember {
   readonly name: string;
-  readonly role: 'locator' | 'server';
+  readonly role: 'locator' | 'server' | 'router';
   readonly dir: string;
   readonly pid: number;
   readonly namespace: string;
@@ -48,7 +60,7 @@ function reachableLocator(site: SiteNetwork): string | undefined {
   return site.kind === 'masquerade' ? undefined : `${advertised(site)}[${LOCATOR_PORT}]`;
 }
 
-function serverYaml(site: SiteNetwork, others: readonly SiteNetwork[], index: number): string {
+function serverYaml(site: SiteNetwork, others: readonly SiteNetwork[], index: number, dialOut: boolean): string {
   const senders = others.map((other) => `to-site-${other.id}`);
   const lines = [
     `regions:`,
@@ -61,7 +73,7 @@ function serverYaml(site: SiteNetwork, others: readonly SiteNetwork[], index: nu
     // One strait.yaml for every server of every site: the advertised name comes from the
     // environment, as in a container.
     '  hostname-for-clients: ${STRAIT_EXTERNAL_ADDR:127.0.0.1}',
-    ...(site.kind === 'masquerade' ? ['  dial-out: true'] : []),
+    ...(dialOut ? ['  dial-out: true'] : []),
   ];
   return `${lines.join('\n')}\n`;
 }
@@ -72,7 +84,7 @@ async function startMember(
   mkdirSync(dir, { recursive: true });
   const args = [STRAIT_BIN_PATH, 'start', role, '--name', name, '--dir', dir, '--site-id', String(site.id),
     '--bind-address', '0.0.0.0', '--hostname-for-clients', advertised(site), '--timeout', String(START_TIMEOUT_SECONDS), '--json', ...flags];
-  const result = await runInNamespace(lab, site.namespace, args, { STRAIT_EXTERNAL_ADDR: advertised(site) });
+  const result = await runInNamespace(lab, site.namespace, args, { STRAIT_EXTERNAL_ADDR: advertised(site), STRAIT_ROUTER_SECRET: ROUTER_SECRET });
   if (result.status !== 0) throw new Error(`strait start ${role} ${name} in ${site.namespace} failed (${result.status}): ${result.stderr}${result.stdout}`);
   const record = JSON.parse(result.stdout) as { pid: number };
   lab.track(record.pid);
@@ -84,31 +96,62 @@ function runInNamespace(lab: NetnsLab, namespace: string, args: readonly string[
   return lab.exec(namespace, 'env', [...assignments, process.execPath, ...args], 120_000);
 }
 
-/** Starts a site's locator and two servers; every site in `all` but this one is a remote site. */
-export async function startSite(lab: NetnsLab, root: string, site: SiteNetwork, all: readonly SiteNetwork[]): Promise<StartedSite> {
+/** Starts a router in its namespace; the mesh's other routers are `peers`. */
+export async function startRouter(lab: NetnsLab, root: string, host: PublicHost, name: string, peers: readonly PublicHost[]): Promise<RunningMember> {
+  const dir = join(root, name);
+  mkdirSync(dir, { recursive: true });
+  const peerList = peers.map((peer) => `${peer.address}[${ROUTER_PORT}]`).join(',');
+  const args = [STRAIT_BIN_PATH, 'start', 'router', '--name', name, '--dir', dir, '--port', String(ROUTER_PORT), '--bind-address', '0.0.0.0',
+    '--hostname-for-clients', host.address, '--timeout', String(START_TIMEOUT_SECONDS), '--json', ...(peerList ? ['--routers', peerList] : [])];
+  const result = await runInNamespace(lab, host.namespace, args, { STRAIT_ROUTER_SECRET: ROUTER_SECRET });
+  if (result.status !== 0) throw new Error(`strait start router ${name} failed (${result.status}): ${result.stderr}${result.stdout}`);
+  const record = JSON.parse(result.stdout) as { pid: number };
+  lab.track(record.pid);
+  return { name, role: 'router', dir, pid: record.pid, namespace: host.namespace };
+}
+
+/** `strait list routers` against a router, from inside its namespace. */
+export async function listRouters(lab: NetnsLab, host: PublicHost): Promise<string> {
+  const result = await runInNamespace(lab, host.namespace, [STRAIT_BIN_PATH, 'list', 'routers', '--router', `${host.address}[${ROUTER_PORT}]`], { STRAIT_ROUTER_SECRET: ROUTER_SECRET });
+  if (result.status !== 0) throw new Error(`strait list routers failed: ${result.stderr}`);
+  return result.stdout;
+}
+
+/**
+ * Starts a site's locator and two servers; every site in `all` but this one is a remote site.
+ * With `mesh`, every member registers with its routers, and the locator lists no remote locators.
+ * `dialOut` overrides whether the receivers dial out (default: behind a masquerading NAT
+ * without routers).
+ */
+export async function startSite(
+  lab: NetnsLab, root: string, site: SiteNetwork, all: readonly SiteNetwork[], mesh?: RouterMesh, dialOut?: boolean,
+): Promise<StartedSite> {
   const others = all.filter((other) => other.id !== site.id);
-  const remoteLocators = others.flatMap((other) => reachableLocator(other) ?? []);
+  const routers = routerList(mesh);
+  const remoteLocators = routers !== undefined ? [] : others.flatMap((other) => reachableLocator(other) ?? []);
   const members: RunningMember[] = [];
-  const locatorFlags = ['--port', String(LOCATOR_PORT), ...(remoteLocators.length > 0 ? ['--remote-locators', remoteLocators.join(',')] : [])];
+  const routerFlags = routers === undefined ? [] : ['--routers', routers];
+  const locatorFlags = ['--port', String(LOCATOR_PORT), ...routerFlags, ...(remoteLocators.length > 0 ? ['--remote-locators', remoteLocators.join(',')] : [])];
   members.push(await startMember(lab, site, 'locator', `locator-${site.id}`, join(root, `locator-${site.id}`), locatorFlags));
   const locator = `${advertised(site)}[${LOCATOR_PORT}]`;
   for (const index of [0, 1]) {
     const name = `server${site.id}-${index + 1}`;
     const dir = join(root, name);
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'strait.yaml'), serverYaml(site, others, index));
-    members.push(await startMember(lab, site, 'server', name, dir, ['--server-port', String(SERVER_PORTS[index]), '--locators', locator]));
+    // Behind a NAT with no inbound port, a site without routers dials out; with routers, the
+    // other sites' senders reach its receivers through them (unless told to dial out as well).
+    writeFileSync(join(dir, 'strait.yaml'), serverYaml(site, others, index, dialOut ?? (site.kind === 'masquerade' && routers === undefined)));
+    members.push(await startMember(lab, site, 'server', name, dir, ['--server-port', String(SERVER_PORTS[index]), '--locators', locator, ...routerFlags]));
   }
   return { network: site, members, locator };
 }
 
-/** Stops every member (servers first), by `strait stop` in its namespace. */
-export async function stopSites(lab: NetnsLab, sites: readonly StartedSite[]): Promise<void> {
-  for (const site of sites) {
-    for (const member of [...site.members].reverse()) {
-      await runInNamespace(lab, member.namespace, [STRAIT_BIN_PATH, 'stop', member.role, '--dir', member.dir, '--timeout', '20', '--force']);
-      lab.untrack(member.pid);
-    }
+/** Stops every member (servers first), then the routers, by `strait stop` in its namespace. */
+export async function stopSites(lab: NetnsLab, sites: readonly StartedSite[], routers: readonly RunningMember[] = []): Promise<void> {
+  const members = [...sites.flatMap((site) => [...site.members].reverse()), ...routers];
+  for (const member of members) {
+    await runInNamespace(lab, member.namespace, [STRAIT_BIN_PATH, 'stop', member.role, '--dir', member.dir, '--timeout', '20', '--force']);
+    lab.untrack(member.pid);
   }
 }
 

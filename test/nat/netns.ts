@@ -193,6 +193,11 @@ export class NetnsLab {
     this.pids.delete(pid);
   }
 
+  /** Cuts a public host off the network: its link goes down, its connections go silent. */
+  cutLink(host: PublicHost): void {
+    run(['ip', '-n', host.namespace, 'link', 'set', 'eth0', 'down']);
+  }
+
   /** Kills what is still tracked, removes the namespaces and /etc/netns files. Idempotent. */
   async destroy(): Promise<void> {
     this.destroySync();
