@@ -34,6 +34,7 @@ import type { SenderControlRequest } from './gateway-commands.ts';
 // `strait demo` lives in its own module (owned by the lead engineer); it registers itself here.
 import { registerDemo } from './demo.ts';
 import { registerProxy } from './proxy-command.ts';
+import { registerChat } from './chat.ts';
 import { installStandardOutput, standardOutput, writeErr, writeOut } from './standard-output.ts';
 
 /** Overrides the default locator of client commands (`--locator`). */
@@ -312,6 +313,7 @@ export function buildProgram(): Command {
 
   registerDemo(program);
   registerProxy(program);
+  registerChat(program);
   return program;
 }
 

@@ -18,11 +18,13 @@ import {
   DEFAULT_TIMING,
   FRAME_BYTES_MAX_DEFAULT,
   VALUE_BYTES_MAX_DEFAULT,
+  ROUTER_PORT_DEFAULT,
   type LocatorConfig,
   type MembershipTiming,
+  type RouterConfig,
   type ServerConfig,
 } from '../core/config.ts';
-import { ROUTER_PORT_DEFAULT, type RouterConfig } from '../core/router.ts';
+
 import type { Address } from '../runtime/runtime.ts';
 import {
   asMapping,

@@ -45,6 +45,20 @@ export interface LocatorConfig {
   readonly httpAddress: Address | undefined;
 }
 
+export const ROUTER_PORT_DEFAULT = 12001;
+
+/** A router (router.ts): where it listens, the other routers of its mesh, the mesh's secret. */
+export interface RouterConfig {
+  readonly name: string;
+  readonly bind: Address;
+  /** Host advertised to members and the other routers; default: the bind host. */
+  readonly hostnameForClients: string | undefined;
+  /** Other routers of the mesh to dial. */
+  readonly routers: readonly Address[];
+  /** The mesh's shared secret; never logged. */
+  readonly secret: string;
+}
+
 /** The routers a member registers with, and the secret they share. */
 export interface RouterSettings {
   readonly addresses: readonly Address[];

@@ -27,11 +27,13 @@ import type { PushBody, PushOp, RequestBody, RequestOp, ResponseBody, RouterRegi
 import type { Address, Listener, Logger, Runtime, Timer } from '../runtime/runtime.ts';
 import { formatAddress } from '../runtime/runtime.ts';
 import { Backoff } from './backoff.ts';
+import type { RouterConfig } from './config.ts';
 import type { MemberStartResult } from './member-admin.ts';
 import { addressKey } from './peer-pool.ts';
 import { dispatchRequest, type HandlerTable, type InternalErrorSink } from './handlers.ts';
 
-export const ROUTER_PORT_DEFAULT = 12001;
+export { ROUTER_PORT_DEFAULT } from './config.ts';
+
 /** Connections open at once, at most (members, peers, and ones still registering). */
 export const ROUTER_CONNECTIONS_MAX = 10_000;
 /** Members registered on this router, at most. */
@@ -51,17 +53,6 @@ const ROUTER_TABLE_INTERVAL_MS = 5000;
 /** Changes are pushed this soon (bursts coalesce). */
 const ROUTER_TABLE_SOON_MS = 20;
 const REQUEST_TIMEOUT_MS = 10_000;
-
-export interface RouterConfig {
-  readonly name: string;
-  readonly bind: Address;
-  /** Host advertised to members and the other routers; default: the bind host. */
-  readonly hostnameForClients: string | undefined;
-  /** Other routers of the mesh to dial. */
-  readonly routers: readonly Address[];
-  /** The mesh's shared secret; never logged. */
-  readonly secret: string;
-}
 
 /** Constant-time comparison, so the time a refusal takes says nothing about the secret. */
 export function secretsEqual(a: string, b: string): boolean {

@@ -1,9 +1,10 @@
 // A client the NAT tests run inside a site's network namespace (`ip netns exec NS node
 // test/nat/nat-client.ts ...`), where the test process itself has no address:
 //
-//   write --locators L --region R --prefix P --keys N   writes P-0..P-(N-1) twice each (values
-//        1 then 2, so a replay of the first write after the second would show), retrying a
-//        failed put until it is acknowledged; prints {"acknowledged": 2N}
+//   write --locators L --region R --prefix P --keys N [--rate W]   writes P-0..P-(N-1) twice
+//        each (values 1 then 2, so a replay of the first write after the second would show),
+//        retrying a failed put until it is acknowledged, at most W puts per second when given
+//        (so a fault can land mid-stream); prints {"acknowledged": 2N}
 //   dump --locators L --region R --prefix P             prints {"P-0": 2, ...}: every entry of R
 //        whose key starts with P
 //
@@ -19,7 +20,7 @@ const PUT_ATTEMPTS_MAX = 50;
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
-  options: { locators: { type: 'string' }, region: { type: 'string' }, prefix: { type: 'string' }, keys: { type: 'string' } },
+  options: { locators: { type: 'string' }, region: { type: 'string' }, prefix: { type: 'string' }, keys: { type: 'string' }, rate: { type: 'string' } },
 });
 const command = positionals[0];
 const region = values.region ?? 'NAT';
@@ -30,12 +31,18 @@ try {
   const entries = client.region<number>(region);
   if (command === 'write') {
     const keys = Number(values.keys ?? 100);
+    const rate = values.rate === undefined ? Infinity : Number(values.rate);
+    const startedMs = Date.now();
+    let issued = 0;
     let acknowledged = 0;
     for (const value of [1, 2]) {
       let next = 0;
       const worker = async () => {
         while (next < keys) {
           const key = `${prefix}-${next++}`;
+          issued += 1;
+          const dueMs = startedMs + (issued / rate) * 1000;
+          if (dueMs > Date.now()) await new Promise((resolve) => setTimeout(resolve, dueMs - Date.now()));
           for (let attempt = 1; ; attempt++) {
             try {
               await entries.put(key, value);

@@ -156,8 +156,9 @@ export async function stopSites(lab: NetnsLab, sites: readonly StartedSite[], ro
 }
 
 /** Writes `keys` keys twice each at `site` (values 1, then 2); returns the writes acknowledged. */
-export async function writeAt(lab: NetnsLab, site: StartedSite, prefix: string, keys: number): Promise<number> {
-  const result = await runInNamespace(lab, site.network.namespace, [CLIENT_PATH, 'write', '--locators', site.locator, '--region', NAT_REGION, '--prefix', prefix, '--keys', String(keys)]);
+export async function writeAt(lab: NetnsLab, site: StartedSite, prefix: string, keys: number, ratePerSecond?: number): Promise<number> {
+  const rate = ratePerSecond === undefined ? [] : ['--rate', String(ratePerSecond)];
+  const result = await runInNamespace(lab, site.network.namespace, [CLIENT_PATH, 'write', '--locators', site.locator, '--region', NAT_REGION, '--prefix', prefix, '--keys', String(keys), ...rate]);
   if (result.status !== 0) throw new Error(`writing at site ${site.network.id} failed: ${result.stderr}`);
   return (JSON.parse(result.stdout) as { acknowledged: number }).acknowledged;
 }

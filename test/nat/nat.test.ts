@@ -40,6 +40,8 @@ interface ScenarioOptions {
   /** Sites whose receivers dial out even though they use the routers. */
   readonly dialOutSites?: readonly number[];
   readonly keysPerSite?: number;
+  /** Puts per second per site, at most (default: as fast as they go). */
+  readonly writeRate?: number;
   /** Runs while the writes flow (scenario 5 cuts a router's link). */
   readonly duringWrites?: (lab: NetnsLab, routers: readonly PublicHost[], writesDone: () => boolean) => Promise<void>;
 }
@@ -72,7 +74,7 @@ async function scenario(t: TestContext, kinds: readonly SiteKind[], options: Sce
   }
 
   let done = false;
-  const writing = Promise.all(sites.map((site) => writeAt(lab, site, `site${site.network.id}`, keys))).finally(() => {
+  const writing = Promise.all(sites.map((site) => writeAt(lab, site, `site${site.network.id}`, keys, options.writeRate))).finally(() => {
     done = true;
   });
   if (options.duringWrites !== undefined) await options.duringWrites(lab, routerHosts, () => done);
@@ -110,8 +112,10 @@ test('NAT 5: as 4, one router cut off mid-stream: all 20,000 acknowledged writes
     routers: 2,
     routedSites: [1, 2],
     keysPerSite: 5000,
+    // 10,000 puts per site over about 5 s: the cut lands in the middle.
+    writeRate: 2000,
     duringWrites: async (lab, routers, writesDone) => {
-      await sleep(1500);
+      await sleep(3000);
       // Members use the first router they registered with: router 1 carries the traffic.
       assert.equal(writesDone(), false, 'the cut must come while the writes flow');
       lab.cutLink(routers[0]!);
