@@ -79,7 +79,7 @@ export const PURE_BUILTINS: ReadonlySet<string> = new Set([
 ]);
 
 /** Packages that do I/O (disk, stdout, HTTP) or read process state; outside the edge, forbidden. */
-export const IO_PACKAGES: ReadonlySet<string> = new Set(['lmdb', 'pino', 'pino-pretty', 'fastify', 'prom-client']);
+export const IO_PACKAGES: ReadonlySet<string> = new Set(['lmdb', 'pino', 'pino-pretty', 'fastify', 'prom-client', 'pg']);
 
 /**
  * Violations known and being fixed elsewhere, so `npm test` stays green meanwhile. Each entry must

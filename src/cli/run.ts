@@ -17,6 +17,7 @@ import { Server } from '../core/server.ts';
 import type { ConflictResolver } from '../core/config.ts';
 import { pathToFileURL } from 'node:url';
 import { createNodeRuntime } from '../runtime/node/node-runtime.ts';
+import { createDiscovery, DISCOVERY_REFRESH_MS, findLocators, type PublishedLocator } from './discovery.ts';
 import { createLogger, type NodeLogger } from '../runtime/node/logger.ts';
 import { formatAddress, type Address } from '../runtime/runtime.ts';
 import {
@@ -30,6 +31,9 @@ import {
   type ListeningMemberRecord,
   type MemberRecord,
 } from './member-files.ts';
+
+/** A locator looks this long for the site's other locators before it starts alone. */
+const LOCATOR_DISCOVERY_WAIT_MS = 3000;
 
 /** How long a clean leave may take before the process exits anyway. */
 export const SHUTDOWN_TIMEOUT_MS = 15_000;
@@ -191,10 +195,32 @@ export async function runMember(config: MemberConfig, options: RunOptions): Prom
       return;
     }
   }
+  // Discovery (discovery.ts): more locators of the site than the static list names.
+  let locators = config.core.locators;
+  const discovery = config.discovery === undefined ? undefined : createDiscovery(config.discovery);
+  if (discovery !== undefined) {
+    const found = await findLocators(discovery, config.core.site, runtime.log, { giveUpAfterMs: config.role === 'locator' ? LOCATOR_DISCOVERY_WAIT_MS : undefined });
+    const known = new Set(locators.map(formatAddress));
+    locators = [...locators, ...found.filter((address) => !known.has(formatAddress(address)))];
+  }
   member =
     config.role === 'locator'
-      ? new Locator(runtime, { ...config.core, pid: process.pid, httpAddress }, sink)
-      : new Server(runtime, { ...config.core, pid: process.pid, httpAddress, conflictResolver }, sink);
+      ? new Locator(runtime, { ...config.core, locators, pid: process.pid, httpAddress }, sink)
+      : new Server(runtime, { ...config.core, locators, pid: process.pid, httpAddress, conflictResolver }, sink);
+  // A locator publishes itself where discovery can be written, and keeps its entry fresh.
+  let published: PublishedLocator | undefined;
+  const publish = (): void => {
+    if (discovery === undefined || published === undefined) return;
+    discovery.publish(published).catch((error: unknown) => runtime.log.warn({ discovery: discovery.description }, `${config.name}: could not publish itself to ${discovery.description}: ${describeError(error).message}; retrying in ${DISCOVERY_REFRESH_MS} ms`));
+  };
+  const publishTimer = setInterval(publish, DISCOVERY_REFRESH_MS);
+  publishTimer.unref();
+  const unpublish = async (): Promise<void> => {
+    clearInterval(publishTimer);
+    if (discovery === undefined) return;
+    if (published !== undefined) await discovery.unpublish(published).catch(() => {});
+    await discovery.close().catch(() => {});
+  };
   const running = member;
 
   let stopping = false;
@@ -212,7 +238,7 @@ export async function runMember(config: MemberConfig, options: RunOptions): Prom
     }, SHUTDOWN_TIMEOUT_MS);
     forced.unref();
     running.stop(() => {
-      closeAll(() => {
+      void unpublish().finally(() => closeAll(() => {
         try {
           const status = running.admin.status();
           writeMemberRecord(dir, {
@@ -232,7 +258,7 @@ export async function runMember(config: MemberConfig, options: RunOptions): Prom
         logger.info({}, `${config.name} stopped`);
         clearTimeout(forced);
         exit(0);
-      });
+      }));
     });
   };
   if (running instanceof Server) {
@@ -268,6 +294,10 @@ export async function runMember(config: MemberConfig, options: RunOptions): Prom
     };
     writeMemberRecord(dir, record);
     logger.info({ address: formatAddress(record.address), site: record.site, httpAddress: formatAddress(httpAddress) }, describeReadyMember(record));
+    if (config.role === 'locator') {
+      published = { site: info.site, name: config.name, address: info.address };
+      publish();
+    }
   });
 }
 

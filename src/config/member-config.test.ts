@@ -441,3 +441,23 @@ describe('routers and the mesh secret', () => {
     assertCode(() => buildMemberConfig('router', { name: 'r1', locators: 'l1' }, undefined, machine({ STRAIT_ROUTER_SECRET: 'sixteen-chars-or-more' })), 'STRAIT_CONFIG_INVALID', { key: '--locators' });
   });
 });
+
+describe('discovery', () => {
+  it('parses each type with its defaults, and lets a server go without locators', () => {
+    const config = server({}, 'name: s1\ndiscovery: { type: dns, name: locators.site1.example, record: a, servers: [127.0.0.1:5353] }\n');
+    assert.deepEqual(config.discovery, { type: 'dns', name: 'locators.site1.example', record: 'a', port: 10334, servers: [{ host: '127.0.0.1', port: 5353 }] });
+    assert.deepEqual(locator({}, 'name: l1\ndiscovery: { type: postgres, url: "postgres://u@db/strait" }\n').discovery, { type: 'postgres', url: 'postgres://u@db/strait', table: 'strait_members' });
+    const kubernetes = locator({}, 'name: l1\ndiscovery: { type: kubernetes, namespace: nyc, label-selector: app=strait, port-name: locator }\n').discovery;
+    assert.equal(kubernetes?.type === 'kubernetes' ? kubernetes.tokenFile : '', '/var/run/secrets/kubernetes.io/serviceaccount/token');
+  });
+
+  it('refuses a bad discovery setting at start, naming the key', () => {
+    assertCode(() => server({}, 'name: s1\ndiscovery: { type: zookeeper }\n'), 'STRAIT_CONFIG_INVALID', { key: 'discovery.type' });
+    assertCode(() => server({}, 'name: s1\ndiscovery: { type: directory }\n'), 'STRAIT_CONFIG_INVALID', { key: 'discovery.path' });
+    assertCode(() => server({}, 'name: s1\ndiscovery: { type: postgres, url: "mysql://x", table: t }\n'), 'STRAIT_CONFIG_INVALID', { key: 'discovery.url' });
+    assertCode(() => server({}, 'name: s1\ndiscovery: { type: postgres, url: "postgres://x/y", table: "t; drop table x" }\n'), 'STRAIT_CONFIG_INVALID', { key: 'discovery.table' });
+    assertCode(() => server({}, 'name: s1\ndiscovery: { type: dns, name: x, record: mx }\n'), 'STRAIT_CONFIG_INVALID', { key: 'discovery.record' });
+    assertCode(() => server({}, 'name: s1\ndiscovery: { type: directory, path: /x, colour: red }\n'), 'STRAIT_CONFIG_UNKNOWN_KEY', { key: 'discovery.colour' });
+    assertCode(() => server({}, 'name: s1\n'), 'STRAIT_CONFIG_INVALID', { key: 'locators' });
+  });
+});

@@ -41,6 +41,7 @@ import {
   type Origin,
   type Parser,
 } from './config-values.ts';
+import { parseDiscovery, type DiscoveryConfig } from './discovery-config.ts';
 import { substituteEnvironment, type Environment } from './environment.ts';
 import { isBindSelector, resolveBindSelector, type NetworkInterfaces } from './interfaces.ts';
 import {
@@ -109,6 +110,8 @@ interface CommonMemberConfig {
   readonly logFormat: LogFormat | undefined;
   /** Bearer token the admin HTTP API requires; never logged. */
   readonly adminToken: string | undefined;
+  /** Where to find the site's locators beyond `locators` (discovery-config.ts). */
+  readonly discovery: DiscoveryConfig | undefined;
 }
 
 export interface LocatorMemberConfig extends CommonMemberConfig {
@@ -208,6 +211,8 @@ export const CONFIG_KEYS: Readonly<Record<string, KeyDescription>> = {
   regions: { roles: SERVER, flag: false },
   'gateway-senders': { roles: SERVER, flag: false },
   'gateway-receiver': { roles: SERVER, flag: false },
+  /** Where the site's locators are found beyond `locators` (directory, postgres, dns, kubernetes). */
+  discovery: { roles: BOTH, flag: false },
   /** Path (relative to strait.yaml) of a module whose default export decides conflicts. */
   'conflict-resolver': { roles: SERVER, flag: true },
 };
@@ -320,6 +325,9 @@ export function buildMemberConfig(
     logLevel: get('log-level', oneOf(LOG_LEVELS)) ?? 'info',
     logFormat: get('log-format', oneOf(LOG_FORMATS)),
     adminToken: get('admin-token', longText),
+    discovery: fileValues?.['discovery'] === undefined || fileValues['discovery'] === null
+      ? undefined
+      : parseDiscovery(fileValues['discovery'], file?.path ?? COMMAND_LINE, LOCATOR_PORT_DEFAULT),
   };
   // Members advertise the configured host; an explicit hostname-for-clients is kept as given
   // (a name is advertised as the name), a wildcard bind is replaced by a connectable address.
@@ -366,8 +374,8 @@ export function buildMemberConfig(
     };
   }
 
-  if (locators.length === 0) {
-    throw missing('locators', 'required for a server: give --locators host[port],... or locators: in strait.yaml');
+  if (locators.length === 0 && common.discovery === undefined) {
+    throw missing('locators', 'required for a server: give --locators host[port],... or locators: in strait.yaml (or discovery:)');
   }
   const source = file?.path ?? COMMAND_LINE;
   const declared = (key: string): unknown => fileValues?.[key];
