@@ -15,6 +15,7 @@
 // end of input, then it waits WAIT_AFTER_INPUT_MS for the answers and leaves).
 
 import { createInterface } from 'node:readline';
+import { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import type { StraitClient } from '../client/client.ts';
 import { connect } from '../client/connect.ts';
@@ -57,6 +58,8 @@ export interface ChatOptions {
   readonly name: string;
   readonly region: string;
   readonly interactive: boolean;
+  /** Answer only, reading no input, until SIGINT / SIGTERM (a member left running in the background). */
+  readonly listen: boolean;
 }
 
 const HELP = [
@@ -159,7 +162,8 @@ export async function chatCommand(options: ChatOptions): Promise<number> {
   })();
 
   if (options.interactive) writeOut(`chat ${options.name} at site ${site} (region ${options.region}); type a line, or help`);
-  const input = createInterface({ input: process.stdin, terminal: false });
+  if (options.listen) writeOut(`chat ${options.name} at site ${site} (region ${options.region}): listening`);
+  const input = createInterface({ input: options.listen ? Readable.from([]) : process.stdin, terminal: false });
   const leave = async (): Promise<void> => {
     clearInterval(presenceTimer);
     input.close();
@@ -177,6 +181,10 @@ export async function chatCommand(options: ChatOptions): Promise<number> {
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  if (options.listen) {
+    input.close();
+    await new Promise(() => {}); // until a signal: onSignal leaves and exits
+  }
   for await (const raw of input) {
     const line = raw.trim();
     if (line.length === 0) continue;
@@ -204,9 +212,10 @@ export function registerChat(program: Command): void {
     .option('--locator <address>', 'a locator of this site, host[port]', '127.0.0.1[10334]')
     .requiredOption('--name <name>', 'this chat member\'s name')
     .option('--region <region>', `the replicated region the chat uses (default ${CHAT_REGION_DEFAULT})`, CHAT_REGION_DEFAULT)
-    .action(async (flags: { locator: string; name: string; region: string }) => {
+    .option('--listen', 'read no input: print and answer what arrives until Ctrl-C or SIGTERM (a member in the background)', false)
+    .action(async (flags: { locator: string; name: string; region: string; listen: boolean }) => {
       try {
-        process.exitCode = await chatCommand({ ...flags, interactive: process.stdin.isTTY === true });
+        process.exitCode = await chatCommand({ ...flags, interactive: process.stdin.isTTY === true && !flags.listen });
       } catch (error) {
         const { code, message } = describeError(error);
         writeErr(`error ${code}: ${message}`);
