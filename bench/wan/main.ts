@@ -70,6 +70,8 @@ interface StraitResults {
   readonly lagHalf: readonly LagRun[];
   readonly roundTrip: Readonly<Record<string, readonly ThroughputRun[]>>;
   readonly backlog: BacklogRun | undefined;
+  /** The same 100 B throughput, the batches going through one router instead of the proxy. */
+  readonly routed: readonly ThroughputRun[];
 }
 
 interface RedisResults {
@@ -166,7 +168,22 @@ async function measureStrait(cleanup: Cleanup, root: string, options: WanBenchOp
     say(`  backlog: writes ${rate(backlog.writesPerSecond)}, RSS ${formatNumber(backlog.rssBeforeBytes / MIB, 0)} → peak ${formatNumber(backlog.rssPeakBytes / MIB, 0)} MiB, ` +
       `queue peak ${formatNumber(backlog.queueBytesPeak / MIB, 1)} MiB (${backlog.overflowEventsPeak} events on disk), reconnect ${backlog.reconnectMs.toFixed(0)} ms, ` +
       `drain ${rate(backlog.drainPerSecondFromHeal)} from heal, ${rate(backlog.drainPerSecond)} from first ack`);
-    return { settings: SETTINGS, commands: wan.commands, small, large, lagFixedRate: rates.fixed, lagFixed, lagHalfRate: rates.half, lagHalf, roundTrip, backlog };
+    return { settings: SETTINGS, commands: wan.commands, small, large, lagFixedRate: rates.fixed, lagFixed, lagHalfRate: rates.half, lagHalf, roundTrip, backlog, routed: [] };
+  } finally {
+    await stopStraitWan(cleanup, wan);
+  }
+}
+
+/** The same two sites with the batches going through one router instead of the proxy. */
+async function measureStraitRouted(cleanup: Cleanup, root: string, options: WanBenchOptions): Promise<ThroughputRun[]> {
+  say('Strait through a router: two sites registered with one router, the receiver unreachable directly ...');
+  const wan = await startStraitWan(cleanup, join(root, 'routed'), SETTINGS, false, true);
+  try {
+    const status = await senderStatus(wan);
+    say(`  sender connected to ${status.connectedReceiver === null ? '?' : `${status.connectedReceiver.host}`}; warming up`);
+    await throughputRun(wan, options.quick ? 10_000 : 30_000, 100, options.inFlight, 0);
+    const describe = (run: ThroughputRun) => `E2E ${rate(run.endToEndPerSecond)}, puts ${rate(run.putsPerSecond)}, tail ${run.tailMs.toFixed(0)} ms`;
+    return await repeat(options.runs, 'E2E 100 B through the router', () => throughputRun(wan, options.eventsSmall, 100, options.inFlight, 0), describe);
   } finally {
     await stopStraitWan(cleanup, wan);
   }
@@ -266,6 +283,11 @@ function buildRows(straitResults: StraitResults | undefined, redisResults: Redis
   for (const [label, pick] of [['p50', (x: { p50Ms: number }) => x.p50Ms], ['p99', (x: { p99Ms: number }) => x.p99Ms], ['p99.9', (x: { p999Ms: number }) => x.p999Ms]] as const) {
     rows.push({ metric: `lag ${label} at ${formatNumber(half, 0)} events/s = half of Strait's peak (ms)`, strait: of(s?.lagHalf, pick), redis: of(r?.lagHalf, pick), nats: of(n?.lagHalf, pick), decimals: 2 });
   }
+  const routed = of(s?.routed, (x) => x.endToEndPerSecond);
+  rows.push(
+    { metric: 'E2E throughput through one router, 100 B (events/s)', strait: routed, redisNote: 'no relay', natsNote: 'not measured', decimals: 0 },
+    { metric: 'through one router / direct through the proxy, 100 B', strait: routed === undefined ? undefined : rttShare(of(s?.small, (x) => x.endToEndPerSecond), routed), decimals: 2 },
+  );
   const b = s?.backlog;
   const nb = n?.backlog;
   const backlogLabel = `backlog of ${formatNumber(options.backlogEvents, 0)} events`;
@@ -343,7 +365,8 @@ async function runComparison(cleanup: Cleanup, root: string, options: WanBenchOp
   say(formatMachine(machine));
   say(`mode: ${options.quick ? 'QUICK (1 run of each figure, small event counts: indicative only)' : `full, ${options.runs} runs of each figure (median, min–max), backlog 1 run`}`);
   const wants = (system: string) => options.systems.includes(system as never);
-  const straitResults = wants('strait') ? await measureStrait(cleanup, join(root, 'strait'), options) : undefined;
+  const direct = wants('strait') ? await measureStrait(cleanup, join(root, 'strait'), options) : undefined;
+  const straitResults = direct === undefined ? undefined : { ...direct, routed: await measureStraitRouted(cleanup, join(root, 'strait'), options) };
   const rates = lagRates(straitResults === undefined ? undefined : spread(straitResults.small.map((run) => run.endToEndPerSecond)).median);
   const redisResults = wants('redis') ? await measureRedis(cleanup, join(root, 'redis'), options, rates) : undefined;
   if (redisResults !== undefined && 'skipped' in redisResults) say(redisResults.skipped);

@@ -18,8 +18,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type ClientRegion, type StraitClient } from '../../src/client/client.ts';
 import { connect } from '../../src/client/connect.ts';
 import type { SenderStatus } from '../../src/protocol/messages.ts';
-import { Cleanup, freePort } from '../processes.ts';
-import { BENCH_REGION, startMember, startProfiledServer, type StartedMember } from '../strait-site.ts';
+import { Cleanup, describeFailure, freePort } from '../processes.ts';
+import { BENCH_REGION, startMember, startProfiledServer, strait, type StartedMember } from '../strait-site.ts';
 import { anonymousResidentBytes, LagRecorder, pipelined, rateLimited, residentBytes, sentAt, stampedValue, waitUntil, type LagSummary, type RateRun } from './load.ts';
 import { ProxyProcess } from './proxy-control.ts';
 
@@ -51,14 +51,21 @@ export function siteAServerConfig(settings: SenderSettings): string {
   ].join('\n');
 }
 
-export function siteBServerConfig(receiverPort: number | string): string {
+export function siteBServerConfig(receiverPort: number | string, advertisedHost = ADVERTISED_RECEIVER_HOST): string {
   return [
     'regions:',
     `  ${BENCH_REGION}: { type: replicate, persistent: false }`,
-    `gateway-receiver: { start-port: ${receiverPort}, end-port: ${receiverPort}, bind-address: 127.0.0.1, hostname-for-clients: ${ADVERTISED_RECEIVER_HOST} }`,
+    `gateway-receiver: { start-port: ${receiverPort}, end-port: ${receiverPort}, bind-address: 127.0.0.1, hostname-for-clients: ${advertisedHost} }`,
     '',
   ].join('\n');
 }
+
+/**
+ * The routed variant: the receiver advertises an address nobody reaches (TEST-NET-1), so after
+ * one failed direct attempt the sender goes through the router, with no proxy on the way.
+ */
+export const UNREACHABLE_RECEIVER_HOST = '192.0.2.1';
+const ROUTER_SECRET = 'bench-router-mesh-secret';
 
 export interface ServerProcess {
   readonly name: string;
@@ -88,9 +95,9 @@ async function runProfiledServer(cleanup: Cleanup, name: string, dir: string, lo
   return { name, dir, pid: server.pid, adminUrl: `http://${server.httpAddress.host}:${server.httpAddress.port}`, profileDir: server.profileDir };
 }
 
-async function startServer(cleanup: Cleanup, name: string, dir: string, locators: string, profiled: boolean): Promise<ServerProcess> {
+async function startServer(cleanup: Cleanup, name: string, dir: string, locators: string, profiled: boolean, extraFlags: readonly string[] = []): Promise<ServerProcess> {
   if (profiled) return runProfiledServer(cleanup, name, dir, locators);
-  const member = await startMember(cleanup, 'server', name, dir, ['--server-port', '0', '--locators', locators]);
+  const member = await startMember(cleanup, 'server', name, dir, ['--server-port', '0', '--locators', locators, ...extraFlags]);
   return { name, dir, pid: member.pid, adminUrl: member.adminUrl, profileDir: undefined };
 }
 
@@ -116,20 +123,39 @@ export async function senderStatus(wan: StraitWan): Promise<SenderStatus> {
   return (await response.json()) as SenderStatus;
 }
 
-/** Starts both sites and the proxy; `profiled` runs the two servers under node --cpu-prof. */
-export async function startStraitWan(cleanup: Cleanup, root: string, settings: SenderSettings, profiled = false): Promise<StraitWan> {
+/** Starts `strait start router` on a free port; returns its host[port]. */
+async function startRouter(cleanup: Cleanup, root: string): Promise<string> {
+  const port = await freePort();
+  const dir = join(root, 'wan-router');
+  const result = await strait(['start', 'router', '--name', 'wan-router', '--dir', dir, '--port', String(port), '--bind-address', '127.0.0.1', '--json']);
+  if (result.status !== 0) throw new Error(describeFailure('strait start router', result));
+  const record = JSON.parse(result.stdout) as { pid: number };
+  cleanup.add('router wan-router', record.pid, async () => {
+    await strait(['stop', 'router', '--dir', dir, '--force']);
+  });
+  return `127.0.0.1[${port}]`;
+}
+
+/**
+ * Starts both sites and the proxy; `profiled` runs the two servers under node --cpu-prof.
+ * `routed`: every member registers with one router and site 2's receiver can't be reached
+ * directly, so the batches go through the router (the proxy then carries nothing).
+ */
+export async function startStraitWan(cleanup: Cleanup, root: string, settings: SenderSettings, profiled = false, routed = false): Promise<StraitWan> {
   const [portA, portB] = [await freePort(), await freePort()];
   const { port: receiverPort, proxy } = await proxyOnFreePort(cleanup);
-  const locatorA = await startMember(cleanup, 'locator', 'wan-locator-1', join(root, 'wan-locator-1'), ['--port', String(portA), '--site-id', '1', '--remote-locators', `127.0.0.1[${portB}]`]);
-  const locatorB = await startMember(cleanup, 'locator', 'wan-locator-2', join(root, 'wan-locator-2'), ['--port', String(portB), '--site-id', '2', '--remote-locators', `127.0.0.1[${portA}]`]);
+  if (routed) process.env['STRAIT_ROUTER_SECRET'] = ROUTER_SECRET;
+  const routers = routed ? ['--routers', await startRouter(cleanup, root)] : [];
+  const locatorA = await startMember(cleanup, 'locator', 'wan-locator-1', join(root, 'wan-locator-1'), ['--port', String(portA), '--site-id', '1', ...(routed ? routers : ['--remote-locators', `127.0.0.1[${portB}]`])]);
+  const locatorB = await startMember(cleanup, 'locator', 'wan-locator-2', join(root, 'wan-locator-2'), ['--port', String(portB), '--site-id', '2', ...(routed ? routers : ['--remote-locators', `127.0.0.1[${portA}]`])]);
   const dirA = join(root, 'wan-server-1');
   const dirB = join(root, 'wan-server-2');
   mkdirSync(dirA, { recursive: true });
   mkdirSync(dirB, { recursive: true });
   writeFileSync(join(dirA, 'strait.yaml'), siteAServerConfig(settings));
-  writeFileSync(join(dirB, 'strait.yaml'), siteBServerConfig(receiverPort));
-  const serverB = await startServer(cleanup, 'wan-server-2', dirB, locatorB.address, profiled);
-  const serverA = await startServer(cleanup, 'wan-server-1', dirA, locatorA.address, profiled);
+  writeFileSync(join(dirB, 'strait.yaml'), siteBServerConfig(receiverPort, routed ? UNREACHABLE_RECEIVER_HOST : ADVERTISED_RECEIVER_HOST));
+  const serverB = await startServer(cleanup, 'wan-server-2', dirB, locatorB.address, profiled, routers);
+  const serverA = await startServer(cleanup, 'wan-server-1', dirA, locatorA.address, profiled, routers);
   const clientA = await connect({ locators: locatorA.address, name: 'wan-bench-writer' });
   const clientB = await connect({ locators: locatorB.address, name: 'wan-bench-reader' });
   const wan: StraitWan = {
