@@ -105,7 +105,7 @@ test('a server started with no locators list joins its site through directory di
   const yaml = `discovery: { type: directory, path: ${shared} }\n`;
   for (const name of ['locator-1', 'server-1']) {
     mkdirSync(join(root, name), { recursive: true });
-    writeFileSync(join(root, name, 'strait.yaml'), name === 'server-1' ? `${yaml}regions:\n  R: { type: replicate }\n` : yaml);
+    writeFileSync(join(root, name, 'strait.yaml'), name === 'server-1' ? `${yaml}site-id: 1\nregions:\n  R: { type: replicate }\n` : yaml);
   }
   const locator = await startMember(cleanup, 'locator', 'locator-1', join(root, 'locator-1'), ['--port', '0']);
   assert.deepEqual(await directoryDiscovery(shared).find(1), [{ host: '127.0.0.1', port: Number(/\[(\d+)\]/.exec(locator.address)![1]) }]);

@@ -459,5 +459,8 @@ describe('discovery', () => {
     assertCode(() => server({}, 'name: s1\ndiscovery: { type: dns, name: x, record: mx }\n'), 'STRAIT_CONFIG_INVALID', { key: 'discovery.record' });
     assertCode(() => server({}, 'name: s1\ndiscovery: { type: directory, path: /x, colour: red }\n'), 'STRAIT_CONFIG_UNKNOWN_KEY', { key: 'discovery.colour' });
     assertCode(() => server({}, 'name: s1\n'), 'STRAIT_CONFIG_INVALID', { key: 'locators' });
+    // A shared store holds every site's locators: a server must name its site.
+    assertCode(() => server({}, 'name: s1\ndiscovery: { type: directory, path: /x }\n'), 'STRAIT_CONFIG_INVALID', { key: 'site-id' });
+    assert.equal(server({}, 'name: s1\nsite-id: 2\ndiscovery: { type: directory, path: /x }\n').discovery?.type, 'directory');
   });
 });

@@ -374,6 +374,10 @@ export function buildMemberConfig(
     };
   }
 
+  // A shared directory or table holds every site's locators: a server must say which is its own.
+  if (site === undefined && (common.discovery?.type === 'directory' || common.discovery?.type === 'postgres')) {
+    throw missing('site-id', `required for a server with discovery type ${common.discovery.type}: the store holds the locators of every site, so give --site-id or site-id: in strait.yaml`);
+  }
   if (locators.length === 0 && common.discovery === undefined) {
     throw missing('locators', 'required for a server: give --locators host[port],... or locators: in strait.yaml (or discovery:)');
   }

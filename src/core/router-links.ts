@@ -83,6 +83,8 @@ interface Link {
   error: string | null;
   retry: Timer | undefined;
   pingInFlight: boolean;
+  /** When the router last sent us anything (monotonic ms): liveness. */
+  lastHeardMs: number;
   lastFailureLogMs: number;
   readonly tunnels: Set<TunnelStream>;
 }
@@ -119,7 +121,7 @@ export class RouterLinks {
     for (const address of this.routers) {
       const link: Link = {
         address, backoff: new Backoff(this.runtime.random, { initialDelayMs: 100, maximumDelayMs: 5000 }), connection: undefined,
-        state: 'waiting', router: null, sinceMs: this.runtime.clock.now(), error: null, retry: undefined, pingInFlight: false,
+        state: 'waiting', router: null, sinceMs: this.runtime.clock.now(), error: null, retry: undefined, pingInFlight: false, lastHeardMs: 0,
         lastFailureLogMs: -Infinity, tunnels: new Set(),
       };
       this.links.push(link);
@@ -220,13 +222,18 @@ export class RouterLinks {
     }, {
       onOpen: (opened) => {
         opened.request('routerRegister', { secret: this.secret, kind: 'member', site: this.identity.site, name: this.identity.name }, (error, response) => {
-          if (link.connection !== opened) return;
+          if (link.connection !== opened) {
+            opened.close(); // a connection this link has given up on must not stay registered
+            return;
+          }
           if (error !== undefined || response === undefined) {
-            opened.close();
+            // Forget it first, so its close does not count as a second failure.
             this.failed(link, error?.message ?? 'no answer to routerRegister');
+            opened.close();
             return;
           }
           link.state = 'registered';
+          link.lastHeardMs = this.runtime.clock.monotonic();
           link.router = response.router;
           link.sinceMs = this.runtime.clock.now();
           link.error = null;
@@ -235,7 +242,11 @@ export class RouterLinks {
         });
       },
       onRequest: (_connection, _request, reply) => reply.fail(new StraitError('STRAIT_MESSAGE_INVALID', { peer: formatAddress(link.address), reason: 'a member serves no requests from a router' })),
-      onPush: (_connection, op, body) => this.onPush(link, op, body),
+      onPush: (pushed, op, body) => {
+        if (link.connection !== pushed) return; // a connection this link gave up on
+        link.lastHeardMs = this.runtime.clock.monotonic();
+        this.onPush(link, op, body);
+      },
       onClose: (closed, error) => {
         if (link.connection !== closed) return;
         this.failed(link, error?.message ?? 'closed by the router');
@@ -277,10 +288,17 @@ export class RouterLinks {
         link.pingInFlight = true;
         connection.request('ping', {}, (error) => {
           link.pingInFlight = false;
-          if (error === undefined || link.connection !== connection) return;
-          // A router that stops answering (a cut link leaves the socket open) is left.
+          if (link.connection !== connection) return;
+          const now = this.runtime.clock.monotonic();
+          if (error === undefined) {
+            link.lastHeardMs = now;
+            return;
+          }
+          // A ping may wait behind a backlog of tunnel data either way: a router we still hear
+          // from is alive. One silent for the whole timeout (a cut link leaves the socket open) is left.
+          if (now - link.lastHeardMs < ROUTER_PING_TIMEOUT_MS) return;
+          this.failed(link, `no answer to a ping and nothing heard within ${ROUTER_PING_TIMEOUT_MS} ms (${error.message})`);
           connection.close();
-          this.failed(link, `no answer to a ping within ${ROUTER_PING_TIMEOUT_MS} ms (${error.message})`);
         });
       }
       this.schedulePings();
@@ -376,7 +394,13 @@ class TunnelStream implements Stream {
     const held = this.held;
     this.held = [];
     this.links.defer(() => {
-      for (const bytes of held) if (!this.closed) this.handler?.onData(bytes);
+      while (held.length > 0 && !this.closed) {
+        if (this.paused) {
+          this.held = [...held, ...this.held]; // paused again meanwhile: keep the rest in order
+          return;
+        }
+        this.handler?.onData(held.shift()!);
+      }
     });
   }
 
@@ -394,11 +418,13 @@ class TunnelStream implements Stream {
     this.links.defer(() => this.finish(error));
   }
 
-  /** The tunnel ended (either side, or its router link): onClose, once. */
+  /** The tunnel ended (either side, or its router link): onClose, once, after any held data. */
   finish(error: Error | undefined): void {
     if (this.closed) return;
-    this.closed = true;
+    const held = this.held;
     this.held = [];
+    for (const bytes of held) this.handler?.onData(bytes);
+    this.closed = true;
     this.links.forget(this);
     this.handler?.onClose(error);
   }

@@ -177,3 +177,29 @@ test('a member may open tunnels only in its own name', () => {
   assert.match(closes[0]!, /opens tunnels as itself/);
   assert.deepEqual(b.received, []);
 });
+
+test('a member cut off from the router loses its registration; a refused registration is closed', async () => {
+  const sim = new Simulator({ seed: 8, log: 'silent' });
+  const r1 = { host: '10.9.0.1', port: PORT };
+  startRouter(sim, 'router-1', r1.host, []);
+  const a = member(sim, 'a', '10.1.0.1', 1, [r1]);
+  const b = member(sim, 'b', '10.2.0.1', 2, [r1]);
+  // A locator-role connection that registers without a site: refused, then closed.
+  const runtime = sim.host('odd', { address: '10.6.0.5' }).runtime();
+  let refused: string | undefined;
+  let oddClosed = false;
+  Connection.open(runtime, r1, { local: { role: 'server', name: 'odd', site: 6 }, frameBytesMax: 1 << 20, requestTimeoutMs: 1000, requestsInFlightMax: 4 }, {
+    onOpen: (connection) => connection.request('routerRegister', { secret: SECRET, kind: 'member', site: null, name: 'odd' }, (error) => { refused = error?.code; }),
+    onRequest: () => {}, onPush: () => {}, onClose: () => { oddClosed = true; },
+  });
+  sim.run({ untilMs: 2000 });
+  assert.ok(a.links.registered && b.links.registered);
+  assert.equal(refused, 'STRAIT_MESSAGE_INVALID');
+  sim.network.isolate('b');
+  sim.run({ untilMs: 20_000 });
+  assert.ok(oddClosed, 'the refused connection was closed by the registration timeout');
+  let error: Error | undefined;
+  a.network.connect(routedAddress(2, 'b'), { onOpen: () => {}, onData: () => {}, onDrain: () => {}, onClose: (closeError) => { error = closeError; } });
+  sim.run({ untilMs: 21_000 });
+  assert.match(String(error?.message), /no router of the mesh holds a registration of b of site 2/);
+});

@@ -53,6 +53,8 @@ const ROUTER_TABLE_INTERVAL_MS = 5000;
 /** Changes are pushed this soon (bursts coalesce). */
 const ROUTER_TABLE_SOON_MS = 20;
 const REQUEST_TIMEOUT_MS = 10_000;
+/** A registered member that sent nothing (it pings every second) for this long is gone. */
+const MEMBER_SILENCE_MS = 10_000;
 
 /** Constant-time comparison, so the time a refusal takes says nothing about the secret. */
 export function secretsEqual(a: string, b: string): boolean {
@@ -78,6 +80,8 @@ interface LinkState {
   /** Set while this connection's reading is stopped. */
   paused: boolean;
   registerTimer: Timer | undefined;
+  /** When this connection last sent anything (monotonic ms): a member pings every second. */
+  lastHeardMs: number;
 }
 
 interface Tunnel {
@@ -184,7 +188,7 @@ export class Router {
   }
 
   private track(connection: Connection): void {
-    const state: LinkState = { registration: undefined, tunnels: new Set(), pausedSources: new Set(), paused: false, registerTimer: undefined };
+    const state: LinkState = { registration: undefined, tunnels: new Set(), pausedSources: new Set(), paused: false, registerTimer: undefined, lastHeardMs: this.runtime.clock.monotonic() };
     state.registerTimer = this.runtime.setTimer(REGISTER_TIMEOUT_MS, () => {
       state.registerTimer = undefined;
       if (state.registration === undefined && connection.state !== 'closed') {
@@ -197,6 +201,8 @@ export class Router {
   // ---- Requests ----
 
   private onRequest(connection: Connection, request: IncomingRequest, reply: Reply<RequestOp>): void {
+    const state = this.links.get(connection);
+    if (state !== undefined) state.lastHeardMs = this.runtime.clock.monotonic();
     dispatchRequest(this.handlers, 'router', connection, request, reply, this.internalError);
   }
 
@@ -214,11 +220,16 @@ export class Router {
     const state = this.links.get(connection);
     if (state === undefined) throw new StraitError('STRAIT_CONNECTION_CLOSED', { peer: connection.label, type: 'routerRegister' });
     if (state.registration !== undefined) return { router: this.config.name };
-    state.registerTimer?.cancel();
-    state.registerTimer = undefined;
+    // A refusal below throws before the registration timer is cancelled: a connection refused
+    // here is still closed when that timer fires.
+    const registered = () => {
+      state.registerTimer?.cancel();
+      state.registerTimer = undefined;
+    };
     const sinceMs = this.runtime.clock.now();
     if (body.kind === 'router') {
       if (this.peerTables.size >= ROUTER_PEERS_MAX) throw new StraitError('STRAIT_TOO_MANY_CONNECTIONS', { member: `router ${this.config.name} (mesh peers)`, limit: ROUTER_PEERS_MAX });
+      registered();
       state.registration = { kind: 'router', name: body.name, address: body.address, sinceMs };
       this.peerTables.set(connection, { router: body.name, registrations: new Map(), routers: [] });
       this.log.info({ peer: body.name }, `router ${this.config.name}: router ${body.name}${body.address ? ` (${formatAddress(body.address)})` : ''} joined the mesh`);
@@ -231,6 +242,7 @@ export class Router {
       throw new StraitError('STRAIT_MESSAGE_INVALID', { peer: connection.label, reason: 'only locators and servers of a site register as members' });
     }
     if (this.members.size >= ROUTER_REGISTRATIONS_MAX) throw new StraitError('STRAIT_TOO_MANY_CONNECTIONS', { member: `router ${this.config.name} (registrations)`, limit: ROUTER_REGISTRATIONS_MAX });
+    registered();
     state.registration = { kind: 'member', site: body.site, name: body.name, role: peerRole, sinceMs };
     // A member that reconnects registers again: the newest connection is the one that works.
     this.members.set(memberKey(body.site, body.name), connection);
@@ -287,6 +299,7 @@ export class Router {
   private onPush(connection: Connection, op: PushOp, body: unknown): void {
     const state = this.links.get(connection);
     if (state === undefined) return;
+    state.lastHeardMs = this.runtime.clock.monotonic();
     if (state.registration === undefined) {
       connection.closeWithError(new StraitError('STRAIT_ROUTER_NOT_REGISTERED', { router: this.config.name, peer: connection.stream.remote, type: op }));
       return;
@@ -412,14 +425,29 @@ export class Router {
   private scheduleTablePushes(): void {
     this.tableTimer = this.runtime.setTimer(ROUTER_TABLE_INTERVAL_MS, () => {
       if (this.stopped) return;
+      this.closeSilentMembers();
       for (const peer of this.peerTables.keys()) this.pushTable(peer);
       this.scheduleTablePushes();
     });
   }
 
+  /**
+   * A member pings every second; one silent for MEMBER_SILENCE_MS is gone (a host that lost
+   * power leaves an idle socket open for ever): its registration goes, its tunnels close.
+   */
+  private closeSilentMembers(): void {
+    const now = this.runtime.clock.monotonic();
+    for (const [connection, state] of this.links) {
+      // A member whose reading we paused (backpressure) may be talking: we just don't read it.
+      if (state.registration?.kind !== 'member' || state.paused || now - state.lastHeardMs <= MEMBER_SILENCE_MS) continue;
+      connection.closeWithError(new StraitError('STRAIT_TIMEOUT', { operation: `pings from ${state.registration.name} of site ${state.registration.site} to router ${this.config.name}`, timeoutMs: MEMBER_SILENCE_MS }));
+    }
+  }
+
   private pushTable(peer: Connection): void {
     if (peer.state !== 'open') return;
-    const routers = [...this.dials.values()].map((dial) => dial.address);
+    // Only routers that answer: an address that never connected is not passed around the mesh.
+    const routers = [...this.dials.values()].filter((dial) => dial.state === 'connected').map((dial) => dial.address);
     if (this.advertised !== undefined) routers.push(this.advertised);
     peer.push('routerTable', { router: this.config.name, registrations: this.localRegistrations(), routers });
   }
