@@ -23,6 +23,8 @@ import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import pg from 'pg';
 import { describeDiscovery, type DiscoveryConfig } from '../config/discovery-config.ts';
+import { Backoff } from '../core/backoff.ts';
+import { createSeededRandom } from '../runtime/node/random.ts';
 import type { Address, Logger } from '../runtime/runtime.ts';
 import { formatAddress } from '../runtime/runtime.ts';
 
@@ -263,11 +265,11 @@ export interface WaitOptions {
 
 /**
  * Looks until something is found: every failure or empty answer is logged with what was looked
- * at, and retried with backoff (500 ms doubling to 10 s, with jitter).
+ * at, and retried with the members' backoff (500 ms doubling to 10 s, jittered).
  */
 export async function findLocators(discovery: LocatorDiscovery, site: number | undefined, log: Logger, options: WaitOptions): Promise<Address[]> {
   const startedMs = Date.now();
-  let delayMs = 500;
+  const backoff = new Backoff(createSeededRandom(), { initialDelayMs: 500, maximumDelayMs: 10_000 });
   for (;;) {
     let problem: string;
     try {
@@ -284,10 +286,9 @@ export async function findLocators(discovery: LocatorDiscovery, site: number | u
       log.info({ discovery: discovery.description }, `discovery (${discovery.description}) ${problem}${site === undefined ? '' : ` of site ${site}`}; starting without`);
       return [];
     }
-    const wait = Math.round(delayMs / 2 + Math.random() * (delayMs / 2));
+    const wait = backoff.nextDelayMs();
     log.warn({ discovery: discovery.description, retryInMs: wait }, `discovery (${discovery.description}) ${problem}${site === undefined ? '' : ` of site ${site}`}; looking again in ${wait} ms`);
     await new Promise((resolve) => setTimeout(resolve, wait));
     if (options.signal?.aborted === true) return [];
-    delayMs = Math.min(10_000, delayMs * 2);
   }
 }

@@ -213,10 +213,10 @@ export async function runMember(config: MemberConfig, options: RunOptions): Prom
     if (discovery === undefined || published === undefined) return;
     discovery.publish(published).catch((error: unknown) => runtime.log.warn({ discovery: discovery.description }, `${config.name}: could not publish itself to ${discovery.description}: ${describeError(error).message}; retrying in ${DISCOVERY_REFRESH_MS} ms`));
   };
-  const publishTimer = setInterval(publish, DISCOVERY_REFRESH_MS);
-  publishTimer.unref();
+  const publishTimer = discovery === undefined ? undefined : setInterval(publish, DISCOVERY_REFRESH_MS);
+  publishTimer?.unref();
   const unpublish = async (): Promise<void> => {
-    clearInterval(publishTimer);
+    if (publishTimer !== undefined) clearInterval(publishTimer);
     if (discovery === undefined) return;
     if (published !== undefined) await discovery.unpublish(published).catch(() => {});
     await discovery.close().catch(() => {});

@@ -20,7 +20,10 @@ import type { PushBody, PushOp, ResponseBody } from '../protocol/messages.ts';
 import type { Address, Logger, Network, Runtime, Stream, StreamHandler, Timer } from '../runtime/runtime.ts';
 import { formatAddress } from '../runtime/runtime.ts';
 import { Backoff } from './backoff.ts';
+import { routedTarget } from './routed-address.ts';
 import { ROUTER_FRAME_BYTES_MAX } from './router.ts';
+
+export { routedAddress, routedTarget } from './routed-address.ts';
 
 /** How often a member pings each router; three missed answers end the connection. */
 const ROUTER_PING_INTERVAL_MS = 1000;
@@ -33,23 +36,6 @@ const TUNNEL_HIGH_WATER_BYTES = 1024 * 1024;
 export const TUNNELS_MAX = 4096;
 /** Failures are logged at most this often per router. */
 const FAILURE_LOG_INTERVAL_MS = 30_000;
-
-const ROUTED_PREFIX = 'router:';
-
-/** The address of `name` of `site` through the routers. */
-export function routedAddress(site: number, name: string): Address {
-  return { host: `${ROUTED_PREFIX}${site}/${name}`, port: 0 };
-}
-
-/** The member a routed address names, or undefined for an ordinary address. */
-export function routedTarget(address: Address): { site: number; name: string } | undefined {
-  if (!address.host.startsWith(ROUTED_PREFIX)) return undefined;
-  const rest = address.host.slice(ROUTED_PREFIX.length);
-  const slash = rest.indexOf('/');
-  const site = Number(rest.slice(0, slash));
-  if (slash <= 0 || !Number.isInteger(site) || site < 1 || site > 255 || slash === rest.length - 1) return undefined;
-  return { site, name: rest.slice(slash + 1) };
-}
 
 export interface RouterIdentity {
   readonly site: number;

@@ -21,7 +21,7 @@ import type { GatewayEvent } from '../protocol/messages.ts';
 import type { Address, Logger, Runtime, Timer } from '../runtime/runtime.ts';
 import { formatAddress } from '../runtime/runtime.ts';
 import { Backoff } from './backoff.ts';
-import { routedTarget } from './router-links.ts';
+import { routedTarget } from './routed-address.ts';
 import type { GatewaySenderSpec } from './config.ts';
 import { eventPackr, type QueueItem, type SenderQueue } from './sender-queue.ts';
 
@@ -86,8 +86,6 @@ export class SenderDispatcher {
   private readonly backoff: Backoff;
   private connection: Connection | undefined;
   private connectedTo: Address | undefined;
-  /** The connection is a link a dial-out receiver opened (owned by dial-in.ts, never closed here). */
-  private dialIn = false;
   private linkIndex = 0;
   private connecting = false;
   /** The connection in its handshake, until it opens or closes. */
@@ -123,6 +121,11 @@ export class SenderDispatcher {
 
   get receiver(): Address | undefined {
     return this.connectedTo;
+  }
+
+  /** The connection is a link a dial-out receiver opened (owned by dial-in.ts, never closed here). */
+  private get dialIn(): boolean {
+    return this.connection !== undefined && this.connectedTo === undefined;
   }
 
   /** The dial-in link batches go over, as "name (address)", when that is how we are connected. */
@@ -185,7 +188,6 @@ export class SenderDispatcher {
     this.opening = undefined;
     this.connecting = false;
     this.connectedTo = undefined;
-    this.dialIn = false;
     this.resetInFlight();
     if (!dialIn) connection?.close();
     // A connection still in its handshake must not open later and be kept by nobody.
@@ -323,7 +325,6 @@ export class SenderDispatcher {
   private opened(connection: Connection, target: Address | undefined): void {
     this.connection = connection;
     this.connectedTo = target;
-    this.dialIn = target === undefined;
     this.batchBytesCap = BATCH_BYTES_MAX;
     this.setProblem(null);
     const where = target === undefined ? `the dial-in link of ${this.dialInFrom ?? '?'}` : `receiver ${formatAddress(target)}`;
@@ -345,7 +346,6 @@ export class SenderDispatcher {
       if (this.connectedTo !== undefined && routedTarget(this.connectedTo) !== undefined) this.receiverIndex = Math.max(0, this.receiverIndex - 1);
       this.connection = undefined;
       this.connectedTo = undefined;
-      this.dialIn = false;
       this.resetInFlight();
     }
     if (!this.host.mayReconnect()) return;

@@ -9,7 +9,7 @@
 // twice; applying by version tag makes that harmless.)
 
 import type { SiteEntry, View } from '../protocol/messages.ts';
-import { routedAddress } from './router-links.ts';
+import { routedAddress } from './routed-address.ts';
 import { locatorsOf, serversOf } from './views.ts';
 
 export function entryNewer(a: SiteEntry, b: SiteEntry): boolean {
