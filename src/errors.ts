@@ -81,6 +81,14 @@ export const ERROR_SPECS = {
   STRAIT_ALREADY_RUNNING: spec('a member is already running in {dir} with pid {pid}', 409, false),
   STRAIT_USAGE: spec('{reason}; see strait --help', 400, false),
 
+  // The site configuration held by the locators (site-config.ts, config-service.ts)
+  STRAIT_CONFIG_CONFLICT: spec('{what}: {reason}', 409, false),
+  STRAIT_CONFIG_NOT_FOUND: spec('{what} is not in the configuration of site {site}', 404, false),
+  STRAIT_CONFIG_NO_QUORUM: spec('locator {locator}: {present} of the site\'s {known} locators are in the view, fewer than the {needed} a configuration change needs; start the missing locators, then retry', 503, true),
+  STRAIT_CONFIG_APPLY_FAILED: spec('{member} could not apply {change}: {reason}; the change was rolled back on every member of site {site}', 409, false),
+  STRAIT_CONFIG_BUSY: spec('locator {locator} already has {limit} configuration changes waiting; retry once they are done', 503, false),
+  STRAIT_SENDER_NOT_DRAINED: spec('gateway sender {sender} on {member} still holds {events} events after {timeoutMs} ms; nothing was destroyed — let it drain (is site {site} reachable?) or give a longer drain timeout', 409, false),
+
   // Admin API
   STRAIT_UNAUTHORIZED: spec('missing or wrong token', 401, false),
   STRAIT_BAD_REQUEST: spec('{reason}', 400, false),

@@ -4,7 +4,7 @@ import { createAdminServer } from './http.ts';
 import { createMetrics } from './metrics.ts';
 import { StraitError } from '../errors.ts';
 import type { MemberAdmin, MemberStatus, RegionStatus } from '../core/member-admin.ts';
-import type { RegionSpec, RequestBody, SenderStatus, View } from '../protocol/messages.ts';
+import type { ConfigChange, RegionSpec, RequestBody, SenderStatus, View } from '../protocol/messages.ts';
 import type { Address, Logger } from '../runtime/runtime.ts';
 
 const INFO = {
@@ -47,6 +47,8 @@ const RECEIVER: Address = { host: '10.0.0.1', port: 5000 };
 
 interface FakeAdmin extends MemberAdmin {
   readonly specs: Map<string, RegionSpec>;
+  /** Every configuration change, in order. */
+  readonly changes: ConfigChange[];
   /** Every controlSender request, in order. */
   readonly controls: RequestBody<'senderControl'>[];
 }
@@ -56,9 +58,22 @@ function fakeAdmin(options: { view?: View | null; failWith?: Error; senders?: Se
   const specs = new Map<string, RegionSpec>([['TEST', { name: 'TEST', type: 'replicate', persistent: false }]]);
   const senders = new Map((options.senders ?? [SENDER]).map((sender) => [sender.id, { ...sender }]));
   const controls: RequestBody<'senderControl'>[] = [];
+  const changes: ConfigChange[] = [];
   return {
     specs,
     controls,
+    changes,
+    siteConfig() {
+      return { version: changes.length, regions: [], senders: [], receiver: null, remoteLocators: [] };
+    },
+    changeConfig(change, callback) {
+      if (change.kind === 'destroySender' && change.id === 'busy') {
+        callback(new StraitError('STRAIT_SENDER_NOT_DRAINED', { sender: 'busy', member: INFO.name, events: 3, timeoutMs: change.drainTimeoutMs ?? 0, site: 2 }), undefined);
+        return;
+      }
+      changes.push(change);
+      callback(undefined, { version: changes.length, changed: true, members: [{ member: INFO.name, version: changes.length }] });
+    },
     senders() {
       return [...senders.values()];
     },

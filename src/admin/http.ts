@@ -9,7 +9,7 @@ import type { Registry } from 'prom-client';
 import { StraitError } from '../errors.ts';
 import type { MemberAdmin } from '../core/member-admin.ts';
 import { Type, type Static } from '@sinclair/typebox';
-import { RegionSpec, type RequestBody } from '../protocol/messages.ts';
+import { ConfigChange, ReceiverDeclaration, RegionSpec, SenderDeclaration, WireAddress, type ConfigChangeResult, type RequestBody } from '../protocol/messages.ts';
 import type { Logger } from '../runtime/runtime.ts';
 
 /** The admin API takes small JSON bodies only (a region spec, later a topology). */
@@ -135,6 +135,58 @@ const gatewayRoutes: FastifyPluginCallback<ResourceOptions> = (app, { admin }, d
   done();
 };
 
+/** Calls the member's changeConfig as a promise. */
+function changeConfig(admin: MemberAdmin, change: ConfigChange): Promise<ConfigChangeResult> {
+  return new Promise((resolve, reject) => {
+    admin.changeConfig(change, (error, result) => (error !== undefined || result === undefined ? reject(error) : resolve(result)));
+  });
+}
+
+const NameParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 256 }) }, { additionalProperties: false });
+const AlterRegionBody = Type.Object({ gatewaySenderIds: Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { maxItems: 64 }) }, { additionalProperties: false });
+const AlterSenderBody = Type.Object(
+  {
+    batchSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
+    batchTimeIntervalMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 3_600_000 })),
+  },
+  { additionalProperties: false },
+);
+const DrainQuery = Type.Object({ drainTimeoutMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000 })) }, { additionalProperties: false });
+const RemoteLocatorsBody = Type.Object({ addresses: Type.Array(WireAddress, { maxItems: 64 }) }, { additionalProperties: false });
+
+/**
+ * The site configuration (config-service.ts): read it, and change it on every locator and
+ * server of the site. Every change answers `{ version, changed, members }`; `changed: false`
+ * when the configuration already said so.
+ */
+const configRoutes: FastifyPluginCallback<ResourceOptions> = (app, { admin }, done) => {
+  app.get('/config', async () => {
+    const config = admin.siteConfig();
+    if (config === null) throw new StraitError('STRAIT_NOT_READY', { member: admin.status().info.name, state: 'no site configuration yet' });
+    return config;
+  });
+  app.post<{ Body: { change: ConfigChange } }>('/config/changes', { schema: { body: Type.Object({ change: ConfigChange }, { additionalProperties: false }) } },
+    async (request) => changeConfig(admin, request.body.change));
+  app.post<{ Body: RegionSpec }>('/config/regions', { schema: { body: RegionSpec } },
+    async (request) => changeConfig(admin, { kind: 'createRegion', spec: request.body }));
+  app.patch<{ Params: Static<typeof NameParams>; Body: Static<typeof AlterRegionBody> }>('/config/regions/:name', { schema: { params: NameParams, body: AlterRegionBody } },
+    async (request) => changeConfig(admin, { kind: 'alterRegion', name: request.params.name, gatewaySenderIds: request.body.gatewaySenderIds }));
+  app.delete<{ Params: Static<typeof NameParams> }>('/config/regions/:name', { schema: { params: NameParams } },
+    async (request) => changeConfig(admin, { kind: 'destroyRegion', name: request.params.name }));
+  app.post<{ Body: SenderDeclaration }>('/config/gateway-senders', { schema: { body: SenderDeclaration } },
+    async (request) => changeConfig(admin, { kind: 'createSender', spec: request.body }));
+  app.patch<{ Params: Static<typeof SenderParams>; Body: Static<typeof AlterSenderBody> }>('/config/gateway-senders/:id', { schema: { params: SenderParams, body: AlterSenderBody } },
+    async (request) => changeConfig(admin, { kind: 'alterSender', id: request.params.id, ...request.body }));
+  app.delete<{ Params: Static<typeof SenderParams>; Querystring: Static<typeof DrainQuery> }>('/config/gateway-senders/:id', { schema: { params: SenderParams, querystring: DrainQuery } },
+    async (request) => changeConfig(admin, { kind: 'destroySender', id: request.params.id, ...(request.query.drainTimeoutMs !== undefined ? { drainTimeoutMs: request.query.drainTimeoutMs } : {}) }));
+  app.put<{ Body: ReceiverDeclaration }>('/config/gateway-receiver', { schema: { body: ReceiverDeclaration } },
+    async (request) => changeConfig(admin, { kind: 'createReceiver', spec: request.body }));
+  app.delete('/config/gateway-receiver', async () => changeConfig(admin, { kind: 'destroyReceiver' }));
+  app.put<{ Body: Static<typeof RemoteLocatorsBody> }>('/config/remote-locators', { schema: { body: RemoteLocatorsBody } },
+    async (request) => changeConfig(admin, { kind: 'setRemoteLocators', addresses: request.body.addresses }));
+  done();
+};
+
 const metricsRoutes: FastifyPluginCallback<{ readonly registry: Registry }> = (app, { registry }, done) => {
   app.get('/metrics', async (_request, reply) => {
     reply.type(registry.contentType);
@@ -205,6 +257,7 @@ export function createAdminServer(options: AdminServerOptions): FastifyInstance 
   app.register(viewRoutes, { admin });
   app.register(regionRoutes, { admin });
   app.register(gatewayRoutes, { admin });
+  app.register(configRoutes, { admin });
   app.register(metricsRoutes, { registry: options.metricsRegistry });
   return app;
 }

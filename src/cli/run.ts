@@ -65,6 +65,8 @@ function lateAdmin(name: string, current: () => MemberAdmin | undefined): Member
     receiver: () => admin().receiver(),
     gatewayLinks: () => admin().gatewayLinks(),
     controlSender: (request, callback) => withMember(callback, (member) => member.controlSender(request, callback)),
+    siteConfig: () => admin().siteConfig(),
+    changeConfig: (change, callback) => withMember(callback, (member) => member.changeConfig(change, callback)),
   };
 
   /** Runs `action` on the member, or calls back with why there is none yet. */
@@ -147,7 +149,7 @@ export async function runMember(config: MemberConfig, options: RunOptions): Prom
 
   const metrics = createMetrics(config.role, config.name, config.core.site);
   const runtime = createNodeRuntime({
-    storageDirectory: config.role === 'server' ? join(dir, DATA_DIRECTORY_NAME) : undefined,
+    storageDirectory: join(dir, DATA_DIRECTORY_NAME),
     logger,
   });
 

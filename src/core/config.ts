@@ -144,6 +144,13 @@ export interface ServerConfig {
   readonly httpAddress: Address | undefined;
 }
 
+export const GATEWAY_RECEIVER_START_PORT_DEFAULT = 5000;
+export const GATEWAY_RECEIVER_END_PORT_DEFAULT = 5500;
+export const GATEWAY_BATCH_SIZE_DEFAULT = 100;
+export const GATEWAY_BATCH_SIZE_MAX = 100_000;
+export const GATEWAY_BATCH_TIME_INTERVAL_MS_DEFAULT = 1000;
+export const GATEWAY_QUEUE_MEMORY_MEGABYTES_DEFAULT = 100;
+export const GATEWAY_DISPATCHER_THREADS_DEFAULT = 1;
 export const FRAME_BYTES_MAX_DEFAULT = 16 * 1024 * 1024;
 /** A gateway sender's overflow on disk, at most, by default (10 GiB). */
 export const GATEWAY_QUEUE_DISK_MEGABYTES_DEFAULT = 10 * 1024;

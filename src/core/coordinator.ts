@@ -206,9 +206,11 @@ export class Coordinator {
     }
     const coordinator = this.host.isCoordinator();
     reply.ok({ responder: this.host.memberId() ?? '', viewId: view?.id ?? 0, member: member !== undefined, coordinator });
-    if (coordinator && member !== undefined && member.ready !== body.ready) {
-      // Readiness changes the set of servers clients are sent to: publish it at once.
-      this.issue({ update: new Map([[body.id, { ready: body.ready, load: body.load }]]) });
+    const infoChanged = body.info !== undefined && body.info.id === body.id && JSON.stringify(body.info) !== JSON.stringify(member?.info);
+    if (coordinator && member !== undefined && (member.ready !== body.ready || infoChanged)) {
+      // Readiness changes the set of servers clients are sent to, and a member's info (a
+      // receiver or sender created at runtime) what the WAN catalogue says: publish at once.
+      this.issue({ update: new Map([[body.id, { ready: body.ready, load: body.load, ...(infoChanged ? { info: body.info! } : {}) }]]) });
     } else if (coordinator && member !== undefined && body.viewId < (view?.id ?? 0)) {
       connection.push('view', { view: view! });
     }

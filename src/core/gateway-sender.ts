@@ -45,7 +45,7 @@ export interface SenderHost {
 }
 
 export class GatewaySender {
-  readonly spec: GatewaySenderSpec;
+  private specValue: GatewaySenderSpec;
   private readonly runtime: Runtime;
   private readonly host: SenderHost;
   private readonly log: Logger;
@@ -62,7 +62,7 @@ export class GatewaySender {
 
   constructor(runtime: Runtime, spec: GatewaySenderSpec, host: SenderHost, log: Logger, limits: { deadLetterBytesMax?: number } = {}) {
     this.runtime = runtime;
-    this.spec = spec;
+    this.specValue = spec;
     this.host = host;
     this.log = log.child({ sender: spec.id, remoteSite: spec.remoteSiteId });
     this.state = spec.manualStart ? 'stopped' : 'running';
@@ -87,6 +87,21 @@ export class GatewaySender {
     const recovered = this.queue.recover();
     this.deadLetters.recover();
     if (recovered > 0) this.log.info({ events: recovered }, `sender ${spec.id}: resumed ${recovered} unacknowledged events from disk`);
+  }
+
+  get spec(): GatewaySenderSpec {
+    return this.specValue;
+  }
+
+  /** New batch settings (`alter gateway-sender`); the rest of a sender can't change while it runs. */
+  alter(settings: { batchSize: number; batchTimeIntervalMs: number }): void {
+    this.specValue = { ...this.specValue, ...settings };
+    this.dispatcher.alter(this.specValue);
+    this.log.info(settings, `sender ${this.specValue.id}: batch-size ${settings.batchSize}, batch-time-interval ${settings.batchTimeIntervalMs} ms`);
+  }
+
+  get deadLetterCount(): number {
+    return this.deadLetters.count;
   }
 
   /** A dial-out receiver of the remote site attached a link to this server. */

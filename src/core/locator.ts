@@ -11,13 +11,14 @@
 // A state machine: handlers run to completion; time and I/O come through the Runtime.
 
 import { StraitError } from '../errors.ts';
-import { Connection, type ConnectionHandler, type ConnectionOptions, type IncomingRequest, type Reply } from '../protocol/connection.ts';
+import { answering, Connection, type ConnectionHandler, type ConnectionOptions, type IncomingRequest, type Reply } from '../protocol/connection.ts';
 import type { MemberInfo, RequestOp, View } from '../protocol/messages.ts';
 import type { Address, Listener, Logger, Runtime, Stream, Timer } from '../runtime/runtime.ts';
 import { formatAddress } from '../runtime/runtime.ts';
 import type { LocatorConfig } from './config.ts';
 import { RouterLinks, routedAddress, routedNetwork, withNetwork } from './router-links.ts';
 import { WanDiscovery } from './wan-discovery.ts';
+import { ConfigService, mergedRemoteLocators } from './config-service.ts';
 import { Coordinator } from './coordinator.ts';
 import { dispatchRequest, reportingInternalErrors, type HandlerTable, type InternalErrorSink } from './handlers.ts';
 import { MemberAgent } from './member-agent.ts';
@@ -61,6 +62,10 @@ export class Locator {
   /** Other sites' locators registered on the routers, as last listed. */
   private routedLocators: Address[] = [];
   private routerListInFlight = false;
+  /** The site configuration this locator holds with the others (config-service.ts). */
+  private readonly configuration: ConfigService;
+  /** remote-locators of strait.yaml and of the site configuration. */
+  private remoteLocators: readonly Address[];
 
   readonly admin: MemberAdmin;
 
@@ -94,10 +99,29 @@ export class Locator {
       onClose: () => {},
     };
     this.pool = new PeerPool(runtime, { ...this.connectionOptions, requestTimeoutMs: Math.min(config.timing.requestTimeoutMs, config.timing.memberTimeoutMs) }, handler);
+    this.remoteLocators = config.remoteLocators;
+    const locator = this;
+    this.configuration = new ConfigService(runtime, this.pool, this.connectionOptions, runtime.storage.open('site-config'), {
+      name: config.name,
+      site: config.site,
+      get knownLocators() {
+        const known = new Set(config.locators.map(addressKey));
+        if (locator.infoValue !== undefined) known.add(addressKey(locator.infoValue.address));
+        return Math.max(1, known.size);
+      },
+      memberId: () => this.infoValue?.id,
+      view: () => this.agent.view,
+      isCoordinator: () => this.isCoordinator,
+      changed: (siteConfig) => {
+        this.remoteLocators = mergedRemoteLocators(config.remoteLocators, siteConfig);
+      },
+    }, this.log);
     this.discovery = new WanDiscovery(runtime, {
       name: config.name,
       site: config.site,
-      remoteLocators: config.remoteLocators,
+      get remoteLocators() {
+        return locator.remoteLocators;
+      },
       routed: this.routerLinks !== undefined,
       routedLocators: () => this.routedLocators,
       memberId: () => this.infoValue?.id,
@@ -133,6 +157,14 @@ export class Locator {
       receiver: () => null,
       gatewayLinks: () => ({ dialOut: [], dialIn: [] }),
       controlSender: (request, callback) => callback(new StraitError('STRAIT_SENDER_NOT_FOUND', { sender: request.id, member: `${config.name} (a locator; senders run on servers)` }), undefined),
+      siteConfig: () => this.configuration.current,
+      changeConfig: (change, callback) => {
+        const reply: Reply<'configChange'> = {
+          ok: (body) => callback(undefined, body),
+          fail: (error) => callback(error, undefined),
+        };
+        answering(reply as Reply<RequestOp>, () => this.configuration.onChange({ change }, reply));
+      },
     };
   }
 
@@ -184,6 +216,11 @@ export class Locator {
 
   start(callback: (result: MemberStartResult) => void): void {
     this.startCallback = callback;
+    const unreadable = this.configuration.load();
+    if (unreadable !== undefined) {
+      this.fail(unreadable);
+      return;
+    }
     this.listener = this.runtime.network.listen(
       this.config.bind,
       (stream) => this.accept(stream),
@@ -423,7 +460,14 @@ export class Locator {
     getView: (_connection, _body, reply) => reply.ok({ view: this.agent.view, self: this.info, state: this.state }),
     join: (connection, body, reply) => this.coordinator.onJoin(connection, body, reply),
     leave: (_connection, body, reply) => this.coordinator.onLeave(body, reply),
-    heartbeat: (connection, body, reply) => this.coordinator.onHeartbeat(connection, body, reply),
+    heartbeat: (connection, body, reply) => {
+      this.coordinator.onHeartbeat(connection, body, reply);
+      const member = findMember(this.agent.view, body.id);
+      if (member !== undefined) this.configuration.heard(member, body.configVersion);
+    },
+    siteConfig: (_connection, _body, reply) => reply.ok(this.configuration.onGet()),
+    configChange: (_connection, body, reply) => this.configuration.onChange(body, reply),
+    configCommit: (_connection, body, reply) => this.configuration.onCommit(body, reply),
     locate: (_connection, body, reply) => reply.ok(this.coordinator.locate(body)),
     wanExchange: (connection, body, reply) => reply.ok(this.discovery.onExchange(connection, body)),
     catalogue: (_connection, _body, reply) => reply.ok(this.discovery.onCatalogue()),

@@ -4,7 +4,7 @@
 import type { DialOutLinkStatus } from './dial-out.ts';
 import type { DialInLinkStatus } from './dial-in.ts';
 import type { StraitError } from '../errors.ts';
-import type { MemberInfo, RegionSpec, RequestBody, SenderStatus, View } from '../protocol/messages.ts';
+import type { ConfigChange, ConfigChangeResult, MemberInfo, RegionSpec, RequestBody, SenderStatus, SiteConfig, View } from '../protocol/messages.ts';
 import type { Address } from '../runtime/runtime.ts';
 
 /** Lifecycle of a member, published as a typed union. */
@@ -49,6 +49,16 @@ export interface MemberAdmin {
     request: RequestBody<'senderControl'>,
     callback: (error: StraitError | undefined, result: { member: string; state: string }[] | undefined) => void,
   ): void;
+  /**
+   * The site configuration this member holds (locators; servers: the one they run), or null
+   * for a member that holds none yet.
+   */
+  siteConfig(): SiteConfig | null;
+  /**
+   * Changes the site configuration (locators: on every locator and server of the site, see
+   * config-service.ts); servers refuse with STRAIT_CONFIG_NOT_FOUND pointing at a locator.
+   */
+  changeConfig(change: ConfigChange, callback: (error: StraitError | undefined, result: ConfigChangeResult | undefined) => void): void;
 }
 
 /**

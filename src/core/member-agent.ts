@@ -18,6 +18,8 @@ export interface AgentHost {
   info(): MemberInfo;
   load(): number;
   ready(): boolean;
+  /** The site configuration version this member runs (servers), reported in heartbeats. */
+  configVersion?(): number | undefined;
   /** A newer view containing this member was installed. */
   onView(view: View, previous: View | null): void;
   /** The coordinator's view no longer has this member: it must rejoin under a new identity. */
@@ -197,7 +199,16 @@ export class MemberAgent {
 
   private heartbeat(locatorId: string, address: Address, viewId: number): void {
     const info = this.host.info();
-    this.pool.get(address).request('heartbeat', { id: info.id, viewId, load: this.host.load(), ready: this.host.ready() }, (error, response) => {
+    // The info goes along while the view holds an older copy of it (it changed at runtime).
+    const listed = findMember(this.view, info.id)?.info;
+    const changed = listed !== undefined && JSON.stringify(listed) !== JSON.stringify(info);
+    const configVersion = this.host.configVersion?.();
+    const body = {
+      id: info.id, viewId, load: this.host.load(), ready: this.host.ready(),
+      ...(configVersion !== undefined ? { configVersion } : {}),
+      ...(changed ? { info } : {}),
+    };
+    this.pool.get(address).request('heartbeat', body, (error, response) => {
       if (error !== undefined || response === undefined || this.state !== 'member') return;
       // A restarted locator answers on the same address under a new id: that is not the
       // locator we are checking on.

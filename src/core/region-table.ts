@@ -63,6 +63,15 @@ export class RegionTable {
     return this.expectedHosts.get(name)?.has(memberId) === true;
   }
 
+  /** Closes region `name` and drops its entries, on disk too (destroyed by the site configuration). */
+  drop(name: string): void {
+    const region = this.regions.get(name);
+    if (region === undefined) return;
+    region.clear();
+    this.regions.delete(name);
+    this.expectedHosts.delete(name);
+  }
+
   has(name: string): boolean {
     return this.regions.has(name);
   }

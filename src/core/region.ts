@@ -60,7 +60,7 @@ function decodeRecord(key: string, bytes: Uint8Array, path: string): Entry {
 export type ApplyResult = 'applied' | 'stale';
 
 export class Region {
-  readonly spec: RegionSpec;
+  private specValue: RegionSpec;
   private readonly entries = new Map<string, Entry>();
   private readonly tombstones = new Set<string>();
   private liveCount = 0;
@@ -68,7 +68,7 @@ export class Region {
   private readonly resolver: ConflictResolver | undefined;
 
   constructor(spec: RegionSpec, store: Store | undefined, resolver?: ConflictResolver) {
-    this.spec = spec;
+    this.specValue = spec;
     this.store = store;
     this.resolver = resolver;
     if (store !== undefined) {
@@ -76,6 +76,24 @@ export class Region {
         this.setEntry(key, decodeRecord(key, bytes, `region ${spec.name}`));
       }
     }
+  }
+
+  get spec(): RegionSpec {
+    return this.specValue;
+  }
+
+  /** The gateway senders new changes are queued on (`alter region --gateway-sender-id`). */
+  setGatewaySenders(ids: readonly string[]): void {
+    const { gatewaySenderIds: _previous, ...rest } = this.specValue;
+    this.specValue = ids.length === 0 ? rest : { ...rest, gatewaySenderIds: [...ids] };
+  }
+
+  /** Removes every entry, from memory and disk (the region is destroyed). */
+  clear(): void {
+    if (this.store !== undefined) for (const [key] of [...this.store.entries()]) this.store.remove(key);
+    this.entries.clear();
+    this.tombstones.clear();
+    this.liveCount = 0;
   }
 
   get size(): number {

@@ -79,7 +79,7 @@ interface Batch {
 
 export class SenderDispatcher {
   private readonly runtime: Runtime;
-  private readonly spec: GatewaySenderSpec;
+  private spec: GatewaySenderSpec;
   private readonly queue: SenderQueue;
   private readonly host: DispatchHost;
   private readonly log: Logger;
@@ -105,6 +105,12 @@ export class SenderDispatcher {
   eventsSent = 0;
   /** Wall-clock ms of the last acknowledged batch; 0 = none yet. */
   lastAckAtMs = 0;
+
+  /** New batch settings (`alter gateway-sender`): the next batch uses them. */
+  alter(spec: GatewaySenderSpec): void {
+    this.spec = spec;
+    this.pump();
+  }
 
   constructor(runtime: Runtime, spec: GatewaySenderSpec, queue: SenderQueue, host: DispatchHost, log: Logger) {
     this.runtime = runtime;

@@ -46,7 +46,7 @@ export interface HostingHost {
   /** The site's locators as configured, for problem texts before a view exists. */
   readonly locators: readonly Address[];
   /** The server runs a gateway receiver (it needs the catalogue even without senders). */
-  readonly hasReceiver: boolean;
+  hasReceiver(): boolean;
   /** The server is registered with routers: it can reach other sites' receivers through them. */
   readonly routed: boolean;
   view(): View | null;
@@ -125,6 +125,46 @@ export class SenderHosting implements GatewayQueues {
       this.senders.set(spec.id, new GatewaySender(this.runtime, spec, this.senderHost(spec.id), this.log));
     }
     return undefined;
+  }
+
+  /** The spec of sender `id` running here. */
+  spec(id: string): GatewaySenderSpec | undefined {
+    return this.senders.get(id)?.spec;
+  }
+
+  specs(): GatewaySenderSpec[] {
+    return [...this.senders.values()].map((sender) => sender.spec);
+  }
+
+  /** Events in this copy of sender `id`'s queue (0 when it does not run here). */
+  queuedEvents(id: string): number {
+    return this.senders.get(id)?.queuedEvents ?? 0;
+  }
+
+  /** Starts a sender the site configuration created (after `open`). */
+  add(spec: GatewaySenderSpec): void {
+    if (this.senders.has(spec.id)) return;
+    this.senders.set(spec.id, new GatewaySender(this.runtime, spec, this.senderHost(spec.id), this.log));
+    this.log.info({ sender: spec.id, remoteSite: spec.remoteSiteId }, `server ${this.host.memberName}: gateway sender ${spec.id} → site ${spec.remoteSiteId} created by the site configuration`);
+    this.fetchCatalogue();
+  }
+
+  alter(id: string, settings: { batchSize: number; batchTimeIntervalMs: number }): void {
+    this.senders.get(id)?.alter(settings);
+  }
+
+  /**
+   * Stops and forgets sender `id` (its queue is empty: the caller checked). Its dead letters
+   * stay on disk: a sender created again under the same id finds them.
+   */
+  remove(id: string): void {
+    const sender = this.senders.get(id);
+    if (sender === undefined) return;
+    sender.close();
+    this.senders.delete(id);
+    this.stoppedCopies.delete(id);
+    const letters = sender.deadLetterCount;
+    this.log.info({ sender: id, deadLetters: letters }, `server ${this.host.memberName}: gateway sender ${id} destroyed by the site configuration${letters > 0 ? `; its ${letters} dead letters stay on disk (store dead-letters-${id}) until a sender ${id} is created again` : ''}`);
   }
 
   close(): void {
@@ -276,7 +316,7 @@ export class SenderHosting implements GatewayQueues {
 
   /** Asks a local locator for the catalogue (at most one request at a time). */
   fetchCatalogue(): void {
-    if (this.catalogueInFlight || this.senders.size === 0 && !this.host.hasReceiver) return;
+    if (this.catalogueInFlight || this.senders.size === 0 && !this.host.hasReceiver()) return;
     const locators = locatorsOf(this.host.view());
     if (locators.length === 0) return;
     const locator = locators[this.runtime.random.int(locators.length)]!;

@@ -18,7 +18,9 @@ import type { MemberInfo, RequestOp, SenderStatus, View } from '../protocol/mess
 import type { Address, Listener, Logger, Runtime, Stream, Timer } from '../runtime/runtime.ts';
 import { formatAddress } from '../runtime/runtime.ts';
 import { learnSiteId } from './site-id.ts';
-import type { ServerConfig } from './config.ts';
+import type { GatewayReceiverSpec, ServerConfig } from './config.ts';
+import { ServerConfiguration } from './server-configuration.ts';
+import { forwardChange } from './config-service.ts';
 import { GatewayReceiver, type ReceiverStatistics } from './gateway-receiver.ts';
 import { DialOutLinks, type DialOutLinkStatus } from './dial-out.ts';
 import { RouterLinks, routedNetwork, withNetwork } from './router-links.ts';
@@ -78,11 +80,16 @@ export class Server {
   private readonly creation: RegionCreation;
   /** Sorted key snapshots for paged replies (images, keys). */
   private readonly pager = new KeyPager();
-  private readonly receiver: GatewayReceiver | undefined;
+  /** The gateway receiver: from strait.yaml, or created by the site configuration. */
+  private receiver: GatewayReceiver | undefined;
+  private receiverSpec: GatewayReceiverSpec | undefined;
   /** This server's links to the routers, when it has `routers` (router-links.ts). */
   private readonly routerLinks: RouterLinks | undefined;
   /** The gateway receiver's links, when it dials out instead of listening (dial-out.ts). */
-  private readonly dialOut: DialOutLinks | undefined;
+  private dialOut: DialOutLinks | undefined;
+  /** The site configuration this server runs beside its strait.yaml (server-configuration.ts). */
+  private readonly configuration: ServerConfiguration;
+  private bound: Address | undefined;
   private fatalError: StraitError | undefined;
   private fatalListener: ((error: StraitError) => void) | undefined;
 
@@ -111,7 +118,7 @@ export class Server {
     this.senders = new SenderHosting(runtime, this.pool, {
       memberName: config.name,
       locators: config.locators,
-      hasReceiver: config.gatewayReceiver !== undefined,
+      hasReceiver: () => this.receiverSpec !== undefined,
       routed: this.routerLinks !== undefined,
       view: () => this.view,
       info: () => this.infoValue,
@@ -142,19 +149,19 @@ export class Server {
       memberName: config.name, valueBytesMax: config.valueBytesMax, requireReady: () => this.requireReady(),
       regions: this.regions, writes: this.writes, pager: this.pager, subscriptions: this.subscriptions, creation: this.creation,
     }));
-    this.receiver = config.gatewayReceiver === undefined ? undefined : new GatewayReceiver(runtime, config.gatewayReceiver, {
+    if (config.gatewayReceiver !== undefined) this.makeReceiver(config.gatewayReceiver);
+    this.configuration = new ServerConfiguration(runtime, this.pool, {
       memberName: config.name,
-      site: () => this.site,
-      requireReady: () => this.requireReady(),
-    }, { regions: this.regions, writes: this.writes, gateways: this.senders }, metrics, this.log);
-    this.dialOut = config.gatewayReceiver?.dialOut === true ? new DialOutLinks(runtime, {
-      memberName: config.name,
-      frameBytesMax: config.frameBytesMax,
-      site: () => this.site,
-      ready: () => this.state === 'ready',
-      catalogue: () => this.senders.catalogueEntries(),
-      serve: (connection, request, reply) => this.onRequest(connection, request, reply),
-    }, this.log) : undefined;
+      locators: config.locators,
+      stopped: () => this.state === 'stopped',
+      receiver: () => this.receiverSpec,
+      startReceiver: (spec, done) => {
+        this.makeReceiver(spec);
+        this.startReceiver(done);
+      },
+      stopReceiver: () => this.stopReceiver(),
+      infoChanged: () => this.refreshInfo(),
+    }, { regions: config.regions, senders: config.gatewaySenders, receiver: config.gatewayReceiver }, { regions: this.regions, senders: this.senders }, this.log);
     this.admin = {
       status: () => ({ info: this.infoValue ?? this.placeholderInfo(), state: this.state, viewId: this.view?.id ?? 0, coordinator: this.view?.coordinator ?? null }),
       view: () => this.view,
@@ -170,7 +177,65 @@ export class Server {
         };
         answering(reply as Reply<RequestOp>, () => this.senders.onControl(request, reply));
       },
+      siteConfig: () => (this.configuration.version === 0 && this.state === 'starting' ? null : this.configuration.current),
+      // A server passes a change on to a locator of its view, which runs it (config-service.ts).
+      changeConfig: (change, callback) => {
+        const locator = this.view?.members.find((member) => member.info.role === 'locator')?.info.address ?? this.config.locators[0]!;
+        forwardChange(this.runtime, locator, this.connectionOptions, { change }, callback);
+      },
     };
+  }
+
+  /** The receiver part for `spec`: listening, or dialing out (dial-out.ts). */
+  private makeReceiver(spec: GatewayReceiverSpec): void {
+    this.receiverSpec = spec;
+    this.receiver = new GatewayReceiver(this.runtime, spec, {
+      memberName: this.config.name,
+      site: () => this.site,
+      requireReady: () => this.requireReady(),
+    }, { regions: this.regions, writes: this.writes, gateways: this.senders }, this.metrics, this.log);
+    this.dialOut = spec.dialOut === true ? new DialOutLinks(this.runtime, {
+      memberName: this.config.name,
+      frameBytesMax: this.config.frameBytesMax,
+      site: () => this.site,
+      ready: () => this.state === 'ready',
+      catalogue: () => this.senders.catalogueEntries(),
+      serve: (connection, request, reply) => this.onRequest(connection, request, reply),
+    }, this.log) : undefined;
+  }
+
+  /** Starts the receiver made by makeReceiver (a dial-out one opens its links once the server is ready). */
+  private startReceiver(done: (error: StraitError | undefined) => void): void {
+    const receiver = this.receiver;
+    const spec = this.receiverSpec;
+    if (receiver === undefined || spec === undefined || spec.manualStart || this.dialOut !== undefined) {
+      done(undefined);
+      return;
+    }
+    const advertise = (bound: Address): Address => ({
+      host: spec.hostnameForClients ?? this.config.hostnameForClients ?? advertisedHost(bound.host),
+      port: bound.port,
+    });
+    receiver.start(this.config.bind.host, advertise, (stream) => this.accept(stream), (error) => {
+      if (error !== undefined) {
+        receiver.close();
+        if (this.receiver === receiver) {
+          this.receiver = undefined;
+          this.receiverSpec = undefined;
+          this.dialOut = undefined;
+        }
+      }
+      done(error);
+    });
+  }
+
+  private stopReceiver(): void {
+    this.receiver?.close();
+    this.dialOut?.stop();
+    this.receiver = undefined;
+    this.receiverSpec = undefined;
+    this.dialOut = undefined;
+    this.log.info({}, `server ${this.config.name}: gateway receiver destroyed by the site configuration`);
   }
 
   private makeConnectionOptions(): ConnectionOptions {
@@ -259,17 +324,7 @@ export class Server {
           return;
         }
         this.log.info({ address: formatAddress(result.address) }, `server ${this.config.name} listening on ${formatAddress(result.address)}; joining through ${this.config.locators.map(formatAddress).join(', ')}`);
-        const receiver = this.receiver;
-        // A dial-out receiver listens on nothing: it opens its links once the server is ready.
-        if (receiver === undefined || this.config.gatewayReceiver?.manualStart === true || this.dialOut !== undefined) {
-          this.resolveSite(result.address);
-          return;
-        }
-        const advertise = (bound: Address): Address => ({
-          host: this.config.gatewayReceiver?.hostnameForClients ?? this.config.hostnameForClients ?? advertisedHost(bound.host),
-          port: bound.port,
-        });
-        receiver.start(this.config.bind.host, advertise, (stream) => this.accept(stream), (error) => {
+        this.startReceiver((error) => {
           if (error !== undefined) this.fail(error);
           else this.resolveSite(result.address);
         });
@@ -297,35 +352,70 @@ export class Server {
     });
   }
 
+  /**
+   * The site is known: open the declared senders, then fetch and run the site configuration
+   * (server-configuration.ts) before joining, so the server serves with it from the start.
+   */
   private begin(bound: Address): void {
     assert(this.site !== undefined, 'site resolved before joining');
-    const host = this.config.hostnameForClients ?? advertisedHost(bound.host);
-    const receiver = this.receiver?.address;
-    this.infoValue = {
-      id: this.newMemberId(),
-      name: this.config.name,
-      role: 'server',
-      site: this.site,
-      address: { host, port: bound.port },
-      regions: this.regions.names(),
-      ...(receiver ? { receiver } : {}),
-      ...(this.dialOut !== undefined ? { dialOut: true } : {}),
-      ...(this.routerLinks !== undefined ? { routed: true } : {}),
-      ...(this.config.gatewaySenders.length > 0 ? { senders: this.config.gatewaySenders.map((sender) => ({ id: sender.id, remoteSite: sender.remoteSiteId })) } : {}),
-      ...(this.config.httpAddress ? { httpAddress: this.config.httpAddress } : {}),
-      ...(this.config.pid !== undefined ? { pid: this.config.pid } : {}),
-    };
-    this.log.info({ site: this.site }, `server ${this.config.name}: site ${this.site}; joining`);
-    this.routerLinks?.start({ site: this.site, name: this.config.name, role: 'server' });
+    this.bound = bound;
     const refused = this.senders.open(this.site, this.config.gatewaySenders);
     if (refused !== undefined) {
       this.fail(refused);
       return;
     }
+    this.configuration.fetch((siteConfig) => {
+      this.configuration.apply(siteConfig, (error) => {
+        if (this.state === 'stopped') return;
+        if (error !== undefined) this.fail(error);
+        else this.join();
+      });
+    });
+  }
+
+  /** What the view says of this server: its address, regions, receiver and senders as running now. */
+  private describe(id: string): MemberInfo {
+    assert(this.site !== undefined && this.bound !== undefined, 'site and port known before describing the member');
+    const host = this.config.hostnameForClients ?? advertisedHost(this.bound.host);
+    const receiver = this.receiver?.address;
+    const senders = this.senders.specs();
+    return {
+      id,
+      name: this.config.name,
+      role: 'server',
+      site: this.site,
+      address: { host, port: this.bound.port },
+      regions: this.regions.names(),
+      ...(receiver ? { receiver } : {}),
+      ...(this.dialOut !== undefined ? { dialOut: true } : {}),
+      ...(this.routerLinks !== undefined ? { routed: true } : {}),
+      ...(senders.length > 0 ? { senders: senders.map((sender) => ({ id: sender.id, remoteSite: sender.remoteSiteId })) } : {}),
+      ...(this.config.httpAddress ? { httpAddress: this.config.httpAddress } : {}),
+      ...(this.config.pid !== undefined ? { pid: this.config.pid } : {}),
+    };
+  }
+
+  /** Regions, senders or the receiver changed at runtime: the next heartbeat carries the new info. */
+  private refreshInfo(): void {
+    if (this.infoValue === undefined) return;
+    this.infoValue = this.describe(this.infoValue.id);
+    this.agent?.tick();
+    if (this.state === 'ready') {
+      this.dialOut?.tick();
+      this.senders.fetchCatalogue();
+    }
+  }
+
+  private join(): void {
+    assert(this.site !== undefined, 'site resolved before joining');
+    this.infoValue = this.describe(this.newMemberId());
+    this.log.info({ site: this.site }, `server ${this.config.name}: site ${this.site}; joining`);
+    this.routerLinks?.start({ site: this.site, name: this.config.name, role: 'server' });
     this.agent = new MemberAgent(this.runtime, this.pool, this.config.locators, this.config.timing, {
       info: () => this.info,
       load: () => this.clientCount,
       ready: () => this.state === 'ready',
+      configVersion: () => this.configuration.version,
       onView: (view, previous) => this.installed(view, previous),
       onRemoved: (reason) => this.removed(reason),
       onIsolated: () => {
@@ -550,6 +640,10 @@ export class Server {
       senderImage: (_connection, body, reply) => this.senders.onImage(body, reply),
       senderStatus: (_connection, body, reply) => this.senders.onStatus(body, reply),
       senderControl: (_connection, body, reply) => this.senders.onControl(body, reply),
+      configApply: (_connection, body, reply) => this.configuration.apply(body.config, (error) => {
+        if (error !== undefined) reply.fail(error);
+        else reply.ok({ version: this.configuration.version });
+      }),
     };
   }
 }

@@ -37,8 +37,8 @@ function maxJoinSeq(view: View): number {
 export interface ViewChange {
   readonly add?: readonly MemberInfo[];
   readonly remove?: readonly Departure[];
-  /** Members whose `ready` flag or load changed. */
-  readonly update?: ReadonlyMap<string, { ready: boolean; load: number }>;
+  /** Members whose `ready` flag or load changed, or whose info did (same id: a receiver created at runtime). */
+  readonly update?: ReadonlyMap<string, { ready: boolean; load: number; info?: MemberInfo }>;
 }
 
 /** The view after `change`, with the next id; the coordinator is recomputed. */
@@ -49,7 +49,7 @@ export function nextView(view: View, change: ViewChange): View {
   for (const member of view.members) {
     if (removed.has(member.info.id)) continue;
     const update = change.update?.get(member.info.id);
-    members.push(update ? { ...member, ready: update.ready, load: update.load } : member);
+    members.push(update ? { ...member, ready: update.ready, load: update.load, ...(update.info?.id === member.info.id ? { info: update.info } : {}) } : member);
   }
   for (const info of change.add ?? []) {
     assert(!members.some((member) => member.info.id === info.id), `member ${info.id} added twice to the view`);

@@ -115,6 +115,98 @@ export const View = Type.Object(
 );
 export type View = Static<typeof View>;
 
+const Port = Uint({ maximum: 65535 });
+
+/**
+ * A gateway sender as the site configuration holds it (config-service.ts): the fields of
+ * `gateway-senders.<id>` in strait.yaml, camelCase. Absent fields take strait.yaml's defaults;
+ * the stored form has every field filled. Parallel senders, dispatcher threads and conflation
+ * are not accepted yet (they are refused in strait.yaml too).
+ */
+export const SenderDeclaration = Type.Object(
+  {
+    id: Name,
+    remoteSiteId: SiteId,
+    batchSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
+    batchTimeIntervalMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 3_600_000 })),
+    maximumQueueMemoryMegabytes: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_048_576 })),
+    maximumQueueDiskMegabytes: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_073_741_824 })),
+    persistent: Type.Optional(Type.Boolean()),
+    orderPolicy: Type.Optional(Type.Union([Type.Literal('key'), Type.Literal('thread')])),
+    manualStart: Type.Optional(Type.Boolean()),
+    compression: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+export type SenderDeclaration = Static<typeof SenderDeclaration>;
+
+/** The gateway receiver as the site configuration holds it: `gateway-receiver` of strait.yaml, camelCase. */
+export const ReceiverDeclaration = Type.Object(
+  {
+    startPort: Type.Optional(Port),
+    endPort: Type.Optional(Port),
+    bindAddress: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+    hostnameForClients: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+    manualStart: Type.Optional(Type.Boolean()),
+    dialOut: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+export type ReceiverDeclaration = Static<typeof ReceiverDeclaration>;
+
+/**
+ * A site's configuration as its locators hold it (Geode's cluster configuration): what every
+ * server of the site runs besides its own strait.yaml. The version increases with every change
+ * the locators agreed on.
+ */
+export const SiteConfig = Type.Object(
+  {
+    version: Uint(),
+    regions: Type.Array(RegionSpec, { maxItems: 10_000 }),
+    senders: Type.Array(SenderDeclaration, { maxItems: 64 }),
+    receiver: Type.Union([ReceiverDeclaration, Type.Null()]),
+    remoteLocators: Type.Array(WireAddress, { maxItems: 64 }),
+  },
+  { additionalProperties: false },
+);
+export type SiteConfig = Static<typeof SiteConfig>;
+
+/** One change to a site's configuration (`strait create|alter|destroy ...`, the admin API). */
+export const ConfigChange = Type.Union([
+  Type.Object({ kind: Type.Literal('createRegion'), spec: RegionSpec }, { additionalProperties: false }),
+  Type.Object({ kind: Type.Literal('alterRegion'), name: Name, gatewaySenderIds: Type.Array(Name, { maxItems: 64 }) }, { additionalProperties: false }),
+  Type.Object({ kind: Type.Literal('destroyRegion'), name: Name }, { additionalProperties: false }),
+  Type.Object({ kind: Type.Literal('createSender'), spec: SenderDeclaration }, { additionalProperties: false }),
+  Type.Object({
+    kind: Type.Literal('alterSender'),
+    id: Name,
+    batchSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
+    batchTimeIntervalMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 3_600_000 })),
+  }, { additionalProperties: false }),
+  Type.Object({
+    kind: Type.Literal('destroySender'),
+    id: Name,
+    /** Wait this long, at most, for every copy of the queue to drain first (default 60 s). */
+    drainTimeoutMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000 })),
+  }, { additionalProperties: false }),
+  Type.Object({ kind: Type.Literal('createReceiver'), spec: ReceiverDeclaration }, { additionalProperties: false }),
+  Type.Object({ kind: Type.Literal('destroyReceiver') }, { additionalProperties: false }),
+  Type.Object({ kind: Type.Literal('setRemoteLocators'), addresses: Type.Array(WireAddress, { maxItems: 64 }) }, { additionalProperties: false }),
+]);
+export type ConfigChange = Static<typeof ConfigChange>;
+
+/** The answer to a configuration change: the version now current and each server's result. */
+export const ConfigChangeResult = Type.Object(
+  {
+    version: Uint(),
+    /** False when the configuration already said so (applying the same change twice). */
+    changed: Type.Boolean(),
+    members: Type.Array(Type.Object({ member: Name, version: Uint() }, { additionalProperties: false }), { maxItems: 10_000 }),
+  },
+  { additionalProperties: false },
+);
+export type ConfigChangeResult = Static<typeof ConfigChangeResult>;
+
 export const WireErrorSchema = Type.Object(
   { code: Type.String({ maxLength: 64 }), message: Type.String({ maxLength: 8192 }), retryable: Type.Boolean() },
   { additionalProperties: false },
@@ -222,11 +314,25 @@ export const REQUESTS = {
   join: { body: Type.Object({ info: MemberInfo }, { additionalProperties: false }), response: Type.Object({ view: View }) },
   leave: { body: Type.Object({ id: Name }, { additionalProperties: false }), response: Empty },
   heartbeat: {
-    body: Type.Object({ id: Name, viewId: Uint(), load: Uint(), ready: Type.Boolean() }, { additionalProperties: false }),
+    body: Type.Object({
+      id: Name, viewId: Uint(), load: Uint(), ready: Type.Boolean(),
+      /** The site configuration version a server runs; the coordinator sends it a newer one. */
+      configVersion: Type.Optional(Uint()),
+      /** The member's info, when it changed since the view it holds (a receiver or sender created at runtime). */
+      info: Type.Optional(MemberInfo),
+    }, { additionalProperties: false }),
     response: Type.Object({ responder: Type.String({ maxLength: 256 }), viewId: Uint(), member: Type.Boolean(), coordinator: Type.Boolean() }),
   },
   /** Any locator: its current view (null while it has none) and its own identity and state. */
   getView: { body: Empty, response: Type.Object({ view: Type.Union([View, Type.Null()]), self: MemberInfo, state: Type.String({ maxLength: 32 }) }) },
+  /** Any locator: the site configuration it holds. */
+  siteConfig: { body: Empty, response: Type.Object({ config: SiteConfig }) },
+  /** Any locator (forwarded to the coordinator): change the site configuration, on every locator and server. */
+  configChange: { body: Type.Object({ change: ConfigChange }, { additionalProperties: false }), response: ConfigChangeResult },
+  /** Coordinator → locator: store this configuration (a newer version than yours). */
+  configCommit: { body: Type.Object({ config: SiteConfig }, { additionalProperties: false }), response: Type.Object({ version: Uint() }) },
+  /** Coordinator → server: run this configuration; refused with the reason when it can't. */
+  configApply: { body: Type.Object({ config: SiteConfig }, { additionalProperties: false }), response: Type.Object({ version: Uint() }) },
   locate: {
     body: Type.Object({ region: Type.Optional(Name), exclude: Type.Optional(Type.Array(Name, { maxItems: 1000 })) }, { additionalProperties: false }),
     response: Type.Object({ servers: Type.Array(Type.Object({ name: Name, address: WireAddress }), { maxItems: 10_000 }) }),

@@ -6,7 +6,9 @@
 //   2 — 2026-12: hello/welcome state each side's frame limit, so no side sends a frame its peer
 //       would refuse; the hardening of the WAN path (see messages.ts); dial-out sites
 //       (`gatewayAttach`, SiteEntry.dialOut / senderHosts, MemberInfo.dialOut); routers (role
-//       `router`, `routerRegister`, `routerList`, tunnel pushes, routed catalogue entries). Version 1 never
+//       `router`, `routerRegister`, `routerList`, tunnel pushes, routed catalogue entries); the site
+//       configuration (`siteConfig`, `configChange`, `configCommit`, `configApply`; heartbeats carry
+//       the configuration version and changed member info). Version 1 never
 //       left this repository, so version 2 is also the minimum; 2 is not released yet.
 //
 // A connection speaks the highest version both sides support. A member refuses peers whose
