@@ -217,6 +217,55 @@ describe('admin HTTP API', () => {
     });
   }
 
+  it('the /config routes turn each request into one site configuration change', async () => {
+    const admin = fakeAdmin();
+    const { app } = build({ admin });
+    const calls: { method: 'POST' | 'PATCH' | 'PUT' | 'DELETE'; url: string; payload?: object }[] = [
+      { method: 'POST', url: '/config/regions', payload: { name: 'orders', type: 'replicate', persistent: true } },
+      { method: 'PATCH', url: '/config/regions/orders', payload: { gatewaySenderIds: ['to-2'] } },
+      { method: 'DELETE', url: '/config/regions/orders' },
+      { method: 'POST', url: '/config/gateway-senders', payload: { id: 'to-2', remoteSiteId: 2, batchSize: 50 } },
+      { method: 'PATCH', url: '/config/gateway-senders/to-2', payload: { batchTimeIntervalMs: 20 } },
+      { method: 'DELETE', url: '/config/gateway-senders/to-2?drainTimeoutMs=5000' },
+      { method: 'PUT', url: '/config/gateway-receiver', payload: { startPort: 5000, endPort: 5010 } },
+      { method: 'DELETE', url: '/config/gateway-receiver' },
+      { method: 'PUT', url: '/config/remote-locators', payload: { addresses: [{ host: '10.0.0.2', port: 10334 }] } },
+      { method: 'POST', url: '/config/changes', payload: { change: { kind: 'destroyRegion', name: 'x' } } },
+    ];
+    for (const call of calls) {
+      const response = await app.inject(call.payload === undefined ? { method: call.method, url: call.url } : { method: call.method, url: call.url, payload: call.payload });
+      assert.equal(response.statusCode, 200, `${call.method} ${call.url}: ${response.body}`);
+      assert.equal(response.json().changed, true);
+    }
+    assert.deepEqual(admin.changes.map((change) => change.kind), [
+      'createRegion', 'alterRegion', 'destroyRegion', 'createSender', 'alterSender', 'destroySender', 'createReceiver', 'destroyReceiver', 'setRemoteLocators', 'destroyRegion',
+    ]);
+    assert.deepEqual(admin.changes[5], { kind: 'destroySender', id: 'to-2', drainTimeoutMs: 5000 });
+    const config = await app.inject({ method: 'GET', url: '/config' });
+    assert.equal(config.json().version, calls.length);
+  });
+
+  it('the /config routes refuse bad bodies with coded errors and pass the site\'s refusals on', async () => {
+    const admin = fakeAdmin();
+    const { app } = build({ admin });
+    const bad = [
+      { method: 'POST' as const, url: '/config/gateway-senders', payload: { id: 'to-2', remoteSiteId: 2, parallel: true } },
+      { method: 'POST' as const, url: '/config/gateway-senders', payload: { id: 'to-2', remoteSiteId: 300 } },
+      { method: 'PUT' as const, url: '/config/gateway-receiver', payload: { startPort: 'five' } },
+      { method: 'DELETE' as const, url: '/config/gateway-senders/to-2?drainTimeoutMs=9999999' },
+      { method: 'POST' as const, url: '/config/changes', payload: { change: { kind: 'dropEverything' } } },
+    ];
+    for (const call of bad) {
+      const response = await app.inject(call.method === 'DELETE' ? { method: call.method, url: call.url } : { method: call.method, url: call.url, payload: (call as { payload: object }).payload });
+      assert.equal(response.statusCode, 400, `${call.method} ${call.url}: ${response.body}`);
+      assert.equal(response.json().code, 'STRAIT_BAD_REQUEST');
+    }
+    assert.equal(admin.changes.length, 0, 'nothing reached the member');
+    const refused = await app.inject({ method: 'DELETE', url: '/config/gateway-senders/busy' });
+    assert.equal(refused.statusCode, 409);
+    assert.equal(refused.json().code, 'STRAIT_SENDER_NOT_DRAINED');
+  });
+
   it('rejects malformed JSON as STRAIT_BAD_REQUEST', async () => {
     const { app } = build();
     const response = await app.inject({

@@ -135,6 +135,12 @@ const gatewayRoutes: FastifyPluginCallback<ResourceOptions> = (app, { admin }, d
   done();
 };
 
+function drainMs(text: string): number {
+  const value = Number(text);
+  if (value > 600_000) throw new StraitError('STRAIT_BAD_REQUEST', { reason: `querystring drainTimeoutMs must be at most 600000, got ${text}` });
+  return value;
+}
+
 /** Calls the member's changeConfig as a promise. */
 function changeConfig(admin: MemberAdmin, change: ConfigChange): Promise<ConfigChangeResult> {
   return new Promise((resolve, reject) => {
@@ -151,7 +157,8 @@ const AlterSenderBody = Type.Object(
   },
   { additionalProperties: false },
 );
-const DrainQuery = Type.Object({ drainTimeoutMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000 })) }, { additionalProperties: false });
+/** A query string is text: milliseconds as digits (0..600000, checked against the change's schema). */
+const DrainQuery = Type.Object({ drainTimeoutMs: Type.Optional(Type.String({ pattern: '^[0-9]{1,6}$' })) }, { additionalProperties: false });
 const RemoteLocatorsBody = Type.Object({ addresses: Type.Array(WireAddress, { maxItems: 64 }) }, { additionalProperties: false });
 
 /**
@@ -178,7 +185,7 @@ const configRoutes: FastifyPluginCallback<ResourceOptions> = (app, { admin }, do
   app.patch<{ Params: Static<typeof SenderParams>; Body: Static<typeof AlterSenderBody> }>('/config/gateway-senders/:id', { schema: { params: SenderParams, body: AlterSenderBody } },
     async (request) => changeConfig(admin, { kind: 'alterSender', id: request.params.id, ...request.body }));
   app.delete<{ Params: Static<typeof SenderParams>; Querystring: Static<typeof DrainQuery> }>('/config/gateway-senders/:id', { schema: { params: SenderParams, querystring: DrainQuery } },
-    async (request) => changeConfig(admin, { kind: 'destroySender', id: request.params.id, ...(request.query.drainTimeoutMs !== undefined ? { drainTimeoutMs: request.query.drainTimeoutMs } : {}) }));
+    async (request) => changeConfig(admin, { kind: 'destroySender', id: request.params.id, ...(request.query.drainTimeoutMs !== undefined ? { drainTimeoutMs: drainMs(request.query.drainTimeoutMs) } : {}) }));
   app.put<{ Body: ReceiverDeclaration }>('/config/gateway-receiver', { schema: { body: ReceiverDeclaration } },
     async (request) => changeConfig(admin, { kind: 'createReceiver', spec: request.body }));
   app.delete('/config/gateway-receiver', async () => changeConfig(admin, { kind: 'destroyReceiver' }));

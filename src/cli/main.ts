@@ -35,6 +35,7 @@ import type { SenderControlRequest } from './gateway-commands.ts';
 import { registerDemo } from './demo.ts';
 import { registerProxy } from './proxy-command.ts';
 import { registerChat } from './chat.ts';
+import { registerConfigCommands } from './config-commands.ts';
 import { installStandardOutput, standardOutput, writeErr, writeOut } from './standard-output.ts';
 
 /** Overrides the default locator of client commands (`--locator`). */
@@ -311,6 +312,15 @@ export function buildProgram(): Command {
     }),
   );
 
+  registerConfigCommands(program, {
+    locatorOption,
+    options: (flags, requestTimeoutMsDefault) => {
+      const client = clientCommandOptions({ ...flags, requestTimeout: undefined } as ClientFlags);
+      return { locators: client.locators, json: flags['json'] === true, requestTimeoutMs: parseMilliseconds(flags['requestTimeout'] as string | undefined, requestTimeoutMsDefault, '--request-timeout') };
+    },
+    action,
+    output,
+  });
   registerDemo(program);
   registerProxy(program);
   registerChat(program);
