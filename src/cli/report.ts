@@ -15,7 +15,8 @@ export const EXIT_FATAL = 70;
 /** Exit status for an error: 2 for configuration and usage mistakes, 1 for everything else. */
 export function exitCodeFor(error: unknown): number {
   if (error instanceof StraitError) {
-    if (error.code.startsWith('STRAIT_CONFIG_') || error.code === 'STRAIT_ADDRESS_INVALID' || error.code === 'STRAIT_USAGE') return EXIT_USAGE;
+    // Bad input. The site's own refusals (STRAIT_CONFIG_CONFLICT, _NOT_FOUND, _NO_QUORUM, ...) are failures.
+    if (error.code === 'STRAIT_CONFIG_INVALID' || error.code === 'STRAIT_CONFIG_UNKNOWN_KEY' || error.code === 'STRAIT_ADDRESS_INVALID' || error.code === 'STRAIT_USAGE') return EXIT_USAGE;
   }
   return EXIT_FAILURE;
 }
