@@ -108,7 +108,9 @@ export class InitialImage {
         this.runtime.setTimer(IMAGE_RETRY_MS, () => this.learnRegions(generation, provider, viewId));
         return;
       }
-      for (const { spec, hosts } of response.regions) {
+      for (const { spec, hosts, fromConfig } of response.regions) {
+        // Regions of the site configuration come from this server's own copy of it.
+        if (fromConfig === true) continue;
         if (!this.regions.has(spec.name)) this.regions.open(spec);
         // A region created at runtime: its hosts must take its writes (a refusal is retried).
         if (hosts !== undefined) this.regions.expectHosts(spec.name, hosts);

@@ -69,7 +69,7 @@ export function regionRequestHandlers(parts: RegionRequestParts): HandlerTable {
     listRegions: (_connection, _body, reply) => reply.ok({
       regions: regions.statuses().map((status) => {
         const hosts = regions.expectedHostsOf(status.spec.name);
-        return hosts.length > 0 ? { ...status, hosts } : status;
+        return { ...status, ...(hosts.length > 0 ? { hosts } : {}), ...(regions.isConfigured(status.spec.name) ? { fromConfig: true } : {}) };
       }),
     }),
     createRegion: (connection, body, reply) => {

@@ -14,6 +14,8 @@ export class RegionTable {
   private readonly resolver: ConflictResolver | undefined;
   private readonly log: Logger;
   private readonly regions = new Map<string, Region>();
+  /** Regions the site configuration this server runs names (server-configuration.ts). */
+  private configured = new Set<string>();
   /** Members known to host each region created at runtime (from the creation request). */
   private readonly expectedHosts = new Map<string, Set<string>>();
 
@@ -70,6 +72,16 @@ export class RegionTable {
     region.clear();
     this.regions.delete(name);
     this.expectedHosts.delete(name);
+  }
+
+  /** The regions the site configuration now names. */
+  setConfigured(names: Iterable<string>): void {
+    this.configured = new Set(names);
+  }
+
+  /** True when the site configuration names region `name`. */
+  isConfigured(name: string): boolean {
+    return this.configured.has(name);
   }
 
   has(name: string): boolean {

@@ -204,6 +204,7 @@ export class ServerConfiguration {
     }
     const finish = (error: StraitError | undefined) => {
       if (error === undefined) {
+        this.regions.setConfigured(config.regions.map((region) => region.name));
         if (config.version !== this.config.version) this.log.info({ version: config.version }, `server ${this.host.memberName}: runs site configuration version ${config.version}`);
         this.config = config;
       }

@@ -367,6 +367,11 @@ export const REQUESTS = {
         size: Uint(),
         /** For a region created at runtime: the member ids its creation named as hosts. */
         hosts: Type.Optional(Type.Array(Name, { maxItems: 10_000 })),
+        /**
+         * The region comes from the site configuration: a joiner takes it from its own copy of
+         * the configuration, never from a provider's (which may be a version behind).
+         */
+        fromConfig: Type.Optional(Type.Boolean()),
       })),
     }),
   },

@@ -4,7 +4,11 @@
 //   - views: every live member holds the same view, listing exactly the live members;
 //   - acknowledged writes: every write a client saw acknowledged is on every server, unless a
 //     later write to the same key by the same writer superseded it;
-//   - replicas: every server holds identical contents for every region.
+//   - replicas: every server holds identical contents for every region;
+//   - site configuration: a worker creates and destroys regions through random locators
+//     meanwhile; every locator holds the same configuration, every server runs its version and
+//     hosts exactly its regions, acknowledged versions only increase, and each region's last
+//     acknowledged change holds (unless a later unacknowledged one may have been applied).
 //
 // Clients are the real TypeScript client (promises), so the driver interleaves simulator steps
 // with microtask flushes; everything stays deterministic because no real I/O happens.
@@ -16,7 +20,8 @@ import { FRAME_BYTES_MAX_DEFAULT, VALUE_BYTES_MAX_DEFAULT } from '../core/config
 import { Locator } from '../core/locator.ts';
 import { checkingMetrics, noteClientFailure } from './checks.ts';
 import { Server } from '../core/server.ts';
-import type { RegionSpec, View } from '../protocol/messages.ts';
+import type { StraitError } from '../errors.ts';
+import type { ConfigChange, ConfigChangeResult, RegionSpec, View } from '../protocol/messages.ts';
 import type { Address, Runtime } from '../runtime/runtime.ts';
 import type { SimHost } from './simulator.ts';
 import { Simulator } from './simulator.ts';
@@ -29,6 +34,8 @@ export interface SiteSimulationOptions {
   /** Virtual time the workload and faults run for. */
   readonly workloadMs?: number;
   readonly faults?: boolean;
+  /** Run the site-configuration worker (default true). */
+  readonly configChanges?: boolean;
   readonly log?: 'silent' | 'collect' | 'print';
 }
 
@@ -71,11 +78,13 @@ export class SiteSimulation {
   /** Writes to keys owned by one writer: key → history, for the acknowledged-writes checker. */
   private readonly owned = new Map<string, KeyHistory>();
   private readonly failures: string[] = [];
-  readonly stats = { acked: 0, failed: 0, crashes: 0, partitions: 0 };
+  readonly stats = { acked: 0, failed: 0, crashes: 0, partitions: 0, configChanges: 0 };
+  /** Per region the configuration worker touched: its last acknowledged change, and whether a later one failed. */
+  private readonly configRegions = new Map<string, { exists: boolean; uncertain: boolean }>();
 
   constructor(options: SiteSimulationOptions) {
     this.options = {
-      locators: 2, servers: 3, clients: 2, workloadMs: 20_000, faults: true, log: 'collect', ...options,
+      locators: 2, servers: 3, clients: 2, workloadMs: 20_000, faults: true, configChanges: true, log: 'collect', ...options,
     };
     this.sim = new Simulator({ seed: options.seed, log: this.options.log, network: { baseDelayMs: 1, jitterMs: 2 } });
     for (let index = 1; index <= this.options.locators; index++) {
@@ -177,6 +186,7 @@ export class SiteSimulation {
       for (let worker = 0; worker < 3; worker++) workers.push(this.workload(client, host.runtime(), `${host.name}.w${worker}`, workloadEnd));
     }
     if (this.options.faults) this.scheduleFaults(workloadEnd);
+    if (this.options.configChanges) workers.push(this.configWorker(clients[0]!.client, clients[0]!.host.runtime(), workloadEnd));
     let workersDone = false;
     void Promise.allSettled(workers).then(() => {
       workersDone = true;
@@ -188,6 +198,14 @@ export class SiteSimulation {
     sim.network.heal();
     for (const host of this.memberHosts) if (!host.alive || !this.members.has(host.name)) this.startMember(host);
     await this.advance(sim.nowMs + 60_000, () => this.allReady());
+    if (this.options.configChanges) {
+      // Liveness: once healed, a change goes through (no change is stuck at the coordinator).
+      let answer: { error?: StraitError; result?: ConfigChangeResult } | undefined;
+      void this.askChange(clients[0]!.client, this.locatorAddresses[0]!, { kind: 'destroyRegion', name: 'C-final' }).then((outcome) => { answer = outcome; });
+      await this.advance(sim.nowMs + 30_000, () => answer !== undefined);
+      if (answer?.result === undefined) throw this.failure(`a configuration change after the heal was not answered within 30 s: ${answer?.error?.message ?? 'no answer'}`);
+      await this.advance(sim.nowMs + 5 * SIM_TIMING.heartbeatIntervalMs);
+    }
     for (const { client } of clients) await client.close();
     await this.advance(sim.nowMs + 2 * SIM_TIMING.heartbeatIntervalMs);
     this.check();
@@ -225,6 +243,60 @@ export class SiteSimulation {
         }
       }
       await new Promise<void>((resolve) => runtime.setTimer(random.int(50), resolve));
+    }
+  }
+
+  /** Creates and destroys regions C0..C3 through a random live locator, one change at a time. */
+  private async configWorker(client: StraitClient, runtime: Runtime, endMs: number): Promise<void> {
+    const random = this.sim.random;
+    let lastVersion = 0;
+    while (this.sim.nowMs < endMs) {
+      await new Promise<void>((resolve) => runtime.setTimer(200 + random.int(800), resolve));
+      const via = random.pick(this.locatorAddresses);
+      const name = `C${random.int(4)}`;
+      const create = random.chance(0.6);
+      const change: ConfigChange = create ? { kind: 'createRegion', spec: { name, type: 'replicate', persistent: false } } : { kind: 'destroyRegion', name };
+      const outcome = await this.askChange(client, via, change);
+      const state = this.configRegions.get(name) ?? { exists: false, uncertain: false };
+      if (outcome.result !== undefined) {
+        this.stats.configChanges += 1;
+        if (outcome.result.changed && outcome.result.version <= lastVersion) {
+          this.failures.push(`configuration change ${change.kind} ${name} was acknowledged as version ${outcome.result.version}, after version ${lastVersion}`);
+        }
+        lastVersion = Math.max(lastVersion, outcome.result.version);
+        this.configRegions.set(name, { exists: create, uncertain: false });
+      } else {
+        // Refused before anything changed (no quorum, no view), or lost: it may have been applied.
+        const refusedUpFront = outcome.error?.code === 'STRAIT_CONFIG_NO_QUORUM' || outcome.error?.code === 'STRAIT_NOT_READY';
+        this.configRegions.set(name, { exists: state.exists, uncertain: state.uncertain || !refusedUpFront });
+      }
+    }
+  }
+
+  /** One configuration change through the locator at `via`, as an operator's tool sends it. */
+  private askChange(client: StraitClient, via: Address, change: ConfigChange): Promise<{ error?: StraitError; result?: ConfigChangeResult }> {
+    return client.askMember(via, 'configChange', { change }).then((result) => ({ result }), (error: unknown) => ({ error: error as StraitError }));
+  }
+
+  /** The site configuration checker (see the module comment). */
+  private checkConfiguration(): void {
+    const live = this.liveMembers();
+    const locators = live.filter(({ member }) => member.kind === 'locator').map(({ member }) => member.node.admin.siteConfig()!);
+    const reference = locators[0]!;
+    for (const config of locators.slice(1)) {
+      if (JSON.stringify(config) !== JSON.stringify(reference)) throw this.failure(`locators disagree on the site configuration: ${JSON.stringify(reference)} vs ${JSON.stringify(config)}`);
+    }
+    for (const [name, state] of this.configRegions) {
+      const exists = reference.regions.some((region) => region.name === name);
+      if (!state.uncertain && exists !== state.exists) throw this.failure(`region ${name}: the last acknowledged change ${state.exists ? 'created' : 'destroyed'} it, yet the configuration ${exists ? 'has' : 'lacks'} it`);
+    }
+    const wanted = [...new Set([...REGIONS.map((region) => region.name), ...reference.regions.map((region) => region.name)])].sort();
+    for (const server of this.servers()) {
+      const name = server.admin.status().info.name;
+      const runs = server.admin.siteConfig()?.version;
+      if (runs !== reference.version) throw this.failure(`${name} runs site configuration version ${runs}, the locators hold ${reference.version}`);
+      const hosted = server.admin.regions().map((region) => region.spec.name).sort();
+      if (JSON.stringify(hosted) !== JSON.stringify(wanted)) throw this.failure(`${name} hosts regions ${hosted.join(',')}, the configuration says ${wanted.join(',')}`);
     }
   }
 
@@ -318,6 +390,8 @@ export class SiteSimulation {
       }
     }
 
+    if (this.options.configChanges) this.checkConfiguration();
+
     for (const [historyKey, history] of this.owned) {
       const [regionName, key] = historyKey.split('/', 2) as [string, string];
       for (const server of servers) {
@@ -350,6 +424,6 @@ export async function runSiteSeed(seed: number, options: Partial<SiteSimulationO
     }
     throw error;
   }
-  const { acked, failed, crashes, partitions } = simulation.stats;
-  return `seed ${seed}: ok — ${acked} writes acknowledged, ${failed} failed, ${crashes} crashes, ${partitions} partitions, ${Math.round(simulation.sim.nowMs / 1000)} s virtual`;
+  const { acked, failed, crashes, partitions, configChanges } = simulation.stats;
+  return `seed ${seed}: ok — ${acked} writes acknowledged, ${failed} failed, ${configChanges} configuration changes, ${crashes} crashes, ${partitions} partitions, ${Math.round(simulation.sim.nowMs / 1000)} s virtual`;
 }
