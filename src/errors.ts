@@ -89,6 +89,21 @@ export const ERROR_SPECS = {
   STRAIT_CONFIG_BUSY: spec('locator {locator} already has {limit} configuration changes waiting; retry once they are done', 503, false),
   STRAIT_SENDER_NOT_DRAINED: spec('gateway sender {sender} on {member} still holds {events} events after {timeoutMs} ms; nothing was destroyed — let it drain (is site {site} reachable?) or give a longer drain timeout', 409, false),
 
+  // The controller (replication as a service)
+  STRAIT_TOPOLOGY_INVALID: spec('topology {name} has {count} problems; the first: {first}', 400, false),
+  STRAIT_TOPOLOGY_FIELD_REQUIRED: spec('{path}: {reason}', 400, false),
+  STRAIT_TOPOLOGY_FIELD_UNKNOWN: spec('{path}: {reason}', 400, false),
+  STRAIT_TOPOLOGY_FIELD_INVALID: spec('{path}: {reason}', 400, false),
+  STRAIT_TOPOLOGY_EDGE_UNKNOWN_SITE: spec('{path}: no site {site} in sites (known: {sites})', 400, false),
+  STRAIT_TOPOLOGY_EDGE_SELF: spec('{path}: an edge from {site} to itself', 400, false),
+  STRAIT_TOPOLOGY_EDGE_DUPLICATE: spec('{path}: the edge {from} → {to} is listed twice', 400, false),
+  STRAIT_TOPOLOGY_NOT_FOUND: spec('no topology {name} on controller {controller}', 404, false),
+  STRAIT_TOPOLOGY_EXISTS: spec('topology {name}: {reason}', 409, false),
+  STRAIT_TOPOLOGY_BUSY: spec('topology {name} is being {operation}; wait for it to finish', 409, false),
+  STRAIT_SITE_UNREACHABLE: spec('site {site} ({admin}): {reason}', 502, true),
+  STRAIT_SITE_REFUSED: spec('site {site}, step "{step}": {reason}', 502, false),
+  STRAIT_EDGE_NOT_CONNECTED: spec('edge {from} → {to} did not connect within {timeoutMs} ms: {reason}', 504, false),
+
   // Admin API
   STRAIT_UNAUTHORIZED: spec('missing or wrong token', 401, false),
   STRAIT_BAD_REQUEST: spec('{reason}', 400, false),

@@ -28,6 +28,7 @@ const CORE = 'src/core/';
 const CONFIG = 'src/config/';
 const CLIENT = 'src/client/';
 const ADMIN = 'src/admin/';
+const CONTROLLER = 'src/controller/';
 const RUNTIME_NODE = 'src/runtime/node/';
 const TOOLS = 'src/tools/';
 const SIM = 'src/sim/';
@@ -52,12 +53,16 @@ export const LAYERS: Readonly<Record<string, readonly string[]>> = {
   [CLIENT]: [ERRORS, RUNTIME, PROTOCOL, 'src/config/address.ts'],
   // ...except `connect()`, the one client module that brings the Node runtime for applications.
   'src/client/connect.ts': [CLIENT, ERRORS, RUNTIME, PROTOCOL, 'src/config/address.ts', 'src/runtime/node/client-runtime.ts'],
-  // The admin API sees a member only through the core's narrow MemberAdmin interface.
-  [ADMIN]: [ERRORS, RUNTIME, PROTOCOL, 'src/core/member-admin.ts'],
+  // The control plane: topologies, plans and their journaled runs. It changes sites only through
+  // the site configuration's values (what a change does), never a member's internals.
+  [CONTROLLER]: [ERRORS, RUNTIME, PROTOCOL, 'src/core/site-config.ts', 'src/core/config.ts'],
+  // The admin API sees a member only through the core's narrow MemberAdmin interface, and
+  // serves the controller's REST API and dashboard.
+  [ADMIN]: [ERRORS, RUNTIME, PROTOCOL, 'src/core/member-admin.ts', CONTROLLER],
   [RUNTIME_NODE]: [ERRORS, RUNTIME, MEMORY_STORAGE],
   [TOOLS]: [ERRORS, RUNTIME],
-  [SIM]: [ERRORS, RUNTIME, MEMORY_STORAGE, PROTOCOL, CORE, CLIENT],
-  [CLI]: [ERRORS, RUNTIME, MEMORY_STORAGE, PROTOCOL, CORE, CONFIG, CLIENT, ADMIN, RUNTIME_NODE, TOOLS],
+  [SIM]: [ERRORS, RUNTIME, MEMORY_STORAGE, PROTOCOL, CORE, CLIENT, CONTROLLER],
+  [CLI]: [ERRORS, RUNTIME, MEMORY_STORAGE, PROTOCOL, CORE, CONFIG, CLIENT, ADMIN, RUNTIME_NODE, TOOLS, CONTROLLER],
   'src/lint.ts': [],
   'bench/': ['src/'],
   'soak/': ['src/', 'bench/'],
