@@ -107,6 +107,7 @@ export const ERROR_SPECS = {
   // Admin API
   STRAIT_UNAUTHORIZED: spec('missing or wrong token', 401, false),
   STRAIT_BAD_REQUEST: spec('{reason}', 400, false),
+  STRAIT_BODY_TOO_LARGE: spec('the request body is larger than {limit} bytes, the limit', 413, false),
   STRAIT_ROUTE_NOT_FOUND: spec('no route {method} {url}; see docs/CLI.md for the admin API', 404, false),
   STRAIT_INTERNAL: spec('internal error: {reason}', 500, false),
 } as const satisfies Record<string, ErrorSpec>;

@@ -63,6 +63,9 @@ function fakeAdmin(options: { view?: View | null; failWith?: Error; senders?: Se
     specs,
     controls,
     changes,
+    siteSenders(callback) {
+      callback([...senders.values()]);
+    },
     siteConfig() {
       return { version: changes.length, regions: [], senders: [], receiver: null, remoteLocators: [] };
     },

@@ -9,7 +9,7 @@ import type { Registry } from 'prom-client';
 import { StraitError } from '../errors.ts';
 import type { MemberAdmin } from '../core/member-admin.ts';
 import { Type, type Static } from '@sinclair/typebox';
-import { ConfigChange, ReceiverDeclaration, RegionSpec, SenderDeclaration, WireAddress, type ConfigChangeResult, type RequestBody } from '../protocol/messages.ts';
+import { ConfigChange, ReceiverDeclaration, RegionSpec, SenderDeclaration, WireAddress, type ConfigChangeResult, type RequestBody, type SenderStatus } from '../protocol/messages.ts';
 import type { Logger } from '../runtime/runtime.ts';
 
 /** The admin API takes small JSON bodies only (a region spec, later a topology). */
@@ -101,6 +101,8 @@ function controlSender(admin: MemberAdmin, request: RequestBody<'senderControl'>
 
 const gatewayRoutes: FastifyPluginCallback<ResourceOptions> = (app, { admin }, done) => {
   app.get('/gateways', async () => ({ senders: admin.senders(), receiver: admin.receiver(), links: admin.gatewayLinks() }));
+  // Every copy of every sender of the site (the controller's edge status).
+  app.get('/site/gateways', async () => ({ senders: await new Promise<SenderStatus[]>((resolve) => admin.siteSenders(resolve)) }));
 
   app.get<{ Params: Static<typeof SenderParams> }>('/gateways/senders/:id', { schema: { params: SenderParams } }, async (request) => {
     const status = admin.senders().find((sender) => sender.id === request.params.id);
@@ -214,6 +216,7 @@ function tokenMatches(header: string | undefined, expected: Buffer): boolean {
 
 function toStraitError(error: FastifyError): StraitError {
   if (error instanceof StraitError) return error;
+  if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new StraitError('STRAIT_BODY_TOO_LARGE', { limit: ADMIN_BODY_BYTES_MAX }, { cause: error });
   if (error.validation !== undefined) {
     // "body/name must ..." → "body name must ...", "params/action must ..." → "params action must ...".
     const context = error.validationContext ?? 'body';
@@ -223,6 +226,39 @@ function toStraitError(error: FastifyError): StraitError {
   const status = error.statusCode ?? 500;
   if (status >= 400 && status < 500) return new StraitError('STRAIT_BAD_REQUEST', { reason: error.message }, { cause: error });
   return new StraitError('STRAIT_INTERNAL', { reason: error.message }, { cause: error });
+}
+
+/**
+ * Coded errors for every failure of `app` (`{ code, message, retryable }` with the code's HTTP
+ * status, plus any `problems` or `progress` the error carries), logged when they are ours (5xx).
+ */
+export function answerWithCodes(app: FastifyInstance, logger: Logger, what: string): void {
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const strait = toStraitError(error);
+    if (strait.status >= 500) {
+      logger.error({ err: error, method: request.method, url: request.url, code: strait.code }, `${what} ${request.method} ${request.url} failed`);
+    }
+    const extra = strait as StraitError & { problems?: unknown; progress?: unknown };
+    reply.code(strait.status).send({
+      ...strait.toJSON(),
+      ...(extra.problems !== undefined ? { problems: extra.problems } : {}),
+      ...(extra.progress !== undefined ? { progress: extra.progress } : {}),
+    });
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const error = new StraitError('STRAIT_ROUTE_NOT_FOUND', { method: request.method, url: request.url.slice(0, 200) });
+    reply.code(error.status).send(error.toJSON());
+  });
+}
+
+/** With a token, every route but `open` ones requires `Authorization: Bearer <token>`. */
+export function requireToken(app: FastifyInstance, token: string | undefined, open: (method: string, url: string | undefined) => boolean): void {
+  if (token === undefined) return;
+  const expected = digest(token);
+  app.addHook('onRequest', async (request) => {
+    if (open(request.method, request.routeOptions.url)) return;
+    if (!tokenMatches(request.headers.authorization, expected)) throw new StraitError('STRAIT_UNAUTHORIZED');
+  });
 }
 
 /**
@@ -238,26 +274,8 @@ export function createAdminServer(options: AdminServerOptions): FastifyInstance 
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
   });
 
-  const expectedToken = options.token === undefined ? undefined : digest(options.token);
-  if (expectedToken !== undefined) {
-    app.addHook('onRequest', async (request) => {
-      if (request.method === 'GET' && request.routeOptions.url === '/health') return;
-      if (!tokenMatches(request.headers.authorization, expectedToken)) throw new StraitError('STRAIT_UNAUTHORIZED');
-    });
-  }
-
-  app.setErrorHandler((error: FastifyError, request, reply) => {
-    const strait = toStraitError(error);
-    if (strait.status >= 500) {
-      logger.error({ err: error, method: request.method, url: request.url, code: strait.code }, `admin API ${request.method} ${request.url} failed`);
-    }
-    reply.code(strait.status).send(strait.toJSON());
-  });
-
-  app.setNotFoundHandler((request, reply) => {
-    const error = new StraitError('STRAIT_ROUTE_NOT_FOUND', { method: request.method, url: request.url.slice(0, 200) });
-    reply.code(error.status).send(error.toJSON());
-  });
+  requireToken(app, options.token, (method, url) => method === 'GET' && url === '/health');
+  answerWithCodes(app, logger, 'admin API');
 
   app.register(healthRoutes, { admin });
   app.register(memberRoutes, { admin });

@@ -36,6 +36,7 @@ import { registerDemo } from './demo.ts';
 import { registerProxy } from './proxy-command.ts';
 import { registerChat } from './chat.ts';
 import { registerConfigCommands } from './config-commands.ts';
+import { registerTopologyCommands } from './topology-commands.ts';
 import { installStandardOutput, standardOutput, writeErr, writeOut } from './standard-output.ts';
 
 /** Overrides the default locator of client commands (`--locator`). */
@@ -66,10 +67,10 @@ function action<A extends unknown[]>(handler: (...args: A) => Promise<number | v
 }
 
 const GATEWAY_SENDER = 'gateway-sender';
-const roleArgument = (): Argument => new Argument('<role>', 'locator, server or router').choices(['locator', 'server', 'router']);
+const roleArgument = (): Argument => new Argument('<role>', 'locator, server, router or controller').choices(['locator', 'server', 'router', 'controller']);
 /** `start` and `stop` act on members (by directory) and on gateway senders (by id, through a locator). */
 const roleOrSenderArgument = (): Argument =>
-  new Argument('<role>', `locator, server or router (by --dir), or ${GATEWAY_SENDER} (by --id)`).choices(['locator', 'server', 'router', GATEWAY_SENDER]);
+  new Argument('<role>', `locator, server, router or controller (by --dir), or ${GATEWAY_SENDER} (by --id)`).choices(['locator', 'server', 'router', 'controller', GATEWAY_SENDER]);
 const senderArgument = (): Argument => new Argument('<what>', GATEWAY_SENDER).choices([GATEWAY_SENDER]);
 
 function locatorOption(command: Command): Command {
@@ -321,6 +322,7 @@ export function buildProgram(): Command {
     action,
     output,
   });
+  registerTopologyCommands(program, { action, output });
   registerDemo(program);
   registerProxy(program);
   registerChat(program);

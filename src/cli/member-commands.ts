@@ -21,7 +21,7 @@ interface MemberFlag {
 /** Every member flag; `key` is also the strait.yaml key. docs/CLI.md documents them. */
 export const MEMBER_FLAGS: readonly MemberFlag[] = [
   { key: 'name', argument: '<name>', description: 'member name, unique in the site (required here or in strait.yaml)' },
-  { key: 'port', argument: '<port>', description: 'locator: port to listen on (default 10334); router: (default 12001); 0 = any free port' },
+  { key: 'port', argument: '<port>', description: 'locator: port to listen on (default 10334); router: (default 12001); controller: (default 9090); 0 = any free port' },
   { key: 'server-port', argument: '<port>', description: 'server: port to listen on (default 40404; 0 = any free port)' },
   { key: 'bind-address', argument: '<host>', description: 'address or host name to listen on (default 0.0.0.0, all interfaces)' },
   {
@@ -40,6 +40,8 @@ export const MEMBER_FLAGS: readonly MemberFlag[] = [
   { key: 'log-format', argument: '<format>', description: 'pretty or json (run default pretty; start always logs JSON to the log file)' },
   { key: 'admin-token', argument: '<token>', description: `bearer token the admin HTTP API requires (prefer $${ADMIN_TOKEN_ENVIRONMENT_VARIABLE})` },
   { key: 'frame-bytes-max', argument: '<bytes>', description: 'largest wire frame accepted (default 16 MiB)' },
+  { key: 'token-file', argument: '<file>', description: 'controller: file holding the bearer token its API requires (at least 16 characters)' },
+  { key: 'edge-timeout', argument: '<ms>', description: 'controller: how long every edge of a topology has to connect before an apply is rolled back (default 60000)' },
   { key: 'value-bytes-max', argument: '<bytes>', description: 'server: largest value accepted in a put (default 1 MiB)' },
 ];
 

@@ -81,7 +81,7 @@ export function progressLine(name: string, elapsedMs: number, problem: string | 
  * join the site), so a problem naming locators, or none at all, points there.
  */
 export function nextStepAfterTimeout(config: MemberConfig, problem: string | undefined): string {
-  const locators = config.role === 'router' ? [] : config.core.locators.map(formatAddress);
+  const locators = config.role === 'router' || config.role === 'controller' ? [] : config.core.locators.map(formatAddress);
   const first = locators[0];
   if (config.role === 'server' && first !== undefined && (problem === undefined || /locator/i.test(problem))) {
     return `check that a locator runs at ${locators.join(', ')} and can be reached from here `

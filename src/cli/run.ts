@@ -66,6 +66,11 @@ function lateAdmin(name: string, current: () => MemberAdmin | undefined): Member
     gatewayLinks: () => admin().gatewayLinks(),
     controlSender: (request, callback) => withMember(callback, (member) => member.controlSender(request, callback)),
     siteConfig: () => admin().siteConfig(),
+    siteSenders: (callback) => {
+      const member = current();
+      if (member === undefined) callback([]);
+      else member.siteSenders(callback);
+    },
     changeConfig: (change, callback) => withMember(callback, (member) => member.changeConfig(change, callback)),
   };
 
@@ -97,6 +102,11 @@ export async function runMember(config: MemberConfig, options: RunOptions): Prom
   if (config.role === 'router') {
     const { runRouter } = await import('./run-router.ts');
     await runRouter(config, options);
+    return;
+  }
+  if (config.role === 'controller') {
+    const { runController } = await import('./run-controller.ts');
+    await runController(config, options);
     return;
   }
   const { dir } = options;

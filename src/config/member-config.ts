@@ -70,7 +70,7 @@ export {
   type OrderPolicy,
 } from './declarations.ts';
 
-export type MemberRole = 'locator' | 'server' | 'router';
+export type MemberRole = 'locator' | 'server' | 'router' | 'controller';
 
 /** The environment variable that carries the router mesh's secret (instead of router-secret-file). */
 export const ROUTER_SECRET_ENVIRONMENT_VARIABLE = 'STRAIT_ROUTER_SECRET';
@@ -137,7 +137,21 @@ export interface RouterMemberConfig extends CommonMemberConfig {
   readonly core: RouterConfig;
 }
 
-export type MemberConfig = LocatorMemberConfig | ServerMemberConfig | RouterMemberConfig;
+/** The control plane (replication as a service): its REST API, dashboard and state directory. */
+export interface ControllerMemberConfig extends CommonMemberConfig {
+  readonly role: 'controller';
+  /** Where its REST API and dashboard listen (`--port`, default CONTROLLER_PORT_DEFAULT). */
+  readonly bind: Address;
+  /** The bearer token its API requires (the content of `token-file`); never logged. */
+  readonly token: string | undefined;
+  /** How long every edge of a topology has to connect before an apply is rolled back. */
+  readonly edgeTimeoutMs: number;
+}
+
+export const CONTROLLER_PORT_DEFAULT = 9090;
+export const CONTROLLER_EDGE_TIMEOUT_MS_DEFAULT = 60_000;
+
+export type MemberConfig = LocatorMemberConfig | ServerMemberConfig | RouterMemberConfig | ControllerMemberConfig;
 
 /**
  * What a configuration may depend on besides its flags and file: the environment (for
@@ -184,16 +198,18 @@ interface KeyDescription {
 const BOTH: readonly MemberRole[] = ['locator', 'server'];
 const ALL: readonly MemberRole[] = ['locator', 'server', 'router'];
 const LOCATOR: readonly MemberRole[] = ['locator'];
-const LISTENERS: readonly MemberRole[] = ['locator', 'router'];
+const LISTENERS: readonly MemberRole[] = ['locator', 'router', 'controller'];
+const CONTROLLER: readonly MemberRole[] = ['controller'];
+const EVERY: readonly MemberRole[] = ['locator', 'server', 'router', 'controller'];
 const SERVER: readonly MemberRole[] = ['server'];
 
 /** Every top-level key of strait.yaml, and the roles it applies to. docs/CLI.md lists them. */
 export const CONFIG_KEYS: Readonly<Record<string, KeyDescription>> = {
-  name: { roles: ALL, flag: true },
+  name: { roles: EVERY, flag: true },
   port: { roles: LISTENERS, flag: true },
   'server-port': { roles: SERVER, flag: true },
-  'bind-address': { roles: ALL, flag: true },
-  'hostname-for-clients': { roles: ALL, flag: true },
+  'bind-address': { roles: EVERY, flag: true },
+  'hostname-for-clients': { roles: EVERY, flag: true },
   /** Routers to register with (members), or the other routers of the mesh (a router). */
   routers: { roles: ALL, flag: true },
   /** A file holding the router mesh's shared secret; else STRAIT_ROUTER_SECRET. */
@@ -203,8 +219,12 @@ export const CONFIG_KEYS: Readonly<Record<string, KeyDescription>> = {
   'remote-locators': { roles: LOCATOR, flag: true },
   'http-port': { roles: BOTH, flag: true },
   'member-timeout': { roles: BOTH, flag: true },
-  'log-level': { roles: ALL, flag: true },
-  'log-format': { roles: ALL, flag: true },
+  'log-level': { roles: EVERY, flag: true },
+  'log-format': { roles: EVERY, flag: true },
+  /** A file holding the controller API's bearer token. */
+  'token-file': { roles: CONTROLLER, flag: true },
+  /** How long every edge of a topology has to connect, ms. */
+  'edge-timeout': { roles: CONTROLLER, flag: true },
   'admin-token': { roles: BOTH, flag: true },
   'frame-bytes-max': { roles: BOTH, flag: true },
   'value-bytes-max': { roles: SERVER, flag: true },
@@ -337,6 +357,15 @@ export function buildMemberConfig(
   const routerList = get('routers', routerAddresses) ?? [];
   const secret = (): string => routerSecret(values, machine, file?.path ?? COMMAND_LINE);
 
+  if (role === 'controller') {
+    return {
+      ...common,
+      role,
+      bind: { host: bindHost, port: get('port', parsePort) ?? CONTROLLER_PORT_DEFAULT },
+      token: secretFile(values, 'token-file', machine, file?.path ?? COMMAND_LINE),
+      edgeTimeoutMs: get('edge-timeout', integerIn(1000, 3_600_000)) ?? CONTROLLER_EDGE_TIMEOUT_MS_DEFAULT,
+    };
+  }
   if (role === 'router') {
     return {
       ...common,
@@ -422,24 +451,32 @@ export function buildMemberConfig(
 }
 
 /**
+ * The secret held by the file `key` names (trimmed; relative to strait.yaml), at least
+ * ROUTER_SECRET_LENGTH_MIN characters; undefined when the key is not given. Never put in an error.
+ */
+function secretFile(values: Map<string, Sourced>, key: string, machine: MachineFacts, source: string): string | undefined {
+  const sourced = values.get(key);
+  if (sourced === undefined) return undefined;
+  const path = resolveModulePath(parseString(sourced.value, sourced.origin, 4096), sourced.origin.fromCommandLine ? undefined : source);
+  let text: string;
+  try {
+    if (machine.readFile === undefined) throw new Error('no file access here');
+    text = machine.readFile(path!).trim();
+  } catch (error) {
+    throw invalid(sourced.origin, `${path} can't be read: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  if (text.length < ROUTER_SECRET_LENGTH_MIN) throw invalid(sourced.origin, `the secret in ${path} is shorter than ${ROUTER_SECRET_LENGTH_MIN} characters`);
+  return text;
+}
+
+/**
  * The router mesh's secret: the content of `router-secret-file` (trimmed; relative to
  * strait.yaml), else STRAIT_ROUTER_SECRET. Required for a router and for a member with
  * `routers`; at least ROUTER_SECRET_LENGTH_MIN characters. Never put in an error.
  */
 function routerSecret(values: Map<string, Sourced>, machine: MachineFacts, source: string): string {
-  const sourced = values.get('router-secret-file');
-  if (sourced !== undefined) {
-    const path = resolveModulePath(parseString(sourced.value, sourced.origin, 4096), sourced.origin.fromCommandLine ? undefined : source);
-    let text: string;
-    try {
-      if (machine.readFile === undefined) throw new Error('no file access here');
-      text = machine.readFile(path!).trim();
-    } catch (error) {
-      throw invalid(sourced.origin, `${path} can't be read: ${error instanceof Error ? error.message : String(error)}`);
-    }
-    if (text.length < ROUTER_SECRET_LENGTH_MIN) throw invalid(sourced.origin, `the secret in ${path} is shorter than ${ROUTER_SECRET_LENGTH_MIN} characters`);
-    return text;
-  }
+  const fromFile = secretFile(values, 'router-secret-file', machine, source);
+  if (fromFile !== undefined) return fromFile;
   const fromEnvironment = machine.environment[ROUTER_SECRET_ENVIRONMENT_VARIABLE]?.trim();
   if (fromEnvironment !== undefined && fromEnvironment.length > 0) {
     if (fromEnvironment.length < ROUTER_SECRET_LENGTH_MIN) {

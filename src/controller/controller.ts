@@ -324,7 +324,7 @@ export class Controller {
       const site = sites[name]!;
       this.siteApi(site).describe((error, siteFacts) => {
         if (error !== undefined || siteFacts === undefined) {
-          const reason = error === undefined ? 'no answer' : `${error.code}: ${error.message}`;
+          const reason = error === undefined ? 'no answer' : error.code === 'STRAIT_SITE_UNREACHABLE' ? error.message.replace(/^site [^ ]+ \([^)]*\): /, '') : `${error.code}: ${error.message}`;
           const unreachable = new StraitError('STRAIT_SITE_UNREACHABLE', { site: name, admin: site.admin, reason });
           problems.push({ path: `/sites/${name}/admin`, code: 'STRAIT_SITE_UNREACHABLE', message: unreachable.message });
         } else {

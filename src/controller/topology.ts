@@ -109,8 +109,14 @@ export function checkTopology(value: unknown, name: string): Problem[] {
     problems.push(problem(path, code, { path, reason: error.message }));
     if (problems.length >= 100) return problems;
   }
-  if (problems.length > 0 || typeof value !== 'object' || value === null) return problems;
-  const topology = value as Static<typeof Topology>;
+  if (typeof value !== 'object' || value === null) return problems;
+  // The graph's checks run on whatever parts are well formed, so one answer lists everything.
+  const body = value as Record<string, unknown>;
+  const topology = {
+    name: typeof body['name'] === 'string' ? body['name'] : undefined,
+    sites: (typeof body['sites'] === 'object' && body['sites'] !== null ? body['sites'] : {}) as Static<typeof Topology>['sites'],
+    edges: (Array.isArray(body['edges']) ? body['edges'] : []).filter((edge): edge is [string, string] => Array.isArray(edge) && edge.length === 2 && typeof edge[0] === 'string' && typeof edge[1] === 'string'),
+  };
   if (topology.name !== undefined && topology.name !== name) {
     problems.push(problem('/name', 'STRAIT_TOPOLOGY_FIELD_INVALID', { path: '/name', reason: `the body names topology ${topology.name}, the URL ${name}` }));
   }
@@ -127,13 +133,15 @@ export function checkTopology(value: unknown, name: string): Problem[] {
     edges.add(key);
   });
   for (const [siteName, site] of Object.entries(topology.sites)) {
-    const receiver = site.receiver;
+    const receiver = typeof site === 'object' && site !== null && typeof site.receiver === 'object' && site.receiver !== null
+      && typeof site.receiver['start-port'] === 'number' && typeof site.receiver['end-port'] === 'number' ? site.receiver : undefined;
+    const declared = typeof site === 'object' && site !== null && site.receiver !== undefined;
     const path = `/sites/${siteName}/receiver`;
     if (receiver !== undefined && receiver['start-port'] > receiver['end-port']) {
       problems.push(problem(`${path}/end-port`, 'STRAIT_TOPOLOGY_FIELD_INVALID', { path: `${path}/end-port`, reason: `end-port ${receiver['end-port']} is below start-port ${receiver['start-port']}` }));
     }
     const receives = topology.edges.some(([, to]) => to === siteName);
-    if (receives && receiver === undefined) {
+    if (receives && !declared) {
       problems.push(problem(path, 'STRAIT_TOPOLOGY_FIELD_REQUIRED', { path, reason: `site ${siteName} receives (an edge arrives there): give its receiver's start-port and end-port` }));
     }
   }
@@ -149,7 +157,7 @@ export function parseTopology(value: unknown, name: string): Topology {
 
 /** The error a bad topology is answered with; `problems` travel beside it in the HTTP body. */
 export function invalidTopology(name: string, problems: readonly Problem[]): StraitError & { problems: readonly Problem[] } {
-  const error = new StraitError('STRAIT_TOPOLOGY_INVALID', { name, count: problems.length, first: `${problems[0]!.path}: ${problems[0]!.message}` }) as StraitError & { problems: readonly Problem[] };
+  const error = new StraitError('STRAIT_TOPOLOGY_INVALID', { name, count: problems.length, first: problems[0]!.message }) as StraitError & { problems: readonly Problem[] };
   Object.assign(error, { problems });
   return error;
 }

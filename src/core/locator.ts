@@ -19,6 +19,7 @@ import type { LocatorConfig } from './config.ts';
 import { RouterLinks, routedAddress, routedNetwork, withNetwork } from './router-links.ts';
 import { WanDiscovery } from './wan-discovery.ts';
 import { ConfigService, mergedRemoteLocators } from './config-service.ts';
+import { siteSenders } from './site-senders.ts';
 import { Coordinator } from './coordinator.ts';
 import { dispatchRequest, reportingInternalErrors, type HandlerTable, type InternalErrorSink } from './handlers.ts';
 import { MemberAgent } from './member-agent.ts';
@@ -158,6 +159,7 @@ export class Locator {
       gatewayLinks: () => ({ dialOut: [], dialIn: [] }),
       controlSender: (request, callback) => callback(new StraitError('STRAIT_SENDER_NOT_FOUND', { sender: request.id, member: `${config.name} (a locator; senders run on servers)` }), undefined),
       siteConfig: () => this.configuration.current,
+      siteSenders: (callback) => siteSenders(this.pool, this.agent.view, callback),
       changeConfig: (change, callback) => {
         const reply: Reply<'configChange'> = {
           ok: (body) => callback(undefined, body),

@@ -59,6 +59,8 @@ export interface MemberAdmin {
    * config-service.ts); servers refuse with STRAIT_CONFIG_NOT_FOUND pointing at a locator.
    */
   changeConfig(change: ConfigChange, callback: (error: StraitError | undefined, result: ConfigChangeResult | undefined) => void): void;
+  /** Every copy of every gateway sender of the site, from the servers the view says host one. */
+  siteSenders(callback: (senders: SenderStatus[]) => void): void;
 }
 
 /**

@@ -21,6 +21,7 @@ import { learnSiteId } from './site-id.ts';
 import type { GatewayReceiverSpec, ServerConfig } from './config.ts';
 import { ServerConfiguration } from './server-configuration.ts';
 import { forwardChange } from './config-service.ts';
+import { siteSenders } from './site-senders.ts';
 import { GatewayReceiver, type ReceiverStatistics } from './gateway-receiver.ts';
 import { DialOutLinks, type DialOutLinkStatus } from './dial-out.ts';
 import { RouterLinks, routedNetwork, withNetwork } from './router-links.ts';
@@ -177,6 +178,7 @@ export class Server {
         };
         answering(reply as Reply<RequestOp>, () => this.senders.onControl(request, reply));
       },
+      siteSenders: (callback) => siteSenders(this.pool, this.view, callback),
       siteConfig: () => (this.configuration.version === 0 && this.state === 'starting' ? null : this.configuration.current),
       // A server passes a change on to a locator of its view, which runs it (config-service.ts).
       changeConfig: (change, callback) => {

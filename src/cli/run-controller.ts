@@ -1,0 +1,91 @@
+// Runs the controller (src/controller/controller.ts) in this process until SIGTERM / SIGINT: the
+// composition root of `strait run controller`. Its REST API and dashboard listen on `--port`;
+// its topologies and the journal of operations under way live in LMDB under <dir>/data, so a
+// restarted controller knows its topologies and undoes what an interrupted operation started.
+// Like a member it keeps <dir>/controller.pid and reports readiness in <dir>/member.json.
+
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { StraitError } from '../errors.ts';
+import type { ControllerMemberConfig } from '../config/member-config.ts';
+import { Controller } from '../controller/controller.ts';
+import { createControllerServer } from '../admin/controller-http.ts';
+import { siteHttpClient } from '../admin/site-http-client.ts';
+import { createNodeRuntime } from '../runtime/node/node-runtime.ts';
+import { createLogger } from '../runtime/node/logger.ts';
+import { EXIT_FAILURE, describeError, exitCodeFor } from './report.ts';
+import { DATA_DIRECTORY_NAME, isStraitProcessAlive, pidFilePath, readPid, removePidIfOwned, writeMemberRecord, writePid } from './member-files.ts';
+import { SHUTDOWN_TIMEOUT_MS, type RunOptions } from './run.ts';
+
+export async function runController(config: ControllerMemberConfig, options: RunOptions): Promise<void> {
+  const { dir } = options;
+  const startedAt = new Date().toISOString();
+  const pidFile = pidFilePath(dir, 'controller');
+  mkdirSync(dir, { recursive: true });
+  const otherPid = readPid(pidFile);
+  if (otherPid !== undefined && otherPid !== process.pid && isStraitProcessAlive(otherPid)) {
+    throw new StraitError('STRAIT_ALREADY_RUNNING', { dir, pid: otherPid });
+  }
+  const logger = createLogger({ name: config.name, level: config.logLevel, pretty: (config.logFormat ?? 'pretty') === 'pretty' });
+  const exit = (status: number): void => {
+    removePidIfOwned(pidFile, process.pid);
+    logger.flush(() => process.exit(status));
+  };
+  writePid(pidFile, process.pid);
+  const runtime = createNodeRuntime({ storageDirectory: join(dir, DATA_DIRECTORY_NAME), logger });
+  let address = config.bind;
+  const record = (state: 'ready' | 'stopped') =>
+    writeMemberRecord(dir, { role: 'controller', name: config.name, pid: process.pid, site: 0, address, httpAddress: address, state, startedAt });
+  const fail = (error: unknown) => {
+    logger.error({ code: describeError(error).code }, `controller ${config.name} did not start: ${describeError(error).message}`);
+    writeMemberRecord(dir, { role: 'controller', name: config.name, pid: process.pid, state: 'failed', error: describeError(error), startedAt });
+    runtime.close(() => exit(exitCodeFor(error)));
+  };
+  let controller: Controller;
+  try {
+    controller = new Controller(runtime, { topologies: runtime.storage.open('topologies'), journal: runtime.storage.open('journal') }, siteHttpClient, runtime.log, {
+      name: config.name, edgeTimeoutMs: config.edgeTimeoutMs,
+    });
+  } catch (error) {
+    fail(error);
+    return;
+  }
+  const app = createControllerServer({ controller, logger: runtime.log, token: config.token, version: '0.1.0' });
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) {
+      exit(EXIT_FAILURE);
+      return;
+    }
+    stopping = true;
+    logger.info({ signal }, `controller ${config.name}: ${signal} received, stopping`);
+    const forced = setTimeout(() => exit(EXIT_FAILURE), SHUTDOWN_TIMEOUT_MS);
+    forced.unref();
+    // An operation under way stops with the process; its journal undoes it at the next start.
+    app.close().finally(() => runtime.close(() => {
+      record('stopped');
+      clearTimeout(forced);
+      exit(0);
+    }));
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  await new Promise<void>((resolve) => controller.start((problems) => {
+    for (const problem of problems) logger.error({}, `controller ${config.name}: ${problem}`);
+    resolve();
+  }));
+  try {
+    await app.listen({ host: config.bind.host, port: config.bind.port });
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    fail(code === 'EADDRINUSE'
+      ? new StraitError('STRAIT_PORT_IN_USE', { address: `${config.bind.host}:${config.bind.port}` }, { cause: error })
+      : new StraitError('STRAIT_BIND_FAILED', { address: `${config.bind.host}:${config.bind.port}`, reason: (error as Error).message }, { cause: error }));
+    return;
+  }
+  const bound = app.server.address() as AddressInfo;
+  address = { host: config.advertisedHost, port: bound.port };
+  record('ready');
+  logger.info({ address: `${address.host}:${address.port}` }, `controller ${config.name} ready at http://${address.host}:${address.port} (REST API /v1/topologies, dashboard /, OpenAPI /openapi.json)`);
+}
