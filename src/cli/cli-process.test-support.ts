@@ -47,7 +47,7 @@ export function memberDir(name: string): string {
 /** SIGKILLs the member named by each pid file left in the member directories (of one suite: `prefix`). */
 export function killLeftovers(prefix = ''): void {
   for (const dir of memberDirs.filter((candidate) => candidate.startsWith(join(root, prefix)))) {
-    for (const role of ['locator', 'server']) {
+    for (const role of ['locator', 'server', 'controller']) {
       const pidFile = join(dir, `${role}.pid`);
       if (!existsSync(pidFile)) continue;
       const pid = Number(readFileSync(pidFile, 'utf8').trim());
@@ -78,7 +78,7 @@ export interface Started {
   readonly site: number;
 }
 
-export async function start(role: 'locator' | 'server', name: string, args: readonly string[]): Promise<Started> {
+export async function start(role: 'locator' | 'server' | 'controller', name: string, args: readonly string[]): Promise<Started> {
   const dir = memberDir(name);
   const result = await strait(['start', role, '--name', name, '--dir', dir, '--bind-address', '127.0.0.1', '--json', ...args]);
   assertOk(result, `start ${role} ${name}`);
