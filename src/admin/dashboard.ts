@@ -128,7 +128,7 @@ const APP = String.raw`
     if (!site) { target.textContent = 'Click a site.'; return; }
     const rows = [['site', site.name + (site.site !== undefined ? ' (id ' + site.site + ')' : '')], ['reachable', site.reachable ? 'yes' : 'no: ' + site.error]];
     if (site.reachable) {
-      rows.push(['servers', String(site.servers)], ['locators', site.locators.join(', ')], ['receivers', site.receivers.join(', ') || '-'], ['regions', site.regions.join(', ') || '-']);
+      rows.push(['servers', String(site.servers)], ['members', (site.members || []).map((member) => member.name + ' (' + member.role + (member.ready ? '' : ', starting') + ')').join(', ')], ['locators', site.locators.join(', ')], ['receivers', site.receivers.join(', ') || '-'], ['regions', site.regions.join(', ') || '-']);
     }
     target.innerHTML = '<table>' + rows.map((row) => '<tr><td><b>' + row[0] + '</b></td><td></td></tr>').join('') + '</table>';
     target.querySelectorAll('tr').forEach((tr, index) => { tr.children[1].textContent = rows[index][1]; });
@@ -140,7 +140,8 @@ const APP = String.raw`
       if (status.lastError) lines.push(status.name + ': ' + status.lastError);
       for (const site of status.sites) if (!site.reachable) lines.push(status.name + ': site ' + site.name + ' does not answer: ' + site.error);
       for (const edge of status.edges) {
-        if (edge.state !== 'connected' && edge.lastError) lines.push(status.name + ': ' + edge.from + ' → ' + edge.to + ' is ' + edge.state + ': ' + edge.lastError);
+        const wait = edge.queueEvents > 0 ? '; ' + edge.queueEvents + ' events wait, the oldest for ' + edge.lagMs + ' ms' : '';
+        if (edge.state !== 'connected') lines.push(status.name + ': ' + edge.from + ' → ' + edge.to + ' is ' + edge.state + wait + (edge.lastError ? ': ' + edge.lastError : ''));
         else if (edge.lastError) lines.push(status.name + ': ' + edge.from + ' → ' + edge.to + ': ' + edge.lastError);
       }
     }

@@ -71,6 +71,7 @@ export function siteHttpClient(site: TopologySite): SiteApi {
         return {
           site: view.site,
           locators: view.members.filter((member) => member.info.role === 'locator').map((member) => member.info.address),
+          members: view.members.map((member) => ({ name: member.info.name, role: member.info.role, ready: member.ready })),
           servers: view.members.filter((member) => member.info.role === 'server').length,
           receivers: view.members.flatMap((member) => (member.info.receiver !== undefined && member.ready ? [member.info.receiver] : [])),
           config,

@@ -63,6 +63,7 @@ export interface SiteStatus {
   readonly reachable: boolean;
   readonly site?: number;
   readonly servers?: number;
+  readonly members?: readonly { readonly name: string; readonly role: string; readonly ready: boolean }[];
   readonly locators?: string[];
   readonly receivers?: string[];
   readonly regions?: string[];
@@ -370,7 +371,7 @@ export class Controller {
       api.describe((error, facts) => {
         sites.push(error !== undefined || facts === undefined
           ? { name: siteName, reachable: false, error: error === undefined ? 'no answer' : `${error.code}: ${error.message}` }
-          : { name: siteName, reachable: true, site: facts.site, servers: facts.servers, locators: facts.locators.map(formatAddress), receivers: facts.receivers.map(formatAddress), regions: facts.config.regions.map((region) => region.name) });
+          : { name: siteName, reachable: true, site: facts.site, servers: facts.servers, members: facts.members ?? [], locators: facts.locators.map(formatAddress), receivers: facts.receivers.map(formatAddress), regions: facts.config.regions.map((region) => region.name) });
         finish();
       });
       api.senders((error, senders) => {

@@ -21,6 +21,8 @@ export interface SiteFacts {
   /** Its locators as they advertise themselves (what other sites' locators dial). */
   readonly locators: readonly Address[];
   readonly servers: number;
+  /** Its members as the view lists them (the dashboard shows them). */
+  readonly members?: readonly { readonly name: string; readonly role: string; readonly ready: boolean }[];
   /** Where its gateway receivers listen, as they advertise it (the seed's NAT mapping). */
   readonly receivers: readonly Address[];
   readonly config: SiteConfig;

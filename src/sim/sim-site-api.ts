@@ -22,6 +22,7 @@ export function simSiteApi(client: StraitClient, locator: Address): SiteApi {
         const facts: SiteFacts = {
           site: view.view.site,
           locators: members.filter((member) => member.info.role === 'locator').map((member) => member.info.address),
+          members: members.map((member) => ({ name: member.info.name, role: member.info.role, ready: member.ready })),
           servers: members.filter((member) => member.info.role === 'server').length,
           receivers: members.flatMap((member) => (member.info.receiver !== undefined && member.ready ? [member.info.receiver] : [])),
           config: config.config,
