@@ -7,6 +7,69 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { FastifyPluginCallback } from 'fastify';
+import { StraitError } from '../errors.ts';
+import type { MemberAdmin } from '../core/member-admin.ts';
+import type { SenderStatus } from '../protocol/messages.ts';
+import { formatAddress } from '../runtime/runtime.ts';
+import type { EdgeStatus, SiteStatus } from '../controller/controller.ts';
+
+/** What the page draws: one graph per entry (a controller's topologies; a locator's site and its WAN). */
+export interface DashboardGraph {
+  readonly name: string;
+  readonly state: string;
+  readonly lastError: string | null;
+  readonly sites: readonly SiteStatus[];
+  readonly edges: readonly (EdgeStatus | (Omit<EdgeStatus, 'state'> & { state: 'remote' }))[];
+}
+
+/**
+ * A locator's feed: its site (members, regions, receivers) and every site of the WAN catalogue
+ * as nodes; its own senders as edges with their figures, the other sites' edges as the
+ * catalogue knows them (state `remote`: this site has no figures for them).
+ */
+export function siteDashboardFeed(admin: MemberAdmin, samples: Map<string, { eventsSent: number; atMs: number; rate: number }>, nowMs: number): Promise<{ topologies: DashboardGraph[] }> {
+  const view = admin.view();
+  if (view === null) return Promise.reject(new StraitError('STRAIT_NOT_READY', { member: admin.status().info.name, state: 'no view installed' }));
+  return new Promise((resolve) => admin.siteSenders((senders: SenderStatus[]) => {
+    const own = view.site;
+    const catalogue = admin.catalogue();
+    const name = (site: number) => `site ${site}`;
+    const sites: SiteStatus[] = [{
+      name: name(own), reachable: true, site: own,
+      servers: view.members.filter((member) => member.info.role === 'server').length,
+      members: view.members.map((member) => ({ name: member.info.name, role: member.info.role, ready: member.ready })),
+      locators: view.members.filter((member) => member.info.role === 'locator').map((member) => formatAddress(member.info.address)),
+      receivers: view.members.flatMap((member) => (member.info.receiver !== undefined ? [formatAddress(member.info.receiver)] : [])),
+      regions: [...new Set(view.members.flatMap((member) => member.info.regions))].sort(),
+    }];
+    for (const entry of catalogue) {
+      if (entry.site === own) continue;
+      sites.push({ name: name(entry.site), reachable: true, site: entry.site, locators: entry.locators.map(formatAddress), receivers: entry.receivers.map(formatAddress), regions: [] });
+    }
+    const edges: DashboardGraph['edges'][number][] = [];
+    for (const primary of senders.filter((sender) => sender.role === 'primary')) {
+      const key = `${own}>${primary.remoteSite}/${primary.id}`;
+      const previous = samples.get(key);
+      const rate = previous !== undefined && nowMs - previous.atMs >= 500 ? Math.max(0, ((primary.eventsSent - previous.eventsSent) * 1000) / (nowMs - previous.atMs)) : previous?.rate ?? 0;
+      if (previous === undefined || nowMs - previous.atMs >= 500) samples.set(key, { eventsSent: primary.eventsSent, atMs: nowMs, rate });
+      const connected = primary.connectedReceiver !== null || primary.dialInFrom !== undefined;
+      if (!sites.some((site) => site.site === primary.remoteSite)) sites.push({ name: name(primary.remoteSite), reachable: false, site: primary.remoteSite, error: 'not in the WAN catalogue yet' });
+      edges.push({
+        from: name(own), to: name(primary.remoteSite), sender: primary.id,
+        state: primary.state === 'running' ? (connected ? 'connected' : 'connecting') : primary.state,
+        queueEvents: primary.queueEvents, lagMs: primary.lagMs, eventsPerSecond: Math.round(rate * 10) / 10, eventsSent: primary.eventsSent, lastError: primary.problem,
+      });
+    }
+    for (const entry of catalogue) {
+      if (entry.site === own) continue;
+      for (const to of entry.edges) {
+        if (!sites.some((site) => site.site === to)) continue;
+        edges.push({ from: name(entry.site), to: name(to), sender: '', state: 'remote', queueEvents: 0, lagMs: 0, eventsPerSecond: 0, eventsSent: 0, lastError: null });
+      }
+    }
+    resolve({ topologies: [{ name: `site ${own} WAN`, state: `view ${view.id}`, lastError: null, sites, edges }] });
+  }));
+}
 
 /** How often the page asks the feed again. */
 export const DASHBOARD_REFRESH_MS = 1000;
@@ -57,19 +120,23 @@ const APP = String.raw`
   const script = document.currentScript;
   const feed = script.dataset.feed;
   const refreshMs = Number(script.dataset.refresh);
+  // A token-protected API: open the page as …/#token=THE-TOKEN (the fragment never leaves the browser).
+  const fromFragment = new URLSearchParams(location.hash.slice(1)).get('token');
+  if (fromFragment) window.straitToken = fromFragment;
   const graphs = new Map();
   let selected = null;
   let latest = [];
-  const colors = { connected: '#1a7f37', connecting: '#bf8700', paused: '#8250df', stopped: '#57606a', unknown: '#b42318' };
+  const colors = { connected: '#1a7f37', connecting: '#bf8700', paused: '#8250df', stopped: '#57606a', unknown: '#b42318', remote: '#8c959f' };
 
   function edgeLabel(edge) {
+    if (edge.state === 'remote') return 'another site\'s edge';
     return edge.state + ' · q ' + edge.queueEvents + ' · lag ' + edge.lagMs + ' ms · ' + edge.eventsPerSecond + ' ev/s';
   }
 
   function elements(status) {
     const nodes = status.sites.map((site) => ({ data: {
       id: status.name + '/' + site.name, site: site.name, topology: status.name,
-      label: site.name + (site.site !== undefined ? ' (site ' + site.site + ')' : '') + (site.reachable ? '' : ' — unreachable'),
+      label: site.name + (site.site !== undefined && site.name !== 'site ' + site.site ? ' (site ' + site.site + ')' : '') + (site.reachable ? '' : ' — unreachable'),
       reachable: site.reachable ? 'yes' : 'no',
     } }));
     const edges = status.edges.map((edge) => ({ data: {
@@ -80,6 +147,7 @@ const APP = String.raw`
   }
 
   function draw(status) {
+    const key = status.name.replace(/[^A-Za-z0-9_-]/g, '_');
     let entry = graphs.get(status.name);
     if (entry === undefined) {
       const box = document.createElement('section');
@@ -103,7 +171,7 @@ const APP = String.raw`
       entry = { box, cy };
       graphs.set(status.name, entry);
       window.straitGraphs = window.straitGraphs || {};
-      window.straitGraphs[status.name] = cy;
+      window.straitGraphs[key] = cy;
     }
     entry.box.querySelector('h2').textContent = status.name + ' — ' + status.state + (status.lastError ? ' — ' + status.lastError : '');
     const { nodes, edges } = elements(status);
@@ -141,6 +209,7 @@ const APP = String.raw`
       for (const site of status.sites) if (!site.reachable) lines.push(status.name + ': site ' + site.name + ' does not answer: ' + site.error);
       for (const edge of status.edges) {
         const wait = edge.queueEvents > 0 ? '; ' + edge.queueEvents + ' events wait, the oldest for ' + edge.lagMs + ' ms' : '';
+        if (edge.state === 'remote') continue;
         if (edge.state !== 'connected') lines.push(status.name + ': ' + edge.from + ' → ' + edge.to + ' is ' + edge.state + wait + (edge.lastError ? ': ' + edge.lastError : ''));
         else if (edge.lastError) lines.push(status.name + ': ' + edge.from + ' → ' + edge.to + ': ' + edge.lastError);
       }

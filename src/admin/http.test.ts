@@ -63,6 +63,9 @@ function fakeAdmin(options: { view?: View | null; failWith?: Error; senders?: Se
     specs,
     controls,
     changes,
+    catalogue() {
+      return [];
+    },
     siteSenders(callback) {
       callback([...senders.values()]);
     },

@@ -11,6 +11,7 @@ import type { MemberAdmin } from '../core/member-admin.ts';
 import { Type, type Static } from '@sinclair/typebox';
 import { ConfigChange, ReceiverDeclaration, RegionSpec, SenderDeclaration, WireAddress, type ConfigChangeResult, type RequestBody, type SenderStatus } from '../protocol/messages.ts';
 import type { Logger } from '../runtime/runtime.ts';
+import { dashboardRoutes, siteDashboardFeed } from './dashboard.ts';
 
 /** The admin API takes small JSON bodies only (a region spec, later a topology). */
 export const ADMIN_BODY_BYTES_MAX = 1024 * 1024;
@@ -274,7 +275,8 @@ export function createAdminServer(options: AdminServerOptions): FastifyInstance 
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
   });
 
-  requireToken(app, options.token, (method, url) => method === 'GET' && url === '/health');
+  // The dashboard's page and scripts hold no data: they are open; its feed needs the token.
+  requireToken(app, options.token, (method, url) => method === 'GET' && (url === '/health' || url === '/' || (url?.startsWith('/dashboard/') ?? false)));
   answerWithCodes(app, logger, 'admin API');
 
   app.register(healthRoutes, { admin });
@@ -284,5 +286,9 @@ export function createAdminServer(options: AdminServerOptions): FastifyInstance 
   app.register(gatewayRoutes, { admin });
   app.register(configRoutes, { admin });
   app.register(metricsRoutes, { registry: options.metricsRegistry });
+  // The live dashboard of this site and the WAN it knows, as the controller draws topologies.
+  const samples = new Map<string, { eventsSent: number; atMs: number; rate: number }>();
+  app.get('/site/status', async () => siteDashboardFeed(admin, samples, performance.now()));
+  app.register(dashboardRoutes, { feed: '/site/status', title: 'Strait site' });
   return app;
 }

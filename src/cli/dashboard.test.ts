@@ -83,7 +83,16 @@ describe('the dashboard', () => {
 
     const screenshot = process.env['STRAIT_DASHBOARD_SCREENSHOT'] ?? join(root, 'dashboard.png');
     await page.screenshot({ path: screenshot, fullPage: true });
+    const siteScreenshot = screenshot.replace(/\.png$/, '-site.png');
     assert.ok(statSync(screenshot).size > 10_000, `a screenshot at ${screenshot}`);
     assertOk(await strait(['resume', 'gateway-sender', '--id', 'ring--to-west', '--locator', east.locator]), 'resume');
+
+    // Every locator serves the same page for its own site and the WAN it knows.
+    await page.goto(east.admin);
+    await page.waitForFunction(`window.straitGraphs !== undefined && window.straitGraphs.site_1_WAN !== undefined
+      && window.straitGraphs.site_1_WAN.nodes().length === 3 && window.straitGraphs.site_1_WAN.edges().length === 3`, undefined, { timeout: WAIT_MS });
+    const labels = await page.evaluate<string[]>(`window.straitGraphs.site_1_WAN.edges().map((edge) => edge.data('id') + ' ' + edge.data('state'))`);
+    assert.ok(labels.includes('site 1 WAN/site 1>site 2 connected'), labels.join('\n'));
+    await page.screenshot({ path: siteScreenshot, fullPage: true });
   });
 });

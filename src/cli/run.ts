@@ -66,6 +66,7 @@ function lateAdmin(name: string, current: () => MemberAdmin | undefined): Member
     gatewayLinks: () => admin().gatewayLinks(),
     controlSender: (request, callback) => withMember(callback, (member) => member.controlSender(request, callback)),
     siteConfig: () => admin().siteConfig(),
+    catalogue: () => current()?.catalogue() ?? [],
     siteSenders: (callback) => {
       const member = current();
       if (member === undefined) callback([]);

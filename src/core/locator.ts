@@ -160,6 +160,7 @@ export class Locator {
       controlSender: (request, callback) => callback(new StraitError('STRAIT_SENDER_NOT_FOUND', { sender: request.id, member: `${config.name} (a locator; senders run on servers)` }), undefined),
       siteConfig: () => this.configuration.current,
       siteSenders: (callback) => siteSenders(this.pool, this.agent.view, callback),
+      catalogue: () => this.discovery.onCatalogue().catalogue,
       changeConfig: (change, callback) => {
         const reply: Reply<'configChange'> = {
           ok: (body) => callback(undefined, body),

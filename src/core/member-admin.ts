@@ -4,7 +4,7 @@
 import type { DialOutLinkStatus } from './dial-out.ts';
 import type { DialInLinkStatus } from './dial-in.ts';
 import type { StraitError } from '../errors.ts';
-import type { ConfigChange, ConfigChangeResult, MemberInfo, RegionSpec, RequestBody, SenderStatus, SiteConfig, View } from '../protocol/messages.ts';
+import type { ConfigChange, ConfigChangeResult, MemberInfo, RegionSpec, RequestBody, SenderStatus, SiteConfig, SiteEntry, View } from '../protocol/messages.ts';
 import type { Address } from '../runtime/runtime.ts';
 
 /** Lifecycle of a member, published as a typed union. */
@@ -61,6 +61,8 @@ export interface MemberAdmin {
   changeConfig(change: ConfigChange, callback: (error: StraitError | undefined, result: ConfigChangeResult | undefined) => void): void;
   /** Every copy of every gateway sender of the site, from the servers the view says host one. */
   siteSenders(callback: (senders: SenderStatus[]) => void): void;
+  /** The WAN catalogue: every site this member knows of, with its edges (a locator's own; a server's last fetched). */
+  catalogue(): readonly SiteEntry[];
 }
 
 /**

@@ -179,6 +179,7 @@ export class Server {
         answering(reply as Reply<RequestOp>, () => this.senders.onControl(request, reply));
       },
       siteSenders: (callback) => siteSenders(this.pool, this.view, callback),
+      catalogue: () => this.senders.catalogueEntries(),
       siteConfig: () => (this.configuration.version === 0 && this.state === 'starting' ? null : this.configuration.current),
       // A server passes a change on to a locator of its view, which runs it (config-service.ts).
       changeConfig: (change, callback) => {
