@@ -80,6 +80,11 @@ export interface ApplyOutcome {
   /** The failure: which site and step, and why. */
   readonly error?: StraitError;
   readonly progress: readonly StepProgress[];
+  /**
+   * Steps whose undo failed (a site unreachable during the rollback): the journal still holds
+   * them, and the controller undoes them later (`recoverRecord`) until it can.
+   */
+  readonly remaining: readonly number[];
 }
 
 export class PlanRun {
@@ -90,6 +95,7 @@ export class PlanRun {
   private readonly record: { topology: string; operation: JournalRecord['operation']; sites: Readonly<Record<string, TopologySite>>; steps: readonly Step[]; started: number[] };
   readonly progress: StepProgress[];
   private failure: StraitError | undefined;
+  private readonly undoFailed: number[] = [];
   private readonly edgeTimeoutMs: number;
   private readonly plan: Plan;
 
@@ -110,14 +116,18 @@ export class PlanRun {
 
   run(done: (outcome: ApplyOutcome) => void): void {
     const finish = (error: StraitError | undefined) => {
-      this.journal.remove(this.record.topology, (journalError) => {
-        if (journalError !== undefined) this.log.error({ code: journalError.code }, `controller: could not clear the journal of ${this.record.topology}: ${journalError.message}`);
-        done({ ok: error === undefined, ...(error !== undefined ? { error } : {}), progress: this.progress });
-      });
+      const remaining = [...this.undoFailed].sort((a, b) => a - b);
+      const answer = (journalError: StraitError | undefined) => {
+        if (journalError !== undefined) this.log.error({ code: journalError.code }, `controller: could not update the journal of ${this.record.topology}: ${journalError.message}`);
+        done({ ok: error === undefined, ...(error !== undefined ? { error } : {}), progress: this.progress, remaining });
+      };
+      // What could not be undone stays in the journal, to be undone later.
+      if (remaining.length > 0) this.journal.write({ ...this.record, started: remaining }, answer);
+      else this.journal.remove(this.record.topology, answer);
     };
     this.journal.write(this.record, (error) => {
       if (error !== undefined) {
-        done({ ok: false, error, progress: this.progress });
+        done({ ok: false, error, progress: this.progress, remaining: [] });
         return;
       }
       this.runPhase(0, () => {
@@ -205,9 +215,10 @@ export class PlanRun {
       }
       this.sites(step.site).change(step.undo, (error) => {
         if (error !== undefined) {
+          this.undoFailed.push(index);
           progress.state = 'undo-failed';
           progress.error = `${progress.error ?? ''}${progress.error ? '; ' : ''}undo: ${error.code}: ${error.message}`;
-          this.log.error({ site: step.site, step: progress.step, code: error.code }, `controller: topology ${this.record.topology}: could not undo "${progress.step}" on site ${step.site}: ${error.message}; fix it by hand (strait ${describeChange(step.undo!)} --locator ...)`);
+          this.log.error({ site: step.site, step: progress.step, code: error.code }, `controller: topology ${this.record.topology}: could not undo "${progress.step}" on site ${step.site}: ${error.message}; the journal keeps it and the controller tries again`);
         } else if (progress.state !== 'failed') {
           progress.state = 'undone';
         }
@@ -267,16 +278,18 @@ export class PlanRun {
 }
 
 /**
- * Undoes what an unfinished operation (a controller killed mid-apply) may have done: its started
- * steps, newest first. Calls back with what could not be undone.
+ * Undoes what an unfinished operation (a controller killed mid-apply, or a rollback that could
+ * not reach a site) may have done: its started steps, newest first. Calls back with the steps
+ * that could not be undone, and why.
  */
-export function recoverRecord(record: JournalRecord, sites: (name: string) => SiteApi, log: Logger, done: (problems: string[]) => void): void {
+export function recoverRecord(record: JournalRecord, sites: (name: string) => SiteApi, log: Logger, done: (problems: string[], remaining: number[]) => void): void {
   const order = [...record.started].reverse();
   const problems: string[] = [];
+  const remaining: number[] = [];
   const next = () => {
     const index = order.shift();
     if (index === undefined) {
-      done(problems);
+      done(problems, remaining.sort((a, b) => a - b));
       return;
     }
     const step = record.steps[index]!;
@@ -286,6 +299,7 @@ export function recoverRecord(record: JournalRecord, sites: (name: string) => Si
     }
     sites(step.site).change(step.undo, (error) => {
       if (error !== undefined) {
+        remaining.push(index);
         problems.push(`site ${step.site}: could not undo "${describeChange(step.change)}": ${error.code}: ${error.message}`);
         log.error({ site: step.site, code: error.code }, `controller: recovering topology ${record.topology}: could not undo "${describeChange(step.change)}" on site ${step.site}: ${error.message}`);
       }

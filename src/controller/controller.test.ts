@@ -256,6 +256,31 @@ describe('topologies', () => {
     assert.ok(sameContents(harness.config('east'), EMPTY_SITE_CONFIG));
   });
 
+  it('a rollback that can not reach a site keeps the undo in the journal and finishes it once the site answers', async () => {
+    const harness = await threeSites();
+    let failure: StraitError | undefined;
+    harness.controller.apply('ring', ring(['east', 'west', 'north']), false, (error) => { failure = error; });
+    // Cut east off from the controller as soon as it holds the region.
+    await harness.waitFor('east holds the region', () => harness.config('east').regions.length === 1);
+    harness.sim.network.partition(['controller'], ['east-locator']);
+    await harness.waitFor('the apply fails', () => failure !== undefined, 120_000);
+    assert.equal(harness.controller.list().length, 0);
+    assert.equal(harness.config('east').regions.length, 1, 'east could not be reached to undo');
+    await assert.rejects(harness.settle((callback) => harness.controller.apply('ring', ring(['east', 'west', 'north']), false, callback)), { code: 'STRAIT_TOPOLOGY_BUSY' });
+    harness.sim.network.heal();
+    await harness.waitFor('the undo reached east', () => harness.config('east').regions.length === 0, 60_000);
+    for (const site of ['west', 'north']) assert.equal(harness.config(site).regions.length, 0);
+    const during = await harness.settle<TopologyStatus>((callback) => harness.controller.status('ring', callback)).catch((error: StraitError) => error.code);
+    assert.ok(during === 'STRAIT_TOPOLOGY_NOT_FOUND' || (during as TopologyStatus).state === 'recovering', JSON.stringify(during));
+    await harness.waitFor('the journal is clear and the topology free again', () => {
+      let free = false;
+      harness.controller.status('ring', (error) => { free = error?.code === 'STRAIT_TOPOLOGY_NOT_FOUND'; });
+      return free;
+    }, 30_000);
+    const again = await harness.settle<OperationAnswer>((callback) => harness.controller.apply('ring', ring(['east', 'west', 'north']), true, callback));
+    assert.equal(again.dryRun, true, 'a new apply is accepted');
+  });
+
   it('a controller killed mid-apply undoes what it started when it comes back', async () => {
     const harness = await threeSites();
     harness.controller.apply('ring', ring(['east', 'west', 'north']), false, () => {});

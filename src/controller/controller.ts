@@ -15,7 +15,7 @@ import { StraitError } from '../errors.ts';
 import type { SenderStatus } from '../protocol/messages.ts';
 import type { Logger, Runtime, Store } from '../runtime/runtime.ts';
 import { formatAddress } from '../runtime/runtime.ts';
-import { Journal, PlanRun, recoverRecord, type SiteApi, type StepProgress, EDGE_CONNECT_TIMEOUT_MS_DEFAULT } from './apply.ts';
+import { Journal, PlanRun, recoverRecord, type JournalRecord, type SiteApi, type StepProgress, EDGE_CONNECT_TIMEOUT_MS_DEFAULT } from './apply.ts';
 import { describePlan, planTopology, type Owned, type Plan, type SiteFacts } from './plan.ts';
 import { invalidTopology, parseTopology, runsThere, senderIdOf, type Problem, type Topology, type TopologySite, type Tuning } from './topology.ts';
 
@@ -72,7 +72,7 @@ export interface SiteStatus {
 
 export interface TopologyStatus {
   readonly name: string;
-  readonly state: 'applied' | 'applying' | 'patching' | 'deleting';
+  readonly state: 'applied' | 'applying' | 'patching' | 'deleting' | 'recovering';
   readonly appliedAtMs: number;
   readonly lastError: string | null;
   readonly topology: Topology;
@@ -82,6 +82,9 @@ export interface TopologyStatus {
 }
 
 type Callback<T> = (error: StraitError | undefined, result: T | undefined) => void;
+
+/** How often the controller tries again to undo steps a rollback could not undo. */
+export const RECOVERY_RETRY_MS = 5000;
 
 /** Topologies one controller holds, at most. */
 export const TOPOLOGIES_MAX = 1000;
@@ -99,7 +102,7 @@ export class Controller {
   private readonly log: Logger;
   private readonly options: ControllerOptions;
   private readonly topologies = new Map<string, TopologyRecord>();
-  private readonly running = new Map<string, { operation: 'applying' | 'patching' | 'deleting'; run: PlanRun | undefined }>();
+  private readonly running = new Map<string, { operation: 'applying' | 'patching' | 'deleting' | 'recovering'; run: PlanRun | undefined }>();
   /** Last eventsSent sample per edge, for events/s. */
   private readonly samples = new Map<string, { eventsSent: number; atMs: number; rate: number }>();
 
@@ -123,17 +126,41 @@ export class Controller {
         done(problems);
         return;
       }
-      this.log.warn({ topology: record.topology, steps: record.started.length }, `controller ${this.options.name}: the ${record.operation} of topology ${record.topology} did not finish (the controller stopped); undoing its ${record.started.length} started steps`);
-      recoverRecord(record, (site) => this.siteApi(record.sites[site]!), this.log, (undoProblems) => {
+      this.log.warn({ topology: record.topology, steps: record.started.length }, `controller ${this.options.name}: the ${record.operation} of topology ${record.topology} did not finish; undoing its ${record.started.length} started steps`);
+      this.running.set(record.topology, { operation: 'recovering', run: undefined });
+      this.recover(record, `the ${record.operation} was interrupted by a controller restart`, (undoProblems) => {
         problems.push(...undoProblems);
-        const previous = this.topologies.get(record.topology);
-        const note = `the ${record.operation} was interrupted by a controller restart and rolled back${undoProblems.length > 0 ? `; ${undoProblems.join('; ')}` : ''}`;
-        const finish = () => this.journal.remove(record.topology, () => next());
-        if (previous !== undefined) this.save({ ...previous, lastError: note }, finish);
-        else finish();
+        next();
       });
     };
     next();
+  }
+
+  /**
+   * Undoes the steps a journal record holds. What can't be undone yet (a site unreachable) stays
+   * in the journal and is tried again every RECOVERY_RETRY_MS; the topology is `recovering`
+   * (busy) until everything is undone.
+   */
+  private recover(record: JournalRecord, why: string, done: (problems: string[]) => void): void {
+    recoverRecord(record, (site) => this.siteApi(record.sites[site]!), this.log, (problems, remaining) => {
+      const previous = this.topologies.get(record.topology);
+      if (remaining.length === 0) {
+        this.running.delete(record.topology);
+        this.pendingSites.delete(record.topology);
+        const note = `${why}; it was rolled back`;
+        const finish = () => this.journal.remove(record.topology, () => done(problems));
+        if (previous !== undefined) this.save({ ...previous, lastError: note }, finish);
+        else finish();
+        return;
+      }
+      const left: JournalRecord = { ...record, started: remaining };
+      this.journal.write(left, () => {
+        if (previous !== undefined) this.topologies.set(record.topology, { ...previous, lastError: `${why}; ${remaining.length} steps still to undo: ${problems.join('; ')}` });
+        this.running.set(record.topology, { operation: 'recovering', run: undefined });
+        this.runtime.setTimer(RECOVERY_RETRY_MS, () => this.recover(left, why, () => {}));
+        done(problems);
+      });
+    });
   }
 
   /** Sites of topologies being applied for the first time (not stored yet), for recovery. */
@@ -276,7 +303,6 @@ export class Controller {
       slot.run = run;
       this.log.info({ topology: name, steps: plan.steps.length, operation }, `controller ${this.options.name}: ${operation} topology ${name}: ${plan.steps.length} steps on ${siteNames.length} sites`);
       run.run((outcome) => {
-        this.pendingSites.delete(name);
         const reply = (error: StraitError | undefined) => {
           release();
           if (error !== undefined) {
@@ -288,6 +314,18 @@ export class Controller {
             receivers: Object.fromEntries(Object.entries(latest).map(([site, siteFacts]) => [site, siteFacts.receivers.map(formatAddress)])),
           }));
         };
+        if (!outcome.ok && outcome.remaining.length > 0) {
+          // The rollback could not reach every site: what is left is undone later (recover).
+          const left = { topology: name, operation: journalOperation, sites: sitesOf, steps: plan.steps, started: [...outcome.remaining] } as const;
+          release();
+          this.running.set(name, { operation: 'recovering', run: undefined });
+          const previous = this.topologies.get(name);
+          if (previous !== undefined) this.topologies.set(name, { ...previous, lastError: `${outcome.error?.message ?? 'failed'}; ${outcome.remaining.length} steps still to undo` });
+          this.runtime.setTimer(RECOVERY_RETRY_MS, () => this.recover(left, `the ${journalOperation} failed (${outcome.error?.message ?? 'unknown'})`, () => {}));
+          callback(Object.assign(outcome.error!, { progress: outcome.progress }), undefined);
+          return;
+        }
+        this.pendingSites.delete(name);
         if (!outcome.ok) {
           const previous = this.topologies.get(name);
           if (previous === undefined) reply(outcome.error);
