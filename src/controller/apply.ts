@@ -14,8 +14,8 @@ import { StraitError } from '../errors.ts';
 import type { ConfigChange, ConfigChangeResult, SenderStatus } from '../protocol/messages.ts';
 import type { Logger, Runtime, Store } from '../runtime/runtime.ts';
 import { describeChange } from '../core/site-config.ts';
-import { PHASES, type PhaseName, type Plan, type SiteFacts, type Step } from './plan.ts';
-import { senderIdOf, type TopologySite } from './topology.ts';
+import { PHASES, type Owned, type PhaseName, type Plan, type SiteFacts, type Step } from './plan.ts';
+import { senderIdOf, type Topology, type TopologySite } from './topology.ts';
 
 /** One site as the controller reaches it (its locator's admin API, or the simulator's). */
 export interface SiteApi {
@@ -49,6 +49,15 @@ export interface JournalRecord {
   readonly steps: readonly Step[];
   /** Indices of steps sent (answered or not): what a recovery undoes. */
   readonly started: readonly number[];
+  /**
+   * Every step ran and every edge connected: a recovery rolls forward (stores `after` and `owned`
+   * as the topology), never back. Written before the topology is stored, so a crash between the
+   * two loses neither.
+   */
+  readonly succeeded?: boolean;
+  /** The topology once the operation succeeded (null: deleted), and what it then owns. */
+  readonly after?: Topology | null;
+  readonly owned?: Readonly<Record<string, Owned>>;
 }
 
 /** The journal of operations in flight, one record per topology, in the controller's store. */
@@ -92,7 +101,7 @@ export class PlanRun {
   private readonly sites: (name: string) => SiteApi;
   private readonly journal: Journal;
   private readonly log: Logger;
-  private readonly record: { topology: string; operation: JournalRecord['operation']; sites: Readonly<Record<string, TopologySite>>; steps: readonly Step[]; started: number[] };
+  private readonly record: { topology: string; operation: JournalRecord['operation']; sites: Readonly<Record<string, TopologySite>>; steps: readonly Step[]; started: number[]; after: Topology | null; owned: Readonly<Record<string, Owned>> };
   readonly progress: StepProgress[];
   private failure: StraitError | undefined;
   private readonly undoFailed: number[] = [];
@@ -101,7 +110,8 @@ export class PlanRun {
 
   constructor(
     runtime: Runtime, sites: (name: string) => SiteApi, journal: Journal, log: Logger,
-    topology: string, operation: JournalRecord['operation'], sitesOf: Readonly<Record<string, TopologySite>>, plan: Plan, edgeTimeoutMs = EDGE_CONNECT_TIMEOUT_MS_DEFAULT,
+    topology: string, operation: JournalRecord['operation'], sitesOf: Readonly<Record<string, TopologySite>>, plan: Plan, after: Topology | null,
+    edgeTimeoutMs = EDGE_CONNECT_TIMEOUT_MS_DEFAULT,
   ) {
     this.runtime = runtime;
     this.sites = sites;
@@ -109,7 +119,7 @@ export class PlanRun {
     this.log = log;
     this.plan = plan;
     this.edgeTimeoutMs = edgeTimeoutMs;
-    this.record = { topology, operation, sites: sitesOf, steps: plan.steps, started: [] };
+    this.record = { topology, operation, sites: sitesOf, steps: plan.steps, started: [], after, owned: plan.owned };
     this.progress = plan.steps.map((step) => ({ site: step.site, phase: step.phase, step: describeChange(step.change), state: 'waiting' as StepState }));
     for (const [from, to] of plan.edges) this.progress.push({ site: from, phase: 'verify', step: `edge ${from} → ${to} connects`, state: 'waiting' });
   }
@@ -121,8 +131,10 @@ export class PlanRun {
         if (journalError !== undefined) this.log.error({ code: journalError.code }, `controller: could not update the journal of ${this.record.topology}: ${journalError.message}`);
         done({ ok: error === undefined, ...(error !== undefined ? { error } : {}), progress: this.progress, remaining });
       };
-      // What could not be undone stays in the journal, to be undone later.
-      if (remaining.length > 0) this.journal.write({ ...this.record, started: remaining }, answer);
+      // Success is recorded (the controller stores the topology, then clears the journal); what
+      // could not be undone stays in the journal, to be undone later.
+      if (error === undefined) this.journal.write({ ...this.record, succeeded: true }, answer);
+      else if (remaining.length > 0) this.journal.write({ ...this.record, started: remaining }, answer);
       else this.journal.remove(this.record.topology, answer);
     };
     this.journal.write(this.record, (error) => {

@@ -126,6 +126,12 @@ export class Controller {
         done(problems);
         return;
       }
+      if (record.succeeded === true) {
+        // It ran to the end; only storing its outcome was cut short: roll forward.
+        this.log.info({ topology: record.topology }, `controller ${this.options.name}: the ${record.operation} of topology ${record.topology} had succeeded; storing its outcome`);
+        this.settle(record, () => next());
+        return;
+      }
       this.log.warn({ topology: record.topology, steps: record.started.length }, `controller ${this.options.name}: the ${record.operation} of topology ${record.topology} did not finish; undoing its ${record.started.length} started steps`);
       this.running.set(record.topology, { operation: 'recovering', run: undefined });
       this.recover(record, `the ${record.operation} was interrupted by a controller restart`, (undoProblems) => {
@@ -134,6 +140,24 @@ export class Controller {
       });
     };
     next();
+  }
+
+  /** Stores the outcome of a succeeded operation (the topology, or its deletion), then clears its journal record. */
+  private settle(record: JournalRecord, done: (error: StraitError | undefined) => void): void {
+    const clear = (error: StraitError | undefined) => {
+      if (error !== undefined) {
+        done(error);
+        return;
+      }
+      this.journal.remove(record.topology, done);
+    };
+    if (record.after === null || record.after === undefined) {
+      this.topologies.delete(record.topology);
+      this.store.remove(record.topology);
+      this.store.sync((error) => clear(error === undefined ? undefined : new StraitError('STRAIT_STORAGE', { path: 'controller topologies', reason: error.message }, { cause: error })));
+      return;
+    }
+    this.save({ topology: record.after, owned: record.owned ?? {}, appliedAtMs: this.runtime.clock.now() }, clear);
   }
 
   /**
@@ -165,6 +189,16 @@ export class Controller {
 
   /** Sites of topologies being applied for the first time (not stored yet), for recovery. */
   private readonly pendingSites = new Map<string, Topology>();
+
+  /** No operation or recovery under way, and nothing in the journal (the simulator's checker waits for it). */
+  idle(): boolean {
+    return this.running.size === 0 && this.journal.unfinished().length === 0;
+  }
+
+  /** The record of topology `name`, as stored (tests and the simulator's checker). */
+  record(name: string): TopologyRecord | undefined {
+    return this.topologies.get(name);
+  }
 
   list(): { name: string; sites: number; edges: number; appliedAtMs: number; state: string; lastError: string | null }[] {
     return [...this.topologies.values()].map((record) => ({
@@ -299,7 +333,7 @@ export class Controller {
       }
       if (before === null && after !== null) this.pendingSites.set(name, after);
       const journalOperation = operation === 'applying' ? 'apply' : operation === 'patching' ? 'patch' : 'delete';
-      const run = new PlanRun(this.runtime, (site) => this.siteApi(sitesOf[site]!), this.journal, this.log, name, journalOperation, sitesOf, plan, this.options.edgeTimeoutMs ?? EDGE_CONNECT_TIMEOUT_MS_DEFAULT);
+      const run = new PlanRun(this.runtime, (site) => this.siteApi(sitesOf[site]!), this.journal, this.log, name, journalOperation, sitesOf, plan, after, this.options.edgeTimeoutMs ?? EDGE_CONNECT_TIMEOUT_MS_DEFAULT);
       slot.run = run;
       this.log.info({ topology: name, steps: plan.steps.length, operation }, `controller ${this.options.name}: ${operation} topology ${name}: ${plan.steps.length} steps on ${siteNames.length} sites`);
       run.run((outcome) => {
@@ -332,13 +366,7 @@ export class Controller {
           else this.save({ ...previous, lastError: outcome.error?.message ?? 'failed' }, () => reply(outcome.error));
           return;
         }
-        if (after === null) {
-          this.topologies.delete(name);
-          this.store.remove(name);
-          this.store.sync(() => reply(undefined));
-          return;
-        }
-        this.save({ topology: after, owned: plan.owned, appliedAtMs: this.runtime.clock.now() }, (error) => reply(error));
+        this.settle({ topology: name, operation: journalOperation, sites: sitesOf, steps: plan.steps, started: [], succeeded: true, after, owned: plan.owned }, (error) => reply(error));
       });
     });
   }

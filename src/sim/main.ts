@@ -1,9 +1,11 @@
-// `npm run sim -- [--seeds N] [--seed S] [--first S] [--verbose]`: runs site simulations.
+// `npm run sim -- [--seeds N] [--seed S] [--first S] [--verbose] [--wan [--topology T] | --controller]`:
+// runs site simulations (or WAN ones, or the controller's).
 // Each seed is independent and deterministic; a failure prints the seed and how to replay it.
 
 import { parseArgs } from 'node:util';
 import { runSiteSeed } from './site-simulation.ts';
 import { runWanSeed, TOPOLOGIES } from './wan-simulation.ts';
+import { runControllerSeed } from './controller-simulation.ts';
 
 const { values } = parseArgs({
   options: {
@@ -14,6 +16,7 @@ const { values } = parseArgs({
     'workload-ms': { type: 'string', default: '20000' },
     wan: { type: 'boolean', default: false },
     topology: { type: 'string' },
+    controller: { type: 'boolean', default: false },
   },
 });
 
@@ -25,7 +28,9 @@ let failed = 0;
 for (const seed of seeds) {
   try {
     const log = values.verbose ? 'print' : 'collect';
-    if (values.wan) {
+    if (values.controller) {
+      console.log(await runControllerSeed(seed, { log }));
+    } else if (values.wan) {
       const topologies = values.topology !== undefined ? [values.topology] : Object.keys(TOPOLOGIES);
       for (const topology of topologies) console.log(await runWanSeed(seed, topology, { workloadMs: Math.min(workloadMs, 15_000), log }));
     } else {
