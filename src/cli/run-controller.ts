@@ -4,7 +4,6 @@
 // restarted controller knows its topologies and undoes what an interrupted operation started.
 // Like a member it keeps <dir>/controller.pid and reports readiness in <dir>/member.json.
 
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { StraitError } from '../errors.ts';
@@ -13,26 +12,15 @@ import { Controller } from '../controller/controller.ts';
 import { createControllerServer } from '../admin/controller-http.ts';
 import { siteHttpClient } from '../admin/site-http-client.ts';
 import { createNodeRuntime } from '../runtime/node/node-runtime.ts';
-import { createLogger } from '../runtime/node/logger.ts';
-import { EXIT_FAILURE, describeError, exitCodeFor } from './report.ts';
-import { DATA_DIRECTORY_NAME, isStraitProcessAlive, pidFilePath, readPid, removePidIfOwned, writeMemberRecord, writePid } from './member-files.ts';
-import { SHUTDOWN_TIMEOUT_MS, type RunOptions } from './run.ts';
+import { describeError, exitCodeFor } from './report.ts';
+import { DATA_DIRECTORY_NAME, writeMemberRecord } from './member-files.ts';
+import { claimProcess } from './process-claim.ts';
+import type { RunOptions } from './run.ts';
 
 export async function runController(config: ControllerMemberConfig, options: RunOptions): Promise<void> {
   const { dir } = options;
-  const startedAt = new Date().toISOString();
-  const pidFile = pidFilePath(dir, 'controller');
-  mkdirSync(dir, { recursive: true });
-  const otherPid = readPid(pidFile);
-  if (otherPid !== undefined && otherPid !== process.pid && isStraitProcessAlive(otherPid)) {
-    throw new StraitError('STRAIT_ALREADY_RUNNING', { dir, pid: otherPid });
-  }
-  const logger = createLogger({ name: config.name, level: config.logLevel, pretty: (config.logFormat ?? 'pretty') === 'pretty' });
-  const exit = (status: number): void => {
-    removePidIfOwned(pidFile, process.pid);
-    logger.flush(() => process.exit(status));
-  };
-  writePid(pidFile, process.pid);
+  const claimed = claimProcess(dir, 'controller', config);
+  const { logger, startedAt, exit } = claimed;
   const runtime = createNodeRuntime({ storageDirectory: join(dir, DATA_DIRECTORY_NAME), logger });
   let address = config.bind;
   const record = (state: 'ready' | 'stopped') =>
@@ -52,25 +40,13 @@ export async function runController(config: ControllerMemberConfig, options: Run
     return;
   }
   const app = createControllerServer({ controller, logger: runtime.log, token: config.token, version: '0.1.0' });
-  let stopping = false;
-  const shutdown = (signal: string): void => {
-    if (stopping) {
-      exit(EXIT_FAILURE);
-      return;
-    }
-    stopping = true;
-    logger.info({ signal }, `controller ${config.name}: ${signal} received, stopping`);
-    const forced = setTimeout(() => exit(EXIT_FAILURE), SHUTDOWN_TIMEOUT_MS);
-    forced.unref();
-    // An operation under way stops with the process; its journal undoes it at the next start.
+  // An operation under way stops with the process; its journal undoes it at the next start.
+  claimed.stopOnSignals(`controller ${config.name}`, (stopped) => {
     app.close().finally(() => runtime.close(() => {
       record('stopped');
-      clearTimeout(forced);
-      exit(0);
+      stopped();
     }));
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  });
   await new Promise<void>((resolve) => controller.start((problems) => {
     for (const problem of problems) logger.error({}, `controller ${config.name}: ${problem}`);
     resolve();

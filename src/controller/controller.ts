@@ -213,13 +213,8 @@ export class Controller {
 
   /** POST: apply a new topology (or the same one again: nothing changes). */
   apply(name: string, body: unknown, dryRun: boolean, callback: Callback<OperationAnswer>): void {
-    let topology: Topology;
-    try {
-      topology = parseTopology(body, name);
-    } catch (error) {
-      callback(error as StraitError, undefined);
-      return;
-    }
+    const topology = checked(body, name, callback);
+    if (topology === undefined) return;
     const existing = this.topologies.get(name);
     if (existing !== undefined) {
       if (JSON.stringify(existing.topology) === JSON.stringify(topology)) {
@@ -257,13 +252,8 @@ export class Controller {
       else regions[region] = value;
     }
     const candidate = { name, sites, edges, regions, ...(before.tuning !== undefined || patch.tuning !== undefined ? { tuning: { ...before.tuning, ...patch.tuning } } : {}) };
-    let topology: Topology;
-    try {
-      topology = parseTopology(candidate, name);
-    } catch (error) {
-      callback(error as StraitError, undefined);
-      return;
-    }
+    const topology = checked(candidate, name, callback);
+    if (topology === undefined) return;
     this.operate(name, 'patching', before, topology, existing.owned, dryRun, callback);
   }
 
@@ -490,6 +480,16 @@ export class Controller {
         if (pending === 0) callback(statuses.sort((a, b) => a.name.localeCompare(b.name)));
       });
     }
+  }
+}
+
+/** The topology, or undefined once `callback` has the coded error listing its problems. */
+function checked(body: unknown, name: string, callback: Callback<OperationAnswer>): Topology | undefined {
+  try {
+    return parseTopology(body, name);
+  } catch (error) {
+    callback(error as StraitError, undefined);
+    return undefined;
   }
 }
 
