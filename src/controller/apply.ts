@@ -210,34 +210,20 @@ export class PlanRun {
     });
   }
 
-  /** Undoes every step that was started, newest first (one site at a time in that order). */
+  /** Undoes every step that was started, newest first within each site (recoverRecord). */
   private rollBack(done: () => void): void {
-    const order = [...this.record.started].reverse();
-    const next = () => {
-      const index = order.shift();
-      if (index === undefined) {
-        done();
-        return;
-      }
-      const step = this.record.steps[index]!;
+    recoverRecord(this.record, this.sites, this.log, (index, error, gaveUp) => {
       const progress = this.progress[index]!;
-      if (step.undo === undefined) {
-        next();
+      if (error === undefined) {
+        if (progress.state !== 'failed') progress.state = 'undone';
         return;
       }
-      this.sites(step.site).change(step.undo, (error) => {
-        if (error !== undefined) {
-          this.undoFailed.push(index);
-          progress.state = 'undo-failed';
-          progress.error = `${progress.error ?? ''}${progress.error ? '; ' : ''}undo: ${error.code}: ${error.message}`;
-          this.log.error({ site: step.site, step: progress.step, code: error.code }, `controller: topology ${this.record.topology}: could not undo "${progress.step}" on site ${step.site}: ${error.message}; the journal keeps it and the controller tries again`);
-        } else if (progress.state !== 'failed') {
-          progress.state = 'undone';
-        }
-        next();
-      });
-    };
-    next();
+      progress.state = 'undo-failed';
+      progress.error = `${progress.error ?? ''}${progress.error ? '; ' : ''}undo: ${error.code}: ${error.message}${gaveUp ? ' (refused: undo it by hand)' : ' (the controller tries again)'}`;
+    }, (_problems, remaining) => {
+      this.undoFailed.push(...remaining);
+      done();
+    });
   }
 
   /** Waits until every edge's sender has a primary copy connected to the remote site. */
@@ -289,34 +275,73 @@ export class PlanRun {
   }
 }
 
+/** An undo that failed for one of these may succeed later: the site could not be asked, or not yet. */
+function transient(error: StraitError): boolean {
+  return error.retryable || error.code === 'STRAIT_SITE_UNREACHABLE' || error.code === 'STRAIT_CONNECTION_CLOSED' || error.code === 'STRAIT_TIMEOUT'
+    || error.code === 'STRAIT_CONFIG_BUSY';
+}
+
 /**
- * Undoes what an unfinished operation (a controller killed mid-apply, or a rollback that could
- * not reach a site) may have done: its started steps, newest first. Calls back with the steps
- * that could not be undone, and why.
+ * Undoes what an operation may have done (a rollback; a controller killed mid-apply; an undo
+ * that could not reach a site): its started steps, newest first within each site — a site's
+ * steps depend on each other in order, different sites' do not. At a site that can't be reached,
+ * it stops: that step and the site's older ones stay `remaining`, to be undone later in the same
+ * order. A site that refuses an undo (its configuration was changed by hand meanwhile) is reported
+ * and passed over: retrying can't help. `onStep` hears of every undo's outcome.
  */
-export function recoverRecord(record: JournalRecord, sites: (name: string) => SiteApi, log: Logger, done: (problems: string[], remaining: number[]) => void): void {
-  const order = [...record.started].reverse();
+export function recoverRecord(
+  record: JournalRecord, sites: (name: string) => SiteApi, log: Logger,
+  onStep: (index: number, error: StraitError | undefined, gaveUp: boolean) => void,
+  done: (problems: string[], remaining: number[]) => void,
+): void {
+  const bySite = new Map<string, number[]>();
+  for (const index of [...record.started].reverse()) {
+    const site = record.steps[index]!.site;
+    bySite.set(site, [...(bySite.get(site) ?? []), index]);
+  }
   const problems: string[] = [];
   const remaining: number[] = [];
-  const next = () => {
-    const index = order.shift();
-    if (index === undefined) {
+  const siteOrder = [...bySite.keys()];
+  const nextSite = () => {
+    const site = siteOrder.shift();
+    if (site === undefined) {
       done(problems, remaining.sort((a, b) => a - b));
       return;
     }
-    const step = record.steps[index]!;
-    if (step.undo === undefined) {
-      next();
-      return;
-    }
-    sites(step.site).change(step.undo, (error) => {
-      if (error !== undefined) {
-        remaining.push(index);
-        problems.push(`site ${step.site}: could not undo "${describeChange(step.change)}": ${error.code}: ${error.message}`);
-        log.error({ site: step.site, code: error.code }, `controller: recovering topology ${record.topology}: could not undo "${describeChange(step.change)}" on site ${step.site}: ${error.message}`);
+    const order = bySite.get(site)!;
+    const nextStep = () => {
+      const index = order.shift();
+      if (index === undefined) {
+        nextSite();
+        return;
       }
-      next();
-    });
+      const step = record.steps[index]!;
+      if (step.undo === undefined) {
+        nextStep();
+        return;
+      }
+      sites(step.site).change(step.undo, (error) => {
+        if (error === undefined) {
+          onStep(index, undefined, false);
+          nextStep();
+          return;
+        }
+        const what = `site ${step.site}: could not undo "${describeChange(step.change)}": ${error.code}: ${error.message}`;
+        if (transient(error)) {
+          remaining.push(index, ...order);
+          problems.push(`${what}; trying again later`);
+          log.warn({ site: step.site, code: error.code }, `controller: topology ${record.topology}: ${what}; the journal keeps it and the controller tries again`);
+          onStep(index, error, false);
+          nextSite();
+          return;
+        }
+        problems.push(`${what}; undo it by hand (strait ${describeChange(step.undo!)} --locator ...)`);
+        log.error({ site: step.site, code: error.code }, `controller: topology ${record.topology}: ${what}; the site refuses, so it is left: undo it by hand`);
+        onStep(index, error, true);
+        nextStep();
+      });
+    };
+    nextStep();
   };
-  next();
+  nextSite();
 }

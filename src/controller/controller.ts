@@ -166,12 +166,12 @@ export class Controller {
    * (busy) until everything is undone.
    */
   private recover(record: JournalRecord, why: string, done: (problems: string[]) => void): void {
-    recoverRecord(record, (site) => this.siteApi(record.sites[site]!), this.log, (problems, remaining) => {
+    recoverRecord(record, (site) => this.siteApi(record.sites[site]!), this.log, () => {}, (problems, remaining) => {
       const previous = this.topologies.get(record.topology);
       if (remaining.length === 0) {
         this.running.delete(record.topology);
         this.pendingSites.delete(record.topology);
-        const note = `${why}; it was rolled back`;
+        const note = `${why}; it was rolled back${problems.length > 0 ? `, except: ${problems.join('; ')}` : ''}`;
         const finish = () => this.journal.remove(record.topology, () => done(problems));
         if (previous !== undefined) this.save({ ...previous, lastError: note }, finish);
         else finish();

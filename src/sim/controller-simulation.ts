@@ -143,17 +143,16 @@ export class ControllerSimulation {
       } else {
         this.controller.remove('t', false, callback);
       }
+      const incarnation = this.controllerHost.incarnation;
       if (this.options.faults) this.scheduleFault();
-      await this.advance(120_000, () => answered || !this.controllerHost.alive);
-      if (!this.controllerHost.alive) {
-        await this.advance(random.int(3000));
-        this.startController();
-        this.stats.crashes += 1;
-      }
-      await this.advance(30_000, () => this.controller.idle());
+      // The answer, or a crash (the answer then never comes: the restarted controller recovers).
+      await this.advance(120_000, () => answered || this.controllerHost.incarnation !== incarnation);
+      await this.advance(30_000, () => this.controllerHost.alive && this.controller.idle());
     }
+    // Let the last fault (a kill lands at most 400 ms in, its restart 3 s later) play out.
+    await this.advance(4000);
     this.sim.network.heal();
-    await this.advance(120_000, () => this.controller.idle());
+    await this.advance(120_000, () => this.controllerHost.alive && this.controller.idle());
     await this.check();
   }
 
@@ -163,7 +162,12 @@ export class ControllerSimulation {
     const kind = random.int(3);
     const at = random.int(400);
     if (kind === 0) {
-      this.sim.schedule(at, () => this.controllerHost.crash());
+      // kill -9, and a new process a little later (it may hit after the operation answered).
+      this.sim.schedule(at, () => {
+        this.controllerHost.crash();
+        this.stats.crashes += 1;
+        this.sim.schedule(random.int(3000), () => this.startController());
+      });
     } else if (kind === 1) {
       const victim = this.sites.get(random.pick(SITES))!;
       const durationMs = 500 + random.int(15_000);
@@ -209,16 +213,20 @@ export class ControllerSimulation {
     }
     if (record !== undefined) {
       let status: TopologyStatus | undefined;
+      let statusError: string | undefined;
       const connected = () => status !== undefined && status.edges.every((edge) => edge.state === 'connected');
       // Ask twice a second (not at every simulated step: each ask is a round of requests).
       const ask = () => {
         if (connected()) return;
-        this.controller.status('t', (_error, result) => { status = result; });
+        this.controller.status('t', (error, result) => {
+          status = result;
+          statusError = error?.message;
+        });
         this.controllerHost.runtime().setTimer(500, ask);
       };
       ask();
       await this.advance(30_000, connected);
-      if (!connected()) throw this.failure(`the recorded topology's edges do not all connect: ${JSON.stringify(status?.edges.map((edge) => [edge.from, edge.to, edge.state, edge.lastError]))}`);
+      if (!connected()) throw this.failure(`the recorded topology's edges do not all connect: ${status === undefined ? `no status (${statusError ?? 'no answer'})` : JSON.stringify(status.edges.map((edge) => [edge.from, edge.to, edge.state, edge.lastError]))}`);
     }
   }
 
