@@ -10,8 +10,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
-import { createServer, type Server as NetServer } from 'node:net';
+import { connect, createServer, type Server as NetServer } from 'node:net';
 import { join } from 'node:path';
 import { assertOk, cleanupWorkspace, eventuallyGet, freePort, memberDir, start, strait, type Started } from './cli-process.test-support.ts';
 
@@ -51,18 +50,29 @@ function topology(sites: readonly Site[], edges: readonly (readonly [string, str
   };
 }
 
-/** POSTs `body`, resolving with the answer even when the server closes before taking all of it. */
-function postEarlyAnswer(url: string, body: Buffer): Promise<{ status: number; body: string }> {
+/**
+ * Announces a `length`-byte POST and reads the answer before sending any of the body. Sending the
+ * body while the server refuses it would race: the server closes with the upload unread, its kernel
+ * resets the connection, and a reset discards an answer the client had not read yet.
+ */
+function postAnnounced(url: string, length: number): Promise<{ status: number; body: string }> {
+  const { hostname, port, pathname } = new URL(url);
   return new Promise((resolve, reject) => {
-    const sent = httpRequest(url, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': body.length } }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      response.on('error', reject);
+    const socket = connect(Number(port), hostname);
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => { socket.destroy(); reject(new Error(`no answer to a ${length}-byte POST in 10 s`)); }, 10_000);
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      const text = Buffer.concat(chunks).toString('utf8');
+      const split = text.indexOf('\r\n\r\n');
+      const declared = /\r\ncontent-length: *(\d+)/i.exec(text);
+      if (split < 0 || declared === null || Buffer.byteLength(text.slice(split + 4)) < Number(declared[1])) return;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ status: Number(text.split(' ')[1]), body: text.slice(split + 4) });
     });
-    // A reset after the answer arrived is the server refusing the rest of the upload.
-    sent.on('error', (error) => setTimeout(() => reject(error), 1000));
-    sent.end(body);
+    socket.on('error', (error) => { clearTimeout(timer); reject(error); });
+    socket.write(`POST ${pathname} HTTP/1.1\r\nhost: ${hostname}:${port}\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\n\r\n`);
   });
 }
 
@@ -185,9 +195,8 @@ describe('replication as a service', { concurrency: 1 }, () => {
     const malformed = await post('{"sites": ');
     assert.equal(malformed.status, 400);
     assert.equal(((await malformed.json()) as { code: string }).code, 'STRAIT_BAD_REQUEST');
-    // The controller answers 413 before reading 10 MB, and may close while they are still sent:
-    // the answer counts, not the upload.
-    const huge = await postEarlyAnswer(`${controller}/v1/topologies/huge`, Buffer.alloc(10 * 1024 * 1024, 0x20));
+    // The controller answers 413 from the declared length, before reading any of 10 MB.
+    const huge = await postAnnounced(`${controller}/v1/topologies/huge`, 10 * 1024 * 1024);
     assert.equal(huge.status, 413);
     assert.equal((JSON.parse(huge.body) as { code: string }).code, 'STRAIT_BODY_TOO_LARGE');
     const wrong = await post(JSON.stringify({ sites: { a: { admin: 'http://a', receiver: { 'start-port': 'one' } } }, edges: [['a', 'nowhere']], regions: { r: {} }, colour: 'blue' }));

@@ -218,6 +218,23 @@ describe('site configuration service', () => {
     assert.deepEqual(site.failures, []);
   });
 
+  it('a server whose strait.yaml disagrees with the site configuration does not start, and says why', async () => {
+    const site = await readySite({ locators: 1 });
+    await site.change('locator-1', { kind: 'createRegion', spec: ORDERS });
+    let outcome: { ok: boolean; error?: Error } | undefined;
+    const host = site.sim.host('server-9');
+    const server = new Server(host.runtime(), {
+      name: 'server-9', site: 1, bind: { host: host.address, port: 40404 }, hostnameForClients: undefined, locators: site.locatorAddresses,
+      regions: [{ ...ORDERS, persistent: false }], timing: SIM_SITE_TIMING, frameBytesMax: FRAME_BYTES_MAX_DEFAULT, valueBytesMax: VALUE_BYTES_MAX_DEFAULT,
+      gatewaySenders: [], gatewayReceiver: undefined, conflictResolver: undefined, pid: undefined, httpAddress: undefined,
+    }, checkingMetrics('server-9', site.failures));
+    server.start((result) => { outcome = result; });
+    await site.waitFor('server-9 answers', () => outcome !== undefined);
+    assert.equal(outcome!.ok, false);
+    assert.equal((outcome!.error as StraitError).code, 'STRAIT_CONFIG_CONFLICT');
+    assert.match(outcome!.error!.message, /region orders on server-9: its strait.yaml declares it replicate, the site configuration replicate, persistent/);
+  });
+
   it('needs a majority of the site\'s locators, and survives every locator restarting', async () => {
     const site = await readySite();
     await site.change('locator-1', { kind: 'createRegion', spec: ORDERS });
