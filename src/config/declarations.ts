@@ -14,10 +14,11 @@ import {
   GATEWAY_QUEUE_MEMORY_MEGABYTES_DEFAULT,
   GATEWAY_RECEIVER_END_PORT_DEFAULT,
   GATEWAY_RECEIVER_START_PORT_DEFAULT,
+  PARTITION_DEFAULTS,
   type GatewayReceiverSpec,
   type GatewaySenderSpec,
 } from '../core/config.ts';
-import type { RegionSpec } from '../protocol/messages.ts';
+import { PARTITION_BUCKETS_MAX, PARTITION_REDUNDANT_COPIES_MAX, type RegionSpec } from '../protocol/messages.ts';
 import {
   asMapping,
   checkKeys,
@@ -57,6 +58,7 @@ export type GatewaySenderConfig = GatewaySenderSpec;
 export type GatewayReceiverConfig = GatewayReceiverSpec;
 
 const REGION_KEYS = ['type', 'persistent', 'gateway-sender-ids'] as const;
+const PARTITION_KEYS = [...REGION_KEYS, 'total-num-buckets', 'redundant-copies', 'recovery-delay', 'startup-recovery-delay'] as const;
 const GATEWAY_SENDER_KEYS = [
   'remote-site-id',
   'parallel',
@@ -170,10 +172,16 @@ export function parseRegions(
     const { at, optional } = declarationSettings(settings, source, prefix);
     // The type decides which other keys make sense, so it is checked first.
     const type = optional('type', oneOf(['replicate', 'partition'] as const), 'replicate');
-    if (type === 'partition') {
-      throw invalid(at('type'), 'partition regions are not implemented yet in this release; use type: replicate');
+    checkKeys(settings, type === 'partition' ? PARTITION_KEYS : REGION_KEYS, source, prefix);
+    const partition = type !== 'partition' ? undefined : {
+      totalNumBuckets: optional('total-num-buckets', integerIn(1, PARTITION_BUCKETS_MAX), PARTITION_DEFAULTS.totalNumBuckets),
+      redundantCopies: optional('redundant-copies', integerIn(0, PARTITION_REDUNDANT_COPIES_MAX), PARTITION_DEFAULTS.redundantCopies),
+      recoveryDelayMs: optional('recovery-delay', integerIn(-1, 86_400_000), PARTITION_DEFAULTS.recoveryDelayMs),
+      startupRecoveryDelayMs: optional('startup-recovery-delay', integerIn(-1, 86_400_000), PARTITION_DEFAULTS.startupRecoveryDelayMs),
+    };
+    if (partition !== undefined && settings['gateway-sender-ids'] !== undefined) {
+      throw invalid(at('gateway-sender-ids'), 'gateway senders for partitioned regions are not available yet in this release (parallel senders come next); use a replicate region for data that crosses sites');
     }
-    checkKeys(settings, REGION_KEYS, source, prefix);
     const persistent = optional('persistent', parseBoolean, false);
     const gatewaySenderIds: readonly string[] = optional('gateway-sender-ids', parseStringList, []);
     for (const id of gatewaySenderIds) {
@@ -189,6 +197,6 @@ export function parseRegions(
         throw invalid(at('gateway-sender-ids'), reason);
       }
     }
-    return { spec: { name, type, persistent }, gatewaySenderIds };
+    return { spec: { name, type, persistent, ...(partition !== undefined ? { partition } : {}) }, gatewaySenderIds };
   });
 }

@@ -283,6 +283,14 @@ gateway-receiver: { start-port: 1530, end-port: 1551, hostname-for-clients: site
     ]);
   });
 
+  it('reads a partitioned region with its settings, defaults filled in', () => {
+    const config = server({ name: 's', locators: 'l:1' }, 'regions:\n  P: { type: partition, redundant-copies: 2, recovery-delay: 5000, persistent: true }\n  Q: { type: partition }\n');
+    assert.deepEqual(config.core.regions, [
+      { name: 'P', type: 'partition', persistent: true, partition: { totalNumBuckets: 113, redundantCopies: 2, recoveryDelayMs: 5000, startupRecoveryDelayMs: 0 } },
+      { name: 'Q', type: 'partition', persistent: false, partition: { totalNumBuckets: 113, redundantCopies: 1, recoveryDelayMs: 0, startupRecoveryDelayMs: 0 } },
+    ]);
+  });
+
   it('names an unknown top-level key with a did-you-mean hint', () => {
     assertCode(() => locator({ name: 'l' }, 'prot: 1'), 'STRAIT_CONFIG_UNKNOWN_KEY', { key: 'prot', source: FILE, hint: ' (did you mean port?)' });
     assertCode(() => locator({ name: 'l' }, 'site_id: 1'), 'STRAIT_CONFIG_UNKNOWN_KEY', { key: 'site_id', hint: ' (did you mean site-id?)' });
@@ -315,7 +323,9 @@ gateway-receiver: { start-port: 1530, end-port: 1551, hostname-for-clients: site
     ['a bad region name', 'regions:\n  "bad/name": {}', 'regions.bad/name'],
     ['regions as a list', 'regions: [A]', 'regions'],
     ['unknown region type', 'regions:\n  A: { type: mirror }', 'regions.A.type'],
-    ['partition region', 'regions:\n  A: { type: partition }', 'regions.A.type'],
+    ['too many redundant copies', 'regions:\n  A: { type: partition, redundant-copies: 9 }', 'regions.A.redundant-copies'],
+    ['buckets out of range', 'regions:\n  A: { type: partition, total-num-buckets: 0 }', 'regions.A.total-num-buckets'],
+    ['a sender on a partitioned region (not yet)', 'gateway-senders:\n  s: { remote-site-id: 2 }\nregions:\n  A: { type: partition, gateway-sender-ids: [s] }', 'regions.A.gateway-sender-ids'],
     ['persistent not a boolean', 'regions:\n  A: { persistent: maybe }', 'regions.A.persistent'],
     ['undeclared sender', 'regions:\n  A: { gateway-sender-ids: [nope] }', 'regions.A.gateway-sender-ids'],
     [

@@ -155,3 +155,17 @@ export const FRAME_BYTES_MAX_DEFAULT = 16 * 1024 * 1024;
 /** A gateway sender's overflow on disk, at most, by default (10 GiB). */
 export const GATEWAY_QUEUE_DISK_MEGABYTES_DEFAULT = 10 * 1024;
 export const VALUE_BYTES_MAX_DEFAULT = 1024 * 1024;
+
+/**
+ * A partitioned region's defaults. One redundant copy, and redundancy restored as soon as a
+ * server's loss is in the view (recovery-delay 0) and given to a server that joins at once
+ * (startup-recovery-delay 0): Geode's defaults (no copy; never restore after a loss) lose data
+ * on the second failure of a site that looked redundant. A loss is in the view only after the
+ * member timeout, so restarts shorter than that move nothing.
+ */
+export const PARTITION_DEFAULTS = {
+  totalNumBuckets: 113,
+  redundantCopies: 1,
+  recoveryDelayMs: 0,
+  startupRecoveryDelayMs: 0,
+} as const;

@@ -10,13 +10,14 @@
 import { StraitError } from '../errors.ts';
 import type { Connection, Reply } from '../protocol/connection.ts';
 import type { MemberInfo, RequestBody, ResponseBody, View } from '../protocol/messages.ts';
-import type { Logger, Runtime } from '../runtime/runtime.ts';
+import type { Logger, Runtime, Timer } from '../runtime/runtime.ts';
 import { formatAddress } from '../runtime/runtime.ts';
 import type { MembershipTiming } from './config.ts';
 import type { MemberState } from './member-admin.ts';
 import type { MemberAgent } from './member-agent.ts';
 import { addressKey, type PeerPool } from './peer-pool.ts';
 import { type Departure, findMember, locatorsOf, nextView } from './views.ts';
+import { eligibleHosts, underRedundant } from './partition-map.ts';
 
 export interface CoordinatorHost {
   readonly name: string;
@@ -74,7 +75,63 @@ export class Coordinator {
     this.host.agent.view = view;
     this.host.installed(view, current);
     this.broadcast(view);
+    this.scheduleRepairs(view);
     return view;
+  }
+
+  /** Regions whose redundancy is restored by a timer (a recovery delay above zero). */
+  private readonly repairTimers = new Map<string, Timer>();
+
+  /**
+   * Buckets short of copies in a region with a positive recovery delay get their copies back
+   * once the delay passed (with a delay of 0 nextView restores them at once; -1: never).
+   */
+  private scheduleRepairs(view: View): void {
+    for (const map of view.partitions ?? []) {
+      const delay = Math.max(map.settings.recoveryDelayMs, map.settings.startupRecoveryDelayMs);
+      if (delay <= 0 || map.settings.recoveryDelayMs < 0 || this.repairTimers.has(map.region) || !underRedundant(map)) continue;
+      if (eligibleHosts(view.members, map.region).length === 0) continue;
+      this.repairTimers.set(map.region, this.runtime.setTimer(delay, () => {
+        this.repairTimers.delete(map.region);
+        if (this.host.isCoordinator()) this.issue({ partitions: { repair: [map.region] } });
+      }));
+    }
+  }
+
+  /**
+   * A server asks for buckets of a partitioned region (to write to them, or offering those it
+   * recovered from disk), or reports a bucket image complete. Run by the coordinator, which
+   * answers with the view that holds the change; another locator forwards.
+   */
+  onPartitionRequest<Op extends 'bucketsCreate' | 'bucketReady'>(op: Op, body: RequestBody<Op>, reply: Reply<Op>): void {
+    const view = this.host.agent.view;
+    if (view === null || this.host.state() !== 'ready') {
+      reply.fail(new StraitError('STRAIT_NOT_READY', { member: this.host.name, state: this.host.state() }));
+      return;
+    }
+    if (!this.host.isCoordinator()) {
+      const coordinator = findMember(view, view.coordinator);
+      if (coordinator === undefined) {
+        reply.fail(new StraitError('STRAIT_NOT_READY', { member: this.host.name, state: 'no coordinator' }));
+        return;
+      }
+      this.pool.get(coordinator.info.address).request(op, body, (error, response) => {
+        if (error !== undefined || response === undefined) reply.fail(error ?? new StraitError('STRAIT_INTERNAL', { reason: `empty ${op} response` }));
+        else reply.ok(response);
+      });
+      return;
+    }
+    if (findMember(view, body.member) === undefined) {
+      reply.fail(new StraitError('STRAIT_NOT_MEMBER', { member: body.member, site: this.host.site }));
+      return;
+    }
+    const partitions = op === 'bucketsCreate'
+      ? { create: [body as RequestBody<'bucketsCreate'>] }
+      : { ready: [body as RequestBody<'bucketReady'>] };
+    // Nothing to change (another server's request created the buckets first): no new view.
+    const next = nextView(view, { partitions });
+    const unchanged = JSON.stringify(next.partitions) === JSON.stringify(view.partitions);
+    reply.ok({ view: unchanged ? view : this.issue({ partitions }) } as ResponseBody<Op>);
   }
 
   /** Sends `view` to every member we can reach (and to members it removed, if we can). */

@@ -115,7 +115,8 @@ export class InitialImage {
         // A region created at runtime: its hosts must take its writes (a refusal is retried).
         if (hosts !== undefined) this.regions.expectHosts(spec.name, hosts);
       }
-      const names = this.regions.names();
+      // Partitioned regions move bucket by bucket (partitioned-regions.ts), not by these images.
+      const names = this.regions.names().filter((name) => this.regions.get(name)?.spec.partition === undefined);
       let remaining = names.length;
       if (remaining === 0) {
         this.providerDone(generation);
@@ -191,6 +192,7 @@ export class InitialImage {
     // Entries only this member had (from its disk, or kept while it was away) or where its
     // copy is newer go to the others, so every replica converges on the union.
     for (const region of this.regions.all()) {
+      if (region.spec.partition !== undefined) continue;
       const regionName = region.spec.name;
       const seen = this.seen.get(regionName);
       const won = this.pushBack.get(regionName);
@@ -213,7 +215,17 @@ export class InitialImage {
     const viewId = this.host.view()?.id ?? 0;
     if (viewId < body.viewId) throw new StraitError('STRAIT_NOT_READY', { member: this.host.memberName, state: `view ${viewId} older than ${body.viewId}` });
     const region = this.regions.require(body.region);
-    const page = this.pager.page(connection.number, 'image', body.region, () => region.sortedKeys(), body.after, body.limit);
+    const bucket = body.bucket;
+    if (bucket !== undefined) {
+      // A bucket's image comes from a copy that holds all of it.
+      const me = this.host.memberId() ?? '';
+      const assigned = this.host.view()?.partitions?.find((map) => map.region === body.region)?.buckets[bucket] ?? null;
+      if (region.spec.partition === undefined || assigned === null || !assigned.copies.includes(me)) {
+        throw new StraitError('STRAIT_BUCKET_UNAVAILABLE', { bucket, region: body.region, member: this.host.memberName, reason: 'not a copy of it here' });
+      }
+    }
+    const keys = (): string[] => (bucket === undefined ? region.sortedKeys() : region.bucketKeys(bucket));
+    const page = this.pager.page(connection.number, bucket === undefined ? 'image' : `image:${bucket}`, body.region, keys, body.after, body.limit);
     const entries: WireEntry[] = [];
     let bytes = 0;
     let cut = false;

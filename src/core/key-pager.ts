@@ -39,6 +39,11 @@ export class KeyPager {
     return { keys: page, done };
   }
 
+  /** True while the connection has a snapshot for `purpose` and `region` (pages remain). */
+  has(connection: number, purpose: string, region: string): boolean {
+    return this.snapshots.has(`${connection}:${purpose}:${region}`);
+  }
+
   /** The connection closed: forget its snapshots. */
   connectionClosed(connection: number): void {
     const prefix = `${connection}:`;

@@ -472,6 +472,8 @@ export class Locator {
     configChange: (_connection, body, reply) => this.configuration.onChange(body, reply),
     configCommit: (_connection, body, reply) => this.configuration.onCommit(body, reply),
     locate: (_connection, body, reply) => reply.ok(this.coordinator.locate(body)),
+    bucketsCreate: (_connection, body, reply) => this.coordinator.onPartitionRequest('bucketsCreate', body, reply),
+    bucketReady: (_connection, body, reply) => this.coordinator.onPartitionRequest('bucketReady', body, reply),
     wanExchange: (connection, body, reply) => reply.ok(this.discovery.onExchange(connection, body)),
     catalogue: (_connection, _body, reply) => reply.ok(this.discovery.onCatalogue()),
   };

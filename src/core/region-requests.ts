@@ -10,6 +10,7 @@ import type { RegionCreation } from './region-creation.ts';
 import type { RegionTable } from './region-table.ts';
 import type { Subscriptions } from './subscriptions.ts';
 import type { WritePath } from './write-path.ts';
+import type { PartitionedRegions } from './partitioned-regions.ts';
 
 export interface RegionRequestParts {
   readonly memberName: string;
@@ -22,44 +23,67 @@ export interface RegionRequestParts {
   readonly pager: KeyPager;
   readonly subscriptions: Subscriptions;
   readonly creation: RegionCreation;
+  /** Partitioned regions: operations go to the primary of the key's bucket. */
+  readonly partitions: PartitionedRegions;
 }
 
 export function regionRequestHandlers(parts: RegionRequestParts): HandlerTable {
-  const { regions, writes, pager, subscriptions, creation } = parts;
+  const { regions, writes, pager, subscriptions, creation, partitions } = parts;
   const checkValue = (value: Uint8Array): void => {
     if (value.length > parts.valueBytesMax) throw new StraitError('STRAIT_VALUE_TOO_LARGE', { size: value.length, limit: parts.valueBytesMax });
   };
   return {
     get: (_connection, body, reply) => {
       parts.requireReady();
-      reply.ok({ value: regions.require(body.region).get(body.key) ?? null });
+      const region = regions.require(body.region);
+      if (region.spec.partition !== undefined) partitions.get(region, body, reply);
+      else reply.ok({ value: region.get(body.key) ?? null });
     },
     put: (_connection, body, reply) => {
       parts.requireReady();
       checkValue(body.value);
-      writes.write(regions.require(body.region), [[body.key, body.value]], body.requestId, (error) => (error === undefined ? reply.ok({}) : reply.fail(error)));
+      const region = regions.require(body.region);
+      if (region.spec.partition !== undefined) partitions.write('put', region, body, [[body.key, body.value]], reply, () => ({}));
+      else writes.write(region, [[body.key, body.value]], body.requestId, (error) => (error === undefined ? reply.ok({}) : reply.fail(error)));
     },
     putAll: (_connection, body, reply) => {
       parts.requireReady();
       for (const [, value] of body.entries) checkValue(value);
-      writes.write(regions.require(body.region), body.entries, body.requestId, (error) => (error === undefined ? reply.ok({}) : reply.fail(error)));
+      const region = regions.require(body.region);
+      if (region.spec.partition !== undefined && body.entries.length > 0) partitions.putAll(region, body, reply);
+      else writes.write(region, body.entries, body.requestId, (error) => (error === undefined ? reply.ok({}) : reply.fail(error)));
     },
     remove: (_connection, body, reply) => {
       parts.requireReady();
-      writes.write(regions.require(body.region), [[body.key, null]], body.requestId, (error, existed) => (error === undefined ? reply.ok({ existed }) : reply.fail(error)));
+      const region = regions.require(body.region);
+      if (region.spec.partition !== undefined) partitions.write('remove', region, body, [[body.key, null]], reply, (existed) => ({ existed }));
+      else writes.write(region, [[body.key, null]], body.requestId, (error, existed) => (error === undefined ? reply.ok({ existed }) : reply.fail(error)));
     },
     keys: (connection, body, reply) => {
       parts.requireReady();
       const region = regions.require(body.region);
+      if (region.spec.partition !== undefined) {
+        partitions.keys(connection, region, body, reply, body.limit ?? KEY_PAGE_KEYS_MAX);
+        return;
+      }
       const page = pager.page(connection.number, 'keys', body.region, () => region.keys(), body.after ?? null, body.limit ?? KEY_PAGE_KEYS_MAX);
       reply.ok({ keys: page.keys, next: page.done ? null : page.keys.at(-1) ?? null });
     },
     size: (_connection, body, reply) => {
       parts.requireReady();
-      reply.ok({ size: regions.require(body.region).size });
+      const region = regions.require(body.region);
+      if (region.spec.partition !== undefined) partitions.size(region, reply);
+      else reply.ok({ size: region.size });
+    },
+    bucketKeys: (_connection, body, reply) => {
+      const region = regions.require(body.region);
+      reply.ok(partitions.bucketKeys(region, body.buckets, body.countOnly === true));
     },
     subscribe: (connection, body, reply) => {
-      regions.require(body.region);
+      // A server sees only the changes of the buckets it is primary or a copy of.
+      if (regions.require(body.region).spec.partition !== undefined) {
+        throw new StraitError('STRAIT_UNSUPPORTED', { what: `subscriptions to the partitioned region ${body.region}`, reason: 'not available yet for partitioned regions; subscribe to a replicate region' });
+      }
       reply.ok({ subscription: subscriptions.subscribe(connection, body.region) });
     },
     unsubscribe: (connection, body, reply) => {

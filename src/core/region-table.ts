@@ -7,6 +7,7 @@ import type { Logger, Storage } from '../runtime/runtime.ts';
 import type { ConflictResolver } from './config.ts';
 import type { RegionStatus } from './member-admin.ts';
 import { Region } from './region.ts';
+import { normalizeRegionSpec } from './partition-map.ts';
 
 export class RegionTable {
   private readonly storage: Storage;
@@ -30,10 +31,11 @@ export class RegionTable {
    * Opens `spec` (recovering a persistent region from disk), or returns the region already open
    * under that name. Throws STRAIT_REGION_EXISTS when the open one has other settings.
    */
-  open(spec: RegionSpec): Region {
+  open(declared: RegionSpec): Region {
+    const spec = normalizeRegionSpec(declared);
     const existing = this.regions.get(spec.name);
     if (existing !== undefined) {
-      if (existing.spec.type !== spec.type || existing.spec.persistent !== spec.persistent) {
+      if (existing.spec.type !== spec.type || existing.spec.persistent !== spec.persistent || JSON.stringify(existing.spec.partition) !== JSON.stringify(spec.partition)) {
         throw new StraitError('STRAIT_REGION_EXISTS', { region: spec.name, member: this.memberName });
       }
       return existing;

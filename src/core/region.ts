@@ -11,6 +11,7 @@ import { StraitError, assert } from '../errors.ts';
 import type { RegionSpec, VersionTag, WireEntry } from '../protocol/messages.ts';
 import type { Store } from '../runtime/runtime.ts';
 import type { ConflictResolver } from './config.ts';
+import { bucketOf } from './partition-map.ts';
 
 export interface Entry {
   /** null for a tombstone. */
@@ -66,11 +67,14 @@ export class Region {
   private liveCount = 0;
   private readonly store: Store | undefined;
   private readonly resolver: ConflictResolver | undefined;
+  /** A partitioned region's keys (tombstones too) by bucket: images, drops and counts per bucket. */
+  private readonly buckets: Map<number, Set<string>> | undefined;
 
   constructor(spec: RegionSpec, store: Store | undefined, resolver?: ConflictResolver) {
     this.specValue = spec;
     this.store = store;
     this.resolver = resolver;
+    this.buckets = spec.partition === undefined ? undefined : new Map();
     if (store !== undefined) {
       for (const [key, bytes] of store.entries()) {
         this.setEntry(key, decodeRecord(key, bytes, `region ${spec.name}`));
@@ -93,7 +97,46 @@ export class Region {
     if (this.store !== undefined) for (const [key] of [...this.store.entries()]) this.store.remove(key);
     this.entries.clear();
     this.tombstones.clear();
+    this.buckets?.clear();
     this.liveCount = 0;
+  }
+
+  /** The bucket of `key` in this partitioned region. */
+  bucketOf(key: string): number {
+    assert(this.specValue.partition !== undefined, `region ${this.specValue.name} is not partitioned`);
+    return bucketOf(key, this.specValue.partition.totalNumBuckets);
+  }
+
+  /** A partitioned region's buckets that hold any entry here. */
+  heldBuckets(): number[] {
+    return [...(this.buckets?.keys() ?? [])].sort((a, b) => a - b);
+  }
+
+  /** Every key of `bucket` held here, tombstones included, sorted (a bucket image's order). */
+  bucketKeys(bucket: number): string[] {
+    return [...(this.buckets?.get(bucket) ?? [])].sort();
+  }
+
+  /** The live keys of `bucket` held here. */
+  bucketLiveKeys(bucket: number): string[] {
+    const keys: string[] = [];
+    for (const key of this.buckets?.get(bucket) ?? []) if (this.entries.get(key)?.value != null) keys.push(key);
+    return keys;
+  }
+
+  /** Drops every entry of `bucket` here, from memory and disk (the bucket moved elsewhere). */
+  dropBucket(bucket: number): number {
+    const keys = this.buckets?.get(bucket);
+    if (keys === undefined) return 0;
+    for (const key of keys) {
+      const entry = this.entries.get(key);
+      if (entry !== undefined && entry.value !== null) this.liveCount -= 1;
+      this.entries.delete(key);
+      this.tombstones.delete(key);
+      this.store?.remove(key);
+    }
+    this.buckets!.delete(bucket);
+    return keys.size;
   }
 
   get size(): number {
@@ -152,6 +195,15 @@ export class Region {
     const current = this.entries.get(key);
     const wasLive = current !== undefined && current.value !== null;
     const isLive = entry.value !== null;
+    if (current === undefined && this.buckets !== undefined) {
+      const bucket = this.bucketOf(key);
+      let keys = this.buckets.get(bucket);
+      if (keys === undefined) {
+        keys = new Set();
+        this.buckets.set(bucket, keys);
+      }
+      keys.add(key);
+    }
     this.entries.set(key, entry);
     if (isLive) this.tombstones.delete(key);
     else this.tombstones.add(key);
@@ -196,6 +248,12 @@ export class Region {
       this.entries.delete(key);
       this.tombstones.delete(key);
       this.store?.remove(key);
+      if (this.buckets !== undefined) {
+        const bucket = this.bucketOf(key);
+        const keys = this.buckets.get(bucket);
+        keys?.delete(key);
+        if (keys?.size === 0) this.buckets.delete(bucket);
+      }
       purged += 1;
     }
     return purged;

@@ -36,6 +36,7 @@ import { PeerPool } from './peer-pool.ts';
 import type { Region } from './region.ts';
 import { RegionTable } from './region-table.ts';
 import { RegionCreation } from './region-creation.ts';
+import { PartitionedRegions } from './partitioned-regions.ts';
 import { SenderHosting } from './sender-hosting.ts';
 import { Subscriptions } from './subscriptions.ts';
 import { findMember } from './views.ts';
@@ -79,6 +80,8 @@ export class Server {
   private readonly writes: WritePath;
   private readonly images: InitialImage;
   private readonly creation: RegionCreation;
+  /** Partitioned regions: routing to bucket primaries, bucket images, recovery (partitioned-regions.ts). */
+  private readonly partitions: PartitionedRegions;
   /** Sorted key snapshots for paged replies (images, keys). */
   private readonly pager = new KeyPager();
   /** The gateway receiver: from strait.yaml, or created by the site configuration. */
@@ -146,9 +149,18 @@ export class Server {
       view: () => this.view,
       running: () => this.state !== 'stopped' && this.state !== 'leaving',
     }, this.regions, this.log);
+    this.partitions = new PartitionedRegions(runtime, this.pool, {
+      memberName: config.name,
+      memberId: () => this.infoValue?.id,
+      view: () => this.view,
+      ready: () => this.state === 'ready',
+      offerView: (view) => this.agent?.offerView(view),
+      requestTimeoutMs: config.timing.requestTimeoutMs,
+    }, { regions: this.regions, writes: this.writes, pager: this.pager }, this.log);
     this.handlers = this.makeHandlers(regionRequestHandlers({
       memberName: config.name, valueBytesMax: config.valueBytesMax, requireReady: () => this.requireReady(),
       regions: this.regions, writes: this.writes, pager: this.pager, subscriptions: this.subscriptions, creation: this.creation,
+      partitions: this.partitions,
     }));
     if (config.gatewayReceiver !== undefined) this.makeReceiver(config.gatewayReceiver);
     this.configuration = new ServerConfiguration(runtime, this.pool, {
@@ -535,6 +547,7 @@ export class Server {
     this.metrics.viewInstalled(view.id, view.members.length);
     this.writes.viewInstalled(view);
     this.senders.viewInstalled(view);
+    this.partitions.viewInstalled(view);
     if (previous === null || this.state === 'joining') {
       this.log.info({ viewId: view.id, members: view.members.length }, `server ${this.config.name}: joined view ${view.id} of site ${view.site}`);
       this.state = 'initializing';
@@ -562,13 +575,19 @@ export class Server {
     if (this.state !== 'initializing' || view === null) return;
     const joinedIn = view.id;
     const member = this.infoValue?.id;
-    this.senders.takeImages(joinedIn, () => this.state === 'initializing' && this.infoValue?.id === member, () => this.becomeReady());
+    const current = () => this.state === 'initializing' && this.infoValue?.id === member;
+    // Buckets of partitioned regions this server holds are offered before it serves.
+    this.partitions.recover(() => {
+      if (current()) this.senders.takeImages(joinedIn, current, () => this.becomeReady());
+    });
   }
 
   private becomeReady(): void {
     if (this.state !== 'initializing') return;
     this.state = 'ready';
     this.log.info({ regions: this.regions.count, entries: this.regions.totalEntries() }, `server ${this.config.name}: ready with ${this.regions.count} regions, ${this.regions.totalEntries()} entries`);
+    // Now serving: buckets assigned elsewhere meanwhile are dropped here.
+    if (this.view !== null) this.partitions.viewInstalled(this.view);
     const callback = this.startCallback;
     this.startCallback = undefined;
     callback?.({ ok: true, address: this.info.address });

@@ -6,6 +6,7 @@ import { StraitError } from '../errors.ts';
 import type { ConfigChange, ReceiverDeclaration, RegionSpec, SenderDeclaration, SiteConfig } from '../protocol/messages.ts';
 import type { Address } from '../runtime/runtime.ts';
 import { formatAddress } from '../runtime/runtime.ts';
+import { normalizeRegionSpec } from './partition-map.ts';
 import {
   GATEWAY_BATCH_SIZE_DEFAULT,
   GATEWAY_BATCH_TIME_INTERVAL_MS_DEFAULT,
@@ -123,6 +124,7 @@ export function describeChange(change: ConfigChange): string {
 
 function sameRegion(a: RegionSpec, b: RegionSpec): boolean {
   return a.name === b.name && a.type === b.type && a.persistent === b.persistent
+    && JSON.stringify(a.partition) === JSON.stringify(b.partition)
     && JSON.stringify(a.gatewaySenderIds ?? []) === JSON.stringify(b.gatewaySenderIds ?? []);
 }
 
@@ -153,7 +155,7 @@ export function applyChange(config: SiteConfig, change: ConfigChange, site: numb
   const findSender = (id: string) => config.senders.find((sender) => sender.id === id);
   switch (change.kind) {
     case 'createRegion': {
-      const spec = regionWithSenders(change.spec, change.spec.gatewaySenderIds ?? []);
+      const spec = normalizeRegionSpec(regionWithSenders(change.spec, change.spec.gatewaySenderIds ?? []));
       for (const id of spec.gatewaySenderIds ?? []) {
         if (findSender(id) === undefined) throw new StraitError('STRAIT_CONFIG_NOT_FOUND', { what: `gateway sender ${id} (named by region ${spec.name})`, site });
       }
@@ -171,7 +173,7 @@ export function applyChange(config: SiteConfig, change: ConfigChange, site: numb
       for (const id of ids) {
         if (findSender(id) === undefined) throw new StraitError('STRAIT_CONFIG_NOT_FOUND', { what: `gateway sender ${id}`, site });
       }
-      const altered = regionWithSenders(existing, ids);
+      const altered = normalizeRegionSpec(regionWithSenders(existing, ids));
       if (sameRegion(existing, altered)) return unchanged;
       return { config: { ...config, regions: config.regions.map((region) => (region.name === change.name ? altered : region)) }, changed: true };
     }

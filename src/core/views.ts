@@ -4,6 +4,7 @@
 
 import { assert } from '../errors.ts';
 import type { MemberInfo, View, ViewMember } from '../protocol/messages.ts';
+import { nextPartitions, type PartitionChange } from './partition-map.ts';
 
 export type Departure = View['departed'][number];
 
@@ -39,6 +40,8 @@ export interface ViewChange {
   readonly remove?: readonly Departure[];
   /** Members whose `ready` flag or load changed, or whose info did (same id: a receiver created at runtime). */
   readonly update?: ReadonlyMap<string, { ready: boolean; load: number; info?: MemberInfo }>;
+  /** Bucket creations, readiness and repairs of partitioned regions (partition-map.ts). */
+  readonly partitions?: PartitionChange;
 }
 
 /** The view after `change`, with the next id; the coordinator is recomputed. */
@@ -59,6 +62,7 @@ export function nextView(view: View, change: ViewChange): View {
   }
   const coordinator = coordinatorOf(members);
   assert(coordinator !== undefined, 'a view must keep at least one locator');
+  const partitions = nextPartitions(view.partitions, view.members, members, change.partitions ?? {});
   return {
     site: view.site,
     id: view.id + 1,
@@ -66,6 +70,7 @@ export function nextView(view: View, change: ViewChange): View {
     coordinator: coordinator.info.id,
     members,
     departed: [...(change.remove ?? [])],
+    ...(partitions !== undefined ? { partitions } : {}),
   };
 }
 

@@ -130,11 +130,12 @@ export class WritePath {
    * with whether a remove found a value. A write whose `requestId` this server already applied
    * (a client retry, here or after a failover) is not applied again: its keys' current entries
    * are replicated once more — completing a first attempt its server may have left half-done —
-   * and the first attempt's answer is given.
+   * and the first attempt's answer is given. `targets` limits replication to those member ids
+   * (the other holders of a partitioned region's bucket); by default every other server.
    */
   write(
     region: Region, entries: readonly (readonly [string, Uint8Array | null])[], requestId: string | undefined,
-    done: (error: StraitError | undefined, existed: boolean) => void,
+    done: (error: StraitError | undefined, existed: boolean) => void, targets?: ReadonlySet<string>,
   ): void {
     this.checkAdmission(region);
     const now = this.runtime.clock.monotonic();
@@ -145,7 +146,7 @@ export class WritePath {
       this.retriesRecognised += 1;
       for (const [key] of entries) {
         const entry = region.wireEntry(key);
-        if (entry !== undefined) this.replicate(region.spec.name, entry, pending, true);
+        if (entry !== undefined) this.replicate(region.spec.name, entry, pending, true, undefined, targets);
       }
     } else {
       // Replicas learn the id with the request's entries, all in one replicate message; a
@@ -156,7 +157,7 @@ export class WritePath {
       for (const [index, [key, value]] of entries.entries()) {
         const tag = this.nextTag(region.entry(key)?.tag);
         const request = index === 0 && named ? { id: [requestId, existed] as const, entries: entries.length, bytes } : undefined;
-        this.admit(region, [key, value, tag], false, pending, request);
+        this.admit(region, [key, value, tag], false, pending, request, targets);
       }
       // Remembered here once every entry was applied: a write refused part-way is not "seen".
       if (requestId !== undefined) this.requests.remember(requestId, existed, now);
@@ -177,10 +178,10 @@ export class WritePath {
    * sender): applied, queued for the gateway senders, and replicated with `gateway: true` so
    * every other server queues it on its copy of each sender too.
    */
-  admit(region: Region, entry: WireEntry, possibleDuplicate: boolean, pending: PendingWrite, request?: ReplicatedRequest): void {
+  admit(region: Region, entry: WireEntry, possibleDuplicate: boolean, pending: PendingWrite, request?: ReplicatedRequest, targets?: ReadonlySet<string>): void {
     this.apply(region, entry[0], entry[1], entry[2]);
     this.gateways.queue(region, entry, possibleDuplicate);
-    this.replicate(region.spec.name, entry, pending, true, request);
+    this.replicate(region.spec.name, entry, pending, true, request, targets);
   }
 
   /**
@@ -215,9 +216,14 @@ export class WritePath {
     }
   }
 
-  /** Sends an entry to every other server of the view; `pending` waits for each of them. */
-  replicate(regionName: string, entry: WireEntry, pending: PendingWrite | undefined, gateway = false, request?: ReplicatedRequest): void {
-    for (const channel of this.channels.values()) channel.enqueue(regionName, entry, pending, gateway, request);
+  /**
+   * Sends an entry to every other server of the view (or only to the member ids `targets`);
+   * `pending` waits for each of them.
+   */
+  replicate(regionName: string, entry: WireEntry, pending: PendingWrite | undefined, gateway = false, request?: ReplicatedRequest, targets?: ReadonlySet<string>): void {
+    for (const channel of this.channels.values()) {
+      if (targets === undefined || targets.has(channel.memberId)) channel.enqueue(regionName, entry, pending, gateway, request);
+    }
   }
 
   /** Another server replicates changes to us. */

@@ -35,7 +35,29 @@ export const WireAddress = Type.Object(
 export const VersionTag = Type.Tuple([SiteId, Uint(), Name, Uint()]);
 export type VersionTag = Static<typeof VersionTag>;
 
-export const RegionType = Type.Union([Type.Literal('replicate')]);
+export const RegionType = Type.Union([Type.Literal('replicate'), Type.Literal('partition')]);
+
+/** Most buckets a partitioned region may have. */
+export const PARTITION_BUCKETS_MAX = 4096;
+/** Most redundant copies of a bucket (besides its primary). */
+export const PARTITION_REDUNDANT_COPIES_MAX = 3;
+
+/**
+ * How a partitioned region spreads its entries: `totalNumBuckets` buckets (a key's bucket is a
+ * hash of it, partition-map.ts), each held by a primary and `redundantCopies` other servers.
+ * After a server is lost, copies are restored `recoveryDelayMs` later (-1: only by rebalance);
+ * buckets short of copies go to a server that starts `startupRecoveryDelayMs` after it joined.
+ */
+export const PartitionSettings = Type.Object(
+  {
+    totalNumBuckets: Type.Integer({ minimum: 1, maximum: PARTITION_BUCKETS_MAX }),
+    redundantCopies: Type.Integer({ minimum: 0, maximum: PARTITION_REDUNDANT_COPIES_MAX }),
+    recoveryDelayMs: Type.Integer({ minimum: -1, maximum: 86_400_000 }),
+    startupRecoveryDelayMs: Type.Integer({ minimum: -1, maximum: 86_400_000 }),
+  },
+  { additionalProperties: false },
+);
+export type PartitionSettings = Static<typeof PartitionSettings>;
 
 export const RegionSpec = Type.Object(
   {
@@ -44,6 +66,8 @@ export const RegionSpec = Type.Object(
     persistent: Type.Boolean(),
     /** Gateway senders that ship this region's changes to other sites. */
     gatewaySenderIds: Type.Optional(Type.Array(Name, { maxItems: 64 })),
+    /** A partitioned region's settings (present exactly when `type` is `partition`). */
+    partition: Type.Optional(PartitionSettings),
   },
   { additionalProperties: false },
 );
@@ -93,6 +117,32 @@ export const ViewMember = Type.Object(
 );
 export type ViewMember = Static<typeof ViewMember>;
 
+/**
+ * Who holds one bucket of a partitioned region: `copies` hold all of it (the primary first
+ * among them, taking the bucket's writes); `pending` members are taking its image and get its
+ * writes meanwhile, becoming copies once they hold it.
+ */
+export const BucketAssignment = Type.Object(
+  {
+    primary: Name,
+    copies: Type.Array(Name, { minItems: 1, maxItems: PARTITION_REDUNDANT_COPIES_MAX + 1 }),
+    pending: Type.Array(Name, { maxItems: PARTITION_REDUNDANT_COPIES_MAX + 1 }),
+  },
+  { additionalProperties: false },
+);
+export type BucketAssignment = Static<typeof BucketAssignment>;
+
+/** A partitioned region's buckets as the coordinator assigned them; null: not created yet. */
+export const PartitionMap = Type.Object(
+  {
+    region: Name,
+    settings: PartitionSettings,
+    buckets: Type.Array(Type.Union([BucketAssignment, Type.Null()]), { maxItems: PARTITION_BUCKETS_MAX }),
+  },
+  { additionalProperties: false },
+);
+export type PartitionMap = Static<typeof PartitionMap>;
+
 export const View = Type.Object(
   {
     site: SiteId,
@@ -110,6 +160,11 @@ export const View = Type.Object(
       ),
       { maxItems: 10_000 },
     ),
+    /**
+     * The partitioned regions' bucket maps: the coordinator changes them with the view, so every
+     * member acts on the same assignment (partition-map.ts).
+     */
+    partitions: Type.Optional(Type.Array(PartitionMap, { maxItems: 10_000 })),
   },
   { additionalProperties: false },
 );
@@ -338,16 +393,41 @@ export const REQUESTS = {
     response: Type.Object({ servers: Type.Array(Type.Object({ name: Name, address: WireAddress }), { maxItems: 10_000 }) }),
   },
 
-  // Server: region operations for clients
-  get: { body: Type.Object({ region: Name, key: Key }, { additionalProperties: false }), response: Type.Object({ value: Type.Union([Type.Uint8Array(), Type.Null()]) }) },
-  put: { body: Type.Object({ region: Name, key: Key, value: Type.Uint8Array(), requestId: Type.Optional(RequestId) }, { additionalProperties: false }), response: Empty },
+  /**
+   * Server → coordinator: create these buckets of a partitioned region (a write needs them), or,
+   * with `held`, this server recovered them from disk and offers to hold them. Answered with the
+   * view that assigns them.
+   */
+  bucketsCreate: {
+    body: Type.Object({
+      region: Name, settings: PartitionSettings, buckets: Type.Array(Uint({ maximum: PARTITION_BUCKETS_MAX }), { maxItems: PARTITION_BUCKETS_MAX }),
+      member: Name, held: Type.Optional(Type.Boolean()),
+    }, { additionalProperties: false }),
+    response: Type.Object({ view: View }),
+  },
+  /** Server → coordinator: `member` holds its image of the bucket; make it a copy. */
+  bucketReady: {
+    body: Type.Object({ region: Name, bucket: Uint({ maximum: PARTITION_BUCKETS_MAX }), member: Name }, { additionalProperties: false }),
+    response: Type.Object({ view: View }),
+  },
+  /** Server → server: the live keys and count of the buckets (keys and size of a partitioned region). */
+  bucketKeys: {
+    body: Type.Object({ region: Name, buckets: Type.Array(Uint({ maximum: PARTITION_BUCKETS_MAX }), { maxItems: PARTITION_BUCKETS_MAX }), countOnly: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
+    response: Type.Object({ keys: Type.Array(Key), size: Uint() }),
+  },
+
+  // Server: region operations for clients. `hops` counts how often a server passed the
+  // operation on to the primary of the key's bucket (a partitioned region).
+  get: { body: Type.Object({ region: Name, key: Key, hops: Type.Optional(Uint({ maximum: 8 })) }, { additionalProperties: false }), response: Type.Object({ value: Type.Union([Type.Uint8Array(), Type.Null()]) }) },
+  put: { body: Type.Object({ region: Name, key: Key, value: Type.Uint8Array(), requestId: Type.Optional(RequestId), hops: Type.Optional(Uint({ maximum: 8 })) }, { additionalProperties: false }), response: Empty },
   putAll: {
     body: Type.Object({
       region: Name, entries: Type.Array(Type.Tuple([Key, Type.Uint8Array()]), { maxItems: 100_000 }), requestId: Type.Optional(RequestId),
+      hops: Type.Optional(Uint({ maximum: 8 })),
     }, { additionalProperties: false }),
     response: Empty,
   },
-  remove: { body: Type.Object({ region: Name, key: Key, requestId: Type.Optional(RequestId) }, { additionalProperties: false }), response: Type.Object({ existed: Type.Boolean() }) },
+  remove: { body: Type.Object({ region: Name, key: Key, requestId: Type.Optional(RequestId), hops: Type.Optional(Uint({ maximum: 8 })) }, { additionalProperties: false }), response: Type.Object({ existed: Type.Boolean() }) },
   /**
    * A page of the region's live keys in sorted order: the first page (`after` absent or null)
    * snapshots them; `next` is the `after` of the next page, null after the last.
@@ -532,8 +612,12 @@ export const REQUESTS = {
     }, { additionalProperties: false }),
     response: Type.Object({ members: Type.Array(Type.Object({ member: Name, state: Type.String({ maxLength: 32 }) }), { maxItems: 1024 }) }),
   },
+  /** A page of a region's entries (with `bucket`: of that bucket of a partitioned region). */
   image: {
-    body: Type.Object({ region: Name, viewId: Uint(), after: Type.Union([Key, Type.Null()]), limit: Uint({ maximum: 100_000 }) }, { additionalProperties: false }),
+    body: Type.Object({
+      region: Name, viewId: Uint(), after: Type.Union([Key, Type.Null()]), limit: Uint({ maximum: 100_000 }),
+      bucket: Type.Optional(Uint({ maximum: PARTITION_BUCKETS_MAX })),
+    }, { additionalProperties: false }),
     response: Type.Object({ entries: Type.Array(WireEntry), done: Type.Boolean() }),
   },
 } as const satisfies Record<string, { body: TSchema; response: TSchema }>;

@@ -143,7 +143,9 @@ describe('parseRequestBody', () => {
       ['image', { region: 'orders', viewId: 4, after: null, limit: 100_001 }],
       ['join', { info: { ...memberInfo, role: 'client' } }],
       ['join', { info: { ...memberInfo, address: { host: 'h', port: 65536 } } }],
-      ['createRegion', { spec: { name: 'orders', type: 'partition', persistent: true } }],
+      ['createRegion', { spec: { name: 'orders', type: 'mirror', persistent: true } }],
+      ['createRegion', { spec: { name: 'orders', type: 'partition', persistent: true, partition: { totalNumBuckets: 0, redundantCopies: 1, recoveryDelayMs: 0, startupRecoveryDelayMs: 0 } } }],
+      ['createRegion', { spec: { name: 'orders', type: 'partition', persistent: true, partition: { totalNumBuckets: 113, redundantCopies: 4, recoveryDelayMs: 0, startupRecoveryDelayMs: 0 } } }],
     ];
     for (const [op, body] of invalid) assertInvalid(() => parseRequestBody(op, body, PEER));
   });

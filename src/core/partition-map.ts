@@ -1,0 +1,227 @@
+// Partitioned regions' bucket maps: which servers hold each bucket, which of them is its primary,
+// and how the maps change with the view. Pure functions: the coordinator runs them inside
+// nextView (views.ts), so every member installs the same assignment with the same view, and a
+// locator that takes over continues from the maps of the last view.
+//
+// Rules:
+// - A key's bucket is FNV-1a of its UTF-16 code units modulo the region's bucket count; clients
+//   and servers compute the same bucket.
+// - A bucket is created on first use (a write, or a server offering what it recovered from
+//   disk) on 1 + redundant-copies servers that host the region and are ready, least loaded
+//   first: fewest copies of this region's buckets, then fewest primaries, then the oldest. Never
+//   two copies on one server. Its primary is the chosen server with the fewest primaries.
+// - A copy that leaves the view (or stops hosting the region) is dropped; when it was the
+//   primary, the copy with the fewest primaries takes over — every copy holds every
+//   acknowledged write, since the primary acknowledges once every copy has it. A bucket left
+//   with no copy is lost (more servers failed than it had copies) and is created anew on use.
+// - Repair adds pending members to buckets short of copies; a pending member receives the
+//   bucket's writes at once and its image from the primary, then becomes a copy (`ready`).
+
+import { StraitError } from '../errors.ts';
+import type { BucketAssignment, PartitionMap, PartitionSettings, RegionSpec, ViewMember } from '../protocol/messages.ts';
+import { PARTITION_DEFAULTS } from './config.ts';
+
+/**
+ * A region spec as members keep it: a partitioned one with every setting (defaults filled in),
+ * a replicated one without partition settings. Gateway senders of a partitioned region are
+ * refused (STRAIT_CONFIG_INVALID) until parallel senders exist.
+ */
+export function normalizeRegionSpec(spec: RegionSpec): RegionSpec {
+  if (spec.type !== 'partition') {
+    if (spec.partition === undefined) return spec;
+    const { partition: _ignored, ...rest } = spec;
+    return rest;
+  }
+  if ((spec.gatewaySenderIds ?? []).length > 0) {
+    throw new StraitError('STRAIT_CONFIG_INVALID', { source: `region ${spec.name}`, key: 'gateway-sender-ids', reason: 'gateway senders for partitioned regions are not available yet in this release (parallel senders come next); use a replicate region for data that crosses sites' });
+  }
+  return { ...spec, partition: { ...PARTITION_DEFAULTS, ...spec.partition } };
+}
+
+/** The bucket of `key` in a region of `total` buckets. */
+export function bucketOf(key: string, total: number): number {
+  let hash = 0x811c9dc5;
+  for (let index = 0; index < key.length; index++) {
+    hash ^= key.charCodeAt(index);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) % total;
+}
+
+/** The servers that may take new copies of `region`'s buckets: ready, hosting it, oldest first. */
+export function eligibleHosts(members: readonly ViewMember[], region: string): ViewMember[] {
+  return members
+    .filter((member) => member.info.role === 'server' && member.ready && member.info.regions.includes(region))
+    .sort((a, b) => a.joinSeq - b.joinSeq);
+}
+
+/** What a view change asks of the bucket maps besides following the membership. */
+export interface PartitionChange {
+  /** Create these buckets (a write needs them), or with `held`, `member` offers what it recovered. */
+  readonly create?: readonly { readonly region: string; readonly settings: PartitionSettings; readonly buckets: readonly number[]; readonly member: string; readonly held?: boolean }[];
+  /** `member` holds its image of the bucket: it becomes a copy. */
+  readonly ready?: readonly { readonly region: string; readonly bucket: number; readonly member: string }[];
+  /** Restore redundancy in these regions now (their recovery delay passed). */
+  readonly repair?: readonly string[];
+}
+
+/** Copies and primaries per member in one map. */
+interface Load {
+  copies: Map<string, number>;
+  primaries: Map<string, number>;
+}
+
+function loadOf(map: PartitionMap): Load {
+  const load: Load = { copies: new Map(), primaries: new Map() };
+  for (const bucket of map.buckets) {
+    if (bucket === null) continue;
+    for (const id of [...bucket.copies, ...bucket.pending]) load.copies.set(id, (load.copies.get(id) ?? 0) + 1);
+    load.primaries.set(bucket.primary, (load.primaries.get(bucket.primary) ?? 0) + 1);
+  }
+  return load;
+}
+
+function adjust(counts: Map<string, number>, id: string, delta: number): void {
+  counts.set(id, (counts.get(id) ?? 0) + delta);
+}
+
+/** Candidates ordered least loaded first (copies, then primaries, then join order). */
+function byLoad(candidates: readonly ViewMember[], load: Load): ViewMember[] {
+  return [...candidates].sort((a, b) =>
+    (load.copies.get(a.info.id) ?? 0) - (load.copies.get(b.info.id) ?? 0)
+    || (load.primaries.get(a.info.id) ?? 0) - (load.primaries.get(b.info.id) ?? 0)
+    || a.joinSeq - b.joinSeq);
+}
+
+function fewestPrimaries(ids: readonly string[], load: Load, joinSeq: (id: string) => number): string {
+  return [...ids].sort((a, b) => (load.primaries.get(a) ?? 0) - (load.primaries.get(b) ?? 0) || joinSeq(a) - joinSeq(b))[0]!;
+}
+
+/** The number of servers that should hold each bucket. */
+export function copiesWanted(settings: PartitionSettings): number {
+  return 1 + settings.redundantCopies;
+}
+
+/** True when some created bucket of `map` has fewer holders than it should. */
+export function underRedundant(map: PartitionMap): boolean {
+  const wanted = copiesWanted(map.settings);
+  return map.buckets.some((bucket) => bucket !== null && bucket.copies.length + bucket.pending.length < wanted);
+}
+
+/**
+ * The bucket maps after a view change: `members` is the new view's member list, `previous`
+ * the old one's (to see who became eligible). Returns undefined when no map remains.
+ */
+export function nextPartitions(
+  maps: readonly PartitionMap[] | undefined, previousMembers: readonly ViewMember[], members: readonly ViewMember[], change: PartitionChange,
+): PartitionMap[] | undefined {
+  const byRegion = new Map((maps ?? []).map((map) => [map.region, { ...map, buckets: [...map.buckets] }]));
+  for (const create of change.create ?? []) {
+    if (!byRegion.has(create.region)) {
+      byRegion.set(create.region, { region: create.region, settings: create.settings, buckets: new Array<BucketAssignment | null>(create.settings.totalNumBuckets).fill(null) });
+    }
+  }
+  const joinSeqs = new Map(members.map((member) => [member.info.id, member.joinSeq]));
+  const joinSeq = (id: string): number => joinSeqs.get(id) ?? Number.MAX_SAFE_INTEGER;
+  const result: PartitionMap[] = [];
+  for (const map of byRegion.values()) {
+    const hosting = new Set(members.filter((member) => member.info.role === 'server' && member.info.regions.includes(map.region)).map((member) => member.info.id));
+    const lost = dropDeparted(map, hosting, joinSeq);
+    for (const create of change.create ?? []) if (create.region === map.region) createBuckets(map, create, members, hosting, joinSeq);
+    for (const ready of change.ready ?? []) if (ready.region === map.region) markReady(map, ready.bucket, ready.member);
+    const eligible = eligibleHosts(members, map.region);
+    const before = new Set(eligibleHosts(previousMembers, map.region).map((member) => member.info.id));
+    const gained = eligible.some((member) => !before.has(member.info.id));
+    const { recoveryDelayMs, startupRecoveryDelayMs } = map.settings;
+    if (change.repair?.includes(map.region) === true || (lost && recoveryDelayMs === 0) || (gained && startupRecoveryDelayMs === 0)) repair(map, eligible);
+    // A map nobody hosts and with nothing in it is forgotten (its region was destroyed).
+    if (hosting.size > 0 || map.buckets.some((bucket) => bucket !== null)) result.push(map);
+  }
+  return result.length === 0 ? undefined : result;
+}
+
+/** Drops holders no longer in the view or hosting the region; true when any bucket lost one. */
+function dropDeparted(map: PartitionMap, hosting: ReadonlySet<string>, joinSeq: (id: string) => number): boolean {
+  let lost = false;
+  const load = loadOf(map);
+  map.buckets = map.buckets.map((bucket) => {
+    if (bucket === null) return null;
+    const copies = bucket.copies.filter((id) => hosting.has(id));
+    const pending = bucket.pending.filter((id) => hosting.has(id));
+    if (copies.length === bucket.copies.length && pending.length === bucket.pending.length) return bucket;
+    lost = true;
+    if (copies.length === 0) return null;
+    const primary = copies.includes(bucket.primary) ? bucket.primary : fewestPrimaries(copies, load, joinSeq);
+    if (primary !== bucket.primary) {
+      adjust(load.primaries, bucket.primary, -1);
+      adjust(load.primaries, primary, 1);
+    }
+    return { primary, copies: [primary, ...copies.filter((id) => id !== primary)], pending };
+  });
+  return lost;
+}
+
+function createBuckets(
+  map: PartitionMap, create: NonNullable<PartitionChange['create']>[number], members: readonly ViewMember[], hosting: ReadonlySet<string>, joinSeq: (id: string) => number,
+): void {
+  const load = loadOf(map);
+  const wanted = copiesWanted(map.settings);
+  const eligible = eligibleHosts(members, map.region);
+  for (const index of create.buckets) {
+    if (index >= map.buckets.length) continue;
+    const bucket = map.buckets[index]!;
+    if (create.held === true) {
+      // A server offering what it recovered from disk: the bucket is its if nobody holds it,
+      // otherwise it joins as a pending copy when one is missing (its image merges by tag).
+      if (!hosting.has(create.member)) continue;
+      if (bucket === null) {
+        map.buckets[index] = { primary: create.member, copies: [create.member], pending: [] };
+        adjust(load.copies, create.member, 1);
+        adjust(load.primaries, create.member, 1);
+      } else if (!holds(bucket, create.member) && bucket.copies.length + bucket.pending.length < wanted) {
+        map.buckets[index] = { ...bucket, pending: [...bucket.pending, create.member] };
+        adjust(load.copies, create.member, 1);
+      }
+      continue;
+    }
+    if (bucket !== null || eligible.length === 0) continue;
+    const chosen = byLoad(eligible, load).slice(0, wanted).map((member) => member.info.id);
+    const primary = fewestPrimaries(chosen, load, joinSeq);
+    map.buckets[index] = { primary, copies: [primary, ...chosen.filter((id) => id !== primary)], pending: [] };
+    for (const id of chosen) adjust(load.copies, id, 1);
+    adjust(load.primaries, primary, 1);
+  }
+}
+
+function markReady(map: PartitionMap, index: number, member: string): void {
+  const bucket = map.buckets[index];
+  if (bucket === null || bucket === undefined || !bucket.pending.includes(member)) return;
+  map.buckets[index] = { ...bucket, copies: [...bucket.copies, member], pending: bucket.pending.filter((id) => id !== member) };
+}
+
+/** Adds pending members to buckets short of copies, least loaded first. */
+function repair(map: PartitionMap, eligible: readonly ViewMember[]): void {
+  const load = loadOf(map);
+  const wanted = copiesWanted(map.settings);
+  map.buckets = map.buckets.map((bucket) => {
+    if (bucket === null) return null;
+    let next = bucket;
+    while (next.copies.length + next.pending.length < wanted) {
+      const candidate = byLoad(eligible.filter((member) => !holds(next, member.info.id)), load)[0];
+      if (candidate === undefined) break;
+      next = { ...next, pending: [...next.pending, candidate.info.id] };
+      adjust(load.copies, candidate.info.id, 1);
+    }
+    return next;
+  });
+}
+
+/** True when `member` holds the bucket or is taking its image. */
+export function holds(bucket: BucketAssignment, member: string): boolean {
+  return bucket.copies.includes(member) || bucket.pending.includes(member);
+}
+
+/** A region's map in a view's maps. */
+export function mapOf(maps: readonly PartitionMap[] | undefined, region: string): PartitionMap | undefined {
+  return maps?.find((map) => map.region === region);
+}

@@ -1,0 +1,416 @@
+// A server's side of partitioned regions: it sends each operation to the primary of the key's
+// bucket (or serves it when it is that primary), asks the coordinator for buckets on first use,
+// takes the images of buckets it is assigned as a pending copy, offers what it recovered from
+// disk before it serves, and drops the buckets that moved away from it. The assignment itself
+// is the view's (partition-map.ts), so every server acts on the same one.
+//
+// Writes: the primary tags and applies, replicates to the bucket's other copies and pending
+// members, and answers once each has it (write-path.ts with `targets`). A server that is not the
+// primary passes the operation on (at most MAX_HOPS times while maps change), and the client
+// sees one answer.
+//
+// A state machine: callbacks run to completion; time and I/O come through the Runtime.
+
+import { StraitError } from '../errors.ts';
+import type { Connection, Reply } from '../protocol/connection.ts';
+import type { BucketAssignment, PartitionMap, RequestBody, RequestOp, ResponseBody, View } from '../protocol/messages.ts';
+import type { Address, Logger, Runtime } from '../runtime/runtime.ts';
+import type { KeyPager } from './key-pager.ts';
+import { holds, mapOf } from './partition-map.ts';
+import type { PeerPool } from './peer-pool.ts';
+import type { Region } from './region.ts';
+import type { RegionTable } from './region-table.ts';
+import { findMember } from './views.ts';
+import type { WritePath } from './write-path.ts';
+
+/** How often an operation may be passed on to a bucket's primary before it is refused (maps changing). */
+const MAX_HOPS = 3;
+/** Delay before asking again for buckets, or for an image page, after a failure. */
+const RETRY_MS = 100;
+/** Entries per bucket image page. */
+const BUCKET_IMAGE_PAGE_ENTRIES = 2000;
+
+export interface PartitionHost {
+  readonly memberName: string;
+  memberId(): string | undefined;
+  view(): View | null;
+  /** True while the server serves (before it is ready, nothing is dropped: claims come first). */
+  ready(): boolean;
+  /** A view a locator answered with: installed if it is newer. */
+  offerView(view: View): void;
+  readonly requestTimeoutMs: number;
+}
+
+type Done<T> = (error: StraitError | undefined, result?: T) => void;
+
+export class PartitionedRegions {
+  private readonly runtime: Runtime;
+  private readonly pool: PeerPool;
+  private readonly host: PartitionHost;
+  private readonly regions: RegionTable;
+  private readonly writes: WritePath;
+  private readonly pager: KeyPager;
+  private readonly log: Logger;
+  /** Buckets this server is taking an image of, `region/bucket` → primary asked. */
+  private readonly imaging = new Set<string>();
+
+  constructor(runtime: Runtime, pool: PeerPool, host: PartitionHost, parts: { regions: RegionTable; writes: WritePath; pager: KeyPager }, log: Logger) {
+    this.runtime = runtime;
+    this.pool = pool;
+    this.host = host;
+    this.regions = parts.regions;
+    this.writes = parts.writes;
+    this.pager = parts.pager;
+    this.log = log;
+  }
+
+  private map(region: string): PartitionMap | undefined {
+    return mapOf(this.host.view()?.partitions, region);
+  }
+
+  private assignment(region: Region, key: string): { bucket: number; assigned: BucketAssignment | null } {
+    const bucket = region.bucketOf(key);
+    return { bucket, assigned: this.map(region.spec.name)?.buckets[bucket] ?? null };
+  }
+
+  private primaryAddress(assigned: BucketAssignment): Address | undefined {
+    return findMember(this.host.view(), assigned.primary)?.info.address;
+  }
+
+  // ---- Operations ----
+
+  get(region: Region, body: RequestBody<'get'>, reply: Reply<'get'>): void {
+    const { bucket, assigned } = this.assignment(region, body.key);
+    const me = this.host.memberId();
+    if (assigned === null) {
+      reply.ok({ value: null });
+      return;
+    }
+    if (me !== undefined && assigned.copies.includes(me)) {
+      reply.ok({ value: region.get(body.key) ?? null });
+      return;
+    }
+    this.forward('get', body, region, bucket, assigned, reply);
+  }
+
+  /** A put, remove or putAll of keys in one bucket. */
+  write<Op extends 'put' | 'remove' | 'putAll'>(
+    op: Op, region: Region, body: RequestBody<Op>, entries: readonly (readonly [string, Uint8Array | null])[], reply: Reply<Op>,
+    answer: (existed: boolean) => ResponseBody<Op>,
+  ): void {
+    const bucket = region.bucketOf(entries[0]![0]);
+    this.withBucket(region, bucket, reply, (assigned) => {
+      const me = this.host.memberId();
+      if (me === undefined || assigned.primary !== me) {
+        this.forward(op, body, region, bucket, assigned, reply);
+        return;
+      }
+      const targets = new Set([...assigned.copies, ...assigned.pending].filter((id) => id !== me));
+      this.writes.write(region, entries, body.requestId, (error, existed) => (error === undefined ? reply.ok(answer(existed)) : reply.fail(error)), targets);
+    });
+  }
+
+  /** A putAll: one write per bucket (each with its own request id), answered when all are. */
+  putAll(region: Region, body: RequestBody<'putAll'>, reply: Reply<'putAll'>): void {
+    const groups = new Map<number, [string, Uint8Array][]>();
+    for (const [key, value] of body.entries) {
+      const bucket = region.bucketOf(key);
+      let group = groups.get(bucket);
+      if (group === undefined) {
+        group = [];
+        groups.set(bucket, group);
+      }
+      group.push([key, value]);
+    }
+    if (groups.size === 1) {
+      this.write('putAll', region, body, body.entries, reply, () => ({}));
+      return;
+    }
+    let remaining = groups.size;
+    let failed = false;
+    for (const [bucket, entries] of groups) {
+      // A bucket's part keeps a request id derived from the whole one, so a retry of the
+      // putAll is recognised bucket by bucket (an id too long to extend is left out: applied again).
+      const requestId = body.requestId !== undefined && body.requestId.length <= 120 ? `${body.requestId}#${bucket}` : undefined;
+      const part = { region: body.region, entries, ...(requestId !== undefined ? { requestId } : {}), ...(body.hops !== undefined ? { hops: body.hops } : {}) };
+      this.write('putAll', region, part, entries, {
+        ok: () => {
+          remaining -= 1;
+          if (remaining === 0 && !failed) reply.ok({});
+        },
+        fail: (error) => {
+          if (failed) return;
+          failed = true;
+          reply.fail(error);
+        },
+      }, () => ({}));
+    }
+  }
+
+  /** Live entries of the whole region, counted by each bucket's primary. */
+  size(region: Region, reply: Reply<'size'>): void {
+    this.gather(region, true, (error, result) => (error !== undefined ? reply.fail(error) : reply.ok({ size: result!.size })));
+  }
+
+  /** A page of the region's live keys; the first page gathers them from every bucket's primary. */
+  keys(connection: Connection, region: Region, body: RequestBody<'keys'>, reply: Reply<'keys'>, limit: number): void {
+    const page = (keys: () => string[]) => {
+      const result = this.pager.page(connection.number, 'keys', body.region, keys, body.after ?? null, limit);
+      reply.ok({ keys: result.keys, next: result.done ? null : result.keys.at(-1) ?? null });
+    };
+    if (body.after !== undefined && body.after !== null && this.pager.has(connection.number, 'keys', body.region)) {
+      page(() => []);
+      return;
+    }
+    this.gather(region, false, (error, result) => (error !== undefined ? reply.fail(error) : page(() => result!.keys)));
+  }
+
+  /** Asks each bucket's primary for its buckets' keys (or counts). */
+  private gather(region: Region, countOnly: boolean, done: Done<{ keys: string[]; size: number }>): void {
+    const map = this.map(region.spec.name);
+    const byPrimary = new Map<string, number[]>();
+    for (const [bucket, assigned] of (map?.buckets ?? []).entries()) {
+      if (assigned === null) continue;
+      let buckets = byPrimary.get(assigned.primary);
+      if (buckets === undefined) {
+        buckets = [];
+        byPrimary.set(assigned.primary, buckets);
+      }
+      buckets.push(bucket);
+    }
+    const keys: string[] = [];
+    let size = 0;
+    let remaining = byPrimary.size;
+    let failed = false;
+    if (remaining === 0) {
+      done(undefined, { keys, size });
+      return;
+    }
+    const me = this.host.memberId();
+    for (const [primary, buckets] of byPrimary) {
+      const collect = (error: StraitError | undefined, response: ResponseBody<'bucketKeys'> | undefined) => {
+        if (failed) return;
+        if (error !== undefined || response === undefined) {
+          failed = true;
+          done(error ?? new StraitError('STRAIT_INTERNAL', { reason: 'empty bucketKeys response' }));
+          return;
+        }
+        for (const key of response.keys) keys.push(key);
+        size += response.size;
+        remaining -= 1;
+        if (remaining === 0) done(undefined, { keys, size });
+      };
+      if (primary === me) {
+        collect(undefined, this.bucketKeys(region, buckets, countOnly));
+        continue;
+      }
+      const address = findMember(this.host.view(), primary)?.info.address;
+      if (address === undefined) collect(new StraitError('STRAIT_BUCKET_UNAVAILABLE', { bucket: buckets[0]!, region: region.spec.name, member: this.host.memberName, reason: `its primary ${primary} left the view` }), undefined);
+      else this.pool.get(address).request('bucketKeys', { region: region.spec.name, buckets, ...(countOnly ? { countOnly } : {}) }, collect);
+    }
+  }
+
+  /** The live keys (or only their count) of `buckets` held here. */
+  bucketKeys(region: Region, buckets: readonly number[], countOnly: boolean): ResponseBody<'bucketKeys'> {
+    const keys: string[] = [];
+    let size = 0;
+    for (const bucket of buckets) {
+      const live = region.bucketLiveKeys(bucket);
+      size += live.length;
+      if (!countOnly) for (const key of live) keys.push(key);
+    }
+    return { keys, size };
+  }
+
+  /** Passes an operation on to the bucket's primary and relays its answer. */
+  private forward<Op extends RequestOp & ('get' | 'put' | 'remove' | 'putAll')>(
+    op: Op, body: RequestBody<Op>, region: Region, bucket: number, assigned: BucketAssignment, reply: Reply<Op>,
+  ): void {
+    const hops = (body.hops ?? 0) + 1;
+    const address = this.primaryAddress(assigned);
+    if (hops > MAX_HOPS || address === undefined) {
+      reply.fail(new StraitError('STRAIT_BUCKET_UNAVAILABLE', { bucket, region: region.spec.name, member: this.host.memberName, reason: address === undefined ? `its primary ${assigned.primary} is not in the view` : 'its primary is moving' }));
+      return;
+    }
+    this.pool.get(address).request(op, { ...body, hops } as RequestBody<Op>, (error, response) => {
+      if (error !== undefined || response === undefined) reply.fail(error ?? new StraitError('STRAIT_INTERNAL', { reason: `empty ${op} response` }));
+      else reply.ok(response);
+    });
+  }
+
+  /**
+   * Runs `run` with the bucket's assignment, asking the coordinator to create the bucket first
+   * when it has none; fails with STRAIT_BUCKET_UNAVAILABLE when no view assigns it within the
+   * request timeout (no server hosting the region is ready).
+   */
+  private withBucket(region: Region, bucket: number, reply: { fail(error: StraitError): void }, run: (assigned: BucketAssignment) => void): void {
+    const assigned = this.map(region.spec.name)?.buckets[bucket] ?? null;
+    if (assigned !== null) {
+      run(assigned);
+      return;
+    }
+    const deadline = this.runtime.clock.monotonic() + this.host.requestTimeoutMs;
+    const attempt = (): void => {
+      const now = this.map(region.spec.name)?.buckets[bucket] ?? null;
+      if (now !== null) {
+        run(now);
+        return;
+      }
+      if (this.runtime.clock.monotonic() > deadline) {
+        reply.fail(new StraitError('STRAIT_BUCKET_UNAVAILABLE', { bucket, region: region.spec.name, member: this.host.memberName, reason: 'no server hosting the region could take it' }));
+        return;
+      }
+      this.createBucket(region, bucket, attempt);
+    };
+    attempt();
+  }
+
+  private createBucket(region: Region, bucket: number, retry: () => void): void {
+    const view = this.host.view();
+    const me = this.host.memberId();
+    const coordinator = view === null ? undefined : findMember(view, view.coordinator);
+    const settings = region.spec.partition;
+    if (coordinator === undefined || me === undefined || settings === undefined) {
+      this.runtime.setTimer(RETRY_MS, retry);
+      return;
+    }
+    this.pool.get(coordinator.info.address).request('bucketsCreate', { region: region.spec.name, settings, buckets: [bucket], member: me }, (error, response) => {
+      if (response !== undefined) this.host.offerView(response.view);
+      // Assigned: go on now. Not (no host ready yet, a coordinator change): ask again shortly.
+      if (error === undefined && (this.map(region.spec.name)?.buckets[bucket] ?? null) !== null) retry();
+      else this.runtime.setTimer(RETRY_MS, retry);
+    });
+  }
+
+  // ---- Membership ----
+
+  /**
+   * A new view: take the images of buckets this server is now pending for, and (once it
+   * serves) drop the entries of buckets that are no longer assigned to it.
+   */
+  viewInstalled(view: View): void {
+    const me = this.host.memberId();
+    if (me === undefined) return;
+    for (const region of this.regions.all()) {
+      if (region.spec.partition === undefined) continue;
+      const map = mapOf(view.partitions, region.spec.name);
+      for (const [bucket, assigned] of (map?.buckets ?? []).entries()) {
+        if (assigned !== null && assigned.pending.includes(me)) this.takeImage(region.spec.name, bucket);
+      }
+      if (!this.host.ready()) continue;
+      for (const bucket of region.heldBuckets()) {
+        const assigned = map?.buckets[bucket] ?? null;
+        if (assigned !== null && holds(assigned, me)) continue;
+        const dropped = region.dropBucket(bucket);
+        this.log.info({ region: region.spec.name, bucket, entries: dropped }, `server ${this.host.memberName}: bucket ${bucket} of ${region.spec.name} is held elsewhere now; dropped its ${dropped} entries here`);
+      }
+    }
+  }
+
+  /** Pages through the bucket's image from its primary, then reports the bucket ready. */
+  private takeImage(regionName: string, bucket: number): void {
+    const cursor = `${regionName}/${bucket}`;
+    if (this.imaging.has(cursor)) return;
+    this.imaging.add(cursor);
+    const stillPending = (): BucketAssignment | undefined => {
+      const assigned = this.map(regionName)?.buckets[bucket] ?? null;
+      const me = this.host.memberId();
+      return assigned !== null && me !== undefined && assigned.pending.includes(me) ? assigned : undefined;
+    };
+    const stop = () => this.imaging.delete(cursor);
+    const page = (after: string | null): void => {
+      const assigned = stillPending();
+      const region = this.regions.get(regionName);
+      const view = this.host.view();
+      const provider = assigned === undefined ? undefined : this.primaryAddress(assigned);
+      if (assigned === undefined || region === undefined || view === null || provider === undefined) {
+        stop();
+        return;
+      }
+      this.pool.get(provider).request('image', { region: regionName, bucket, viewId: view.id, after, limit: BUCKET_IMAGE_PAGE_ENTRIES }, (error, response) => {
+        if (error !== undefined || response === undefined) {
+          // Not there yet (the primary lags a view, or moved): ask the current primary shortly.
+          this.runtime.setTimer(RETRY_MS, () => page(after));
+          return;
+        }
+        let last = after;
+        for (const [key, value, tag] of response.entries) {
+          last = key;
+          this.writes.applyReplicated(region, key, value, tag);
+        }
+        if (response.done) this.reportReady(regionName, bucket, stop);
+        else page(last);
+      });
+    };
+    page(null);
+  }
+
+  private reportReady(regionName: string, bucket: number, stop: () => void): void {
+    const view = this.host.view();
+    const me = this.host.memberId();
+    const coordinator = view === null ? undefined : findMember(view, view.coordinator);
+    if (coordinator === undefined || me === undefined) {
+      stop();
+      return;
+    }
+    this.pool.get(coordinator.info.address).request('bucketReady', { region: regionName, bucket, member: me }, (error, response) => {
+      stop();
+      if (response !== undefined) this.host.offerView(response.view);
+      // Unanswered: the next view that still names us pending starts the image again.
+      else if (error !== undefined) this.runtime.setTimer(RETRY_MS, () => {
+        const current = this.host.view();
+        if (current !== null) this.viewInstalled(current);
+      });
+    });
+  }
+
+  /**
+   * Before the server serves: offers the coordinator every bucket it holds entries of (from
+   * disk, or kept while it was out of the view). Buckets nobody holds become its own; the
+   * others it joins as a pending copy if one is missing, or drops once it serves.
+   */
+  recover(done: () => void): void {
+    const offers = [...this.regions.all()].filter((region) => region.spec.partition !== undefined && region.heldBuckets().length > 0);
+    let remaining = offers.length;
+    if (remaining === 0) {
+      done();
+      return;
+    }
+    for (const region of offers) {
+      const offer = (): void => {
+        const view = this.host.view();
+        const me = this.host.memberId();
+        const coordinator = view === null ? undefined : findMember(view, view.coordinator);
+        if (coordinator === undefined || me === undefined) {
+          this.runtime.setTimer(RETRY_MS, offer);
+          return;
+        }
+        const buckets = region.heldBuckets();
+        this.pool.get(coordinator.info.address).request('bucketsCreate', { region: region.spec.name, settings: region.spec.partition!, buckets, member: me, held: true }, (error, response) => {
+          if (error !== undefined || response === undefined) {
+            this.runtime.setTimer(RETRY_MS, offer);
+            return;
+          }
+          this.host.offerView(response.view);
+          this.log.info({ region: region.spec.name, buckets: buckets.length }, `server ${this.host.memberName}: offered the ${buckets.length} buckets of ${region.spec.name} it recovered`);
+          remaining -= 1;
+          if (remaining === 0) done();
+        });
+      };
+      offer();
+    }
+  }
+
+  /** For status: the buckets of `region` this server holds, as primary or copy. */
+  held(region: string): { primary: number[]; copies: number[]; pending: number[] } {
+    const me = this.host.memberId();
+    const result = { primary: [] as number[], copies: [] as number[], pending: [] as number[] };
+    for (const [bucket, assigned] of (this.map(region)?.buckets ?? []).entries()) {
+      if (assigned === null || me === undefined) continue;
+      if (assigned.primary === me) result.primary.push(bucket);
+      else if (assigned.copies.includes(me)) result.copies.push(bucket);
+      else if (assigned.pending.includes(me)) result.pending.push(bucket);
+    }
+    return result;
+  }
+}
