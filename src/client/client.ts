@@ -147,6 +147,15 @@ export class StraitClient {
     return response.view;
   }
 
+  /**
+   * Evens out the site's partitioned regions (or `regions`) over their servers: copies and
+   * primaries move until servers differ by at most one. With `simulate`, only the plan; the
+   * moves complete in the background (each moving copy takes its bucket's image first).
+   */
+  async rebalance(request: { regions?: string[]; simulate?: boolean } = {}, options: RequestOptions = {}): Promise<ResponseBody<'rebalance'>> {
+    return this.askLocator('rebalance', request, options);
+  }
+
   async listRegions(options: RequestOptions = {}): Promise<{ spec: RegionSpec; size: number }[]> {
     return (await this.request('listRegions', {}, options)).regions;
   }

@@ -17,7 +17,7 @@ import type { MemberState } from './member-admin.ts';
 import type { MemberAgent } from './member-agent.ts';
 import { addressKey, type PeerPool } from './peer-pool.ts';
 import { type Departure, findMember, locatorsOf, nextView } from './views.ts';
-import { eligibleHosts, underRedundant } from './partition-map.ts';
+import { eligibleHosts, rebalance, underRedundant } from './partition-map.ts';
 
 export interface CoordinatorHost {
   readonly name: string;
@@ -76,7 +76,33 @@ export class Coordinator {
     this.host.installed(view, current);
     this.broadcast(view);
     this.scheduleRepairs(view);
+    this.continueRebalances(view);
     return view;
+  }
+
+  /** Regions a rebalance is evening out: once their moves completed, primaries get a second round. */
+  private readonly rebalancing = new Set<string>();
+
+  /**
+   * A rebalance moves copies first; primaries that moved with them (a leaving primary hands over
+   * to its replacement) are evened out in another round once every move completed.
+   */
+  private continueRebalances(view: View): void {
+    for (const region of [...this.rebalancing]) {
+      const map = view.partitions?.find((candidate) => candidate.region === region);
+      if (map === undefined) {
+        this.rebalancing.delete(region);
+        continue;
+      }
+      if (map.buckets.some((bucket) => bucket !== null && (bucket.pending.length > 0 || (bucket.leaving ?? []).length > 0))) continue;
+      this.rebalancing.delete(region);
+      const plan = rebalance(map, eligibleHosts(view.members, region));
+      if (plan.moves.length + plan.primaryMoves.length === 0) continue;
+      if (plan.moves.length > 0) this.rebalancing.add(region);
+      this.runtime.defer(() => {
+        if (this.host.isCoordinator()) this.issue({ partitions: { rebalance: [region] } });
+      });
+    }
   }
 
   /** Regions whose redundancy is restored by a timer (a recovery delay above zero). */
@@ -96,6 +122,42 @@ export class Coordinator {
         if (this.host.isCoordinator()) this.issue({ partitions: { repair: [map.region] } });
       }));
     }
+  }
+
+  /** `strait rebalance`: evens out the partitioned regions (or only plans it, with `simulate`). */
+  onRebalance(body: RequestBody<'rebalance'>, reply: Reply<'rebalance'>): void {
+    const view = this.host.agent.view;
+    if (view === null || this.host.state() !== 'ready') {
+      reply.fail(new StraitError('STRAIT_NOT_READY', { member: this.host.name, state: this.host.state() }));
+      return;
+    }
+    if (!this.host.isCoordinator()) {
+      const coordinator = findMember(view, view.coordinator);
+      if (coordinator === undefined) {
+        reply.fail(new StraitError('STRAIT_NOT_READY', { member: this.host.name, state: 'no coordinator' }));
+        return;
+      }
+      this.pool.get(coordinator.info.address).request('rebalance', body, (error, response) => {
+        if (error !== undefined || response === undefined) reply.fail(error ?? new StraitError('STRAIT_INTERNAL', { reason: 'empty rebalance response' }));
+        else reply.ok(response);
+      });
+      return;
+    }
+    const maps = (view.partitions ?? []).filter((map) => body.regions === undefined || body.regions.includes(map.region));
+    for (const name of body.regions ?? []) {
+      if (!maps.some((map) => map.region === name)) throw new StraitError('STRAIT_REGION_NOT_FOUND', { region: `${name} (a partitioned region with buckets)`, member: this.host.name });
+    }
+    const names = (id: string) => findMember(view, id)?.info.name ?? id;
+    const plans = maps.map((map) => {
+      const plan = rebalance(map, eligibleHosts(view.members, map.region));
+      const named = (moves: typeof plan.moves) => moves.map(([bucket, from, to]) => [bucket, names(from), names(to)] as [number, string, string]);
+      return { region: map.region, moves: named(plan.moves), primaryMoves: named(plan.primaryMoves) };
+    });
+    const moving = plans.filter((plan) => plan.moves.length + plan.primaryMoves.length > 0).map((plan) => plan.region);
+    if (body.simulate !== true) for (const region of moving) this.rebalancing.add(region);
+    const next = body.simulate === true || moving.length === 0 ? view : this.issue({ partitions: { rebalance: moving } });
+    if (body.simulate !== true && moving.length > 0) this.log.info({ regions: moving }, `coordinator ${this.host.name}: rebalancing ${moving.join(', ')}: ${plans.reduce((sum, plan) => sum + plan.moves.length, 0)} copies and ${plans.reduce((sum, plan) => sum + plan.primaryMoves.length, 0)} primaries move; view ${next.id}`);
+    reply.ok({ regions: plans, view: next });
   }
 
   /**

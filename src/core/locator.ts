@@ -474,6 +474,7 @@ export class Locator {
     locate: (_connection, body, reply) => reply.ok(this.coordinator.locate(body)),
     bucketsCreate: (_connection, body, reply) => this.coordinator.onPartitionRequest('bucketsCreate', body, reply),
     bucketReady: (_connection, body, reply) => this.coordinator.onPartitionRequest('bucketReady', body, reply),
+    rebalance: (_connection, body, reply) => this.coordinator.onRebalance(body, reply),
     wanExchange: (connection, body, reply) => reply.ok(this.discovery.onExchange(connection, body)),
     catalogue: (_connection, _body, reply) => reply.ok(this.discovery.onCatalogue()),
   };

@@ -63,6 +63,8 @@ export interface PartitionChange {
   readonly ready?: readonly { readonly region: string; readonly bucket: number; readonly member: string }[];
   /** Restore redundancy in these regions now (their recovery delay passed). */
   readonly repair?: readonly string[];
+  /** Even out copies and primaries in these regions (`strait rebalance`). */
+  readonly rebalance?: readonly string[];
 }
 
 /** Copies and primaries per member in one map. */
@@ -85,12 +87,34 @@ function adjust(counts: Map<string, number>, id: string, delta: number): void {
   counts.set(id, (counts.get(id) ?? 0) + delta);
 }
 
-/** Candidates ordered least loaded first (copies, then primaries, then join order). */
-function byLoad(candidates: readonly ViewMember[], load: Load): ViewMember[] {
-  return [...candidates].sort((a, b) =>
-    (load.copies.get(a.info.id) ?? 0) - (load.copies.get(b.info.id) ?? 0)
-    || (load.primaries.get(a.info.id) ?? 0) - (load.primaries.get(b.info.id) ?? 0)
-    || a.joinSeq - b.joinSeq);
+/**
+ * `count` more holders for a bucket already held by `holders`: least loaded first, and among
+ * equally loaded ones those sharing the fewest buckets with the holders already chosen, so a
+ * lost server's buckets are spread over all the others rather than falling on one partner.
+ */
+function choose(map: PartitionMap, candidates: readonly ViewMember[], load: Load, holders: readonly string[], count: number): string[] {
+  const chosen = [...holders];
+  const picked: string[] = [];
+  const shared = (id: string): number => {
+    let total = 0;
+    for (const bucket of map.buckets) {
+      if (bucket === null || !holds(bucket, id)) continue;
+      for (const other of chosen) if (holds(bucket, other)) total += 1;
+    }
+    return total;
+  };
+  for (let round = 0; round < count; round++) {
+    const remaining = candidates.filter((member) => !chosen.includes(member.info.id));
+    if (remaining.length === 0) break;
+    const next = [...remaining].sort((a, b) =>
+      (load.copies.get(a.info.id) ?? 0) - (load.copies.get(b.info.id) ?? 0)
+      || (chosen.length === 0 ? 0 : shared(a.info.id) - shared(b.info.id))
+      || (load.primaries.get(a.info.id) ?? 0) - (load.primaries.get(b.info.id) ?? 0)
+      || a.joinSeq - b.joinSeq)[0]!;
+    chosen.push(next.info.id);
+    picked.push(next.info.id);
+  }
+  return picked;
 }
 
 function fewestPrimaries(ids: readonly string[], load: Load, joinSeq: (id: string) => number): string {
@@ -134,6 +158,10 @@ export function nextPartitions(
     const gained = eligible.some((member) => !before.has(member.info.id));
     const { recoveryDelayMs, startupRecoveryDelayMs } = map.settings;
     if (change.repair?.includes(map.region) === true || (lost && recoveryDelayMs === 0) || (gained && startupRecoveryDelayMs === 0)) repair(map, eligible);
+    if (change.rebalance?.includes(map.region) === true) {
+      repair(map, eligible);
+      map.buckets = rebalance(map, eligible).buckets;
+    }
     // A map nobody hosts and with nothing in it is forgotten (its region was destroyed).
     if (hosting.size > 0 || map.buckets.some((bucket) => bucket !== null)) result.push(map);
   }
@@ -156,7 +184,9 @@ function dropDeparted(map: PartitionMap, hosting: ReadonlySet<string>, joinSeq: 
       adjust(load.primaries, bucket.primary, -1);
       adjust(load.primaries, primary, 1);
     }
-    return { primary, copies: [primary, ...copies.filter((id) => id !== primary)], pending };
+    // A move whose replacement left is called off: the leaving copy stays.
+    const leaving = (bucket.leaving ?? []).filter((id) => copies.includes(id) && pending.length > 0);
+    return { primary, copies: [primary, ...copies.filter((id) => id !== primary)], pending, ...(leaving.length > 0 ? { leaving } : {}) };
   });
   return lost;
 }
@@ -185,7 +215,7 @@ function createBuckets(
       continue;
     }
     if (bucket !== null || eligible.length === 0) continue;
-    const chosen = byLoad(eligible, load).slice(0, wanted).map((member) => member.info.id);
+    const chosen = choose(map, eligible, load, [], wanted);
     const primary = fewestPrimaries(chosen, load, joinSeq);
     map.buckets[index] = { primary, copies: [primary, ...chosen.filter((id) => id !== primary)], pending: [] };
     for (const id of chosen) adjust(load.copies, id, 1);
@@ -196,7 +226,85 @@ function createBuckets(
 function markReady(map: PartitionMap, index: number, member: string): void {
   const bucket = map.buckets[index];
   if (bucket === null || bucket === undefined || !bucket.pending.includes(member)) return;
-  map.buckets[index] = { ...bucket, copies: [...bucket.copies, member], pending: bucket.pending.filter((id) => id !== member) };
+  let copies = [...bucket.copies, member];
+  let primary = bucket.primary;
+  let leaving = bucket.leaving ?? [];
+  // A copy a rebalance moves away leaves now that its replacement holds the bucket; a leaving
+  // primary hands the bucket to the replacement, which received every write while pending.
+  const gone = leaving.find((id) => copies.includes(id));
+  if (gone !== undefined && copies.length > copiesWanted(map.settings)) {
+    copies = copies.filter((id) => id !== gone);
+    leaving = leaving.filter((id) => id !== gone);
+    if (primary === gone) primary = member;
+  }
+  const pending = bucket.pending.filter((id) => id !== member);
+  // No replacement left pending: nothing more can leave.
+  if (pending.length === 0) leaving = [];
+  map.buckets[index] = { primary, copies: [primary, ...copies.filter((id) => id !== primary)], pending, ...(leaving.length > 0 ? { leaving } : {}) };
+}
+
+/** One bucket's copy or primary moving from one member to another. */
+export type BucketMove = readonly [bucket: number, from: string, to: string];
+
+/**
+ * Evens out `map` over `eligible`: copies first (a copy moves from the member holding the most
+ * to the one holding the fewest, as a pending member replacing a leaving copy, until they differ
+ * by at most one), then primaries among each bucket's ready copies. Returns the new buckets and
+ * the moves; buckets already moving are left alone. Pure and deterministic.
+ */
+export function rebalance(map: PartitionMap, eligible: readonly ViewMember[]): { buckets: (BucketAssignment | null)[]; moves: BucketMove[]; primaryMoves: BucketMove[] } {
+  const buckets = [...map.buckets];
+  const ids = eligible.map((member) => member.info.id);
+  const moves: BucketMove[] = [];
+  const primaryMoves: BucketMove[] = [];
+  if (ids.length < 2) return { buckets, moves, primaryMoves };
+  const copies = new Map(ids.map((id) => [id, 0]));
+  const primaries = new Map(ids.map((id) => [id, 0]));
+  for (const bucket of buckets) {
+    if (bucket === null) continue;
+    for (const id of [...bucket.copies, ...bucket.pending]) if (copies.has(id)) adjust(copies, id, 1);
+    if (primaries.has(bucket.primary)) adjust(primaries, bucket.primary, 1);
+  }
+  const order = (counts: Map<string, number>) => [...ids].sort((a, b) => (counts.get(a)! - counts.get(b)!) || ids.indexOf(a) - ids.indexOf(b));
+  const settled = (bucket: BucketAssignment) => bucket.pending.length === 0 && (bucket.leaving ?? []).length === 0;
+  for (let guard = 0; guard < buckets.length * 4; guard++) {
+    const sorted = order(copies);
+    const least = sorted[0]!;
+    const most = sorted.at(-1)!;
+    if (copies.get(most)! - copies.get(least)! <= 1) break;
+    const index = buckets.findIndex((bucket) => bucket !== null && settled(bucket) && bucket.copies.includes(most) && !holds(bucket, least));
+    if (index < 0) break;
+    const bucket = buckets[index]!;
+    buckets[index] = { ...bucket, pending: [...bucket.pending, least], leaving: [most] };
+    moves.push([index, most, least]);
+    adjust(copies, most, -1);
+    adjust(copies, least, 1);
+    if (bucket.primary === most) {
+      // The replacement becomes primary when the move completes.
+      adjust(primaries, most, -1);
+      adjust(primaries, least, 1);
+    }
+  }
+  // Primaries: hand a bucket's primary to one of its copies while that narrows the gap between
+  // the two by more than one (a chain of such hand-overs reaches members sharing no bucket).
+  for (let guard = 0; guard < buckets.length * 4; guard++) {
+    let best: { index: number; from: string; to: string; gap: number } | undefined;
+    for (const [index, bucket] of buckets.entries()) {
+      if (bucket === null || !settled(bucket) || !primaries.has(bucket.primary)) continue;
+      for (const copy of bucket.copies) {
+        if (copy === bucket.primary || !primaries.has(copy)) continue;
+        const gap = primaries.get(bucket.primary)! - primaries.get(copy)!;
+        if (gap > 1 && (best === undefined || gap > best.gap)) best = { index, from: bucket.primary, to: copy, gap };
+      }
+    }
+    if (best === undefined) break;
+    const bucket = buckets[best.index]!;
+    buckets[best.index] = { ...bucket, primary: best.to, copies: [best.to, ...bucket.copies.filter((id) => id !== best.to)] };
+    primaryMoves.push([best.index, best.from, best.to]);
+    adjust(primaries, best.from, -1);
+    adjust(primaries, best.to, 1);
+  }
+  return { buckets, moves, primaryMoves };
 }
 
 /** Adds pending members to buckets short of copies, least loaded first. */
@@ -207,10 +315,11 @@ function repair(map: PartitionMap, eligible: readonly ViewMember[]): void {
     if (bucket === null) return null;
     let next = bucket;
     while (next.copies.length + next.pending.length < wanted) {
-      const candidate = byLoad(eligible.filter((member) => !holds(next, member.info.id)), load)[0];
+      const current = next;
+      const candidate = choose(map, eligible.filter((member) => !holds(current, member.info.id)), load, [...current.copies, ...current.pending], 1)[0];
       if (candidate === undefined) break;
-      next = { ...next, pending: [...next.pending, candidate.info.id] };
-      adjust(load.copies, candidate.info.id, 1);
+      next = { ...next, pending: [...next.pending, candidate] };
+      adjust(load.copies, candidate, 1);
     }
     return next;
   });

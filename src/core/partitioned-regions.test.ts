@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { PartitionMap, PartitionSettings, RegionSpec } from '../protocol/messages.ts';
 import { PARTITION_DEFAULTS } from './config.ts';
-import { mapOf } from './partition-map.ts';
+import { holds, mapOf } from './partition-map.ts';
 import type { Server } from './server.ts';
 import { SimSite } from './sim-site.test-support.ts';
 
@@ -141,5 +141,51 @@ test('subscriptions to a partitioned region are refused with a coded error', asy
   const events = client.region<string>('P').subscribe();
   const refused = await site.settle(events.ready.then(() => undefined, (error: unknown) => error));
   assert.equal((refused as { code?: string }).code, 'STRAIT_UNSUPPORTED');
+  await client.close();
+});
+
+test('a fifth server and a rebalance even out copies and primaries while writes go on; no key is lost', async () => {
+  const site = new SimSite({ servers: 4, regions: [PARTITIONED()], seed: 7 });
+  await site.waitFor('site ready', () => site.ready());
+  const client = site.client();
+  const region = client.region<string>('P');
+  const keys = Array.from({ length: 800 }, (_, index) => `r${index}`);
+  await site.settle(Promise.all(keys.map((key) => region.put(key, key))));
+  const host = site.sim.host('server-5');
+  site.serverHosts.push(host);
+  site.startServer(host);
+  await site.waitFor('five servers ready', () => site.ready());
+  const fifth = site.server('server-5').admin.status().info.id;
+  assert.ok(!currentMap(site).buckets.some((bucket) => bucket !== null && holds(bucket, fifth)), 'a newcomer takes no existing bucket before a rebalance');
+  const plan = await site.settle(client.rebalance({ simulate: true }));
+  const moves = plan.regions[0]!.moves.length;
+  assert.ok(moves >= 40, `the plan moves about a fifth of 226 copies to server-5 (${moves})`);
+  assert.ok(plan.regions[0]!.moves.every(([, , to]) => to === 'server-5'));
+  assert.ok(!currentMap(site).buckets.some((bucket) => bucket !== null && holds(bucket, fifth)), 'a simulation changes nothing');
+  await site.settle(client.rebalance());
+  // Writes while buckets move: every one acknowledged must be there afterwards.
+  const during = await site.settle(Promise.all(keys.map((key) => region.put(key, `${key}'`))));
+  assert.equal(during.length, keys.length);
+  await site.waitFor('the moves complete', () => redundant(site, 2), 60_000);
+  // The primaries' round follows the copies' moves.
+  await site.advance(2000);
+  await site.waitFor('every copy settled', () => redundant(site, 2), 60_000);
+  const map = currentMap(site);
+  const copies = new Map<string, number>();
+  const primaries = new Map<string, number>();
+  for (const bucket of map.buckets) {
+    if (bucket === null) continue;
+    for (const id of bucket.copies) copies.set(id, (copies.get(id) ?? 0) + 1);
+    primaries.set(bucket.primary, (primaries.get(bucket.primary) ?? 0) + 1);
+  }
+  const spread = (counts: Map<string, number>) => Math.max(...counts.values()) - Math.min(...counts.values());
+  assert.equal(copies.size, 5);
+  assert.ok(spread(copies) <= 1, `copies per server ${[...copies.values()]}`);
+  assert.ok(spread(primaries) <= 1, `primaries per server ${[...primaries.values()]}`);
+  for (const key of keys) assert.equal(holders(site, key).length, 2, `${key} held by ${holders(site, key)}`);
+  assert.deepEqual(await site.settle(Promise.all(keys.map((key) => region.get(key)))), keys.map((key) => `${key}'`));
+  const again = await site.settle(client.rebalance({ simulate: true }));
+  assert.equal(again.regions[0]!.moves.length, 0, 'balanced: nothing more to move');
+  assert.deepEqual(site.failures, []);
   await client.close();
 });

@@ -127,6 +127,8 @@ export const BucketAssignment = Type.Object(
     primary: Name,
     copies: Type.Array(Name, { minItems: 1, maxItems: PARTITION_REDUNDANT_COPIES_MAX + 1 }),
     pending: Type.Array(Name, { maxItems: PARTITION_REDUNDANT_COPIES_MAX + 1 }),
+    /** Copies a rebalance moves away: each leaves once a pending member became a copy. */
+    leaving: Type.Optional(Type.Array(Name, { maxItems: PARTITION_REDUNDANT_COPIES_MAX + 1 })),
   },
   { additionalProperties: false },
 );
@@ -409,6 +411,23 @@ export const REQUESTS = {
   bucketReady: {
     body: Type.Object({ region: Name, bucket: Uint({ maximum: PARTITION_BUCKETS_MAX }), member: Name }, { additionalProperties: false }),
     response: Type.Object({ view: View }),
+  },
+  /**
+   * Any locator (run by the coordinator): even out the partitioned regions' buckets and
+   * primaries over their servers (`regions`: only these). With `simulate`, only the plan.
+   */
+  rebalance: {
+    body: Type.Object({ regions: Type.Optional(Type.Array(Name, { maxItems: 10_000 })), simulate: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
+    response: Type.Object({
+      regions: Type.Array(Type.Object({
+        region: Name,
+        /** Copies that move: bucket, from member, to member. */
+        moves: Type.Array(Type.Tuple([Uint(), Name, Name]), { maxItems: 100_000 }),
+        /** Primaries that change: bucket, from member, to member. */
+        primaryMoves: Type.Array(Type.Tuple([Uint(), Name, Name]), { maxItems: 100_000 }),
+      }, { additionalProperties: false }), { maxItems: 10_000 }),
+      view: View,
+    }),
   },
   /** Server → server: the live keys and count of the buckets (keys and size of a partitioned region). */
   bucketKeys: {

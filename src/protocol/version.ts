@@ -9,7 +9,7 @@
 //       `router`, `routerRegister`, `routerList`, tunnel pushes, routed catalogue entries); the site
 //       configuration (`siteConfig`, `configChange`, `configCommit`, `configApply`; heartbeats carry
 //       the configuration version and changed member info); partitioned regions (RegionSpec.partition,
-//       View.partitions, `bucketsCreate`, `bucketReady`, `bucketKeys`, `image.bucket`, `hops` on
+//       View.partitions, `bucketsCreate`, `bucketReady`, `bucketKeys`, `image.bucket`, `rebalance`, `hops` on
 //       forwarded region operations). Version 1 never
 //       left this repository, so version 2 is also the minimum; 2 is not released yet.
 //
