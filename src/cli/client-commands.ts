@@ -50,7 +50,9 @@ export async function withClient<T>(options: ClientCommandOptions, action: (clie
 /** Regions through a server; an empty list when the site has no server yet. */
 async function regionsOrEmpty(client: StraitClient): Promise<{ spec: RegionSpec; size: number }[]> {
   try {
-    return await client.listRegions();
+    const regions = await client.listRegions();
+    // A server holds only some buckets of a partitioned region: its size comes from them all.
+    return await Promise.all(regions.map(async (region) => (region.spec.type === 'partition' ? { ...region, size: await client.region(region.spec.name).size() } : region)));
   } catch (error) {
     if (error instanceof StraitError && error.code === 'STRAIT_NO_SERVER') return [];
     throw error;

@@ -104,7 +104,7 @@ export type ConfigTarget = 'region' | 'gateway-sender' | 'gateway-receiver' | 'r
 
 /** The flags each target takes, as options keys (beyond --locator, --json, --request-timeout). */
 const TARGET_FLAGS: Readonly<Record<ConfigTarget, readonly string[]>> = {
-  region: ['name', 'type', 'persistent', 'gatewaySenderIds'],
+  region: ['name', 'type', 'persistent', 'gatewaySenderIds', 'totalNumBuckets', 'redundantCopies', 'recoveryDelay', 'startupRecoveryDelay'],
   'gateway-sender': ['id', 'remoteSiteId', 'batchSize', 'batchTimeInterval', 'maximumQueueMemory', 'maximumQueueDisk', 'persistent', 'orderPolicy', 'manualStart', 'compression', 'drainTimeout'],
   'gateway-receiver': ['startPort', 'endPort', 'bindAddress', 'hostnameForClients', 'manualStart', 'dialOut'],
   'remote-locators': [],
@@ -129,7 +129,7 @@ export function changeFromFlags(verb: 'create' | 'alter' | 'destroy', target: Co
   if (addresses.length > 0) throw misplaced(`address arguments (${addresses.join(' ')})`);
   if (target === 'region') {
     const name = required(options, 'name', what);
-    if (verb === 'create') return { change: { kind: 'createRegion', spec: regionSpec(name, settingsOf(options, ['type', 'persistent', 'gateway-sender-ids']), FLAG_SOURCE) }, what: `${what} ${name}` };
+    if (verb === 'create') return { change: { kind: 'createRegion', spec: regionSpec(name, settingsOf(options, ['type', 'persistent', 'gateway-sender-ids', 'total-num-buckets', 'redundant-copies', 'recovery-delay', 'startup-recovery-delay']), FLAG_SOURCE) }, what: `${what} ${name}` };
     if (verb === 'alter') {
       const ids = options['gatewaySenderIds'];
       if (typeof ids !== 'string') throw new StraitError('STRAIT_USAGE', { reason: 'alter region needs --gateway-sender-ids <ids> (a comma list; "" for none)' });
@@ -186,7 +186,11 @@ export function registerConfigCommands(program: Command, common: {
       .option('--request-timeout <ms>', `how long to wait for the site's answer (default ${CONFIG_CHANGE_REQUEST_TIMEOUT_MS_DEFAULT}, more for a sender's drain)`));
     if (verb === 'create' || verb === 'alter') {
       command
-        .option('--type <type>', 'region: replicate')
+        .option('--type <type>', 'region: replicate (default) or partition')
+        .option('--total-num-buckets <n>', 'region (partition): buckets, 1-4096 (default 113)')
+        .option('--redundant-copies <n>', 'region (partition): copies besides the primary, 0-3 (default 1)')
+        .option('--recovery-delay <ms>', 'region (partition): restore copies this long after a server is lost; -1 never (default 0)')
+        .option('--startup-recovery-delay <ms>', 'region (partition): give missing copies to a joining server after this long; -1 never (default 0)')
         .option('--persistent', 'region: keep its entries on disk; gateway-sender: keep the queue on disk')
         .option('--gateway-sender-ids <ids>', 'region: the senders its changes ship through, a comma list')
         .option('--remote-site-id <site>', 'gateway-sender: the site it replicates to')

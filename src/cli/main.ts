@@ -229,12 +229,36 @@ export function buildProgram(): Command {
 
   clientOptions(
     program
+      .command('rebalance')
+      .description('even out the partitioned regions\' buckets and primaries over their servers (after servers joined); waits until every move completed')
+      .option('--simulate', 'only print the plan: what would move', false)
+      .option('--region <name...>', 'only these regions (default: every partitioned region)')
+      .option('--timeout <seconds>', 'stop waiting after this long (the moves go on)', '600'),
+  ).action(
+    action(async (options: ClientFlags & { simulate?: boolean; region?: string[]; timeout?: string }) => {
+      const { rebalanceCommand } = await import('./partition-commands.ts');
+      return rebalanceCommand({
+        simulate: options.simulate === true, regions: options.region ?? [], timeoutMs: parseTimeoutSeconds(options.timeout, 600_000, '--timeout'),
+      }, clientCommandOptions(options), output);
+    }),
+  );
+
+  clientOptions(
+    program
       .command('status')
-      .description(`members, regions and gateways of the site; or every copy of one ${GATEWAY_SENDER} (with --id)`)
-      .addArgument(new Argument('[what]', `${GATEWAY_SENDER} for one sender's status`).choices([GATEWAY_SENDER]))
+      .description(`members, regions and gateways of the site; every copy of one ${GATEWAY_SENDER} (with --id); or one region's buckets per server (region R)`)
+      .addArgument(new Argument('[what]', `${GATEWAY_SENDER} for one sender's status, region for one region's`).choices([GATEWAY_SENDER, 'region']))
+      .addArgument(new Argument('[name]', 'region: its name'))
       .option('--id <sender>', `${GATEWAY_SENDER}: the sender id`),
   ).action(
-    action(async (what: string | undefined, options: ClientFlags & { id?: string }) => {
+    action(async (what: string | undefined, name: string | undefined, options: ClientFlags & { id?: string }) => {
+      if (what === 'region') {
+        if (name === undefined || name.length === 0) throw new StraitError('STRAIT_USAGE', { reason: 'status region needs the region name: strait status region R' });
+        const { regionStatusCommand } = await import('./partition-commands.ts');
+        await regionStatusCommand(name, clientCommandOptions(options), output);
+        return;
+      }
+      if (name !== undefined) throw new StraitError('STRAIT_USAGE', { reason: `unexpected argument ${name}` });
       if (what === GATEWAY_SENDER) {
         if (options.id === undefined || options.id.length === 0) throw new StraitError('STRAIT_USAGE', { reason: `status ${GATEWAY_SENDER} needs --id <sender>` });
         const { senderStatusCommand } = await import('./gateway-commands.ts');

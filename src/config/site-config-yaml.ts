@@ -93,6 +93,12 @@ export function renderSiteConfigYaml(config: SiteConfig, site: number, exportedF
     document['regions'] = Object.fromEntries(config.regions.map((region) => [region.name, {
       type: region.type,
       persistent: region.persistent,
+      ...(region.partition !== undefined ? {
+        'total-num-buckets': region.partition.totalNumBuckets,
+        'redundant-copies': region.partition.redundantCopies,
+        'recovery-delay': region.partition.recoveryDelayMs,
+        'startup-recovery-delay': region.partition.startupRecoveryDelayMs,
+      } : {}),
       ...(region.gatewaySenderIds !== undefined && region.gatewaySenderIds.length > 0 ? { 'gateway-sender-ids': [...region.gatewaySenderIds] } : {}),
     }]));
   }
