@@ -104,7 +104,7 @@ export async function regionStatusCommand(region: string, options: ClientCommand
         : `Region ${region}: replicate, ${size} entries, a full copy on each of ${servers} servers`);
       return;
     }
-    const map = mapIn(view, region) ?? { region, settings: found.spec.partition!, buckets: [] };
+    const map = mapIn(view, region) ?? { region, settings: found.spec.partition!, persistent: found.spec.persistent, buckets: [] };
     const report = regionReport(view, map, size);
     output.out(options.json ? JSON.stringify(report, null, 2) : reportText(report));
   });

@@ -6,13 +6,13 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { MemberInfo, PartitionMap, PartitionSettings, View, ViewMember } from '../protocol/messages.ts';
-import { bucketOf, copiesWanted, eligibleHosts, rebalance } from './partition-map.ts';
+import { bucketOf, copiesWanted, eligibleHosts, isOffline, rebalance } from './partition-map.ts';
 import { firstView, nextView } from './views.ts';
 
 const SETTINGS: PartitionSettings = { totalNumBuckets: 16, redundantCopies: 1, recoveryDelayMs: 0, startupRecoveryDelayMs: 0 };
 
-function server(index: number): MemberInfo {
-  return { id: `s${index}`, name: `s${index}`, role: 'server', site: 1, address: { host: `h${index}`, port: 1 }, regions: ['P'] };
+function server(index: number, incarnation = 0): MemberInfo {
+  return { id: incarnation === 0 ? `s${index}` : `s${index}#${incarnation}`, name: `s${index}`, role: 'server', site: 1, address: { host: `h${index}`, port: 1 }, regions: ['P'] };
 }
 
 const locator: MemberInfo = { id: 'l', name: 'l', role: 'locator', site: 1, address: { host: 'l', port: 1 }, regions: [] };
@@ -41,17 +41,19 @@ function checkInvariants(view: View): void {
 
 type Step =
   | { kind: 'create'; buckets: number[] }
-  | { kind: 'join' }
+  | { kind: 'join'; which: number }
   | { kind: 'crash'; which: number }
   | { kind: 'image'; which: number }
-  | { kind: 'rebalance' };
+  | { kind: 'rebalance' }
+  | { kind: 'offer'; which: number };
 
 const step: fc.Arbitrary<Step> = fc.oneof(
   fc.record({ kind: fc.constant('create' as const), buckets: fc.array(fc.integer({ min: 0, max: 15 }), { minLength: 1, maxLength: 6 }) }),
-  fc.record({ kind: fc.constant('join' as const) }),
+  fc.record({ kind: fc.constant('join' as const), which: fc.nat() }),
   fc.record({ kind: fc.constant('crash' as const), which: fc.nat() }),
   fc.record({ kind: fc.constant('image' as const), which: fc.nat() }),
   fc.record({ kind: fc.constant('rebalance' as const) }),
+  fc.record({ kind: fc.constant('offer' as const), which: fc.nat() }),
 );
 
 describe('bucket maps', () => {
@@ -63,25 +65,50 @@ describe('bucket maps', () => {
   });
 
   it('keep their invariants through creations, joins, crashes, images and rebalances', () => {
-    fc.assert(fc.property(fc.array(step, { minLength: 1, maxLength: 40 }), (steps) => {
+    fc.assert(fc.property(fc.array(step, { minLength: 1, maxLength: 60 }), fc.boolean(), (steps, persistent) => {
       let view = firstView(1, locator, 0);
       let next = 1;
+      let incarnations = 0;
+      const crashed: number[] = [];
       view = nextView(view, { add: [server(next++), server(next++)] });
       view = ready(view, ['s1', 's2']);
       for (const action of steps) {
         const servers = view.members.filter((member) => member.info.role === 'server');
         const before = mapOfView(view);
         if (action.kind === 'create') {
-          view = nextView(view, { partitions: { create: [{ region: 'P', settings: SETTINGS, buckets: action.buckets, member: servers[0]?.info.id ?? 'none' }] } });
+          view = nextView(view, { partitions: { create: [{ region: 'P', settings: SETTINGS, persistent, buckets: action.buckets, member: servers[0]?.info.id ?? 'none' }] } });
+          for (const { bucket: index } of mapOfView(view)?.offline ?? []) assert.equal(mapOfView(view)!.buckets[index], null, `offline bucket ${index} was created anew`);
+        } else if (action.kind === 'offer' && servers.length > 0 && (before?.offline ?? []).length > 0) {
+          // A restarted server offers what its disk holds: the offline buckets whose last copies
+          // it was among come back on it; the others stay offline.
+          const offered = before!.offline!;
+          const rightful = servers.filter((candidate) => offered.some((entry) => entry.last.includes(candidate.info.name)));
+          const pool = rightful.length > 0 && action.which % 2 === 0 ? rightful : servers;
+          const member = pool[action.which % pool.length]!.info;
+          view = nextView(view, { partitions: { create: [{ region: 'P', settings: SETTINGS, persistent, buckets: offered.map((entry) => entry.bucket), member: member.id, held: true }] } });
+          for (const entry of offered) {
+            const mine = entry.last.includes(member.name);
+            assert.equal(mapOfView(view)!.buckets[entry.bucket]?.primary === member.id, mine, `offer of ${entry.bucket} by ${member.name}, last ${entry.last}`);
+            assert.equal(isOffline(mapOfView(view), entry.bucket), !mine);
+          }
         } else if (action.kind === 'join') {
-          const info = server(next++);
+          // A new server, or a crashed one restarting under its name (a new member id).
+          const awaited = crashed.findIndex((index) => (before?.offline ?? []).some((entry) => entry.last.includes(`s${index}`)));
+          const pick = awaited >= 0 ? awaited : 0;
+          const restarting = crashed.length > 0 && action.which % 2 === 0 ? crashed.splice(pick, 1)[0]! : undefined;
+          const info = restarting === undefined ? server(next++) : server(restarting, ++incarnations);
           view = ready(nextView(view, { add: [info] }), [info.id]);
         } else if (action.kind === 'crash' && servers.length > 0) {
           const victim = servers[action.which % servers.length]!;
+          crashed.push(Number(victim.info.name.slice(1)));
           view = nextView(view, { remove: [{ id: victim.info.id, name: victim.info.name, reason: 'crashed' }] });
-          // A bucket with another copy keeps a copy.
+          // A bucket with another copy keeps a copy; one without goes offline when persistent.
           for (const [index, bucket] of (before?.buckets ?? []).entries()) {
-            if (bucket === null || bucket.copies.every((id) => id === victim.info.id)) continue;
+            if (bucket === null) continue;
+            if (bucket.copies.every((id) => id === victim.info.id)) {
+              assert.equal(isOffline(mapOfView(view), index), persistent, `bucket ${index} lost its last copy (persistent ${persistent})`);
+              continue;
+            }
             assert.ok(mapOfView(view)?.buckets[index] !== null, `bucket ${index} lost though a copy lived: ${JSON.stringify(bucket)}`);
           }
         } else if (action.kind === 'image') {
@@ -108,13 +135,13 @@ describe('bucket maps', () => {
         assert.equal(bucket.pending.length, 0);
         assert.equal(bucket.copies.length, Math.min(copiesWanted(SETTINGS), servers), JSON.stringify(bucket));
       }
-    }), { numRuns: 300 });
+    }), { numRuns: 1000 });
   });
 
   it('a rebalance of balanced buckets moves nothing', () => {
     let view = firstView(1, locator, 0);
     view = ready(nextView(view, { add: [server(1), server(2), server(3)] }), ['s1', 's2', 's3']);
-    view = nextView(view, { partitions: { create: [{ region: 'P', settings: SETTINGS, buckets: Array.from({ length: 16 }, (_, index) => index), member: 's1' }] } });
+    view = nextView(view, { partitions: { create: [{ region: 'P', settings: SETTINGS, persistent: false, buckets: Array.from({ length: 16 }, (_, index) => index), member: 's1' }] } });
     const plan = rebalance(mapOfView(view)!, eligibleHosts(view.members, 'P') as ViewMember[]);
     assert.deepEqual([plan.moves.length, plan.primaryMoves.length], [0, 0]);
   });

@@ -21,6 +21,11 @@ import { StraitError } from '../errors.ts';
 import type { BucketAssignment, PartitionMap, PartitionSettings, RegionSpec, ViewMember } from '../protocol/messages.ts';
 import { PARTITION_DEFAULTS } from './config.ts';
 
+/** True when every copy of `bucket` is down with its disk (it waits for one of them). */
+export function isOffline(map: PartitionMap | undefined, bucket: number): boolean {
+  return map?.offline?.some((entry) => entry.bucket === bucket) === true;
+}
+
 /**
  * A region spec as members keep it: a partitioned one with every setting (defaults filled in),
  * a replicated one without partition settings. Gateway senders of a partitioned region are
@@ -58,7 +63,7 @@ export function eligibleHosts(members: readonly ViewMember[], region: string): V
 /** What a view change asks of the bucket maps besides following the membership. */
 export interface PartitionChange {
   /** Create these buckets (a write needs them), or with `held`, `member` offers what it recovered. */
-  readonly create?: readonly { readonly region: string; readonly settings: PartitionSettings; readonly buckets: readonly number[]; readonly member: string; readonly held?: boolean }[];
+  readonly create?: readonly { readonly region: string; readonly settings: PartitionSettings; readonly persistent: boolean; readonly buckets: readonly number[]; readonly member: string; readonly held?: boolean }[];
   /** `member` holds its image of the bucket: it becomes a copy. */
   readonly ready?: readonly { readonly region: string; readonly bucket: number; readonly member: string }[];
   /** Restore redundancy in these regions now (their recovery delay passed). */
@@ -139,10 +144,11 @@ export function underRedundant(map: PartitionMap): boolean {
 export function nextPartitions(
   maps: readonly PartitionMap[] | undefined, previousMembers: readonly ViewMember[], members: readonly ViewMember[], change: PartitionChange,
 ): PartitionMap[] | undefined {
-  const byRegion = new Map((maps ?? []).map((map) => [map.region, { ...map, buckets: [...map.buckets] }]));
+  const byRegion = new Map((maps ?? []).map((map) => [map.region, { ...map, buckets: [...map.buckets], ...(map.offline !== undefined ? { offline: [...map.offline] } : {}) }]));
+  const names = new Map([...previousMembers, ...members].map((member) => [member.info.id, member.info.name]));
   for (const create of change.create ?? []) {
     if (!byRegion.has(create.region)) {
-      byRegion.set(create.region, { region: create.region, settings: create.settings, buckets: new Array<BucketAssignment | null>(create.settings.totalNumBuckets).fill(null) });
+      byRegion.set(create.region, { region: create.region, settings: create.settings, persistent: create.persistent, buckets: new Array<BucketAssignment | null>(create.settings.totalNumBuckets).fill(null) });
     }
   }
   const joinSeqs = new Map(members.map((member) => [member.info.id, member.joinSeq]));
@@ -150,8 +156,8 @@ export function nextPartitions(
   const result: PartitionMap[] = [];
   for (const map of byRegion.values()) {
     const hosting = new Set(members.filter((member) => member.info.role === 'server' && member.info.regions.includes(map.region)).map((member) => member.info.id));
-    const lost = dropDeparted(map, hosting, joinSeq);
-    for (const create of change.create ?? []) if (create.region === map.region) createBuckets(map, create, members, hosting, joinSeq);
+    const lost = dropDeparted(map, hosting, joinSeq, (id) => names.get(id) ?? id);
+    for (const create of change.create ?? []) if (create.region === map.region) createBuckets(map, create, members, hosting, joinSeq, names.get(create.member) ?? create.member);
     for (const ready of change.ready ?? []) if (ready.region === map.region) markReady(map, ready.bucket, ready.member);
     const eligible = eligibleHosts(members, map.region);
     const before = new Set(eligibleHosts(previousMembers, map.region).map((member) => member.info.id));
@@ -163,22 +169,27 @@ export function nextPartitions(
       map.buckets = rebalance(map, eligible).buckets;
     }
     // A map nobody hosts and with nothing in it is forgotten (its region was destroyed).
-    if (hosting.size > 0 || map.buckets.some((bucket) => bucket !== null)) result.push(map);
+    if (map.offline?.length === 0) delete map.offline;
+    if (hosting.size > 0 || map.buckets.some((bucket) => bucket !== null) || map.offline !== undefined) result.push(map);
   }
   return result.length === 0 ? undefined : result;
 }
 
 /** Drops holders no longer in the view or hosting the region; true when any bucket lost one. */
-function dropDeparted(map: PartitionMap, hosting: ReadonlySet<string>, joinSeq: (id: string) => number): boolean {
+function dropDeparted(map: PartitionMap, hosting: ReadonlySet<string>, joinSeq: (id: string) => number, nameOf: (id: string) => string): boolean {
   let lost = false;
   const load = loadOf(map);
-  map.buckets = map.buckets.map((bucket) => {
+  map.buckets = map.buckets.map((bucket, index) => {
     if (bucket === null) return null;
     const copies = bucket.copies.filter((id) => hosting.has(id));
     const pending = bucket.pending.filter((id) => hosting.has(id));
     if (copies.length === bucket.copies.length && pending.length === bucket.pending.length) return bucket;
     lost = true;
-    if (copies.length === 0) return null;
+    if (copies.length === 0) {
+      // Every copy is gone. In memory the bucket's entries are gone too; on disk they wait.
+      if (map.persistent) map.offline = [...(map.offline ?? []), { bucket: index, last: bucket.copies.map(nameOf) }];
+      return null;
+    }
     const primary = copies.includes(bucket.primary) ? bucket.primary : fewestPrimaries(copies, load, joinSeq);
     if (primary !== bucket.primary) {
       adjust(load.primaries, bucket.primary, -1);
@@ -193,6 +204,7 @@ function dropDeparted(map: PartitionMap, hosting: ReadonlySet<string>, joinSeq: 
 
 function createBuckets(
   map: PartitionMap, create: NonNullable<PartitionChange['create']>[number], members: readonly ViewMember[], hosting: ReadonlySet<string>, joinSeq: (id: string) => number,
+  memberName: string,
 ): void {
   const load = loadOf(map);
   const wanted = copiesWanted(map.settings);
@@ -204,8 +216,13 @@ function createBuckets(
       // A server offering what it recovered from disk: the bucket is its if nobody holds it,
       // otherwise it joins as a pending copy when one is missing (its image merges by tag).
       if (!hosting.has(create.member)) continue;
+      const offline = map.offline?.find((entry) => entry.bucket === index);
+      // A bucket whose copies are all down comes back only from one of its last copies: any
+      // other server's disk may lack writes they acknowledged.
+      if (offline !== undefined && !offline.last.includes(memberName)) continue;
       if (bucket === null) {
         map.buckets[index] = { primary: create.member, copies: [create.member], pending: [] };
+        if (offline !== undefined) map.offline = map.offline!.filter((entry) => entry.bucket !== index);
         adjust(load.copies, create.member, 1);
         adjust(load.primaries, create.member, 1);
       } else if (!holds(bucket, create.member) && bucket.copies.length + bucket.pending.length < wanted) {
@@ -214,7 +231,7 @@ function createBuckets(
       }
       continue;
     }
-    if (bucket !== null || eligible.length === 0) continue;
+    if (bucket !== null || eligible.length === 0 || map.offline?.some((entry) => entry.bucket === index) === true) continue;
     const chosen = choose(map, eligible, load, [], wanted);
     const primary = fewestPrimaries(chosen, load, joinSeq);
     map.buckets[index] = { primary, copies: [primary, ...chosen.filter((id) => id !== primary)], pending: [] };

@@ -82,6 +82,7 @@ export class PartitionedRegions {
   get(region: Region, body: RequestBody<'get'>, reply: Reply<'get'>): void {
     const { bucket, assigned } = this.assignment(region, body.key);
     const me = this.host.memberId();
+    if (this.offline(region, bucket, reply)) return;
     if (assigned === null) {
       reply.ok({ value: null });
       return;
@@ -244,6 +245,7 @@ export class PartitionedRegions {
    * request timeout (no server hosting the region is ready).
    */
   private withBucket(region: Region, bucket: number, reply: { fail(error: StraitError): void }, run: (assigned: BucketAssignment) => void): void {
+    if (this.offline(region, bucket, reply)) return;
     const assigned = this.map(region.spec.name)?.buckets[bucket] ?? null;
     if (assigned !== null) {
       run(assigned);
@@ -256,6 +258,7 @@ export class PartitionedRegions {
         run(now);
         return;
       }
+      if (this.offline(region, bucket, reply)) return;
       if (this.runtime.clock.monotonic() > deadline) {
         reply.fail(new StraitError('STRAIT_BUCKET_UNAVAILABLE', { bucket, region: region.spec.name, member: this.host.memberName, reason: 'no server hosting the region could take it' }));
         return;
@@ -263,6 +266,14 @@ export class PartitionedRegions {
       this.createBucket(region, bucket, attempt);
     };
     attempt();
+  }
+
+  /** Refuses an operation on a bucket whose every copy is down with its disk (true when refused). */
+  private offline(region: Region, bucket: number, reply: { fail(error: StraitError): void }): boolean {
+    const offline = this.map(region.spec.name)?.offline?.find((entry) => entry.bucket === bucket);
+    if (offline === undefined) return false;
+    reply.fail(new StraitError('STRAIT_BUCKET_UNAVAILABLE', { bucket, region: region.spec.name, member: this.host.memberName, reason: `every server holding it is down; it comes back when one of ${offline.last.join(', ')} restarts with its disk` }));
+    return true;
   }
 
   private createBucket(region: Region, bucket: number, retry: () => void): void {
@@ -274,7 +285,7 @@ export class PartitionedRegions {
       this.runtime.setTimer(RETRY_MS, retry);
       return;
     }
-    this.pool.get(coordinator.info.address).request('bucketsCreate', { region: region.spec.name, settings, buckets: [bucket], member: me }, (error, response) => {
+    this.pool.get(coordinator.info.address).request('bucketsCreate', { region: region.spec.name, settings, persistent: region.persistent, buckets: [bucket], member: me }, (error, response) => {
       if (response !== undefined) this.host.offerView(response.view);
       // Assigned: go on now. Not (no host ready yet, a coordinator change): ask again shortly.
       if (error === undefined && (this.map(region.spec.name)?.buckets[bucket] ?? null) !== null) retry();
@@ -295,7 +306,9 @@ export class PartitionedRegions {
       if (region.spec.partition === undefined) continue;
       const map = mapOf(view.partitions, region.spec.name);
       for (const [bucket, assigned] of (map?.buckets ?? []).entries()) {
-        if (assigned !== null && assigned.pending.includes(me)) this.takeImage(region.spec.name, bucket);
+        if (assigned === null || !holds(assigned, me)) continue;
+        region.markAssigned(bucket);
+        if (assigned.pending.includes(me)) this.takeImage(region.spec.name, bucket);
       }
       if (!this.host.ready()) continue;
       for (const bucket of region.heldBuckets()) {
@@ -318,6 +331,9 @@ export class PartitionedRegions {
       return assigned !== null && me !== undefined && assigned.pending.includes(me) ? assigned : undefined;
     };
     const stop = () => this.imaging.delete(cursor);
+    // The tag of each key the image had: entries this server holds newer, or that the image
+    // lacked (kept on its disk, or while it was away), go back to the bucket's other holders.
+    const seen = new Map<string, string>();
     const page = (after: string | null): void => {
       const assigned = stillPending();
       const region = this.regions.get(regionName);
@@ -336,10 +352,20 @@ export class PartitionedRegions {
         let last = after;
         for (const [key, value, tag] of response.entries) {
           last = key;
+          seen.set(key, tag.join('/'));
           this.writes.applyReplicated(region, key, value, tag);
         }
-        if (response.done) this.reportReady(regionName, bucket, stop);
-        else page(last);
+        if (!response.done) {
+          page(last);
+          return;
+        }
+        const me = this.host.memberId();
+        const targets = new Set([...assigned.copies, ...assigned.pending].filter((id) => id !== me));
+        for (const key of region.bucketKeys(bucket)) {
+          const entry = region.wireEntry(key);
+          if (entry !== undefined && seen.get(key) !== entry[2].join('/')) this.writes.replicate(regionName, entry, undefined, false, undefined, targets);
+        }
+        this.reportReady(regionName, bucket, stop);
       });
     };
     page(null);
@@ -386,7 +412,7 @@ export class PartitionedRegions {
           return;
         }
         const buckets = region.heldBuckets();
-        this.pool.get(coordinator.info.address).request('bucketsCreate', { region: region.spec.name, settings: region.spec.partition!, buckets, member: me, held: true }, (error, response) => {
+        this.pool.get(coordinator.info.address).request('bucketsCreate', { region: region.spec.name, settings: region.spec.partition!, persistent: region.persistent, buckets, member: me, held: true }, (error, response) => {
           if (error !== undefined || response === undefined) {
             this.runtime.setTimer(RETRY_MS, offer);
             return;

@@ -41,7 +41,8 @@ export class RegionTable {
       return existing;
     }
     const store = spec.persistent ? this.storage.open(`region-${spec.name}`) : undefined;
-    const region = new Region(spec, store, this.resolver);
+    const assigned = spec.persistent && spec.partition !== undefined ? this.storage.open(`buckets-${spec.name}`) : undefined;
+    const region = new Region(spec, store, this.resolver, assigned);
     this.regions.set(spec.name, region);
     if (region.size > 0) this.log.info({ region: spec.name, entries: region.size }, `server ${this.memberName}: region ${spec.name} recovered ${region.size} entries from disk`);
     return region;

@@ -69,12 +69,23 @@ export class Region {
   private readonly resolver: ConflictResolver | undefined;
   /** A partitioned region's keys (tombstones too) by bucket: images, drops and counts per bucket. */
   private readonly buckets: Map<number, Set<string>> | undefined;
+  /**
+   * The buckets this server was assigned (copy or pending), kept on disk for a persistent
+   * region: after a restart it offers them even when they hold no entry (partitioned-regions.ts).
+   */
+  private readonly assigned = new Set<number>();
+  private readonly assignedStore: Store | undefined;
 
-  constructor(spec: RegionSpec, store: Store | undefined, resolver?: ConflictResolver) {
+  constructor(spec: RegionSpec, store: Store | undefined, resolver?: ConflictResolver, assignedStore?: Store) {
     this.specValue = spec;
     this.store = store;
     this.resolver = resolver;
     this.buckets = spec.partition === undefined ? undefined : new Map();
+    this.assignedStore = assignedStore;
+    for (const [key] of assignedStore?.entries() ?? []) {
+      const bucket = Number(key);
+      if (Number.isInteger(bucket) && bucket >= 0) this.assigned.add(bucket);
+    }
     if (store !== undefined) {
       for (const [key, bytes] of store.entries()) {
         this.setEntry(key, decodeRecord(key, bytes, `region ${spec.name}`));
@@ -98,7 +109,20 @@ export class Region {
     this.entries.clear();
     this.tombstones.clear();
     this.buckets?.clear();
+    for (const bucket of this.assigned) this.assignedStore?.remove(String(bucket));
+    this.assigned.clear();
     this.liveCount = 0;
+  }
+
+  /** Records that this server holds (or is taking) `bucket`, on disk for a persistent region. */
+  markAssigned(bucket: number): void {
+    if (this.assigned.has(bucket)) return;
+    this.assigned.add(bucket);
+    if (this.assignedStore !== undefined) {
+      this.assignedStore.put(String(bucket), new Uint8Array([1]));
+      // Made durable with the bucket's first writes at the latest (those wait for their own sync).
+      this.assignedStore.sync(() => {});
+    }
   }
 
   /** The bucket of `key` in this partitioned region. */
@@ -107,9 +131,9 @@ export class Region {
     return bucketOf(key, this.specValue.partition.totalNumBuckets);
   }
 
-  /** A partitioned region's buckets that hold any entry here. */
+  /** A partitioned region's buckets that hold any entry here, or that were assigned here. */
   heldBuckets(): number[] {
-    return [...(this.buckets?.keys() ?? [])].sort((a, b) => a - b);
+    return [...new Set([...(this.buckets?.keys() ?? []), ...this.assigned])].sort((a, b) => a - b);
   }
 
   /** Every key of `bucket` held here, tombstones included, sorted (a bucket image's order). */
@@ -126,6 +150,7 @@ export class Region {
 
   /** Drops every entry of `bucket` here, from memory and disk (the bucket moved elsewhere). */
   dropBucket(bucket: number): number {
+    if (this.assigned.delete(bucket)) this.assignedStore?.remove(String(bucket));
     const keys = this.buckets?.get(bucket);
     if (keys === undefined) return 0;
     for (const key of keys) {

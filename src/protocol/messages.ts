@@ -139,7 +139,18 @@ export const PartitionMap = Type.Object(
   {
     region: Name,
     settings: PartitionSettings,
+    /** The region keeps its entries on disk: a bucket that lost every copy waits for one to return. */
+    persistent: Type.Boolean(),
     buckets: Type.Array(Type.Union([BucketAssignment, Type.Null()]), { maxItems: PARTITION_BUCKETS_MAX }),
+    /**
+     * Buckets of a persistent region whose every copy is down: not created anew (that would hide
+     * what their disks hold) until a server that holds one on disk offers it.
+     */
+    offline: Type.Optional(Type.Array(Type.Object({
+      bucket: Uint({ maximum: PARTITION_BUCKETS_MAX }),
+      /** The names of its last copies: only one of them brings it back (the others may hold less). */
+      last: Type.Array(Name, { maxItems: PARTITION_REDUNDANT_COPIES_MAX + 1 }),
+    }, { additionalProperties: false }), { maxItems: PARTITION_BUCKETS_MAX })),
   },
   { additionalProperties: false },
 );
@@ -402,7 +413,8 @@ export const REQUESTS = {
    */
   bucketsCreate: {
     body: Type.Object({
-      region: Name, settings: PartitionSettings, buckets: Type.Array(Uint({ maximum: PARTITION_BUCKETS_MAX }), { maxItems: PARTITION_BUCKETS_MAX }),
+      region: Name, settings: PartitionSettings, persistent: Type.Boolean(),
+      buckets: Type.Array(Uint({ maximum: PARTITION_BUCKETS_MAX }), { maxItems: PARTITION_BUCKETS_MAX }),
       member: Name, held: Type.Optional(Type.Boolean()),
     }, { additionalProperties: false }),
     response: Type.Object({ view: View }),

@@ -4,7 +4,10 @@
 //   - views: every live member holds the same view, listing exactly the live members;
 //   - acknowledged writes: every write a client saw acknowledged is on every server, unless a
 //     later write to the same key by the same writer superseded it;
-//   - replicas: every server holds identical contents for every region;
+//   - replicas: every server holds identical contents for every replicate region;
+//   - partitioned region Q (persistent, one redundant copy, 16 buckets): every created bucket has
+//     its two copies and nothing pending, each copy holds the same entries, no other server holds
+//     any of them, and acknowledged writes are on both copies;
 //   - site configuration: a worker creates and destroys regions through random locators
 //     meanwhile; every locator holds the same configuration, every server runs its version and
 //     hosts exactly its regions, acknowledged versions only increase, and each region's last
@@ -24,6 +27,7 @@ import type { StraitError } from '../errors.ts';
 import type { ConfigChange, ConfigChangeResult, RegionSpec, View } from '../protocol/messages.ts';
 import type { Address, Runtime } from '../runtime/runtime.ts';
 import type { SimHost } from './simulator.ts';
+import { bucketOf } from '../core/partition-map.ts';
 import { Simulator } from './simulator.ts';
 
 export interface SiteSimulationOptions {
@@ -51,6 +55,7 @@ const SERVER_PORT = 40404;
 const REGIONS: RegionSpec[] = [
   { name: 'R', type: 'replicate', persistent: false },
   { name: 'P', type: 'replicate', persistent: true },
+  { name: 'Q', type: 'partition', persistent: true, partition: { totalNumBuckets: 16, redundantCopies: 1, recoveryDelayMs: 0, startupRecoveryDelayMs: 0 } },
 ];
 
 interface WrittenValue {
@@ -198,6 +203,8 @@ export class SiteSimulation {
     sim.network.heal();
     for (const host of this.memberHosts) if (!host.alive || !this.members.has(host.name)) this.startMember(host);
     await this.advance(sim.nowMs + 60_000, () => this.allReady());
+    // Bucket images after the restarts complete in the background.
+    await this.advance(sim.nowMs + 30_000, () => this.allReady() && this.bucketsSettled());
     if (this.options.configChanges) {
       // Liveness: once healed, a change goes through (no change is stuck at the coordinator).
       let answer: { error?: StraitError; result?: ConfigChangeResult } | undefined;
@@ -216,7 +223,7 @@ export class SiteSimulation {
     let seq = 0;
     while (this.sim.nowMs < endMs) {
       seq += 1;
-      const region = random.chance(0.5) ? 'R' : 'P';
+      const region = random.pick(['R', 'P', 'Q']);
       const shared = random.chance(0.25);
       const key = shared ? `shared-${random.int(4)}` : `${writer}-${random.int(8)}`;
       const remove = !shared && random.chance(0.1);
@@ -360,6 +367,56 @@ export class SiteSimulation {
     return lines.join('\n');
   }
 
+  /** Every partitioned region's buckets have their copies and nothing pending or offline. */
+  private bucketsSettled(): boolean {
+    const view = this.liveMembers()[0]?.member.node.admin.view();
+    const servers = this.servers().length;
+    return (view?.partitions ?? []).every((map) => (map.offline ?? []).length === 0
+      && map.buckets.every((bucket) => bucket === null || (bucket.pending.length === 0 && bucket.copies.length === Math.min(1 + map.settings.redundantCopies, servers))));
+  }
+
+  private holdersOf(view: View, servers: readonly Server[], regionName: string, key: string): Server[] {
+    const found = holders(view, servers, regionName, key);
+    if (found.length === 0 && REGIONS.find((region) => region.name === regionName)?.partition !== undefined) {
+      throw this.failure(`${regionName}/${key} was acknowledged but its bucket has no copy in view ${view.id}`);
+    }
+    return found;
+  }
+
+  /** The partitioned region's checker (see the module comment). */
+  private checkPartitioned(view: View, servers: readonly Server[]): void {
+    for (const spec of REGIONS) {
+      if (spec.partition === undefined) continue;
+      const map = view.partitions?.find((candidate) => candidate.region === spec.name);
+      const wanted = Math.min(1 + spec.partition.redundantCopies, servers.length);
+      const byId = new Map(servers.map((server) => [server.admin.status().info.id, server]));
+      if ((map?.offline ?? []).length > 0) throw this.failure(`region ${spec.name}: buckets ${map!.offline!.map((entry) => `${entry.bucket} (last on ${entry.last.join(',')})`).join('; ')} still offline after every server restarted`);
+      for (const [index, bucket] of (map?.buckets ?? []).entries()) {
+        if (bucket === null) continue;
+        if (bucket.copies.length !== wanted || bucket.pending.length > 0) throw this.failure(`region ${spec.name} bucket ${index}: ${JSON.stringify(bucket)}, wanted ${wanted} ready copies`);
+        const [reference, ...others] = bucket.copies.map((id) => byId.get(id));
+        if (reference === undefined || others.some((server) => server === undefined)) throw this.failure(`region ${spec.name} bucket ${index}: a copy is not a live server: ${JSON.stringify(bucket)}`);
+        const keys = reference.region(spec.name)!.bucketKeys(index);
+        for (const other of others) {
+          const theirs = other!.region(spec.name)!.bucketKeys(index);
+          if (theirs.join('\n') !== keys.join('\n')) throw this.failure(`region ${spec.name} bucket ${index}: copies hold different keys (${keys.length} and ${theirs.length})`);
+          for (const key of keys) {
+            const a = reference.region(spec.name)!.entry(key)!;
+            const b = other!.region(spec.name)!.entry(key)!;
+            if (a.tag.join('/') !== b.tag.join('/')) throw this.failure(`region ${spec.name} key ${key}: copies hold ${a.tag.join('/')} and ${b.tag.join('/')}`);
+          }
+        }
+      }
+      for (const server of servers) {
+        const id = server.admin.status().info.id;
+        for (const index of server.region(spec.name)!.heldBuckets()) {
+          const bucket = map?.buckets[index] ?? null;
+          if (bucket === null || !bucket.copies.includes(id)) throw this.failure(`region ${spec.name}: ${server.admin.status().info.name} still holds bucket ${index}, assigned ${JSON.stringify(bucket)}`);
+        }
+      }
+    }
+  }
+
   /** The three checkers. Throws with the seed on the first violation. */
   check(): void {
     if (this.failures.length > 0) throw this.failure(this.failures.join('; '));
@@ -373,7 +430,9 @@ export class SiteSimulation {
     }
 
     const servers = this.servers();
+    this.checkPartitioned(view, servers);
     for (const spec of REGIONS) {
+      if (spec.type === 'partition') continue;
       const reference = servers[0]!.region(spec.name)!;
       const referenceName = servers[0]!.admin.status().info.name;
       for (const server of servers.slice(1)) {
@@ -394,7 +453,7 @@ export class SiteSimulation {
 
     for (const [historyKey, history] of this.owned) {
       const [regionName, key] = historyKey.split('/', 2) as [string, string];
-      for (const server of servers) {
+      for (const server of this.holdersOf(view, servers, regionName, key)) {
         const value = server.region(regionName)!.get(key);
         const name = server.admin.status().info.name;
         if (value === undefined) {
@@ -410,6 +469,14 @@ export class SiteSimulation {
       }
     }
   }
+}
+
+/** The servers that should hold `key` of `regionName`: all of them, or its bucket's copies. */
+function holders(view: View, servers: readonly Server[], regionName: string, key: string): Server[] {
+  const spec = REGIONS.find((region) => region.name === regionName)!;
+  if (spec.partition === undefined) return [...servers];
+  const bucket = view.partitions?.find((map) => map.region === regionName)?.buckets[bucketOf(key, spec.partition.totalNumBuckets)];
+  return servers.filter((server) => bucket?.copies.includes(server.admin.status().info.id) === true);
 }
 
 /** Runs one seed; resolves with a summary line, rejects with the seed in the message. */
