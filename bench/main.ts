@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { connect } from '../src/client/connect.ts';
 import { Cleanup } from './processes.ts';
 import { parseOptions, USAGE, UsageError, type BenchOptions } from './options.ts';
-import { BENCH_REGION, regionSizes, startStraitSite, stopStraitSite } from './strait-site.ts';
+import { BENCH_REGION, regionSizes, startStraitSite, stopStraitSite, type BenchRegionType } from './strait-site.ts';
 import { runLoad, warmUp, Workload, type LoadRun } from './strait-load.ts';
 import { closeCatchUpProbe, findRedis, measureCatchUp, openCatchUpProbe, redisBenchmarkArgs, runRedisBenchmark, runSetWait, startRedisPair, type CatchUp, type RedisBenchmarkRow, type SetWaitRun } from './redis.ts';
 import { runProfile } from './profile.ts';
@@ -82,21 +82,22 @@ interface StraitSession {
   close(): Promise<void>;
 }
 
-async function openStrait(cleanup: Cleanup, root: string, options: BenchOptions): Promise<StraitSession> {
-  say(`\nStrait: starting a locator and ${SERVERS} servers (strait start) in ${root}`);
-  const site = await startStraitSite(cleanup, root, SERVERS);
+async function openStrait(cleanup: Cleanup, root: string, options: BenchOptions, type: BenchRegionType = 'replicate'): Promise<StraitSession> {
+  const label = type === 'replicate' ? 'Strait' : 'Strait partitioned';
+  say(`\n${label}: starting a locator and ${SERVERS} servers (strait start) in ${root}, region ${BENCH_REGION} ${type === 'replicate' ? 'replicated' : 'partitioned, 113 buckets, 1 redundant copy'}`);
+  const site = await startStraitSite(cleanup, root, SERVERS, type);
   for (const member of site.members) say(`  ${member.role} ${member.name} at ${member.address}, pid ${member.pid}`);
   const commands = [
     `strait start locator --name bench-locator --dir <tmp>/bench-locator --bind-address 127.0.0.1 --timeout 60 --json --port 0`,
     ...site.members.filter((member) => member.role === 'server').map((member) =>
-      `strait start server --name ${member.name} --dir <tmp>/${member.name} --bind-address 127.0.0.1 --timeout 60 --json --server-port 0 --locators <locator host[port]>   # <tmp>/${member.name}/strait.yaml: regions: { ${BENCH_REGION}: { type: replicate, persistent: false } }`),
+      `strait start server --name ${member.name} --dir <tmp>/${member.name} --bind-address 127.0.0.1 --timeout 60 --json --server-port 0 --locators <locator host[port]>   # <tmp>/${member.name}/strait.yaml: regions: { ${BENCH_REGION}: ${type === 'replicate' ? '{ type: replicate, persistent: false }' : '{ type: partition, persistent: false, redundant-copies: 1 }'} }`),
     `strait stop server|locator --dir <tmp>/<member> --timeout 20 --force   # servers first, then the locator`,
   ];
   const workload = new Workload(options.keyCount, options.valueBytes);
   const client = await connect({ locators: site.locators, name: 'bench' });
   const close = async (): Promise<void> => {
     await client.close();
-    say('  Strait: stopping the site (strait stop)');
+    say(`  ${label}: stopping the site (strait stop)`);
     await stopStraitSite(cleanup, site);
   };
   try {
@@ -109,18 +110,18 @@ async function openStrait(cleanup: Cleanup, root: string, options: BenchOptions)
       commands,
       run: async () => {
         const putOne = await runLoad(region, workload, 'put', options.opsOneInFlight, 1);
-        say(describeRun('Strait put, 1 in flight', putOne));
+        say(describeRun(`${label} put, 1 in flight`, putOne));
         const getOne = await runLoad(region, workload, 'get', options.opsOneInFlight, 1);
-        say(describeRun('Strait get, 1 in flight', getOne));
+        say(describeRun(`${label} get, 1 in flight`, getOne));
         const putPipelined = await runLoad(region, workload, 'put', options.opsPipelined, options.pipelineDepth);
-        say(describeRun(`Strait put, ${options.pipelineDepth} in flight`, putPipelined));
+        say(describeRun(`${label} put, ${options.pipelineDepth} in flight`, putPipelined));
         const getPipelined = await runLoad(region, workload, 'get', options.opsPipelined, options.pipelineDepth);
-        say(describeRun(`Strait get, ${options.pipelineDepth} in flight`, getPipelined));
+        say(describeRun(`${label} get, ${options.pipelineDepth} in flight`, getPipelined));
         return { putOne, getOne, putPipelined, getPipelined };
       },
       checkReplicas: async () => {
         const sizes = await regionSizes(site, BENCH_REGION);
-        say(`  Strait: ${BENCH_REGION} entries per server after the runs: ${sizes.map((entry) => `${entry.name} ${entry.size}`).join(', ')}`);
+        say(`  ${label}: ${BENCH_REGION} entries per server after the runs: ${sizes.map((entry) => `${entry.name} ${entry.size}`).join(', ')}`);
         if (sizes.some((entry) => entry.size !== options.keyCount)) throw new Error(`servers disagree on ${BENCH_REGION}: ${JSON.stringify(sizes)}, expected ${options.keyCount} each`);
         return sizes;
       },
@@ -209,30 +210,39 @@ async function openRedis(cleanup: Cleanup, root: string, options: BenchOptions):
  * Both systems run side by side and the runs alternate (Strait, then Redis, per run), so a
  * slow spell of this (virtual) machine hits both rather than one.
  */
-async function measure(cleanup: Cleanup, root: string, options: BenchOptions, redisMissing: string | undefined): Promise<{ strait: StraitResults; redis: RedisResults }> {
+async function measure(cleanup: Cleanup, root: string, options: BenchOptions, redisMissing: string | undefined): Promise<{ strait: StraitResults; partitioned: StraitResults; redis: RedisResults }> {
   const strait = await openStrait(cleanup, join(root, 'strait'), options);
+  let partitioned: StraitSession | undefined;
   let redis: RedisSession | undefined;
   try {
+    // The same two servers' worth of data, partitioned: each bucket on a primary and one copy,
+    // so both servers still hold every key, but each write goes through its bucket's primary.
+    partitioned = await openStrait(cleanup, join(root, 'strait-partitioned'), options, 'partition');
     if (redisMissing === undefined) redis = await openRedis(cleanup, join(root, 'redis'), options);
     const straitRuns: StraitRun[] = [];
+    const partitionedRuns: StraitRun[] = [];
     const redisRuns: RedisRun[] = [];
     for (let index = 1; index <= options.runs; index++) {
       say(`\nrun ${index}/${options.runs}`);
       straitRuns.push(await strait.run());
+      partitionedRuns.push(await partitioned.run());
       if (redis !== undefined) redisRuns.push(await redis.run());
     }
     const sizes = await strait.checkReplicas();
+    const partitionedSizes = await partitioned.checkReplicas();
     return {
       strait: { commands: strait.commands, runs: straitRuns, regionSizes: sizes },
+      partitioned: { commands: partitioned.commands, runs: partitionedRuns, regionSizes: partitionedSizes },
       redis: redis === undefined ? { skipped: redisMissing ?? 'not run' } : { commands: redis.commands, runs: redisRuns },
     };
   } finally {
     await redis?.close();
+    await partitioned?.close();
     await strait.close();
   }
 }
 
-function comparisonRows(options: BenchOptions, strait: StraitResults, redis: RedisResults): Row[] {
+function comparisonRows(options: BenchOptions, strait: StraitResults, redis: RedisResults, partitioned?: StraitResults): Row[] {
   const redisRuns = 'runs' in redis ? redis.runs : undefined;
   const ofStrait = (pick: (run: StraitRun) => number) => spread(strait.runs.map(pick));
   const ofRedis = (pick: (run: RedisRun) => number) => (redisRuns === undefined ? undefined : spread(redisRuns.map(pick)));
@@ -255,6 +265,7 @@ function comparisonRows(options: BenchOptions, strait: StraitResults, redis: Red
     { metric: 'put acked by the replica (Redis: SET + WAIT 1), 1 in flight: ops/s', strait: ofStrait((run) => run.putOne.opsPerSecond), redis: ofRedis((run) => run.setWait.opsPerSecond), decimals: 0 },
     { metric: 'put acked by the replica (Redis: SET + WAIT 1), 1 in flight: p50 ms', strait: ofStrait((run) => run.putOne.p50Ms), redis: ofRedis((run) => run.setWait.p50Ms), decimals: 3 },
     { metric: 'put acked by the replica (Redis: SET + WAIT 1), 1 in flight: p99 ms', strait: ofStrait((run) => run.putOne.p99Ms), redis: ofRedis((run) => run.setWait.p99Ms), decimals: 3 },
+    ...(partitioned === undefined ? [] : partitionedRows(options, partitioned, ofRedis)),
     {
       metric: `replica catch-up after the ${depth}-deep put run: ms`,
       strait: undefined,
@@ -266,6 +277,19 @@ function comparisonRows(options: BenchOptions, strait: StraitResults, redis: Red
 }
 
 
+/** The partitioned region's figures beside the same Redis runs. */
+function partitionedRows(options: BenchOptions, partitioned: StraitResults, ofRedis: (pick: (run: RedisRun) => number) => ReturnType<typeof spread> | undefined): Row[] {
+  const of = (pick: (run: StraitRun) => number) => spread(partitioned.runs.map(pick));
+  const depth = options.pipelineDepth;
+  const label = 'partitioned (2 servers, 1 redundant copy)';
+  return [
+    { metric: `${label} put, 1 in flight: p50 ms`, strait: of((run) => run.putOne.p50Ms), redis: ofRedis((run) => run.setWait.p50Ms), aim: { max: LATENCY_RATIO_MAX }, decimals: 3 },
+    { metric: `${label} get, 1 in flight: p50 ms`, strait: of((run) => run.getOne.p50Ms), redis: ofRedis((run) => run.getOne.p50LatencyMs), aim: { max: LATENCY_RATIO_MAX }, decimals: 3 },
+    { metric: `${label} put, ${depth} in flight: ops/s`, strait: of((run) => run.putPipelined.opsPerSecond), redis: ofRedis((run) => run.setPipelined.rps), aim: { min: THROUGHPUT_RATIO_MIN }, decimals: 0 },
+    { metric: `${label} get, ${depth} in flight: ops/s`, strait: of((run) => run.getPipelined.opsPerSecond), redis: ofRedis((run) => run.getPipelined.rps), aim: { min: THROUGHPUT_RATIO_MIN }, decimals: 0 },
+  ];
+}
+
 /** The code measured: commit and how many files differ from it (others may be editing). */
 
 async function benchmark(cleanup: Cleanup, root: string, options: BenchOptions, machine: Machine, redisMissing: string | undefined): Promise<void> {
@@ -273,8 +297,8 @@ async function benchmark(cleanup: Cleanup, root: string, options: BenchOptions, 
   const startedMs = performance.now();
   say(`${options.runs} run${options.runs === 1 ? '' : 's'} of each measurement${options.quick ? ' (--quick: one run, so each figure is that run, not a median)' : ', median reported'}; ` +
     `${options.opsOneInFlight.toLocaleString('en-US')} ops one in flight, ${options.opsPipelined.toLocaleString('en-US')} ops ${options.pipelineDepth} in flight; ${options.valueBytes}-byte values`);
-  const { strait, redis } = await measure(cleanup, root, options, redisMissing);
-  const rows = comparisonRows(options, strait, redis);
+  const { strait, partitioned, redis } = await measure(cleanup, root, options, redisMissing);
+  const rows = comparisonRows(options, strait, redis, partitioned);
   say('');
   say(formatTable(rows));
   if ('skipped' in redis) say(`\nRedis was not measured: ${redis.skipped}. The Redis column is empty; no Redis figure is assumed.`);
@@ -292,6 +316,7 @@ async function benchmark(cleanup: Cleanup, root: string, options: BenchOptions, 
     loadAverageAtEnd: loadavg()[0],
     cpuBusyAfterEnd,
     strait,
+    partitioned,
     redis,
     table: tableRows(rows),
   });

@@ -50,9 +50,14 @@ export function strait(args: readonly string[], cwd?: string): ReturnType<typeof
   return runCommand(process.execPath, [STRAIT_BIN_PATH, ...args], cwd === undefined ? {} : { cwd });
 }
 
-/** The region declaration of every benchmark server: replicated, in memory only. */
-export function benchServerConfig(): string {
-  return `regions:\n  ${BENCH_REGION}: { type: replicate, persistent: false }\n`;
+/** What the benchmark region is: replicated, or partitioned with one redundant copy. */
+export type BenchRegionType = 'replicate' | 'partition';
+
+/** The region declaration of every benchmark server: in memory only. */
+export function benchServerConfig(type: BenchRegionType = 'replicate'): string {
+  return type === 'replicate'
+    ? `regions:\n  ${BENCH_REGION}: { type: replicate, persistent: false }\n`
+    : `regions:\n  ${BENCH_REGION}: { type: partition, persistent: false, redundant-copies: 1 }\n`;
 }
 
 /**
@@ -84,7 +89,7 @@ export async function stopMember(member: StartedMember): Promise<void> {
 }
 
 /** Starts a locator and `servers` servers hosting BENCH under `root`. */
-export async function startStraitSite(cleanup: Cleanup, root: string, servers: number): Promise<StraitSite> {
+export async function startStraitSite(cleanup: Cleanup, root: string, servers: number, type: BenchRegionType = 'replicate'): Promise<StraitSite> {
   const members: StartedMember[] = [];
   const locator = await startMember(cleanup, 'locator', 'bench-locator', join(root, 'bench-locator'), ['--port', '0']);
   members.push(locator);
@@ -92,7 +97,7 @@ export async function startStraitSite(cleanup: Cleanup, root: string, servers: n
     const name = `bench-server-${index}`;
     const dir = join(root, name);
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'strait.yaml'), benchServerConfig());
+    writeFileSync(join(dir, 'strait.yaml'), benchServerConfig(type));
     members.push(await startMember(cleanup, 'server', name, dir, ['--server-port', '0', '--locators', locator.address]));
   }
   return { root, locators: locator.address, members };

@@ -163,7 +163,10 @@ export function nextPartitions(
     const before = new Set(eligibleHosts(previousMembers, map.region).map((member) => member.info.id));
     const gained = eligible.some((member) => !before.has(member.info.id));
     const { recoveryDelayMs, startupRecoveryDelayMs } = map.settings;
-    if (change.repair?.includes(map.region) === true || (lost && recoveryDelayMs === 0) || (gained && startupRecoveryDelayMs === 0)) repair(map, eligible);
+    // With no recovery delay a bucket short of copies gets them with any view change (a loss,
+    // or a bucket an offer brought back with one copy).
+    const short = (lost || (change.create ?? []).length > 0) && recoveryDelayMs === 0 && underRedundant(map);
+    if (change.repair?.includes(map.region) === true || short || (gained && startupRecoveryDelayMs === 0)) repair(map, eligible);
     if (change.rebalance?.includes(map.region) === true) {
       repair(map, eligible);
       map.buckets = rebalance(map, eligible).buckets;

@@ -13,7 +13,7 @@
 
 import { StraitError } from '../errors.ts';
 import type { Connection, Reply } from '../protocol/connection.ts';
-import type { BucketAssignment, PartitionMap, RequestBody, RequestOp, ResponseBody, View } from '../protocol/messages.ts';
+import type { BucketAssignment, PartitionMap, RequestBody, RequestOp, ResponseBody, View, WireEntry } from '../protocol/messages.ts';
 import type { Address, Logger, Runtime } from '../runtime/runtime.ts';
 import type { KeyPager } from './key-pager.ts';
 import { holds, mapOf } from './partition-map.ts';
@@ -22,6 +22,7 @@ import type { Region } from './region.ts';
 import type { RegionTable } from './region-table.ts';
 import { findMember } from './views.ts';
 import type { WritePath } from './write-path.ts';
+import type { PendingWrite } from './replication.ts';
 
 /** How often an operation may be passed on to a bucket's primary before it is refused (maps changing). */
 const MAX_HOPS = 3;
@@ -291,6 +292,26 @@ export class PartitionedRegions {
       if (error === undefined && (this.map(region.spec.name)?.buckets[bucket] ?? null) !== null) retry();
       else this.runtime.setTimer(RETRY_MS, retry);
     });
+  }
+
+  /**
+   * Entries another member replicated here and that were new here. When this server is the
+   * bucket's primary, they came from a previous primary (a write it made before it learned of
+   * the change) or a copy's push-back: the bucket's other holders get them from here, and the
+   * sender's answer waits for them — so a write the old primary acknowledged is also on the
+   * holders only the new view names.
+   */
+  onwards(region: Region, entries: readonly WireEntry[], from: string | undefined, pending: PendingWrite): void {
+    const me = this.host.memberId();
+    const map = this.map(region.spec.name);
+    if (me === undefined || map === undefined) return;
+    const sender = this.host.view()?.members.find((member) => member.info.name === from)?.info.id;
+    for (const entry of entries) {
+      const assigned = map.buckets[region.bucketOf(entry[0])] ?? null;
+      if (assigned === null || assigned.primary !== me) continue;
+      const targets = new Set([...assigned.copies, ...assigned.pending].filter((id) => id !== me && id !== sender));
+      if (targets.size > 0) this.writes.replicate(region.spec.name, entry, pending, false, undefined, targets);
+    }
   }
 
   // ---- Membership ----

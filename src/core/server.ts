@@ -157,6 +157,7 @@ export class Server {
       offerView: (view) => this.agent?.offerView(view),
       requestTimeoutMs: config.timing.requestTimeoutMs,
     }, { regions: this.regions, writes: this.writes, pager: this.pager }, this.log);
+    this.writes.onwards = (region, entries, from, pending) => this.partitions.onwards(region, entries, from, pending);
     this.handlers = this.makeHandlers(regionRequestHandlers({
       memberName: config.name, valueBytesMax: config.valueBytesMax, requireReady: () => this.requireReady(),
       regions: this.regions, writes: this.writes, pager: this.pager, subscriptions: this.subscriptions, creation: this.creation,
@@ -650,7 +651,7 @@ export class Server {
       ping: (_connection, _body, reply) => reply.ok({}),
       memberInfo: (_connection, _body, reply) => reply.ok({ info: this.info, state: this.state, viewId: this.view?.id ?? 0 }),
       ...regionRequests,
-      replicate: (_connection, body, reply) => this.writes.onReplicate(body, reply),
+      replicate: (connection, body, reply) => this.writes.onReplicate(body, reply, connection.peer?.name),
       image: (connection, body, reply) => this.images.serve(connection, body, reply),
       gatewayBatch: (connection, body, reply) => {
         if (this.receiver === undefined) throw new StraitError('STRAIT_MESSAGE_INVALID', { peer: connection.label, reason: `${this.config.name} runs no gateway receiver` });

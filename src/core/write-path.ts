@@ -227,7 +227,14 @@ export class WritePath {
   }
 
   /** Another server replicates changes to us. */
-  onReplicate(body: RequestBody<'replicate'>, reply: Reply<'replicate'>): void {
+  /**
+   * Where entries another server replicated here go next: a partitioned region's primary passes
+   * on what it applied from another member (a previous primary's late write) to the bucket's
+   * current holders, making `pending` wait for them (partitioned-regions.ts).
+   */
+  onwards: ((region: Region, entries: readonly WireEntry[], from: string | undefined, pending: PendingWrite) => void) | undefined;
+
+  onReplicate(body: RequestBody<'replicate'>, reply: Reply<'replicate'>, from?: string): void {
     // Replicas accept writes while initializing: that is how a joiner gets writes made during
     // its initial image.
     const state = this.host.state();
@@ -238,14 +245,16 @@ export class WritePath {
     const region = this.regions.require(body.region);
     const now = this.runtime.clock.monotonic();
     for (const [id, existed] of body.requests ?? []) this.requests.remember(id, existed, now);
+    const applied: WireEntry[] = [];
     for (const entry of body.entries) {
-      this.applyReplicated(region, entry[0], entry[1], entry[2]);
+      if (this.applyReplicated(region, entry[0], entry[1], entry[2]) && region.spec.partition !== undefined) applied.push(entry);
       if (body.gateway === true) this.gateways.queue(region, entry, false);
     }
     const pending = new PendingWrite((error) => {
       if (error !== undefined) reply.fail(error);
       else reply.ok({});
     });
+    if (applied.length > 0) this.onwards?.(region, applied, from, pending);
     if (body.gateway === true) this.gateways.sync(region, pending);
     this.awaitRegion(region, pending);
     pending.settle();
