@@ -35,6 +35,7 @@ import { parseAddressList } from '../config/address.ts';
 import { ClientRegion } from './region.ts';
 import { ServerLink, type RequestOptions } from './server-link.ts';
 import { ClientSubscriptions, type SubscriptionSink } from './subscriptions.ts';
+import { SingleHop } from './single-hop.ts';
 
 // The client's whole public surface is importable from here, wherever each part lives.
 export { ClientRegion } from './region.ts';
@@ -58,6 +59,11 @@ export interface ConnectOptions {
   readonly requestTimeoutMs?: number;
   /** Requests in flight on the server connection, at most; default 10 000. */
   readonly requestsInFlightMax?: number;
+  /**
+   * Send get, put and remove of partitioned regions straight to the primary of the key's bucket
+   * (default true); false sends every operation through the client's one server.
+   */
+  readonly singleHop?: boolean;
   readonly signal?: AbortSignal;
   /** Network and timers; default: the Node runtime. */
   readonly runtime?: Runtime;
@@ -85,6 +91,8 @@ export class StraitClient {
   private readonly requestTimeoutMs: number;
   private readonly keepAlive: KeepAlive | undefined;
   private readonly link: ServerLink;
+  /** Partitioned regions' operations straight to their bucket's primary (single-hop.ts). */
+  private readonly singleHop: SingleHop | undefined;
   private readonly subscriptions: ClientSubscriptions;
   /** Names this client's writes (random per client), so servers recognise a retried write. */
   private readonly clientId: string;
@@ -110,6 +118,12 @@ export class StraitClient {
       serverConnection: () => this.server,
     });
     this.link = new ServerLink(runtime, locators, connectionOptions, this.requestTimeoutMs, this.subscriptions);
+    this.singleHop = options.singleHop === false ? undefined : new SingleHop(runtime, connectionOptions, this.requestTimeoutMs, () => this.view());
+  }
+
+  /** Operations sent straight to a bucket's primary, and those that fell back to the usual path. */
+  get singleHopCounts(): { direct: number; fallbacks: number } {
+    return { direct: this.singleHop?.direct ?? 0, fallbacks: this.singleHop?.fallbacks ?? 0 };
   }
 
   /**
@@ -249,6 +263,7 @@ export class StraitClient {
 
   async close(): Promise<void> {
     if (this.link.closed) return;
+    this.singleHop?.close();
     this.link.close();
     this.ownsRuntime?.();
   }
@@ -267,7 +282,13 @@ export class StraitClient {
   async request<Op extends RequestOp>(
     op: Op, body: RequestBody<Op>, options: RequestOptions = {},
   ): Promise<ResponseBody<Op>> {
-    return this.pending(() => this.link.requestWithin(op, body, options, this.requestTimeoutMs));
+    return this.pending(async () => {
+      if (this.singleHop !== undefined && options.signal === undefined && (op === 'get' || op === 'put' || op === 'remove')) {
+        const direct = await this.singleHop.send(op as 'get', body as RequestBody<'get'>);
+        if (direct !== undefined) return direct as ResponseBody<Op>;
+      }
+      return this.link.requestWithin(op, body, options, this.requestTimeoutMs);
+    });
   }
 
   /** Registers a subscription; events flow to `sink` from the current and every later server. */

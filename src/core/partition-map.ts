@@ -43,15 +43,7 @@ export function normalizeRegionSpec(spec: RegionSpec): RegionSpec {
   return { ...spec, partition: { ...PARTITION_DEFAULTS, ...spec.partition } };
 }
 
-/** The bucket of `key` in a region of `total` buckets. */
-export function bucketOf(key: string, total: number): number {
-  let hash = 0x811c9dc5;
-  for (let index = 0; index < key.length; index++) {
-    hash ^= key.charCodeAt(index);
-    hash = Math.imul(hash, 0x01000193);
-  }
-  return (hash >>> 0) % total;
-}
+export { bucketOf } from '../protocol/buckets.ts';
 
 /** The servers that may take new copies of `region`'s buckets: ready, hosting it, oldest first. */
 export function eligibleHosts(members: readonly ViewMember[], region: string): ViewMember[] {

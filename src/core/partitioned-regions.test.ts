@@ -69,6 +69,14 @@ test('a partitioned region spreads buckets over the servers, each key on two of 
   assert.equal(await site.settle(region.size()), 1200);
   const listed = await site.settle(region.keys());
   assert.equal(listed.length, 1200);
+  // Single-hop: once the client learned the map, its operations go straight to the primaries.
+  await site.advance(11_000);
+  await site.settle(region.get('key-0'));
+  await site.advance(1000);
+  const before = client.singleHopCounts.direct;
+  for (const key of keys.slice(0, 200)) assert.equal(await site.settle(region.get(key)), `value of ${key}`);
+  await site.settle(Promise.all(keys.slice(0, 200).map((key) => region.put(key, `value of ${key}`))));
+  assert.ok(client.singleHopCounts.direct - before >= 380, `straight to the primary: ${JSON.stringify(client.singleHopCounts)}`);
   assert.ok(await site.settle(region.remove('key-3')));
   assert.equal(await site.settle(region.get('key-3')), undefined);
   assert.equal(await site.settle(region.size()), 1199);
@@ -83,6 +91,14 @@ test('a crashed server loses no key: its buckets are served by their copies and 
   const region = client.region<string>('P');
   const keys = Array.from({ length: 600 }, (_, index) => `k${index}`);
   await site.settle(Promise.all(keys.map((key) => region.put(key, key))));
+  // The client knows the map (single-hop): operations to the crashed server's buckets fall back.
+  await site.advance(11_000);
+  await site.settle(region.get('k0'));
+  await site.advance(1000);
+  await site.settle(Promise.all(keys.slice(0, 50).map((key) => region.get(key))));
+  await site.advance(1000);
+  await site.settle(Promise.all(keys.slice(0, 50).map((key) => region.get(key))));
+  assert.ok(client.singleHopCounts.direct > 0, JSON.stringify(client.singleHopCounts));
   site.serverHosts[1]!.crash();
   await site.waitFor('the view drops the crashed server and every bucket has two copies again', () => {
     const live = liveServers(site);
@@ -91,6 +107,7 @@ test('a crashed server loses no key: its buckets are served by their copies and 
   for (const key of keys) assert.equal(holders(site, key).length, 2, `${key} held by ${holders(site, key)}`);
   const values = await site.settle(Promise.all(keys.map((key) => region.get(key))));
   assert.deepEqual(values, keys);
+  assert.ok(client.singleHopCounts.fallbacks > 0 || client.singleHopCounts.direct > 2, JSON.stringify(client.singleHopCounts));
   // Writes go on through the new primaries.
   await site.settle(Promise.all(keys.slice(0, 100).map((key) => region.put(key, `${key}+`))));
   for (const key of keys.slice(0, 100)) assert.equal(holders(site, key).length, 2);
