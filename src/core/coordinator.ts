@@ -124,25 +124,33 @@ export class Coordinator {
     }
   }
 
-  /** `strait rebalance`: evens out the partitioned regions (or only plans it, with `simulate`). */
-  onRebalance(body: RequestBody<'rebalance'>, reply: Reply<'rebalance'>): void {
+  /**
+   * The view, when this locator is ready and coordinates; otherwise undefined, and the request
+   * is refused (not ready) or forwarded to the coordinator, whose answer is relayed.
+   */
+  private coordinatorView<Op extends 'join' | 'rebalance' | 'bucketsCreate' | 'bucketReady'>(op: Op, body: RequestBody<Op>, reply: Reply<Op>): View | undefined {
     const view = this.host.agent.view;
     if (view === null || this.host.state() !== 'ready') {
       reply.fail(new StraitError('STRAIT_NOT_READY', { member: this.host.name, state: this.host.state() }));
-      return;
+      return undefined;
     }
-    if (!this.host.isCoordinator()) {
-      const coordinator = findMember(view, view.coordinator);
-      if (coordinator === undefined) {
-        reply.fail(new StraitError('STRAIT_NOT_READY', { member: this.host.name, state: 'no coordinator' }));
-        return;
-      }
-      this.pool.get(coordinator.info.address).request('rebalance', body, (error, response) => {
-        if (error !== undefined || response === undefined) reply.fail(error ?? new StraitError('STRAIT_INTERNAL', { reason: 'empty rebalance response' }));
-        else reply.ok(response);
-      });
-      return;
+    if (this.host.isCoordinator()) return view;
+    const coordinator = findMember(view, view.coordinator);
+    if (coordinator === undefined) {
+      reply.fail(new StraitError('STRAIT_NOT_READY', { member: this.host.name, state: 'no coordinator' }));
+      return undefined;
     }
+    this.pool.get(coordinator.info.address).request(op, body, (error, response) => {
+      if (error !== undefined || response === undefined) reply.fail(error ?? new StraitError('STRAIT_INTERNAL', { reason: `empty ${op} response` }));
+      else reply.ok(response);
+    });
+    return undefined;
+  }
+
+  /** `strait rebalance`: evens out the partitioned regions (or only plans it, with `simulate`). */
+  onRebalance(body: RequestBody<'rebalance'>, reply: Reply<'rebalance'>): void {
+    const view = this.coordinatorView('rebalance', body, reply);
+    if (view === undefined) return;
     const maps = (view.partitions ?? []).filter((map) => body.regions === undefined || body.regions.includes(map.region));
     for (const name of body.regions ?? []) {
       if (!maps.some((map) => map.region === name)) throw new StraitError('STRAIT_REGION_NOT_FOUND', { region: `${name} (a partitioned region with buckets)`, member: this.host.name });
@@ -166,23 +174,8 @@ export class Coordinator {
    * answers with the view that holds the change; another locator forwards.
    */
   onPartitionRequest<Op extends 'bucketsCreate' | 'bucketReady'>(op: Op, body: RequestBody<Op>, reply: Reply<Op>): void {
-    const view = this.host.agent.view;
-    if (view === null || this.host.state() !== 'ready') {
-      reply.fail(new StraitError('STRAIT_NOT_READY', { member: this.host.name, state: this.host.state() }));
-      return;
-    }
-    if (!this.host.isCoordinator()) {
-      const coordinator = findMember(view, view.coordinator);
-      if (coordinator === undefined) {
-        reply.fail(new StraitError('STRAIT_NOT_READY', { member: this.host.name, state: 'no coordinator' }));
-        return;
-      }
-      this.pool.get(coordinator.info.address).request(op, body, (error, response) => {
-        if (error !== undefined || response === undefined) reply.fail(error ?? new StraitError('STRAIT_INTERNAL', { reason: `empty ${op} response` }));
-        else reply.ok(response);
-      });
-      return;
-    }
+    const view = this.coordinatorView(op, body, reply);
+    if (view === undefined) return;
     if (findMember(view, body.member) === undefined) {
       reply.fail(new StraitError('STRAIT_NOT_MEMBER', { member: body.member, site: this.host.site }));
       return;
@@ -260,19 +253,8 @@ export class Coordinator {
       reply.fail(new StraitError('STRAIT_SITE_MISMATCH', { peer: body.info.name, peerSite: body.info.site, site: this.host.site }));
       return;
     }
-    if (!this.host.isCoordinator()) {
-      const coordinator = findMember(view, view.coordinator);
-      if (coordinator === undefined) {
-        reply.fail(new StraitError('STRAIT_NOT_READY', { member: this.host.name, state: 'no coordinator' }));
-        return;
-      }
-      // Forward to the coordinator and relay its answer.
-      this.pool.get(coordinator.info.address).request('join', body, (error, response) => {
-        if (error !== undefined || response === undefined) reply.fail(error ?? new StraitError('STRAIT_INTERNAL', { reason: 'empty join response' }));
-        else reply.ok(response);
-      });
-      return;
-    }
+    // Not the coordinator: forwarded, its answer relayed.
+    if (this.coordinatorView('join', body, reply) === undefined) return;
     const info = body.info;
     const existing = findMember(view, info.id);
     this.lastHeard.set(info.id, this.runtime.clock.monotonic());
