@@ -18,6 +18,7 @@ function setup() {
   const pool = new RecordingPool();
   const regions = new RegionTable(runtime.storage, 'server-1', undefined, SILENT_LOGGER);
   regions.open({ name: 'R', type: 'replicate', persistent: true });
+  regions.open({ name: 'P', type: 'partition', persistent: false });
   const info = serverInfo('server-1', { site: 2 });
   const forwarded: string[] = [];
   const gateways = { queue: (_region: unknown, entry: readonly unknown[]) => forwarded.push(entry[0] as string), sync: () => {}, admit: () => {} };
@@ -80,4 +81,15 @@ test('an event this site cannot store is refused alone; the others in the batch 
   assert.ok(typeof answer !== 'string');
   assert.deepEqual(answer.refused.map((refusal) => [refusal.index, refusal.code]), [[1, 'STRAIT_KEY_INVALID']]);
   assert.deepEqual(regions.require('R').keys().sort(), ['a', 'c']);
+});
+
+test('events for a partitioned region are refused one by one (dead letters at the sender), never applied outside their bucket', () => {
+  const { sim, regions, receiver } = setup();
+  const result = send(receiver, [event('P', 'a', 1), event('R', 'b', 2)]);
+  sim.run();
+  const answer = result();
+  assert.ok(typeof answer !== 'string');
+  assert.equal(answer.applied, 1);
+  assert.deepEqual(answer.refused.map((refusal) => [refusal.index, refusal.code]), [[0, 'STRAIT_UNSUPPORTED']]);
+  assert.equal(regions.require('P').size, 0);
 });

@@ -144,6 +144,14 @@ export class GatewayReceiver {
         refused.push({ index, code: error.code, message: error.message });
         continue;
       }
+      if (region.spec.partition !== undefined) {
+        // Applied here it would land outside the key's bucket, and be dropped later: refused,
+        // so the sender keeps it as a dead letter (replayable) until partitioned regions take
+        // events from other sites.
+        const error = new StraitError('STRAIT_UNSUPPORTED', { what: `events from another site into the partitioned region ${regionName}`, reason: `not available yet on ${this.host.memberName}; the sender keeps them as dead letters (replayable)` });
+        refused.push({ index, code: error.code, message: error.message });
+        continue;
+      }
       const held = region.entry(key)?.tag;
       const duplicate = held !== undefined && compareTags(held, tag) === 0;
       try {
