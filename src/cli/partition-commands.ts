@@ -30,6 +30,9 @@ interface RegionReport {
   /** Buckets short of copies, and those of them with a copy on the way. */
   readonly bucketsUnderRedundant: number;
   readonly bucketsMoving: number;
+  /** Buckets of a persistent region whose every copy is down, and who can bring them back. */
+  readonly bucketsOffline: number;
+  readonly offlineWaitingFor: string[];
   readonly size: number;
   readonly members: MemberBuckets[];
 }
@@ -72,6 +75,8 @@ export function regionReport(view: View, map: PartitionMap, size: number): Regio
     bucketsRedundant: redundant,
     bucketsUnderRedundant: created - redundant,
     bucketsMoving: moving,
+    bucketsOffline: map.offline?.length ?? 0,
+    offlineWaitingFor: [...new Set((map.offline ?? []).flatMap((entry) => entry.last))].sort(),
     size,
     members: [...counts].map(([id, count]) => ({ member: name(id), ...count })).sort((a, b) => a.member.localeCompare(b.member)),
   };
@@ -83,6 +88,7 @@ function reportText(report: RegionReport): string {
     report.bucketsUnderRedundant === 0
       ? `Redundancy: every bucket has its copies${report.bucketsMoving > 0 ? ` (${report.bucketsMoving} moving)` : ''}`
       : `Redundancy: ${report.bucketsUnderRedundant} buckets short of copies (${report.bucketsMoving} with a copy on the way)`,
+    ...(report.bucketsOffline > 0 ? [`PROBLEM: ${report.bucketsOffline} buckets offline (every copy down); they come back when one of ${report.offlineWaitingFor.join(', ')} restarts with its disk`] : []),
     '',
     table([['MEMBER', 'PRIMARIES', 'COPIES', 'PENDING'], ...report.members.map((member) => [member.member, String(member.primaries), String(member.copies), String(member.pending)])]),
   ];

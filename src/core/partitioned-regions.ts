@@ -16,7 +16,7 @@ import type { Connection, Reply } from '../protocol/connection.ts';
 import type { BucketAssignment, PartitionMap, RequestBody, RequestOp, ResponseBody, View, WireEntry } from '../protocol/messages.ts';
 import type { Address, Logger, Runtime } from '../runtime/runtime.ts';
 import type { KeyPager } from './key-pager.ts';
-import { holds, mapOf } from './partition-map.ts';
+import { holds, isOffline, mapOf } from './partition-map.ts';
 import type { PeerPool } from './peer-pool.ts';
 import type { Region } from './region.ts';
 import type { RegionTable } from './region-table.ts';
@@ -335,6 +335,8 @@ export class PartitionedRegions {
       for (const bucket of region.heldBuckets()) {
         const assigned = map?.buckets[bucket] ?? null;
         if (assigned !== null && holds(assigned, me)) continue;
+        // A bucket waiting for its last copies' disks: what this server holds of it is kept.
+        if (isOffline(map, bucket)) continue;
         const dropped = region.dropBucket(bucket);
         this.log.info({ region: region.spec.name, bucket, entries: dropped }, `server ${this.host.memberName}: bucket ${bucket} of ${region.spec.name} is held elsewhere now; dropped its ${dropped} entries here`);
       }
