@@ -17,7 +17,7 @@ import type { MemberState } from './member-admin.ts';
 import type { MemberAgent } from './member-agent.ts';
 import { addressKey, type PeerPool } from './peer-pool.ts';
 import { type Departure, findMember, locatorsOf, nextView } from './views.ts';
-import { eligibleHosts, rebalance, underRedundant } from './partition-map.ts';
+import { eligibleHosts, rebalance, repairable } from './partition-map.ts';
 
 export interface CoordinatorHost {
   readonly name: string;
@@ -115,8 +115,10 @@ export class Coordinator {
   private scheduleRepairs(view: View): void {
     for (const map of view.partitions ?? []) {
       const delay = Math.max(map.settings.recoveryDelayMs, map.settings.startupRecoveryDelayMs);
-      if (delay <= 0 || map.settings.recoveryDelayMs < 0 || this.repairTimers.has(map.region) || !underRedundant(map)) continue;
-      if (eligibleHosts(view.members, map.region).length === 0) continue;
+      // Only when a repair would add a copy: a site with fewer servers than copies wanted stays
+      // short, and must not get a new view every delay.
+      if (delay <= 0 || map.settings.recoveryDelayMs < 0 || this.repairTimers.has(map.region)) continue;
+      if (!repairable(map, eligibleHosts(view.members, map.region))) continue;
       this.repairTimers.set(map.region, this.runtime.setTimer(delay, () => {
         this.repairTimers.delete(map.region);
         if (this.host.isCoordinator()) this.issue({ partitions: { repair: [map.region] } });

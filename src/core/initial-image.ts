@@ -20,6 +20,7 @@ import type { MemberInfo, RequestBody, View, WireEntry } from '../protocol/messa
 import type { Runtime } from '../runtime/runtime.ts';
 import type { PeerPool } from './peer-pool.ts';
 import { compareTags } from './region.ts';
+import { mapOf } from './partition-map.ts';
 import type { RegionTable } from './region-table.ts';
 import { findMember, serversOf } from './views.ts';
 import type { WritePath } from './write-path.ts';
@@ -219,7 +220,7 @@ export class InitialImage {
     if (bucket !== undefined) {
       // A bucket's image comes from a copy that holds all of it.
       const me = this.host.memberId() ?? '';
-      const assigned = this.host.view()?.partitions?.find((map) => map.region === body.region)?.buckets[bucket] ?? null;
+      const assigned = mapOf(this.host.view()?.partitions, body.region)?.buckets[bucket] ?? null;
       if (region.spec.partition === undefined || assigned === null || !assigned.copies.includes(me)) {
         throw new StraitError('STRAIT_BUCKET_UNAVAILABLE', { bucket, region: body.region, member: this.host.memberName, reason: 'not a copy of it here' });
       }

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { MemberInfo, PartitionMap, PartitionSettings, View, ViewMember } from '../protocol/messages.ts';
-import { bucketOf, copiesWanted, eligibleHosts, isOffline, rebalance } from './partition-map.ts';
+import { bucketOf, copiesWanted, eligibleHosts, isOffline, rebalance, repairable, underRedundant } from './partition-map.ts';
 import { firstView, nextView } from './views.ts';
 
 const SETTINGS: PartitionSettings = { totalNumBuckets: 16, redundantCopies: 1, recoveryDelayMs: 0, startupRecoveryDelayMs: 0 };
@@ -144,5 +144,15 @@ describe('bucket maps', () => {
     view = nextView(view, { partitions: { create: [{ region: 'P', settings: SETTINGS, persistent: false, buckets: Array.from({ length: 16 }, (_, index) => index), member: 's1' }] } });
     const plan = rebalance(mapOfView(view)!, eligibleHosts(view.members, 'P') as ViewMember[]);
     assert.deepEqual([plan.moves.length, plan.primaryMoves.length], [0, 0]);
+  });
+
+  it('a bucket short of copies is repairable only when some server does not hold it yet', () => {
+    let view = firstView(1, locator, 0);
+    view = ready(nextView(view, { add: [server(1)] }), ['s1']);
+    view = nextView(view, { partitions: { create: [{ region: 'P', settings: SETTINGS, persistent: false, buckets: [0], member: 's1' }] } });
+    assert.ok(underRedundant(mapOfView(view)!), 'one server: one copy of two');
+    assert.ok(!repairable(mapOfView(view)!, eligibleHosts(view.members, 'P')), 'nobody else could take the second');
+    const joined = nextView(view, { add: [server(2)] });
+    assert.ok(repairable(mapOfView(joined)!, eligibleHosts(ready(joined, ['s2']).members, 'P')), 'a second server could');
   });
 });

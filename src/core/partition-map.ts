@@ -92,20 +92,22 @@ function adjust(counts: Map<string, number>, id: string, delta: number): void {
 function choose(map: PartitionMap, candidates: readonly ViewMember[], load: Load, holders: readonly string[], count: number): string[] {
   const chosen = [...holders];
   const picked: string[] = [];
-  const shared = (id: string): number => {
-    let total = 0;
-    for (const bucket of map.buckets) {
-      if (bucket === null || !holds(bucket, id)) continue;
-      for (const other of chosen) if (holds(bucket, other)) total += 1;
-    }
-    return total;
-  };
   for (let round = 0; round < count; round++) {
     const remaining = candidates.filter((member) => !chosen.includes(member.info.id));
     if (remaining.length === 0) break;
+    // Buckets each member shares with those chosen so far: one pass over the map per round.
+    const shared = new Map<string, number>();
+    if (chosen.length > 0) {
+      for (const bucket of map.buckets) {
+        if (bucket === null) continue;
+        const together = chosen.filter((id) => holds(bucket, id)).length;
+        if (together === 0) continue;
+        for (const id of [...bucket.copies, ...bucket.pending]) adjust(shared, id, together);
+      }
+    }
     const next = [...remaining].sort((a, b) =>
       (load.copies.get(a.info.id) ?? 0) - (load.copies.get(b.info.id) ?? 0)
-      || (chosen.length === 0 ? 0 : shared(a.info.id) - shared(b.info.id))
+      || (shared.get(a.info.id) ?? 0) - (shared.get(b.info.id) ?? 0)
       || (load.primaries.get(a.info.id) ?? 0) - (load.primaries.get(b.info.id) ?? 0)
       || a.joinSeq - b.joinSeq)[0]!;
     chosen.push(next.info.id);
@@ -127,6 +129,13 @@ export function copiesWanted(settings: PartitionSettings): number {
 export function underRedundant(map: PartitionMap): boolean {
   const wanted = copiesWanted(map.settings);
   return map.buckets.some((bucket) => bucket !== null && bucket.copies.length + bucket.pending.length < wanted);
+}
+
+/** True when a repair would add a copy: a bucket short of holders and a server not holding it. */
+export function repairable(map: PartitionMap, eligible: readonly ViewMember[]): boolean {
+  const wanted = copiesWanted(map.settings);
+  return map.buckets.some((bucket) => bucket !== null && bucket.copies.length + bucket.pending.length < wanted
+    && eligible.some((member) => !holds(bucket, member.info.id)));
 }
 
 /**

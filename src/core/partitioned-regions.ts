@@ -44,6 +44,11 @@ export interface PartitionHost {
 
 type Done<T> = (error: StraitError | undefined, result?: T) => void;
 
+/** The bucket's copies and pending members but `excluded`: where its writes go from its primary. */
+function holdersBut(assigned: BucketAssignment, ...excluded: (string | undefined)[]): Set<string> {
+  return new Set([...assigned.copies, ...assigned.pending].filter((id) => !excluded.includes(id)));
+}
+
 export class PartitionedRegions {
   private readonly runtime: Runtime;
   private readonly pool: PeerPool;
@@ -52,7 +57,7 @@ export class PartitionedRegions {
   private readonly writes: WritePath;
   private readonly pager: KeyPager;
   private readonly log: Logger;
-  /** Buckets this server is taking an image of, `region/bucket` → primary asked. */
+  /** Buckets this server is taking an image of, as `region/bucket`. */
   private readonly imaging = new Set<string>();
 
   constructor(runtime: Runtime, pool: PeerPool, host: PartitionHost, parts: { regions: RegionTable; writes: WritePath; pager: KeyPager }, log: Logger) {
@@ -107,7 +112,7 @@ export class PartitionedRegions {
         this.forward(op, body, region, bucket, assigned, reply);
         return;
       }
-      const targets = new Set([...assigned.copies, ...assigned.pending].filter((id) => id !== me));
+      const targets = holdersBut(assigned, me);
       this.writes.write(region, entries, body.requestId, (error, existed) => (error === undefined ? reply.ok(answer(existed)) : reply.fail(error)), targets);
     });
   }
@@ -309,7 +314,7 @@ export class PartitionedRegions {
     for (const entry of entries) {
       const assigned = map.buckets[region.bucketOf(entry[0])] ?? null;
       if (assigned === null || assigned.primary !== me) continue;
-      const targets = new Set([...assigned.copies, ...assigned.pending].filter((id) => id !== me && id !== sender));
+      const targets = holdersBut(assigned, me, sender);
       if (targets.size > 0) this.writes.replicate(region.spec.name, entry, pending, false, undefined, targets);
     }
   }
@@ -382,8 +387,7 @@ export class PartitionedRegions {
           page(last);
           return;
         }
-        const me = this.host.memberId();
-        const targets = new Set([...assigned.copies, ...assigned.pending].filter((id) => id !== me));
+        const targets = holdersBut(assigned, this.host.memberId());
         for (const key of region.bucketKeys(bucket)) {
           const entry = region.wireEntry(key);
           if (entry !== undefined && seen.get(key) !== entry[2].join('/')) this.writes.replicate(regionName, entry, undefined, false, undefined, targets);

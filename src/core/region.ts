@@ -11,7 +11,7 @@ import { StraitError, assert } from '../errors.ts';
 import type { RegionSpec, VersionTag, WireEntry } from '../protocol/messages.ts';
 import type { Store } from '../runtime/runtime.ts';
 import type { ConflictResolver } from './config.ts';
-import { bucketOf } from './partition-map.ts';
+import { bucketOf } from '../protocol/buckets.ts';
 
 export interface Entry {
   /** null for a tombstone. */

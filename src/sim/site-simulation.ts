@@ -27,7 +27,7 @@ import type { StraitError } from '../errors.ts';
 import type { ConfigChange, ConfigChangeResult, RegionSpec, View } from '../protocol/messages.ts';
 import type { Address, Runtime } from '../runtime/runtime.ts';
 import type { SimHost } from './simulator.ts';
-import { bucketOf } from '../core/partition-map.ts';
+import { bucketOf, copiesWanted, mapOf } from '../core/partition-map.ts';
 import { Simulator } from './simulator.ts';
 
 export interface SiteSimulationOptions {
@@ -372,14 +372,16 @@ export class SiteSimulation {
     const view = this.liveMembers()[0]?.member.node.admin.view();
     const servers = this.servers().length;
     return (view?.partitions ?? []).every((map) => (map.offline ?? []).length === 0
-      && map.buckets.every((bucket) => bucket === null || (bucket.pending.length === 0 && bucket.copies.length === Math.min(1 + map.settings.redundantCopies, servers))));
+      && map.buckets.every((bucket) => bucket === null || (bucket.pending.length === 0 && bucket.copies.length === Math.min(copiesWanted(map.settings), servers))));
   }
 
+  /** The servers that should hold `key` of `regionName`: all of them, or its bucket's copies. */
   private holdersOf(view: View, servers: readonly Server[], regionName: string, key: string): Server[] {
-    const found = holders(view, servers, regionName, key);
-    if (found.length === 0 && REGIONS.find((region) => region.name === regionName)?.partition !== undefined) {
-      throw this.failure(`${regionName}/${key} was acknowledged but its bucket has no copy in view ${view.id}`);
-    }
+    const spec = REGIONS.find((region) => region.name === regionName)!;
+    if (spec.partition === undefined) return [...servers];
+    const bucket = mapOf(view.partitions, regionName)?.buckets[bucketOf(key, spec.partition.totalNumBuckets)];
+    const found = servers.filter((server) => bucket?.copies.includes(server.admin.status().info.id) === true);
+    if (found.length === 0) throw this.failure(`${regionName}/${key} was acknowledged but its bucket has no copy in view ${view.id}`);
     return found;
   }
 
@@ -387,8 +389,8 @@ export class SiteSimulation {
   private checkPartitioned(view: View, servers: readonly Server[]): void {
     for (const spec of REGIONS) {
       if (spec.partition === undefined) continue;
-      const map = view.partitions?.find((candidate) => candidate.region === spec.name);
-      const wanted = Math.min(1 + spec.partition.redundantCopies, servers.length);
+      const map = mapOf(view.partitions, spec.name);
+      const wanted = Math.min(copiesWanted(spec.partition), servers.length);
       const byId = new Map(servers.map((server) => [server.admin.status().info.id, server]));
       if ((map?.offline ?? []).length > 0) throw this.failure(`region ${spec.name}: buckets ${map!.offline!.map((entry) => `${entry.bucket} (last on ${entry.last.join(',')})`).join('; ')} still offline after every server restarted`);
       for (const [index, bucket] of (map?.buckets ?? []).entries()) {
@@ -469,14 +471,6 @@ export class SiteSimulation {
       }
     }
   }
-}
-
-/** The servers that should hold `key` of `regionName`: all of them, or its bucket's copies. */
-function holders(view: View, servers: readonly Server[], regionName: string, key: string): Server[] {
-  const spec = REGIONS.find((region) => region.name === regionName)!;
-  if (spec.partition === undefined) return [...servers];
-  const bucket = view.partitions?.find((map) => map.region === regionName)?.buckets[bucketOf(key, spec.partition.totalNumBuckets)];
-  return servers.filter((server) => bucket?.copies.includes(server.admin.status().info.id) === true);
 }
 
 /** Runs one seed; resolves with a summary line, rejects with the seed in the message. */
