@@ -44,6 +44,15 @@ async function until(what: string, check: () => Promise<boolean>): Promise<void>
   throw new Error(`${what}: not within ${WAIT_MS} ms`);
 }
 
+/** Entries of `orders` each server holds itself (its copies), from its admin API. */
+async function localSizes(servers: readonly Started[]): Promise<number[]> {
+  return Promise.all(servers.map(async (server) => {
+    const response = await fetch(`http://${server.httpAddress.host}:${server.httpAddress.port}/regions`);
+    const body = await response.json() as { regions: { spec: { name: string }; size: number }[] };
+    return body.regions.find((region) => region.spec.name === 'orders')?.size ?? 0;
+  }));
+}
+
 async function missingKeys(port: number): Promise<number> {
   const client = await connect({ locators: [{ host: '127.0.0.1', port }], name: 'checker' });
   try {
@@ -78,6 +87,9 @@ describe('partitioned regions through the CLI', () => {
     assert.equal(loaded.size, KEYS);
     assert.equal(loaded.members.length, 4);
     for (const member of loaded.members) assert.ok(member.copies >= 55 && member.copies <= 58, `copies of 226 per server: ${JSON.stringify(loaded.members)}`);
+    // Every key on both of its copies (reads go to primaries, so a copy lacking keys shows only here).
+    const sizes = await localSizes(servers);
+    assert.equal(sizes.reduce((sum, size) => sum + size, 0), 2 * KEYS, `entries per server ${sizes}`);
 
     process.kill(servers[1]!.pid, 'SIGKILL');
     await until('the view drops the killed server and every bucket has two copies again', async () => {
@@ -87,7 +99,7 @@ describe('partitioned regions through the CLI', () => {
     assert.equal(await missingKeys(port), 0, 'no key lost to kill -9');
     assert.equal((await report(locator)).size, KEYS);
 
-    await startServer('p-server-5', locator);
+    const fifth = await startServer('p-server-5', locator);
     await until('the fifth server is in the view', async () => (await report(locator)).members.some((member) => member.member === 'p-server-5'));
     const simulated = await strait(['rebalance', '--simulate', '--json', '--locator', locator]);
     assertOk(simulated, 'rebalance --simulate');
@@ -103,6 +115,8 @@ describe('partitioned regions through the CLI', () => {
       return now.bucketsMoving === 0 && spread(now.members.map((member) => member.copies)) <= 1 && spread(now.members.map((member) => member.primaries)) <= 1;
     });
     assert.equal(await missingKeys(port), 0, 'no key lost to the rebalance');
+    const moved = await localSizes([servers[0]!, servers[2]!, servers[3]!, fifth]);
+    assert.equal(moved.reduce((sum, size) => sum + size, 0), 2 * KEYS, `entries per server after the rebalance ${moved} (each key on its two copies, none left behind)`);
 
     // The site configuration takes partitioned regions too, with their settings.
     assertOk(await strait(['create', 'region', '--name', 'sessions', '--type', 'partition', '--redundant-copies', '0', '--recovery-delay', '-1', '--locator', locator]), 'create region --type partition');

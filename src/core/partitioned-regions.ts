@@ -21,7 +21,7 @@ import type { PeerPool } from './peer-pool.ts';
 import type { Region } from './region.ts';
 import type { RegionTable } from './region-table.ts';
 import { findMember } from './views.ts';
-import type { WritePath } from './write-path.ts';
+import type { BucketHooks, WritePath } from './write-path.ts';
 import type { PendingWrite } from './replication.ts';
 
 /** How often an operation may be passed on to a bucket's primary before it is refused (maps changing). */
@@ -49,7 +49,7 @@ function holdersBut(assigned: BucketAssignment, ...excluded: (string | undefined
   return new Set([...assigned.copies, ...assigned.pending].filter((id) => !excluded.includes(id)));
 }
 
-export class PartitionedRegions {
+export class PartitionedRegions implements BucketHooks {
   private readonly runtime: Runtime;
   private readonly pool: PeerPool;
   private readonly host: PartitionHost;
@@ -59,6 +59,11 @@ export class PartitionedRegions {
   private readonly log: Logger;
   /** Buckets this server is taking an image of, as `region/bucket`. */
   private readonly imaging = new Set<string>();
+  /**
+   * Buckets kept here until this server installs the view (id) under which a primary sent it
+   * their writes, as `region/bucket`: the views before it may not name this server yet.
+   */
+  private readonly keepUntil = new Map<string, number>();
 
   constructor(runtime: Runtime, pool: PeerPool, host: PartitionHost, parts: { regions: RegionTable; writes: WritePath; pager: KeyPager }, log: Logger) {
     this.runtime = runtime;
@@ -133,6 +138,14 @@ export class PartitionedRegions {
       this.write('putAll', region, body, body.entries, reply, () => ({}));
       return;
     }
+    // Buckets no view assigns yet are asked for in one request (one new view, not one each).
+    const map = this.map(region.spec.name);
+    const unassigned = [...groups.keys()].filter((bucket) => (map?.buckets[bucket] ?? null) === null && !isOffline(map, bucket));
+    if (unassigned.length > 1) this.createBuckets(region, unassigned, () => this.putAllBuckets(region, body, groups, reply));
+    else this.putAllBuckets(region, body, groups, reply);
+  }
+
+  private putAllBuckets(region: Region, body: RequestBody<'putAll'>, groups: ReadonlyMap<number, [string, Uint8Array][]>, reply: Reply<'putAll'>): void {
     let remaining = groups.size;
     let failed = false;
     for (const [bucket, entries] of groups) {
@@ -269,7 +282,11 @@ export class PartitionedRegions {
         reply.fail(new StraitError('STRAIT_BUCKET_UNAVAILABLE', { bucket, region: region.spec.name, member: this.host.memberName, reason: 'no server hosting the region could take it' }));
         return;
       }
-      this.createBucket(region, bucket, attempt);
+      this.createBuckets(region, [bucket], () => {
+        // Assigned: go on now. Not (no host ready yet, a coordinator change): ask again shortly.
+        if ((this.map(region.spec.name)?.buckets[bucket] ?? null) !== null) attempt();
+        else this.runtime.setTimer(RETRY_MS, attempt);
+      });
     };
     attempt();
   }
@@ -282,21 +299,41 @@ export class PartitionedRegions {
     return true;
   }
 
-  private createBucket(region: Region, bucket: number, retry: () => void): void {
+  /** Asks the coordinator to create `buckets`, installs the view it answers with, then `then` (also when it failed). */
+  private createBuckets(region: Region, buckets: number[], then: () => void): void {
     const view = this.host.view();
     const me = this.host.memberId();
     const coordinator = view === null ? undefined : findMember(view, view.coordinator);
     const settings = region.spec.partition;
     if (coordinator === undefined || me === undefined || settings === undefined) {
-      this.runtime.setTimer(RETRY_MS, retry);
+      this.runtime.setTimer(RETRY_MS, then);
       return;
     }
-    this.pool.get(coordinator.info.address).request('bucketsCreate', { region: region.spec.name, settings, persistent: region.persistent, buckets: [bucket], member: me }, (error, response) => {
+    this.pool.get(coordinator.info.address).request('bucketsCreate', { region: region.spec.name, settings, persistent: region.persistent, buckets, member: me }, (_error, response) => {
       if (response !== undefined) this.host.offerView(response.view);
-      // Assigned: go on now. Not (no host ready yet, a coordinator change): ask again shortly.
-      if (error === undefined && (this.map(region.spec.name)?.buckets[bucket] ?? null) !== null) retry();
-      else this.runtime.setTimer(RETRY_MS, retry);
+      then();
     });
+  }
+
+  /**
+   * Whether to apply an entry another server replicated here under its view `viewId`. This
+   * server's view may lag the sender's: the bucket is then kept until it installs that view,
+   * even through views that do not assign it here yet (a copy of a bucket just created, a
+   * pending member). With a view as new, only a holder of the bucket applies it: the entry of a
+   * bucket that moved away would otherwise linger here unassigned.
+   */
+  accepts(region: Region, key: string, viewId: number | undefined): boolean {
+    const view = this.host.view();
+    const me = this.host.memberId();
+    if (viewId === undefined || view === null || me === undefined) return true;
+    const bucket = region.bucketOf(key);
+    if (view.id < viewId) {
+      const cursor = `${region.spec.name}/${bucket}`;
+      this.keepUntil.set(cursor, Math.max(viewId, this.keepUntil.get(cursor) ?? 0));
+      return true;
+    }
+    const assigned = mapOf(view.partitions, region.spec.name)?.buckets[bucket] ?? null;
+    return assigned !== null && holds(assigned, me);
   }
 
   /**
@@ -328,6 +365,7 @@ export class PartitionedRegions {
   viewInstalled(view: View): void {
     const me = this.host.memberId();
     if (me === undefined) return;
+    for (const [cursor, until] of this.keepUntil) if (until <= view.id) this.keepUntil.delete(cursor);
     for (const region of this.regions.all()) {
       if (region.spec.partition === undefined) continue;
       const map = mapOf(view.partitions, region.spec.name);
@@ -342,6 +380,8 @@ export class PartitionedRegions {
         if (assigned !== null && holds(assigned, me)) continue;
         // A bucket waiting for its last copies' disks: what this server holds of it is kept.
         if (isOffline(map, bucket)) continue;
+        // A primary wrote to it here under a view not installed yet, which assigns it here.
+        if (this.keepUntil.has(`${region.spec.name}/${bucket}`)) continue;
         const dropped = region.dropBucket(bucket);
         this.log.info({ region: region.spec.name, bucket, entries: dropped }, `server ${this.host.memberName}: bucket ${bucket} of ${region.spec.name} is held elsewhere now; dropped its ${dropped} entries here`);
       }

@@ -126,11 +126,15 @@ export class ReplicationChannel {
   /** Whether the peer should host `region` (its refusal then is a failure, not a skip). */
   private readonly hosts: (region: string) => boolean;
 
+  /** This member's current view id, stamped on each message (see `replicate.viewId`). */
+  private readonly viewId: () => number | undefined;
+
   constructor(
     runtime: Runtime, pool: PeerPool, member: { id: string; name: string; address: Address }, log: Logger,
-    onReplicated: (entries: number) => void, hosts: (region: string) => boolean = () => false,
+    onReplicated: (entries: number) => void, hosts: (region: string) => boolean = () => false, viewId: () => number | undefined = () => undefined,
   ) {
     this.hosts = hosts;
+    this.viewId = viewId;
     this.runtime = runtime;
     this.pool = pool;
     this.memberId = member.id;
@@ -235,8 +239,9 @@ export class ReplicationChannel {
     const region = batch[0]!.region;
     const entries = batch.map((queued) => queued.entry);
     const requests = batch.flatMap((queued) => (queued.request === undefined ? [] : [[...queued.request.id] as [string, boolean]]));
+    const viewId = this.viewId();
     const body = {
-      region, entries, ...(batch[0]!.gateway ? { gateway: true } : {}), ...(requests.length > 0 ? { requests } : {}),
+      region, entries, ...(batch[0]!.gateway ? { gateway: true } : {}), ...(requests.length > 0 ? { requests } : {}), ...(viewId !== undefined ? { viewId } : {}),
     };
     this.pool.get(this.address).request('replicate', body, (error) => {
       // Closed meanwhile: `close` already released this batch's writes.

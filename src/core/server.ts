@@ -157,7 +157,7 @@ export class Server {
       offerView: (view) => this.agent?.offerView(view),
       requestTimeoutMs: config.timing.requestTimeoutMs,
     }, { regions: this.regions, writes: this.writes, pager: this.pager }, this.log);
-    this.writes.onwards = (region, entries, from, pending) => this.partitions.onwards(region, entries, from, pending);
+    this.writes.buckets = this.partitions;
     this.handlers = this.makeHandlers(regionRequestHandlers({
       memberName: config.name, valueBytesMax: config.valueBytesMax, requireReady: () => this.requireReady(),
       regions: this.regions, writes: this.writes, pager: this.pager, subscriptions: this.subscriptions, creation: this.creation,

@@ -34,6 +34,21 @@ export interface GatewayQueues {
   admit(region: Region): void;
 }
 
+/** A partitioned region's part in writes other servers replicate here (partitioned-regions.ts). */
+export interface BucketHooks {
+  /**
+   * Whether to apply a replicated entry of `key`: false when this server's view is at least as
+   * new as the sender's (`viewId`) and assigns it no copy of the key's bucket.
+   */
+  accepts(region: Region, key: string, viewId: number | undefined): boolean;
+  /**
+   * Where entries applied here go next: a primary passes on what it got from another member
+   * (a previous primary's late write, a copy's push-back) to the bucket's current holders,
+   * making `pending` wait for them.
+   */
+  onwards(region: Region, entries: readonly WireEntry[], from: string | undefined, pending: PendingWrite): void;
+}
+
 export interface WriteHost {
   readonly memberName: string;
   info(): MemberInfo;
@@ -53,6 +68,8 @@ export class WritePath {
   private readonly log: Logger;
   /** One replication channel per other server of the view, by member id. */
   private readonly channels = new Map<string, ReplicationChannel>();
+  /** The installed view's id, stamped on replication messages. */
+  private viewId: number | undefined;
   private counter = 0;
   private lastTimestampMs = 0;
   /** Client write requests applied here or at a peer, for recognising retries. */
@@ -76,6 +93,7 @@ export class WritePath {
 
   /** Opens a channel to every new server of the view and closes those to servers gone. */
   viewInstalled(view: View): void {
+    this.viewId = view.id;
     const me = this.host.info().id;
     const servers = new Map(serversOf(view).filter((member) => member.info.id !== me).map((member) => [member.info.id, member]));
     for (const [id, channel] of this.channels) {
@@ -88,7 +106,7 @@ export class WritePath {
       if (this.channels.has(id)) continue;
       const configured = new Set(member.info.regions);
       const hosts = (region: string): boolean => configured.has(region) || this.regions.expectedOn(region, id);
-      this.channels.set(id, new ReplicationChannel(this.runtime, this.pool, { id, name: member.info.name, address: member.info.address }, this.log, (entries) => this.metrics.replicated(entries), hosts));
+      this.channels.set(id, new ReplicationChannel(this.runtime, this.pool, { id, name: member.info.name, address: member.info.address }, this.log, (entries) => this.metrics.replicated(entries), hosts, () => this.viewId));
     }
   }
 
@@ -226,14 +244,10 @@ export class WritePath {
     }
   }
 
-  /** Another server replicates changes to us. */
-  /**
-   * Where entries another server replicated here go next: a partitioned region's primary passes
-   * on what it applied from another member (a previous primary's late write) to the bucket's
-   * current holders, making `pending` wait for them (partitioned-regions.ts).
-   */
-  onwards: ((region: Region, entries: readonly WireEntry[], from: string | undefined, pending: PendingWrite) => void) | undefined;
+  /** Partitioned regions' part in replicated writes (set by the server). */
+  buckets: BucketHooks | undefined;
 
+  /** Another server replicates changes to us. */
   onReplicate(body: RequestBody<'replicate'>, reply: Reply<'replicate'>, from?: string): void {
     // Replicas accept writes while initializing: that is how a joiner gets writes made during
     // its initial image.
@@ -246,15 +260,17 @@ export class WritePath {
     const now = this.runtime.clock.monotonic();
     for (const [id, existed] of body.requests ?? []) this.requests.remember(id, existed, now);
     const applied: WireEntry[] = [];
+    const buckets = region.spec.partition !== undefined ? this.buckets : undefined;
     for (const entry of body.entries) {
-      if (this.applyReplicated(region, entry[0], entry[1], entry[2]) && region.spec.partition !== undefined) applied.push(entry);
+      if (buckets !== undefined && !buckets.accepts(region, entry[0], body.viewId)) continue;
+      if (this.applyReplicated(region, entry[0], entry[1], entry[2]) && buckets !== undefined) applied.push(entry);
       if (body.gateway === true) this.gateways.queue(region, entry, false);
     }
     const pending = new PendingWrite((error) => {
       if (error !== undefined) reply.fail(error);
       else reply.ok({});
     });
-    if (applied.length > 0) this.onwards?.(region, applied, from, pending);
+    if (applied.length > 0) buckets?.onwards(region, applied, from, pending);
     if (body.gateway === true) this.gateways.sync(region, pending);
     this.awaitRegion(region, pending);
     pending.settle();

@@ -505,6 +505,12 @@ export const REQUESTS = {
       gateway: Type.Optional(Type.Boolean()),
       /** Client writes among the entries: their request ids, and whether a remove found a value. */
       requests: Type.Optional(Type.Array(Type.Tuple([RequestId, Type.Boolean()]), { maxItems: 100_000 })),
+      /**
+       * The sender's view when it sent them. A partitioned region's copy whose view is older
+       * keeps the entries' buckets until it installs that view (the views between may not name
+       * it yet); one whose view is as new and assigns it no copy of a bucket ignores its entries.
+       */
+      viewId: Type.Optional(Type.Integer({ minimum: 0 })),
     }, { additionalProperties: false }),
     response: Empty,
   },
