@@ -15,6 +15,7 @@ import {
   GATEWAY_RECEIVER_END_PORT_DEFAULT,
   GATEWAY_RECEIVER_START_PORT_DEFAULT,
   PARTITION_DEFAULTS,
+  senderMismatch,
   type GatewayReceiverSpec,
   type GatewaySenderSpec,
 } from '../core/config.ts';
@@ -107,7 +108,6 @@ export function parseGatewaySenders(value: unknown, source: string): GatewaySend
         + 'dispatcher threads, conflation); remove it to use a serial sender');
     };
     const dispatcherThreads = integerIn(1, GATEWAY_DISPATCHER_THREADS_MAX);
-    if (optional('parallel', parseBoolean, false)) notYet('parallel', 'a parallel sender');
     if (optional('dispatcher-threads', dispatcherThreads, GATEWAY_DISPATCHER_THREADS_DEFAULT) > 1) {
       notYet('dispatcher-threads', 'more than one dispatcher thread');
     }
@@ -179,9 +179,6 @@ export function parseRegions(
       recoveryDelayMs: optional('recovery-delay', integerIn(-1, 86_400_000), PARTITION_DEFAULTS.recoveryDelayMs),
       startupRecoveryDelayMs: optional('startup-recovery-delay', integerIn(-1, 86_400_000), PARTITION_DEFAULTS.startupRecoveryDelayMs),
     };
-    if (partition !== undefined && settings['gateway-sender-ids'] !== undefined) {
-      throw invalid(at('gateway-sender-ids'), 'gateway senders for partitioned regions are not available yet in this release (parallel senders come next); use a replicate region for data that crosses sites');
-    }
     const persistent = optional('persistent', parseBoolean, false);
     const gatewaySenderIds: readonly string[] = optional('gateway-sender-ids', parseStringList, []);
     for (const id of gatewaySenderIds) {
@@ -192,10 +189,8 @@ export function parseRegions(
           : `declared: ${senders.map((declaredSender) => declaredSender.id).join(', ')}`;
         throw invalid(at('gateway-sender-ids'), `no gateway sender ${id} in gateway-senders (${declared})`);
       }
-      if (sender.parallel) {
-        const reason = `sender ${id} is parallel; a replicate region can only use serial senders`;
-        throw invalid(at('gateway-sender-ids'), reason);
-      }
+      const reason = senderMismatch(type, name, id, sender.parallel);
+      if (reason !== undefined) throw invalid(at('gateway-sender-ids'), reason);
     }
     return { spec: { name, type, persistent, ...(partition !== undefined ? { partition } : {}) }, gatewaySenderIds };
   });

@@ -325,13 +325,13 @@ gateway-receiver: { start-port: 1530, end-port: 1551, hostname-for-clients: site
     ['unknown region type', 'regions:\n  A: { type: mirror }', 'regions.A.type'],
     ['too many redundant copies', 'regions:\n  A: { type: partition, redundant-copies: 9 }', 'regions.A.redundant-copies'],
     ['buckets out of range', 'regions:\n  A: { type: partition, total-num-buckets: 0 }', 'regions.A.total-num-buckets'],
-    ['a sender on a partitioned region (not yet)', 'gateway-senders:\n  s: { remote-site-id: 2 }\nregions:\n  A: { type: partition, gateway-sender-ids: [s] }', 'regions.A.gateway-sender-ids'],
+    ['a serial sender on a partitioned region', 'gateway-senders:\n  s: { remote-site-id: 2 }\nregions:\n  A: { type: partition, gateway-sender-ids: [s] }', 'regions.A.gateway-sender-ids'],
     ['persistent not a boolean', 'regions:\n  A: { persistent: maybe }', 'regions.A.persistent'],
     ['undeclared sender', 'regions:\n  A: { gateway-sender-ids: [nope] }', 'regions.A.gateway-sender-ids'],
     [
-      'parallel sender (not supported yet)',
+      'a parallel sender on a replicate region',
       'gateway-senders:\n  p: { remote-site-id: 2, parallel: true }\nregions:\n  A: { gateway-sender-ids: [p] }',
-      'gateway-senders.p.parallel',
+      'regions.A.gateway-sender-ids',
     ],
     ['sender without remote site', 'gateway-senders:\n  s: { parallel: false }', 'gateway-senders.s.remote-site-id'],
     ['sender remote site out of range', 'gateway-senders:\n  s: { remote-site-id: 0 }', 'gateway-senders.s.remote-site-id'],
@@ -384,8 +384,12 @@ describe('gateway sender settings of later releases, and the conflict resolver',
     const config = server({}, `${base}gateway-senders:\n  to2: { remote-site-id: 2, enable-persistence: true }\n`);
     assert.equal(config.core.gatewaySenders[0]?.persistent, true);
   });
-  it('refuses parallel senders, several dispatcher threads and conflation with a coded error naming the key', () => {
-    assertCode(() => server({}, `${base}gateway-senders:\n  to2: { remote-site-id: 2, parallel: true }\n`), 'STRAIT_CONFIG_INVALID', { key: 'gateway-senders.to2.parallel' });
+  it('takes a parallel sender for a partitioned region', () => {
+    const config = server({}, `${base}gateway-senders:\n  to2: { remote-site-id: 2, parallel: true }\nregions:\n  P: { type: partition, gateway-sender-ids: [to2] }\n`);
+    assert.equal(config.core.gatewaySenders[0]?.parallel, true);
+    assert.deepEqual(config.core.regions[0]?.gatewaySenderIds, ['to2']);
+  });
+  it('refuses several dispatcher threads and conflation with a coded error naming the key', () => {
     assertCode(() => server({}, `${base}gateway-senders:\n  to2: { remote-site-id: 2, dispatcher-threads: 4 }\n`), 'STRAIT_CONFIG_INVALID', { key: 'gateway-senders.to2.dispatcher-threads' });
     assertCode(() => server({}, `${base}gateway-senders:\n  to2: { remote-site-id: 2, batch-conflation: true }\n`), 'STRAIT_CONFIG_INVALID', { key: 'gateway-senders.to2.batch-conflation' });
   });

@@ -25,6 +25,7 @@ export function senderDeclaration(id: string, settings: Record<string, unknown>,
     orderPolicy: parsed.orderPolicy === 'partition' ? 'key' : parsed.orderPolicy,
     manualStart: parsed.manualStart,
     compression: parsed.compression,
+    ...(parsed.parallel ? { parallel: true } : {}),
   };
 }
 
@@ -48,9 +49,10 @@ export function receiverDeclaration(settings: Record<string, unknown>, source: s
 export function regionSpec(name: string, settings: Record<string, unknown>, source: string): RegionSpec {
   const ids = settings['gateway-sender-ids'];
   const named = ids === undefined ? [] : (typeof ids === 'string' ? ids.split(',') : (ids as unknown[]).map(String)).map((id) => id.trim()).filter((id) => id.length > 0);
-  // Serial placeholders for the ids named: parseRegions checks the rest of the keys.
+  // Placeholders for the ids named, of the kind the region's type takes: parseRegions checks
+  // the rest of the keys, the locators whether the senders are of that kind.
   const placeholders: GatewaySenderSpec[] = named.map((id) => ({
-    id, remoteSiteId: 1, parallel: false, batchSize: 1, batchTimeIntervalMs: 1, maximumQueueMemoryMegabytes: 1, persistent: false,
+    id, remoteSiteId: 1, parallel: settings['type'] === 'partition', batchSize: 1, batchTimeIntervalMs: 1, maximumQueueMemoryMegabytes: 1, persistent: false,
     dispatcherThreads: 1, orderPolicy: 'key', batchConflation: false, manualStart: false, compression: false,
   }));
   const [region] = parseRegions({ [name]: settings }, source, placeholders);
@@ -68,6 +70,7 @@ function senderYaml(sender: SenderDeclaration): Record<string, unknown> {
     ...(sender.orderPolicy !== undefined ? { 'order-policy': sender.orderPolicy } : {}),
     ...(sender.manualStart !== undefined ? { 'manual-start': sender.manualStart } : {}),
     ...(sender.compression !== undefined ? { compression: sender.compression } : {}),
+    ...(sender.parallel === true ? { parallel: true } : {}),
   };
 }
 

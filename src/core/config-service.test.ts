@@ -142,6 +142,18 @@ describe('site configuration values', () => {
     assert.equal(applyChange(altered.config, { kind: 'alterSender', id: 'to-2', batchSize: 500 }, 1).changed, false);
   });
 
+  it('a partitioned region ships through parallel senders only, a replicate region through serial ones', () => {
+    let config = applyChange(EMPTY_SITE_CONFIG, { kind: 'createSender', spec: { id: 'serial', remoteSiteId: 2 } }, 1).config;
+    config = applyChange(config, { kind: 'createSender', spec: { id: 'parallel', remoteSiteId: 2, parallel: true } }, 1).config;
+    assert.equal(senderSpecOf(config.senders[1]!).parallel, true);
+    const partitioned: RegionSpec = { name: 'sessions', type: 'partition', persistent: false };
+    assert.throws(() => applyChange(config, { kind: 'createRegion', spec: { ...partitioned, gatewaySenderIds: ['serial'] } }, 1), { code: 'STRAIT_CONFIG_INVALID', message: /serial; the partitioned region sessions needs parallel senders/ });
+    assert.throws(() => applyChange(config, { kind: 'createRegion', spec: { ...ORDERS, gatewaySenderIds: ['parallel'] } }, 1), { code: 'STRAIT_CONFIG_INVALID', message: /parallel; the replicate region orders can only use serial senders/ });
+    config = applyChange(config, { kind: 'createRegion', spec: { ...partitioned, gatewaySenderIds: ['parallel'] } }, 1).config;
+    assert.throws(() => applyChange(config, { kind: 'alterRegion', name: 'sessions', gatewaySenderIds: ['serial'] }, 1), { code: 'STRAIT_CONFIG_INVALID' });
+    assert.deepEqual(config.regions[0]!.gatewaySenderIds, ['parallel']);
+  });
+
   it('remote-locators are kept without repeats; the receiver only once', () => {
     const address = { host: '10.0.0.2', port: 10334 };
     const config = applyChange(EMPTY_SITE_CONFIG, { kind: 'setRemoteLocators', addresses: [address, address] }, 1).config;

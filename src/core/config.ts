@@ -169,3 +169,10 @@ export const PARTITION_DEFAULTS = {
   recoveryDelayMs: 0,
   startupRecoveryDelayMs: 0,
 } as const;
+
+/** Why sender `id` can't carry a region of `type`, or undefined when it can. */
+export function senderMismatch(type: 'replicate' | 'partition', region: string, id: string, parallel: boolean): string | undefined {
+  if (type === 'partition' && !parallel) return `sender ${id} is serial; the partitioned region ${region} needs parallel senders (parallel: true), one queue per bucket on the bucket's holders`;
+  if (type !== 'partition' && parallel) return `sender ${id} is parallel; the replicate region ${region} can only use serial senders (parallel senders queue per bucket, and a replicate region has none)`;
+  return undefined;
+}

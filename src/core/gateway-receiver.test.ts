@@ -5,7 +5,7 @@ import type { Reply } from '../protocol/connection.ts';
 import type { GatewayEvent, ResponseBody } from '../protocol/messages.ts';
 import { SILENT_LOGGER } from '../runtime/runtime.ts';
 import { Simulator } from '../sim/simulator.ts';
-import { GatewayReceiver } from './gateway-receiver.ts';
+import { GatewayReceiver, type RemoteAdmission } from './gateway-receiver.ts';
 import { NO_METRICS } from './member-admin.ts';
 import { RecordingPool, recordingConnection, serverInfo, viewOf } from './parts.test-support.ts';
 import { RegionTable } from './region-table.ts';
@@ -25,9 +25,21 @@ function setup() {
   const writes = new WritePath(runtime, pool.asPool(), { memberName: 'server-1', info: () => info, state: () => 'ready', storageFailed: () => {} },
     { regions, subscriptions: new Subscriptions('server-1', 1 << 20), gateways }, NO_METRICS, SILENT_LOGGER);
   writes.viewInstalled(viewOf([info]));
+  // Partitioned regions' events go to their buckets' primaries: here, a stand-in that refuses
+  // the key 'bad' and answers once the test says so.
+  const admitted: { region: string; keys: string[]; finish: () => void }[] = [];
+  const partitions: RemoteAdmission = {
+    admitRemote: (region, events, pending, outcome) => {
+      pending.expect();
+      admitted.push({ region: region.spec.name, keys: events.map((event) => event.key), finish: () => {
+        for (const event of events) if (event.key === 'bad') outcome.refused.push({ index: event.index, code: 'STRAIT_KEY_INVALID', message: 'bad key' });
+        pending.settle();
+      } });
+    },
+  };
   const receiver = new GatewayReceiver(runtime, { startPort: 5000, endPort: 5001, bindAddress: undefined, hostnameForClients: undefined, manualStart: false },
-    { memberName: 'server-1', site: () => 2, requireReady: () => {} }, { regions, writes, gateways }, NO_METRICS, SILENT_LOGGER);
-  return { sim, regions, receiver, forwarded };
+    { memberName: 'server-1', site: () => 2, requireReady: () => {} }, { regions, writes, gateways, partitions }, NO_METRICS, SILENT_LOGGER);
+  return { sim, regions, receiver, forwarded, admitted };
 }
 
 function send(receiver: GatewayReceiver, events: GatewayEvent[], role: 'gateway' | 'client' = 'gateway'): () => ResponseBody<'gatewayBatch'> | string {
@@ -54,7 +66,7 @@ test('events for a region this site lacks are refused one by one; the rest is ap
   assert.deepEqual(answer.refused.map((refusal) => [refusal.index, refusal.code]), [[1, 'STRAIT_REGION_NOT_FOUND']]);
   assert.deepEqual(regions.require('R').keys().sort(), ['a', 'c']);
   assert.deepEqual(forwarded, ['a', 'c'], 'applied events go on to this site\'s gateway senders');
-  assert.deepEqual(receiver.statistics, { batches: 1, events: 3, duplicates: 0, refused: 1 });
+  assert.deepEqual(receiver.statistics, { batches: 1, events: 3, duplicates: 0, unflaggedDuplicates: 0, refused: 1 });
 });
 
 test('a resent event is counted as a duplicate and has no second effect', () => {
@@ -83,13 +95,18 @@ test('an event this site cannot store is refused alone; the others in the batch 
   assert.deepEqual(regions.require('R').keys().sort(), ['a', 'c']);
 });
 
-test('events for a partitioned region are refused one by one (dead letters at the sender), never applied outside their bucket', () => {
-  const { sim, regions, receiver } = setup();
-  const result = send(receiver, [event('P', 'a', 1), event('R', 'b', 2)]);
+test('events for a partitioned region go to their buckets\' primaries; the batch is answered once they applied, with their refusals', () => {
+  const { sim, regions, receiver, admitted } = setup();
+  const result = send(receiver, [event('P', 'a', 1), event('R', 'b', 2), event('P', 'bad', 3)]);
+  sim.run();
+  assert.deepEqual(admitted.map((entry) => [entry.region, entry.keys]), [['P', ['a', 'bad']]]);
+  assert.equal(result(), 'no reply', 'waits for the partitioned region\'s primaries');
+  assert.equal(regions.require('P').size, 0, 'never applied outside the bucket here');
+  admitted[0]!.finish();
   sim.run();
   const answer = result();
   assert.ok(typeof answer !== 'string');
-  assert.equal(answer.applied, 1);
-  assert.deepEqual(answer.refused.map((refusal) => [refusal.index, refusal.code]), [[0, 'STRAIT_UNSUPPORTED']]);
-  assert.equal(regions.require('P').size, 0);
+  assert.equal(answer.applied, 2);
+  assert.deepEqual(answer.refused.map((refusal) => [refusal.index, refusal.code]), [[2, 'STRAIT_KEY_INVALID']]);
+  assert.deepEqual(receiver.statistics, { batches: 1, events: 3, duplicates: 0, unflaggedDuplicates: 0, refused: 1 });
 });

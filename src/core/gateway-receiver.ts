@@ -5,7 +5,8 @@
 // gateway senders where routing says so, replicated to the other servers of the site, and
 // acknowledged once all of that is done (and on disk where persistent). Events for a region
 // this site lacks are refused one by one (STRAIT_REGION_NOT_FOUND); the sender keeps them as
-// dead letters.
+// dead letters. Events for a partitioned region go to the primary of their bucket
+// (partitioned-regions.ts), which applies them there and replicates them to the bucket's copies.
 //
 // A state machine: callbacks run to completion; time and I/O come through the Runtime.
 
@@ -21,6 +22,12 @@ import { compareTags, type Region } from './region.ts';
 import type { RegionTable } from './region-table.ts';
 import { PendingWrite } from './replication.ts';
 import type { GatewayQueues, WritePath } from './write-path.ts';
+import type { AdmitOutcome, RemoteEvent } from './partitioned-regions.ts';
+
+/** Where other sites' events for partitioned regions go: to their buckets' primaries. */
+export interface RemoteAdmission {
+  admitRemote(region: Region, events: readonly RemoteEvent[], pending: PendingWrite, outcome: AdmitOutcome): void;
+}
 
 /** Decompressed gateway batches larger than this are refused. */
 const GATEWAY_BATCH_BYTES_MAX = 256 * 1024 * 1024;
@@ -36,8 +43,10 @@ export interface ReceiverHost {
 export interface ReceiverStatistics {
   batches: number;
   events: number;
-  /** Events that arrived with a version this server already held. */
+  /** Events that arrived with a version this site already held (no second effect). */
   duplicates: number;
+  /** Among the duplicates, those the sender did not flag possible-duplicate (should stay 0). */
+  unflaggedDuplicates: number;
   refused: number;
 }
 
@@ -48,16 +57,18 @@ export class GatewayReceiver {
   private readonly regions: RegionTable;
   private readonly writes: WritePath;
   private readonly gateways: GatewayQueues;
+  private readonly partitions: RemoteAdmission;
   private readonly metrics: MetricsSink;
   private readonly log: Logger;
   private listener: Listener | undefined;
   private advertised: Address | undefined;
-  readonly statistics: ReceiverStatistics = { batches: 0, events: 0, duplicates: 0, refused: 0 };
+  readonly statistics: ReceiverStatistics = { batches: 0, events: 0, duplicates: 0, unflaggedDuplicates: 0, refused: 0 };
 
   constructor(
     runtime: Runtime, spec: GatewayReceiverSpec, host: ReceiverHost,
-    parts: { regions: RegionTable; writes: WritePath; gateways: GatewayQueues }, metrics: MetricsSink, log: Logger,
+    parts: { regions: RegionTable; writes: WritePath; gateways: GatewayQueues; partitions: RemoteAdmission }, metrics: MetricsSink, log: Logger,
   ) {
+    this.partitions = parts.partitions;
     this.runtime = runtime;
     this.spec = spec;
     this.host = host;
@@ -129,13 +140,25 @@ export class GatewayReceiver {
       const region = this.regions.get(name);
       if (region !== undefined) this.writes.checkAdmission(region);
     }
-    const refused: { index: number; code: string; message: string }[] = [];
+    const outcome: AdmitOutcome = { refused: [], duplicates: 0, unflaggedDuplicates: 0 };
+    const refused = outcome.refused;
+    // Counted once done: partitioned regions' events are applied by their buckets' primaries.
     const pending = new PendingWrite((error) => {
-      if (error !== undefined) reply.fail(error);
-      else reply.ok({ applied: events.length - refused.length, refused });
+      if (error !== undefined) {
+        reply.fail(error);
+        return;
+      }
+      const applied = events.length - refused.length;
+      this.metrics.replicated(applied);
+      this.metrics.receiverBatch(applied, outcome.duplicates, refused.length);
+      this.statistics.duplicates += outcome.duplicates;
+      this.statistics.unflaggedDuplicates += outcome.unflaggedDuplicates;
+      this.statistics.refused += refused.length;
+      reply.ok({ applied, refused });
     });
     const touched = new Set<Region>();
-    let duplicates = 0;
+    /** Events of partitioned regions, by region: they go to their buckets' primaries. */
+    const partitioned = new Map<Region, RemoteEvent[]>();
     for (const [index, event] of events.entries()) {
       const [regionName, key, value, tag, possibleDuplicate] = event;
       const region = this.regions.get(regionName);
@@ -145,11 +168,12 @@ export class GatewayReceiver {
         continue;
       }
       if (region.spec.partition !== undefined) {
-        // Applied here it would land outside the key's bucket, and be dropped later: refused,
-        // so the sender keeps it as a dead letter (replayable) until partitioned regions take
-        // events from other sites.
-        const error = new StraitError('STRAIT_UNSUPPORTED', { what: `events from another site into the partitioned region ${regionName}`, reason: `not available yet on ${this.host.memberName}; the sender keeps them as dead letters (replayable)` });
-        refused.push({ index, code: error.code, message: error.message });
+        let events = partitioned.get(region);
+        if (events === undefined) {
+          events = [];
+          partitioned.set(region, events);
+        }
+        events.push({ index, key, value, tag, possibleDuplicate });
         continue;
       }
       const held = region.entry(key)?.tag;
@@ -163,19 +187,19 @@ export class GatewayReceiver {
         refused.push({ index, code: error.code, message: error.message });
         continue;
       }
-      if (duplicate) duplicates += 1;
+      if (duplicate) {
+        outcome.duplicates += 1;
+        if (!possibleDuplicate) outcome.unflaggedDuplicates += 1;
+      }
       touched.add(region);
     }
     for (const region of touched) {
       this.gateways.sync(region, pending);
       this.writes.awaitRegion(region, pending);
     }
-    this.metrics.replicated(events.length - refused.length);
-    this.metrics.receiverBatch(events.length - refused.length, duplicates, refused.length);
-    this.statistics.duplicates += duplicates;
+    for (const [region, regionEvents] of partitioned) this.partitions.admitRemote(region, regionEvents, pending, outcome);
     this.statistics.batches += 1;
     this.statistics.events += events.length;
-    this.statistics.refused += refused.length;
     pending.settle();
   }
 }

@@ -42,6 +42,11 @@ export interface SenderHost {
   acknowledged(ids: readonly string[], deadLetters: readonly DeadLetter[]): void;
   /** Local state changed (stopped / started): secondaries re-elect the primary. */
   stateChanged(): void;
+  /**
+   * A parallel sender: the lane (`region/bucket`) of an event, and whether this member still
+   * holds the bucket of one read back from disk (dropped when it moved away).
+   */
+  readonly lanes?: { laneOf(event: GatewayEvent): string; holds(event: GatewayEvent): boolean };
 }
 
 export class GatewaySender {
@@ -56,6 +61,8 @@ export class GatewaySender {
   /** A refused event did not fit in the full dead-letter store: dispatch waits for a replay. */
   private deadLettersFull = false;
   private wasPrimary = false;
+  /** A parallel sender: buckets dispatched here, held here, held here with no running dispatcher. */
+  private laneCounts = { dispatching: 0, held: 0, undispatched: 0 };
   private closed = false;
   private drainWaiters: { deadline: number; callback: () => void }[] = [];
   private pauseWaiters: (() => void)[] = [];
@@ -71,7 +78,10 @@ export class GatewaySender {
       persistent: spec.persistent,
       memoryBytesMax: spec.maximumQueueMemoryMegabytes * 1024 * 1024,
       diskBytesMax: (spec.maximumQueueDiskMegabytes ?? GATEWAY_QUEUE_DISK_MEGABYTES_DEFAULT) * 1024 * 1024,
+      ...(host.lanes !== undefined ? { laneOf: (event: GatewayEvent) => host.lanes!.laneOf(event), keep: (event: GatewayEvent) => host.lanes!.holds(event) } : {}),
     });
+    // A parallel queue dispatches only the lanes the hosting assigns it (none until then).
+    if (host.lanes !== undefined) this.queue.setDispatchable(new Set());
     this.deadLetters = new DeadLetterStore(runtime.storage.open(`dead-letters-${spec.id}`), `sender ${spec.id}`, limits.deadLetterBytesMax ?? DEAD_LETTER_BYTES_MAX);
     this.dispatcher = new SenderDispatcher(runtime, spec, this.queue, {
       memberName: host.memberName,
@@ -128,10 +138,23 @@ export class GatewaySender {
     return this.queue.spilledBytesHeld;
   }
 
-  /** Queues a change for the remote site (no-op when stopped, or already queued or acknowledged). */
+  /**
+   * Queues a change for the remote site (no-op when already queued or acknowledged, or when a
+   * serial sender is stopped). A stopped copy of a parallel sender still queues: another copy of
+   * the bucket dispatches it, and when none runs, it waits here until one starts — never dropped.
+   */
   enqueue(event: GatewayEvent): void {
-    if (this.closed || this.state === 'stopped') return;
+    if (this.closed || (this.state === 'stopped' && this.host.lanes === undefined)) return;
     if (this.queue.enqueue(event)) this.dispatcher.pump();
+  }
+
+  /** A parallel sender: the lanes this copy dispatches now (SenderHosting decides). */
+  setLanes(lanes: ReadonlySet<string>, counts: { held: number; undispatched: number }): void {
+    if (this.closed) return;
+    const taken = this.queue.setDispatchable(lanes);
+    this.laneCounts = { dispatching: lanes.size, ...counts };
+    if (taken.length > 0 && this.queue.size > 0) this.log.info({ lanes: taken.length, dispatching: lanes.size }, `sender ${this.spec.id}: now dispatches ${taken.length} more buckets (${lanes.size} in all); their queued events go out as possible duplicates`);
+    this.dispatcher.pump();
   }
 
   /** Durability of queued events (persistent senders): part of a write's acknowledgement. */
@@ -146,8 +169,8 @@ export class GatewaySender {
   }
 
   /** Primary: a page of this queue for a joining copy (see SenderQueue.page). */
-  imagePage(after: number, limit: number, bytesMax: number): { events: GatewayEvent[]; last: number; done: boolean } {
-    return this.queue.page(after, limit, bytesMax);
+  imagePage(after: number, limit: number, bytesMax: number, lane?: string): { events: GatewayEvent[]; last: number; done: boolean } {
+    return this.queue.page(after, limit, bytesMax, lane);
   }
 
   /**
@@ -349,7 +372,8 @@ export class GatewaySender {
   /** Called on view changes and by the server's tick: start or stop dispatching. */
   tick(): void {
     const primary = this.host.isPrimary();
-    if (primary && !this.wasPrimary) {
+    // A parallel sender takes lanes over one by one (setLanes), not the whole queue.
+    if (primary && !this.wasPrimary && this.host.lanes === undefined) {
       // Taking over: whatever the previous primary sent but did not see acknowledged may
       // already be at the remote site.
       this.queue.markTakeover();
@@ -380,9 +404,11 @@ export class GatewaySender {
       lastAckAtMs: this.dispatcher.lastAckAtMs,
       lagMs: this.queue.size === 0 ? 0 : Math.max(0, Math.round(this.runtime.clock.monotonic() - oldest)),
       deadLetters: this.deadLetters.count,
+      ...(this.host.lanes !== undefined ? { parallel: { ...this.laneCounts } } : {}),
       problem: this.deadLettersFull
         ? `the dead letters are full (${this.deadLetters.count} events); dispatch waits — fix why site ${this.spec.remoteSiteId} refuses them and run strait resume gateway-sender --id ${this.spec.id} --replay-dead-letters`
-        : primary && this.state === 'running' ? this.dispatcher.problem : null,
+        : primary && this.state === 'running' ? this.dispatcher.problem
+          : this.laneCounts.undispatched > 0 ? `${this.laneCounts.undispatched} buckets held here have no running copy of parallel sender ${this.spec.id} to dispatch them; their events wait in the queue — start it: strait start gateway-sender --id ${this.spec.id}` : null,
     };
   }
 }

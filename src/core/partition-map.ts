@@ -28,17 +28,13 @@ export function isOffline(map: PartitionMap | undefined, bucket: number): boolea
 
 /**
  * A region spec as members keep it: a partitioned one with every setting (defaults filled in),
- * a replicated one without partition settings. Gateway senders of a partitioned region are
- * refused (STRAIT_CONFIG_INVALID) until parallel senders exist.
+ * a replicated one without partition settings.
  */
 export function normalizeRegionSpec(spec: RegionSpec): RegionSpec {
   if (spec.type !== 'partition') {
     if (spec.partition === undefined) return spec;
     const { partition: _ignored, ...rest } = spec;
     return rest;
-  }
-  if ((spec.gatewaySenderIds ?? []).length > 0) {
-    throw new StraitError('STRAIT_CONFIG_INVALID', { source: `region ${spec.name}`, key: 'gateway-sender-ids', reason: 'gateway senders for partitioned regions are not available yet in this release (parallel senders come next); use a replicate region for data that crosses sites' });
   }
   return { ...spec, partition: { ...PARTITION_DEFAULTS, ...spec.partition } };
 }

@@ -33,7 +33,7 @@ function setup() {
     { regions, subscriptions: new Subscriptions('server-1', 1 << 20), gateways: { queue: () => {}, sync: () => {}, admit: () => {} } }, NO_METRICS, SILENT_LOGGER);
   let view: View | null = null;
   const partitions = new PartitionedRegions(runtime, pool.asPool(), {
-    memberName: 'server-1', memberId: () => me.id, view: () => view, ready: () => true, offerView: () => {}, requestTimeoutMs: 3000,
+    memberName: 'server-1', memberId: () => me.id, view: () => view, ready: () => true, offerView: () => {}, requestTimeoutMs: 3000, bucketQueues: (_region, _bucket, _view, _pending, done) => done(),
   }, { regions, writes, pager: new KeyPager() }, SILENT_LOGGER);
   writes.buckets = partitions;
   /** Installs view `id` whose map assigns each bucket as `buckets` says. */

@@ -13,16 +13,16 @@
 
 import { StraitError } from '../errors.ts';
 import type { Connection, Reply } from '../protocol/connection.ts';
-import type { BucketAssignment, PartitionMap, RequestBody, RequestOp, ResponseBody, View, WireEntry } from '../protocol/messages.ts';
+import type { BucketAssignment, PartitionMap, RequestBody, RequestOp, ResponseBody, VersionTag, View, WireEntry } from '../protocol/messages.ts';
 import type { Address, Logger, Runtime } from '../runtime/runtime.ts';
 import type { KeyPager } from './key-pager.ts';
 import { holds, isOffline, mapOf } from './partition-map.ts';
 import type { PeerPool } from './peer-pool.ts';
-import type { Region } from './region.ts';
+import { compareTags, type Region } from './region.ts';
 import type { RegionTable } from './region-table.ts';
 import { findMember } from './views.ts';
 import type { BucketHooks, WritePath } from './write-path.ts';
-import type { PendingWrite } from './replication.ts';
+import { PendingWrite } from './replication.ts';
 
 /** How often an operation may be passed on to a bucket's primary before it is refused (maps changing). */
 const MAX_HOPS = 3;
@@ -40,9 +40,57 @@ export interface PartitionHost {
   /** A view a locator answered with: installed if it is newer. */
   offerView(view: View): void;
   readonly requestTimeoutMs: number;
+  /**
+   * A new copy of a bucket took the region's image: copy the bucket's parallel sender queues
+   * from their dispatchers, then `done` (before the copy reports ready).
+   */
+  bucketQueues(region: string, bucket: number, viewId: number, stillPending: () => boolean, done: () => void): void;
 }
 
 type Done<T> = (error: StraitError | undefined, result?: T) => void;
+
+/** Another site's event for a partitioned region, with its index in the batch that brought it. */
+export interface RemoteEvent {
+  readonly index: number;
+  readonly key: string;
+  readonly value: Uint8Array | null;
+  readonly tag: VersionTag;
+  readonly possibleDuplicate: boolean;
+  /** How often it was passed on between this site's servers already. */
+  readonly hops?: number;
+}
+
+/** An event refused, by its index in the batch, with the coded reason. */
+export interface Refusal {
+  readonly index: number;
+  readonly code: string;
+  readonly message: string;
+}
+
+/**
+ * What became of other sites' events: those refused, those whose version was already here
+ * (duplicates: no second effect), and among them those their sender did not flag
+ * possible-duplicate (a sender that resent without knowing — a bug the simulations check for).
+ */
+export interface AdmitOutcome {
+  readonly refused: Refusal[];
+  duplicates: number;
+  unflaggedDuplicates: number;
+}
+
+function groupBy<T>(items: readonly T[], keyOf: (item: T) => number): Map<number, T[]> {
+  const groups = new Map<number, T[]>();
+  for (const item of items) {
+    const key = keyOf(item);
+    let group = groups.get(key);
+    if (group === undefined) {
+      group = [];
+      groups.set(key, group);
+    }
+    group.push(item);
+  }
+  return groups;
+}
 
 /** The bucket's copies and pending members but `excluded`: where its writes go from its primary. */
 function holdersBut(assigned: BucketAssignment, ...excluded: (string | undefined)[]): Set<string> {
@@ -124,16 +172,7 @@ export class PartitionedRegions implements BucketHooks {
 
   /** A putAll: one write per bucket (each with its own request id), answered when all are. */
   putAll(region: Region, body: RequestBody<'putAll'>, reply: Reply<'putAll'>): void {
-    const groups = new Map<number, [string, Uint8Array][]>();
-    for (const [key, value] of body.entries) {
-      const bucket = region.bucketOf(key);
-      let group = groups.get(bucket);
-      if (group === undefined) {
-        group = [];
-        groups.set(bucket, group);
-      }
-      group.push([key, value]);
-    }
+    const groups = groupBy(body.entries, ([key]) => region.bucketOf(key));
     if (groups.size === 1) {
       this.write('putAll', region, body, body.entries, reply, () => ({}));
       return;
@@ -165,6 +204,80 @@ export class PartitionedRegions implements BucketHooks {
         },
       }, () => ({}));
     }
+  }
+
+  /**
+   * Other sites' events for this partitioned region, taken by this server's gateway receiver:
+   * each bucket's events go to its primary (here, or passed on with `bucketAdmit`), which applies
+   * them with their tags, queues them for this site's senders and replicates them to the
+   * bucket's copies. `pending` waits for all of it; `outcome` has the refusals (by index in
+   * the batch) and duplicates before it settles.
+   */
+  admitRemote(region: Region, events: readonly RemoteEvent[], pending: PendingWrite, outcome: AdmitOutcome): void {
+    for (const [bucket, group] of groupBy(events, (event) => region.bucketOf(event.key))) {
+      pending.expect();
+      this.withBucket(region, bucket, { fail: (error) => pending.abandon(error) }, (assigned) => {
+        const me = this.host.memberId();
+        if (me !== undefined && assigned.primary === me) {
+          this.admitHere(region, assigned, group, pending, outcome);
+          pending.settle();
+          return;
+        }
+        const address = this.primaryAddress(assigned);
+        const hops = (group[0]!.hops ?? 0) + 1;
+        if (address === undefined || hops > MAX_HOPS) {
+          pending.abandon(new StraitError('STRAIT_BUCKET_UNAVAILABLE', { bucket, region: region.spec.name, member: this.host.memberName, reason: address === undefined ? `its primary ${assigned.primary} is not in the view` : 'its primary is moving' }));
+          return;
+        }
+        const body = { region: region.spec.name, events: group.map((event) => [event.key, event.value, event.tag, event.possibleDuplicate] as [string, Uint8Array | null, VersionTag, boolean]), hops };
+        this.pool.get(address).request('bucketAdmit', body, (error, response) => {
+          if (error !== undefined || response === undefined) {
+            pending.abandon(error ?? new StraitError('STRAIT_INTERNAL', { reason: 'empty bucketAdmit response' }));
+            return;
+          }
+          for (const refusal of response.refused) {
+            const event = group[refusal.index];
+            if (event !== undefined) outcome.refused.push({ ...refusal, index: event.index });
+          }
+          outcome.duplicates += response.duplicates;
+          outcome.unflaggedDuplicates += response.unflaggedDuplicates;
+          pending.settle();
+        });
+      });
+    }
+  }
+
+  /** Another server of the site passes on other sites' events of one bucket (see admitRemote). */
+  onBucketAdmit(region: Region, body: RequestBody<'bucketAdmit'>, reply: Reply<'bucketAdmit'>): void {
+    if (region.spec.partition === undefined) throw new StraitError('STRAIT_UNSUPPORTED', { what: `bucketAdmit for the replicate region ${region.spec.name}`, reason: 'only partitioned regions have buckets' });
+    const outcome: AdmitOutcome = { refused: [], duplicates: 0, unflaggedDuplicates: 0 };
+    const pending = new PendingWrite((error) => (error !== undefined ? reply.fail(error) : reply.ok(outcome)));
+    const events = body.events.map(([key, value, tag, possibleDuplicate], index) => ({ index, key, value, tag, possibleDuplicate, ...(body.hops !== undefined ? { hops: body.hops } : {}) }));
+    this.admitRemote(region, events, pending, outcome);
+    pending.settle();
+  }
+
+  /** The primary's part of admitRemote: apply, queue, replicate to the holders. */
+  private admitHere(region: Region, assigned: BucketAssignment, events: readonly RemoteEvent[], pending: PendingWrite, outcome: AdmitOutcome): void {
+    const targets = holdersBut(assigned, this.host.memberId());
+    for (const event of events) {
+      const held = region.entry(event.key)?.tag;
+      const duplicate = held !== undefined && compareTags(held, event.tag) === 0;
+      try {
+        this.writes.admit(region, [event.key, event.value, event.tag], event.possibleDuplicate, pending, undefined, targets);
+      } catch (error) {
+        // One event this site can't take is refused alone (a dead letter at the sender).
+        if (!(error instanceof StraitError)) throw error;
+        outcome.refused.push({ index: event.index, code: error.code, message: error.message });
+        continue;
+      }
+      if (duplicate) {
+        outcome.duplicates += 1;
+        if (!event.possibleDuplicate) outcome.unflaggedDuplicates += 1;
+      }
+    }
+    this.writes.gatewaySync(region, pending);
+    this.writes.awaitRegion(region, pending);
   }
 
   /** Live entries of the whole region, counted by each bucket's primary. */
@@ -432,7 +545,12 @@ export class PartitionedRegions implements BucketHooks {
           const entry = region.wireEntry(key);
           if (entry !== undefined && seen.get(key) !== entry[2].join('/')) this.writes.replicate(regionName, entry, undefined, false, undefined, targets);
         }
-        this.reportReady(regionName, bucket, stop);
+        // The bucket's parallel sender queues too, before this copy counts: its events not yet
+        // acknowledged by the remote site survive the loss of their dispatcher.
+        this.host.bucketQueues(regionName, bucket, view.id, () => stillPending() !== undefined, () => {
+          if (stillPending() !== undefined) this.reportReady(regionName, bucket, stop);
+          else stop();
+        });
       });
     };
     page(null);
@@ -492,6 +610,17 @@ export class PartitionedRegions implements BucketHooks {
       };
       offer();
     }
+  }
+
+  /**
+   * Whether this server holds the bucket or is about to (assigned in its view, or kept until
+   * a newer view): parallel sender queues keep the events of such buckets.
+   */
+  mayHold(regionName: string, bucket: number): boolean {
+    const me = this.host.memberId();
+    const assigned = this.map(regionName)?.buckets[bucket] ?? null;
+    if (me !== undefined && assigned !== null && holds(assigned, me)) return true;
+    return this.keepUntil.has(`${regionName}/${bucket}`) || !this.host.ready();
   }
 
   /** For status: the buckets of `region` this server holds, as primary or copy. */

@@ -75,6 +75,10 @@ export function regionRequestHandlers(parts: RegionRequestParts): HandlerTable {
       if (region.spec.partition !== undefined) partitions.size(region, reply);
       else reply.ok({ size: region.size });
     },
+    bucketAdmit: (_connection, body, reply) => {
+      parts.requireReady();
+      partitions.onBucketAdmit(regions.require(body.region), body, reply);
+    },
     bucketKeys: (_connection, body, reply) => {
       const region = regions.require(body.region);
       reply.ok(partitions.bucketKeys(region, body.buckets, body.countOnly === true));

@@ -9,11 +9,19 @@
 // acknowledged and queues the ones it never had, so nothing held only by a secondary is lost
 // and missed acks don't pin queues.
 //
+// Parallel senders (partitioned regions): every server holding a bucket queues its changes
+// (the write path replicates them to the bucket's holders only), and each bucket — a lane,
+// `region/bucket` — is dispatched by its first holder (primary first) that is ready and whose
+// copy runs. Acknowledgements go to every copy as for serial senders; a copy that takes a lane
+// over resends what it holds of it flagged possible-duplicate; a new copy of a bucket copies
+// the lane's queue from its dispatcher (`senderImage` with `lane`) before it is ready; stale
+// events are handed to their lane's dispatcher.
+//
 // A state machine: callbacks run to completion; time and I/O come through the Runtime.
 
 import { StraitError } from '../errors.ts';
 import type { Connection, Reply } from '../protocol/connection.ts';
-import type { MemberInfo, RequestBody, ResponseBody, SenderStatus, SiteEntry, View, WireEntry } from '../protocol/messages.ts';
+import type { GatewayEvent, MemberInfo, RequestBody, ResponseBody, SenderStatus, SiteEntry, View, WireEntry } from '../protocol/messages.ts';
 import type { Address, Logger, Runtime } from '../runtime/runtime.ts';
 import { formatAddress } from '../runtime/runtime.ts';
 import { WAN_EXCHANGE_INTERVAL_MS, type GatewaySenderSpec } from './config.ts';
@@ -25,6 +33,7 @@ import type { PeerPool } from './peer-pool.ts';
 import type { Region } from './region.ts';
 import { awaitDurable, type PendingWrite } from './replication.ts';
 import { findMember, locatorsOf, serversOf } from './views.ts';
+import { mapOf } from './partition-map.ts';
 import { WanCatalogue } from './wan-catalogue.ts';
 import type { GatewayQueues } from './write-path.ts';
 
@@ -55,6 +64,17 @@ export interface HostingHost {
   ready(): boolean;
   /** This member's disk refused a commit: it must stop (see awaitDurable). */
   storageFailed(error: StraitError): void;
+  /** Parallel senders: the bucket of `key` in the partitioned region `region` (undefined if not one here). */
+  bucketOf(region: string, key: string): number | undefined;
+  /** Parallel senders: whether this server holds (or is about to hold) the bucket. */
+  holdsBucket(region: string, bucket: number): boolean;
+  /** Parallel senders: the partitioned regions here whose changes go through sender `id`. */
+  regionsUsing(senderId: string): string[];
+}
+
+/** A parallel sender's lane: one bucket of one region. */
+export function laneOf(region: string, bucket: number): string {
+  return `${region}/${bucket}`;
 }
 
 export class SenderHosting implements GatewayQueues {
@@ -64,6 +84,8 @@ export class SenderHosting implements GatewayQueues {
   private readonly log: Logger;
   /** Gateway senders hosted here, by id. */
   private readonly senders = new Map<string, GatewaySender>();
+  /** Parallel senders: the lanes (`region/bucket`) each copy here dispatches, by sender id. */
+  private readonly lanes = new Map<string, ReadonlySet<string>>();
   /** Members whose copy of a sender is stopped, by sender id (they can't be primary). */
   private readonly stoppedCopies = new Map<string, Set<string>>();
   private site = 0;
@@ -122,7 +144,7 @@ export class SenderHosting implements GatewayQueues {
       if (spec.remoteSiteId === site) {
         return new StraitError('STRAIT_CONFIG_INVALID', { source: 'gateway-senders', key: `${spec.id}.remote-site-id`, reason: `${spec.remoteSiteId} is this server's own site` });
       }
-      this.senders.set(spec.id, new GatewaySender(this.runtime, spec, this.senderHost(spec.id), this.log));
+      this.senders.set(spec.id, new GatewaySender(this.runtime, spec, this.senderHost(spec.id, spec.parallel), this.log));
     }
     return undefined;
   }
@@ -144,7 +166,8 @@ export class SenderHosting implements GatewayQueues {
   /** Starts a sender the site configuration created (after `open`). */
   add(spec: GatewaySenderSpec): void {
     if (this.senders.has(spec.id)) return;
-    this.senders.set(spec.id, new GatewaySender(this.runtime, spec, this.senderHost(spec.id), this.log));
+    this.senders.set(spec.id, new GatewaySender(this.runtime, spec, this.senderHost(spec.id, spec.parallel), this.log));
+    this.refreshLanes();
     this.log.info({ sender: spec.id, remoteSite: spec.remoteSiteId }, `server ${this.host.memberName}: gateway sender ${spec.id} → site ${spec.remoteSiteId} created by the site configuration`);
     this.fetchCatalogue();
   }
@@ -181,8 +204,15 @@ export class SenderHosting implements GatewayQueues {
     return (this.catalogue?.all() ?? []).map((entry) => ({ site: entry.site, edges: entry.edges, receivers: entry.receivers.length }));
   }
 
-  private senderHost(senderId: string): SenderHost {
+  private senderHost(senderId: string, parallel: boolean): SenderHost {
+    const bucketOfEvent = (event: GatewayEvent): number => this.host.bucketOf(event[0], event[1]) ?? -1;
     return {
+      ...(parallel ? {
+        lanes: {
+          laneOf: (event: GatewayEvent) => laneOf(event[0], bucketOfEvent(event)),
+          holds: (event: GatewayEvent) => this.host.holdsBucket(event[0], bucketOfEvent(event)),
+        },
+      } : {}),
       memberName: this.host.memberName,
       site: this.site,
       isPrimary: () => this.isPrimary(senderId),
@@ -192,6 +222,7 @@ export class SenderHosting implements GatewayQueues {
       stateChanged: () => {
         const sender = this.senders.get(senderId);
         this.announce(senderId, [], sender?.state === 'stopped');
+        this.refreshLanes();
         for (const candidate of this.senders.values()) candidate.tick();
       },
     };
@@ -206,12 +237,62 @@ export class SenderHosting implements GatewayQueues {
       && (member.info.id === includeSelf || (member.ready && stopped?.has(member.info.id) !== true)));
   }
 
-  /** The oldest ready server hosting the sender whose copy is not stopped dispatches. */
+  /**
+   * Serial: the oldest ready server hosting the sender whose copy is not stopped dispatches.
+   * Parallel: every copy that dispatches at least one bucket (see refreshLanes).
+   */
   isPrimary(senderId: string): boolean {
     const me = this.host.info();
     const mine = this.senders.get(senderId);
     if (this.host.view() === null || me === undefined || mine === undefined || mine.state === 'stopped' || !this.host.ready()) return false;
+    if (mine.spec.parallel) return (this.lanes.get(senderId)?.size ?? 0) > 0;
     return oldest(this.candidates(senderId, me.id))?.info.id === me.id;
+  }
+
+  /**
+   * A parallel sender's dispatcher for one bucket: the first of its holders (primary first)
+   * that is ready, hosts the sender and whose copy is not stopped — so stopping a copy hands its
+   * buckets to their other copies, and a bucket's events leave from one member at a time.
+   */
+  private dispatcherOf(senderId: string, region: string, bucket: number): MemberInfo | undefined {
+    const view = this.host.view();
+    const assigned = mapOf(view?.partitions, region)?.buckets[bucket] ?? null;
+    if (view === null || assigned === null) return undefined;
+    const me = this.host.info()?.id;
+    const stopped = this.stoppedCopies.get(senderId);
+    for (const id of assigned.copies) {
+      const member = findMember(view, id);
+      if (member === undefined || !(member.info.senders ?? []).some((sender) => sender.id === senderId)) continue;
+      if (id === me) {
+        if (this.host.ready() && this.senders.get(senderId)?.state !== 'stopped') return member.info;
+        continue;
+      }
+      if (member.ready && stopped?.has(id) !== true) return member.info;
+    }
+    return undefined;
+  }
+
+  /** Parallel senders: which buckets each copy here dispatches now, from the view's bucket maps. */
+  private refreshLanes(): void {
+    const me = this.host.info()?.id;
+    const view = this.host.view();
+    for (const sender of this.senders.values()) {
+      if (!sender.spec.parallel) continue;
+      const lanes = new Set<string>();
+      let held = 0;
+      let undispatched = 0;
+      for (const region of this.host.regionsUsing(sender.spec.id)) {
+        for (const [bucket, assigned] of (mapOf(view?.partitions, region)?.buckets ?? []).entries()) {
+          if (assigned === null || me === undefined || !assigned.copies.includes(me)) continue;
+          held += 1;
+          const dispatcher = this.dispatcherOf(sender.spec.id, region, bucket);
+          if (dispatcher === undefined) undispatched += 1;
+          else if (dispatcher.id === me) lanes.add(laneOf(region, bucket));
+        }
+      }
+      this.lanes.set(sender.spec.id, lanes);
+      sender.setLanes(lanes, { held, undispatched });
+    }
   }
 
   private primaryOf(senderId: string): MemberInfo | undefined {
@@ -224,6 +305,7 @@ export class SenderHosting implements GatewayQueues {
       for (const id of stopped) if (findMember(view, id) === undefined) stopped.delete(id);
       if (stopped.size === 0) this.stoppedCopies.delete(senderId);
     }
+    this.refreshLanes();
     for (const sender of this.senders.values()) sender.tick();
   }
 
@@ -237,6 +319,7 @@ export class SenderHosting implements GatewayQueues {
     }
     if (stopped) set.add(member.info.id);
     else set.delete(member.info.id);
+    this.refreshLanes();
     this.senders.get(senderId)?.tick();
   }
 
@@ -339,6 +422,8 @@ export class SenderHosting implements GatewayQueues {
   /** Called on the server's tick. */
   tick(): void {
     this.dialIn.tick();
+    // Readiness of this server and its peers changes outside view installs too.
+    this.refreshLanes();
     const now = this.runtime.clock.monotonic();
     if (now - this.catalogueFetchedMs >= WAN_EXCHANGE_INTERVAL_MS) this.fetchCatalogue();
     if (now - this.handoffAtMs >= SENDER_HANDOFF_INTERVAL_MS) {
@@ -357,14 +442,28 @@ export class SenderHosting implements GatewayQueues {
    * down or partitioned) or were never seen by the primary; the primary sorts them out.
    */
   private handOff(sender: GatewaySender): void {
-    if (sender.queuedEvents === 0 || this.isPrimary(sender.spec.id) || !this.host.ready()) return;
-    const primary = this.primaryOf(sender.spec.id);
-    if (primary === undefined) return;
+    if (sender.queuedEvents === 0 || !this.host.ready()) return;
+    if (!sender.spec.parallel && this.isPrimary(sender.spec.id)) return;
     const events = sender.staleEvents(SENDER_HANDOFF_INTERVAL_MS * 2, SENDER_HANDOFF_EVENTS_MAX);
     if (events.length === 0) return;
-    this.pool.get(primary.address).request('senderHandoff', { sender: sender.spec.id, events }, (error, response) => {
-      if (error === undefined && response !== undefined) sender.handedOff(response.acknowledged, response.refused ?? [], events);
-    });
+    // Serial: to the primary. Parallel: each event to its bucket's dispatcher.
+    const groups = new Map<string, { member: MemberInfo; events: GatewayEvent[] }>();
+    for (const event of events) {
+      const bucket = this.host.bucketOf(event[0], event[1]);
+      const target = !sender.spec.parallel ? this.primaryOf(sender.spec.id) : bucket === undefined ? undefined : this.dispatcherOf(sender.spec.id, event[0], bucket);
+      if (target === undefined || target.id === this.host.info()?.id) continue;
+      let group = groups.get(target.id);
+      if (group === undefined) {
+        group = { member: target, events: [] };
+        groups.set(target.id, group);
+      }
+      group.events.push(event);
+    }
+    for (const { member, events: handed } of groups.values()) {
+      this.pool.get(member.address).request('senderHandoff', { sender: sender.spec.id, events: handed }, (error, response) => {
+        if (error === undefined && response !== undefined) sender.handedOff(response.acknowledged, response.refused ?? [], handed);
+      });
+    }
   }
 
   // ---- Queue images ----
@@ -376,45 +475,79 @@ export class SenderHosting implements GatewayQueues {
    * oldest) keeps what it has. `stillJoining` ends the work when the member moves on.
    */
   takeImages(viewId: number, stillJoining: () => boolean, done: () => void): void {
-    const senders = [...this.senders.values()];
+    // A parallel sender's queue comes bucket by bucket, with each bucket (takeBucketQueues).
+    const senders = [...this.senders.values()].filter((sender) => !sender.spec.parallel);
     let remaining = senders.length;
     if (remaining === 0) {
       done();
       return;
     }
     for (const sender of senders) {
-      this.imagePage(sender, viewId, undefined, null, stillJoining, () => {
+      const source = { from: () => this.primaryOf(sender.spec.id) };
+      this.imagePage(sender, viewId, source, undefined, null, stillJoining, () => {
         remaining -= 1;
         if (remaining === 0) done();
       });
     }
   }
 
-  private imagePage(sender: GatewaySender, viewId: number, from: string | undefined, after: number | null, stillJoining: () => boolean, done: () => void): void {
+  /**
+   * A new copy of a bucket (pending, its region image taken): copies the bucket's lane of every
+   * parallel sender of `region` from the lane's dispatcher, then calls `done`. Events the bucket
+   * gets meanwhile are replicated here and queued as usual; the image brings the earlier ones.
+   */
+  takeBucketQueues(region: string, bucket: number, viewId: number, stillPending: () => boolean, done: () => void): void {
+    const senderIds = new Set(this.parallelSendersOf(region));
+    const senders = [...this.senders.values()].filter((sender) => senderIds.has(sender.spec.id));
+    let remaining = senders.length;
+    if (remaining === 0) {
+      done();
+      return;
+    }
+    const lane = laneOf(region, bucket);
+    for (const sender of senders) {
+      const source = { from: () => this.dispatcherOf(sender.spec.id, region, bucket), lane };
+      this.imagePage(sender, viewId, source, undefined, null, stillPending, () => {
+        remaining -= 1;
+        if (remaining === 0) done();
+      });
+    }
+  }
+
+  /** The parallel senders hosted here through which `region`'s changes go. */
+  private parallelSendersOf(region: string): string[] {
+    return [...this.senders.values()].filter((sender) => sender.spec.parallel && this.host.regionsUsing(sender.spec.id).includes(region)).map((sender) => sender.spec.id);
+  }
+
+  private imagePage(
+    sender: GatewaySender, viewId: number, source: { from: () => MemberInfo | undefined; lane?: string }, from: string | undefined, after: number | null,
+    stillJoining: () => boolean, done: () => void,
+  ): void {
     if (!stillJoining()) return;
-    const primary = this.primaryOf(sender.spec.id);
-    if (primary === undefined) {
+    const primary = source.from();
+    if (primary === undefined || primary.id === this.host.info()?.id) {
       done();
       return;
     }
     // A new primary numbers its queue differently: start its image from the beginning.
     const position = primary.id === from ? after : null;
-    this.pool.get(primary.address).request('senderImage', { sender: sender.spec.id, viewId, after: position, limit: SENDER_IMAGE_PAGE_EVENTS }, (error, response) => {
+    const body = { sender: sender.spec.id, viewId, after: position, limit: SENDER_IMAGE_PAGE_EVENTS, ...(source.lane !== undefined ? { lane: source.lane } : {}) };
+    this.pool.get(primary.address).request('senderImage', body, (error, response) => {
       if (!stillJoining()) return;
       if (error?.code === 'STRAIT_SENDER_NOT_FOUND') {
         done();
         return;
       }
       if (error !== undefined || response === undefined) {
-        this.runtime.setTimer(SENDER_IMAGE_RETRY_MS, () => this.imagePage(sender, viewId, primary.id, position, stillJoining, done));
+        this.runtime.setTimer(SENDER_IMAGE_RETRY_MS, () => this.imagePage(sender, viewId, source, primary.id, position, stillJoining, done));
         return;
       }
       sender.absorb(response.events);
       if (response.next === null) {
-        if (response.events.length > 0 || position !== null) this.log.info({ sender: sender.spec.id, queued: sender.queuedEvents }, `server ${this.host.memberName}: copied the queue of sender ${sender.spec.id} from ${primary.name}; ${sender.queuedEvents} events queued here`);
+        if (response.events.length > 0 || position !== null) this.log.info({ sender: sender.spec.id, queued: sender.queuedEvents, lane: source.lane }, `server ${this.host.memberName}: copied the queue of sender ${sender.spec.id}${source.lane !== undefined ? ` for bucket ${source.lane}` : ''} from ${primary.name}; ${sender.queuedEvents} events queued here`);
         done();
       } else {
-        this.imagePage(sender, viewId, primary.id, response.next, stillJoining, done);
+        this.imagePage(sender, viewId, source, primary.id, response.next, stillJoining, done);
       }
     });
   }
@@ -424,10 +557,14 @@ export class SenderHosting implements GatewayQueues {
     const sender = this.senders.get(body.sender);
     if (sender === undefined) throw new StraitError('STRAIT_SENDER_NOT_FOUND', { sender: body.sender, member: this.host.memberName });
     const viewId = this.host.view()?.id ?? 0;
-    if (!this.isPrimary(body.sender) || viewId < body.viewId) {
-      throw new StraitError('STRAIT_NOT_READY', { member: this.host.memberName, state: this.isPrimary(body.sender) ? `view ${viewId} older than ${body.viewId}` : `not the primary of ${body.sender}` });
+    // Serial: the primary serves. Parallel: the dispatcher of the lane asked for.
+    const serves = sender.spec.parallel
+      ? body.lane !== undefined && this.lanes.get(body.sender)?.has(body.lane) === true
+      : this.isPrimary(body.sender);
+    if (!serves || viewId < body.viewId) {
+      throw new StraitError('STRAIT_NOT_READY', { member: this.host.memberName, state: serves ? `view ${viewId} older than ${body.viewId}` : `not the primary of ${body.sender}${body.lane !== undefined ? ` for ${body.lane}` : ''}` });
     }
-    const page = sender.imagePage(body.after ?? -1, Math.max(1, body.limit), SENDER_IMAGE_PAGE_BYTES);
+    const page = sender.imagePage(body.after ?? -1, Math.max(1, body.limit), SENDER_IMAGE_PAGE_BYTES, body.lane);
     reply.ok({ events: page.events, next: page.done ? null : page.last });
   }
 
@@ -447,7 +584,13 @@ export class SenderHosting implements GatewayQueues {
       reply.ok({ acknowledged: [] });
       return;
     }
-    const { acknowledged, refused } = sender.adopt(body.events);
+    // A parallel copy answers for the buckets it dispatches only.
+    const lanes = this.lanes.get(body.sender);
+    const events = !sender.spec.parallel ? body.events : body.events.filter((event) => {
+      const bucket = this.host.bucketOf(event[0], event[1]);
+      return bucket !== undefined && lanes?.has(laneOf(event[0], bucket)) === true;
+    });
+    const { acknowledged, refused } = sender.adopt(events);
     reply.ok({ acknowledged, ...(refused.length > 0 ? { refused } : {}) });
   }
 

@@ -78,6 +78,8 @@ export interface QueueItem {
   possibleDuplicate: boolean;
   /** In a batch awaiting the remote site's acknowledgement. */
   sent: boolean;
+  /** A parallel sender's lane (`region/bucket`); undefined in a serial sender's queue. */
+  readonly lane: string | undefined;
   removed: boolean;
 }
 
@@ -88,6 +90,14 @@ export interface SenderQueueOptions {
   readonly memoryBytesMax: number;
   /** The on-disk tail, at most, in bytes: past it `full` is true (default: no limit). */
   readonly diskBytesMax?: number;
+  /**
+   * A parallel sender's queue: the lane (`region/bucket`) of each event. Only the lanes
+   * `dispatchable` allows are taken for batches; the others wait for the lane's dispatcher to
+   * acknowledge them.
+   */
+  readonly laneOf?: (event: GatewayEvent) => string;
+  /** A parallel queue: false for an event read back from disk that this member no longer holds (dropped). */
+  readonly keep?: (event: GatewayEvent) => boolean;
 }
 
 export class SenderQueue {
@@ -111,6 +121,10 @@ export class SenderQueue {
   private diskTail = -1;
   /** After a takeover, everything read back from disk may already be at the remote site. */
   private afterTakeover = false;
+  /** A parallel queue: lanes taken over from another dispatcher (their events go out flagged). */
+  private readonly takenOver = new Set<string>();
+  /** A parallel queue: the lanes this member dispatches (undefined: every item, a serial queue). */
+  private dispatchable: ReadonlySet<string> | undefined;
 
   constructor(store: Store, clock: Clock, options: SenderQueueOptions) {
     this.store = store;
@@ -220,9 +234,10 @@ export class SenderQueue {
   }
 
   private pushItem(event: GatewayEvent, sequence: number, key: string, bytes: number, possibleDuplicate: boolean): void {
+    const lane = this.options.laneOf?.(event);
     const item: QueueItem = {
       id: eventId(event), sequence, storeKey: key, bytes, enqueuedAtMs: this.clock.monotonic(),
-      event, possibleDuplicate, sent: false, removed: false,
+      event, possibleDuplicate: possibleDuplicate || (lane !== undefined && this.takenOver.has(lane)), sent: false, removed: false, lane,
     };
     this.memoryBytes += bytes + QUEUE_ITEM_OVERHEAD_BYTES;
     this.items.push(item);
@@ -312,8 +327,9 @@ export class SenderQueue {
       this.queueBytes -= bytes.length;
       if (!this.options.persistent) this.store.remove(key);
       const id = eventId(event);
-      if (this.ackedIds.has(id) || this.byId.has(id)) {
-        // Acknowledged while it waited on disk (a secondary), or queued twice: drop it.
+      if (this.ackedIds.has(id) || this.byId.has(id) || this.options.keep?.(event) === false) {
+        // Acknowledged while it waited on disk (a secondary), queued twice, or of a bucket that
+        // moved away from this member (its holders have it): drop it.
         this.liveCount -= 1;
         if (this.options.persistent) this.store.remove(key);
         continue;
@@ -334,12 +350,38 @@ export class SenderQueue {
     this.afterTakeover = true;
   }
 
+  /**
+   * A parallel queue: this member now dispatches `lanes`. Lanes it did not dispatch before are
+   * taken over: their events may already be at the remote site (sent by the lane's previous
+   * dispatcher), so they go out flagged possible-duplicate — those read back from disk later too.
+   */
+  setDispatchable(lanes: ReadonlySet<string>): string[] {
+    const previous = this.dispatchable ?? new Set<string>();
+    const taken = [...lanes].filter((lane) => !previous.has(lane));
+    for (const lane of taken) this.takenOver.add(lane);
+    for (const lane of [...this.takenOver]) if (!lanes.has(lane)) this.takenOver.delete(lane);
+    if (taken.length > 0) {
+      const fresh = new Set(taken);
+      for (let index = this.head; index < this.items.length; index++) {
+        const item = this.items[index]!;
+        if (item.lane !== undefined && fresh.has(item.lane)) item.possibleDuplicate = true;
+      }
+    }
+    this.dispatchable = lanes;
+    return taken;
+  }
+
+  /** Whether `item` may go out from this member (a serial queue: all; a parallel one: its lanes'). */
+  private mayTake(item: QueueItem): boolean {
+    return this.dispatchable === undefined || (item.lane !== undefined && this.dispatchable.has(item.lane));
+  }
+
   /** Unsent items in memory, counted up to `limit`. */
   unsentCount(limit: number): number {
     let count = 0;
     for (let index = this.head; index < this.items.length && count < limit; index++) {
       const item = this.items[index]!;
-      if (!item.removed && !item.sent) count += 1;
+      if (!item.removed && !item.sent && this.mayTake(item)) count += 1;
     }
     return count;
   }
@@ -350,7 +392,7 @@ export class SenderQueue {
     let bytes = 0;
     for (let index = this.head; index < this.items.length && items.length < limit; index++) {
       const item = this.items[index]!;
-      if (item.removed || item.sent) continue;
+      if (item.removed || item.sent || !this.mayTake(item)) continue;
       if (items.length > 0 && bytes + item.bytes > bytesMax) break;
       item.sent = true;
       items.push(item);
@@ -373,14 +415,14 @@ export class SenderQueue {
    * (at least one). `last` is the position of the last one; `done` when the page reached the
    * tail. Reads the on-disk part record by record, so a long backlog costs one page of memory.
    */
-  page(after: number, limit: number, bytesMax: number): { events: GatewayEvent[]; last: number; done: boolean } {
+  page(after: number, limit: number, bytesMax: number, lane?: string): { events: GatewayEvent[]; last: number; done: boolean } {
     const events: GatewayEvent[] = [];
     let bytes = 0;
     let last = after;
     const full = (): boolean => events.length >= limit || (events.length > 0 && bytes >= bytesMax);
     for (let index = this.firstItemAfter(after); index < this.items.length; index++) {
       const item = this.items[index]!;
-      if (item.removed) continue;
+      if (item.removed || (lane !== undefined && item.lane !== lane)) continue;
       if (full()) return { events, last, done: false };
       events.push(item.event!);
       bytes += item.bytes;
@@ -392,7 +434,7 @@ export class SenderQueue {
         if (stored === undefined) continue;
         if (full()) return { events, last, done: false };
         const event = decodeEvent(stored, `${this.options.name} queue record ${queueStoreKey(sequence)}`);
-        if (this.ackedIds.has(eventId(event))) continue;
+        if (this.ackedIds.has(eventId(event)) || (lane !== undefined && this.options.laneOf?.(event) !== lane)) continue;
         events.push(event);
         bytes += eventBytes(event);
         last = sequence;
@@ -413,13 +455,16 @@ export class SenderQueue {
     return low;
   }
 
-  /** The oldest events queued longer than `olderThanMs`, for a secondary's handoff to the primary. */
+  /**
+   * The oldest events queued longer than `olderThanMs`, for a secondary's handoff to the
+   * primary (a parallel queue: of the lanes this member does not dispatch).
+   */
   staleEvents(olderThanMs: number, limit: number): GatewayEvent[] {
     const cutoff = this.clock.monotonic() - olderThanMs;
     const events: GatewayEvent[] = [];
     for (let index = this.head; index < this.items.length && events.length < limit; index++) {
       const item = this.items[index]!;
-      if (item.removed) continue;
+      if (item.removed || (this.dispatchable !== undefined && this.mayTake(item))) continue;
       if (item.enqueuedAtMs > cutoff) break;
       events.push(item.event!);
     }

@@ -128,6 +128,12 @@ export class Server {
       info: () => this.infoValue,
       ready: () => this.state === 'ready',
       storageFailed: (error) => this.storageFailed(error),
+      bucketOf: (region, key) => {
+        const found = this.regions.get(region);
+        return found?.spec.partition === undefined ? undefined : found.bucketOf(key);
+      },
+      holdsBucket: (region, bucket) => this.partitions.mayHold(region, bucket),
+      regionsUsing: (senderId) => [...this.regions.all()].filter((region) => region.spec.partition !== undefined && (region.spec.gatewaySenderIds ?? []).includes(senderId)).map((region) => region.spec.name),
     }, this.log);
     this.writes = new WritePath(runtime, this.pool, {
       memberName: config.name,
@@ -156,6 +162,7 @@ export class Server {
       ready: () => this.state === 'ready',
       offerView: (view) => this.agent?.offerView(view),
       requestTimeoutMs: config.timing.requestTimeoutMs,
+      bucketQueues: (region, bucket, viewId, stillPending, done) => this.senders.takeBucketQueues(region, bucket, viewId, stillPending, done),
     }, { regions: this.regions, writes: this.writes, pager: this.pager }, this.log);
     this.writes.buckets = this.partitions;
     this.handlers = this.makeHandlers(regionRequestHandlers({
@@ -209,7 +216,7 @@ export class Server {
       memberName: this.config.name,
       site: () => this.site,
       requireReady: () => this.requireReady(),
-    }, { regions: this.regions, writes: this.writes, gateways: this.senders }, this.metrics, this.log);
+    }, { regions: this.regions, writes: this.writes, gateways: this.senders, partitions: this.partitions }, this.metrics, this.log);
     this.dialOut = spec.dialOut === true ? new DialOutLinks(this.runtime, {
       memberName: this.config.name,
       frameBytesMax: this.config.frameBytesMax,
@@ -298,7 +305,7 @@ export class Server {
 
   /** What the gateway receiver took in (zeros when there is none). */
   get receiverStatistics(): ReceiverStatistics {
-    return this.receiver?.statistics ?? { batches: 0, events: 0, duplicates: 0, refused: 0 };
+    return this.receiver?.statistics ?? { batches: 0, events: 0, duplicates: 0, unflaggedDuplicates: 0, refused: 0 };
   }
 
   /** Sites this server's copy of the WAN catalogue knows, with their edges (tests, status). */

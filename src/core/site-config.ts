@@ -7,6 +7,7 @@ import type { ConfigChange, ReceiverDeclaration, RegionSpec, SenderDeclaration, 
 import type { Address } from '../runtime/runtime.ts';
 import { formatAddress } from '../runtime/runtime.ts';
 import { normalizeRegionSpec } from './partition-map.ts';
+import { senderMismatch } from './config.ts';
 import {
   GATEWAY_BATCH_SIZE_DEFAULT,
   GATEWAY_BATCH_TIME_INTERVAL_MS_DEFAULT,
@@ -37,6 +38,7 @@ export function normalizeSender(declaration: SenderDeclaration): Required<Sender
     orderPolicy: declaration.orderPolicy ?? 'key',
     manualStart: declaration.manualStart ?? false,
     compression: declaration.compression ?? false,
+    parallel: declaration.parallel ?? false,
   };
 }
 
@@ -54,13 +56,22 @@ export function normalizeReceiver(declaration: ReceiverDeclaration): ReceiverDec
   };
 }
 
+/**
+ * A region's changes go through parallel senders when it is partitioned, through serial ones
+ * when it is replicated (STRAIT_CONFIG_INVALID otherwise, with the reason).
+ */
+export function checkSenderFits(region: RegionSpec, sender: SenderDeclaration, source: string): void {
+  const reason = senderMismatch(region.type, region.name, sender.id, sender.parallel === true);
+  if (reason !== undefined) throw new StraitError('STRAIT_CONFIG_INVALID', { source, key: `regions.${region.name}.gateway-sender-ids`, reason });
+}
+
 /** The core's sender spec for a declaration. */
 export function senderSpecOf(declaration: SenderDeclaration): GatewaySenderSpec {
   const full = normalizeSender(declaration);
   return {
     id: full.id,
     remoteSiteId: full.remoteSiteId,
-    parallel: false,
+    parallel: full.parallel,
     batchSize: full.batchSize,
     batchTimeIntervalMs: full.batchTimeIntervalMs,
     maximumQueueMemoryMegabytes: full.maximumQueueMemoryMegabytes,
@@ -157,7 +168,9 @@ export function applyChange(config: SiteConfig, change: ConfigChange, site: numb
     case 'createRegion': {
       const spec = normalizeRegionSpec(regionWithSenders(change.spec, change.spec.gatewaySenderIds ?? []));
       for (const id of spec.gatewaySenderIds ?? []) {
-        if (findSender(id) === undefined) throw new StraitError('STRAIT_CONFIG_NOT_FOUND', { what: `gateway sender ${id} (named by region ${spec.name})`, site });
+        const sender = findSender(id);
+        if (sender === undefined) throw new StraitError('STRAIT_CONFIG_NOT_FOUND', { what: `gateway sender ${id} (named by region ${spec.name})`, site });
+        checkSenderFits(spec, sender, source);
       }
       const existing = config.regions.find((region) => region.name === spec.name);
       if (existing !== undefined) {
@@ -171,7 +184,9 @@ export function applyChange(config: SiteConfig, change: ConfigChange, site: numb
       if (existing === undefined) throw new StraitError('STRAIT_CONFIG_NOT_FOUND', { what: `region ${change.name}`, site });
       const ids = [...new Set(change.gatewaySenderIds)];
       for (const id of ids) {
-        if (findSender(id) === undefined) throw new StraitError('STRAIT_CONFIG_NOT_FOUND', { what: `gateway sender ${id}`, site });
+        const sender = findSender(id);
+        if (sender === undefined) throw new StraitError('STRAIT_CONFIG_NOT_FOUND', { what: `gateway sender ${id}`, site });
+        checkSenderFits(existing, sender, source);
       }
       const altered = normalizeRegionSpec(regionWithSenders(existing, ids));
       if (sameRegion(existing, altered)) return unchanged;

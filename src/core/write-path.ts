@@ -185,6 +185,11 @@ export class WritePath {
     pending.settle();
   }
 
+  /** Makes `pending` wait until every persistent gateway sender queueing `region` has synced. */
+  gatewaySync(region: Region, pending: PendingWrite): void {
+    this.gateways.sync(region, pending);
+  }
+
   /** Makes `pending` wait for `region` on disk (a no-op for in-memory regions). */
   awaitRegion(region: Region, pending: PendingWrite): void {
     if (!region.persistent) return;

@@ -203,6 +203,8 @@ export const SenderDeclaration = Type.Object(
     orderPolicy: Type.Optional(Type.Union([Type.Literal('key'), Type.Literal('thread')])),
     manualStart: Type.Optional(Type.Boolean()),
     compression: Type.Optional(Type.Boolean()),
+    /** A queue per bucket on the bucket's holders, dispatched by each bucket's primary: partitioned regions only. */
+    parallel: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );
@@ -346,6 +348,11 @@ export const SenderStatus = Type.Object(
     deadLetters: Uint(),
     /** What is in the way, when something is: no receiver known, exchange failures, ... */
     problem: Type.Union([Type.String({ maxLength: 2048 }), Type.Null()]),
+    /**
+     * A parallel sender: the buckets this copy dispatches (it is `primary` when there is one),
+     * and of the buckets it holds a copy of, those no running copy dispatches (stopped everywhere).
+     */
+    parallel: Type.Optional(Type.Object({ dispatching: Uint(), held: Uint(), undispatched: Uint() }, { additionalProperties: false })),
   },
   { additionalProperties: false },
 );
@@ -439,6 +446,25 @@ export const REQUESTS = {
         primaryMoves: Type.Array(Type.Tuple([Uint(), Name, Name]), { maxItems: 100_000 }),
       }, { additionalProperties: false }), { maxItems: 10_000 }),
       view: View,
+    }),
+  },
+  /**
+   * Server → the primary of the events' bucket: other sites' events for a partitioned region,
+   * which a gateway receiver on another server of this site took. Applied with their tags, queued
+   * for this site's senders, replicated to the bucket's copies; answered once all of that is
+   * done, with the events refused (by index, coded).
+   */
+  bucketAdmit: {
+    body: Type.Object({
+      region: Name,
+      events: Type.Array(Type.Tuple([Key, Type.Union([Type.Uint8Array(), Type.Null()]), VersionTag, Type.Boolean()]), { maxItems: 100_000 }),
+      hops: Type.Optional(Uint({ maximum: 8 })),
+    }, { additionalProperties: false }),
+    response: Type.Object({
+      refused: Type.Array(Type.Object({ index: Uint(), code: Type.String({ maxLength: 64 }), message: Type.String({ maxLength: 1024 }) }), { maxItems: 100_000 }),
+      /** Events whose version the bucket already held, and those among them not flagged possible-duplicate. */
+      duplicates: Uint(),
+      unflaggedDuplicates: Uint(),
     }),
   },
   /** Server → server: the live keys and count of the buckets (keys and size of a partitioned region). */
@@ -554,7 +580,11 @@ export const REQUESTS = {
    * so every later event is replicated to the joiner and every earlier one is in the image.
    */
   senderImage: {
-    body: Type.Object({ sender: Name, viewId: Uint(), after: Type.Union([Uint(), Type.Null()]), limit: Uint({ maximum: 10_000 }) }, { additionalProperties: false }),
+    body: Type.Object({
+      sender: Name, viewId: Uint(), after: Type.Union([Uint(), Type.Null()]), limit: Uint({ maximum: 10_000 }),
+      /** A parallel sender: only this lane (`region/bucket`), asked of its dispatcher by a new copy of the bucket. */
+      lane: Type.Optional(Type.String({ maxLength: 300 })),
+    }, { additionalProperties: false }),
     response: Type.Object({ events: Type.Array(GatewayEvent, { maxItems: 10_000 }), next: Type.Union([Uint(), Type.Null()]) }),
   },
 

@@ -10,7 +10,8 @@
 //       configuration (`siteConfig`, `configChange`, `configCommit`, `configApply`; heartbeats carry
 //       the configuration version and changed member info); partitioned regions (RegionSpec.partition,
 //       View.partitions, `bucketsCreate`, `bucketReady`, `bucketKeys`, `image.bucket`, `rebalance`, `hops` on
-//       forwarded region operations, `replicate.viewId`). Version 1 never
+//       forwarded region operations, `replicate.viewId`); parallel senders (`bucketAdmit`,
+//       `senderImage.lane`, SenderStatus.parallel, SenderDeclaration.parallel). Version 1 never
 //       left this repository, so version 2 is also the minimum; 2 is not released yet.
 //
 // A connection speaks the highest version both sides support. A member refuses peers whose
