@@ -51,7 +51,7 @@ describe('createMetrics', () => {
     const { registry, sink } = createMetrics('server', 'server1-1', 1);
     sink.internalError('put', new TypeError('bug'));
     sink.subscriberCut();
-    sink.receiverBatch(10, 3, 2);
+    sink.receiverBatch(10, 3, 2, 1);
     sink.receiverBatch(5, 0, 0);
     const text = await registry.metrics();
     assert.equal(sample(text, 'strait_internal_errors_total', 'where="put"'), 1);
@@ -59,6 +59,7 @@ describe('createMetrics', () => {
     assert.equal(sample(text, 'strait_gateway_receiver_events_total', 'outcome="applied"'), 12);
     assert.equal(sample(text, 'strait_gateway_receiver_events_total', 'outcome="duplicate"'), 3);
     assert.equal(sample(text, 'strait_gateway_receiver_events_total', 'outcome="refused"'), 2);
+    assert.equal(sample(text, 'strait_gateway_receiver_unflagged_duplicates_total', ''), 1);
   });
 
   it('keeps registries of different members apart', async () => {

@@ -99,6 +99,11 @@ export function createMetrics(role: 'locator' | 'server', name: string, site: nu
     help: 'Subscriptions ended because the subscriber did not take its events (STRAIT_SUBSCRIBER_TOO_SLOW).',
     registers: [registry],
   });
+  const receiverUnflagged = new Counter({
+    name: 'strait_gateway_receiver_unflagged_duplicates_total',
+    help: 'Duplicate events (already held at that version) that their sender did not flag possible-duplicate. A resend after a failover is always flagged; anything here is a bug worth reporting.',
+    registers: [registry],
+  });
   const receiverEvents = new Counter({
     name: 'strait_gateway_receiver_events_total',
     help: 'Events the gateway receiver took from other sites, by outcome: applied, duplicate (already held at that version: a resend), refused (a dead letter at the sender).',
@@ -144,10 +149,11 @@ export function createMetrics(role: 'locator' | 'server', name: string, site: nu
     subscriberCut() {
       subscribersCut.inc();
     },
-    receiverBatch(applied, duplicates, refused) {
+    receiverBatch(applied, duplicates, refused, unflaggedDuplicates = 0) {
       receiverEvents.labels({ outcome: 'applied' }).inc(applied - duplicates);
       receiverEvents.labels({ outcome: 'duplicate' }).inc(duplicates);
       receiverEvents.labels({ outcome: 'refused' }).inc(refused);
+      receiverUnflagged.inc(unflaggedDuplicates);
     },
   };
 

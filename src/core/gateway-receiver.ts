@@ -150,7 +150,7 @@ export class GatewayReceiver {
       }
       const applied = events.length - refused.length;
       this.metrics.replicated(applied);
-      this.metrics.receiverBatch(applied, outcome.duplicates, refused.length);
+      this.metrics.receiverBatch(applied, outcome.duplicates, refused.length, outcome.unflaggedDuplicates);
       this.statistics.duplicates += outcome.duplicates;
       this.statistics.unflaggedDuplicates += outcome.unflaggedDuplicates;
       this.statistics.refused += refused.length;

@@ -87,9 +87,10 @@ export interface MetricsSink {
   subscriberCut(): void;
   /**
    * The gateway receiver took a batch: events applied, those among them this server already
-   * held at the same version (a resend after a failover), and events refused (dead letters).
+   * held at the same version (a resend after a failover), events refused (dead letters), and
+   * among the duplicates those their sender did not flag possible-duplicate (should be none).
    */
-  receiverBatch(applied: number, duplicates: number, refused: number): void;
+  receiverBatch(applied: number, duplicates: number, refused: number, unflaggedDuplicates?: number): void;
 }
 
 export const NO_METRICS: MetricsSink = {

@@ -2,15 +2,20 @@
 // topology, with a client writing at every site, server crashes (never the last replica of a
 // site), partitions between sites and whole-site network outages. After healing and draining,
 // the checkers assert:
-//   - inside every site, all servers hold identical contents;
-//   - in a strongly connected topology (ring, mesh), every site holds identical contents;
+//   - inside every site, all servers hold identical contents of the replicate region R, and
+//     the copies of each bucket of the partitioned region Q (two per bucket, shipped by parallel
+//     senders) hold identical entries;
+//   - in a strongly connected topology (ring, mesh), every site holds identical contents, of R
+//     and of Q;
 //   - a write acknowledged at site X to a key only X writes is at every site X reaches, unless
-//     superseded by a later write of the same writer.
+//     superseded by a later write of the same writer;
+//   - no receiver got an event twice that its sender did not flag possible-duplicate.
 
 import { advanceWithPromises } from './drive.ts';
 import { StraitClient, decodeValue } from '../client/client.ts';
 import type { GatewaySenderSpec, LocatorConfig, MembershipTiming, RouterSettings, ServerConfig } from '../core/config.ts';
-import { FRAME_BYTES_MAX_DEFAULT, VALUE_BYTES_MAX_DEFAULT } from '../core/config.ts';
+import { FRAME_BYTES_MAX_DEFAULT, PARTITION_DEFAULTS, VALUE_BYTES_MAX_DEFAULT } from '../core/config.ts';
+import { mapOf } from '../core/partition-map.ts';
 import { Locator } from '../core/locator.ts';
 import { Router } from '../core/router.ts';
 import { checkingMetrics, noteClientFailure } from './checks.ts';
@@ -131,16 +136,21 @@ export class WanSimulation {
     return { host: this.sites[site - 1]!.locator.address, port: LOCATOR_PORT };
   }
 
+  /** Serial senders for region R (`to-site-N`) and parallel ones for region Q (`p-to-site-N`). */
   private senders(site: number): GatewaySenderSpec[] {
-    return this.options.edges.filter(([from]) => from === site).map(([, to]) => ({
-      id: `to-site-${to}`, remoteSiteId: to, parallel: false, batchSize: 50, batchTimeIntervalMs: 20,
+    return this.options.edges.filter(([from]) => from === site).flatMap(([, to]) => [false, true].map((parallel) => ({
+      id: `${parallel ? 'p-' : ''}to-site-${to}`, remoteSiteId: to, parallel, batchSize: 50, batchTimeIntervalMs: 20,
       maximumQueueMemoryMegabytes: 1, persistent: this.options.persistentQueues, dispatcherThreads: 1,
-      orderPolicy: 'key', batchConflation: false, manualStart: false, compression: site % 2 === 0,
-    }));
+      orderPolicy: parallel ? 'partition' as const : 'key' as const, batchConflation: false, manualStart: false, compression: site % 2 === 0,
+    })));
   }
 
-  private region(site: number): RegionSpec {
-    return { name: 'R', type: 'replicate', persistent: false, gatewaySenderIds: this.senders(site).map((sender) => sender.id) };
+  private regions(site: number): RegionSpec[] {
+    const ids = (parallel: boolean) => this.senders(site).filter((sender) => sender.parallel === parallel).map((sender) => sender.id);
+    return [
+      { name: 'R', type: 'replicate', persistent: false, gatewaySenderIds: ids(false) },
+      { name: 'Q', type: 'partition', persistent: false, partition: { ...PARTITION_DEFAULTS, totalNumBuckets: 16, redundantCopies: 1 }, gatewaySenderIds: ids(true) },
+    ];
   }
 
   private startLocator(site: SiteHosts): void {
@@ -172,7 +182,7 @@ export class WanSimulation {
     if (host.alive && this.servers.has(host.name)) return;
     const config: ServerConfig = {
       name: host.name, site: site.id, bind: { host: host.address, port: SERVER_PORT }, hostnameForClients: undefined,
-      locators: [this.locatorAddress(site.id)], regions: [this.region(site.id)], timing: TIMING, frameBytesMax: FRAME_BYTES_MAX_DEFAULT,
+      locators: [this.locatorAddress(site.id)], regions: this.regions(site.id), timing: TIMING, frameBytesMax: FRAME_BYTES_MAX_DEFAULT,
       valueBytesMax: VALUE_BYTES_MAX_DEFAULT, gatewaySenders: this.senders(site.id),
       gatewayReceiver: {
         startPort: RECEIVER_PORT, endPort: RECEIVER_PORT + 5, bindAddress: undefined, hostnameForClients: undefined, manualStart: false,
@@ -268,14 +278,15 @@ export class WanSimulation {
     while (this.sim.nowMs < end) {
       seq += 1;
       const shared = random.chance(0.3);
+      const regionName = random.chance(0.5) ? 'R' : 'Q';
       const key = shared ? `shared-${random.int(5)}` : `${writer}-${random.int(6)}`;
       try {
-        await client.region('R').put(key, { writer, seq, site });
+        await client.region(regionName).put(key, { writer, seq, site });
         this.stats.acked += 1;
         if (!shared) {
-          const owned = this.owned.get(key) ?? { lastAckedSeq: 0 };
+          const owned = this.owned.get(`${regionName}/${key}`) ?? { lastAckedSeq: 0 };
           owned.lastAckedSeq = Math.max(owned.lastAckedSeq, seq);
-          this.owned.set(key, owned);
+          this.owned.set(`${regionName}/${key}`, owned);
         }
       } catch (error) {
         this.stats.failed += 1;
@@ -310,7 +321,7 @@ export class WanSimulation {
         const downMs = 500 + random.int(4000);
         sim.schedule(at, () => {
           const others = this.liveServers(site).filter((server) => server.currentState === 'ready' && server.admin.status().info.name !== victim.name);
-          if (!victim.alive || others.length === 0) return;
+          if (!victim.alive || others.length === 0 || this.lastCopyOnBucket(site, victim.name)) return;
           this.stats.crashes += 1;
           victim.crash();
           this.servers.delete(victim.name);
@@ -354,11 +365,16 @@ export class WanSimulation {
     sim.schedule(200, () => this.startServer(site, secondary));
     const crashPrimaryOnceReady = (attempt: number): void => {
       const restarted = this.servers.get(secondary.name);
-      if (restarted?.currentState !== 'ready' && attempt < 100) {
+      // Ready, and holding ready copies of Q's buckets (not only pending ones) — else the crash
+      // would take a bucket's last copy, which no simulation of a replicated grid may do.
+      if ((restarted?.currentState !== 'ready' || this.lastCopyOnBucket(site, primaryHost.name)) && attempt < 100) {
         sim.schedule(100, () => crashPrimaryOnceReady(attempt + 1));
         return;
       }
-      if (!primaryHost.alive) return;
+      if (!primaryHost.alive || this.lastCopyOnBucket(site, primaryHost.name)) {
+        sim.schedule(3000, () => sim.network.heal());
+        return;
+      }
       primaryHost.crash();
       this.servers.delete(primaryHost.name);
       sim.schedule(3000, () => {
@@ -367,6 +383,16 @@ export class WanSimulation {
       });
     };
     sim.schedule(1000, () => crashPrimaryOnceReady(0));
+  }
+
+  /** True when the server on `hostName` holds the only ready copy of a bucket of Q (or any is pending). */
+  private lastCopyOnBucket(site: SiteHosts, hostName: string): boolean {
+    const server = this.servers.get(hostName);
+    const view = server?.view;
+    if (server === undefined || view == null) return true;
+    const id = server.admin.status().info.id;
+    const map = mapOf(view.partitions, 'Q');
+    return (map?.buckets ?? []).some((bucket) => bucket !== null && (bucket.pending.length > 0 || (bucket.copies.includes(id) && bucket.copies.length < 2)));
   }
 
   private reach(from: number): Set<number> {
@@ -379,12 +405,41 @@ export class WanSimulation {
     return seen;
   }
 
-  private contents(server: Server): Map<string, string> {
-    const region = server.region('R')!;
+  private contents(server: Server, regionName = 'R'): Map<string, string> {
+    const region = server.region(regionName)!;
     const result = new Map<string, string>();
     for (const key of region.keys()) {
       const entry = region.entry(key)!;
       result.set(key, `${Buffer.from(entry.value!).toString('hex')}@${entry.tag.join('/')}`);
+    }
+    return result;
+  }
+
+  /**
+   * Site contents of Q, from the copies of each bucket (which must agree, and nobody else may
+   * hold the bucket); every bucket created must have its two copies after the heal.
+   */
+  private partitionedContents(site: SiteHosts): Map<string, string> {
+    const servers = this.liveServers(site);
+    const view = servers[0]!.view!;
+    const map = mapOf(view.partitions, 'Q');
+    const byId = new Map(servers.map((server) => [server.admin.status().info.id, server]));
+    const result = new Map<string, string>();
+    for (const [index, bucket] of (map?.buckets ?? []).entries()) {
+      if (bucket === null) continue;
+      if (bucket.copies.length !== Math.min(2, servers.length) || bucket.pending.length > 0) throw this.failure(`site ${site.id}: Q bucket ${index} is ${JSON.stringify(bucket)} after the heal`);
+      const copies = bucket.copies.map((id) => byId.get(id));
+      if (copies.some((server) => server === undefined)) throw this.failure(`site ${site.id}: Q bucket ${index} names a server not live: ${JSON.stringify(bucket)}`);
+      const entries = copies.map((server) => {
+        const region = server!.region('Q')!;
+        return region.bucketKeys(index).filter((key) => region.get(key) !== undefined).map((key) => `${key}=${Buffer.from(region.get(key)!).toString('hex')}@${region.entry(key)!.tag.join('/')}`).join('\n');
+      });
+      if (entries.some((text) => text !== entries[0])) throw this.failure(`site ${site.id}: the copies of Q bucket ${index} differ`);
+      const region = copies[0]!.region('Q')!;
+      for (const key of region.bucketKeys(index)) {
+        const entry = region.entry(key)!;
+        if (entry.value !== null) result.set(key, `${Buffer.from(entry.value).toString('hex')}@${entry.tag.join('/')}`);
+      }
     }
     return result;
   }
@@ -407,26 +462,34 @@ export class WanSimulation {
       }
       siteContents.set(site.id, reference);
     }
+    const partitioned = new Map(this.sites.map((site) => [site.id, this.partitionedContents(site)]));
     const stronglyConnected = this.sites.every((site) => this.reach(site.id).size === this.sites.length);
     if (stronglyConnected) {
-      const first = siteContents.get(1)!;
-      for (const [id, contents] of siteContents) {
-        for (const [key, value] of first) {
-          if (contents.get(key) !== value) throw this.failure(`site ${id} and site 1 differ at ${key}: ${contents.get(key)?.split('@')[1] ?? 'missing'} vs ${value.split('@')[1]}`);
+      for (const [name, bySite] of [['R', siteContents], ['Q', partitioned]] as const) {
+        const first = bySite.get(1)!;
+        for (const [id, contents] of bySite) {
+          for (const [key, value] of first) {
+            if (contents.get(key) !== value) throw this.failure(`region ${name}: site ${id} and site 1 differ at ${key}: ${contents.get(key)?.split('@')[1] ?? 'missing'} vs ${value.split('@')[1]}`);
+          }
+          if (contents.size !== first.size) throw this.failure(`region ${name}: site ${id} holds ${contents.size} entries, site 1 ${first.size}`);
         }
-        if (contents.size !== first.size) throw this.failure(`site ${id} holds ${contents.size} entries, site 1 ${first.size}`);
       }
     }
-    for (const [key, owned] of this.owned) {
+    for (const [ownedKey, owned] of this.owned) {
+      const [regionName, key] = ownedKey.split('/', 2) as [string, string];
       const writerSite = Number(/^site(\d+)\./.exec(key)![1]);
       for (const site of this.reach(writerSite)) {
-        const server = this.liveServers(this.sites[site - 1]!)[0]!;
-        const value = server.region('R')!.get(key);
-        const written = value === undefined ? undefined : decodeValue<{ seq: number }>(value);
+        const contents = regionName === 'R' ? siteContents.get(site)! : partitioned.get(site)!;
+        const value = contents.get(key);
+        const written = value === undefined ? undefined : decodeValue<{ seq: number }>(Buffer.from(value.split('@')[0]!, 'hex'));
         if (written === undefined || written.seq < owned.lastAckedSeq) {
-          throw this.failure(`site ${site}: ${key} holds seq ${written?.seq ?? 'nothing'} but site ${writerSite} acknowledged seq ${owned.lastAckedSeq}`);
+          throw this.failure(`site ${site}: ${ownedKey} holds seq ${written?.seq ?? 'nothing'} but site ${writerSite} acknowledged seq ${owned.lastAckedSeq}`);
         }
       }
+    }
+    for (const server of this.servers.values()) {
+      const { unflaggedDuplicates, duplicates } = server.receiverStatistics;
+      if (unflaggedDuplicates > 0) throw this.failure(`${server.admin.status().info.name}: ${unflaggedDuplicates} of ${duplicates} duplicate events were not flagged possible-duplicate by their sender`);
     }
   }
 }
