@@ -97,7 +97,7 @@ function required(options: Record<string, unknown>, flag: 'name' | 'id', what: s
   return value;
 }
 
-const SENDER_KEYS = ['remote-site-id', 'parallel', 'batch-size', 'batch-time-interval', 'maximum-queue-memory', 'maximum-queue-disk', 'persistent', 'order-policy', 'manual-start', 'compression'] as const;
+const SENDER_KEYS = ['remote-site-id', 'parallel', 'dispatcher-threads', 'batch-conflation', 'batch-size', 'batch-time-interval', 'maximum-queue-memory', 'maximum-queue-disk', 'persistent', 'order-policy', 'manual-start', 'compression'] as const;
 const RECEIVER_KEYS = ['start-port', 'end-port', 'bind-address', 'hostname-for-clients', 'manual-start', 'dial-out'] as const;
 
 export type ConfigTarget = 'region' | 'gateway-sender' | 'gateway-receiver' | 'remote-locators';
@@ -105,7 +105,7 @@ export type ConfigTarget = 'region' | 'gateway-sender' | 'gateway-receiver' | 'r
 /** The flags each target takes, as options keys (beyond --locator, --json, --request-timeout). */
 const TARGET_FLAGS: Readonly<Record<ConfigTarget, readonly string[]>> = {
   region: ['name', 'type', 'persistent', 'gatewaySenderIds', 'totalNumBuckets', 'redundantCopies', 'recoveryDelay', 'startupRecoveryDelay'],
-  'gateway-sender': ['id', 'remoteSiteId', 'parallel', 'batchSize', 'batchTimeInterval', 'maximumQueueMemory', 'maximumQueueDisk', 'persistent', 'orderPolicy', 'manualStart', 'compression', 'drainTimeout'],
+  'gateway-sender': ['id', 'remoteSiteId', 'parallel', 'dispatcherThreads', 'batchConflation', 'batchSize', 'batchTimeInterval', 'maximumQueueMemory', 'maximumQueueDisk', 'persistent', 'orderPolicy', 'manualStart', 'compression', 'drainTimeout'],
   'gateway-receiver': ['startPort', 'endPort', 'bindAddress', 'hostnameForClients', 'manualStart', 'dialOut'],
   'remote-locators': [],
 };
@@ -195,11 +195,13 @@ export function registerConfigCommands(program: Command, common: {
         .option('--gateway-sender-ids <ids>', 'region: the senders its changes ship through, a comma list')
         .option('--remote-site-id <site>', 'gateway-sender: the site it replicates to')
         .option('--parallel', 'gateway-sender: a queue per bucket, dispatched by each bucket\'s primary (for partitioned regions)')
+        .option('--dispatcher-threads <n>', 'gateway-sender: concurrent dispatchers, each with its own connection (1-64, default 1)')
+        .option('--batch-conflation', 'gateway-sender: within a batch, send only the latest event of each key')
         .option('--batch-size <events>', 'gateway-sender: events per batch')
         .option('--batch-time-interval <ms>', 'gateway-sender: a partly filled batch goes out after this long')
         .option('--maximum-queue-memory <MiB>', 'gateway-sender: queue memory; beyond it events wait on disk')
         .option('--maximum-queue-disk <MiB>', 'gateway-sender: queue on disk, at most')
-        .option('--order-policy <policy>', 'gateway-sender: key or thread')
+        .option('--order-policy <policy>', 'gateway-sender: key (default), thread (serial) or partition (parallel): what keeps its order across dispatcher threads')
         .option('--manual-start', 'gateway-sender, gateway-receiver: created stopped')
         .option('--compression', 'gateway-sender: zstd-compress batches')
         .option('--start-port <port>', 'gateway-receiver: first port of its range')

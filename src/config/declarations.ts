@@ -15,6 +15,7 @@ import {
   GATEWAY_RECEIVER_END_PORT_DEFAULT,
   GATEWAY_RECEIVER_START_PORT_DEFAULT,
   PARTITION_DEFAULTS,
+  orderPolicyMismatch,
   senderMismatch,
   type GatewayReceiverSpec,
   type GatewaySenderSpec,
@@ -102,20 +103,15 @@ export function parseGatewaySenders(value: unknown, source: string): GatewaySend
     if (settings['remote-site-id'] === undefined) {
       throw invalid(at('remote-site-id'), 'required: the site this sender replicates to');
     }
-    // Settings of roadmap step 4 (HA and scale) are refused rather than silently ignored.
-    const notYet = (key: string, what: string) => {
-      throw invalid(at(key), `${what} is not supported yet (roadmap step 4: partitioned regions, parallel senders, `
-        + 'dispatcher threads, conflation); remove it to use a serial sender');
-    };
     const dispatcherThreads = integerIn(1, GATEWAY_DISPATCHER_THREADS_MAX);
-    if (optional('dispatcher-threads', dispatcherThreads, GATEWAY_DISPATCHER_THREADS_DEFAULT) > 1) {
-      notYet('dispatcher-threads', 'more than one dispatcher thread');
-    }
-    if (optional('batch-conflation', parseBoolean, false)) notYet('batch-conflation', 'batch conflation');
+    const parallel = optional('parallel', parseBoolean, false);
+    const orderPolicy = optional('order-policy', oneOf(ORDER_POLICIES), 'key');
+    const policyMismatch = orderPolicyMismatch(orderPolicy, parallel);
+    if (policyMismatch !== undefined) throw invalid(at('order-policy'), policyMismatch);
     return {
       id,
       remoteSiteId: parseSiteId(settings['remote-site-id'], at('remote-site-id')),
-      parallel: optional('parallel', parseBoolean, false),
+      parallel,
       batchSize: optional('batch-size', integerIn(1, GATEWAY_BATCH_SIZE_MAX), GATEWAY_BATCH_SIZE_DEFAULT),
       batchTimeIntervalMs:
         optional('batch-time-interval', integerIn(1, 3_600_000), GATEWAY_BATCH_TIME_INTERVAL_MS_DEFAULT),
@@ -126,7 +122,7 @@ export function parseGatewaySenders(value: unknown, source: string): GatewaySend
       // `enable-persistence` is Geode's (and the issue's) name for the same setting.
       persistent: optional('persistent', parseBoolean, optional('enable-persistence', parseBoolean, false)),
       dispatcherThreads: optional('dispatcher-threads', dispatcherThreads, GATEWAY_DISPATCHER_THREADS_DEFAULT),
-      orderPolicy: optional('order-policy', oneOf(ORDER_POLICIES), 'key'),
+      orderPolicy,
       batchConflation: optional('batch-conflation', parseBoolean, false),
       manualStart: optional('manual-start', parseBoolean, false),
       compression: optional('compression', parseBoolean, false),

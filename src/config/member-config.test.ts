@@ -389,9 +389,12 @@ describe('gateway sender settings of later releases, and the conflict resolver',
     assert.equal(config.core.gatewaySenders[0]?.parallel, true);
     assert.deepEqual(config.core.regions[0]?.gatewaySenderIds, ['to2']);
   });
-  it('refuses several dispatcher threads and conflation with a coded error naming the key', () => {
-    assertCode(() => server({}, `${base}gateway-senders:\n  to2: { remote-site-id: 2, dispatcher-threads: 4 }\n`), 'STRAIT_CONFIG_INVALID', { key: 'gateway-senders.to2.dispatcher-threads' });
-    assertCode(() => server({}, `${base}gateway-senders:\n  to2: { remote-site-id: 2, batch-conflation: true }\n`), 'STRAIT_CONFIG_INVALID', { key: 'gateway-senders.to2.batch-conflation' });
+  it('takes dispatcher threads with an order policy and batch conflation; refuses a policy the kind of sender cannot keep', () => {
+    const config = server({}, `${base}gateway-senders:\n  to2: { remote-site-id: 2, dispatcher-threads: 4, order-policy: thread, batch-conflation: true }\n`);
+    assert.deepEqual([config.core.gatewaySenders[0]?.dispatcherThreads, config.core.gatewaySenders[0]?.orderPolicy, config.core.gatewaySenders[0]?.batchConflation], [4, 'thread', true]);
+    assertCode(() => server({}, `${base}gateway-senders:\n  to2: { remote-site-id: 2, dispatcher-threads: 65 }\n`), 'STRAIT_CONFIG_INVALID', { key: 'gateway-senders.to2.dispatcher-threads' });
+    assertCode(() => server({}, `${base}gateway-senders:\n  to2: { remote-site-id: 2, order-policy: partition }\n`), 'STRAIT_CONFIG_INVALID', { key: 'gateway-senders.to2.order-policy' });
+    assertCode(() => server({}, `${base}gateway-senders:\n  to2: { remote-site-id: 2, parallel: true, order-policy: thread }\n`), 'STRAIT_CONFIG_INVALID', { key: 'gateway-senders.to2.order-policy' });
   });
   it('resolves conflict-resolver relative to strait.yaml', () => {
     assert.equal(server({}, `${base}conflict-resolver: ./resolver.ts\n`).conflictResolverModule, '/members/s1/./resolver.ts');

@@ -21,10 +21,11 @@ export function senderDeclaration(id: string, settings: Record<string, unknown>,
     maximumQueueMemoryMegabytes: parsed.maximumQueueMemoryMegabytes,
     ...(parsed.maximumQueueDiskMegabytes !== undefined ? { maximumQueueDiskMegabytes: parsed.maximumQueueDiskMegabytes } : {}),
     persistent: parsed.persistent,
-    // The site configuration orders a serial sender's events by key or by thread.
-    orderPolicy: parsed.orderPolicy === 'partition' ? 'key' : parsed.orderPolicy,
+    orderPolicy: parsed.orderPolicy,
     manualStart: parsed.manualStart,
     compression: parsed.compression,
+    ...(parsed.dispatcherThreads > 1 ? { dispatcherThreads: parsed.dispatcherThreads } : {}),
+    ...(parsed.batchConflation ? { batchConflation: true } : {}),
     ...(parsed.parallel ? { parallel: true } : {}),
   };
 }
@@ -71,6 +72,8 @@ function senderYaml(sender: SenderDeclaration): Record<string, unknown> {
     ...(sender.manualStart !== undefined ? { 'manual-start': sender.manualStart } : {}),
     ...(sender.compression !== undefined ? { compression: sender.compression } : {}),
     ...(sender.parallel === true ? { parallel: true } : {}),
+    ...(sender.dispatcherThreads !== undefined && sender.dispatcherThreads > 1 ? { 'dispatcher-threads': sender.dispatcherThreads } : {}),
+    ...(sender.batchConflation === true ? { 'batch-conflation': true } : {}),
   };
 }
 

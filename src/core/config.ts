@@ -170,6 +170,13 @@ export const PARTITION_DEFAULTS = {
   startupRecoveryDelayMs: 0,
 } as const;
 
+/** Why a sender (parallel or serial) can't order its events by `policy`, or undefined when it can. */
+export function orderPolicyMismatch(policy: OrderPolicy, parallel: boolean): string | undefined {
+  if (policy === 'partition' && !parallel) return 'partition orders the events of each bucket, and only parallel senders have buckets; use key or thread';
+  if (policy === 'thread' && parallel) return 'thread orders the events each server tagged, across buckets; a parallel sender sends each bucket from its own primary — use key or partition';
+  return undefined;
+}
+
 /** Why sender `id` can't carry a region of `type`, or undefined when it can. */
 export function senderMismatch(type: 'replicate' | 'partition', region: string, id: string, parallel: boolean): string | undefined {
   if (type === 'partition' && !parallel) return `sender ${id} is serial; the partitioned region ${region} needs parallel senders (parallel: true), one queue per bucket on the bucket's holders`;

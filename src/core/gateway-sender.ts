@@ -21,6 +21,7 @@ import { GATEWAY_QUEUE_DISK_MEGABYTES_DEFAULT, type GatewaySenderSpec } from './
 import { DEAD_LETTER_BYTES_MAX, DeadLetterStore, type DeadLetter } from './dead-letters.ts';
 import type { Connection } from '../protocol/connection.ts';
 import { SenderDispatcher, type Refusal } from './sender-dispatcher.ts';
+import { dispatcherThreadOf } from './order-policy.ts';
 import { eventId, SenderQueue, type QueueItem } from './sender-queue.ts';
 
 export { BATCHES_IN_FLIGHT_MAX } from './sender-dispatcher.ts';
@@ -46,7 +47,7 @@ export interface SenderHost {
    * A parallel sender: the lane (`region/bucket`) of an event, and whether this member still
    * holds the bucket of one read back from disk (dropped when it moved away).
    */
-  readonly lanes?: { laneOf(event: GatewayEvent): string; holds(event: GatewayEvent): boolean };
+  readonly lanes?: { laneOf(event: GatewayEvent): string; holds(event: GatewayEvent): boolean; bucketOf(event: GatewayEvent): number };
 }
 
 export class GatewaySender {
@@ -56,7 +57,7 @@ export class GatewaySender {
   private readonly log: Logger;
   private readonly queue: SenderQueue;
   private readonly deadLetters: DeadLetterStore;
-  private readonly dispatcher: SenderDispatcher;
+  private readonly dispatchers: SenderDispatcher[];
   state: SenderState;
   /** A refused event did not fit in the full dead-letter store: dispatch waits for a replay. */
   private deadLettersFull = false;
@@ -79,21 +80,26 @@ export class GatewaySender {
       memoryBytesMax: spec.maximumQueueMemoryMegabytes * 1024 * 1024,
       diskBytesMax: (spec.maximumQueueDiskMegabytes ?? GATEWAY_QUEUE_DISK_MEGABYTES_DEFAULT) * 1024 * 1024,
       ...(host.lanes !== undefined ? { laneOf: (event: GatewayEvent) => host.lanes!.laneOf(event), keep: (event: GatewayEvent) => host.lanes!.holds(event) } : {}),
+      ...(spec.dispatcherThreads > 1 ? { threadOf: (event: GatewayEvent) => dispatcherThreadOf(spec.orderPolicy, spec.dispatcherThreads, event, host.lanes?.bucketOf(event)) } : {}),
     });
     // A parallel queue dispatches only the lanes the hosting assigns it (none until then).
     if (host.lanes !== undefined) this.queue.setDispatchable(new Set());
     this.deadLetters = new DeadLetterStore(runtime.storage.open(`dead-letters-${spec.id}`), `sender ${spec.id}`, limits.deadLetterBytesMax ?? DEAD_LETTER_BYTES_MAX);
-    this.dispatcher = new SenderDispatcher(runtime, spec, this.queue, {
+    const dispatchHost = {
       memberName: host.memberName,
       site: host.site,
       receivers: () => host.receivers(),
       dialInLinks: () => host.dialInLinks(),
       mayDispatch: () => !this.closed && this.state === 'running' && !this.deadLettersFull && host.isPrimary(),
       mayReconnect: () => !this.closed && this.state !== 'stopped' && host.isPrimary(),
-      acknowledged: (items, refused) => this.batchAcknowledged(items, refused),
+      acknowledged: (items: readonly QueueItem[], refused: readonly Refusal[]) => this.batchAcknowledged(items, refused),
       batchSettled: () => this.releasePauseWaiters(),
       queuedEvents: () => this.queue.size,
-    }, this.log);
+    };
+    // One dispatcher per thread, each with its own connection and batches in flight.
+    this.dispatchers = spec.dispatcherThreads <= 1
+      ? [new SenderDispatcher(runtime, spec, this.queue, dispatchHost, this.log)]
+      : Array.from({ length: spec.dispatcherThreads }, (_, thread) => new SenderDispatcher(runtime, spec, this.queue, dispatchHost, this.log, thread));
     const recovered = this.queue.recover();
     this.deadLetters.recover();
     if (recovered > 0) this.log.info({ events: recovered }, `sender ${spec.id}: resumed ${recovered} unacknowledged events from disk`);
@@ -103,10 +109,22 @@ export class GatewaySender {
     return this.specValue;
   }
 
+  private pump(): void {
+    for (const dispatcher of this.dispatchers) dispatcher.pump();
+  }
+
+  private disconnect(): void {
+    for (const dispatcher of this.dispatchers) dispatcher.disconnect();
+  }
+
+  private get batchesInFlight(): number {
+    return this.dispatchers.reduce((sum, dispatcher) => sum + dispatcher.batchesInFlight, 0);
+  }
+
   /** New batch settings (`alter gateway-sender`); the rest of a sender can't change while it runs. */
   alter(settings: { batchSize: number; batchTimeIntervalMs: number }): void {
     this.specValue = { ...this.specValue, ...settings };
-    this.dispatcher.alter(this.specValue);
+    for (const dispatcher of this.dispatchers) dispatcher.alter(this.specValue);
     this.log.info(settings, `sender ${this.specValue.id}: batch-size ${settings.batchSize}, batch-time-interval ${settings.batchTimeIntervalMs} ms`);
   }
 
@@ -116,12 +134,12 @@ export class GatewaySender {
 
   /** A dial-out receiver of the remote site attached a link to this server. */
   linkAvailable(): void {
-    if (!this.closed) this.dispatcher.linkAvailable();
+    if (!this.closed) for (const dispatcher of this.dispatchers) dispatcher.linkAvailable();
   }
 
   /** A dial-in link closed; if batches went over it, they go out again on another. */
   linkClosed(connection: Connection, error: Error | undefined): void {
-    this.dispatcher.linkClosed(connection, error);
+    for (const dispatcher of this.dispatchers) dispatcher.linkClosed(connection, error);
   }
 
   get queuedEvents(): number {
@@ -145,7 +163,7 @@ export class GatewaySender {
    */
   enqueue(event: GatewayEvent): void {
     if (this.closed || (this.state === 'stopped' && this.host.lanes === undefined)) return;
-    if (this.queue.enqueue(event)) this.dispatcher.pump();
+    if (this.queue.enqueue(event)) this.pump();
   }
 
   /** A parallel sender: the lanes this copy dispatches now (SenderHosting decides). */
@@ -154,7 +172,7 @@ export class GatewaySender {
     const taken = this.queue.setDispatchable(lanes);
     this.laneCounts = { dispatching: lanes.size, ...counts };
     if (taken.length > 0 && this.queue.size > 0) this.log.info({ lanes: taken.length, dispatching: lanes.size }, `sender ${this.spec.id}: now dispatches ${taken.length} more buckets (${lanes.size} in all); their queued events go out as possible duplicates`);
-    this.dispatcher.pump();
+    this.pump();
   }
 
   /** Durability of queued events (persistent senders): part of a write's acknowledgement. */
@@ -294,13 +312,13 @@ export class GatewaySender {
    */
   pause(paused: () => void = () => {}): void {
     if (this.state === 'running') this.state = 'paused';
-    this.dispatcher.cancelBatchTimer();
+    for (const dispatcher of this.dispatchers) dispatcher.cancelBatchTimer();
     this.pauseWaiters.push(paused);
     this.releasePauseWaiters();
   }
 
   private releasePauseWaiters(): void {
-    if (this.dispatcher.batchesInFlight > 0 && this.state === 'paused' && !this.closed) return;
+    if (this.batchesInFlight > 0 && this.state === 'paused' && !this.closed) return;
     const waiters = this.pauseWaiters;
     this.pauseWaiters = [];
     for (const waiter of waiters) waiter();
@@ -309,7 +327,7 @@ export class GatewaySender {
   resume(): void {
     if (this.state === 'paused') {
       this.state = 'running';
-      this.dispatcher.pump();
+      this.pump();
     }
   }
 
@@ -317,7 +335,7 @@ export class GatewaySender {
   stop(drainTimeoutMs: number, callback: () => void): void {
     const finish = () => {
       this.state = 'stopped';
-      this.dispatcher.disconnect();
+      this.disconnect();
       this.host.stateChanged();
       callback();
     };
@@ -344,7 +362,7 @@ export class GatewaySender {
     if (this.state !== 'stopped') return;
     this.state = 'running';
     this.host.stateChanged();
-    this.dispatcher.pump();
+    this.pump();
   }
 
   /** Puts the dead letters back in the queue (e.g. after the missing region was created). */
@@ -362,7 +380,7 @@ export class GatewaySender {
 
   close(): void {
     this.closed = true;
-    this.dispatcher.disconnect();
+    this.disconnect();
     this.releaseDrainWaiters(true);
     this.releasePauseWaiters();
   }
@@ -379,10 +397,10 @@ export class GatewaySender {
       this.queue.markTakeover();
       if (this.queue.size > 0) this.log.info({ events: this.queue.size }, `sender ${this.spec.id}: now primary; resending ${this.queue.size} queued events as possible duplicates`);
     }
-    if (!primary && this.wasPrimary) this.dispatcher.disconnect();
+    if (!primary && this.wasPrimary) this.disconnect();
     this.wasPrimary = primary;
     this.releaseDrainWaiters(false);
-    this.dispatcher.pump();
+    this.pump();
   }
 
   status(): SenderStatus {
@@ -394,20 +412,21 @@ export class GatewaySender {
       remoteSite: this.spec.remoteSiteId,
       role: primary ? 'primary' : 'secondary',
       state: this.state,
-      connectedReceiver: this.dispatcher.receiver ?? null,
-      ...(this.dispatcher.dialInFrom !== undefined ? { dialInFrom: this.dispatcher.dialInFrom } : {}),
+      connectedReceiver: this.dispatchers.find((dispatcher) => dispatcher.receiver !== undefined)?.receiver ?? null,
+      ...(this.dispatchers[0]!.dialInFrom !== undefined ? { dialInFrom: this.dispatchers[0]!.dialInFrom } : {}),
       queueEvents: this.queue.size,
       queueBytes: this.queue.bytes,
       overflowEvents: this.queue.spilled,
-      batchesInFlight: this.dispatcher.batchesInFlight,
-      eventsSent: this.dispatcher.eventsSent,
-      lastAckAtMs: this.dispatcher.lastAckAtMs,
+      batchesInFlight: this.batchesInFlight,
+      eventsSent: this.dispatchers.reduce((sum, dispatcher) => sum + dispatcher.eventsSent, 0),
+      ...(this.spec.batchConflation ? { eventsConflated: this.dispatchers.reduce((sum, dispatcher) => sum + dispatcher.eventsConflated, 0) } : {}),
+      lastAckAtMs: Math.max(...this.dispatchers.map((dispatcher) => dispatcher.lastAckAtMs)),
       lagMs: this.queue.size === 0 ? 0 : Math.max(0, Math.round(this.runtime.clock.monotonic() - oldest)),
       deadLetters: this.deadLetters.count,
       ...(this.host.lanes !== undefined ? { parallel: { ...this.laneCounts } } : {}),
       problem: this.deadLettersFull
         ? `the dead letters are full (${this.deadLetters.count} events); dispatch waits — fix why site ${this.spec.remoteSiteId} refuses them and run strait resume gateway-sender --id ${this.spec.id} --replay-dead-letters`
-        : primary && this.state === 'running' ? this.dispatcher.problem
+        : primary && this.state === 'running' ? this.dispatchers.find((dispatcher) => dispatcher.problem !== null)?.problem ?? null
           : this.laneCounts.undispatched > 0 ? `${this.laneCounts.undispatched} buckets held here have no running copy of parallel sender ${this.spec.id} to dispatch them; their events wait in the queue — start it: strait start gateway-sender --id ${this.spec.id}` : null,
     };
   }

@@ -38,7 +38,10 @@ class TwoSites {
   private readonly locators = new Map<number, Address>();
   private clients = 0;
 
-  constructor(seed: number, serversAtSite1: number) {
+  private readonly sender: GatewaySenderSpec;
+
+  constructor(seed: number, serversAtSite1: number, sender: Partial<GatewaySenderSpec> = {}) {
+    this.sender = { ...SENDER, ...sender };
     this.sim = new Simulator({ seed, log: 'collect', network: { baseDelayMs: 1, jitterMs: 2 } });
     const locatorHosts = [1, 2].map((site) => this.sim.host(`s${site}-locator`));
     for (const [index, host] of locatorHosts.entries()) this.locators.set(index + 1, { host: host.address, port: 10334 });
@@ -66,7 +69,7 @@ class TwoSites {
     const server = new Server(host.runtime(), {
       name: host.name, site, bind: { host: host.address, port: 40404 }, hostnameForClients: undefined, locators: [this.locators.get(site)!],
       regions: [region(site)], timing: TIMING, frameBytesMax: FRAME_BYTES_MAX_DEFAULT, valueBytesMax: VALUE_BYTES_MAX_DEFAULT,
-      gatewaySenders: site === 1 ? [SENDER] : [],
+      gatewaySenders: site === 1 ? [this.sender] : [],
       gatewayReceiver: site === 2 ? { startPort: 5000, endPort: 5005, bindAddress: undefined, hostnameForClients: undefined, manualStart: false } : undefined,
       conflictResolver: undefined, pid: undefined, httpAddress: undefined,
     }, checkingMetrics(host.name, this.failures));
@@ -229,6 +232,28 @@ test('a new copy of a bucket takes the bucket\'s queue along: after a rebalance 
   sites.sim.network.heal();
   await sites.waitFor('the third server drained', () => sites.live(1).every((server) => server.senderStatuses().every((status) => status.queueEvents === 0)), 90_000);
   assertDelivered(sites, onThird, '');
+  assert.deepEqual(sites.failures, []);
+  await client.close();
+});
+
+test('four dispatcher threads by partition with batch conflation: each bucket on one thread, only the latest of a key per batch, every key ends at its last value', async () => {
+  const sites = new TwoSites(6, 2, { dispatcherThreads: 4, orderPolicy: 'partition', batchConflation: true, batchSize: 500 });
+  await sites.waitFor('both sites ready', () => sites.ready());
+  await advanceWithPromises(sites.sim, sites.sim.nowMs + 6000);
+  const client = sites.client(1);
+  const keys = Array.from({ length: 60 }, (_, index) => `k${index}`);
+  // A backlog while site 2 is away, so batches fill and hold several versions of a key.
+  sites.sim.network.partition([...sites.hosts.get(1)!.map((host) => host.name), 's1-locator'], [...sites.hosts.get(2)!.map((host) => host.name), 's2-locator']);
+  for (let round = 1; round <= 8; round++) await writeAll(sites, client, keys, `-${round}`);
+  sites.sim.network.heal();
+  await sites.waitFor('queues drained', () => sites.drained(), 90_000);
+  assertDelivered(sites, keys, '-8');
+  const statuses = sites.statuses();
+  const conflated = statuses.reduce((sum, status) => sum + (status.eventsConflated ?? 0), 0);
+  const sent = statuses.reduce((sum, status) => sum + status.eventsSent, 0);
+  assert.ok(conflated > 0, 'batches left superseded versions out');
+  assert.equal(sent + conflated, keys.length * 8, `every event was either sent or conflated into a later one (${sent} sent, ${conflated} conflated)`);
+  assert.equal(sites.received().events, sent, 'the remote site received only what was sent');
   assert.deepEqual(sites.failures, []);
   await client.close();
 });

@@ -74,7 +74,23 @@ export interface DispatchHost {
 
 interface Batch {
   readonly id: number;
+  /** Every item the batch took: those whose events were sent first (refusals index them), then those conflation left out. */
   readonly items: QueueItem[];
+  /** How many of `items` were sent. */
+  readonly sent: number;
+}
+
+/**
+ * batch-conflation: only the latest of a batch's events for each key is sent; the earlier ones
+ * are acknowledged with it (the remote site ends with the same value). Returns the items to
+ * send, in queue order, then those left out.
+ */
+export function conflate(items: readonly QueueItem[]): { sent: QueueItem[]; superseded: QueueItem[] } {
+  const latest = new Map<string, QueueItem>();
+  for (const item of items) latest.set(`${item.event![0]}\u0000${item.event![1]}`, item);
+  if (latest.size === items.length) return { sent: [...items], superseded: [] };
+  const kept = new Set(latest.values());
+  return { sent: items.filter((item) => kept.has(item)), superseded: items.filter((item) => !kept.has(item)) };
 }
 
 export class SenderDispatcher {
@@ -103,6 +119,8 @@ export class SenderDispatcher {
   private lastProblemLogMs = -Infinity;
   /** Events the remote site applied (acknowledged and not refused). */
   eventsSent = 0;
+  /** Events batch-conflation left out (a later event of the same key in the batch was sent). */
+  eventsConflated = 0;
   /** Wall-clock ms of the last acknowledged batch; 0 = none yet. */
   lastAckAtMs = 0;
 
@@ -112,12 +130,18 @@ export class SenderDispatcher {
     this.pump();
   }
 
-  constructor(runtime: Runtime, spec: GatewaySenderSpec, queue: SenderQueue, host: DispatchHost, log: Logger) {
+  /** With several dispatcher threads: the one this is (it sends only its events); else undefined. */
+  private readonly thread: number | undefined;
+
+  constructor(runtime: Runtime, spec: GatewaySenderSpec, queue: SenderQueue, host: DispatchHost, log: Logger, thread?: number) {
     this.runtime = runtime;
     this.spec = spec;
     this.queue = queue;
     this.host = host;
-    this.log = log;
+    this.thread = thread;
+    // Threads start at different receivers: their connections spread over the remote site.
+    this.receiverIndex = thread ?? 0;
+    this.log = thread === undefined ? log : log.child({ dispatcher: thread });
     this.backoff = new Backoff(runtime.random, { initialDelayMs: 100, maximumDelayMs: 5000 });
   }
 
@@ -170,7 +194,7 @@ export class SenderDispatcher {
       return;
     }
     while (this.inFlight.size < BATCHES_IN_FLIGHT_MAX) {
-      const unsent = this.queue.unsentCount(this.spec.batchSize);
+      const unsent = this.queue.unsentCount(this.spec.batchSize, this.thread);
       if (unsent === 0) return;
       // An idle link gets whatever is queued at once; otherwise wait for a full batch or the
       // batch time interval.
@@ -210,7 +234,7 @@ export class SenderDispatcher {
     this.batchTimer = this.runtime.setTimer(this.spec.batchTimeIntervalMs, () => {
       this.batchTimer = undefined;
       if (!this.host.mayDispatch() || this.connection?.state !== 'open') return;
-      if (this.inFlight.size < BATCHES_IN_FLIGHT_MAX && this.queue.unsentCount(1) > 0) this.sendBatch();
+      if (this.inFlight.size < BATCHES_IN_FLIGHT_MAX && this.queue.unsentCount(1, this.thread) > 0) this.sendBatch();
       this.pump();
     });
   }
@@ -218,12 +242,14 @@ export class SenderDispatcher {
   private sendBatch(): void {
     const connection = this.connection;
     assert(connection !== undefined, 'a batch is sent over an open connection');
-    const items = this.queue.takeUnsent(this.spec.batchSize, this.batchBytesLimit(connection));
-    const events: GatewayEvent[] = items.map((item) => {
+    const taken = this.queue.takeUnsent(this.spec.batchSize, this.batchBytesLimit(connection), this.thread);
+    const { sent, superseded } = this.spec.batchConflation ? conflate(taken) : { sent: taken, superseded: [] };
+    this.eventsConflated += superseded.length;
+    const events: GatewayEvent[] = sent.map((item) => {
       const event = item.event!;
       return item.possibleDuplicate ? [event[0], event[1], event[2], event[3], true] : event;
     });
-    const batch: Batch = { id: this.nextBatchId++, items };
+    const batch: Batch = { id: this.nextBatchId++, items: [...sent, ...superseded], sent: sent.length };
     this.inFlight.set(batch.id, batch);
     const sender = `${this.host.site}/${this.spec.id}`;
     const body = this.spec.compression
@@ -242,7 +268,7 @@ export class SenderDispatcher {
         this.batchFailed(connection, error);
         return;
       }
-      this.eventsSent += batch.items.length - response.refused.length;
+      this.eventsSent += batch.sent - response.refused.length;
       this.lastAckAtMs = this.runtime.clock.now();
       this.backoff.reset();
       this.host.acknowledged(batch.items, response.refused);
@@ -261,7 +287,7 @@ export class SenderDispatcher {
    * refused for good and becomes a dead letter, so it can't stall the queue.
    */
   private tooLarge(batch: Batch, error: StraitError): void {
-    if (batch.items.length > 1) {
+    if (batch.sent > 1) {
       for (const item of batch.items) item.sent = false;
       this.batchBytesCap = Math.max(1, Math.floor(batch.items.reduce((sum, item) => sum + item.bytes, 0) / 2));
     } else {
@@ -303,7 +329,7 @@ export class SenderDispatcher {
     this.connecting = true;
     this.log.debug({ receiver: formatAddress(target) }, `sender ${this.spec.id} → site ${this.spec.remoteSiteId}: connecting to receiver ${formatAddress(target)}`);
     const connection: Connection = Connection.open(this.runtime, target, {
-      local: { role: 'gateway', name: `${this.host.memberName}/${this.spec.id}`, site: this.host.site },
+      local: { role: 'gateway', name: `${this.host.memberName}/${this.spec.id}${this.thread !== undefined ? `/${this.thread}` : ''}`, site: this.host.site },
       frameBytesMax: SENDER_FRAME_BYTES_MAX,
       requestTimeoutMs: BATCH_TIMEOUT_MS,
       ...(routedAlternative && routedTarget(target) === undefined ? { handshakeTimeoutMs: DIRECT_HANDSHAKE_TIMEOUT_MS } : {}),

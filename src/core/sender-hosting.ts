@@ -210,6 +210,7 @@ export class SenderHosting implements GatewayQueues {
       ...(parallel ? {
         lanes: {
           laneOf: (event: GatewayEvent) => laneOf(event[0], bucketOfEvent(event)),
+          bucketOf: bucketOfEvent,
           holds: (event: GatewayEvent) => this.host.holdsBucket(event[0], bucketOfEvent(event)),
         },
       } : {}),

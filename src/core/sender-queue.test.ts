@@ -152,3 +152,27 @@ test('a memory limit smaller than one event still lets the queue make progress',
   }
   assert.equal(q.size, 0);
 });
+
+test('a parallel queue takes only the lanes this member dispatches; a lane taken over goes out flagged; a page can be one lane', () => {
+  const storage = new MemoryStorage();
+  const laneOf = (e: GatewayEvent) => `R/${Number(e[1].slice(4)) % 2}`;
+  const q = new SenderQueue(storage.open('sender-p'), clock(), { name: 'sender p', persistent: false, memoryBytesMax: 1 << 20, laneOf });
+  q.setDispatchable(new Set(['R/0']));
+  for (let n = 1; n <= 6; n++) q.enqueue(event(n));
+  assert.deepEqual(q.takeUnsent(10).map((item) => [item.event![1], item.possibleDuplicate]), [['key-2', true], ['key-4', true], ['key-6', true]], 'a lane newly dispatched here may have been sent by its previous dispatcher');
+  assert.equal(q.unsentCount(10), 0, 'lane R/1 waits for its own dispatcher');
+  assert.deepEqual(q.page(-1, 10, 1 << 20, 'R/1').events.map((e) => e[1]), ['key-1', 'key-3', 'key-5']);
+  q.setDispatchable(new Set(['R/0', 'R/1']));
+  assert.deepEqual(q.takeUnsent(10).map((item) => [item.event![1], item.possibleDuplicate]), [['key-1', true], ['key-3', true], ['key-5', true]]);
+  assert.deepEqual(q.staleEvents(0, 10), [], 'a dispatcher hands nothing off of its own lanes');
+});
+
+test('dispatcher threads take only their own events, each thread in queue order', () => {
+  const storage = new MemoryStorage();
+  const q = new SenderQueue(storage.open('sender-t'), clock(), { name: 'sender t', persistent: false, memoryBytesMax: 1 << 20, threadOf: (e) => Number(e[1].slice(4)) % 3 });
+  for (let n = 1; n <= 9; n++) q.enqueue(event(n));
+  assert.deepEqual(q.takeUnsent(10, Number.POSITIVE_INFINITY, 1).map((item) => item.event![1]), ['key-1', 'key-4', 'key-7']);
+  assert.equal(q.unsentCount(10, 1), 0);
+  assert.equal(q.unsentCount(10, 0), 3);
+  assert.equal(q.unsentCount(10), 6);
+});

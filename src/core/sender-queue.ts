@@ -80,6 +80,8 @@ export interface QueueItem {
   sent: boolean;
   /** A parallel sender's lane (`region/bucket`); undefined in a serial sender's queue. */
   readonly lane: string | undefined;
+  /** The dispatcher thread that sends it (order-policy), 0 with one thread. */
+  readonly thread: number;
   removed: boolean;
 }
 
@@ -98,6 +100,8 @@ export interface SenderQueueOptions {
   readonly laneOf?: (event: GatewayEvent) => string;
   /** A parallel queue: false for an event read back from disk that this member no longer holds (dropped). */
   readonly keep?: (event: GatewayEvent) => boolean;
+  /** Several dispatcher threads: which one sends an event (order-policy.ts); default 0. */
+  readonly threadOf?: (event: GatewayEvent) => number;
 }
 
 export class SenderQueue {
@@ -238,6 +242,7 @@ export class SenderQueue {
     const item: QueueItem = {
       id: eventId(event), sequence, storeKey: key, bytes, enqueuedAtMs: this.clock.monotonic(),
       event, possibleDuplicate: possibleDuplicate || (lane !== undefined && this.takenOver.has(lane)), sent: false, removed: false, lane,
+      thread: this.options.threadOf?.(event) ?? 0,
     };
     this.memoryBytes += bytes + QUEUE_ITEM_OVERHEAD_BYTES;
     this.items.push(item);
@@ -376,23 +381,26 @@ export class SenderQueue {
     return this.dispatchable === undefined || (item.lane !== undefined && this.dispatchable.has(item.lane));
   }
 
-  /** Unsent items in memory, counted up to `limit`. */
-  unsentCount(limit: number): number {
+  /** Unsent items in memory (of dispatcher `thread` only, when given), counted up to `limit`. */
+  unsentCount(limit: number, thread?: number): number {
     let count = 0;
     for (let index = this.head; index < this.items.length && count < limit; index++) {
       const item = this.items[index]!;
-      if (!item.removed && !item.sent && this.mayTake(item)) count += 1;
+      if (!item.removed && !item.sent && (thread === undefined || item.thread === thread) && this.mayTake(item)) count += 1;
     }
     return count;
   }
 
-  /** The oldest unsent items, up to `limit` of them and about `bytesMax` bytes (at least one), marked sent. */
-  takeUnsent(limit: number, bytesMax = Number.POSITIVE_INFINITY): QueueItem[] {
+  /**
+   * The oldest unsent items (of dispatcher `thread` only, when given), up to `limit` of them and
+   * about `bytesMax` bytes (at least one), marked sent.
+   */
+  takeUnsent(limit: number, bytesMax = Number.POSITIVE_INFINITY, thread?: number): QueueItem[] {
     const items: QueueItem[] = [];
     let bytes = 0;
     for (let index = this.head; index < this.items.length && items.length < limit; index++) {
       const item = this.items[index]!;
-      if (item.removed || item.sent || !this.mayTake(item)) continue;
+      if (item.removed || item.sent || (thread !== undefined && item.thread !== thread) || !this.mayTake(item)) continue;
       if (items.length > 0 && bytes + item.bytes > bytesMax) break;
       item.sent = true;
       items.push(item);

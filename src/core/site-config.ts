@@ -39,6 +39,8 @@ export function normalizeSender(declaration: SenderDeclaration): Required<Sender
     manualStart: declaration.manualStart ?? false,
     compression: declaration.compression ?? false,
     parallel: declaration.parallel ?? false,
+    dispatcherThreads: declaration.dispatcherThreads ?? GATEWAY_DISPATCHER_THREADS_DEFAULT,
+    batchConflation: declaration.batchConflation ?? false,
   };
 }
 
@@ -77,9 +79,9 @@ export function senderSpecOf(declaration: SenderDeclaration): GatewaySenderSpec 
     maximumQueueMemoryMegabytes: full.maximumQueueMemoryMegabytes,
     maximumQueueDiskMegabytes: full.maximumQueueDiskMegabytes,
     persistent: full.persistent,
-    dispatcherThreads: GATEWAY_DISPATCHER_THREADS_DEFAULT,
+    dispatcherThreads: full.dispatcherThreads,
     orderPolicy: full.orderPolicy,
-    batchConflation: false,
+    batchConflation: full.batchConflation,
     manualStart: full.manualStart,
     compression: full.compression,
   };
@@ -100,7 +102,7 @@ export function receiverSpecOf(declaration: ReceiverDeclaration): GatewayReceive
 
 /** The settings of a sender that are part of its identity: changing them means a new sender. */
 function senderIdentity(spec: GatewaySenderSpec): string {
-  return JSON.stringify([spec.remoteSiteId, spec.persistent, spec.maximumQueueMemoryMegabytes, spec.maximumQueueDiskMegabytes, spec.orderPolicy, spec.manualStart, spec.compression, spec.parallel]);
+  return JSON.stringify([spec.remoteSiteId, spec.persistent, spec.maximumQueueMemoryMegabytes, spec.maximumQueueDiskMegabytes, spec.orderPolicy, spec.manualStart, spec.compression, spec.parallel, spec.dispatcherThreads, spec.batchConflation]);
 }
 
 /** True when two sender specs name the same sender (batch settings may differ: they are alterable). */

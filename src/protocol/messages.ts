@@ -200,9 +200,13 @@ export const SenderDeclaration = Type.Object(
     maximumQueueMemoryMegabytes: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_048_576 })),
     maximumQueueDiskMegabytes: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_073_741_824 })),
     persistent: Type.Optional(Type.Boolean()),
-    orderPolicy: Type.Optional(Type.Union([Type.Literal('key'), Type.Literal('thread')])),
+    orderPolicy: Type.Optional(Type.Union([Type.Literal('key'), Type.Literal('thread'), Type.Literal('partition')])),
     manualStart: Type.Optional(Type.Boolean()),
     compression: Type.Optional(Type.Boolean()),
+    /** Concurrent dispatchers, each with its own connection and batches in flight. */
+    dispatcherThreads: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
+    /** Within a batch, only the latest event of each key is sent. */
+    batchConflation: Type.Optional(Type.Boolean()),
     /** A queue per bucket on the bucket's holders, dispatched by each bucket's primary: partitioned regions only. */
     parallel: Type.Optional(Type.Boolean()),
   },
@@ -341,6 +345,8 @@ export const SenderStatus = Type.Object(
     overflowEvents: Uint(),
     batchesInFlight: Uint(),
     eventsSent: Uint(),
+    /** batch-conflation: events left out because a later event of the same key went in the same batch. */
+    eventsConflated: Type.Optional(Uint()),
     /** Wall-clock ms of the last batch acknowledged by the remote site; 0 = none yet. */
     lastAckAtMs: Uint(),
     /** Age of the oldest queued event, ms (0 when empty). */

@@ -11,7 +11,8 @@
 //       the configuration version and changed member info); partitioned regions (RegionSpec.partition,
 //       View.partitions, `bucketsCreate`, `bucketReady`, `bucketKeys`, `image.bucket`, `rebalance`, `hops` on
 //       forwarded region operations, `replicate.viewId`); parallel senders (`bucketAdmit`,
-//       `senderImage.lane`, SenderStatus.parallel, SenderDeclaration.parallel). Version 1 never
+//       `senderImage.lane`, SenderStatus.parallel / eventsConflated, SenderDeclaration.parallel /
+//       dispatcherThreads / batchConflation / order-policy partition). Version 1 never
 //       left this repository, so version 2 is also the minimum; 2 is not released yet.
 //
 // A connection speaks the highest version both sides support. A member refuses peers whose

@@ -25,6 +25,16 @@ for (const topology of Object.keys(TOPOLOGIES)) {
   }
 }
 
+// Several dispatcher threads per sender (serial senders ordered by thread, parallel ones by
+// partition) with batch conflation, through the same faults.
+for (const topology of ['two-way', 'mesh', 'routers']) {
+  for (let seed = 1; seed <= SEEDS; seed++) {
+    test(`wan simulation ${topology} seed ${seed} with 3 dispatcher threads and batch conflation: sites converge, nothing acknowledged is lost`, async () => {
+      await runWanSeed(seed, topology, { dispatcherThreads: 3, batchConflation: true });
+    });
+  }
+}
+
 test('wan simulation with in-memory queues and no faults', async () => {
   await runWanSeed(4242, 'mesh', { faults: false, persistentQueues: false, workloadMs: 5000 });
 });

@@ -47,6 +47,9 @@ export interface WanSimulationOptions {
   readonly routers?: number;
   readonly routedSites?: readonly number[];
   readonly publicSites?: readonly number[];
+  /** Dispatcher threads of every sender (serial ones by `thread`, parallel ones by `partition`), and batch conflation. */
+  readonly dispatcherThreads?: number;
+  readonly batchConflation?: boolean;
   readonly log?: 'silent' | 'collect' | 'print';
 }
 
@@ -83,6 +86,7 @@ export class WanSimulation {
   constructor(options: WanSimulationOptions) {
     this.options = {
       serversPerSite: 2, workloadMs: 15_000, faults: true, persistentQueues: true, dialOutSites: [], routers: 0, routedSites: [], publicSites: [],
+      dispatcherThreads: 1, batchConflation: false,
       log: 'collect', ...options,
     };
     this.sim = new Simulator({ seed: options.seed, log: this.options.log, network: { baseDelayMs: 1, jitterMs: 2 } });
@@ -140,8 +144,9 @@ export class WanSimulation {
   private senders(site: number): GatewaySenderSpec[] {
     return this.options.edges.filter(([from]) => from === site).flatMap(([, to]) => [false, true].map((parallel) => ({
       id: `${parallel ? 'p-' : ''}to-site-${to}`, remoteSiteId: to, parallel, batchSize: 50, batchTimeIntervalMs: 20,
-      maximumQueueMemoryMegabytes: 1, persistent: this.options.persistentQueues, dispatcherThreads: 1,
-      orderPolicy: parallel ? 'partition' as const : 'key' as const, batchConflation: false, manualStart: false, compression: site % 2 === 0,
+      maximumQueueMemoryMegabytes: 1, persistent: this.options.persistentQueues, dispatcherThreads: this.options.dispatcherThreads,
+      orderPolicy: parallel ? 'partition' as const : this.options.dispatcherThreads > 1 ? 'thread' as const : 'key' as const,
+      batchConflation: this.options.batchConflation, manualStart: false, compression: site % 2 === 0,
     })));
   }
 
