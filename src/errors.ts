@@ -62,6 +62,7 @@ export const ERROR_SPECS = {
   STRAIT_REGION_INVALID: spec('region {region}: {reason}', 400, false),
   STRAIT_KEY_INVALID: spec('key must be a non-empty string of at most {limit} bytes', 400, false),
   STRAIT_VALUE_TOO_LARGE: spec('value of {size} bytes exceeds the limit of {limit} bytes', 413, false),
+  STRAIT_FILTER_FAILED: spec('the {hook} hook of a gateway event filter of sender {sender} failed on {region}/{key}: {reason}; the event went on as if the filter had passed it — fix the filter', 500, false),
   STRAIT_RESOLVER_FAILED: spec('the conflict resolver of region {region} failed on key {key}: {reason}; the write was refused', 422, false),
   STRAIT_REPLICATION_FAILED: spec('replication of {region}/{key} to {member} failed: {reason}', 503, true),
   STRAIT_SUBSCRIBER_TOO_SLOW: spec('{member} ended subscription {subscription} to {region}: {bytes} bytes of events were not taken by the subscriber (limit {limit}); subscribe again and re-read what changed meanwhile', 503, true),

@@ -3,8 +3,10 @@
 // servers and the same partitioned region. While writers load 20,000 keys at site 1, one
 // site-1 server is killed with SIGKILL. Every acknowledged key arrives at site 2 with its last
 // value, the receivers saw no duplicate their sender did not flag, and `strait status
-// gateway-sender` shows each live server dispatching its own buckets. A serial sender named by a
-// partitioned region is refused with a coded error. Waiting is by polling with a deadline.
+// gateway-sender` shows each live server dispatching its own buckets. The sender runs with two
+// dispatcher threads and a gateway event filter module (keys `tmp-*` stay at site 1). A serial
+// sender named by a partitioned region, and a filter module with no hooks, are refused with
+// coded errors. Waiting is by polling with a deadline.
 
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -52,7 +54,8 @@ describe('a parallel gateway sender through the CLI', () => {
     const site1: Started[] = [];
     for (let index = 1; index <= 3; index++) {
       const name = `ps-s1-server-${index}`;
-      writeFileSync(join(memberDir(name), 'strait.yaml'), `${region(', gateway-sender-ids: [to-2]')}gateway-senders:\n  to-2: { remote-site-id: 2, parallel: true, batch-size: 200, batch-time-interval: 20 }\n`);
+      writeFileSync(join(memberDir(name), 'local-only.ts'), "export default { beforeEnqueue(event: { key: string }): boolean { return !event.key.startsWith('tmp-'); } };\n");
+      writeFileSync(join(memberDir(name), 'strait.yaml'), `${region(', gateway-sender-ids: [to-2]')}gateway-senders:\n  to-2: { remote-site-id: 2, parallel: true, dispatcher-threads: 2, order-policy: partition, batch-size: 200, batch-time-interval: 20, gateway-event-filters: [./local-only.ts] }\n`);
       site1.push(await start('server', name, ['--server-port', '0', '--http-port', '0', '--locators', locator1]));
     }
     const site2: Started[] = [];
@@ -76,6 +79,7 @@ describe('a parallel gateway sender through the CLI', () => {
     await until('a third of the keys written', async () => written >= KEYS / 3);
     process.kill(site1[1]!.pid, 'SIGKILL');
     await Promise.all(writers);
+    await orders.putAll(Array.from({ length: 200 }, (_, index) => [`tmp-${index}`, 'stays at site 1'] as const));
     await client.close();
 
     const reader = await connect({ locators: [{ host: '127.0.0.1', port: second.address.port }], name: 'checker' });
@@ -92,7 +96,8 @@ describe('a parallel gateway sender through the CLI', () => {
       }).catch((error: Error) => {
         throw new Error(`${error.message}: ${missing.length} keys missing at site 2, e.g. ${missing.slice(0, 5).join(', ')}`);
       });
-      assert.equal(await remote.size(), KEYS);
+      assert.equal(await remote.size(), KEYS, 'the filtered tmp- keys stayed at site 1');
+      assert.equal(await remote.get('tmp-0'), undefined);
     } finally {
       await reader.close();
     }
@@ -124,5 +129,14 @@ describe('a parallel gateway sender through the CLI', () => {
 
     for (const name of ['ps-s1-server-1', 'ps-s1-server-3', 'ps-s2-server-1', 'ps-s2-server-2']) assertOk(await strait(['stop', 'server', '--dir', memberDir(name)]), `stop ${name}`);
     for (const name of ['ps-locator-1', 'ps-locator-2']) assertOk(await strait(['stop', 'locator', '--dir', memberDir(name)]), `stop ${name}`);
+  });
+
+  it('a gateway event filter module that exports no hook stops the server from starting, with a coded error naming the key', async () => {
+    const name = 'ps-bad-filter';
+    writeFileSync(join(memberDir(name), 'nothing.ts'), 'export const answer = 42;\n');
+    writeFileSync(join(memberDir(name), 'strait.yaml'), 'regions:\n  orders: { type: partition, gateway-sender-ids: [to-2] }\ngateway-senders:\n  to-2: { remote-site-id: 2, parallel: true, gateway-event-filters: [./nothing.ts] }\n');
+    const result = await strait(['start', 'server', '--name', name, '--dir', memberDir(name), '--server-port', '0', '--locators', '127.0.0.1[1]']);
+    assert.notEqual(result.code, 0);
+    assert.match(`${result.stdout}${result.stderr}`, /STRAIT_CONFIG_INVALID.*gateway-senders\.to-2\.gateway-event-filters.*exports none of beforeEnqueue/s);
   });
 });

@@ -14,7 +14,7 @@ import type { MemberConfig } from '../config/member-config.ts';
 import type { MemberAdmin, MemberStartResult, MetricsSink } from '../core/member-admin.ts';
 import { Locator } from '../core/locator.ts';
 import { Server } from '../core/server.ts';
-import type { ConflictResolver } from '../core/config.ts';
+import type { ConflictResolver, GatewayEventFilter } from '../core/config.ts';
 import { pathToFileURL } from 'node:url';
 import { createNodeRuntime } from '../runtime/node/node-runtime.ts';
 import { createDiscovery, DISCOVERY_REFRESH_MS, findLocators, type PublishedLocator } from './discovery.ts';
@@ -208,6 +208,21 @@ export async function runMember(config: MemberConfig, options: RunOptions): Prom
       return;
     }
   }
+  // gateway-event-filters: every module the senders name, loaded once by its path.
+  const eventFilters = new Map<string, GatewayEventFilter>();
+  if (config.role === 'server') {
+    for (const sender of config.core.gatewaySenders) {
+      for (const path of sender.eventFilters ?? []) {
+        if (eventFilters.has(path)) continue;
+        try {
+          eventFilters.set(path, await loadEventFilter(path, sender.id));
+        } catch (error) {
+          failStart(error instanceof StraitError ? error : new StraitError('STRAIT_CONFIG_INVALID', { source: config.configFile ?? 'command line', key: `gateway-senders.${sender.id}.gateway-event-filters`, reason: `${path} could not be loaded: ${error instanceof Error ? error.message : String(error)}` }, { cause: error }));
+          return;
+        }
+      }
+    }
+  }
   // Discovery (discovery.ts): more locators of the site than the static list names.
   let locators = config.core.locators;
   const discovery = config.discovery === undefined ? undefined : createDiscovery(config.discovery);
@@ -219,7 +234,7 @@ export async function runMember(config: MemberConfig, options: RunOptions): Prom
   member =
     config.role === 'locator'
       ? new Locator(runtime, { ...config.core, locators, pid: process.pid, httpAddress }, sink)
-      : new Server(runtime, { ...config.core, locators, pid: process.pid, httpAddress, conflictResolver }, sink);
+      : new Server(runtime, { ...config.core, locators, pid: process.pid, httpAddress, conflictResolver, eventFilters }, sink);
   // A locator publishes itself where discovery can be written, and keeps its entry fresh.
   let published: PublishedLocator | undefined;
   const publish = (): void => {
@@ -318,6 +333,21 @@ export async function runMember(config: MemberConfig, options: RunOptions): Prom
  * Loads a conflict resolver: a module whose default export (or export `resolve`) is
  * `(key, existing, incoming) => 'existing' | 'incoming'`. Node runs TypeScript modules as-is.
  */
+/**
+ * A `gateway-event-filters` module: its default export (or the module itself) with at least
+ * one of beforeEnqueue, beforeTransmit, afterAcknowledgement as functions.
+ */
+export async function loadEventFilter(path: string, senderId: string): Promise<GatewayEventFilter> {
+  const module = (await import(pathToFileURL(path).href)) as Record<string, unknown> & { default?: unknown };
+  const candidate = (typeof module.default === 'object' && module.default !== null ? module.default : module) as Record<string, unknown>;
+  const hooks = ['beforeEnqueue', 'beforeTransmit', 'afterAcknowledgement'] as const;
+  const wrong = hooks.filter((hook) => candidate[hook] !== undefined && typeof candidate[hook] !== 'function');
+  if (wrong.length > 0 || !hooks.some((hook) => typeof candidate[hook] === 'function')) {
+    throw new StraitError('STRAIT_CONFIG_INVALID', { source: path, key: `gateway-senders.${senderId}.gateway-event-filters`, reason: wrong.length > 0 ? `${wrong.join(', ')} must be functions` : 'the module exports none of beforeEnqueue, beforeTransmit, afterAcknowledgement (export default { beforeEnqueue(event) { return true; } })' });
+  }
+  return candidate as GatewayEventFilter;
+}
+
 export async function loadConflictResolver(path: string): Promise<ConflictResolver> {
   const module = (await import(pathToFileURL(path).href)) as { default?: unknown; resolve?: unknown };
   const resolver = typeof module.default === 'function' ? module.default : module.resolve;

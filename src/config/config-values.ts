@@ -154,6 +154,14 @@ export function parseStringList(value: unknown, origin: Origin): string[] {
   return value.map((item, index) => parseName(item, { ...origin, key: `${origin.key}[${index}]` }));
 }
 
+/** A list of paths (a YAML list, or one comma-separated string), each at most 4096 characters. */
+export function parsePathList(value: unknown, origin: Origin): string[] {
+  const items: unknown[] = typeof value === 'string' ? value.split(',').map((item) => item.trim()).filter((item) => item.length > 0) : Array.isArray(value) ? value : [];
+  if (typeof value !== 'string' && !Array.isArray(value)) throw invalid(origin, `expected a list of paths, got ${describe(value)}`);
+  if (items.length > 16) throw invalid(origin, 'at most 16 paths');
+  return items.map((item, index) => parseString(item, { ...origin, key: `${origin.key}[${index}]` }, 4096));
+}
+
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';

@@ -32,6 +32,7 @@ import {
   parseName,
   parsePort,
   parseSiteId,
+  parsePathList,
   parseStringList,
   type Origin,
   type Parser,
@@ -75,6 +76,7 @@ const GATEWAY_SENDER_KEYS = [
   'batch-conflation',
   'manual-start',
   'compression',
+  'gateway-event-filters',
 ] as const;
 const GATEWAY_RECEIVER_KEYS = [
   'start-port', 'end-port', 'bind-address', 'hostname-for-clients', 'manual-start', 'dial-out',
@@ -126,6 +128,7 @@ export function parseGatewaySenders(value: unknown, source: string): GatewaySend
       batchConflation: optional('batch-conflation', parseBoolean, false),
       manualStart: optional('manual-start', parseBoolean, false),
       compression: optional('compression', parseBoolean, false),
+      ...(settings['gateway-event-filters'] !== undefined ? { eventFilters: optional('gateway-event-filters', parsePathList, []) } : {}),
     };
   });
 }

@@ -412,9 +412,11 @@ export function buildMemberConfig(
   }
   const source = file?.path ?? COMMAND_LINE;
   const declared = (key: string): unknown => fileValues?.[key];
+  // Filter modules resolve against strait.yaml's directory, as conflict-resolver does.
   const gatewaySenders = declared('gateway-senders') === undefined
     ? []
-    : parseGatewaySenders(declared('gateway-senders'), source);
+    : parseGatewaySenders(declared('gateway-senders'), source).map((sender) => (sender.eventFilters === undefined ? sender
+      : { ...sender, eventFilters: sender.eventFilters.map((path) => resolveModulePath(path, file?.path)!) }));
   const gatewayReceiver = declared('gateway-receiver') === undefined
     ? undefined
     : parseGatewayReceiver(declared('gateway-receiver'), source, bindAddressParser(machine.interfaces));

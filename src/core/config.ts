@@ -92,6 +92,38 @@ export interface GatewaySenderSpec {
   readonly manualStart: boolean;
   /** zstd-compress batches. */
   readonly compression: boolean;
+  /** `gateway-event-filters`: paths of the filter modules (strait.yaml only), loaded by the process. */
+  readonly eventFilters?: readonly string[];
+}
+
+/**
+ * What a gateway event filter sees of an event (a `gateway-event-filters` module). `value` is
+ * decoded when read; `removed` is true for a remove.
+ */
+export interface GatewayEventView {
+  readonly region: string;
+  readonly key: string;
+  readonly value: unknown;
+  readonly removed: boolean;
+  /** The site where the change was made. */
+  readonly originSite: number;
+  /** Resent after a failover or a lost batch: it may have reached the remote site already. */
+  readonly possibleDuplicate: boolean;
+}
+
+/**
+ * A `gateway-event-filters` module's export: hooks a sender calls on every copy. They must be
+ * quick, and give the same answer on every server (copies queue independently). A hook that
+ * throws is logged with STRAIT_FILTER_FAILED and counted, and the event goes on as if the hook
+ * were absent: a broken filter never loses an event.
+ */
+export interface GatewayEventFilter {
+  /** false: the event is not queued for this sender. */
+  beforeEnqueue?(event: GatewayEventView): boolean;
+  /** false: the event is not sent (it is acknowledged as if it had been). */
+  beforeTransmit?(event: GatewayEventView): boolean;
+  /** The remote site applied the event. */
+  afterAcknowledgement?(event: GatewayEventView): void;
 }
 
 /** The gateway receiver of a server (`gateway-receiver` in strait.yaml). */
@@ -140,6 +172,8 @@ export interface ServerConfig {
   readonly gatewayReceiver: GatewayReceiverSpec | undefined;
   /** Default: last writer wins by version tag. */
   readonly conflictResolver: ConflictResolver | undefined;
+  /** The loaded `gateway-event-filters` modules, by path (GatewaySenderSpec.eventFilters names them). */
+  readonly eventFilters?: ReadonlyMap<string, GatewayEventFilter>;
   readonly pid: number | undefined;
   readonly httpAddress: Address | undefined;
 }

@@ -17,11 +17,12 @@
 
 import type { GatewayEvent, SenderStatus } from '../protocol/messages.ts';
 import type { Address, Logger, Runtime } from '../runtime/runtime.ts';
-import { GATEWAY_QUEUE_DISK_MEGABYTES_DEFAULT, type GatewaySenderSpec } from './config.ts';
+import { GATEWAY_QUEUE_DISK_MEGABYTES_DEFAULT, type GatewayEventFilter, type GatewaySenderSpec } from './config.ts';
 import { DEAD_LETTER_BYTES_MAX, DeadLetterStore, type DeadLetter } from './dead-letters.ts';
 import type { Connection } from '../protocol/connection.ts';
 import { SenderDispatcher, type Refusal } from './sender-dispatcher.ts';
 import { dispatcherThreadOf } from './order-policy.ts';
+import { EventFilters } from './event-filters.ts';
 import { eventId, SenderQueue, type QueueItem } from './sender-queue.ts';
 
 export { BATCHES_IN_FLIGHT_MAX } from './sender-dispatcher.ts';
@@ -48,6 +49,8 @@ export interface SenderHost {
    * holds the bucket of one read back from disk (dropped when it moved away).
    */
   readonly lanes?: { laneOf(event: GatewayEvent): string; holds(event: GatewayEvent): boolean; bucketOf(event: GatewayEvent): number };
+  /** The sender's `gateway-event-filters`, loaded. */
+  readonly filters?: readonly GatewayEventFilter[];
 }
 
 export class GatewaySender {
@@ -58,6 +61,7 @@ export class GatewaySender {
   private readonly queue: SenderQueue;
   private readonly deadLetters: DeadLetterStore;
   private readonly dispatchers: SenderDispatcher[];
+  private readonly filters: EventFilters;
   state: SenderState;
   /** A refused event did not fit in the full dead-letter store: dispatch waits for a replay. */
   private deadLettersFull = false;
@@ -74,6 +78,7 @@ export class GatewaySender {
     this.host = host;
     this.log = log.child({ sender: spec.id, remoteSite: spec.remoteSiteId });
     this.state = spec.manualStart ? 'stopped' : 'running';
+    this.filters = new EventFilters(host.filters ?? [], spec.id, runtime.clock, this.log);
     this.queue = new SenderQueue(runtime.storage.open(`sender-${spec.id}`), runtime.clock, {
       name: `sender ${spec.id}`,
       persistent: spec.persistent,
@@ -92,7 +97,8 @@ export class GatewaySender {
       dialInLinks: () => host.dialInLinks(),
       mayDispatch: () => !this.closed && this.state === 'running' && !this.deadLettersFull && host.isPrimary(),
       mayReconnect: () => !this.closed && this.state !== 'stopped' && host.isPrimary(),
-      acknowledged: (items: readonly QueueItem[], refused: readonly Refusal[]) => this.batchAcknowledged(items, refused),
+      acknowledged: (items: readonly QueueItem[], refused: readonly Refusal[], sent: number) => this.batchAcknowledged(items, refused, sent),
+      transmits: (item: QueueItem) => this.filters.beforeTransmit(item.event!),
       batchSettled: () => this.releasePauseWaiters(),
       queuedEvents: () => this.queue.size,
     };
@@ -163,6 +169,7 @@ export class GatewaySender {
    */
   enqueue(event: GatewayEvent): void {
     if (this.closed || (this.state === 'stopped' && this.host.lanes === undefined)) return;
+    if (!this.filters.beforeEnqueue(event)) return;
     if (this.queue.enqueue(event)) this.pump();
   }
 
@@ -249,7 +256,7 @@ export class GatewaySender {
    * dead-letter store stays queued and dispatch stops until the dead letters are replayed:
    * nothing is dropped.
    */
-  private batchAcknowledged(items: readonly QueueItem[], refused: readonly Refusal[]): void {
+  private batchAcknowledged(items: readonly QueueItem[], refused: readonly Refusal[], sent: number): void {
     const refusals = new Map(refused.map((entry) => [entry.index, entry]));
     const ids: string[] = [];
     const letters: DeadLetter[] = [];
@@ -268,6 +275,7 @@ export class GatewaySender {
       }
       ids.push(item.id);
       acknowledged.push(item);
+      if (refusal === undefined && index < sent) this.filters.afterAcknowledgement(item.event!);
     }
     this.queue.acknowledge(acknowledged);
     this.queue.markUnsent(kept);
@@ -419,6 +427,7 @@ export class GatewaySender {
       overflowEvents: this.queue.spilled,
       batchesInFlight: this.batchesInFlight,
       eventsSent: this.dispatchers.reduce((sum, dispatcher) => sum + dispatcher.eventsSent, 0),
+      ...(this.filters.failures > 0 ? { filterFailures: this.filters.failures } : {}),
       ...(this.spec.batchConflation ? { eventsConflated: this.dispatchers.reduce((sum, dispatcher) => sum + dispatcher.eventsConflated, 0) } : {}),
       lastAckAtMs: Math.max(...this.dispatchers.map((dispatcher) => dispatcher.lastAckAtMs)),
       lagMs: this.queue.size === 0 ? 0 : Math.max(0, Math.round(this.runtime.clock.monotonic() - oldest)),

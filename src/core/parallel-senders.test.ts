@@ -12,7 +12,7 @@ import type { Address } from '../runtime/runtime.ts';
 import { advanceWithPromises } from '../sim/drive.ts';
 import { checkingMetrics } from '../sim/checks.ts';
 import { Simulator, type SimHost } from '../sim/simulator.ts';
-import { FRAME_BYTES_MAX_DEFAULT, PARTITION_DEFAULTS, VALUE_BYTES_MAX_DEFAULT, type GatewaySenderSpec, type MembershipTiming } from './config.ts';
+import { FRAME_BYTES_MAX_DEFAULT, PARTITION_DEFAULTS, VALUE_BYTES_MAX_DEFAULT, type GatewayEventFilter, type GatewaySenderSpec, type MembershipTiming } from './config.ts';
 import { Locator } from './locator.ts';
 import { holds, mapOf } from './partition-map.ts';
 import { Server } from './server.ts';
@@ -40,8 +40,11 @@ class TwoSites {
 
   private readonly sender: GatewaySenderSpec;
 
-  constructor(seed: number, serversAtSite1: number, sender: Partial<GatewaySenderSpec> = {}) {
+  private readonly eventFilters: ReadonlyMap<string, GatewayEventFilter> | undefined;
+
+  constructor(seed: number, serversAtSite1: number, sender: Partial<GatewaySenderSpec> = {}, eventFilters?: ReadonlyMap<string, GatewayEventFilter>) {
     this.sender = { ...SENDER, ...sender };
+    this.eventFilters = eventFilters;
     this.sim = new Simulator({ seed, log: 'collect', network: { baseDelayMs: 1, jitterMs: 2 } });
     const locatorHosts = [1, 2].map((site) => this.sim.host(`s${site}-locator`));
     for (const [index, host] of locatorHosts.entries()) this.locators.set(index + 1, { host: host.address, port: 10334 });
@@ -71,7 +74,7 @@ class TwoSites {
       regions: [region(site)], timing: TIMING, frameBytesMax: FRAME_BYTES_MAX_DEFAULT, valueBytesMax: VALUE_BYTES_MAX_DEFAULT,
       gatewaySenders: site === 1 ? [this.sender] : [],
       gatewayReceiver: site === 2 ? { startPort: 5000, endPort: 5005, bindAddress: undefined, hostnameForClients: undefined, manualStart: false } : undefined,
-      conflictResolver: undefined, pid: undefined, httpAddress: undefined,
+      conflictResolver: undefined, pid: undefined, httpAddress: undefined, ...(this.eventFilters !== undefined ? { eventFilters: this.eventFilters } : {}),
     }, checkingMetrics(host.name, this.failures));
     this.servers.set(host.name, server);
     server.start(() => {});
@@ -254,6 +257,34 @@ test('four dispatcher threads by partition with batch conflation: each bucket on
   assert.ok(conflated > 0, 'batches left superseded versions out');
   assert.equal(sent + conflated, keys.length * 8, `every event was either sent or conflated into a later one (${sent} sent, ${conflated} conflated)`);
   assert.equal(sites.received().events, sent, 'the remote site received only what was sent');
+  assert.deepEqual(sites.failures, []);
+  await client.close();
+});
+
+test('gateway event filters: beforeEnqueue keeps events out, beforeTransmit holds them back, afterAcknowledgement sees what arrived; a throwing filter loses nothing', async () => {
+  let acknowledged = 0;
+  const filters = new Map<string, GatewayEventFilter>([
+    ['/filters/choose.ts', {
+      beforeEnqueue: (event) => !event.key.startsWith('local-'),
+      beforeTransmit: (event) => !event.key.startsWith('hold-'),
+      afterAcknowledgement: () => { acknowledged += 1; },
+    }],
+    ['/filters/broken.ts', { beforeEnqueue: (event) => { if (event.key.endsWith('7')) throw new Error('broken filter'); return true; } }],
+  ]);
+  const sites = new TwoSites(7, 2, { eventFilters: ['/filters/choose.ts', '/filters/broken.ts'] }, filters);
+  await sites.waitFor('both sites ready', () => sites.ready());
+  await advanceWithPromises(sites.sim, sites.sim.nowMs + 6000);
+  const client = sites.client(1);
+  const shipped = Array.from({ length: 100 }, (_, index) => `k${index}`);
+  const local = Array.from({ length: 20 }, (_, index) => `local-${index}`);
+  const held = Array.from({ length: 20 }, (_, index) => `hold-${index}`);
+  await writeAll(sites, client, [...shipped, ...local, ...held], '');
+  await sites.waitFor('queues drained', () => sites.drained());
+  assertDelivered(sites, shipped, '');
+  assert.deepEqual([...local, ...held].filter((key) => sites.remoteValue(key) !== undefined), [], 'filtered events never reach site 2');
+  assert.equal(acknowledged, shipped.length, 'afterAcknowledgement once per event the remote site applied (on its dispatcher)');
+  const failures = sites.statuses().reduce((sum, status) => sum + (status.filterFailures ?? 0), 0);
+  assert.equal(failures, 2 * 12, 'the broken filter threw on both copies for each key ending in 7 that the first filter passed (10 shipped, 2 held); those events still went');
   assert.deepEqual(sites.failures, []);
   await client.close();
 });

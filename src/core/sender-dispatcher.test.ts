@@ -39,7 +39,7 @@ function sender(sim: Simulator, acknowledged: QueueItem[][]) {
     memberName: 'server-1', site: 1,
     dialInLinks: () => [],
     receivers: () => ({ receivers: [{ host: '10.0.0.2', port: 5000 }], problem: null }),
-    mayDispatch: () => true, mayReconnect: () => true,
+    mayDispatch: () => true, mayReconnect: () => true, transmits: () => true,
     acknowledged: (items: readonly QueueItem[], refused: readonly Refusal[]) => {
       acknowledged.push([...items]);
       refusals.push(...refused.map((refusal) => ({ key: items[refusal.index]!.event![1], code: refusal.code })));

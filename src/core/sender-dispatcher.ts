@@ -64,8 +64,13 @@ export interface DispatchHost {
   mayDispatch(): boolean;
   /** True while a lost connection should be re-established (primary, not stopped or closed). */
   mayReconnect(): boolean;
-  /** The remote site acknowledged these items; `refused` by index into them. */
-  acknowledged(items: readonly QueueItem[], refused: readonly Refusal[]): void;
+  /**
+   * The remote site acknowledged these items; `refused` by index into them. The first `sent`
+   * were sent; the rest went unsent (conflated into a later event, or held back by a filter).
+   */
+  acknowledged(items: readonly QueueItem[], refused: readonly Refusal[], sent: number): void;
+  /** An event filter's beforeTransmit: false keeps the event from being sent. */
+  transmits(item: QueueItem): boolean;
   /** A batch finished (acknowledged, failed or lost): the count in flight went down. */
   batchSettled(): void;
   /** Events queued, for the problem log line. */
@@ -243,8 +248,15 @@ export class SenderDispatcher {
     const connection = this.connection;
     assert(connection !== undefined, 'a batch is sent over an open connection');
     const taken = this.queue.takeUnsent(this.spec.batchSize, this.batchBytesLimit(connection), this.thread);
-    const { sent, superseded } = this.spec.batchConflation ? conflate(taken) : { sent: taken, superseded: [] };
-    this.eventsConflated += superseded.length;
+    const conflated = this.spec.batchConflation ? conflate(taken) : { sent: taken, superseded: [] };
+    this.eventsConflated += conflated.superseded.length;
+    const sent = conflated.sent.filter((item) => this.host.transmits(item));
+    const superseded = sent.length === conflated.sent.length ? conflated.superseded : [...conflated.superseded, ...conflated.sent.filter((item) => !sent.includes(item))];
+    if (sent.length === 0) {
+      // Nothing left to send (filtered out): done with them at once.
+      this.host.acknowledged(superseded, [], 0);
+      return;
+    }
     const events: GatewayEvent[] = sent.map((item) => {
       const event = item.event!;
       return item.possibleDuplicate ? [event[0], event[1], event[2], event[3], true] : event;
@@ -271,7 +283,7 @@ export class SenderDispatcher {
       this.eventsSent += batch.sent - response.refused.length;
       this.lastAckAtMs = this.runtime.clock.now();
       this.backoff.reset();
-      this.host.acknowledged(batch.items, response.refused);
+      this.host.acknowledged(batch.items, response.refused, batch.sent);
       this.pump();
     });
   }
@@ -291,7 +303,7 @@ export class SenderDispatcher {
       for (const item of batch.items) item.sent = false;
       this.batchBytesCap = Math.max(1, Math.floor(batch.items.reduce((sum, item) => sum + item.bytes, 0) / 2));
     } else {
-      this.host.acknowledged(batch.items, [{ index: 0, code: error.code, message: `${error.message}; this event can never be sent to site ${this.spec.remoteSiteId}` }]);
+      this.host.acknowledged(batch.items, [{ index: 0, code: error.code, message: `${error.message}; this event can never be sent to site ${this.spec.remoteSiteId}` }], 0);
     }
     this.pump();
   }

@@ -24,7 +24,7 @@ import type { Connection, Reply } from '../protocol/connection.ts';
 import type { GatewayEvent, MemberInfo, RequestBody, ResponseBody, SenderStatus, SiteEntry, View, WireEntry } from '../protocol/messages.ts';
 import type { Address, Logger, Runtime } from '../runtime/runtime.ts';
 import { formatAddress } from '../runtime/runtime.ts';
-import { WAN_EXCHANGE_INTERVAL_MS, type GatewaySenderSpec } from './config.ts';
+import { WAN_EXCHANGE_INTERVAL_MS, type GatewayEventFilter, type GatewaySenderSpec } from './config.ts';
 import type { DeadLetter } from './dead-letters.ts';
 import { DialInLinks, type DialInLinkStatus } from './dial-in.ts';
 import { GatewaySender, type SenderHost } from './gateway-sender.ts';
@@ -70,6 +70,8 @@ export interface HostingHost {
   holdsBucket(region: string, bucket: number): boolean;
   /** Parallel senders: the partitioned regions here whose changes go through sender `id`. */
   regionsUsing(senderId: string): string[];
+  /** A loaded `gateway-event-filters` module, by its path (undefined: not loaded). */
+  eventFilter(path: string): GatewayEventFilter | undefined;
 }
 
 /** A parallel sender's lane: one bucket of one region. */
@@ -144,7 +146,7 @@ export class SenderHosting implements GatewayQueues {
       if (spec.remoteSiteId === site) {
         return new StraitError('STRAIT_CONFIG_INVALID', { source: 'gateway-senders', key: `${spec.id}.remote-site-id`, reason: `${spec.remoteSiteId} is this server's own site` });
       }
-      this.senders.set(spec.id, new GatewaySender(this.runtime, spec, this.senderHost(spec.id, spec.parallel), this.log));
+      this.senders.set(spec.id, new GatewaySender(this.runtime, spec, this.senderHost(spec), this.log));
     }
     return undefined;
   }
@@ -166,7 +168,7 @@ export class SenderHosting implements GatewayQueues {
   /** Starts a sender the site configuration created (after `open`). */
   add(spec: GatewaySenderSpec): void {
     if (this.senders.has(spec.id)) return;
-    this.senders.set(spec.id, new GatewaySender(this.runtime, spec, this.senderHost(spec.id, spec.parallel), this.log));
+    this.senders.set(spec.id, new GatewaySender(this.runtime, spec, this.senderHost(spec), this.log));
     this.refreshLanes();
     this.log.info({ sender: spec.id, remoteSite: spec.remoteSiteId }, `server ${this.host.memberName}: gateway sender ${spec.id} → site ${spec.remoteSiteId} created by the site configuration`);
     this.fetchCatalogue();
@@ -204,9 +206,17 @@ export class SenderHosting implements GatewayQueues {
     return (this.catalogue?.all() ?? []).map((entry) => ({ site: entry.site, edges: entry.edges, receivers: entry.receivers.length }));
   }
 
-  private senderHost(senderId: string, parallel: boolean): SenderHost {
+  private senderHost(spec: GatewaySenderSpec): SenderHost {
+    const senderId = spec.id;
+    const parallel = spec.parallel;
     const bucketOfEvent = (event: GatewayEvent): number => this.host.bucketOf(event[0], event[1]) ?? -1;
+    const filters = (spec.eventFilters ?? []).map((path) => {
+      const filter = this.host.eventFilter(path);
+      if (filter === undefined) throw new StraitError('STRAIT_CONFIG_INVALID', { source: `gateway-senders.${senderId}`, key: 'gateway-event-filters', reason: `${path} was not loaded` });
+      return filter;
+    });
     return {
+      ...(filters.length > 0 ? { filters } : {}),
       ...(parallel ? {
         lanes: {
           laneOf: (event: GatewayEvent) => laneOf(event[0], bucketOfEvent(event)),

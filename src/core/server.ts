@@ -133,6 +133,7 @@ export class Server {
         return found?.spec.partition === undefined ? undefined : found.bucketOf(key);
       },
       holdsBucket: (region, bucket) => this.partitions.mayHold(region, bucket),
+      eventFilter: (path) => config.eventFilters?.get(path),
       regionsUsing: (senderId) => [...this.regions.all()].filter((region) => region.spec.partition !== undefined && (region.spec.gatewaySenderIds ?? []).includes(senderId)).map((region) => region.spec.name),
     }, this.log);
     this.writes = new WritePath(runtime, this.pool, {

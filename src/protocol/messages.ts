@@ -347,6 +347,8 @@ export const SenderStatus = Type.Object(
     eventsSent: Uint(),
     /** batch-conflation: events left out because a later event of the same key went in the same batch. */
     eventsConflated: Type.Optional(Uint()),
+    /** gateway-event-filters: hook calls that threw (STRAIT_FILTER_FAILED; the events went on). */
+    filterFailures: Type.Optional(Uint()),
     /** Wall-clock ms of the last batch acknowledged by the remote site; 0 = none yet. */
     lastAckAtMs: Uint(),
     /** Age of the oldest queued event, ms (0 when empty). */
