@@ -255,7 +255,7 @@ describe('admin HTTP API', () => {
     const admin = fakeAdmin();
     const { app } = build({ admin });
     const bad = [
-      { method: 'POST' as const, url: '/config/gateway-senders', payload: { id: 'to-2', remoteSiteId: 2, parallel: true } },
+      { method: 'POST' as const, url: '/config/gateway-senders', payload: { id: 'to-2', remoteSiteId: 2, dispatcherThreads: 99 } },
       { method: 'POST' as const, url: '/config/gateway-senders', payload: { id: 'to-2', remoteSiteId: 300 } },
       { method: 'PUT' as const, url: '/config/gateway-receiver', payload: { startPort: 'five' } },
       { method: 'DELETE' as const, url: '/config/gateway-senders/to-2?drainTimeoutMs=9999999' },

@@ -11,7 +11,7 @@
 //       the configuration version and changed member info); partitioned regions (RegionSpec.partition,
 //       View.partitions, `bucketsCreate`, `bucketReady`, `bucketKeys`, `image.bucket`, `rebalance`, `hops` on
 //       forwarded region operations, `replicate.viewId`); parallel senders (`bucketAdmit`,
-//       `senderImage.lane`, SenderStatus.parallel / eventsConflated, SenderDeclaration.parallel /
+//       `senderImage.lane`, SenderStatus.parallel / eventsConflated / filterFailures, SenderDeclaration.parallel /
 //       dispatcherThreads / batchConflation / order-policy partition). Version 1 never
 //       left this repository, so version 2 is also the minimum; 2 is not released yet.
 //
