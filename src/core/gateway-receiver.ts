@@ -22,7 +22,7 @@ import { compareTags, type Region } from './region.ts';
 import type { RegionTable } from './region-table.ts';
 import { PendingWrite } from './replication.ts';
 import type { GatewayQueues, WritePath } from './write-path.ts';
-import type { AdmitOutcome, RemoteEvent } from './partitioned-regions.ts';
+import type { AdmitOutcome, RemoteEvent } from './partitioned-admission.ts';
 
 /** Where other sites' events for partitioned regions go: to their buckets' primaries. */
 export interface RemoteAdmission {

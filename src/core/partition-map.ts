@@ -351,3 +351,8 @@ export function holds(bucket: BucketAssignment, member: string): boolean {
 export function mapOf(maps: readonly PartitionMap[] | undefined, region: string): PartitionMap | undefined {
   return maps?.find((map) => map.region === region);
 }
+
+/** The bucket's copies and pending members but `excluded`: where its writes go from its primary. */
+export function holdersBut(assigned: BucketAssignment, ...excluded: (string | undefined)[]): Set<string> {
+  return new Set([...assigned.copies, ...assigned.pending].filter((id) => !excluded.includes(id)));
+}

@@ -16,16 +16,15 @@ import type { Connection, Reply } from '../protocol/connection.ts';
 import type { BucketAssignment, PartitionMap, RequestBody, RequestOp, ResponseBody, VersionTag, View, WireEntry } from '../protocol/messages.ts';
 import type { Address, Logger, Runtime } from '../runtime/runtime.ts';
 import type { KeyPager } from './key-pager.ts';
-import { holds, isOffline, mapOf } from './partition-map.ts';
+import { holdersBut, holds, isOffline, mapOf } from './partition-map.ts';
 import type { PeerPool } from './peer-pool.ts';
 import { compareTags, type Region } from './region.ts';
 import type { RegionTable } from './region-table.ts';
 import { findMember } from './views.ts';
 import type { BucketHooks, WritePath } from './write-path.ts';
+import { BucketAdmission, groupBy, MAX_HOPS, type AdmitOutcome, type RemoteEvent } from './partitioned-admission.ts';
 import { PendingWrite } from './replication.ts';
 
-/** How often an operation may be passed on to a bucket's primary before it is refused (maps changing). */
-const MAX_HOPS = 3;
 /** Delay before asking again for buckets, or for an image page, after a failure. */
 const RETRY_MS = 100;
 /** Entries per bucket image page. */
@@ -49,54 +48,6 @@ export interface PartitionHost {
 
 type Done<T> = (error: StraitError | undefined, result?: T) => void;
 
-/** Another site's event for a partitioned region, with its index in the batch that brought it. */
-export interface RemoteEvent {
-  readonly index: number;
-  readonly key: string;
-  readonly value: Uint8Array | null;
-  readonly tag: VersionTag;
-  readonly possibleDuplicate: boolean;
-  /** How often it was passed on between this site's servers already. */
-  readonly hops?: number;
-}
-
-/** An event refused, by its index in the batch, with the coded reason. */
-export interface Refusal {
-  readonly index: number;
-  readonly code: string;
-  readonly message: string;
-}
-
-/**
- * What became of other sites' events: those refused, those whose version was already here
- * (duplicates: no second effect), and among them those their sender did not flag
- * possible-duplicate (a sender that resent without knowing — a bug the simulations check for).
- */
-export interface AdmitOutcome {
-  readonly refused: Refusal[];
-  duplicates: number;
-  unflaggedDuplicates: number;
-}
-
-function groupBy<T>(items: readonly T[], keyOf: (item: T) => number): Map<number, T[]> {
-  const groups = new Map<number, T[]>();
-  for (const item of items) {
-    const key = keyOf(item);
-    let group = groups.get(key);
-    if (group === undefined) {
-      group = [];
-      groups.set(key, group);
-    }
-    group.push(item);
-  }
-  return groups;
-}
-
-/** The bucket's copies and pending members but `excluded`: where its writes go from its primary. */
-function holdersBut(assigned: BucketAssignment, ...excluded: (string | undefined)[]): Set<string> {
-  return new Set([...assigned.copies, ...assigned.pending].filter((id) => !excluded.includes(id)));
-}
-
 export class PartitionedRegions implements BucketHooks {
   private readonly runtime: Runtime;
   private readonly pool: PeerPool;
@@ -105,6 +56,7 @@ export class PartitionedRegions implements BucketHooks {
   private readonly writes: WritePath;
   private readonly pager: KeyPager;
   private readonly log: Logger;
+  private readonly admission: BucketAdmission;
   /** Buckets this server is taking an image of, as `region/bucket`. */
   private readonly imaging = new Set<string>();
   /**
@@ -121,6 +73,12 @@ export class PartitionedRegions implements BucketHooks {
     this.writes = parts.writes;
     this.pager = parts.pager;
     this.log = log;
+    this.admission = new BucketAdmission(pool, {
+      memberName: host.memberName,
+      memberId: () => host.memberId(),
+      withBucket: (region, bucket, reply, run) => this.withBucket(region, bucket, reply, run),
+      primaryAddress: (assigned) => this.primaryAddress(assigned),
+    }, this.writes);
   }
 
   private map(region: string): PartitionMap | undefined {
@@ -206,78 +164,14 @@ export class PartitionedRegions implements BucketHooks {
     }
   }
 
-  /**
-   * Other sites' events for this partitioned region, taken by this server's gateway receiver:
-   * each bucket's events go to its primary (here, or passed on with `bucketAdmit`), which applies
-   * them with their tags, queues them for this site's senders and replicates them to the
-   * bucket's copies. `pending` waits for all of it; `outcome` has the refusals (by index in
-   * the batch) and duplicates before it settles.
-   */
+  /** Other sites' events for this partitioned region, taken by this server's gateway receiver (partitioned-admission.ts). */
   admitRemote(region: Region, events: readonly RemoteEvent[], pending: PendingWrite, outcome: AdmitOutcome): void {
-    for (const [bucket, group] of groupBy(events, (event) => region.bucketOf(event.key))) {
-      pending.expect();
-      this.withBucket(region, bucket, { fail: (error) => pending.abandon(error) }, (assigned) => {
-        const me = this.host.memberId();
-        if (me !== undefined && assigned.primary === me) {
-          this.admitHere(region, assigned, group, pending, outcome);
-          pending.settle();
-          return;
-        }
-        const address = this.primaryAddress(assigned);
-        const hops = (group[0]!.hops ?? 0) + 1;
-        if (address === undefined || hops > MAX_HOPS) {
-          pending.abandon(new StraitError('STRAIT_BUCKET_UNAVAILABLE', { bucket, region: region.spec.name, member: this.host.memberName, reason: address === undefined ? `its primary ${assigned.primary} is not in the view` : 'its primary is moving' }));
-          return;
-        }
-        const body = { region: region.spec.name, events: group.map((event) => [event.key, event.value, event.tag, event.possibleDuplicate] as [string, Uint8Array | null, VersionTag, boolean]), hops };
-        this.pool.get(address).request('bucketAdmit', body, (error, response) => {
-          if (error !== undefined || response === undefined) {
-            pending.abandon(error ?? new StraitError('STRAIT_INTERNAL', { reason: 'empty bucketAdmit response' }));
-            return;
-          }
-          for (const refusal of response.refused) {
-            const event = group[refusal.index];
-            if (event !== undefined) outcome.refused.push({ ...refusal, index: event.index });
-          }
-          outcome.duplicates += response.duplicates;
-          outcome.unflaggedDuplicates += response.unflaggedDuplicates;
-          pending.settle();
-        });
-      });
-    }
+    this.admission.admitRemote(region, events, pending, outcome);
   }
 
-  /** Another server of the site passes on other sites' events of one bucket (see admitRemote). */
+  /** Another server of the site passes on other sites' events of one bucket. */
   onBucketAdmit(region: Region, body: RequestBody<'bucketAdmit'>, reply: Reply<'bucketAdmit'>): void {
-    if (region.spec.partition === undefined) throw new StraitError('STRAIT_UNSUPPORTED', { what: `bucketAdmit for the replicate region ${region.spec.name}`, reason: 'only partitioned regions have buckets' });
-    const outcome: AdmitOutcome = { refused: [], duplicates: 0, unflaggedDuplicates: 0 };
-    const pending = new PendingWrite((error) => (error !== undefined ? reply.fail(error) : reply.ok(outcome)));
-    const events = body.events.map(([key, value, tag, possibleDuplicate], index) => ({ index, key, value, tag, possibleDuplicate, ...(body.hops !== undefined ? { hops: body.hops } : {}) }));
-    this.admitRemote(region, events, pending, outcome);
-    pending.settle();
-  }
-
-  /** The primary's part of admitRemote: apply, queue, replicate to the holders. */
-  private admitHere(region: Region, assigned: BucketAssignment, events: readonly RemoteEvent[], pending: PendingWrite, outcome: AdmitOutcome): void {
-    const targets = holdersBut(assigned, this.host.memberId());
-    for (const event of events) {
-      const held = region.entry(event.key)?.tag;
-      const duplicate = held !== undefined && compareTags(held, event.tag) === 0;
-      try {
-        this.writes.admit(region, [event.key, event.value, event.tag], event.possibleDuplicate, pending, undefined, targets);
-      } catch (error) {
-        // One event this site can't take is refused alone (a dead letter at the sender).
-        if (!(error instanceof StraitError)) throw error;
-        outcome.refused.push({ index: event.index, code: error.code, message: error.message });
-        continue;
-      }
-      if (duplicate) {
-        outcome.duplicates += 1;
-        if (!event.possibleDuplicate) outcome.unflaggedDuplicates += 1;
-      }
-    }
-    this.writes.gatewaySync(region, pending);
-    this.writes.awaitRegion(region, pending);
+    this.admission.onBucketAdmit(region, body, reply);
   }
 
   /** Live entries of the whole region, counted by each bucket's primary. */

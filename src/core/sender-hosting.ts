@@ -33,16 +33,14 @@ import type { PeerPool } from './peer-pool.ts';
 import type { Region } from './region.ts';
 import { awaitDurable, type PendingWrite } from './replication.ts';
 import { findMember, locatorsOf, serversOf } from './views.ts';
-import { mapOf } from './partition-map.ts';
+import { dispatcherOf, laneOf, lanesOf, type LaneSelf } from './parallel-lanes.ts';
+import { copyQueue, type QueueSource } from './sender-images.ts';
+import { controlSender } from './sender-control.ts';
 import { WanCatalogue } from './wan-catalogue.ts';
 import type { GatewayQueues } from './write-path.ts';
 
-/** Events per page of a sender-queue image, at most. */
-const SENDER_IMAGE_PAGE_EVENTS = 2000;
 /** Bytes per page of a sender-queue image, about (well below any frame limit). */
 const SENDER_IMAGE_PAGE_BYTES = 4 * 1024 * 1024;
-/** Delay before asking for a sender-queue image page again (primary not ready, lost connection). */
-const SENDER_IMAGE_RETRY_MS = 100;
 /** How often a secondary hands its long-held events to the primary. */
 const SENDER_HANDOFF_INTERVAL_MS = 2000;
 /** Events per handoff, at most. */
@@ -72,11 +70,6 @@ export interface HostingHost {
   regionsUsing(senderId: string): string[];
   /** A loaded `gateway-event-filters` module, by its path (undefined: not loaded). */
   eventFilter(path: string): GatewayEventFilter | undefined;
-}
-
-/** A parallel sender's lane: one bucket of one region. */
-export function laneOf(region: string, bucket: number): string {
-  return `${region}/${bucket}`;
 }
 
 export class SenderHosting implements GatewayQueues {
@@ -260,47 +253,21 @@ export class SenderHosting implements GatewayQueues {
     return oldest(this.candidates(senderId, me.id))?.info.id === me.id;
   }
 
-  /**
-   * A parallel sender's dispatcher for one bucket: the first of its holders (primary first)
-   * that is ready, hosts the sender and whose copy is not stopped — so stopping a copy hands its
-   * buckets to their other copies, and a bucket's events leave from one member at a time.
-   */
+  /** A parallel sender's dispatcher for one bucket (parallel-lanes.ts). */
   private dispatcherOf(senderId: string, region: string, bucket: number): MemberInfo | undefined {
-    const view = this.host.view();
-    const assigned = mapOf(view?.partitions, region)?.buckets[bucket] ?? null;
-    if (view === null || assigned === null) return undefined;
-    const me = this.host.info()?.id;
-    const stopped = this.stoppedCopies.get(senderId);
-    for (const id of assigned.copies) {
-      const member = findMember(view, id);
-      if (member === undefined || !(member.info.senders ?? []).some((sender) => sender.id === senderId)) continue;
-      if (id === me) {
-        if (this.host.ready() && this.senders.get(senderId)?.state !== 'stopped') return member.info;
-        continue;
-      }
-      if (member.ready && stopped?.has(id) !== true) return member.info;
-    }
-    return undefined;
+    return dispatcherOf(this.host.view(), senderId, region, bucket, this.self(senderId), this.stoppedCopies.get(senderId));
+  }
+
+  /** This server as parallel-lanes.ts sees it for sender `senderId`. */
+  private self(senderId: string): LaneSelf {
+    return { id: this.host.info()?.id, dispatches: this.host.ready() && this.senders.get(senderId)?.state !== 'stopped' };
   }
 
   /** Parallel senders: which buckets each copy here dispatches now, from the view's bucket maps. */
   private refreshLanes(): void {
-    const me = this.host.info()?.id;
-    const view = this.host.view();
     for (const sender of this.senders.values()) {
       if (!sender.spec.parallel) continue;
-      const lanes = new Set<string>();
-      let held = 0;
-      let undispatched = 0;
-      for (const region of this.host.regionsUsing(sender.spec.id)) {
-        for (const [bucket, assigned] of (mapOf(view?.partitions, region)?.buckets ?? []).entries()) {
-          if (assigned === null || me === undefined || !assigned.copies.includes(me)) continue;
-          held += 1;
-          const dispatcher = this.dispatcherOf(sender.spec.id, region, bucket);
-          if (dispatcher === undefined) undispatched += 1;
-          else if (dispatcher.id === me) lanes.add(laneOf(region, bucket));
-        }
-      }
+      const { lanes, held, undispatched } = lanesOf(this.host.view(), sender.spec.id, this.host.regionsUsing(sender.spec.id), this.self(sender.spec.id), this.stoppedCopies.get(sender.spec.id));
       this.lanes.set(sender.spec.id, lanes);
       sender.setLanes(lanes, { held, undispatched });
     }
@@ -494,8 +461,7 @@ export class SenderHosting implements GatewayQueues {
       return;
     }
     for (const sender of senders) {
-      const source = { from: () => this.primaryOf(sender.spec.id) };
-      this.imagePage(sender, viewId, source, undefined, null, stillJoining, () => {
+      this.copyQueue(sender, viewId, { from: () => this.primaryOf(sender.spec.id) }, stillJoining, () => {
         remaining -= 1;
         if (remaining === 0) done();
       });
@@ -517,50 +483,20 @@ export class SenderHosting implements GatewayQueues {
     }
     const lane = laneOf(region, bucket);
     for (const sender of senders) {
-      const source = { from: () => this.dispatcherOf(sender.spec.id, region, bucket), lane };
-      this.imagePage(sender, viewId, source, undefined, null, stillPending, () => {
+      this.copyQueue(sender, viewId, { from: () => this.dispatcherOf(sender.spec.id, region, bucket), lane }, stillPending, () => {
         remaining -= 1;
         if (remaining === 0) done();
       });
     }
   }
 
+  private copyQueue(sender: GatewaySender, viewId: number, source: QueueSource, still: () => boolean, done: () => void): void {
+    copyQueue({ runtime: this.runtime, pool: this.pool, log: this.log, memberName: this.host.memberName, selfId: () => this.host.info()?.id }, sender, viewId, source, still, done);
+  }
+
   /** The parallel senders hosted here through which `region`'s changes go. */
   private parallelSendersOf(region: string): string[] {
     return [...this.senders.values()].filter((sender) => sender.spec.parallel && this.host.regionsUsing(sender.spec.id).includes(region)).map((sender) => sender.spec.id);
-  }
-
-  private imagePage(
-    sender: GatewaySender, viewId: number, source: { from: () => MemberInfo | undefined; lane?: string }, from: string | undefined, after: number | null,
-    stillJoining: () => boolean, done: () => void,
-  ): void {
-    if (!stillJoining()) return;
-    const primary = source.from();
-    if (primary === undefined || primary.id === this.host.info()?.id) {
-      done();
-      return;
-    }
-    // A new primary numbers its queue differently: start its image from the beginning.
-    const position = primary.id === from ? after : null;
-    const body = { sender: sender.spec.id, viewId, after: position, limit: SENDER_IMAGE_PAGE_EVENTS, ...(source.lane !== undefined ? { lane: source.lane } : {}) };
-    this.pool.get(primary.address).request('senderImage', body, (error, response) => {
-      if (!stillJoining()) return;
-      if (error?.code === 'STRAIT_SENDER_NOT_FOUND') {
-        done();
-        return;
-      }
-      if (error !== undefined || response === undefined) {
-        this.runtime.setTimer(SENDER_IMAGE_RETRY_MS, () => this.imagePage(sender, viewId, source, primary.id, position, stillJoining, done));
-        return;
-      }
-      sender.absorb(response.events);
-      if (response.next === null) {
-        if (response.events.length > 0 || position !== null) this.log.info({ sender: sender.spec.id, queued: sender.queuedEvents, lane: source.lane }, `server ${this.host.memberName}: copied the queue of sender ${sender.spec.id}${source.lane !== undefined ? ` for bucket ${source.lane}` : ''} from ${primary.name}; ${sender.queuedEvents} events queued here`);
-        done();
-      } else {
-        this.imagePage(sender, viewId, source, primary.id, response.next, stillJoining, done);
-      }
-    });
   }
 
   /** Primary: a page of a sender's queue for a joining copy. */
@@ -611,59 +547,9 @@ export class SenderHosting implements GatewayQueues {
     reply.ok({ senders: statuses });
   }
 
-  /** pause | resume | stop | start | replayDeadLetters here and, with everyMember, on every copy. */
+  /** pause | resume | stop | start | replayDeadLetters here and, with everyMember, on every copy (sender-control.ts). */
   onControl(body: RequestBody<'senderControl'>, reply: Reply<'senderControl'>): void {
-    const sender = this.senders.get(body.id);
-    const me = this.host.info()?.id;
-    const results: { member: string; state: string }[] = [];
-    const others = body.everyMember === true
-      ? serversOf(this.host.view()).filter((member) => member.info.id !== me && (member.info.senders ?? []).some((candidate) => candidate.id === body.id))
-      : [];
-    if (sender === undefined && others.length === 0) throw new StraitError('STRAIT_SENDER_NOT_FOUND', { sender: body.id, member: this.host.memberName });
-    let waiting = others.length + 1;
-    const done = () => {
-      waiting -= 1;
-      if (waiting === 0) reply.ok({ members: results });
-    };
-    for (const member of others) {
-      this.pool.get(member.info.address).request('senderControl', { ...body, everyMember: false }, (error, response) => {
-        if (response !== undefined) results.push(...response.members);
-        else results.push({ member: member.info.name, state: `error ${error?.code ?? 'STRAIT_INTERNAL'}` });
-        done();
-      });
-    }
-    if (sender === undefined) {
-      done();
-      return;
-    }
-    const local = () => results.push({ member: this.host.memberName, state: sender.state });
-    switch (body.action) {
-      case 'pause':
-        // Answered once this copy's batches in flight have landed: after `strait pause`
-        // returns, nothing more arrives at the remote site.
-        sender.pause(() => {
-          local();
-          done();
-        });
-        return;
-      case 'resume':
-        sender.resume();
-        break;
-      case 'start':
-        sender.start();
-        break;
-      case 'replayDeadLetters':
-        sender.replayDeadLetters();
-        break;
-      case 'stop':
-        sender.stop(body.drainTimeoutMs ?? 0, () => {
-          local();
-          done();
-        });
-        return;
-    }
-    local();
-    done();
+    controlSender({ pool: this.pool, memberName: this.host.memberName, selfId: this.host.info()?.id, view: this.host.view() }, this.senders.get(body.id), body, reply);
   }
 }
 

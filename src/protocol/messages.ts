@@ -188,8 +188,8 @@ const Port = Uint({ maximum: 65535 });
 /**
  * A gateway sender as the site configuration holds it (config-service.ts): the fields of
  * `gateway-senders.<id>` in strait.yaml, camelCase. Absent fields take strait.yaml's defaults;
- * the stored form has every field filled. Parallel senders, dispatcher threads and conflation
- * are not accepted yet (they are refused in strait.yaml too).
+ * the stored form has every field filled. Gateway event filters are strait.yaml's only (the
+ * site configuration holds no code).
  */
 export const SenderDeclaration = Type.Object(
   {
