@@ -56,6 +56,7 @@ export const ERROR_SPECS = {
 
   // Regions
   STRAIT_REGION_NOT_FOUND: spec('region {region} does not exist on {member}', 404, false),
+  STRAIT_BUCKET_MOVED: spec('{member}: bucket {bucket} of region {region} has another primary ({primary}) since view {viewId}; the write, made under an older view, was not acknowledged — retry', 503, true),
   STRAIT_BUCKET_UNAVAILABLE: spec('bucket {bucket} of region {region} is not available on {member} ({reason})', 503, true),
   STRAIT_UNSUPPORTED: spec('{what} is not supported: {reason}', 400, false),
   STRAIT_REGION_EXISTS: spec('region {region} already exists on {member} with different settings', 409, false),

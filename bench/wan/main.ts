@@ -72,6 +72,8 @@ interface StraitResults {
   readonly backlog: BacklogRun | undefined;
   /** The same 100 B throughput, the batches going through one router instead of the proxy. */
   readonly routed: readonly ThroughputRun[];
+  /** The same 100 B throughput with a partitioned region and a parallel sender over two site-1 servers. */
+  readonly parallel: readonly ThroughputRun[];
 }
 
 interface RedisResults {
@@ -168,7 +170,7 @@ async function measureStrait(cleanup: Cleanup, root: string, options: WanBenchOp
     say(`  backlog: writes ${rate(backlog.writesPerSecond)}, RSS ${formatNumber(backlog.rssBeforeBytes / MIB, 0)} → peak ${formatNumber(backlog.rssPeakBytes / MIB, 0)} MiB, ` +
       `queue peak ${formatNumber(backlog.queueBytesPeak / MIB, 1)} MiB (${backlog.overflowEventsPeak} events on disk), reconnect ${backlog.reconnectMs.toFixed(0)} ms, ` +
       `drain ${rate(backlog.drainPerSecondFromHeal)} from heal, ${rate(backlog.drainPerSecond)} from first ack`);
-    return { settings: SETTINGS, commands: wan.commands, small, large, lagFixedRate: rates.fixed, lagFixed, lagHalfRate: rates.half, lagHalf, roundTrip, backlog, routed: [] };
+    return { settings: SETTINGS, commands: wan.commands, small, large, lagFixedRate: rates.fixed, lagFixed, lagHalfRate: rates.half, lagHalf, roundTrip, backlog, routed: [], parallel: [] };
   } finally {
     await stopStraitWan(cleanup, wan);
   }
@@ -184,6 +186,22 @@ async function measureStraitRouted(cleanup: Cleanup, root: string, options: WanB
     await throughputRun(wan, options.quick ? 10_000 : 30_000, 100, options.inFlight, 0);
     const describe = (run: ThroughputRun) => `E2E ${rate(run.endToEndPerSecond)}, puts ${rate(run.putsPerSecond)}, tail ${run.tailMs.toFixed(0)} ms`;
     return await repeat(options.runs, 'E2E 100 B through the router', () => throughputRun(wan, options.eventsSmall, 100, options.inFlight, 0), describe);
+  } finally {
+    await stopStraitWan(cleanup, wan);
+  }
+}
+
+/** Partitioned BENCH at both sites, a parallel sender over two site-1 servers (each dispatching its buckets with 2 threads). */
+const PARALLEL_SETTINGS: SenderSettings = { ...SETTINGS, parallel: { servers: 2, dispatcherThreads: 2 } };
+
+async function measureStraitParallel(cleanup: Cleanup, root: string, options: WanBenchOptions): Promise<ThroughputRun[]> {
+  say('Strait with a parallel sender: partitioned BENCH at both sites, two site-1 servers each sending the buckets it is primary of ...');
+  const wan = await startStraitWan(cleanup, join(root, 'parallel'), PARALLEL_SETTINGS);
+  try {
+    say('  both copies connected; warming up');
+    await throughputRun(wan, options.quick ? 10_000 : 30_000, 100, options.inFlight, 0);
+    const describe = (run: ThroughputRun) => `E2E ${rate(run.endToEndPerSecond)}, puts ${rate(run.putsPerSecond)}, tail ${run.tailMs.toFixed(0)} ms`;
+    return await repeat(options.runs, 'E2E 100 B, parallel sender', () => throughputRun(wan, options.eventsSmall, 100, options.inFlight, 0), describe);
   } finally {
     await stopStraitWan(cleanup, wan);
   }
@@ -287,6 +305,8 @@ function buildRows(straitResults: StraitResults | undefined, redisResults: Redis
   rows.push(
     { metric: 'E2E throughput through one router, 100 B (events/s)', strait: routed, redisNote: 'no relay', natsNote: 'not measured', decimals: 0 },
     { metric: 'through one router / direct through the proxy, 100 B', strait: routed === undefined ? undefined : rttShare(of(s?.small, (x) => x.endToEndPerSecond), routed), decimals: 2 },
+    { metric: 'E2E throughput, partitioned region, parallel sender over 2 servers, 100 B (events/s)', strait: of(s?.parallel, (x) => x.endToEndPerSecond), redisNote: 'no counterpart', natsNote: 'not measured', decimals: 0 },
+    { metric: 'parallel (2 servers) / serial (1 server), 100 B', strait: of(s?.parallel, (x) => x.endToEndPerSecond) === undefined ? undefined : rttShare(of(s?.small, (x) => x.endToEndPerSecond), of(s?.parallel, (x) => x.endToEndPerSecond)!), decimals: 2 },
   );
   const b = s?.backlog;
   const nb = n?.backlog;
@@ -366,7 +386,11 @@ async function runComparison(cleanup: Cleanup, root: string, options: WanBenchOp
   say(`mode: ${options.quick ? 'QUICK (1 run of each figure, small event counts: indicative only)' : `full, ${options.runs} runs of each figure (median, min–max), backlog 1 run`}`);
   const wants = (system: string) => options.systems.includes(system as never);
   const direct = wants('strait') ? await measureStrait(cleanup, join(root, 'strait'), options) : undefined;
-  const straitResults = direct === undefined ? undefined : { ...direct, routed: await measureStraitRouted(cleanup, join(root, 'strait'), options) };
+  const straitResults = direct === undefined ? undefined : {
+    ...direct,
+    routed: await measureStraitRouted(cleanup, join(root, 'strait'), options),
+    parallel: await measureStraitParallel(cleanup, join(root, 'strait'), options),
+  };
   const rates = lagRates(straitResults === undefined ? undefined : spread(straitResults.small.map((run) => run.endToEndPerSecond)).median);
   const redisResults = wants('redis') ? await measureRedis(cleanup, join(root, 'redis'), options, rates) : undefined;
   if (redisResults !== undefined && 'skipped' in redisResults) say(redisResults.skipped);

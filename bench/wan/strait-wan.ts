@@ -38,23 +38,32 @@ export interface SenderSettings {
   readonly batchTimeIntervalMs: number;
   readonly maximumQueueMemoryMegabytes: number;
   readonly persistent: boolean;
+  /**
+   * A parallel sender instead: BENCH is partitioned (no redundant copy) at both sites, site 1
+   * runs `servers` servers, each dispatching the buckets it is primary of with
+   * `dispatcherThreads` threads (order-policy partition).
+   */
+  readonly parallel?: { readonly servers: number; readonly dispatcherThreads: number };
 }
 
 export function siteAServerConfig(settings: SenderSettings): string {
+  const parallel = settings.parallel;
+  const region = parallel === undefined ? 'type: replicate' : 'type: partition, redundant-copies: 0';
+  const kind = parallel === undefined ? 'parallel: false' : `parallel: true, dispatcher-threads: ${parallel.dispatcherThreads}, order-policy: partition`;
   return [
     'regions:',
-    `  ${BENCH_REGION}: { type: replicate, persistent: false, gateway-sender-ids: [${SENDER_ID}] }`,
+    `  ${BENCH_REGION}: { ${region}, persistent: false, gateway-sender-ids: [${SENDER_ID}] }`,
     'gateway-senders:',
-    `  ${SENDER_ID}: { remote-site-id: 2, parallel: false, batch-size: ${settings.batchSize}, batch-time-interval: ${settings.batchTimeIntervalMs}, ` +
+    `  ${SENDER_ID}: { remote-site-id: 2, ${kind}, batch-size: ${settings.batchSize}, batch-time-interval: ${settings.batchTimeIntervalMs}, ` +
       `persistent: ${settings.persistent}, maximum-queue-memory: ${settings.maximumQueueMemoryMegabytes} }`,
     '',
   ].join('\n');
 }
 
-export function siteBServerConfig(receiverPort: number | string, advertisedHost = ADVERTISED_RECEIVER_HOST): string {
+export function siteBServerConfig(receiverPort: number | string, advertisedHost = ADVERTISED_RECEIVER_HOST, partitioned = false): string {
   return [
     'regions:',
-    `  ${BENCH_REGION}: { type: replicate, persistent: false }`,
+    `  ${BENCH_REGION}: { type: ${partitioned ? 'partition, redundant-copies: 0' : 'replicate'}, persistent: false }`,
     `gateway-receiver: { start-port: ${receiverPort}, end-port: ${receiverPort}, bind-address: 127.0.0.1, hostname-for-clients: ${advertisedHost} }`,
     '',
   ].join('\n');
@@ -80,6 +89,8 @@ export interface StraitWan {
   readonly locatorA: StartedMember;
   readonly locatorB: StartedMember;
   readonly serverA: ServerProcess;
+  /** Every server of site 1 (more than serverA with a parallel sender). */
+  readonly serversA: readonly ServerProcess[];
   readonly serverB: ServerProcess;
   readonly proxy: ProxyProcess;
   readonly receiverPort: number;
@@ -116,11 +127,27 @@ async function proxyOnFreePort(cleanup: Cleanup): Promise<{ port: number; proxy:
   throw new Error(`could not bind the proxy on ${ADVERTISED_RECEIVER_HOST}: ${lastError instanceof Error ? lastError.message : String(lastError)}`);
 }
 
-/** The sender's status on site 1's server, from its admin API. */
-export async function senderStatus(wan: StraitWan): Promise<SenderStatus> {
-  const response = await fetch(`${wan.serverA.adminUrl}/gateways/senders/${SENDER_ID}`);
-  if (!response.ok) throw new Error(`GET ${wan.serverA.adminUrl}/gateways/senders/${SENDER_ID} answered ${response.status}: ${await response.text()}`);
+async function copyStatus(server: ServerProcess): Promise<SenderStatus> {
+  const response = await fetch(`${server.adminUrl}/gateways/senders/${SENDER_ID}`);
+  if (!response.ok) throw new Error(`GET ${server.adminUrl}/gateways/senders/${SENDER_ID} answered ${response.status}: ${await response.text()}`);
   return (await response.json()) as SenderStatus;
+}
+
+/**
+ * The sender's status on site 1, from its servers' admin APIs: one copy's for a serial sender,
+ * the sum over the copies (events sent, queued, in flight) for a parallel one.
+ */
+export async function senderStatus(wan: StraitWan): Promise<SenderStatus> {
+  const copies = await Promise.all(wan.serversA.map(copyStatus));
+  if (copies.length === 1) return copies[0]!;
+  const sum = (pick: (status: SenderStatus) => number) => copies.reduce((total, status) => total + pick(status), 0);
+  return {
+    ...copies[0]!,
+    connectedReceiver: copies.find((status) => status.connectedReceiver !== null)?.connectedReceiver ?? null,
+    queueEvents: sum((status) => status.queueEvents), queueBytes: sum((status) => status.queueBytes), overflowEvents: sum((status) => status.overflowEvents),
+    batchesInFlight: sum((status) => status.batchesInFlight), eventsSent: sum((status) => status.eventsSent),
+    problem: copies.find((status) => status.problem !== null)?.problem ?? null,
+  };
 }
 
 /** Starts `strait start router` on a free port; returns its host[port]. */
@@ -153,13 +180,20 @@ export async function startStraitWan(cleanup: Cleanup, root: string, settings: S
   mkdirSync(dirA, { recursive: true });
   mkdirSync(dirB, { recursive: true });
   writeFileSync(join(dirA, 'strait.yaml'), siteAServerConfig(settings));
-  writeFileSync(join(dirB, 'strait.yaml'), siteBServerConfig(receiverPort, routed ? UNREACHABLE_RECEIVER_HOST : ADVERTISED_RECEIVER_HOST));
+  writeFileSync(join(dirB, 'strait.yaml'), siteBServerConfig(receiverPort, routed ? UNREACHABLE_RECEIVER_HOST : ADVERTISED_RECEIVER_HOST, settings.parallel !== undefined));
   const serverB = await startServer(cleanup, 'wan-server-2', dirB, locatorB.address, profiled, routers);
   const serverA = await startServer(cleanup, 'wan-server-1', dirA, locatorA.address, profiled, routers);
+  const serversA = [serverA];
+  for (let index = 2; index <= (settings.parallel?.servers ?? 1); index++) {
+    const dir = join(root, `wan-server-1-${index}`);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'strait.yaml'), siteAServerConfig(settings));
+    serversA.push(await startServer(cleanup, `wan-server-1-${index}`, dir, locatorA.address, profiled, routers));
+  }
   const clientA = await connect({ locators: locatorA.address, name: 'wan-bench-writer' });
   const clientB = await connect({ locators: locatorB.address, name: 'wan-bench-reader' });
   const wan: StraitWan = {
-    locatorA, locatorB, serverA, serverB, proxy, receiverPort, clientA, clientB, regionA: clientA.region<string>(BENCH_REGION),
+    locatorA, locatorB, serverA, serversA, serverB, proxy, receiverPort, clientA, clientB, regionA: clientA.region<string>(BENCH_REGION),
     commands: [
       `node bench/wan/proxy-process.ts --listen ${ADVERTISED_RECEIVER_HOST}:P --target 127.0.0.1:P   # = strait proxy; P = the receiver's port`,
       `strait start locator --name wan-locator-1 --dir <tmp>/wan-locator-1 --bind-address 127.0.0.1 --port <A> --site-id 1 --remote-locators 127.0.0.1[<B>]`,
@@ -168,7 +202,10 @@ export async function startStraitWan(cleanup: Cleanup, root: string, settings: S
       `strait start server --name wan-server-1 --dir <tmp>/wan-server-1 --bind-address 127.0.0.1 --server-port 0 --locators 127.0.0.1[<A>]   # strait.yaml: ${siteAServerConfig(settings).replace(/\n/g, ' ').trim()}`,
     ],
   };
-  const connected = await waitUntil(async () => (await senderStatus(wan)).connectedReceiver !== null, SENDER_CONNECT_TIMEOUT_MS, 100);
+  // Serial: the primary connects. Parallel: a copy connects once it dispatches a bucket, and
+  // buckets exist once written — the first puts create them.
+  if (settings.parallel !== undefined) await pipelined(KEY_COUNT, 64, (index) => wan.regionA.put(keys[index]!, 'warm'));
+  const connected = await waitUntil(async () => (await Promise.all(wan.serversA.map(copyStatus))).every((status) => status.connectedReceiver !== null), SENDER_CONNECT_TIMEOUT_MS, 100);
   if (!connected) throw new Error(`sender ${SENDER_ID} did not connect to site 2's receiver within ${SENDER_CONNECT_TIMEOUT_MS} ms: ${(await senderStatus(wan)).problem ?? 'no problem reported'}`);
   return wan;
 }
@@ -177,7 +214,7 @@ export async function startStraitWan(cleanup: Cleanup, root: string, settings: S
 export async function stopStraitWan(cleanup: Cleanup, wan: StraitWan): Promise<void> {
   await wan.clientA.close().catch(() => {});
   await wan.clientB.close().catch(() => {});
-  await cleanup.stop(wan.serverA.pid);
+  for (const server of wan.serversA) await cleanup.stop(server.pid);
   await cleanup.stop(wan.serverB.pid);
   await cleanup.stop(wan.locatorA.pid);
   await cleanup.stop(wan.locatorB.pid);

@@ -161,6 +161,7 @@ export class GatewayReceiver {
     const partitioned = new Map<Region, RemoteEvent[]>();
     for (const [index, event] of events.entries()) {
       const [regionName, key, value, tag, possibleDuplicate] = event;
+      this.metrics.receiverEvent?.(regionName, key, tag, possibleDuplicate);
       const region = this.regions.get(regionName);
       if (region === undefined) {
         const error = new StraitError('STRAIT_REGION_NOT_FOUND', { region: regionName, member: `${this.host.memberName} (site ${this.host.site()})` });

@@ -4,7 +4,7 @@
 import type { DialOutLinkStatus } from './dial-out.ts';
 import type { DialInLinkStatus } from './dial-in.ts';
 import type { StraitError } from '../errors.ts';
-import type { ConfigChange, ConfigChangeResult, MemberInfo, RegionSpec, RequestBody, SenderStatus, SiteConfig, SiteEntry, View } from '../protocol/messages.ts';
+import type { ConfigChange, ConfigChangeResult, MemberInfo, RegionSpec, RequestBody, SenderStatus, SiteConfig, SiteEntry, VersionTag, View } from '../protocol/messages.ts';
 import type { Address } from '../runtime/runtime.ts';
 
 /** Lifecycle of a member, published as a typed union. */
@@ -91,6 +91,11 @@ export interface MetricsSink {
    * among the duplicates those their sender did not flag possible-duplicate (should be none).
    */
   receiverBatch(applied: number, duplicates: number, refused: number, unflaggedDuplicates?: number): void;
+  /**
+   * Every event a gateway receiver took, with its sender's possible-duplicate flag (the
+   * simulations check that no event arrives unflagged twice at a site); absent in production.
+   */
+  receiverEvent?(region: string, key: string, tag: VersionTag, possibleDuplicate: boolean): void;
 }
 
 export const NO_METRICS: MetricsSink = {

@@ -343,6 +343,23 @@ export class PartitionedRegions implements BucketHooks {
     return assigned !== null && holds(assigned, me);
   }
 
+  staleWriter(region: Region, entries: readonly WireEntry[], viewId: number | undefined, from: string | undefined): StraitError | undefined {
+    const view = this.host.view();
+    const me = this.host.memberId();
+    if (viewId === undefined || view === null || me === undefined || view.id <= viewId) return undefined;
+    const sender = view.members.find((member) => member.info.name === from)?.info.id;
+    const map = mapOf(view.partitions, region.spec.name);
+    for (const [key] of entries) {
+      const bucket = region.bucketOf(key);
+      const assigned = map?.buckets[bucket] ?? null;
+      // No bucket (lost) or not ours: `accepts` ignores the entry. The primary now, or us as
+      // the primary (we pass it on to the holders): a write of the bucket's primary.
+      if (assigned === null || !holds(assigned, me) || assigned.primary === me || assigned.primary === sender) continue;
+      return new StraitError('STRAIT_BUCKET_MOVED', { member: this.host.memberName, bucket, region: region.spec.name, primary: findMember(view, assigned.primary)?.info.name ?? assigned.primary, viewId });
+    }
+    return undefined;
+  }
+
   /**
    * Entries another member replicated here and that were new here. When this server is the
    * bucket's primary, they came from a previous primary (a write it made before it learned of
@@ -514,7 +531,8 @@ export class PartitionedRegions implements BucketHooks {
     const me = this.host.memberId();
     const assigned = this.map(regionName)?.buckets[bucket] ?? null;
     if (me !== undefined && assigned !== null && holds(assigned, me)) return true;
-    return this.keepUntil.has(`${regionName}/${bucket}`) || !this.host.ready();
+    // Offline: what this server holds of it is kept (viewInstalled), its queued events too.
+    return this.keepUntil.has(`${regionName}/${bucket}`) || !this.host.ready() || isOffline(this.map(regionName), bucket);
   }
 
   /** For status: the buckets of `region` this server holds, as primary or copy. */

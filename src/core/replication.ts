@@ -74,6 +74,8 @@ interface QueuedEntry {
    * none, so a replica that knows the id holds every entry of the request.
    */
   readonly request: { readonly id: ClientRequest; readonly entries: number; readonly bytes: number } | undefined;
+  /** The view this member had when it queued the entry (the view the write was decided under). */
+  readonly viewId: number | undefined;
 }
 
 /** A client write's request id and, for a remove, whether the key held a value. */
@@ -162,7 +164,7 @@ export class ReplicationChannel {
   enqueue(region: string, entry: WireEntry, write: PendingWrite | undefined, gateway: boolean, request?: QueuedEntry['request']): void {
     if (this.closed) return;
     write?.expect();
-    this.queue.push({ region, entry, write, gateway, request });
+    this.queue.push({ region, entry, write, gateway, request, viewId: this.viewId() });
     this.heldEntries += 1;
     this.heldBytes += entryBytes(entry);
     // Send once the current handler is done, so every write taken from one network chunk
@@ -214,7 +216,7 @@ export class ReplicationChannel {
       const size = next.entry[1]?.length ?? 0;
       if (requestRemaining === 0) {
         if (batch.length >= REPLICATION_BATCH_ENTRIES_MAX) break;
-        if (next.region !== first.region || next.gateway !== first.gateway) break;
+        if (next.region !== first.region || next.gateway !== first.gateway || next.viewId !== first.viewId) break;
         const incoming = next.request === undefined ? { entries: 1, bytes: size } : next.request;
         if (batch.length > 0 && (batch.length + incoming.entries > REPLICATION_BATCH_ENTRIES_MAX || bytes + incoming.bytes > this.batchBytesCap)) break;
         requestRemaining = next.request?.entries ?? 0;
@@ -239,7 +241,7 @@ export class ReplicationChannel {
     const region = batch[0]!.region;
     const entries = batch.map((queued) => queued.entry);
     const requests = batch.flatMap((queued) => (queued.request === undefined ? [] : [[...queued.request.id] as [string, boolean]]));
-    const viewId = this.viewId();
+    const viewId = batch[0]!.viewId;
     const body = {
       region, entries, ...(batch[0]!.gateway ? { gateway: true } : {}), ...(requests.length > 0 ? { requests } : {}), ...(viewId !== undefined ? { viewId } : {}),
     };
@@ -259,6 +261,17 @@ export class ReplicationChannel {
       }
       if (error.code === 'STRAIT_FRAME_TOO_LARGE') {
         this.tooLarge(batch, error);
+        return;
+      }
+      if (error.code === 'STRAIT_BUCKET_MOVED') {
+        // Decided under a view in which this member was a bucket's primary, and it no longer is:
+        // the writes fail (the client retries at the new primary); sending again can't help.
+        this.heldEntries -= batch.length;
+        for (const queued of batch) {
+          this.heldBytes -= entryBytes(queued.entry);
+          queued.write?.abandon(error);
+        }
+        this.pump();
         return;
       }
       this.failed(batch, error);

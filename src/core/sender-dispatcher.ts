@@ -24,6 +24,7 @@ import { Backoff } from './backoff.ts';
 import { routedTarget } from './routed-address.ts';
 import type { GatewaySenderSpec } from './config.ts';
 import { eventPackr, type QueueItem, type SenderQueue } from './sender-queue.ts';
+import { compareTags } from './region.ts';
 
 /** Batches awaiting the remote site's acknowledgement, at most. */
 export const BATCHES_IN_FLIGHT_MAX = 16;
@@ -83,6 +84,8 @@ interface Batch {
   readonly items: QueueItem[];
   /** How many of `items` were sent. */
   readonly sent: number;
+  /** How many of `items` conflation left out (a later event of the same key was sent). */
+  readonly conflated: number;
 }
 
 /**
@@ -91,8 +94,14 @@ interface Batch {
  * send, in queue order, then those left out.
  */
 export function conflate(items: readonly QueueItem[]): { sent: QueueItem[]; superseded: QueueItem[] } {
+  // The latest by version tag, not by queue position: images and handoffs append older events
+  // after newer ones.
   const latest = new Map<string, QueueItem>();
-  for (const item of items) latest.set(`${item.event![0]}\u0000${item.event![1]}`, item);
+  for (const item of items) {
+    const key = `${item.event![0]}\u0000${item.event![1]}`;
+    const kept = latest.get(key);
+    if (kept === undefined || compareTags(item.event![3], kept.event![3]) >= 0) latest.set(key, item);
+  }
   if (latest.size === items.length) return { sent: [...items], superseded: [] };
   const kept = new Set(latest.values());
   return { sent: items.filter((item) => kept.has(item)), superseded: items.filter((item) => !kept.has(item)) };
@@ -249,11 +258,12 @@ export class SenderDispatcher {
     assert(connection !== undefined, 'a batch is sent over an open connection');
     const taken = this.queue.takeUnsent(this.spec.batchSize, this.batchBytesLimit(connection), this.thread);
     const conflated = this.spec.batchConflation ? conflate(taken) : { sent: taken, superseded: [] };
-    this.eventsConflated += conflated.superseded.length;
     const sent = conflated.sent.filter((item) => this.host.transmits(item));
-    const superseded = sent.length === conflated.sent.length ? conflated.superseded : [...conflated.superseded, ...conflated.sent.filter((item) => !sent.includes(item))];
+    const kept = new Set(sent);
+    const superseded = sent.length === conflated.sent.length ? conflated.superseded : [...conflated.superseded, ...conflated.sent.filter((item) => !kept.has(item))];
     if (sent.length === 0) {
       // Nothing left to send (filtered out): done with them at once.
+      this.eventsConflated += conflated.superseded.length;
       this.host.acknowledged(superseded, [], 0);
       return;
     }
@@ -261,7 +271,7 @@ export class SenderDispatcher {
       const event = item.event!;
       return item.possibleDuplicate ? [event[0], event[1], event[2], event[3], true] : event;
     });
-    const batch: Batch = { id: this.nextBatchId++, items: [...sent, ...superseded], sent: sent.length };
+    const batch: Batch = { id: this.nextBatchId++, items: [...sent, ...superseded], sent: sent.length, conflated: conflated.superseded.length };
     this.inFlight.set(batch.id, batch);
     const sender = `${this.host.site}/${this.spec.id}`;
     const body = this.spec.compression
@@ -281,6 +291,7 @@ export class SenderDispatcher {
         return;
       }
       this.eventsSent += batch.sent - response.refused.length;
+      this.eventsConflated += batch.conflated;
       this.lastAckAtMs = this.runtime.clock.now();
       this.backoff.reset();
       this.host.acknowledged(batch.items, response.refused, batch.sent);

@@ -21,7 +21,7 @@ function host(name: string, view: () => View, me: MemberInfo) {
   const runtime = sim.host(name).runtime();
   const pool = new RecordingPool();
   const senders = new SenderHosting(runtime, pool.asPool(), {
-    memberName: name, locators: [], hasReceiver: () => false, routed: false, view, info: () => me, ready: () => true, storageFailed: () => {}, bucketOf: () => undefined, holdsBucket: () => true, regionsUsing: () => [], eventFilter: () => undefined,
+    memberName: name, locators: [], hasReceiver: () => false, routed: false, view, info: () => me, ready: () => true, storageFailed: () => {}, bucketOf: () => undefined, holdsBucket: () => true, regionsUsing: () => [], partitionedRegions: () => [], eventFilter: () => undefined,
   }, SILENT_LOGGER);
   assert.equal(senders.open(1, [spec]), undefined);
   return { sim, pool, senders };
@@ -47,7 +47,7 @@ test('a server refuses a sender aimed at its own site', () => {
   const me = serverInfo('server-1');
   const sim = new Simulator({ seed: 1, log: 'silent' });
   const senders = new SenderHosting(sim.host('server-1').runtime(), new RecordingPool().asPool(), {
-    memberName: 'server-1', locators: [], hasReceiver: () => false, routed: false, view: () => null, info: () => me, ready: () => true, storageFailed: () => {}, bucketOf: () => undefined, holdsBucket: () => true, regionsUsing: () => [], eventFilter: () => undefined,
+    memberName: 'server-1', locators: [], hasReceiver: () => false, routed: false, view: () => null, info: () => me, ready: () => true, storageFailed: () => {}, bucketOf: () => undefined, holdsBucket: () => true, regionsUsing: () => [], partitionedRegions: () => [], eventFilter: () => undefined,
   }, SILENT_LOGGER);
   assert.equal(senders.open(2, [spec])?.code, 'STRAIT_CONFIG_INVALID');
 });
@@ -131,7 +131,7 @@ test('writes routed to a sender whose disk overflow is at its limit are refused 
   const view = viewOf([first]);
   const sim = new Simulator({ seed: 1, log: 'silent' });
   const senders = new SenderHosting(sim.host('server-1').runtime(), new RecordingPool().asPool(), {
-    memberName: 'server-1', locators: [], hasReceiver: () => false, routed: false, view: () => view, info: () => first, ready: () => true, storageFailed: () => {}, bucketOf: () => undefined, holdsBucket: () => true, regionsUsing: () => [], eventFilter: () => undefined,
+    memberName: 'server-1', locators: [], hasReceiver: () => false, routed: false, view: () => view, info: () => first, ready: () => true, storageFailed: () => {}, bucketOf: () => undefined, holdsBucket: () => true, regionsUsing: () => [], partitionedRegions: () => [], eventFilter: () => undefined,
   }, SILENT_LOGGER);
   senders.open(1, [{ ...spec, maximumQueueMemoryMegabytes: 1, maximumQueueDiskMegabytes: 1 }]);
   const region = new Region({ name: 'R', type: 'replicate', persistent: false, gatewaySenderIds: ['to-2'] }, undefined);

@@ -33,7 +33,7 @@ import type { PeerPool } from './peer-pool.ts';
 import type { Region } from './region.ts';
 import { awaitDurable, type PendingWrite } from './replication.ts';
 import { findMember, locatorsOf, serversOf } from './views.ts';
-import { dispatcherOf, laneOf, lanesOf, type LaneSelf } from './parallel-lanes.ts';
+import { dispatcherOf, holderOf, holdsLane, laneOf, lanesOf, type LaneSelf } from './parallel-lanes.ts';
 import { copyQueue, type QueueSource } from './sender-images.ts';
 import { controlSender } from './sender-control.ts';
 import { WanCatalogue } from './wan-catalogue.ts';
@@ -68,6 +68,11 @@ export interface HostingHost {
   holdsBucket(region: string, bucket: number): boolean;
   /** Parallel senders: the partitioned regions here whose changes go through sender `id`. */
   regionsUsing(senderId: string): string[];
+  /**
+   * Every partitioned region hosted here: lanes are dispatched for all of them, so events a
+   * region queued before it stopped naming a sender still drain.
+   */
+  partitionedRegions(): string[];
   /** A loaded `gateway-event-filters` module, by its path (undefined: not loaded). */
   eventFilter(path: string): GatewayEventFilter | undefined;
 }
@@ -267,7 +272,8 @@ export class SenderHosting implements GatewayQueues {
   private refreshLanes(): void {
     for (const sender of this.senders.values()) {
       if (!sender.spec.parallel) continue;
-      const { lanes, held, undispatched } = lanesOf(this.host.view(), sender.spec.id, this.host.regionsUsing(sender.spec.id), this.self(sender.spec.id), this.stoppedCopies.get(sender.spec.id));
+      const using = new Set(this.host.regionsUsing(sender.spec.id));
+      const { lanes, held, undispatched } = lanesOf(this.host.view(), sender.spec.id, this.host.partitionedRegions(), this.self(sender.spec.id), this.stoppedCopies.get(sender.spec.id), using);
       this.lanes.set(sender.spec.id, lanes);
       sender.setLanes(lanes, { held, undispatched });
     }
@@ -483,7 +489,9 @@ export class SenderHosting implements GatewayQueues {
     }
     const lane = laneOf(region, bucket);
     for (const sender of senders) {
-      this.copyQueue(sender, viewId, { from: () => this.dispatcherOf(sender.spec.id, region, bucket), lane }, stillPending, () => {
+      // From the lane's dispatcher; with every copy of the sender stopped, from any copy of the bucket (each queues it).
+      const from = () => this.dispatcherOf(sender.spec.id, region, bucket) ?? holderOf(this.host.view(), sender.spec.id, region, bucket, this.host.info()?.id);
+      this.copyQueue(sender, viewId, { from, lane }, stillPending, () => {
         remaining -= 1;
         if (remaining === 0) done();
       });
@@ -506,7 +514,7 @@ export class SenderHosting implements GatewayQueues {
     const viewId = this.host.view()?.id ?? 0;
     // Serial: the primary serves. Parallel: the dispatcher of the lane asked for.
     const serves = sender.spec.parallel
-      ? body.lane !== undefined && this.lanes.get(body.sender)?.has(body.lane) === true
+      ? body.lane !== undefined && this.host.ready() && holdsLane(this.host.view(), body.lane, this.host.info()?.id)
       : this.isPrimary(body.sender);
     if (!serves || viewId < body.viewId) {
       throw new StraitError('STRAIT_NOT_READY', { member: this.host.memberName, state: serves ? `view ${viewId} older than ${body.viewId}` : `not the primary of ${body.sender}${body.lane !== undefined ? ` for ${body.lane}` : ''}` });

@@ -37,7 +37,11 @@ export interface CopyContext {
  */
 export function copyQueue(context: CopyContext, sender: GatewaySender, viewId: number, source: QueueSource, still: () => boolean, done: () => void): void {
   const page = (from: string | undefined, after: number | null): void => {
-    if (!still()) return;
+    // Moved on (no longer joining or pending): done, so the caller can clean up.
+    if (!still()) {
+      done();
+      return;
+    }
     const primary = source.from();
     if (primary === undefined || primary.id === context.selfId()) {
       done();
@@ -47,7 +51,10 @@ export function copyQueue(context: CopyContext, sender: GatewaySender, viewId: n
     const position = primary.id === from ? after : null;
     const body = { sender: sender.spec.id, viewId, after: position, limit: SENDER_IMAGE_PAGE_EVENTS, ...(source.lane !== undefined ? { lane: source.lane } : {}) };
     context.pool.get(primary.address).request('senderImage', body, (error, response) => {
-      if (!still()) return;
+      if (!still()) {
+        done();
+        return;
+      }
       if (error?.code === 'STRAIT_SENDER_NOT_FOUND') {
         done();
         return;

@@ -125,7 +125,7 @@ export class SenderQueue {
   private diskTail = -1;
   /** After a takeover, everything read back from disk may already be at the remote site. */
   private afterTakeover = false;
-  /** A parallel queue: lanes taken over from another dispatcher (their events go out flagged). */
+  /** A parallel queue: lanes taken over from another dispatcher (their events read back from disk go out flagged). */
   private readonly takenOver = new Set<string>();
   /** A parallel queue: the lanes this member dispatches (undefined: every item, a serial queue). */
   private dispatchable: ReadonlySet<string> | undefined;
@@ -241,7 +241,7 @@ export class SenderQueue {
     const lane = this.options.laneOf?.(event);
     const item: QueueItem = {
       id: eventId(event), sequence, storeKey: key, bytes, enqueuedAtMs: this.clock.monotonic(),
-      event, possibleDuplicate: possibleDuplicate || (lane !== undefined && this.takenOver.has(lane)), sent: false, removed: false, lane,
+      event, possibleDuplicate, sent: false, removed: false, lane,
       thread: this.options.threadOf?.(event) ?? 0,
     };
     this.memoryBytes += bytes + QUEUE_ITEM_OVERHEAD_BYTES;
@@ -340,7 +340,10 @@ export class SenderQueue {
         continue;
       }
       this.queueBytes += size;
-      this.pushItem(event, this.diskHead - 1, key, size, event[4] || this.afterTakeover);
+      // Read back from disk after a takeover (of the queue, or of this event's lane): the
+      // previous dispatcher may have sent it.
+      const lane = this.options.laneOf?.(event);
+      this.pushItem(event, this.diskHead - 1, key, size, event[4] || this.afterTakeover || (lane !== undefined && this.takenOver.has(lane)));
     }
     if (this.spilledCount === 0) {
       this.spilledBytes = 0;

@@ -134,6 +134,7 @@ export class Server {
       },
       holdsBucket: (region, bucket) => this.partitions.mayHold(region, bucket),
       eventFilter: (path) => config.eventFilters?.get(path),
+      partitionedRegions: () => [...this.regions.all()].filter((region) => region.spec.partition !== undefined).map((region) => region.spec.name),
       regionsUsing: (senderId) => [...this.regions.all()].filter((region) => region.spec.partition !== undefined && (region.spec.gatewaySenderIds ?? []).includes(senderId)).map((region) => region.spec.name),
     }, this.log);
     this.writes = new WritePath(runtime, this.pool, {

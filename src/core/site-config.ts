@@ -7,7 +7,7 @@ import type { ConfigChange, ReceiverDeclaration, RegionSpec, SenderDeclaration, 
 import type { Address } from '../runtime/runtime.ts';
 import { formatAddress } from '../runtime/runtime.ts';
 import { normalizeRegionSpec } from './partition-map.ts';
-import { senderMismatch } from './config.ts';
+import { orderPolicyMismatch, senderMismatch } from './config.ts';
 import {
   GATEWAY_BATCH_SIZE_DEFAULT,
   GATEWAY_BATCH_TIME_INTERVAL_MS_DEFAULT,
@@ -203,6 +203,8 @@ export function applyChange(config: SiteConfig, change: ConfigChange, site: numb
         throw new StraitError('STRAIT_CONFIG_INVALID', { source, key: `gateway-senders.${change.spec.id}.remote-site-id`, reason: `${site} is this site` });
       }
       const spec = normalizeSender(change.spec);
+      const policy = orderPolicyMismatch(spec.orderPolicy, spec.parallel);
+      if (policy !== undefined) throw new StraitError('STRAIT_CONFIG_INVALID', { source, key: `gateway-senders.${spec.id}.order-policy`, reason: policy });
       const existing = findSender(spec.id);
       if (existing !== undefined) {
         if (JSON.stringify(normalizeSender(existing)) === JSON.stringify(spec)) return unchanged;

@@ -42,6 +42,12 @@ export interface BucketHooks {
    */
   accepts(region: Region, key: string, viewId: number | undefined): boolean;
   /**
+   * New changes decided under view `viewId` by member `from`: STRAIT_BUCKET_MOVED when this
+   * server's newer view names another primary for one of their buckets and it is not that
+   * primary itself (a stale primary must not get its write acknowledged); else undefined.
+   */
+  staleWriter(region: Region, entries: readonly WireEntry[], viewId: number | undefined, from: string | undefined): StraitError | undefined;
+  /**
    * Where entries applied here go next: a primary passes on what it got from another member
    * (a previous primary's late write, a copy's push-back) to the bucket's current holders,
    * making `pending` wait for them.
@@ -262,14 +268,23 @@ export class WritePath {
       return;
     }
     const region = this.regions.require(body.region);
+    const buckets = region.spec.partition !== undefined ? this.buckets : undefined;
+    const stale = body.gateway === true ? buckets?.staleWriter(region, body.entries, body.viewId, from) : undefined;
+    if (stale !== undefined) {
+      reply.fail(stale);
+      return;
+    }
     const now = this.runtime.clock.monotonic();
     for (const [id, existed] of body.requests ?? []) this.requests.remember(id, existed, now);
+    // Decided under a view older than ours: in that view the sender may have been the one
+    // dispatching these events to other sites (a serial primary, a bucket's dispatcher) and may
+    // have sent them already — our copies of them go out flagged possible-duplicate.
+    const decidedEarlier = body.viewId !== undefined && this.viewId !== undefined && body.viewId < this.viewId;
     const applied: WireEntry[] = [];
-    const buckets = region.spec.partition !== undefined ? this.buckets : undefined;
     for (const entry of body.entries) {
       if (buckets !== undefined && !buckets.accepts(region, entry[0], body.viewId)) continue;
       if (this.applyReplicated(region, entry[0], entry[1], entry[2]) && buckets !== undefined) applied.push(entry);
-      if (body.gateway === true) this.gateways.queue(region, entry, false);
+      if (body.gateway === true) this.gateways.queue(region, entry, decidedEarlier);
     }
     const pending = new PendingWrite((error) => {
       if (error !== undefined) reply.fail(error);

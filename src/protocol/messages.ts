@@ -540,9 +540,11 @@ export const REQUESTS = {
       /** Client writes among the entries: their request ids, and whether a remove found a value. */
       requests: Type.Optional(Type.Array(Type.Tuple([RequestId, Type.Boolean()]), { maxItems: 100_000 })),
       /**
-       * The sender's view when it sent them. A partitioned region's copy whose view is older
+       * The view the sender decided them under. A partitioned region's copy whose view is older
        * keeps the entries' buckets until it installs that view (the views between may not name
-       * it yet); one whose view is as new and assigns it no copy of a bucket ignores its entries.
+       * it yet); one whose view is as new and assigns it no copy of a bucket ignores its entries;
+       * one whose view is newer refuses new changes (`gateway`) from a sender that is no longer
+       * the bucket's primary, unless it is the primary now (STRAIT_BUCKET_MOVED).
        */
       viewId: Type.Optional(Type.Integer({ minimum: 0 })),
     }, { additionalProperties: false }),

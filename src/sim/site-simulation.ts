@@ -21,7 +21,7 @@ import { StraitClient, decodeValue } from '../client/client.ts';
 import type { LocatorConfig, MembershipTiming, ServerConfig } from '../core/config.ts';
 import { FRAME_BYTES_MAX_DEFAULT, VALUE_BYTES_MAX_DEFAULT } from '../core/config.ts';
 import { Locator } from '../core/locator.ts';
-import { checkingMetrics, noteClientFailure } from './checks.ts';
+import { checkingMetrics, noteClientFailure, rebalanceWorker } from './checks.ts';
 import { Server } from '../core/server.ts';
 import type { StraitError } from '../errors.ts';
 import type { ConfigChange, ConfigChangeResult, RegionSpec, View } from '../protocol/messages.ts';
@@ -83,7 +83,7 @@ export class SiteSimulation {
   /** Writes to keys owned by one writer: key → history, for the acknowledged-writes checker. */
   private readonly owned = new Map<string, KeyHistory>();
   private readonly failures: string[] = [];
-  readonly stats = { acked: 0, failed: 0, crashes: 0, partitions: 0, configChanges: 0 };
+  readonly stats = { acked: 0, failed: 0, crashes: 0, partitions: 0, configChanges: 0, rebalances: 0 };
   /** Per region the configuration worker touched: its last acknowledged change, and whether a later one failed. */
   private readonly configRegions = new Map<string, { exists: boolean; uncertain: boolean }>();
 
@@ -192,6 +192,7 @@ export class SiteSimulation {
     }
     if (this.options.faults) this.scheduleFaults(workloadEnd);
     if (this.options.configChanges) workers.push(this.configWorker(clients[0]!.client, clients[0]!.host.runtime(), workloadEnd));
+    if (this.options.faults) workers.push(rebalanceWorker(this.sim, clients[0]!.client, clients[0]!.host.runtime(), workloadEnd, this.stats));
     let workersDone = false;
     void Promise.allSettled(workers).then(() => {
       workersDone = true;
@@ -485,6 +486,6 @@ export async function runSiteSeed(seed: number, options: Partial<SiteSimulationO
     }
     throw error;
   }
-  const { acked, failed, crashes, partitions, configChanges } = simulation.stats;
-  return `seed ${seed}: ok — ${acked} writes acknowledged, ${failed} failed, ${configChanges} configuration changes, ${crashes} crashes, ${partitions} partitions, ${Math.round(simulation.sim.nowMs / 1000)} s virtual`;
+  const { acked, failed, crashes, partitions, configChanges, rebalances } = simulation.stats;
+  return `seed ${seed}: ok — ${acked} writes acknowledged, ${failed} failed, ${configChanges} configuration changes, ${crashes} crashes, ${partitions} partitions, ${rebalances} rebalances, ${Math.round(simulation.sim.nowMs / 1000)} s virtual`;
 }
