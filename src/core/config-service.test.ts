@@ -152,6 +152,8 @@ describe('site configuration values', () => {
     config = applyChange(config, { kind: 'createRegion', spec: { ...partitioned, gatewaySenderIds: ['parallel'] } }, 1).config;
     assert.throws(() => applyChange(config, { kind: 'alterRegion', name: 'sessions', gatewaySenderIds: ['serial'] }, 1), { code: 'STRAIT_CONFIG_INVALID' });
     assert.deepEqual(config.regions[0]!.gatewaySenderIds, ['parallel']);
+    assert.throws(() => applyChange(config, { kind: 'createSender', spec: { id: 'x', remoteSiteId: 2, orderPolicy: 'partition' } }, 1), { code: 'STRAIT_CONFIG_INVALID', message: /only parallel senders have buckets/ });
+    assert.throws(() => applyChange(config, { kind: 'createSender', spec: { id: 'y', remoteSiteId: 2, parallel: true, orderPolicy: 'thread' } }, 1), { code: 'STRAIT_CONFIG_INVALID' });
   });
 
   it('remote-locators are kept without repeats; the receiver only once', () => {

@@ -25,3 +25,10 @@ test('batch conflation keeps the latest event of each key, in queue order, and n
   assert.deepEqual(superseded.map((left) => `${left.event![1]}${left.event![3][1]}`), ['a1', 'b2']);
   assert.equal(conflate(items.slice(0, 2)).superseded.length, 0);
 });
+
+test('batch conflation keeps the newest version, not the last queued (an image or a handoff appends older events)', () => {
+  const item = (key: string, counter: number) => ({ event: event(key, 's#1', counter) }) as unknown as QueueItem;
+  const { sent, superseded } = conflate([item('a', 9), item('a', 4)]);
+  assert.deepEqual(sent.map((kept) => kept.event![3][1]), [9]);
+  assert.deepEqual(superseded.map((left) => left.event![3][1]), [4]);
+});

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { PartitionMap, View } from '../protocol/messages.ts';
 import { PARTITION_DEFAULTS } from './config.ts';
-import { dispatcherOf, lanesOf } from './parallel-lanes.ts';
+import { dispatcherOf, holderOf, holdsLane, lanesOf } from './parallel-lanes.ts';
 import { serverInfo, viewOf } from './parts.test-support.ts';
 
 const members = ['a', 'b', 'c'].map((name) => serverInfo(name, { regions: ['P'], senders: [{ id: 'to-2', remoteSite: 2 }] }));
@@ -26,4 +26,13 @@ test('a stopped or not-ready primary hands its buckets to their next copy; with 
   assert.equal(dispatcherOf(view([false, true, true]), 'to-2', 'P', 0, { id: b, dispatches: true }, undefined)?.id, b, 'a primary not ready yet is skipped');
   assert.deepEqual(lanesOf(view(), 'to-2', ['P'], { id: b, dispatches: false }, new Set([a])), { lanes: new Set(), held: 2, undispatched: 1 }, 'bucket 0: a and b stopped; bucket 1 goes to c');
   assert.equal(dispatcherOf(view(), 'other-sender', 'P', 0, { id: a, dispatches: true }, undefined), undefined, 'a member not hosting the sender never dispatches it');
+});
+
+test('with no copy dispatching, a new copy takes the lane from any ready copy of the bucket; a copy serves lanes of buckets it holds', () => {
+  assert.equal(dispatcherOf(view(), 'to-2', 'P', 0, { id: c, dispatches: true }, new Set([a, b])), undefined, 'both copies stopped');
+  assert.equal(holderOf(view(), 'to-2', 'P', 0, c)?.id, a, 'the first ready copy, stopped or not');
+  assert.equal(holderOf(view([false, true, true]), 'to-2', 'P', 0, c)?.id, b);
+  assert.equal(holdsLane(view(), 'P/1', c), true);
+  assert.equal(holdsLane(view(), 'P/0', c), false);
+  assert.equal(holdsLane(view(), 'P/2', a), false, 'a bucket not created yet');
 });
