@@ -146,6 +146,30 @@ describe('bucket maps', () => {
     assert.deepEqual([plan.moves.length, plan.primaryMoves.length], [0, 0]);
   });
 
+  it('an offline bucket none of whose last copies holds it on disk is released once they all came back; one that does hold it brings it back', () => {
+    let view = firstView(1, locator, 0);
+    view = ready(nextView(view, { add: [server(1), server(2)] }), ['s1', 's2']);
+    view = nextView(view, { partitions: { create: [{ region: 'P', settings: SETTINGS, persistent: true, buckets: [0, 1], member: 's1' }] } });
+    const holders = (index: number) => [...mapOfView(view)!.buckets[index]!.copies].sort();
+    assert.deepEqual([holders(0), holders(1)], [['s1', 's2'], ['s1', 's2']]);
+    view = nextView(view, { remove: [{ id: 's1', name: 's1', reason: 'crashed' }, { id: 's2', name: 's2', reason: 'crashed' }] });
+    assert.ok(isOffline(mapOfView(view), 0) && isOffline(mapOfView(view), 1));
+    const offer = (index: number, buckets: number[]) => {
+      const info = server(index, 1);
+      view = ready(nextView(view, { add: [info] }), [info.id]);
+      view = nextView(view, { partitions: { create: [{ region: 'P', settings: SETTINGS, persistent: true, buckets, member: info.id, held: true }] } });
+    };
+    // s1 returns holding bucket 1 only: bucket 1 is its again; bucket 0 still waits for s2.
+    offer(1, [1]);
+    assert.equal(mapOfView(view)!.buckets[1]?.primary, 's1#1');
+    assert.ok(isOffline(mapOfView(view), 0), 's2 may hold bucket 0');
+    assert.deepEqual(mapOfView(view)!.offline![0]!.returned, ['s1']);
+    // s2 returns without bucket 0 either: no acknowledged write of it existed; it is released.
+    offer(2, []);
+    assert.ok(!isOffline(mapOfView(view), 0));
+    assert.equal(mapOfView(view)!.buckets[0], null, 'created anew on its next write');
+  });
+
   it('a bucket short of copies is repairable only when some server does not hold it yet', () => {
     let view = firstView(1, locator, 0);
     view = ready(nextView(view, { add: [server(1)] }), ['s1']);

@@ -209,6 +209,7 @@ function createBuckets(
   const load = loadOf(map);
   const wanted = copiesWanted(map.settings);
   const eligible = eligibleHosts(members, map.region);
+  if (create.held === true && hosting.has(create.member)) releaseUnheld(map, new Set(create.buckets), memberName);
   for (const index of create.buckets) {
     if (index >= map.buckets.length) continue;
     const bucket = map.buckets[index]!;
@@ -238,6 +239,24 @@ function createBuckets(
     for (const id of chosen) adjust(load.copies, id, 1);
     adjust(load.primaries, primary, 1);
   }
+}
+
+/**
+ * A server offering what it recovered names every bucket its disk holds: an offline bucket it
+ * was a last copy of and does not offer is one it never held an acknowledged write of (a copy
+ * has each on disk before the write is acknowledged). Once every last copy came back that way,
+ * no acknowledged write of the bucket exists, and it is released — created anew on its next
+ * write — instead of waiting forever (a bucket assigned to a server that never learned of it
+ * before it died did exactly that).
+ */
+function releaseUnheld(map: PartitionMap, offered: ReadonlySet<number>, memberName: string): void {
+  if (map.offline === undefined) return;
+  map.offline = map.offline.flatMap((entry) => {
+    if (offered.has(entry.bucket) || !entry.last.includes(memberName)) return [entry];
+    const returned = [...new Set([...(entry.returned ?? []), memberName])];
+    if (entry.last.every((name) => returned.includes(name))) return [];
+    return [{ ...entry, returned }];
+  });
 }
 
 function markReady(map: PartitionMap, index: number, member: string): void {

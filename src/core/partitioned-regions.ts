@@ -492,7 +492,9 @@ export class PartitionedRegions implements BucketHooks {
    * others it joins as a pending copy if one is missing, or drops once it serves.
    */
   recover(done: () => void): void {
-    const offers = [...this.regions.all()].filter((region) => region.spec.partition !== undefined && region.heldBuckets().length > 0);
+    // Every partitioned region, even one with nothing on disk: an offer names all a server holds,
+    // so the coordinator also learns which offline buckets it does not hold.
+    const offers = [...this.regions.all()].filter((region) => region.spec.partition !== undefined && (region.heldBuckets().length > 0 || region.persistent));
     let remaining = offers.length;
     if (remaining === 0) {
       done();

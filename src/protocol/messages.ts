@@ -150,6 +150,12 @@ export const PartitionMap = Type.Object(
       bucket: Uint({ maximum: PARTITION_BUCKETS_MAX }),
       /** The names of its last copies: only one of them brings it back (the others may hold less). */
       last: Type.Array(Name, { maxItems: PARTITION_REDUNDANT_COPIES_MAX + 1 }),
+      /**
+       * Those of `last` that came back with their disks and without the bucket: once all have,
+       * none held an acknowledged write of it (a copy has every one, on disk before the
+       * acknowledgement), and the bucket is created anew rather than waiting forever.
+       */
+      returned: Type.Optional(Type.Array(Name, { maxItems: PARTITION_REDUNDANT_COPIES_MAX + 1 })),
     }, { additionalProperties: false }), { maxItems: PARTITION_BUCKETS_MAX })),
   },
   { additionalProperties: false },

@@ -10,7 +10,7 @@
 //       configuration (`siteConfig`, `configChange`, `configCommit`, `configApply`; heartbeats carry
 //       the configuration version and changed member info); partitioned regions (RegionSpec.partition,
 //       View.partitions, `bucketsCreate`, `bucketReady`, `bucketKeys`, `image.bucket`, `rebalance`, `hops` on
-//       forwarded region operations, `replicate.viewId`); parallel senders (`bucketAdmit`,
+//       forwarded region operations, `replicate.viewId`, offline `returned`); parallel senders (`bucketAdmit`,
 //       `senderImage.lane`, SenderStatus.parallel / eventsConflated / filterFailures, SenderDeclaration.parallel /
 //       dispatcherThreads / batchConflation / order-policy partition). Version 1 never
 //       left this repository, so version 2 is also the minimum; 2 is not released yet.
