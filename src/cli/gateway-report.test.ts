@@ -51,6 +51,16 @@ describe('gateway report', () => {
     assert.match(text, /--replay-dead-letters/);
   });
 
+  it('details a parallel sender: the buckets each copy dispatches, conflation and filter failures', () => {
+    const text = senderDetail([
+      copy({ role: 'primary', parallel: { dispatching: 57, held: 113, undispatched: 0 }, eventsConflated: 12 }),
+      copy({ member: 'server1-2', role: 'primary', parallel: { dispatching: 56, held: 113, undispatched: 0 }, filterFailures: 3 }),
+    ], 10_000);
+    assert.match(text, /Parallel sender: buckets each copy dispatches — server1-1 57 of the 113 it holds, server1-2 56 of the 113 it holds\./);
+    assert.match(text, /server1-1: 12 events conflated into later ones, 0 event filter failures/);
+    assert.match(text, /server1-2: 0 events conflated into later ones, 3 event filter failures/);
+  });
+
   it('parses --drain-timeout', () => {
     assert.equal(parseDrainTimeout(undefined), 0);
     assert.equal(parseDrainTimeout('-1'), -1);

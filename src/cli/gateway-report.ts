@@ -110,6 +110,15 @@ export function senderDetail(senders: readonly SenderStatus[], nowMs: number): s
     ]);
   }
   lines.push(table(rows));
+  const parallel = copies.filter((copy) => copy.parallel !== undefined);
+  if (parallel.length > 0) {
+    const counts = parallel.map((copy) => `${copy.member} ${copy.parallel!.dispatching} of the ${copy.parallel!.held} it holds`).join(', ');
+    lines.push('', `Parallel sender: buckets each copy dispatches — ${counts}.`);
+  }
+  const extras = copies.filter((copy) => (copy.eventsConflated ?? 0) > 0 || (copy.filterFailures ?? 0) > 0);
+  for (const copy of extras) {
+    lines.push(`${copy.member}: ${copy.eventsConflated ?? 0} events conflated into later ones, ${copy.filterFailures ?? 0} event filter failures (STRAIT_FILTER_FAILED in its log)`);
+  }
   const problems = problemLines(copies);
   if (problems.length > 0) lines.push('', ...problems);
   const deadLetters = copies.filter((copy) => copy.deadLetters > 0);
