@@ -108,3 +108,12 @@ export async function eventuallyGet(locator: string, key: string, timeoutMs: num
   }
 }
 
+/** Polls `check` every 250 ms until it holds; throws naming `what` after `waitMs`. Nothing asserts on timing. */
+export async function until(what: string, check: () => Promise<boolean>, waitMs: number): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`${what}: not within ${waitMs} ms`);
+}

@@ -14,7 +14,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from '../client/connect.ts';
 import type { SenderStatus } from '../protocol/messages.ts';
-import { assertOk, cleanupWorkspace, freePort, memberDir, start, strait, type Started } from './cli-process.test-support.ts';
+import { assertOk, cleanupWorkspace, freePort, memberDir, start, strait, until as pollUntil, type Started } from './cli-process.test-support.ts';
 
 after(cleanupWorkspace);
 
@@ -22,12 +22,7 @@ const KEYS = 20_000;
 const WAIT_MS = 90_000;
 
 async function until(what: string, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`${what}: not within ${WAIT_MS} ms`);
+  await pollUntil(what, check, WAIT_MS);
 }
 
 async function metric(server: Started, name: string): Promise<number> {

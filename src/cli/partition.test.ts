@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from '../client/connect.ts';
-import { assertOk, cleanupWorkspace, freePort, memberDir, start, strait, type Started } from './cli-process.test-support.ts';
+import { assertOk, cleanupWorkspace, freePort, memberDir, start, strait, until as pollUntil, type Started } from './cli-process.test-support.ts';
 
 after(cleanupWorkspace);
 
@@ -36,12 +36,7 @@ async function report(locator: string): Promise<Report> {
 }
 
 async function until(what: string, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`${what}: not within ${WAIT_MS} ms`);
+  await pollUntil(what, check, WAIT_MS);
 }
 
 /** Entries of `orders` each server holds itself (its copies), from its admin API. */
