@@ -330,10 +330,6 @@ export async function runMember(config: MemberConfig, options: RunOptions): Prom
 }
 
 /**
- * Loads a conflict resolver: a module whose default export (or export `resolve`) is
- * `(key, existing, incoming) => 'existing' | 'incoming'`. Node runs TypeScript modules as-is.
- */
-/**
  * A `gateway-event-filters` module: its default export (or the module itself) with at least
  * one of beforeEnqueue, beforeTransmit, afterAcknowledgement as functions.
  */
@@ -348,6 +344,10 @@ export async function loadEventFilter(path: string, senderId: string): Promise<G
   return candidate as GatewayEventFilter;
 }
 
+/**
+ * Loads a conflict resolver: a module whose default export (or export `resolve`) is
+ * `(key, existing, incoming) => 'existing' | 'incoming'`. Node runs TypeScript modules as-is.
+ */
 export async function loadConflictResolver(path: string): Promise<ConflictResolver> {
   const module = (await import(pathToFileURL(path).href)) as { default?: unknown; resolve?: unknown };
   const resolver = typeof module.default === 'function' ? module.default : module.resolve;

@@ -178,7 +178,9 @@ export class GatewaySender {
     if (this.closed) return;
     const taken = this.queue.setDispatchable(lanes);
     this.laneCounts = { dispatching: lanes.size, ...counts };
-    if (taken.length > 0 && this.queue.size > 0) this.log.info({ lanes: taken.length, dispatching: lanes.size }, `sender ${this.spec.id}: now dispatches ${taken.length} more buckets (${lanes.size} in all); their queued events go out as possible duplicates`);
+    if (taken.length === 0) return;
+    if (this.queue.size > 0) this.log.info({ lanes: taken.length, dispatching: lanes.size }, `sender ${this.spec.id}: now dispatches ${taken.length} more buckets (${lanes.size} in all); their queued events go out as possible duplicates`);
+    // New lanes may have events waiting (lanes given up need nothing: their batches finish).
     this.pump();
   }
 

@@ -48,8 +48,9 @@ export interface AdmitOutcome {
 /** How often an operation may be passed on to a bucket's primary before it is refused (maps changing). */
 export const MAX_HOPS = 3;
 
-export function groupBy<T>(items: readonly T[], keyOf: (item: T) => number): Map<number, T[]> {
-  const groups = new Map<number, T[]>();
+/** `items` by `keyOf`, each group in the items' order. */
+export function groupBy<T, K>(items: Iterable<T>, keyOf: (item: T) => K): Map<K, T[]> {
+  const groups = new Map<K, T[]>();
   for (const item of items) {
     const key = keyOf(item);
     let group = groups.get(key);

@@ -53,14 +53,6 @@ function setup() {
   return { region, install, replicate, members, writes, sim, pool };
 }
 
-let current: ReturnType<typeof setup> | undefined;
-function setupWithWrites() {
-  current = setup();
-  return current;
-}
-const writesOf = () => current!.writes;
-const runAll = () => current!.sim.run();
-
 test('a copy keeps writes sent under a view it has not installed yet, and drops the bucket once a view moves it away', () => {
   const { region, install, replicate, members } = setup();
   const [me, two, three] = members.map((member) => member.id) as [string, string, string];
@@ -85,31 +77,30 @@ test('a copy keeps writes sent under a view it has not installed yet, and drops 
 });
 
 test('a write decided under an older view by a server no longer the bucket\'s primary is refused (STRAIT_BUCKET_MOVED), not acknowledged', () => {
-  const { region, install, members } = setupWithWrites();
-  const [me, two, three] = members.map((member) => member.id) as [string, string, string];
+  const { region, install, members, writes, sim, pool } = setup();
+  const [me, two] = members.map((member) => member.id) as [string, string];
   const bucket = region.bucketOf('k');
   const assigned = (copies: string[]) => [null, null, null, null].map((_, index) => (index === bucket ? { primary: copies[0]!, copies, pending: [] } : null));
   install(5, assigned([two, me]));
+  /** Replicates a new change of key k from `from` under `viewId`; what was answered, read later. */
   const send = (from: string, viewId: number, counter: number) => {
-    let outcome = 'no answer';
-    const reply: Reply<'replicate'> = { ok: () => { outcome = 'ok'; }, fail: (error) => { outcome = error.code; } };
-    writesOf().onReplicate({ region: 'P', entries: [['k', new Uint8Array([counter]), [1, counter, `${from}#1`, counter]]], gateway: true, viewId }, reply, from);
-    runAll();
+    const outcome = { value: 'no answer' };
+    const reply: Reply<'replicate'> = { ok: () => { outcome.value = 'ok'; }, fail: (error) => { outcome.value = error.code; } };
+    writes.onReplicate({ region: 'P', entries: [['k', new Uint8Array([counter]), [1, counter, `${from}#1`, counter]]], gateway: true, viewId }, reply, from);
+    sim.run();
     return outcome;
   };
-  assert.equal(send('server-3', 4, 1), 'STRAIT_BUCKET_MOVED', 'server-3 was primary in view 4; view 5 names server-2');
+  assert.equal(send('server-3', 4, 1).value, 'STRAIT_BUCKET_MOVED', 'server-3 was primary in view 4; view 5 names server-2');
   assert.equal(region.get('k'), undefined, 'nothing applied');
-  assert.equal(send('server-2', 4, 2), 'ok', 'the primary of view 5, lagging a view: its write stands');
+  assert.equal(send('server-2', 4, 2).value, 'ok', 'the primary of view 5, lagging a view: its write stands');
   install(6, assigned([me, two]));
-  let outcome = 'no answer';
-  writesOf().onReplicate({ region: 'P', entries: [['k', new Uint8Array([3]), [1, 3, 'server-3#1', 3]]], gateway: true, viewId: 5 }, { ok: () => { outcome = 'ok'; }, fail: (error) => { outcome = error.code; } }, 'server-3');
-  runAll();
-  assert.deepEqual(current!.region.get('k'), new Uint8Array([3]), 'this server is the primary now: it takes the late write');
-  const onwards = current!.pool.open('replicate');
+  const late = send('server-3', 5, 3);
+  assert.deepEqual(region.get('k'), new Uint8Array([3]), 'this server is the primary now: it takes the late write');
+  const onwards = pool.open('replicate');
   assert.equal(onwards.length, 1, 'and passes it on to the bucket\'s other holder');
   assert.equal(onwards[0]!.address.host, 'host-server-2');
+  assert.equal(late.value, 'no answer', 'not before the holder has it');
   onwards[0]!.answer(undefined, {});
-  runAll();
-  assert.equal(outcome, 'ok', 'answered once the holder has it');
-  void three;
+  sim.run();
+  assert.equal(late.value, 'ok', 'answered once the holder has it');
 });

@@ -194,17 +194,8 @@ export class PartitionedRegions implements BucketHooks {
 
   /** Asks each bucket's primary for its buckets' keys (or counts). */
   private gather(region: Region, countOnly: boolean, done: Done<{ keys: string[]; size: number }>): void {
-    const map = this.map(region.spec.name);
-    const byPrimary = new Map<string, number[]>();
-    for (const [bucket, assigned] of (map?.buckets ?? []).entries()) {
-      if (assigned === null) continue;
-      let buckets = byPrimary.get(assigned.primary);
-      if (buckets === undefined) {
-        buckets = [];
-        byPrimary.set(assigned.primary, buckets);
-      }
-      buckets.push(bucket);
-    }
+    const created = (this.map(region.spec.name)?.buckets ?? []).flatMap((assigned, bucket) => (assigned === null ? [] : [{ bucket, primary: assigned.primary }]));
+    const byPrimary = new Map([...groupBy(created, (entry) => entry.primary)].map(([primary, entries]) => [primary, entries.map((entry) => entry.bucket)]));
     const keys: string[] = [];
     let size = 0;
     let remaining = byPrimary.size;

@@ -128,7 +128,7 @@ export class ReplicationChannel {
   /** Whether the peer should host `region` (its refusal then is a failure, not a skip). */
   private readonly hosts: (region: string) => boolean;
 
-  /** This member's current view id, stamped on each message (see `replicate.viewId`). */
+  /** This member's current view id, taken with each entry queued (see `replicate.viewId`). */
   private readonly viewId: () => number | undefined;
 
   constructor(
@@ -251,12 +251,9 @@ export class ReplicationChannel {
       if (error === undefined || (error.code === 'STRAIT_REGION_NOT_FOUND' && !this.hosts(region))) {
         // A peer that does not host the region (by its configuration) holds no replica of it:
         // done. One that should host it (it was created there, or is being) is asked again.
-        this.heldEntries -= batch.length;
-        for (const queued of batch) this.heldBytes -= entryBytes(queued.entry);
         this.backoff.reset();
         this.onReplicated(batch.length);
-        for (const queued of batch) queued.write?.settle();
-        this.pump();
+        this.finish(batch);
         return;
       }
       if (error.code === 'STRAIT_FRAME_TOO_LARGE') {
@@ -266,16 +263,22 @@ export class ReplicationChannel {
       if (error.code === 'STRAIT_BUCKET_MOVED') {
         // Decided under a view in which this member was a bucket's primary, and it no longer is:
         // the writes fail (the client retries at the new primary); sending again can't help.
-        this.heldEntries -= batch.length;
-        for (const queued of batch) {
-          this.heldBytes -= entryBytes(queued.entry);
-          queued.write?.abandon(error);
-        }
-        this.pump();
+        this.finish(batch, error);
         return;
       }
       this.failed(batch, error);
     });
+  }
+
+  /** The batch is done with: its writes settle (or fail with `error`), and the next goes out. */
+  private finish(batch: readonly QueuedEntry[], error?: StraitError): void {
+    this.heldEntries -= batch.length;
+    for (const queued of batch) {
+      this.heldBytes -= entryBytes(queued.entry);
+      if (error === undefined) queued.write?.settle();
+      else queued.write?.abandon(error);
+    }
+    this.pump();
   }
 
   /**
@@ -296,11 +299,8 @@ export class ReplicationChannel {
       return;
     }
     const [queued] = batch;
-    this.heldEntries -= 1;
-    this.heldBytes -= entryBytes(queued!.entry);
     this.log.error({ code: error.code, peer: this.memberName }, `replication of ${queued!.region}/${queued!.entry[0]} to ${this.memberName} refused: ${error.message}; the servers' frame-bytes-max / value-bytes-max differ — give every server of the site the same`);
-    queued!.write?.abandon(error);
-    this.pump();
+    this.finish(batch, error);
   }
 
   private failed(batch: QueuedEntry[], error: StraitError): void {

@@ -406,8 +406,6 @@ export class SenderHosting implements GatewayQueues {
   /** Called on the server's tick. */
   tick(): void {
     this.dialIn.tick();
-    // Readiness of this server and its peers changes outside view installs too.
-    this.refreshLanes();
     const now = this.runtime.clock.monotonic();
     if (now - this.catalogueFetchedMs >= WAN_EXCHANGE_INTERVAL_MS) this.fetchCatalogue();
     if (now - this.handoffAtMs >= SENDER_HANDOFF_INTERVAL_MS) {
@@ -431,10 +429,14 @@ export class SenderHosting implements GatewayQueues {
     const events = sender.staleEvents(SENDER_HANDOFF_INTERVAL_MS * 2, SENDER_HANDOFF_EVENTS_MAX);
     if (events.length === 0) return;
     // Serial: to the primary. Parallel: each event to its bucket's dispatcher.
+    const primary = sender.spec.parallel ? undefined : this.primaryOf(sender.spec.id);
+    const dispatcherOfEvent = (event: GatewayEvent): MemberInfo | undefined => {
+      const bucket = this.host.bucketOf(event[0], event[1]);
+      return bucket === undefined ? undefined : this.dispatcherOf(sender.spec.id, event[0], bucket);
+    };
     const groups = new Map<string, { member: MemberInfo; events: GatewayEvent[] }>();
     for (const event of events) {
-      const bucket = this.host.bucketOf(event[0], event[1]);
-      const target = !sender.spec.parallel ? this.primaryOf(sender.spec.id) : bucket === undefined ? undefined : this.dispatcherOf(sender.spec.id, event[0], bucket);
+      const target = sender.spec.parallel ? dispatcherOfEvent(event) : primary;
       if (target === undefined || target.id === this.host.info()?.id) continue;
       let group = groups.get(target.id);
       if (group === undefined) {

@@ -125,8 +125,6 @@ export class SenderQueue {
   private diskTail = -1;
   /** After a takeover, everything read back from disk may already be at the remote site. */
   private afterTakeover = false;
-  /** A parallel queue: lanes taken over from another dispatcher (their events read back from disk go out flagged). */
-  private readonly takenOver = new Set<string>();
   /** A parallel queue: the lanes this member dispatches (undefined: every item, a serial queue). */
   private dispatchable: ReadonlySet<string> | undefined;
 
@@ -340,10 +338,11 @@ export class SenderQueue {
         continue;
       }
       this.queueBytes += size;
-      // Read back from disk after a takeover (of the queue, or of this event's lane): the
-      // previous dispatcher may have sent it.
+      // Read back from disk after a takeover (of the queue, or of this event's lane — every lane
+      // a parallel queue dispatches was taken over from none or another copy): the previous
+      // dispatcher may have sent it.
       const lane = this.options.laneOf?.(event);
-      this.pushItem(event, this.diskHead - 1, key, size, event[4] || this.afterTakeover || (lane !== undefined && this.takenOver.has(lane)));
+      this.pushItem(event, this.diskHead - 1, key, size, event[4] || this.afterTakeover || (lane !== undefined && this.dispatchable?.has(lane) === true));
     }
     if (this.spilledCount === 0) {
       this.spilledBytes = 0;
@@ -366,8 +365,6 @@ export class SenderQueue {
   setDispatchable(lanes: ReadonlySet<string>): string[] {
     const previous = this.dispatchable ?? new Set<string>();
     const taken = [...lanes].filter((lane) => !previous.has(lane));
-    for (const lane of taken) this.takenOver.add(lane);
-    for (const lane of [...this.takenOver]) if (!lanes.has(lane)) this.takenOver.delete(lane);
     if (taken.length > 0) {
       const fresh = new Set(taken);
       for (let index = this.head; index < this.items.length; index++) {
