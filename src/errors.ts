@@ -110,6 +110,11 @@ export const ERROR_SPECS = {
 
   // Admin API
   STRAIT_UNAUTHORIZED: spec('missing or wrong token', 401, false),
+  // Security of the wire protocol (protocol/authentication.ts, docs/SECURITY.md).
+  STRAIT_TLS_INVALID: spec('TLS file {file} {reason}', 400, false),
+  STRAIT_TLS_REFUSED: spec('{peer}: {reason}', 403, false),
+  STRAIT_UNAUTHENTICATED: spec('{peer} claims to be {claimed}, but {reason}', 401, false),
+  STRAIT_FORBIDDEN: spec('{peer} ({role}) may not {op} here: {reason}', 403, false),
   STRAIT_BAD_REQUEST: spec('{reason}', 400, false),
   STRAIT_BODY_TOO_LARGE: spec('the request body is larger than {limit} bytes, the limit', 413, false),
   STRAIT_ROUTE_NOT_FOUND: spec('no route {method} {url}; see docs/CLI.md for the admin API', 404, false),

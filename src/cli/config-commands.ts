@@ -35,7 +35,7 @@ async function askLocator<Op extends RequestOp>(options: ConfigCommandOptions, o
   const { createClientRuntime } = await import('../runtime/node/client-runtime.ts');
   const created = createClientRuntime();
   const client = new StraitClient(created.runtime, options.locators, {
-    locators: options.locators, name: 'strait-cli', requestTimeoutMs: options.requestTimeoutMs, keepAlive: created.keepAlive,
+    role: 'admin', locators: options.locators, name: 'strait-cli', requestTimeoutMs: options.requestTimeoutMs, keepAlive: created.keepAlive,
   }, () => created.close());
   const failures: string[] = [];
   try {

@@ -43,6 +43,12 @@ export type { RequestOptions } from './server-link.ts';
 export type { ChangeEvent, SubscribeOptions, SubscriptionEvent, SubscriptionGap } from './subscriptions.ts';
 export { decodeValue, encodeValue } from './values.ts';
 
+export interface ClientTlsOptions {
+  readonly ca: string;
+  readonly cert?: string;
+  readonly key?: string;
+}
+
 export interface ConnectOptions {
   /** The site's locators: addresses, or text such as "host[10334],host2:10335". */
   readonly locators: readonly Address[] | string;
@@ -59,6 +65,20 @@ export interface ConnectOptions {
   readonly requestTimeoutMs?: number;
   /** Requests in flight on the server connection, at most; default 10 000. */
   readonly requestsInFlightMax?: number;
+  /**
+   * TLS to a site that runs it (docs/SECURITY.md): `ca`, the PEM file of the CA that signs the
+   * site's members (their certificates are checked for a Strait member identity, not for a host
+   * name), and, when the site asks clients for one, this client's `cert` and `key` files.
+   */
+  readonly tls?: ClientTlsOptions;
+  /** The site's client token (`client-token`), or its admin token with `role: 'admin'`. Sent only over TLS or to a site without TLS. */
+  readonly token?: string;
+  /**
+   * 'admin' for operators' tools that change the site's configuration or control senders
+   * (`createRegion`, `senderControl`); such a site wants an admin certificate or its admin token.
+   * Default 'client'.
+   */
+  readonly role?: 'client' | 'admin';
   /**
    * Send get, put and remove of partitioned regions straight to the primary of the key's bucket
    * (default true); false sends every operation through the client's one server.
@@ -108,7 +128,10 @@ export class StraitClient {
     const suffix = `${runtime.random.int(0x7fffffff).toString(36)}${runtime.random.int(0x7fffffff).toString(36)}`;
     this.clientId = `${options.name ?? 'client'}:${suffix}`;
     const connectionOptions: ConnectionOptions = {
-      local: { role: 'client', name: options.name ?? 'client', site: null },
+      local: { role: options.role ?? 'client', name: options.name ?? 'client', site: null },
+      ...(options.token === undefined ? {} : { token: options.token }),
+      // The client checks a TLS site's members: a trusted member certificate before the hello.
+      ...(options.tls === undefined ? {} : { security: { tls: true, requireClientCertificate: false, clientToken: undefined, adminToken: undefined } }),
       frameBytesMax: 64 * 1024 * 1024,
       requestTimeoutMs: this.requestTimeoutMs,
       requestsInFlightMax: options.requestsInFlightMax ?? 10_000,

@@ -12,6 +12,7 @@ import { connectThrough, type ConnectOptions, type StraitClient } from './client
  */
 export async function connect(options: ConnectOptions): Promise<StraitClient> {
   if (options.runtime !== undefined) return connectThrough(options.runtime, options);
-  const created = createClientRuntime();
+  const tls = options.tls;
+  const created = createClientRuntime(tls === undefined ? {} : { tls });
   return connectThrough(created.runtime, options, created);
 }

@@ -74,7 +74,7 @@ class ConfigSite {
 
   client(): StraitClient {
     const host = this.sim.host(`client-${++this.clients}`);
-    return new StraitClient(host.runtime(), this.locatorAddresses, { locators: this.locatorAddresses, requestTimeoutMs: 10_000 }, undefined);
+    return new StraitClient(host.runtime(), this.locatorAddresses, { role: 'admin', locators: this.locatorAddresses, requestTimeoutMs: 10_000 }, undefined);
   }
 
   liveServers(): Server[] {

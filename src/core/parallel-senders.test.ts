@@ -95,7 +95,7 @@ class TwoSites {
 
   client(site: number): StraitClient {
     const host = this.sim.host(`s${site}-client-${++this.clients}`);
-    return new StraitClient(host.runtime(), [this.locators.get(site)!], { locators: [this.locators.get(site)!], requestTimeoutMs: 30_000 }, undefined);
+    return new StraitClient(host.runtime(), [this.locators.get(site)!], { role: 'admin', locators: [this.locators.get(site)!], requestTimeoutMs: 30_000 }, undefined);
   }
 
   async waitFor(what: string, until: () => boolean, forMs = 60_000): Promise<void> {

@@ -17,7 +17,7 @@
 import { StraitError } from '../errors.ts';
 import { Connection } from '../protocol/connection.ts';
 import type { PushBody, PushOp, ResponseBody } from '../protocol/messages.ts';
-import type { Address, Logger, Network, Runtime, Stream, StreamHandler, Timer } from '../runtime/runtime.ts';
+import type { Address, Logger, Network, Runtime, Stream, StreamHandler, StreamSecurity, Timer } from '../runtime/runtime.ts';
 import { formatAddress } from '../runtime/runtime.ts';
 import { Backoff } from './backoff.ts';
 import { routedTarget } from './routed-address.ts';
@@ -153,7 +153,7 @@ export class RouterLinks {
     const link = this.links.find((candidate) => candidate.state === 'registered' && candidate.connection?.state === 'open');
     const id = `${this.identity.site}/${this.identity.name}/${this.tag}/${++this.counter}`;
     const remote = `${target.name} of site ${target.site} via ${link === undefined ? 'no router' : formatAddress(link.address)}`;
-    const stream = new TunnelStream(this, id, link, remote, handler);
+    const stream = new TunnelStream(this, id, link, remote, target.site, handler);
     if (link === undefined || this.tunnels.size >= TUNNELS_MAX) {
       const reason = link === undefined ? `no router is registered (${this.unreachableReason()})` : `${TUNNELS_MAX} tunnels open, the limit`;
       this.runtime.defer(() => stream.finish(new StraitError('STRAIT_ROUTER_UNREACHABLE', { target: remote, reason })));
@@ -298,7 +298,7 @@ export class RouterLinks {
         this.sendClose(link, open.tunnel, `${this.identity.name} of site ${this.identity.site} refused the tunnel`);
         return;
       }
-      const stream = new TunnelStream(this, open.tunnel, link, `${open.from.name} of site ${open.from.site} via ${formatAddress(link.address)}`, undefined);
+      const stream = new TunnelStream(this, open.tunnel, link, `${open.from.name} of site ${open.from.site} via ${formatAddress(link.address)}`, open.from.site, undefined);
       this.tunnels.set(open.tunnel, stream);
       link.tunnels.add(stream);
       this.host.accept(stream);
@@ -327,11 +327,15 @@ class TunnelStream implements Stream {
   private held: Uint8Array[] = [];
   private waitingForDrain = false;
 
-  constructor(links: RouterLinks, id: string, link: Link | undefined, remote: string, handler: StreamHandler | undefined) {
+  /** The router vouches for the site of the member at the other end: it authenticated its registration. */
+  readonly security: StreamSecurity;
+
+  constructor(links: RouterLinks, id: string, link: Link | undefined, remote: string, site: number, handler: StreamHandler | undefined) {
     this.links = links;
     this.id = id;
     this.link = link;
     this.remote = remote;
+    this.security = { kind: 'routed', site };
     this.handler = handler;
   }
 

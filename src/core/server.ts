@@ -615,7 +615,7 @@ export class Server {
     }
     const connection = Connection.accept(this.runtime, stream, this.connectionOptions, {
       onOpen: (opened) => {
-        if (opened.peer?.role === 'client') {
+        if (opened.peer?.role === 'client' || opened.peer?.role === 'admin') {
           this.subscriptions.attach(opened);
           this.clientCount += 1;
           this.metrics.clients(this.clientCount);

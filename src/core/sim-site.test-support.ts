@@ -68,7 +68,7 @@ export class SimSite {
   /** A client on its own simulated host. */
   client(requestTimeoutMs = 10_000): StraitClient {
     const host = this.sim.host(`client-${++this.clientCount}`);
-    return new StraitClient(host.runtime(), [this.locatorAddress], { locators: [this.locatorAddress], requestTimeoutMs }, undefined);
+    return new StraitClient(host.runtime(), [this.locatorAddress], { role: 'admin', locators: [this.locatorAddress], requestTimeoutMs }, undefined);
   }
 
   /** Every live server is ready in the same view. */

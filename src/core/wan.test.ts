@@ -110,7 +110,7 @@ class Cluster {
   }
 
   async client(locator: Running<Locator>, name: string): Promise<StraitClient> {
-    const client = await connect({ locators: [locator.address], name, requestTimeoutMs: 20_000 });
+    const client = await connect({ role: 'admin', locators: [locator.address], name, requestTimeoutMs: 20_000 });
     this.clients.push(client);
     return client;
   }

@@ -21,6 +21,7 @@ import {
   type Identity,
   type PeerIdentity,
 } from './handshake.ts';
+import { authenticateHello, authenticateWelcome, mayConnect, OPEN_POLICY, operationRefusal, type SecurityPolicy } from './authentication.ts';
 import { IncomingRequests, type IncomingRequest, type Reply } from './incoming-requests.ts';
 import type { Envelope, PushBody, PushOp, RequestBody, RequestOp, ResponseBody } from './messages.ts';
 import { PendingRequests, type PendingRequest } from './pending-requests.ts';
@@ -70,6 +71,18 @@ export interface ConnectionOptions {
    * (site null) are always accepted. undefined = accept any (a client connecting out).
    */
   readonly expectedSite?: number;
+  /** Who may connect and as what (authentication.ts). Default: OPEN_POLICY. */
+  readonly security?: SecurityPolicy;
+  /** A client's or admin's token, sent in the hello (only over a link whose peer proved itself, under TLS). */
+  readonly token?: string | undefined;
+  /** Every operation an accepted connection serves (a gateway receiver's port); default all. */
+  readonly servedOperations?: ReadonlySet<RequestOp>;
+  /**
+   * A peer was refused: its credentials don't back its hello (STRAIT_UNAUTHENTICATED,
+   * STRAIT_TLS_REFUSED) or it asked for an operation not for its role or this port
+   * (STRAIT_FORBIDDEN). The refusal is also answered to the peer; this is for logs and metrics.
+   */
+  readonly onRefusal?: (error: StraitError, connection: Connection) => void;
 }
 
 export type ConnectionState = 'handshaking' | 'open' | 'closed';
@@ -293,7 +306,29 @@ export class Connection {
 
   private sendHello(): void {
     if (this.state === 'closed') return;
-    this.stream.write(helloBytes(this.options.local, this.options.frameBytesMax));
+    // Nothing (a token least of all) goes to a peer that proved nothing on a TLS link.
+    const refusal = mayConnect(this.stream.security, this.policy, this.stream.remote);
+    if (refusal !== undefined) {
+      this.options.onRefusal?.(refusal, this);
+      this.stream.destroy(refusal);
+      this.closed(refusal);
+      return;
+    }
+    this.stream.write(helloBytes(this.options.local, this.options.frameBytesMax, this.options.token));
+  }
+
+  private get policy(): SecurityPolicy {
+    return this.options.security ?? OPEN_POLICY;
+  }
+
+  /** Runs a check of the peer's credentials; a refusal is reported, then thrown (and answered). */
+  private authenticate(check: () => void): void {
+    try {
+      check();
+    } catch (error) {
+      if (error instanceof StraitError) this.options.onRefusal?.(error, this);
+      throw error;
+    }
   }
 
   /** Writes a reply (responses are only sent on open connections). */
@@ -399,6 +434,7 @@ export class Connection {
       throw new StraitError('STRAIT_MESSAGE_INVALID', { peer: this.stream.remote, reason: 'unexpected hello' });
     }
     const peer = peerFromHello(hello, this.stream.remote, this.options.expectedSite);
+    this.authenticate(() => authenticateHello(peer, hello.token, this.stream.security, this.policy, this.stream.remote));
     this.peer = peer;
     this.stream.write(welcomeBytes(this.options.local, peer.version, this.options.frameBytesMax));
     this.opened();
@@ -408,7 +444,9 @@ export class Connection {
     if (!this.outgoing || this.state !== 'handshaking') {
       throw new StraitError('STRAIT_MESSAGE_INVALID', { peer: this.stream.remote, reason: 'unexpected welcome' });
     }
-    this.peer = peerFromWelcome(welcome, this.stream.remote);
+    const peer = peerFromWelcome(welcome, this.stream.remote);
+    this.authenticate(() => authenticateWelcome(peer, this.stream.security, this.policy, this.stream.remote));
+    this.peer = peer;
     this.opened();
   }
 
@@ -438,6 +476,13 @@ export class Connection {
         return;
       }
       throw error;
+    }
+    const refusal = operationRefusal(parsed.op, this.peer!.role, this.options.servedOperations);
+    if (refusal !== undefined) {
+      const error = new StraitError('STRAIT_FORBIDDEN', { peer: this.label, role: this.peer!.role, op: parsed.op, reason: refusal });
+      this.options.onRefusal?.(error, this);
+      reply.fail(error);
+      return;
     }
     this.handler.onRequest(this, parsed, reply);
   }

@@ -38,8 +38,9 @@ export function withPreamble(frame: Uint8Array): Uint8Array {
 }
 
 /** What the connecting side writes first: the preamble and its hello. */
-export function helloBytes(local: Identity, frameBytesMax: number): Uint8Array {
+export function helloBytes(local: Identity, frameBytesMax: number, token?: string): Uint8Array {
   const hello: Hello = {
+    ...(token === undefined ? {} : { token }),
     t: 'hello',
     versionMin: PROTOCOL_VERSION_MIN,
     versionMax: PROTOCOL_VERSION,

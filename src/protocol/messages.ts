@@ -768,6 +768,8 @@ export const ENVELOPES = {
       site: Type.Union([SiteId, Type.Null()]),
       /** The largest frame body this side accepts: the peer never sends a larger one. */
       frameBytesMax: Uint({ maximum: 0xffff_ffff }),
+      /** A client's or admin's token, when it has no certificate (protocol/authentication.ts). */
+      token: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
     },
     { additionalProperties: false },
   ),

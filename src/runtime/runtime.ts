@@ -45,10 +45,46 @@ export interface StreamHandler {
   onClose(error: Error | undefined): void;
 }
 
+/**
+ * What a certificate says its holder is: a member (locator or server) of one site, a router,
+ * a client or an operator's tool (admin). Carried in the certificate as a SPIFFE ID in a URI
+ * subject alternative name (certificate-identity.ts).
+ */
+export type CertificateRole = 'locator' | 'server' | 'router' | 'client' | 'admin';
+
+export interface CertificateIdentity {
+  readonly role: CertificateRole;
+  /** The site of a locator or server; null for routers, clients and admins. */
+  readonly site: number | null;
+}
+
+/**
+ * How a stream's peer was authenticated by the transport, before any Strait byte. The protocol
+ * checks a peer's hello (its claimed role and site) against this (protocol/authentication.ts).
+ */
+export type StreamSecurity =
+  /** Plain TCP (or the simulator): the transport vouches for nothing. */
+  | { readonly kind: 'plaintext' }
+  /**
+   * TLS. `identity` is set only when the peer presented a certificate that chains to a trusted
+   * CA, is within its validity and carries a Strait identity; otherwise `refusal` says why there
+   * is none (no certificate, another CA, expired, no identity), undefined when none was sent.
+   */
+  | { readonly kind: 'tls'; readonly identity: CertificateIdentity | undefined; readonly refusal: string | undefined }
+  /**
+   * A tunnel relayed by a router (router-links.ts): the router authenticated the member that
+   * opened it as a member of `site` when it registered.
+   */
+  | { readonly kind: 'routed'; readonly site: number };
+
+export const PLAINTEXT: StreamSecurity = { kind: 'plaintext' };
+
 /** A reliable, ordered byte stream (TCP, or a simulated equivalent). */
 export interface Stream {
   /** The peer's address as text, for logs and errors. */
   readonly remote: string;
+  /** How the transport authenticated the peer; known from `onOpen` (outgoing) or acceptance. */
+  readonly security: StreamSecurity;
   /**
    * Bytes written that the peer has not taken yet (the socket's send buffer; in the simulator,
    * bytes in flight or held by a paused reader). What backpressure decisions look at.

@@ -84,7 +84,7 @@ export class ControllerSimulation {
   private startController(): void {
     const runtime = this.controllerHost.runtime();
     const nowhere = [{ host: '192.0.2.1', port: 9 }];
-    this.client = new StraitClient(runtime, nowhere, { locators: nowhere, requestTimeoutMs: 10_000 }, undefined);
+    this.client = new StraitClient(runtime, nowhere, { role: 'admin', locators: nowhere, requestTimeoutMs: 10_000 }, undefined);
     this.controller = new Controller(runtime, { topologies: runtime.storage.open('topologies'), journal: runtime.storage.open('journal') }, (site) => {
       const target = this.sites.get(site.admin.replace('http://', ''));
       return simSiteApi(this.client, target?.locator ?? { host: '192.0.2.1', port: 9 });

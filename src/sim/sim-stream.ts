@@ -8,7 +8,7 @@
 // reorders, duplicates or loses bytes on its own: dropping them is the carrier's decision.
 
 import { assert } from '../errors.ts';
-import type { Address, Listener, ListenResult, Network, Stream, StreamHandler, Timer } from '../runtime/runtime.ts';
+import { PLAINTEXT, type Address, type Listener, type ListenResult, type Network, type Stream, type StreamHandler, type StreamSecurity, type Timer } from '../runtime/runtime.ts';
 import type { EventOwner } from './event-queue.ts';
 
 /** Ephemeral ports, as Linux hands them out by default. */
@@ -164,6 +164,7 @@ export interface StreamCarrier {
 /** One end of a simulated connection. */
 export class SimStream implements Stream {
   readonly remote: string;
+  readonly security: StreamSecurity = PLAINTEXT;
   /** @internal */ readonly connection: SimConnection;
   /** @internal */ readonly process: ProcessNetwork;
   /** @internal */ readonly outgoing = new Pipe();

@@ -182,7 +182,7 @@ export class SiteSimulation {
     if (!this.allReady()) throw this.failure('the site did not form within 30 s of virtual time');
 
     const clients = await Promise.all(this.clientHosts.map(async (host) => {
-      const client = new StraitClient(host.runtime(), this.locatorAddresses, { locators: this.locatorAddresses, name: host.name, requestTimeoutMs: 60_000 }, undefined);
+      const client = new StraitClient(host.runtime(), this.locatorAddresses, { role: 'admin', locators: this.locatorAddresses, name: host.name, requestTimeoutMs: 60_000 }, undefined);
       return { host, client };
     }));
     const workloadEnd = sim.nowMs + this.options.workloadMs;

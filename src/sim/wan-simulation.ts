@@ -262,7 +262,7 @@ export class WanSimulation {
     const clients: StraitClient[] = [];
     for (const site of this.sites) {
       const runtime = site.client.runtime();
-      const client = new StraitClient(runtime, [this.locatorAddress(site.id)], { locators: [this.locatorAddress(site.id)], name: site.client.name, requestTimeoutMs: 60_000 }, undefined);
+      const client = new StraitClient(runtime, [this.locatorAddress(site.id)], { role: 'admin', locators: [this.locatorAddress(site.id)], name: site.client.name, requestTimeoutMs: 60_000 }, undefined);
       clients.push(client);
       for (let worker = 0; worker < 2; worker++) workers.push(this.workload(client, runtime, site.id, `site${site.id}.w${worker}`, end));
       // Buckets and primaries of Q move now and then: parallel senders' lanes change hands.

@@ -6,9 +6,18 @@
 // consumer awaiting the next subscription event — so the process can't exit under an await
 // (Node exits with 13, "unsettled top-level await", when nothing ref'd is left).
 
+//
+// It loads neither LMDB nor a logger: an application that only uses the client installs and
+// loads the protocol's packages (msgpackr, TypeBox) and nothing of a member's.
+
 import type { KeepAlive, Runtime, Timer } from '../runtime.ts';
 import { SILENT_LOGGER } from '../runtime.ts';
-import { createNodeRuntime } from './node-runtime.ts';
+import { MemoryStorage } from '../memory-storage.ts';
+import { ZSTD } from './node-compression.ts';
+import { NodeNetwork } from './node-network.ts';
+import { createSeededRandom } from './random.ts';
+import { StraitError } from '../../errors.ts';
+import { TlsCredentials, trustingOnly, type TlsContext } from './tls-credentials.ts';
 
 /**
  * The period of the ref'd timer that holds the process while the client has work pending. It
@@ -46,15 +55,29 @@ function createKeepAlive(): KeepAlive {
   };
 }
 
-export function createClientRuntime(): ClientRuntime {
-  const base = createNodeRuntime({ logger: SILENT_LOGGER, unrefConnections: true });
+export interface ClientRuntimeOptions {
+  /** TLS to the site: the CA that signs its members, and this client's certificate if the site wants one. */
+  readonly tls?: { readonly ca: string; readonly cert?: string | undefined; readonly key?: string | undefined } | undefined;
+}
+
+/** Throws STRAIT_TLS_INVALID when the TLS files can't be used. */
+export function createClientRuntime(options: ClientRuntimeOptions = {}): ClientRuntime {
+  const files = options.tls;
+  let tls: TlsContext | undefined;
+  if (files !== undefined) {
+    if ((files.cert === undefined) !== (files.key === undefined)) {
+      throw new StraitError('STRAIT_TLS_INVALID', { file: files.cert ?? files.key ?? files.ca, reason: 'comes without its pair: give both tls cert and key, or neither' });
+    }
+    tls = files.cert === undefined || files.key === undefined ? trustingOnly(files.ca) : TlsCredentials.load({ ca: files.ca, cert: files.cert, key: files.key }, SILENT_LOGGER);
+  }
+  const network = new NodeNetwork({ log: SILENT_LOGGER, unrefConnections: true, tls });
   const runtime: Runtime = {
-    clock: base.clock,
-    random: base.random,
-    network: base.network,
-    storage: base.storage,
-    compression: base.compression,
-    log: base.log,
+    clock: { now: () => Date.now(), monotonic: () => performance.now() },
+    random: createSeededRandom(),
+    network,
+    storage: new MemoryStorage(),
+    compression: ZSTD,
+    log: SILENT_LOGGER,
     defer: (callback) => process.nextTick(callback),
     setTimer(delayMs: number, callback: () => void): Timer {
       const handle = setTimeout(callback, Math.max(0, delayMs));
@@ -69,7 +92,7 @@ export function createClientRuntime(): ClientRuntime {
     close: () => {
       if (closed) return;
       closed = true;
-      base.close(() => {});
+      network.close(() => {});
     },
   };
 }
