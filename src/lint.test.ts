@@ -145,6 +145,12 @@ test('each layer imports only itself and the layers below it that LAYERS names',
     ]],
     ['src/cli/x.ts', "import { Server } from '../core/server.ts';\nimport '../runtime/node/logger.ts';", []],
     ['bench/x.ts', "import { connect } from '../src/client/client.ts';", []],
+    // dist/ is src/ compiled: bin/ may load the built twin of the one source it may import.
+    ['bin/x.js', "await import('../dist/cli/main.js');", []],
+    ['bin/x.js', "await import('../dist/core/server.js');", ['1: imports src/core/server.ts']],
+    // The package's client entry reaches no member code.
+    ['src/package/client.ts', "export { startServer } from '../cli/member-api.ts';", ['1: imports src/cli/member-api.ts']],
+    ['src/package/member.ts', "export { startServer } from '../cli/member-api.ts';", []],
   ];
   for (const [path, text, expected] of cases) assert.deepEqual(findings(path, text), expected, `${path}: ${text}`);
 });

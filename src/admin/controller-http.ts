@@ -21,6 +21,8 @@ export interface ControllerServerOptions {
   readonly controller: Controller;
   readonly logger: Logger;
   readonly token?: string | undefined;
+  /** Serve HTTPS with this certificate; plain HTTP when absent. */
+  readonly https?: { readonly key: Buffer; readonly cert: Buffer; readonly ca: Buffer } | undefined;
   readonly version: string;
 }
 
@@ -45,6 +47,7 @@ function promised<T>(start: (callback: (error: StraitError | undefined, result: 
 export function createControllerServer(options: ControllerServerOptions): FastifyInstance {
   const { controller, logger } = options;
   const app = Fastify({
+    ...(options.https === undefined ? {} : { https: options.https }),
     logger: false,
     bodyLimit: CONTROLLER_BODY_BYTES_MAX,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: true } },

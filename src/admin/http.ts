@@ -22,6 +22,8 @@ export interface AdminServerOptions {
   readonly logger: Logger;
   /** When set, every route but GET /health requires `Authorization: Bearer <token>`. */
   readonly token?: string | undefined;
+  /** Serve HTTPS with this certificate (the member's TLS credentials); plain HTTP when absent. */
+  readonly https?: { readonly key: Buffer; readonly cert: Buffer; readonly ca: Buffer } | undefined;
 }
 
 interface ResourceOptions {
@@ -269,6 +271,7 @@ export function requireToken(app: FastifyInstance, token: string | undefined, op
 export function createAdminServer(options: AdminServerOptions): FastifyInstance {
   const { admin, logger } = options;
   const app = Fastify({
+    ...(options.https === undefined ? {} : { https: options.https }),
     logger: false,
     bodyLimit: ADMIN_BODY_BYTES_MAX,
     // Reject what the schema doesn't allow instead of silently dropping or coercing it.

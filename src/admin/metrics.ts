@@ -20,6 +20,8 @@ export interface Metrics {
    * and `strait_gateway_receiver_up` is 0.
    */
   observeGateways(source: GatewaySource): void;
+  /** Reads when the member's TLS certificate expires (it may be rotated), for the expiry gauge. */
+  observeCertificate(expiresAtMs: () => number | undefined): void;
 }
 
 /** What the gateway gauges read: the senders and receiver of the member. */
@@ -99,6 +101,23 @@ export function createMetrics(role: 'locator' | 'server', name: string, site: nu
     help: 'Subscriptions ended because the subscriber did not take its events (STRAIT_SUBSCRIBER_TOO_SLOW).',
     registers: [registry],
   });
+  const securityRefusals = new Counter({
+    name: 'strait_security_refusals_total',
+    help: 'Peers refused for their credentials (STRAIT_TLS_REFUSED, STRAIT_UNAUTHENTICATED) or for what they asked (STRAIT_FORBIDDEN), by code.',
+    labelNames: ['code'] as const,
+    registers: [registry],
+  });
+  let certificateExpiresAtMs: (() => number | undefined) | undefined;
+  new Gauge({
+    name: 'strait_tls_certificate_expiry_seconds',
+    help: 'Seconds until this member\'s TLS certificate expires (absent without TLS); alert well before 0 — a warning is also logged 30 days before.',
+    registers: [registry],
+    collect() {
+      this.reset();
+      const expiresAtMs = certificateExpiresAtMs?.();
+      if (expiresAtMs !== undefined) this.set(Math.round((expiresAtMs - Date.now()) / 1000));
+    },
+  });
   const receiverUnflagged = new Counter({
     name: 'strait_gateway_receiver_unflagged_duplicates_total',
     help: 'Duplicate events (already held at that version) that their sender did not flag possible-duplicate. A resend after a failover is always flagged; anything here is a bug worth reporting.',
@@ -148,6 +167,9 @@ export function createMetrics(role: 'locator' | 'server', name: string, site: nu
     },
     subscriberCut() {
       subscribersCut.inc();
+    },
+    securityRefusal(code) {
+      securityRefusals.labels({ code }).inc();
     },
     receiverBatch(applied, duplicates, refused, unflaggedDuplicates = 0) {
       receiverEvents.labels({ outcome: 'applied' }).inc(applied - duplicates);
@@ -203,6 +225,9 @@ export function createMetrics(role: 'locator' | 'server', name: string, site: nu
     },
     observeGateways(source) {
       gatewaySource = source;
+    },
+    observeCertificate(expiresAtMs) {
+      certificateExpiresAtMs = expiresAtMs;
     },
   };
 }

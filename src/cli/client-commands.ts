@@ -5,6 +5,7 @@
 import { StraitError } from '../errors.ts';
 import { type StraitClient } from '../client/client.ts';
 import { connect } from '../client/connect.ts';
+import { cliCredentials } from './cli-credentials.ts';
 import type { RegionSpec, SenderStatus, View, ViewMember } from '../protocol/messages.ts';
 import { formatAddress, type Address } from '../runtime/runtime.ts';
 import { formatHostPort } from '../config/address.ts';
@@ -35,6 +36,7 @@ export interface ClientCommandOptions {
 /** Connects to the site, runs the action, and always closes the client. */
 export async function withClient<T>(options: ClientCommandOptions, action: (client: StraitClient) => Promise<T>): Promise<T> {
   const client = await connect({
+    ...cliCredentials(),
     locators: options.locators,
     name: 'strait-cli',
     requestTimeoutMs: options.requestTimeoutMs,

@@ -33,9 +33,11 @@ function unreachable(error: unknown): boolean {
 async function askLocator<Op extends RequestOp>(options: ConfigCommandOptions, op: Op, body: RequestBody<Op>): Promise<{ response: ResponseBody<Op>; from: Address }> {
   const { StraitClient } = await import('../client/client.ts');
   const { createClientRuntime } = await import('../runtime/node/client-runtime.ts');
-  const created = createClientRuntime();
+  const { cliCredentials } = await import('./cli-credentials.ts');
+  const credentials = cliCredentials();
+  const created = createClientRuntime(credentials.tls === undefined ? {} : { tls: credentials.tls });
   const client = new StraitClient(created.runtime, options.locators, {
-    role: 'admin', locators: options.locators, name: 'strait-cli', requestTimeoutMs: options.requestTimeoutMs, keepAlive: created.keepAlive,
+    ...credentials, locators: options.locators, name: 'strait-cli', requestTimeoutMs: options.requestTimeoutMs, keepAlive: created.keepAlive,
   }, () => created.close());
   const failures: string[] = [];
   try {

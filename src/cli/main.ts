@@ -12,10 +12,14 @@ import { parseAddressList } from '../config/address.ts';
 import { EXIT_FAILURE, EXIT_USAGE, exitCodeFor, describeError } from './report.ts';
 import {
   MEMBER_FLAGS,
+  ROLE_ENVIRONMENT_VARIABLE,
   addMemberOptions,
   memberFlagValues,
+  memberLocationFlags,
+  namingEnvironmentVariables,
   parseTimeoutSeconds,
   prepareStart,
+  runRole,
   startCommand,
   startFailureLines,
   stopCommand,
@@ -37,6 +41,7 @@ import { registerProxy } from './proxy-command.ts';
 import { registerChat } from './chat.ts';
 import { registerConfigCommands } from './config-commands.ts';
 import { registerTopologyCommands } from './topology-commands.ts';
+import { registerTlsCommands } from './tls-commands.ts';
 import { installStandardOutput, standardOutput, writeErr, writeOut } from './standard-output.ts';
 
 /** Overrides the default locator of client commands (`--locator`). */
@@ -67,7 +72,6 @@ function action<A extends unknown[]>(handler: (...args: A) => Promise<number | v
 }
 
 const GATEWAY_SENDER = 'gateway-sender';
-const roleArgument = (): Argument => new Argument('<role>', 'locator, server, router or controller').choices(['locator', 'server', 'router', 'controller']);
 /** `start` and `stop` act on members (by directory) and on gateway senders (by id, through a locator). */
 const roleOrSenderArgument = (): Argument =>
   new Argument('<role>', `locator, server, router or controller (by --dir), or ${GATEWAY_SENDER} (by --id)`).choices(['locator', 'server', 'router', 'controller', GATEWAY_SENDER]);
@@ -180,7 +184,7 @@ export function buildProgram(): Command {
         return 0;
       }
       const timeoutMs = parseTimeoutSeconds(options['timeout'] as string | undefined, START_TIMEOUT_MS_DEFAULT, '--timeout');
-      const request = prepareStart(role, memberFlagValues(options), { dir: options['dir'] as string | undefined, config: options['config'] as string | undefined }, timeoutMs);
+      const request = namingEnvironmentVariables(options, process.env, () => prepareStart(role, memberFlagValues(options), memberLocationFlags(options), timeoutMs));
       const outcome = await startCommand(request, options['json'] === true, output);
       if (outcome.ok) return 0;
       reportError(outcome.error);
@@ -190,12 +194,19 @@ export function buildProgram(): Command {
   );
 
   addMemberOptions(
-    program.command('run').description('run a locator or server in the foreground (containers, systemd) until SIGTERM or SIGINT').addArgument(roleArgument()),
+    program
+      .command('run')
+      .description('run a locator, server, router or controller in the foreground (containers, systemd) until SIGTERM or SIGINT; every flag may come from the environment (STRAIT_NAME for --name, ...)')
+      .addArgument(new Argument('[role]', `locator, server, router or controller (default $${ROLE_ENVIRONMENT_VARIABLE})`).choices(['locator', 'server', 'router', 'controller'])),
   ).action(
-    action(async (role: MemberRole, options: Record<string, unknown>) => {
-      const flags = memberFlagValues(options);
-      const where = locateMember(options['dir'] as string | undefined, flags['name'], options['config'] as string | undefined);
-      const config = loadMemberConfig(role, flags, where);
+    action(async (given: MemberRole | undefined, options: Record<string, unknown>) => {
+      const role = runRole(given);
+      const { config, where } = namingEnvironmentVariables(options, process.env, () => {
+        const flags = memberFlagValues(options);
+        const location = memberLocationFlags(options);
+        const found = locateMember(location.dir, flags['name'], location.config);
+        return { config: loadMemberConfig(role, flags, found), where: found };
+      });
       const { runMember } = await import('./run.ts');
       await runMember(config, { dir: where.dir });
     }),
@@ -206,7 +217,7 @@ export function buildProgram(): Command {
       .command('stop')
       .description(`stop the locator or server running in a directory (a clean leave); or stop a ${GATEWAY_SENDER} (events are no longer queued)`)
       .addArgument(roleOrSenderArgument())
-      .option('--dir <dir>', 'the member directory (default: the current directory)')
+      .option('--dir <dir>', 'the member directory (default $STRAIT_DIR, else the current directory)')
       .option('--timeout <seconds>', `how long to wait for the process to exit (default ${STOP_TIMEOUT_MS_DEFAULT / 1000})`)
       .option('--force', 'kill the process (SIGKILL) if it has not exited after the timeout', false),
   )))
@@ -223,7 +234,7 @@ export function buildProgram(): Command {
         }
         const { resolve } = await import('node:path');
         const timeoutMs = parseTimeoutSeconds(options.timeout, STOP_TIMEOUT_MS_DEFAULT, '--timeout');
-        await stopCommand(role, resolve(options.dir ?? '.'), timeoutMs, options.force, output);
+        await stopCommand(role, resolve(options.dir ?? memberLocationFlags({}).dir ?? '.'), timeoutMs, options.force, output);
       }),
     );
 
@@ -347,6 +358,7 @@ export function buildProgram(): Command {
     output,
   });
   registerTopologyCommands(program, { action, output });
+  registerTlsCommands(program, { action, output });
   registerDemo(program);
   registerProxy(program);
   registerChat(program);

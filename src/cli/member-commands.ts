@@ -9,8 +9,14 @@ import { startInBackground, stopMember, type StartOutcome, type StartRequest } f
 import { describeReadyMember } from './report.ts';
 import type { Output } from './client-commands.ts';
 
-/** The environment variable that carries the admin token, so it never shows in `ps`. */
+/**
+ * The environment variable that carries the admin token, so it never shows in `ps`: the name
+ * environmentVariableFor('admin-token') gives it, like every other flag.
+ */
 export const ADMIN_TOKEN_ENVIRONMENT_VARIABLE = 'STRAIT_ADMIN_TOKEN';
+/** The role `strait run` takes when the command line names none (containers: `strait run`). */
+export const ROLE_ENVIRONMENT_VARIABLE = 'STRAIT_ROLE';
+export const MEMBER_ROLES: readonly MemberRole[] = ['locator', 'server', 'router', 'controller'];
 
 interface MemberFlag {
   readonly key: string;
@@ -43,29 +49,114 @@ export const MEMBER_FLAGS: readonly MemberFlag[] = [
   { key: 'token-file', argument: '<file>', description: 'controller: file holding the bearer token its API requires (at least 16 characters)' },
   { key: 'edge-timeout', argument: '<ms>', description: 'controller: how long every edge of a topology has to connect before an apply is rolled back (default 60000)' },
   { key: 'value-bytes-max', argument: '<bytes>', description: 'server: largest value accepted in a put (default 1 MiB)' },
+  { key: 'tls-cert', argument: '<file>', description: 'TLS: this member\'s certificate (PEM; strait tls init makes them); with --tls-key and --tls-ca every link is TLS' },
+  { key: 'tls-key', argument: '<file>', description: 'TLS: this member\'s private key (PEM)' },
+  { key: 'tls-ca', argument: '<file>', description: 'TLS: the CA certificate its peers must be signed by (PEM)' },
+  { key: 'tls-require-client-cert', argument: '<true|false>', description: 'TLS: clients must present a certificate too (default false)' },
+  { key: 'client-token-file', argument: '<file>', description: 'file holding the token clients without a certificate must present (needs TLS; else $STRAIT_CLIENT_TOKEN)' },
 ];
 
 function camelCase(key: string): string {
   return key.replace(/-([a-z])/g, (_, letter: string) => letter.toUpperCase());
 }
 
+// Every member flag can also come from the environment, so a container is configured by its
+// environment alone: `--site-id 2` is STRAIT_SITE_ID=2. The names are derived from the flags, so
+// a flag added to MEMBER_FLAGS has its variable at once. A flag on the command line wins; an
+// empty variable counts as unset (as `${NAME:default}` in strait.yaml does).
+
+type Environment = Readonly<Record<string, string | undefined>>;
+
+/** The environment variable a flag can come from: STRAIT_ and the flag in upper snake case. */
+export function environmentVariableFor(flag: string): string {
+  return `STRAIT_${flag.toUpperCase().replaceAll('-', '_')}`;
+}
+
+function fromEnvironment(environment: Environment, flag: string): string | undefined {
+  const value = environment[environmentVariableFor(flag)];
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function describeWithVariable(description: string, flag: string): string {
+  return `${description} (env: ${environmentVariableFor(flag)})`;
+}
+
 export function addMemberOptions(command: Command): Command {
-  command.option('--dir <dir>', 'member directory: strait.yaml, pid file, member.json, log, data (default ./<name>)');
-  command.option('--config <file>', 'configuration file (default <dir>/strait.yaml)');
-  for (const flag of MEMBER_FLAGS) command.option(`--${flag.key} ${flag.argument}`, flag.description);
+  command.option('--dir <dir>', describeWithVariable('member directory: strait.yaml, pid file, member.json, log, data (default ./<name>)', 'dir'));
+  command.option('--config <file>', describeWithVariable('configuration file (default <dir>/strait.yaml)', 'config'));
+  for (const flag of MEMBER_FLAGS) command.option(`--${flag.key} ${flag.argument}`, describeWithVariable(flag.description, flag.key));
   return command;
 }
 
-/** The member flags commander parsed, keyed by their strait.yaml names. */
-export function memberFlagValues(options: Record<string, unknown>): FlagValues {
+/** The member flags, keyed by their strait.yaml names: from the command line, else the environment. */
+export function memberFlagValues(options: Record<string, unknown>, environment: Environment = process.env): FlagValues {
   const values: Record<string, string | undefined> = {};
   for (const flag of MEMBER_FLAGS) {
-    const value = options[camelCase(flag.key)];
+    const value = options[camelCase(flag.key)] ?? fromEnvironment(environment, flag.key);
     if (typeof value === 'string') values[flag.key] = value;
   }
-  const token = process.env[ADMIN_TOKEN_ENVIRONMENT_VARIABLE];
-  if (values['admin-token'] === undefined && token !== undefined && token.length > 0) values['admin-token'] = token;
   return values;
+}
+
+/** --dir and --config: from the command line, else STRAIT_DIR and STRAIT_CONFIG. */
+export function memberLocationFlags(options: Record<string, unknown>, environment: Environment = process.env): MemberLocationFlags {
+  const location = (flag: 'dir' | 'config'): string | undefined => {
+    const value = options[flag];
+    return typeof value === 'string' ? value : fromEnvironment(environment, flag);
+  };
+  return { dir: location('dir'), config: location('config') };
+}
+
+/** The role of `strait run`: the argument, else STRAIT_ROLE. */
+export function runRole(argument: MemberRole | undefined, environment: Environment = process.env): MemberRole {
+  if (argument !== undefined) return argument;
+  const value = environment[ROLE_ENVIRONMENT_VARIABLE];
+  if (value === undefined || value === '') {
+    throw new StraitError('STRAIT_USAGE', { reason: `run needs a role: strait run ${MEMBER_ROLES.join('|')}, or set ${ROLE_ENVIRONMENT_VARIABLE}` });
+  }
+  const role = MEMBER_ROLES.find((candidate) => candidate === value);
+  if (role === undefined) {
+    throw new StraitError('STRAIT_CONFIG_INVALID', {
+      source: 'environment', key: ROLE_ENVIRONMENT_VARIABLE, reason: `expected ${MEMBER_ROLES.join(', ')}, got ${JSON.stringify(value)}`,
+    });
+  }
+  return role;
+}
+
+/**
+ * Runs `load`, which builds a member's configuration from memberFlagValues and memberLocationFlags
+ * of the same `options` and `environment`. A configuration error about a flag that came from the
+ * environment is rethrown naming the variable instead of the flag: `environment: STRAIT_PORT: ...`.
+ */
+export function namingEnvironmentVariables<T>(options: Record<string, unknown>, environment: Environment, load: () => T): T {
+  try {
+    return load();
+  } catch (error) {
+    throw inEnvironmentTerms(error, options, environment);
+  }
+}
+
+function inEnvironmentTerms(error: unknown, options: Record<string, unknown>, environment: Environment): unknown {
+  if (!(error instanceof StraitError) || error.details['source'] !== 'command line') return error;
+  const key = error.details['key'];
+  const flag = typeof key === 'string' && key.startsWith('--') ? key.slice(2) : undefined;
+  if (flag === undefined || options[camelCase(flag)] !== undefined) return error;
+  const value = fromEnvironment(environment, flag);
+  if (value === undefined) return error;
+  const variable = environmentVariableFor(flag);
+  const reason = `${String(error.details['reason'] ?? '')}${serviceLinkHint(variable, value)}`;
+  return new StraitError(error.code, { ...error.details, source: 'environment', key: variable, reason }, { cause: error });
+}
+
+/**
+ * Kubernetes sets `<SERVICE>_PORT=tcp://10.0.0.7:10334` in every pod for every Service of its
+ * namespace: a Service named strait-server sets STRAIT_SERVER_PORT. Say so rather than leave the
+ * operator puzzling over a value they never wrote.
+ */
+function serviceLinkHint(variable: string, value: string): string {
+  if (!/^(tcp|udp|sctp):\/\//.test(value) || !variable.endsWith('_PORT')) return '';
+  const service = variable.slice(0, -'_PORT'.length).toLowerCase().replaceAll('_', '-');
+  return `; this looks like the variable Kubernetes sets for a Service named ${service}: set enableServiceLinks: false in the pod spec, or rename the Service`;
 }
 
 export interface MemberLocationFlags {
@@ -85,7 +176,11 @@ export function prepareStart(role: MemberRole, flags: FlagValues, location: Memb
     runArguments.push(`--${key}`, value);
   }
   if (config.logFormat === undefined) runArguments.push('--log-format', 'json');
-  return { role, dir: where.dir, config, runArguments, timeoutMs };
+  // The flags' variables were read here (or deliberately not, by `strait demo`); the token goes on
+  // through the environment.
+  const withheldEnvironment = [...MEMBER_FLAGS.map((flag) => flag.key), 'dir', 'config']
+    .filter((key) => key !== 'admin-token').map(environmentVariableFor);
+  return { role, dir: where.dir, config, runArguments, timeoutMs, withheldEnvironment };
 }
 
 /**

@@ -54,6 +54,11 @@ export interface StartRequest {
   /** Arguments for `strait run <role>` (flags in their command-line spelling). */
   readonly runArguments: readonly string[];
   readonly timeoutMs: number;
+  /**
+   * Environment variables the member must not inherit: those `run` would read as flags, already
+   * resolved into runArguments, so the member runs the configuration that was checked here.
+   */
+  readonly withheldEnvironment?: readonly string[];
 }
 
 export type StartOutcome =
@@ -107,6 +112,12 @@ export function checkNotRunning(dir: string, role: MemberRole): void {
  * stopped so that a failed start leaves nothing running). Every START_PROGRESS_INTERVAL_MS
  * while it waits, `progress` hears the latest problem the member logged.
  */
+function withhold(environment: NodeJS.ProcessEnv, names: readonly string[]): NodeJS.ProcessEnv {
+  const kept = { ...environment };
+  for (const name of names) delete kept[name];
+  return kept;
+}
+
 export async function startInBackground(request: StartRequest, progress?: StartProgress): Promise<StartOutcome> {
   const { dir, role, config } = request;
   mkdirSync(dir, { recursive: true });
@@ -123,7 +134,7 @@ export async function startInBackground(request: StartRequest, progress?: StartP
     cwd: dir,
     detached: true,
     stdio: ['ignore', logDescriptor, logDescriptor],
-    env: { ...MEMBER_ENVIRONMENT, ...process.env },
+    env: withhold({ ...MEMBER_ENVIRONMENT, ...process.env }, request.withheldEnvironment ?? []),
   });
   closeSync(logDescriptor);
   child.on('error', (error) => {

@@ -16,11 +16,21 @@ import { describeError, exitCodeFor } from './report.ts';
 import { DATA_DIRECTORY_NAME, writeMemberRecord } from './member-files.ts';
 import { claimProcess } from './process-claim.ts';
 import type { RunOptions } from './run.ts';
+import { memberTls, type MemberTls } from './member-tls.ts';
 
 export async function runController(config: ControllerMemberConfig, options: RunOptions): Promise<void> {
   const { dir } = options;
   const claimed = claimProcess(dir, 'controller', config);
   const { logger, startedAt, exit } = claimed;
+  let tls: MemberTls | undefined;
+  try {
+    tls = memberTls({ role: 'controller', name: config.name, site: undefined, tls: config.tls }, logger);
+  } catch (error) {
+    logger.error({ code: describeError(error).code }, `controller ${config.name} did not start: ${describeError(error).message}`);
+    writeMemberRecord(dir, { role: 'controller', name: config.name, pid: process.pid, state: 'failed', error: describeError(error), startedAt });
+    exit(exitCodeFor(error));
+    return;
+  }
   const runtime = createNodeRuntime({ storageDirectory: join(dir, DATA_DIRECTORY_NAME), logger });
   let address = config.bind;
   const record = (state: 'ready' | 'stopped') =>
@@ -39,7 +49,8 @@ export async function runController(config: ControllerMemberConfig, options: Run
     fail(error);
     return;
   }
-  const app = createControllerServer({ controller, logger: runtime.log, token: config.token, version: '0.1.0' });
+  const app = createControllerServer({ controller, logger: runtime.log, token: config.token, version: '0.1.0', https: tls?.https() });
+  tls?.serveHttpsFrom(app.server);
   // An operation under way stops with the process; its journal undoes it at the next start.
   claimed.stopOnSignals(`controller ${config.name}`, (stopped) => {
     app.close().finally(() => runtime.close(() => {
@@ -63,5 +74,5 @@ export async function runController(config: ControllerMemberConfig, options: Run
   const bound = app.server.address() as AddressInfo;
   address = { host: config.advertisedHost, port: bound.port };
   record('ready');
-  logger.info({ address: `${address.host}:${address.port}` }, `controller ${config.name} ready at http://${address.host}:${address.port} (REST API /v1/topologies, dashboard /, OpenAPI /openapi.json)`);
+  logger.info({ address: `${address.host}:${address.port}` }, `controller ${config.name} ready at ${tls === undefined ? 'http' : 'https'}://${address.host}:${address.port} (REST API /v1/topologies, dashboard /, OpenAPI /openapi.json)`);
 }

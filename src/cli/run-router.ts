@@ -12,12 +12,22 @@ import { describeError, exitCodeFor } from './report.ts';
 import { writeMemberRecord } from './member-files.ts';
 import { claimProcess } from './process-claim.ts';
 import type { RunOptions } from './run.ts';
+import { memberTls, type MemberTls } from './member-tls.ts';
 
 export async function runRouter(config: RouterMemberConfig, options: RunOptions): Promise<void> {
   const { dir } = options;
   const claimed = claimProcess(dir, 'router', config);
   const { logger, startedAt, exit } = claimed;
-  const runtime = createNodeRuntime({ storageDirectory: undefined, logger });
+  let tls: MemberTls | undefined;
+  try {
+    tls = memberTls({ role: 'router', name: config.name, site: undefined, tls: config.tls }, logger);
+  } catch (error) {
+    logger.error({ code: describeError(error).code }, `router ${config.name} did not start: ${describeError(error).message}`);
+    writeMemberRecord(dir, { role: 'router', name: config.name, pid: process.pid, state: 'failed', error: describeError(error), startedAt });
+    exit(exitCodeFor(error));
+    return;
+  }
+  const runtime = createNodeRuntime({ storageDirectory: undefined, logger, ...(tls?.runtime ?? {}) });
   const router = new Router(runtime, config.core);
   claimed.stopOnSignals(`router ${config.name}`, (stopped) => router.stop(() => runtime.close(() => {
     const address = router.address ?? config.core.bind;

@@ -130,8 +130,6 @@ export class StraitClient {
     const connectionOptions: ConnectionOptions = {
       local: { role: options.role ?? 'client', name: options.name ?? 'client', site: null },
       ...(options.token === undefined ? {} : { token: options.token }),
-      // The client checks a TLS site's members: a trusted member certificate before the hello.
-      ...(options.tls === undefined ? {} : { security: { tls: true, requireClientCertificate: false, clientToken: undefined, adminToken: undefined } }),
       frameBytesMax: 64 * 1024 * 1024,
       requestTimeoutMs: this.requestTimeoutMs,
       requestsInFlightMax: options.requestsInFlightMax ?? 10_000,

@@ -42,6 +42,8 @@ import {
   type Parser,
 } from './config-values.ts';
 import { parseDiscovery, type DiscoveryConfig } from './discovery-config.ts';
+import { parseTlsSettings, type TlsSettings } from './security-config.ts';
+import type { SecurityPolicy } from '../protocol/authentication.ts';
 import { substituteEnvironment, type Environment } from './environment.ts';
 import { isBindSelector, resolveBindSelector, type NetworkInterfaces } from './interfaces.ts';
 import {
@@ -108,8 +110,10 @@ interface CommonMemberConfig {
   readonly logLevel: LogLevel;
   /** undefined = the process decides (pretty in a foreground terminal, JSON in a log file). */
   readonly logFormat: LogFormat | undefined;
-  /** Bearer token the admin HTTP API requires; never logged. */
+  /** Bearer token the admin HTTP API requires, and the admin role on the TCP port; never logged. */
   readonly adminToken: string | undefined;
+  /** TLS on every listener and link (security-config.ts); plain TCP when undefined. */
+  readonly tls: TlsSettings | undefined;
   /** Where to find the site's locators beyond `locators` (discovery-config.ts). */
   readonly discovery: DiscoveryConfig | undefined;
 }
@@ -226,6 +230,14 @@ export const CONFIG_KEYS: Readonly<Record<string, KeyDescription>> = {
   /** How long every edge of a topology has to connect, ms. */
   'edge-timeout': { roles: CONTROLLER, flag: true },
   'admin-token': { roles: BOTH, flag: true },
+  /** TLS: a mapping { cert, key, ca, require-client-cert } (security-config.ts), or the tls-* flags. */
+  tls: { roles: EVERY, flag: false },
+  'tls-cert': { roles: EVERY, flag: true },
+  'tls-key': { roles: EVERY, flag: true },
+  'tls-ca': { roles: EVERY, flag: true },
+  'tls-require-client-cert': { roles: BOTH, flag: true },
+  /** A file holding the token clients must present when they have no certificate; else STRAIT_CLIENT_TOKEN. */
+  'client-token-file': { roles: BOTH, flag: true },
   'frame-bytes-max': { roles: BOTH, flag: true },
   'value-bytes-max': { roles: SERVER, flag: true },
   regions: { roles: SERVER, flag: false },
@@ -345,6 +357,7 @@ export function buildMemberConfig(
     logLevel: get('log-level', oneOf(LOG_LEVELS)) ?? 'info',
     logFormat: get('log-format', oneOf(LOG_FORMATS)),
     adminToken: get('admin-token', longText),
+    tls: parseTlsSettings((key) => values.get(key), (path, origin) => resolveModulePath(path, origin.fromCommandLine ? undefined : file?.path)!),
     discovery: fileValues?.['discovery'] === undefined || fileValues['discovery'] === null
       ? undefined
       : parseDiscovery(fileValues['discovery'], file?.path ?? COMMAND_LINE, LOCATOR_PORT_DEFAULT),
@@ -381,6 +394,7 @@ export function buildMemberConfig(
   }
   // Members with routers register with them; without any, no secret is needed.
   const routers = routerList.length === 0 ? {} : { routers: { addresses: routerList, secret: secret() } };
+  const security = securityPolicy(values, machine, file?.path ?? COMMAND_LINE, common.tls, common.adminToken);
 
   if (role === 'locator') {
     return {
@@ -395,6 +409,7 @@ export function buildMemberConfig(
         locators,
         remoteLocators: get('remote-locators', locatorAddresses) ?? [],
         ...routers,
+        security,
         timing,
         frameBytesMax,
         pid: undefined,
@@ -438,6 +453,7 @@ export function buildMemberConfig(
         ? { ...region.spec, gatewaySenderIds: [...region.gatewaySenderIds] }
         : region.spec)),
       ...routers,
+      security,
       timing,
       frameBytesMax,
       // A value travels inside a frame with its key, tag and envelope: leave them room, so a put
@@ -469,6 +485,32 @@ function secretFile(values: Map<string, Sourced>, key: string, machine: MachineF
   }
   if (text.length < ROUTER_SECRET_LENGTH_MIN) throw invalid(sourced.origin, `the secret in ${path} is shorter than ${ROUTER_SECRET_LENGTH_MIN} characters`);
   return text;
+}
+
+/** The environment variable that carries the client token (instead of client-token-file). */
+export const CLIENT_TOKEN_ENVIRONMENT_VARIABLE = 'STRAIT_CLIENT_TOKEN';
+
+/**
+ * What a locator or server asks of clients and admins. A client token needs TLS: without it
+ * member roles are not authenticated (anyone may claim to be a server) and the token would cross
+ * the network in clear, so it would protect nothing.
+ */
+function securityPolicy(
+  values: Map<string, Sourced>, machine: MachineFacts, source: string, tls: TlsSettings | undefined, adminToken: string | undefined,
+): SecurityPolicy {
+  const fromFile = secretFile(values, 'client-token-file', machine, source);
+  const fromEnvironment = machine.environment[CLIENT_TOKEN_ENVIRONMENT_VARIABLE]?.trim();
+  const clientToken = fromFile ?? (fromEnvironment === undefined || fromEnvironment.length === 0 ? undefined : fromEnvironment);
+  if (clientToken !== undefined && clientToken.length < ROUTER_SECRET_LENGTH_MIN) {
+    throw new StraitError('STRAIT_CONFIG_INVALID', { source: `$${CLIENT_TOKEN_ENVIRONMENT_VARIABLE}`, key: 'client-token-file', reason: `the client token is shorter than ${ROUTER_SECRET_LENGTH_MIN} characters` });
+  }
+  if (clientToken !== undefined && tls === undefined) {
+    throw new StraitError('STRAIT_CONFIG_INVALID', {
+      source, key: values.has('client-token-file') ? 'client-token-file' : `$${CLIENT_TOKEN_ENVIRONMENT_VARIABLE}`,
+      reason: 'a client token needs tls: without it anyone may claim to be a member and the token crosses the network in clear (see docs/SECURITY.md)',
+    });
+  }
+  return { requireClientCertificate: tls?.requireClientCertificate ?? false, clientToken, adminToken };
 }
 
 /**

@@ -50,7 +50,7 @@ class Harness {
 
   private newClient(): StraitClient {
     const nowhere = [{ host: '192.0.2.1', port: 9 }];
-    return new StraitClient(this.controllerHost.runtime(), nowhere, { locators: nowhere, requestTimeoutMs: 10_000 }, undefined);
+    return new StraitClient(this.controllerHost.runtime(), nowhere, { role: 'admin', locators: nowhere, requestTimeoutMs: 10_000 }, undefined);
   }
 
   /** kill -9 of the controller process, then a new one over the same disk. */
@@ -119,7 +119,7 @@ class Harness {
 
   async put(site: string, key: string, value: string): Promise<void> {
     const host = this.sim.host(`client-${site}-${key}`);
-    const client = new StraitClient(host.runtime(), [this.sites.get(site)!.locator], { locators: [this.sites.get(site)!.locator], requestTimeoutMs: 30_000 }, undefined);
+    const client = new StraitClient(host.runtime(), [this.sites.get(site)!.locator], { role: 'admin', locators: [this.sites.get(site)!.locator], requestTimeoutMs: 30_000 }, undefined);
     let done = false;
     let failure: unknown;
     client.region<string>('orders').put(key, value).then(() => { done = true; }, (error: unknown) => { failure = error; done = true; });

@@ -1,6 +1,7 @@
 // Validated configuration of the core state machines. The CLI builds these from flags and
 // strait.yaml (src/config/member-config.ts); the simulator builds them directly.
 
+import type { SecurityPolicy } from '../protocol/authentication.ts';
 import type { RegionSpec } from '../protocol/messages.ts';
 import type { Address } from '../runtime/runtime.ts';
 
@@ -39,6 +40,8 @@ export interface LocatorConfig {
   readonly remoteLocators: readonly Address[];
   /** Routers to register with (`routers`), and the mesh's secret (router.ts). */
   readonly routers?: RouterSettings;
+  /** What clients and admins must show (protocol/authentication.ts); default: nothing. */
+  readonly security?: SecurityPolicy;
   readonly timing: MembershipTiming;
   readonly frameBytesMax: number;
   readonly pid: number | undefined;
@@ -164,6 +167,8 @@ export interface ServerConfig {
   readonly regions: readonly RegionSpec[];
   /** Routers to register with: other sites' senders reach this server's receiver through them. */
   readonly routers?: RouterSettings;
+  /** What clients and admins must show (protocol/authentication.ts); default: nothing. */
+  readonly security?: SecurityPolicy;
   readonly timing: MembershipTiming;
   readonly frameBytesMax: number;
   /** Largest value accepted in a put. */

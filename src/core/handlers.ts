@@ -47,3 +47,14 @@ export function reportingInternalErrors(log: Logger, member: string, metrics: { 
     metrics.internalError(where, error);
   };
 }
+
+/**
+ * What a member does with a refused peer (ConnectionOptions.onRefusal): counts it by code; logs a
+ * refused operation (a refused handshake is logged by the connection as it closes).
+ */
+export function reportingRefusals(log: Logger, member: string, metrics: { securityRefusal(code: string): void }): (error: StraitError, connection: Connection) => void {
+  return (error, connection) => {
+    metrics.securityRefusal(error.code);
+    if (error.code === 'STRAIT_FORBIDDEN') log.warn({ code: error.code, peer: connection.label }, `${member}: refused a request: ${error.message}`);
+  };
+}

@@ -21,7 +21,7 @@ import { WanDiscovery } from './wan-discovery.ts';
 import { ConfigService, mergedRemoteLocators } from './config-service.ts';
 import { siteSenders } from './site-senders.ts';
 import { Coordinator } from './coordinator.ts';
-import { dispatchRequest, reportingInternalErrors, type HandlerTable, type InternalErrorSink } from './handlers.ts';
+import { dispatchRequest, reportingInternalErrors, reportingRefusals, type HandlerTable, type InternalErrorSink } from './handlers.ts';
 import { MemberAgent } from './member-agent.ts';
 import type { MemberAdmin, MemberStartResult, MemberState, MetricsSink, RegionStatus } from './member-admin.ts';
 import { addressKey, PeerPool } from './peer-pool.ts';
@@ -90,6 +90,8 @@ export class Locator {
       incomingRequestsMax: REQUESTS_IN_FLIGHT_MAX,
       bufferedBytesMax: CONNECTION_BUFFERED_BYTES_MAX,
       expectedSite: config.site,
+      ...(config.security === undefined ? {} : { security: config.security }),
+      onRefusal: reportingRefusals(this.log, `locator ${config.name}`, metrics),
     };
     const handler: ConnectionHandler = {
       onOpen: () => {},

@@ -86,6 +86,11 @@ export interface MetricsSink {
   /** A subscription was cut off because its subscriber did not keep up. */
   subscriberCut(): void;
   /**
+   * A peer was refused for its credentials or for what it asked (STRAIT_TLS_REFUSED,
+   * STRAIT_UNAUTHENTICATED, STRAIT_FORBIDDEN): `code` says which.
+   */
+  securityRefusal(code: string): void;
+  /**
    * The gateway receiver took a batch: events applied, those among them this server already
    * held at the same version (a resend after a failover), events refused (dead letters), and
    * among the duplicates those their sender did not flag possible-duplicate (should be none).
@@ -105,6 +110,7 @@ export const NO_METRICS: MetricsSink = {
   clients() {},
   internalError() {},
   subscriberCut() {},
+  securityRefusal() {},
   receiverBatch() {},
 };
 

@@ -25,7 +25,7 @@ import { siteSenders } from './site-senders.ts';
 import { GatewayReceiver, type ReceiverStatistics } from './gateway-receiver.ts';
 import { DialOutLinks, type DialOutLinkStatus } from './dial-out.ts';
 import { RouterLinks, routedNetwork, withNetwork } from './router-links.ts';
-import { dispatchRequest, reportingInternalErrors, type HandlerTable, type InternalErrorSink } from './handlers.ts';
+import { dispatchRequest, reportingInternalErrors, reportingRefusals, type HandlerTable, type InternalErrorSink } from './handlers.ts';
 import { InitialImage } from './initial-image.ts';
 import { KeyPager } from './key-pager.ts';
 import { regionRequestHandlers } from './region-requests.ts';
@@ -53,6 +53,12 @@ export const INCOMING_REQUESTS_MAX = 10_000;
 export const CONNECTION_BUFFERED_BYTES_MAX = 8 * 1024 * 1024;
 /** Connections accepted and open at once (clients, peers, other sites' senders), at most. */
 export const CONNECTIONS_MAX = 10_000;
+/**
+ * What a gateway receiver's port serves: other sites' batches, and the links of dial-out sites'
+ * receivers (which attach there; the batches then flow the other way). Nothing else: the port
+ * faces other sites, and often the internet.
+ */
+export const RECEIVER_PORT_OPERATIONS: ReadonlySet<RequestOp> = new Set<RequestOp>(['gatewayBatch', 'gatewayAttach', 'ping']);
 /** Tombstones are kept this long so late writes can't resurrect deleted keys. */
 export const TOMBSTONE_TIMEOUT_MS = 10 * 60 * 1000;
 /** Tombstones looked at per tick by the sweep, at most. */
@@ -241,7 +247,7 @@ export class Server {
       host: spec.hostnameForClients ?? this.config.hostnameForClients ?? advertisedHost(bound.host),
       port: bound.port,
     });
-    receiver.start(this.config.bind.host, advertise, (stream) => this.accept(stream), (error) => {
+    receiver.start(this.config.bind.host, advertise, (stream) => this.accept(stream, RECEIVER_PORT_OPERATIONS), (error) => {
       if (error !== undefined) {
         receiver.close();
         if (this.receiver === receiver) {
@@ -272,6 +278,8 @@ export class Server {
       incomingRequestsMax: INCOMING_REQUESTS_MAX,
       bufferedBytesMax: CONNECTION_BUFFERED_BYTES_MAX,
       ...(this.site !== undefined ? { expectedSite: this.site } : {}),
+      ...(this.config.security === undefined ? {} : { security: this.config.security }),
+      onRefusal: reportingRefusals(this.log, `server ${this.config.name}`, this.metrics),
     };
   }
 
@@ -608,12 +616,14 @@ export class Server {
 
   // ---- Connections and requests ----
 
-  private accept(stream: Stream): void {
+  /** Takes a stream accepted on the server port (every operation), or the receiver's (`served` only). */
+  private accept(stream: Stream, served?: ReadonlySet<RequestOp>): void {
     if (this.inbound.size >= CONNECTIONS_MAX) {
       Connection.refuse(stream, new StraitError('STRAIT_TOO_MANY_CONNECTIONS', { member: this.config.name, limit: CONNECTIONS_MAX }));
       return;
     }
-    const connection = Connection.accept(this.runtime, stream, this.connectionOptions, {
+    const options = served === undefined ? this.connectionOptions : { ...this.connectionOptions, servedOperations: served };
+    const connection = Connection.accept(this.runtime, stream, options, {
       onOpen: (opened) => {
         if (opened.peer?.role === 'client' || opened.peer?.role === 'admin') {
           this.subscriptions.attach(opened);

@@ -7,7 +7,7 @@ import {
 } from './authentication.ts';
 import { REQUESTS, type RequestOp } from './messages.ts';
 
-const TLS: SecurityPolicy = { tls: true, requireClientCertificate: false, clientToken: undefined, adminToken: undefined };
+const TLS: SecurityPolicy = OPEN_POLICY;
 const server1: StreamSecurity = { kind: 'tls', identity: { role: 'server', site: 1 }, refusal: undefined };
 const server2: StreamSecurity = { kind: 'tls', identity: { role: 'server', site: 2 }, refusal: undefined };
 const noCertificate: StreamSecurity = { kind: 'tls', identity: undefined, refusal: undefined };
@@ -29,11 +29,12 @@ test('a member certificate backs its own role and site only', () => {
   refusedWith('STRAIT_UNAUTHENTICATED', () => authenticateHello(claim('router', null), undefined, server1, TLS, 'peer'));
 });
 
-test('under TLS, a member role without a certificate, or with an untrusted one, is refused; a plaintext claim too', () => {
+test('under TLS, a member role without a certificate, or with an untrusted one, is refused', () => {
   refusedWith('STRAIT_UNAUTHENTICATED', () => authenticateHello(claim('server', 1), undefined, noCertificate, TLS, 'peer'));
   refusedWith('STRAIT_TLS_REFUSED', () => authenticateHello(claim('server', 1), undefined, otherCa, TLS, 'peer'));
   refusedWith('STRAIT_TLS_REFUSED', () => authenticateHello(claim('client', null), undefined, otherCa, TLS, 'peer'));
-  refusedWith('STRAIT_UNAUTHENTICATED', () => authenticateHello(claim('server', 1), undefined, { kind: 'plaintext' }, TLS, 'peer'));
+  // Without TLS member roles are taken as claimed (docs/SECURITY.md): the transport proves nothing.
+  authenticateHello(claim('server', 1), undefined, { kind: 'plaintext' }, TLS, 'peer');
 });
 
 test('clients: anonymous unless the site sets a client token or requires certificates', () => {
@@ -65,13 +66,13 @@ test('a routed tunnel backs a member of the site the router authenticated, nothi
 });
 
 test('the connecting side sends no hello to a TLS peer without a trusted certificate, and checks the welcome', () => {
-  assert.equal(mayConnect(server1, TLS, 'peer'), undefined);
-  assert.equal(mayConnect({ kind: 'plaintext' }, OPEN_POLICY, 'peer'), undefined);
-  assert.equal(mayConnect(noCertificate, TLS, 'peer')?.code, 'STRAIT_TLS_REFUSED');
-  assert.equal(mayConnect(otherCa, TLS, 'peer')?.code, 'STRAIT_TLS_REFUSED');
-  authenticateWelcome(claim('server', 1), server1, TLS, 'peer');
-  refusedWith('STRAIT_UNAUTHENTICATED', () => authenticateWelcome(claim('server', 1), server2, TLS, 'peer'));
-  refusedWith('STRAIT_UNAUTHENTICATED', () => authenticateWelcome(claim('locator', 1), server1, TLS, 'peer'));
+  assert.equal(mayConnect(server1, 'peer'), undefined);
+  assert.equal(mayConnect({ kind: 'plaintext' }, 'peer'), undefined);
+  assert.equal(mayConnect(noCertificate, 'peer')?.code, 'STRAIT_TLS_REFUSED');
+  assert.equal(mayConnect(otherCa, 'peer')?.code, 'STRAIT_TLS_REFUSED');
+  authenticateWelcome(claim('server', 1), server1, 'peer');
+  refusedWith('STRAIT_UNAUTHENTICATED', () => authenticateWelcome(claim('server', 1), server2, 'peer'));
+  refusedWith('STRAIT_UNAUTHENTICATED', () => authenticateWelcome(claim('locator', 1), server1, 'peer'));
 });
 
 test('every request operation has an audience; member-only operations are refused to clients and on a receiver port', () => {

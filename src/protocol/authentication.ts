@@ -13,8 +13,9 @@
 // (OPERATION_AUDIENCES): a client's connection can read and write regions but not replicate,
 // acknowledge a sender's events or control it; a gateway receiver's port serves batches only.
 //
-// Without TLS (development, or a network the operator trusts) member roles are taken as
-// claimed — the transport proves nothing — but tokens still apply to clients and admins, and
+// A link is TLS when the member (or client) has TLS credentials; then every peer must prove a
+// member role with a certificate. Without TLS (development, or a network the operator trusts)
+// member roles are taken as claimed — the transport proves nothing — but tokens still apply to clients and admins, and
 // the operation audiences still hold. docs/SECURITY.md says what each setting protects.
 //
 // Pure: no I/O, no clock.
@@ -23,9 +24,11 @@ import { StraitError } from '../errors.ts';
 import type { CertificateIdentity, StreamSecurity } from '../runtime/runtime.ts';
 import type { RequestOp, Role } from './messages.ts';
 
+/**
+ * What an accepting member asks of clients and admins. Whether members must prove themselves
+ * is not a setting: on a TLS link they must (a member with TLS listens with TLS only).
+ */
 export interface SecurityPolicy {
-  /** The member's links are TLS: peers must prove member roles with a certificate. */
-  readonly tls: boolean;
   /** Clients and admins must present a certificate too (tls `require-client-cert`). */
   readonly requireClientCertificate: boolean;
   /** A client without a client or admin certificate must present this token. */
@@ -35,7 +38,7 @@ export interface SecurityPolicy {
 }
 
 /** No checks beyond the operation audiences: what a member without security settings runs. */
-export const OPEN_POLICY: SecurityPolicy = { tls: false, requireClientCertificate: false, clientToken: undefined, adminToken: undefined };
+export const OPEN_POLICY: SecurityPolicy = { requireClientCertificate: false, clientToken: undefined, adminToken: undefined };
 
 export interface Claim {
   readonly role: Role;
@@ -62,12 +65,16 @@ function describeClaim(claim: Claim): string {
   return claim.site === null ? `${claim.name}, a ${claim.role}` : `${claim.name}, a ${claim.role} of site ${claim.site}`;
 }
 
-/** Whether a certificate's identity backs a claimed role and site. */
-function certificateBacks(identity: CertificateIdentity, claim: Claim): boolean {
+/**
+ * Whether a certificate's identity backs a claimed role and site. A member that does not know
+ * its site yet (a server without site-id, asking its locator) claims none: then its certificate
+ * must be of `ownSite`, the site of the member it connects to.
+ */
+function certificateBacks(identity: CertificateIdentity, claim: Claim, ownSite?: number): boolean {
   switch (claim.role) {
     case 'locator':
     case 'server':
-      return identity.role === claim.role && identity.site === claim.site;
+      return identity.role === claim.role && identity.site === (claim.site ?? ownSite ?? identity.site);
     // Another site's sender or locator: any member certificate of the site it names.
     case 'gateway':
       return (identity.role === 'locator' || identity.role === 'server') && identity.site === claim.site;
@@ -85,53 +92,52 @@ function certificateBacks(identity: CertificateIdentity, claim: Claim): boolean 
  * under `policy`; throws STRAIT_TLS_REFUSED (a certificate that isn't trusted) or
  * STRAIT_UNAUTHENTICATED (nothing, or the wrong thing, backs the claim).
  */
-export function authenticateHello(claim: Claim, token: string | undefined, security: StreamSecurity, policy: SecurityPolicy, remote: string): void {
+export function authenticateHello(
+  claim: Claim, token: string | undefined, security: StreamSecurity, policy: SecurityPolicy, remote: string, ownSite?: number,
+): void {
   const peer = `${describeClaim(claim)} at ${remote}`;
   const unauthenticated = (reason: string) => new StraitError('STRAIT_UNAUTHENTICATED', { peer: remote, claimed: describeClaim(claim), reason });
   const member = claim.role === 'locator' || claim.role === 'server' || claim.role === 'gateway';
   if (security.kind === 'routed') {
     // The router authenticated the member that opened the tunnel, as a member of this site.
-    if (member && claim.site === security.site) return;
+    if (member && (claim.site ?? security.site) === security.site) return;
     throw unauthenticated(`the router relaying it vouches only for a member of site ${security.site}`);
   }
   if (security.kind === 'tls') {
     if (security.refusal !== undefined) throw new StraitError('STRAIT_TLS_REFUSED', { peer, reason: security.refusal });
     if (security.identity !== undefined) {
-      if (certificateBacks(security.identity, claim)) return;
+      if (certificateBacks(security.identity, claim, ownSite)) return;
       throw unauthenticated(`its certificate is for ${describe(security.identity)}`);
     }
-  } else if (policy.tls) {
-    throw unauthenticated('it did not connect with TLS, which this member requires');
   }
+  const tls = security.kind === 'tls';
   // No certificate: plain TCP, or a TLS client that presented none.
   if (claim.role === 'client' || claim.role === 'admin') {
-    if (policy.tls && policy.requireClientCertificate) throw unauthenticated('it presented no certificate, and this member requires one of every client (tls require-client-cert)');
+    if (tls && policy.requireClientCertificate) throw unauthenticated('it presented no certificate, and this member requires one of every client (tls require-client-cert)');
     if (claim.role === 'admin') {
       // A site with any security setting has admins prove it: the admin token, or an admin certificate.
       if (policy.adminToken !== undefined) {
         if (tokensMatch(token, policy.adminToken)) return;
         throw unauthenticated(token === undefined ? 'it presented no admin certificate and no admin token' : 'it presented no admin certificate and a wrong admin token');
       }
-      if (!policy.tls && policy.clientToken === undefined) return;
+      if (!tls && policy.clientToken === undefined) return;
       throw unauthenticated('it presented no admin certificate, and this member has no admin-token set');
     }
     if (policy.clientToken === undefined || tokensMatch(token, policy.clientToken)) return;
     throw unauthenticated(token === undefined ? 'it presented no certificate and no client token' : 'it presented no certificate and a wrong client token');
   }
-  if (policy.tls) throw unauthenticated('it presented no certificate; members, gateways and routers must (strait tls init makes them)');
+  if (tls) throw unauthenticated('it presented no certificate; members, gateways and routers must (strait tls init makes them)');
 }
 
 /** Before a hello leaves on a TLS link: the peer must have shown a trusted Strait certificate. */
-export function mayConnect(security: StreamSecurity, policy: SecurityPolicy, remote: string): StraitError | undefined {
-  if (!policy.tls || security.kind === 'routed') return undefined;
-  if (security.kind !== 'tls') return new StraitError('STRAIT_TLS_REFUSED', { peer: remote, reason: 'the link is not TLS, which this side requires' });
-  if (security.identity !== undefined) return undefined;
+export function mayConnect(security: StreamSecurity, remote: string): StraitError | undefined {
+  if (security.kind !== 'tls' || security.identity !== undefined) return undefined;
   return new StraitError('STRAIT_TLS_REFUSED', { peer: remote, reason: security.refusal ?? 'it presented no certificate' });
 }
 
 /** After the welcome: the peer's certificate must back the role and site it answered with. */
-export function authenticateWelcome(claim: Claim, security: StreamSecurity, policy: SecurityPolicy, remote: string): void {
-  if (!policy.tls || security.kind !== 'tls') return;
+export function authenticateWelcome(claim: Claim, security: StreamSecurity, remote: string): void {
+  if (security.kind !== 'tls') return;
   const identity = security.identity;
   if (identity !== undefined && certificateBacks(identity, claim)) return;
   throw new StraitError('STRAIT_UNAUTHENTICATED', {
@@ -204,9 +210,11 @@ export const OPERATION_AUDIENCES: Readonly<Record<RequestOp, Audience>> = {
  * Why `role` may not ask for `op` on this connection, or undefined when it may. `served`, when
  * given, is every operation the listener serves (a gateway receiver's port: batches only).
  */
-export function operationRefusal(op: RequestOp, role: Role, served: ReadonlySet<RequestOp> | undefined): string | undefined {
-  if (served !== undefined && !served.has(op)) return `this port serves ${[...served].join(', ')} only`;
-  const audience = OPERATION_AUDIENCES[op];
+export function operationRefusal(op: string, role: Role, served: ReadonlySet<RequestOp> | undefined): string | undefined {
+  // An operation no one serves is the message validator's to refuse (STRAIT_MESSAGE_INVALID).
+  if (!Object.hasOwn(OPERATION_AUDIENCES, op)) return undefined;
+  if (served !== undefined && !served.has(op as RequestOp)) return `this port serves ${[...served].join(', ')} only`;
+  const audience = OPERATION_AUDIENCES[op as RequestOp];
   if (AUDIENCE_ROLES[audience].has(role)) return undefined;
   return `${op} is for ${audience} only`;
 }

@@ -71,7 +71,7 @@ export interface ConnectionOptions {
    * (site null) are always accepted. undefined = accept any (a client connecting out).
    */
   readonly expectedSite?: number;
-  /** Who may connect and as what (authentication.ts). Default: OPEN_POLICY. */
+  /** What an accepting side asks of clients and admins (authentication.ts). Default: OPEN_POLICY. */
   readonly security?: SecurityPolicy;
   /** A client's or admin's token, sent in the hello (only over a link whose peer proved itself, under TLS). */
   readonly token?: string | undefined;
@@ -133,7 +133,7 @@ export class Connection {
       onOpen: () => connection?.sendHello(),
       onData: (bytes) => connection?.receive(bytes),
       onDrain: () => connection?.drained(),
-      onClose: (error) => connection?.closed(error),
+      onClose: (error) => connection?.closed(error ?? connection.closedInHandshake()),
     };
     const stream = runtime.network.connect(target, streamHandler);
     connection = new Connection(runtime, stream, true, options, handler);
@@ -151,6 +151,15 @@ export class Connection {
       onClose: (error) => connection.closed(error),
     });
     connection.startSweep();
+    // A TLS peer whose certificate isn't trusted (another CA, expired) is refused at once,
+    // whatever it would claim: logged here, since it may never send a hello.
+    const security = stream.security;
+    if (security.kind === 'tls' && security.refusal !== undefined) {
+      const error = new StraitError('STRAIT_TLS_REFUSED', { peer: stream.remote, reason: security.refusal });
+      runtime.log.warn({ code: error.code, peer: stream.remote }, `refused a connection from ${stream.remote}: ${error.message}`);
+      options.onRefusal?.(error, connection);
+      connection.closeWithError(error);
+    }
     return connection;
   }
 
@@ -272,9 +281,20 @@ export class Connection {
   /** Sends a coded error frame, then closes. Used for protocol violations. */
   closeWithError(error: StraitError): void {
     if (this.state === 'closed') return;
-    this.writeFrame({ t: 'error', error: error.toJSON() });
+    const frame = encodeFrame({ t: 'error', error: error.toJSON() });
+    // Refusing a hello: the peer reads our preamble first, then why.
+    this.stream.write(!this.outgoing && this.state === 'handshaking' ? withPreamble(frame) : frame);
     this.stream.close();
     this.closed(error);
+  }
+
+  /**
+   * A peer that closes before it welcomed us is a failure, not a clean close: most often a TLS
+   * port reached without TLS (the TLS side drops the plaintext bytes), or a port that is not Strait's.
+   */
+  private closedInHandshake(): StraitError | undefined {
+    if (this.state !== 'handshaking') return undefined;
+    return new StraitError('STRAIT_CONNECTION_CLOSED', { peer: this.stream.remote, type: 'hello (closed during the handshake: a TLS port reached without TLS, or not a Strait port?)' });
   }
 
   private startSweep(): void {
@@ -307,7 +327,7 @@ export class Connection {
   private sendHello(): void {
     if (this.state === 'closed') return;
     // Nothing (a token least of all) goes to a peer that proved nothing on a TLS link.
-    const refusal = mayConnect(this.stream.security, this.policy, this.stream.remote);
+    const refusal = mayConnect(this.stream.security, this.stream.remote);
     if (refusal !== undefined) {
       this.options.onRefusal?.(refusal, this);
       this.stream.destroy(refusal);
@@ -434,7 +454,7 @@ export class Connection {
       throw new StraitError('STRAIT_MESSAGE_INVALID', { peer: this.stream.remote, reason: 'unexpected hello' });
     }
     const peer = peerFromHello(hello, this.stream.remote, this.options.expectedSite);
-    this.authenticate(() => authenticateHello(peer, hello.token, this.stream.security, this.policy, this.stream.remote));
+    this.authenticate(() => authenticateHello(peer, hello.token, this.stream.security, this.policy, this.stream.remote, this.options.expectedSite));
     this.peer = peer;
     this.stream.write(welcomeBytes(this.options.local, peer.version, this.options.frameBytesMax));
     this.opened();
@@ -445,7 +465,7 @@ export class Connection {
       throw new StraitError('STRAIT_MESSAGE_INVALID', { peer: this.stream.remote, reason: 'unexpected welcome' });
     }
     const peer = peerFromWelcome(welcome, this.stream.remote);
-    this.authenticate(() => authenticateWelcome(peer, this.stream.security, this.policy, this.stream.remote));
+    this.authenticate(() => authenticateWelcome(peer, this.stream.security, this.stream.remote));
     this.peer = peer;
     this.opened();
   }
@@ -466,6 +486,14 @@ export class Connection {
       reply.fail(new StraitError('STRAIT_TOO_MANY_IN_FLIGHT', { limit, peer: this.label }));
       return;
     }
+    // Who may ask is decided before the body is even read.
+    const refusal = operationRefusal(op, this.peer!.role, this.options.servedOperations);
+    if (refusal !== undefined) {
+      const error = new StraitError('STRAIT_FORBIDDEN', { peer: this.label, role: this.peer!.role, op, reason: refusal });
+      this.options.onRefusal?.(error, this);
+      reply.fail(error);
+      return;
+    }
     let parsed: IncomingRequest;
     try {
       parsed = parseRequestBody(op, rawBody, this.stream.remote) as IncomingRequest;
@@ -476,13 +504,6 @@ export class Connection {
         return;
       }
       throw error;
-    }
-    const refusal = operationRefusal(parsed.op, this.peer!.role, this.options.servedOperations);
-    if (refusal !== undefined) {
-      const error = new StraitError('STRAIT_FORBIDDEN', { peer: this.label, role: this.peer!.role, op: parsed.op, reason: refusal });
-      this.options.onRefusal?.(error, this);
-      reply.fail(error);
-      return;
     }
     this.handler.onRequest(this, parsed, reply);
   }
@@ -510,6 +531,9 @@ export class Connection {
   }
 
   private closedError(op: string): StraitError {
+    // A refusal of our credentials is the answer itself: the caller must hear why, not "closed".
+    const cause = this.closeError;
+    if (cause instanceof StraitError && (cause.code === 'STRAIT_TLS_REFUSED' || cause.code === 'STRAIT_UNAUTHENTICATED')) return cause;
     return new StraitError('STRAIT_CONNECTION_CLOSED', { peer: this.label, type: op }, { cause: this.closeError });
   }
 

@@ -8,7 +8,7 @@ import { LmdbStorage } from './lmdb-storage.ts';
 import { ZSTD } from './node-compression.ts';
 import { NodeNetwork } from './node-network.ts';
 import { createSeededRandom } from './random.ts';
-import type { TlsCredentials } from './tls-credentials.ts';
+import type { TlsContext } from './tls-credentials.ts';
 
 export { StreamError } from './node-network.ts';
 export { ZSTD } from './node-compression.ts';
@@ -30,7 +30,7 @@ export interface NodeRuntimeOptions {
    */
   readonly unrefConnections?: boolean;
   /** TLS on every listener and connection (node-network.ts); plain TCP when absent. */
-  readonly tls?: TlsCredentials | undefined;
+  readonly tls?: TlsContext | undefined;
   /** A peer failed the TLS handshake on one of this member's listeners. */
   readonly onTlsRefused?: (remote: string, reason: string) => void;
 }
