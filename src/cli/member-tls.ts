@@ -4,8 +4,7 @@
 
 import type { Server as HttpsServer } from 'node:https';
 import { StraitError } from '../errors.ts';
-import type { Logger } from '../runtime/runtime.ts';
-import { describeIdentity } from '../runtime/node/certificate-identity.ts';
+import { describeIdentity, type Logger } from '../runtime/runtime.ts';
 import { TlsCredentials } from '../runtime/node/tls-credentials.ts';
 import type { TlsSettings } from '../config/security-config.ts';
 import { trustForHttps } from './cli-credentials.ts';

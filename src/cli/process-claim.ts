@@ -6,14 +6,19 @@ import { mkdirSync } from 'node:fs';
 import { StraitError } from '../errors.ts';
 import type { LogFormat, LogLevel, MemberRole } from '../config/member-config.ts';
 import { createLogger } from '../runtime/node/logger.ts';
-import { isStraitProcessAlive, pidFilePath, readPid, removePidIfOwned, writePid } from './member-files.ts';
-import { EXIT_FAILURE } from './report.ts';
+import { isStraitProcessAlive, pidFilePath, readPid, removePidIfOwned, writeMemberRecord, writePid } from './member-files.ts';
+import { EXIT_FAILURE, describeError, exitCodeFor } from './report.ts';
 import { SHUTDOWN_TIMEOUT_MS } from './run.ts';
 
 export interface ClaimedProcess {
   readonly logger: ReturnType<typeof createLogger>;
   readonly startedAt: string;
   exit(status: number): void;
+  /**
+   * The process did not start: logs why, records it in member.json as failed, then — after
+   * `release` (closing what it opened) calls back — exits with the error's code.
+   */
+  failStart(error: unknown, release?: (done: () => void) => void): void;
   /**
    * On SIGTERM or SIGINT: `stop`, then exit 0 once it calls back — or exit 1 after
    * SHUTDOWN_TIMEOUT_MS, or at a second signal.
@@ -40,6 +45,12 @@ export function claimProcess(dir: string, role: MemberRole, config: { readonly n
     logger,
     startedAt,
     exit,
+    failStart(error, release = (done) => done()) {
+      const { code, message } = describeError(error);
+      logger.error({ code }, `${role} ${config.name} did not start: ${message}`);
+      writeMemberRecord(dir, { role, name: config.name, pid: process.pid, state: 'failed', error: describeError(error), startedAt });
+      release(() => exit(exitCodeFor(error)));
+    },
     stopOnSignals(what, stop) {
       let stopping = false;
       const shutdown = (signal: string): void => {

@@ -12,7 +12,6 @@ import { Controller } from '../controller/controller.ts';
 import { createControllerServer } from '../admin/controller-http.ts';
 import { siteHttpClient } from '../admin/site-http-client.ts';
 import { createNodeRuntime } from '../runtime/node/node-runtime.ts';
-import { describeError, exitCodeFor } from './report.ts';
 import { DATA_DIRECTORY_NAME, writeMemberRecord } from './member-files.ts';
 import { claimProcess } from './process-claim.ts';
 import type { RunOptions } from './run.ts';
@@ -21,25 +20,19 @@ import { memberTls, type MemberTls } from './member-tls.ts';
 export async function runController(config: ControllerMemberConfig, options: RunOptions): Promise<void> {
   const { dir } = options;
   const claimed = claimProcess(dir, 'controller', config);
-  const { logger, startedAt, exit } = claimed;
+  const { logger, startedAt } = claimed;
   let tls: MemberTls | undefined;
   try {
     tls = memberTls({ role: 'controller', name: config.name, site: undefined, tls: config.tls }, logger);
   } catch (error) {
-    logger.error({ code: describeError(error).code }, `controller ${config.name} did not start: ${describeError(error).message}`);
-    writeMemberRecord(dir, { role: 'controller', name: config.name, pid: process.pid, state: 'failed', error: describeError(error), startedAt });
-    exit(exitCodeFor(error));
+    claimed.failStart(error);
     return;
   }
   const runtime = createNodeRuntime({ storageDirectory: join(dir, DATA_DIRECTORY_NAME), logger });
   let address = config.bind;
   const record = (state: 'ready' | 'stopped') =>
     writeMemberRecord(dir, { role: 'controller', name: config.name, pid: process.pid, site: 0, address, httpAddress: address, state, startedAt });
-  const fail = (error: unknown) => {
-    logger.error({ code: describeError(error).code }, `controller ${config.name} did not start: ${describeError(error).message}`);
-    writeMemberRecord(dir, { role: 'controller', name: config.name, pid: process.pid, state: 'failed', error: describeError(error), startedAt });
-    runtime.close(() => exit(exitCodeFor(error)));
-  };
+  const fail = (error: unknown) => claimed.failStart(error, (done) => runtime.close(done));
   let controller: Controller;
   try {
     controller = new Controller(runtime, { topologies: runtime.storage.open('topologies'), journal: runtime.storage.open('journal') }, siteHttpClient, runtime.log, {

@@ -8,7 +8,6 @@ import type { RouterMemberConfig } from '../config/member-config.ts';
 import { Router } from '../core/router.ts';
 import { createNodeRuntime } from '../runtime/node/node-runtime.ts';
 import { formatAddress } from '../runtime/runtime.ts';
-import { describeError, exitCodeFor } from './report.ts';
 import { writeMemberRecord } from './member-files.ts';
 import { claimProcess } from './process-claim.ts';
 import type { RunOptions } from './run.ts';
@@ -17,14 +16,12 @@ import { memberTls, type MemberTls } from './member-tls.ts';
 export async function runRouter(config: RouterMemberConfig, options: RunOptions): Promise<void> {
   const { dir } = options;
   const claimed = claimProcess(dir, 'router', config);
-  const { logger, startedAt, exit } = claimed;
+  const { logger, startedAt } = claimed;
   let tls: MemberTls | undefined;
   try {
     tls = memberTls({ role: 'router', name: config.name, site: undefined, tls: config.tls }, logger);
   } catch (error) {
-    logger.error({ code: describeError(error).code }, `router ${config.name} did not start: ${describeError(error).message}`);
-    writeMemberRecord(dir, { role: 'router', name: config.name, pid: process.pid, state: 'failed', error: describeError(error), startedAt });
-    exit(exitCodeFor(error));
+    claimed.failStart(error);
     return;
   }
   const runtime = createNodeRuntime({ storageDirectory: undefined, logger, ...(tls?.runtime ?? {}) });
@@ -37,9 +34,7 @@ export async function runRouter(config: RouterMemberConfig, options: RunOptions)
   router.start((result) => {
     if (!result.ok || router.address === undefined) {
       const error = result.error ?? new StraitError('STRAIT_START_FAILED', { member: config.name, reason: 'unknown' });
-      logger.error({ code: describeError(error).code }, `router ${config.name} did not start: ${describeError(error).message}`);
-      writeMemberRecord(dir, { role: 'router', name: config.name, pid: process.pid, state: 'failed', error: describeError(error), startedAt });
-      runtime.close(() => exit(exitCodeFor(error)));
+      claimed.failStart(error, (done) => runtime.close(done));
       return;
     }
     const address = router.address;

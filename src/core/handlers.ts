@@ -49,12 +49,16 @@ export function reportingInternalErrors(log: Logger, member: string, metrics: { 
 }
 
 /**
- * What a member does with a refused peer (ConnectionOptions.onRefusal): counts it by code; logs a
- * refused operation (a refused handshake is logged by the connection as it closes).
+ * What a member does with a refused peer (ConnectionOptions.onRefusal): counts every refusal by
+ * code; logs the first refused operation of each connection (a refused handshake is logged by
+ * the connection as it closes), so a peer that keeps asking can't flood the log.
  */
 export function reportingRefusals(log: Logger, member: string, metrics: { securityRefusal(code: string): void }): (error: StraitError, connection: Connection) => void {
+  const logged = new WeakSet<Connection>();
   return (error, connection) => {
     metrics.securityRefusal(error.code);
-    if (error.code === 'STRAIT_FORBIDDEN') log.warn({ code: error.code, peer: connection.label }, `${member}: refused a request: ${error.message}`);
+    if (error.code !== 'STRAIT_FORBIDDEN' || logged.has(connection)) return;
+    logged.add(connection);
+    log.warn({ code: error.code, peer: connection.label }, `${member}: refused a request (further refusals on this connection are only counted): ${error.message}`);
   };
 }

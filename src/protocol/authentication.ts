@@ -21,7 +21,7 @@
 // Pure: no I/O, no clock.
 
 import { StraitError } from '../errors.ts';
-import type { CertificateIdentity, StreamSecurity } from '../runtime/runtime.ts';
+import { describeIdentity, type CertificateIdentity, type StreamSecurity } from '../runtime/runtime.ts';
 import type { RequestOp, Role } from './messages.ts';
 
 /**
@@ -58,7 +58,7 @@ export function tokensMatch(given: string | undefined, expected: string): boolea
 }
 
 function describe(identity: CertificateIdentity): string {
-  return identity.site === null ? `a ${identity.role}` : `a ${identity.role} of site ${identity.site}`;
+  return `a ${describeIdentity(identity)}`;
 }
 
 function describeClaim(claim: Claim): string {

@@ -58,6 +58,11 @@ export interface CertificateIdentity {
   readonly site: number | null;
 }
 
+/** "server of site 1", "router": for logs and errors. */
+export function describeIdentity(identity: CertificateIdentity): string {
+  return identity.site === null ? identity.role : `${identity.role} of site ${identity.site}`;
+}
+
 /**
  * How a stream's peer was authenticated by the transport, before any Strait byte. The protocol
  * checks a peer's hello (its claimed role and site) against this (protocol/authentication.ts).

@@ -50,8 +50,3 @@ export function identityFromAltNames(altNames: string | undefined): CertificateI
     .filter((identity) => identity !== undefined);
   return found.length === 1 ? found[0] : undefined;
 }
-
-/** "server of site 1", "router": for logs and errors. */
-export function describeIdentity(identity: CertificateIdentity): string {
-  return identity.site === null ? identity.role : `${identity.role} of site ${identity.site}`;
-}

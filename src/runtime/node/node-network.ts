@@ -86,8 +86,9 @@ class NodeStream implements Stream {
       const code = osCode(error);
       const what = this.#connecting ? 'failed' : 'lost';
       // A TLS failure names its reason (another CA, a plaintext peer) and what to check.
-      const detail = code.startsWith('ERR_SSL') || code.startsWith('ERR_TLS') || code === 'ECONNRESET' && this.security.kind === 'tls' && this.#connecting
-        ? `${code} (TLS: ${error.message}; check that both sides have tls configured with the same CA)`
+      const tlsFailure = code.startsWith('ERR_SSL') || code.startsWith('ERR_TLS') || (code === 'ECONNRESET' && this.security.kind === 'tls' && this.#connecting);
+      const detail = tlsFailure
+        ? `${code} (TLS: ${error.message.trim()}; check that both sides have tls configured with the same CA)`
         : code;
       this.#error = new StreamError(this.remote, code, `connection to ${this.remote} ${what}: ${detail}`, { cause: error });
     });

@@ -12,8 +12,8 @@ import { readFileSync, statSync } from 'node:fs';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { StraitError } from '../../errors.ts';
-import type { CertificateIdentity, Logger, StreamSecurity } from '../runtime.ts';
-import { describeIdentity, identityFromAltNames } from './certificate-identity.ts';
+import { describeIdentity, type CertificateIdentity, type Logger, type StreamSecurity } from '../runtime.ts';
+import { identityFromAltNames } from './certificate-identity.ts';
 
 /** How often the files are checked for a change. */
 export const TLS_RELOAD_INTERVAL_MS = 10_000;
