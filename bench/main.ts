@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { connect } from '../src/client/connect.ts';
 import { Cleanup } from './processes.ts';
 import { parseOptions, USAGE, UsageError, type BenchOptions } from './options.ts';
-import { BENCH_REGION, regionSizes, startStraitSite, stopStraitSite, type BenchRegionType } from './strait-site.ts';
+import { BENCH_REGION, makeCertificates, regionSizes, startStraitSite, stopStraitSite, type BenchRegionType } from './strait-site.ts';
 import { runLoad, warmUp, Workload, type LoadRun } from './strait-load.ts';
 import { closeCatchUpProbe, findRedis, measureCatchUp, openCatchUpProbe, redisBenchmarkArgs, runRedisBenchmark, runSetWait, startRedisPair, type CatchUp, type RedisBenchmarkRow, type SetWaitRun } from './redis.ts';
 import { runProfile } from './profile.ts';
@@ -82,19 +82,21 @@ interface StraitSession {
   close(): Promise<void>;
 }
 
-async function openStrait(cleanup: Cleanup, root: string, options: BenchOptions, type: BenchRegionType = 'replicate'): Promise<StraitSession> {
-  const label = type === 'replicate' ? 'Strait' : 'Strait partitioned';
-  say(`\n${label}: starting a locator and ${SERVERS} servers (strait start) in ${root}, region ${BENCH_REGION} ${type === 'replicate' ? 'replicated' : 'partitioned, 113 buckets, 1 redundant copy'}`);
-  const site = await startStraitSite(cleanup, root, SERVERS, type);
+async function openStrait(cleanup: Cleanup, root: string, options: BenchOptions, type: BenchRegionType = 'replicate', tls = false): Promise<StraitSession> {
+  const label = tls ? 'Strait TLS' : type === 'replicate' ? 'Strait' : 'Strait partitioned';
+  say(`\n${label}: starting a locator and ${SERVERS} servers (strait start) in ${root}, region ${BENCH_REGION} ${type === 'replicate' ? 'replicated' : 'partitioned, 113 buckets, 1 redundant copy'}${tls ? ', TLS on every link (strait tls init certificates; mutual between members)' : ''}`);
+  const certs = tls ? await makeCertificates(root, [1]) : undefined;
+  const site = await startStraitSite(cleanup, root, SERVERS, type, certs);
   for (const member of site.members) say(`  ${member.role} ${member.name} at ${member.address}, pid ${member.pid}`);
   const commands = [
+    ...(tls ? ['strait tls init --dir <tmp>/certs --sites 1   # then every member below also gets --tls-cert <tmp>/certs/site-1/<role>.crt --tls-key ... --tls-ca <tmp>/certs/ca.crt'] : []),
     `strait start locator --name bench-locator --dir <tmp>/bench-locator --bind-address 127.0.0.1 --timeout 60 --json --port 0`,
     ...site.members.filter((member) => member.role === 'server').map((member) =>
       `strait start server --name ${member.name} --dir <tmp>/${member.name} --bind-address 127.0.0.1 --timeout 60 --json --server-port 0 --locators <locator host[port]>   # <tmp>/${member.name}/strait.yaml: regions: { ${BENCH_REGION}: ${type === 'replicate' ? '{ type: replicate, persistent: false }' : '{ type: partition, persistent: false, redundant-copies: 1 }'} }`),
     `strait stop server|locator --dir <tmp>/<member> --timeout 20 --force   # servers first, then the locator`,
   ];
   const workload = new Workload(options.keyCount, options.valueBytes);
-  const client = await connect({ locators: site.locators, name: 'bench' });
+  const client = await connect({ locators: site.locators, name: 'bench', ...(certs === undefined ? {} : { tls: { ca: join(certs, 'ca.crt') } }) });
   const close = async (): Promise<void> => {
     await client.close();
     say(`  ${label}: stopping the site (strait stop)`);
@@ -210,33 +212,41 @@ async function openRedis(cleanup: Cleanup, root: string, options: BenchOptions):
  * Both systems run side by side and the runs alternate (Strait, then Redis, per run), so a
  * slow spell of this (virtual) machine hits both rather than one.
  */
-async function measure(cleanup: Cleanup, root: string, options: BenchOptions, redisMissing: string | undefined): Promise<{ strait: StraitResults; partitioned: StraitResults; redis: RedisResults }> {
+async function measure(cleanup: Cleanup, root: string, options: BenchOptions, redisMissing: string | undefined): Promise<{ strait: StraitResults; partitioned: StraitResults; tls: StraitResults; redis: RedisResults }> {
   const strait = await openStrait(cleanup, join(root, 'strait'), options);
   let partitioned: StraitSession | undefined;
+  let tls: StraitSession | undefined;
   let redis: RedisSession | undefined;
   try {
     // The same two servers' worth of data, partitioned: each bucket on a primary and one copy,
     // so both servers still hold every key, but each write goes through its bucket's primary.
     partitioned = await openStrait(cleanup, join(root, 'strait-partitioned'), options, 'partition');
+    // The same replicated site with TLS on every link, measured in the same runs as without.
+    tls = await openStrait(cleanup, join(root, 'strait-tls'), options, 'replicate', true);
     if (redisMissing === undefined) redis = await openRedis(cleanup, join(root, 'redis'), options);
     const straitRuns: StraitRun[] = [];
     const partitionedRuns: StraitRun[] = [];
+    const tlsRuns: StraitRun[] = [];
     const redisRuns: RedisRun[] = [];
     for (let index = 1; index <= options.runs; index++) {
       say(`\nrun ${index}/${options.runs}`);
       straitRuns.push(await strait.run());
       partitionedRuns.push(await partitioned.run());
+      tlsRuns.push(await tls.run());
       if (redis !== undefined) redisRuns.push(await redis.run());
     }
     const sizes = await strait.checkReplicas();
     const partitionedSizes = await partitioned.checkReplicas();
+    const tlsSizes = await tls.checkReplicas();
     return {
       strait: { commands: strait.commands, runs: straitRuns, regionSizes: sizes },
       partitioned: { commands: partitioned.commands, runs: partitionedRuns, regionSizes: partitionedSizes },
+      tls: { commands: tls.commands, runs: tlsRuns, regionSizes: tlsSizes },
       redis: redis === undefined ? { skipped: redisMissing ?? 'not run' } : { commands: redis.commands, runs: redisRuns },
     };
   } finally {
     await redis?.close();
+    await tls?.close();
     await partitioned?.close();
     await strait.close();
   }
@@ -277,6 +287,20 @@ function comparisonRows(options: BenchOptions, strait: StraitResults, redis: Red
 }
 
 
+/** TLS on every link beside plain TCP, the same site and load, in the same runs. */
+function tlsRows(options: BenchOptions, off: StraitResults, on: StraitResults): Row[] {
+  const depth = options.pipelineDepth;
+  const pair = (metric: string, pick: (run: StraitRun) => number, decimals: number): Row => ({
+    metric, strait: spread(on.runs.map(pick)), redis: spread(off.runs.map(pick)), decimals,
+  });
+  return [
+    pair('put, 1 in flight: p50 ms', (run) => run.putOne.p50Ms, 3),
+    pair('get, 1 in flight: p50 ms', (run) => run.getOne.p50Ms, 3),
+    pair(`put, ${depth} in flight: ops/s`, (run) => run.putPipelined.opsPerSecond, 0),
+    pair(`get, ${depth} in flight: ops/s`, (run) => run.getPipelined.opsPerSecond, 0),
+  ];
+}
+
 /** The partitioned region's figures beside the same Redis runs. */
 function partitionedRows(options: BenchOptions, partitioned: StraitResults, ofRedis: (pick: (run: RedisRun) => number) => ReturnType<typeof spread> | undefined): Row[] {
   const of = (pick: (run: StraitRun) => number) => spread(partitioned.runs.map(pick));
@@ -297,10 +321,13 @@ async function benchmark(cleanup: Cleanup, root: string, options: BenchOptions, 
   const startedMs = performance.now();
   say(`${options.runs} run${options.runs === 1 ? '' : 's'} of each measurement${options.quick ? ' (--quick: one run, so each figure is that run, not a median)' : ', median reported'}; ` +
     `${options.opsOneInFlight.toLocaleString('en-US')} ops one in flight, ${options.opsPipelined.toLocaleString('en-US')} ops ${options.pipelineDepth} in flight; ${options.valueBytes}-byte values`);
-  const { strait, partitioned, redis } = await measure(cleanup, root, options, redisMissing);
+  const { strait, partitioned, tls, redis } = await measure(cleanup, root, options, redisMissing);
   const rows = comparisonRows(options, strait, redis, partitioned);
+  const securedRows = tlsRows(options, strait, tls);
   say('');
   say(formatTable(rows));
+  say('\nTLS on every link (mutual between the servers) beside plain TCP, same site and load:');
+  say(formatTable(securedRows, { strait: 'TLS on', redis: 'TLS off' }));
   if ('skipped' in redis) say(`\nRedis was not measured: ${redis.skipped}. The Redis column is empty; no Redis figure is assumed.`);
   const seconds = (performance.now() - startedMs) / 1000;
   const cpuBusyAfterEnd = await measureCpuBusy(1000);
@@ -317,8 +344,10 @@ async function benchmark(cleanup: Cleanup, root: string, options: BenchOptions, 
     cpuBusyAfterEnd,
     strait,
     partitioned,
+    tls,
     redis,
     table: tableRows(rows),
+    tlsTable: tableRows(securedRows),
   });
   say(`\nresults: ${path} (${seconds.toFixed(0)} s)`);
 }

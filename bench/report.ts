@@ -112,7 +112,11 @@ export function tableRows(rows: readonly Row[]): TableRow[] {
 }
 
 /** A Markdown table: readable in a terminal and pasteable into docs/BENCHMARKS.md. */
-export function formatTable(rows: readonly Row[]): string {
+/**
+ * The rows as a Markdown table. `columns` names the two compared columns (Strait beside Redis by
+ * default; TLS on beside TLS off for the TLS table).
+ */
+export function formatTable(rows: readonly Row[], columns: { readonly strait: string; readonly redis: string } = { strait: 'Strait', redis: 'Redis' }): string {
   const judged = tableRows(rows);
   const cells = rows.map((row, index) => {
     const result = judged[index]!;
@@ -124,7 +128,7 @@ export function formatTable(rows: readonly Row[]): string {
       result.aim,
     ];
   });
-  const header = ['metric', 'Strait', 'Redis', 'Strait/Redis', 'aim (issue)'];
+  const header = ['metric', columns.strait, columns.redis, `${columns.strait}/${columns.redis}`, 'aim (issue)'];
   const widths = header.map((title, column) => Math.max(title.length, ...cells.map((line) => line[column]!.length)));
   const line = (values: readonly string[]): string => `| ${values.map((value, column) => value.padEnd(widths[column]!)).join(' | ')} |`;
   return [line(header), `|${widths.map((width) => '-'.repeat(width + 2)).join('|')}|`, ...cells.map(line)].join('\n');

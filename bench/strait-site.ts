@@ -8,6 +8,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { trustForHttps } from '../src/cli/cli-credentials.ts';
 import { Cleanup, describeFailure, runCommand, waitForExit } from './processes.ts';
 
 export const STRAIT_BIN_PATH = fileURLToPath(new URL('../bin/strait.js', import.meta.url));
@@ -64,7 +65,7 @@ export function benchServerConfig(type: BenchRegionType = 'replicate'): string {
  * `strait start <role> --json` and its record. The member goes on the cleanup list as soon as
  * it runs, so it is stopped even if a later step fails.
  */
-export async function startMember(cleanup: Cleanup, role: MemberRole, name: string, dir: string, flags: readonly string[]): Promise<StartedMember> {
+export async function startMember(cleanup: Cleanup, role: MemberRole, name: string, dir: string, flags: readonly string[], https = false): Promise<StartedMember> {
   const result = await strait(['start', role, '--name', name, '--dir', dir, '--bind-address', '127.0.0.1', '--timeout', String(START_TIMEOUT_SECONDS), '--json', ...flags]);
   if (result.status !== 0) throw new Error(describeFailure(`strait start ${role} --name ${name}`, result));
   const record = JSON.parse(result.stdout) as MemberJson;
@@ -74,7 +75,7 @@ export async function startMember(cleanup: Cleanup, role: MemberRole, name: stri
     dir,
     pid: record.pid,
     address: `${record.address.host}[${record.address.port}]`,
-    adminUrl: `http://${record.httpAddress.host}:${record.httpAddress.port}`,
+    adminUrl: `${https ? 'https' : 'http'}://${record.httpAddress.host}:${record.httpAddress.port}`,
   };
   cleanup.add(`${role} ${name}`, member.pid, () => stopMember(member));
   return member;
@@ -88,17 +89,39 @@ export async function stopMember(member: StartedMember): Promise<void> {
   if (!(await waitForExit(member.pid, STOP_TIMEOUT_SECONDS * 1000))) throw new Error(`${member.role} ${member.name} (pid ${member.pid}) still runs after strait stop`);
 }
 
-/** Starts a locator and `servers` servers hosting BENCH under `root`. */
-export async function startStraitSite(cleanup: Cleanup, root: string, servers: number, type: BenchRegionType = 'replicate'): Promise<StraitSite> {
+/**
+ * `strait tls init --dir <root>/certs --sites <sites>`, as a user makes certificates; the
+ * directory, whose `ca.crt` clients trust. HTTPS from this process trusts it too.
+ */
+export async function makeCertificates(root: string, sites: readonly number[]): Promise<string> {
+  const certs = join(root, 'certs');
+  const result = await strait(['tls', 'init', '--dir', certs, '--sites', sites.join(',')]);
+  if (result.status !== 0) throw new Error(describeFailure('strait tls init', result));
+  trustForHttps(join(certs, 'ca.crt'));
+  return certs;
+}
+
+/** The flags that put a member on TLS with the certificates of `makeCertificates`. */
+export function tlsFlags(certs: string, site: number, role: MemberRole): string[] {
+  return ['--tls-cert', join(certs, `site-${site}`, `${role}.crt`), '--tls-key', join(certs, `site-${site}`, `${role}.key`), '--tls-ca', join(certs, 'ca.crt')];
+}
+
+/**
+ * Starts a locator and `servers` servers hosting BENCH under `root`; with `certs` (from
+ * `makeCertificates`), every member runs TLS as site 1.
+ */
+export async function startStraitSite(cleanup: Cleanup, root: string, servers: number, type: BenchRegionType = 'replicate', certs?: string): Promise<StraitSite> {
   const members: StartedMember[] = [];
-  const locator = await startMember(cleanup, 'locator', 'bench-locator', join(root, 'bench-locator'), ['--port', '0']);
+  const secured = (role: MemberRole): string[] => (certs === undefined ? [] : tlsFlags(certs, 1, role));
+  const https = certs !== undefined;
+  const locator = await startMember(cleanup, 'locator', 'bench-locator', join(root, 'bench-locator'), ['--port', '0', ...secured('locator')], https);
   members.push(locator);
   for (let index = 1; index <= servers; index++) {
     const name = `bench-server-${index}`;
     const dir = join(root, name);
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'strait.yaml'), benchServerConfig(type));
-    members.push(await startMember(cleanup, 'server', name, dir, ['--server-port', '0', '--locators', locator.address]));
+    members.push(await startMember(cleanup, 'server', name, dir, ['--server-port', '0', '--locators', locator.address, ...secured('server')], https));
   }
   return { root, locators: locator.address, members };
 }

@@ -74,6 +74,8 @@ interface StraitResults {
   readonly routed: readonly ThroughputRun[];
   /** The same 100 B throughput with a partitioned region and a parallel sender over two site-1 servers. */
   readonly parallel: readonly ThroughputRun[];
+  /** The same 100 B throughput with TLS on every link (strait tls init certificates). */
+  readonly tls: readonly ThroughputRun[];
 }
 
 interface RedisResults {
@@ -170,7 +172,7 @@ async function measureStrait(cleanup: Cleanup, root: string, options: WanBenchOp
     say(`  backlog: writes ${rate(backlog.writesPerSecond)}, RSS ${formatNumber(backlog.rssBeforeBytes / MIB, 0)} → peak ${formatNumber(backlog.rssPeakBytes / MIB, 0)} MiB, ` +
       `queue peak ${formatNumber(backlog.queueBytesPeak / MIB, 1)} MiB (${backlog.overflowEventsPeak} events on disk), reconnect ${backlog.reconnectMs.toFixed(0)} ms, ` +
       `drain ${rate(backlog.drainPerSecondFromHeal)} from heal, ${rate(backlog.drainPerSecond)} from first ack`);
-    return { settings: SETTINGS, commands: wan.commands, small, large, lagFixedRate: rates.fixed, lagFixed, lagHalfRate: rates.half, lagHalf, roundTrip, backlog, routed: [], parallel: [] };
+    return { settings: SETTINGS, commands: wan.commands, small, large, lagFixedRate: rates.fixed, lagFixed, lagHalfRate: rates.half, lagHalf, roundTrip, backlog, routed: [], parallel: [], tls: [] };
   } finally {
     await stopStraitWan(cleanup, wan);
   }
@@ -202,6 +204,20 @@ async function measureStraitParallel(cleanup: Cleanup, root: string, options: Wa
     await throughputRun(wan, options.quick ? 10_000 : 30_000, 100, options.inFlight, 0);
     const describe = (run: ThroughputRun) => `E2E ${rate(run.endToEndPerSecond)}, puts ${rate(run.putsPerSecond)}, tail ${run.tailMs.toFixed(0)} ms`;
     return await repeat(options.runs, 'E2E 100 B, parallel sender', () => throughputRun(wan, options.eventsSmall, 100, options.inFlight, 0), describe);
+  } finally {
+    await stopStraitWan(cleanup, wan);
+  }
+}
+
+/** The direct two sites again, with TLS on every link: locators, servers, the sender's batches, the clients. */
+async function measureStraitTls(cleanup: Cleanup, root: string, options: WanBenchOptions): Promise<ThroughputRun[]> {
+  say('Strait with TLS: the same two sites, every link TLS (mutual between members and between the sites) ...');
+  const wan = await startStraitWan(cleanup, join(root, 'tls'), SETTINGS, false, false, true);
+  try {
+    say('  sender connected over TLS; warming up');
+    await throughputRun(wan, options.quick ? 10_000 : 30_000, 100, options.inFlight, 0);
+    const describe = (run: ThroughputRun) => `E2E ${rate(run.endToEndPerSecond)}, puts ${rate(run.putsPerSecond)}, tail ${run.tailMs.toFixed(0)} ms`;
+    return await repeat(options.runs, 'E2E 100 B, TLS', () => throughputRun(wan, options.eventsSmall, 100, options.inFlight, 0), describe);
   } finally {
     await stopStraitWan(cleanup, wan);
   }
@@ -306,6 +322,8 @@ function buildRows(straitResults: StraitResults | undefined, redisResults: Redis
     { metric: 'E2E throughput through one router, 100 B (events/s)', strait: routed, redisNote: 'no relay', natsNote: 'not measured', decimals: 0 },
     { metric: 'through one router / direct through the proxy, 100 B', strait: routed === undefined ? undefined : rttShare(of(s?.small, (x) => x.endToEndPerSecond), routed), decimals: 2 },
     { metric: 'E2E throughput, partitioned region, parallel sender over 2 servers, 100 B (events/s)', strait: of(s?.parallel, (x) => x.endToEndPerSecond), redisNote: 'no counterpart', natsNote: 'not measured', decimals: 0 },
+    { metric: 'E2E throughput, TLS on every link, 100 B (events/s)', strait: of(s?.tls, (x) => x.endToEndPerSecond), redisNote: 'plaintext', natsNote: 'plaintext', decimals: 0 },
+    { metric: 'TLS on / TLS off, 100 B', strait: of(s?.tls, (x) => x.endToEndPerSecond) === undefined ? undefined : rttShare(of(s?.small, (x) => x.endToEndPerSecond), of(s?.tls, (x) => x.endToEndPerSecond)!), decimals: 2 },
     { metric: 'parallel (2 servers) / serial (1 server), 100 B', strait: of(s?.parallel, (x) => x.endToEndPerSecond) === undefined ? undefined : rttShare(of(s?.small, (x) => x.endToEndPerSecond), of(s?.parallel, (x) => x.endToEndPerSecond)!), decimals: 2 },
   );
   const b = s?.backlog;
@@ -390,6 +408,7 @@ async function runComparison(cleanup: Cleanup, root: string, options: WanBenchOp
     ...direct,
     routed: await measureStraitRouted(cleanup, join(root, 'strait'), options),
     parallel: await measureStraitParallel(cleanup, join(root, 'strait'), options),
+    tls: await measureStraitTls(cleanup, join(root, 'strait'), options),
   };
   const rates = lagRates(straitResults === undefined ? undefined : spread(straitResults.small.map((run) => run.endToEndPerSecond)).median);
   const redisResults = wants('redis') ? await measureRedis(cleanup, join(root, 'redis'), options, rates) : undefined;

@@ -19,7 +19,7 @@ import { type ClientRegion, type StraitClient } from '../../src/client/client.ts
 import { connect } from '../../src/client/connect.ts';
 import type { SenderStatus } from '../../src/protocol/messages.ts';
 import { Cleanup, describeFailure, freePort } from '../processes.ts';
-import { BENCH_REGION, startMember, startProfiledServer, strait, type StartedMember } from '../strait-site.ts';
+import { BENCH_REGION, makeCertificates, startMember, startProfiledServer, strait, tlsFlags, type StartedMember } from '../strait-site.ts';
 import { anonymousResidentBytes, LagRecorder, pipelined, rateLimited, residentBytes, sentAt, stampedValue, waitUntil, type LagSummary, type RateRun } from './load.ts';
 import { ProxyProcess } from './proxy-control.ts';
 
@@ -106,9 +106,9 @@ async function runProfiledServer(cleanup: Cleanup, name: string, dir: string, lo
   return { name, dir, pid: server.pid, adminUrl: `http://${server.httpAddress.host}:${server.httpAddress.port}`, profileDir: server.profileDir };
 }
 
-async function startServer(cleanup: Cleanup, name: string, dir: string, locators: string, profiled: boolean, extraFlags: readonly string[] = []): Promise<ServerProcess> {
+async function startServer(cleanup: Cleanup, name: string, dir: string, locators: string, profiled: boolean, extraFlags: readonly string[] = [], https = false): Promise<ServerProcess> {
   if (profiled) return runProfiledServer(cleanup, name, dir, locators);
-  const member = await startMember(cleanup, 'server', name, dir, ['--server-port', '0', '--locators', locators, ...extraFlags]);
+  const member = await startMember(cleanup, 'server', name, dir, ['--server-port', '0', '--locators', locators, ...extraFlags], https);
   return { name, dir, pid: member.pid, adminUrl: member.adminUrl, profileDir: undefined };
 }
 
@@ -168,30 +168,34 @@ async function startRouter(cleanup: Cleanup, root: string): Promise<string> {
  * `routed`: every member registers with one router and site 2's receiver can't be reached
  * directly, so the batches go through the router (the proxy then carries nothing).
  */
-export async function startStraitWan(cleanup: Cleanup, root: string, settings: SenderSettings, profiled = false, routed = false): Promise<StraitWan> {
+export async function startStraitWan(cleanup: Cleanup, root: string, settings: SenderSettings, profiled = false, routed = false, tls = false): Promise<StraitWan> {
   const [portA, portB] = [await freePort(), await freePort()];
+  // TLS: certificates as a user makes them, every member on TLS (the proxy relays TLS bytes).
+  const certs = tls ? await makeCertificates(root, [1, 2]) : undefined;
+  const secured = (site: number, role: 'locator' | 'server'): string[] => (certs === undefined ? [] : tlsFlags(certs, site, role));
+  const trusting = certs === undefined ? {} : { tls: { ca: join(certs, 'ca.crt') } };
   const { port: receiverPort, proxy } = await proxyOnFreePort(cleanup);
   if (routed) process.env['STRAIT_ROUTER_SECRET'] = ROUTER_SECRET;
   const routers = routed ? ['--routers', await startRouter(cleanup, root)] : [];
-  const locatorA = await startMember(cleanup, 'locator', 'wan-locator-1', join(root, 'wan-locator-1'), ['--port', String(portA), '--site-id', '1', ...(routed ? routers : ['--remote-locators', `127.0.0.1[${portB}]`])]);
-  const locatorB = await startMember(cleanup, 'locator', 'wan-locator-2', join(root, 'wan-locator-2'), ['--port', String(portB), '--site-id', '2', ...(routed ? routers : ['--remote-locators', `127.0.0.1[${portA}]`])]);
+  const locatorA = await startMember(cleanup, 'locator', 'wan-locator-1', join(root, 'wan-locator-1'), ['--port', String(portA), '--site-id', '1', ...(routed ? routers : ['--remote-locators', `127.0.0.1[${portB}]`]), ...secured(1, 'locator')], tls);
+  const locatorB = await startMember(cleanup, 'locator', 'wan-locator-2', join(root, 'wan-locator-2'), ['--port', String(portB), '--site-id', '2', ...(routed ? routers : ['--remote-locators', `127.0.0.1[${portA}]`]), ...secured(2, 'locator')], tls);
   const dirA = join(root, 'wan-server-1');
   const dirB = join(root, 'wan-server-2');
   mkdirSync(dirA, { recursive: true });
   mkdirSync(dirB, { recursive: true });
   writeFileSync(join(dirA, 'strait.yaml'), siteAServerConfig(settings));
   writeFileSync(join(dirB, 'strait.yaml'), siteBServerConfig(receiverPort, routed ? UNREACHABLE_RECEIVER_HOST : ADVERTISED_RECEIVER_HOST, settings.parallel !== undefined));
-  const serverB = await startServer(cleanup, 'wan-server-2', dirB, locatorB.address, profiled, routers);
-  const serverA = await startServer(cleanup, 'wan-server-1', dirA, locatorA.address, profiled, routers);
+  const serverB = await startServer(cleanup, 'wan-server-2', dirB, locatorB.address, profiled, [...routers, ...secured(2, 'server')], tls);
+  const serverA = await startServer(cleanup, 'wan-server-1', dirA, locatorA.address, profiled, [...routers, ...secured(1, 'server')], tls);
   const serversA = [serverA];
   for (let index = 2; index <= (settings.parallel?.servers ?? 1); index++) {
     const dir = join(root, `wan-server-1-${index}`);
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'strait.yaml'), siteAServerConfig(settings));
-    serversA.push(await startServer(cleanup, `wan-server-1-${index}`, dir, locatorA.address, profiled, routers));
+    serversA.push(await startServer(cleanup, `wan-server-1-${index}`, dir, locatorA.address, profiled, [...routers, ...secured(1, 'server')], tls));
   }
-  const clientA = await connect({ locators: locatorA.address, name: 'wan-bench-writer' });
-  const clientB = await connect({ locators: locatorB.address, name: 'wan-bench-reader' });
+  const clientA = await connect({ locators: locatorA.address, name: 'wan-bench-writer', ...trusting });
+  const clientB = await connect({ locators: locatorB.address, name: 'wan-bench-reader', ...trusting });
   const wan: StraitWan = {
     locatorA, locatorB, serverA, serversA, serverB, proxy, receiverPort, clientA, clientB, regionA: clientA.region<string>(BENCH_REGION),
     commands: [

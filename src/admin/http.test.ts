@@ -157,6 +157,18 @@ describe('admin HTTP API', () => {
     assert.deepEqual(response.json(), { status: 'ok', state: 'ready' });
   });
 
+  it('GET /ready answers 200 once the member serves, 503 STRAIT_NOT_READY before', async () => {
+    const { app } = build();
+    const ready = await app.inject({ method: 'GET', url: '/ready' });
+    assert.equal(ready.statusCode, 200);
+    assert.deepEqual(ready.json(), { status: 'ready' });
+    const joining = fakeAdmin();
+    const { app: starting } = build({ admin: { ...joining, status: () => ({ ...joining.status(), state: 'joining' }) } });
+    const notReady = await starting.inject({ method: 'GET', url: '/ready' });
+    assert.equal(notReady.statusCode, 503);
+    assert.equal(notReady.json().code, 'STRAIT_NOT_READY');
+  });
+
   it('GET /member answers the member status', async () => {
     const { app } = build();
     const response = await app.inject({ method: 'GET', url: '/member' });
@@ -386,10 +398,9 @@ describe('admin HTTP API', () => {
 describe('admin HTTP API with a token', () => {
   const token = 's3cret-token';
 
-  it('leaves /health open', async () => {
+  it('leaves /health and /ready open', async () => {
     const { app } = build({ token });
-    const response = await app.inject({ method: 'GET', url: '/health' });
-    assert.equal(response.statusCode, 200);
+    for (const url of ['/health', '/ready']) assert.equal((await app.inject({ method: 'GET', url })).statusCode, 200, url);
   });
 
   for (const [method, url] of [

@@ -32,6 +32,13 @@ interface ResourceOptions {
 
 const healthRoutes: FastifyPluginCallback<ResourceOptions> = (app, { admin }, done) => {
   app.get('/health', async () => ({ status: 'ok', state: admin.status().state }));
+  // For load balancers and Kubernetes readiness probes: 200 only once the member serves (a
+  // server has its regions' images), 503 STRAIT_NOT_READY before; /health answers in every state.
+  app.get('/ready', async () => {
+    const status = admin.status();
+    if (status.state !== 'ready') throw new StraitError('STRAIT_NOT_READY', { member: status.info.name, state: status.state });
+    return { status: 'ready' };
+  });
   done();
 };
 
@@ -279,7 +286,7 @@ export function createAdminServer(options: AdminServerOptions): FastifyInstance 
   });
 
   // The dashboard's page and scripts hold no data: they are open; its feed needs the token.
-  requireToken(app, options.token, (method, url) => method === 'GET' && (url === '/health' || url === '/' || (url?.startsWith('/dashboard/') ?? false)));
+  requireToken(app, options.token, (method, url) => method === 'GET' && (url === '/health' || url === '/ready' || url === '/' || (url?.startsWith('/dashboard/') ?? false)));
   answerWithCodes(app, logger, 'admin API');
 
   app.register(healthRoutes, { admin });

@@ -47,7 +47,7 @@ export function memberDir(name: string): string {
 /** SIGKILLs the member named by each pid file left in the member directories (of one suite: `prefix`). */
 export function killLeftovers(prefix = ''): void {
   for (const dir of memberDirs.filter((candidate) => candidate.startsWith(join(root, prefix)))) {
-    for (const role of ['locator', 'server', 'controller']) {
+    for (const role of ['locator', 'server', 'controller', 'router']) {
       const pidFile = join(dir, `${role}.pid`);
       if (!existsSync(pidFile)) continue;
       const pid = Number(readFileSync(pidFile, 'utf8').trim());

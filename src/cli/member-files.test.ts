@@ -1,12 +1,13 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   isStraitProcessAlive,
   memberFilePath,
+  pidFileHolder,
   pidFilePath,
   readMemberRecord,
   readPid,
@@ -65,6 +66,31 @@ describe('member files', () => {
     const finished = spawnSync(process.execPath, ['-e', '0']);
     assert.equal(isStraitProcessAlive(finished.pid), false);
     assert.equal(isStraitProcessAlive(2 ** 22 + 1), false);
+  });
+
+  it('a pid file names its holder only while a Strait process that can have written it runs', async () => {
+    const pidFile = join(dir, 'holder.pid');
+    // A live process whose command line says strait (as a member's does).
+    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)', 'strait-holder-probe'], { stdio: 'ignore' });
+    try {
+      await new Promise((resolve) => child.once('spawn', resolve));
+      writePid(pidFile, child.pid!);
+      assert.equal(pidFileHolder(pidFile), child.pid, 'written after the process started: it holds the file');
+      // The same pid in a file written long before that process started: the pid was reused.
+      const anHourAgo = new Date(Date.now() - 3_600_000);
+      utimesSync(pidFile, anHourAgo, anHourAgo);
+      assert.equal(pidFileHolder(pidFile), undefined, 'a file older than the process is stale');
+      // A process's parent (tini as pid 1 in a container) never holds its pid file: a parent whose
+      // command line says strait starts a child that asks about a file naming that parent.
+      const moduleUrl = new URL('./member-files.ts', import.meta.url).href;
+      const check = `import { pidFileHolder, writePid } from ${JSON.stringify(moduleUrl)}; writePid(${JSON.stringify(pidFile)}, process.ppid); console.log(String(pidFileHolder(${JSON.stringify(pidFile)})));`;
+      const parent = spawnSync(process.execPath, ['-e', `const r = require('node:child_process').spawnSync(process.execPath, ['--input-type=module', '-e', ${JSON.stringify(check)}], { encoding: 'utf8' }); process.stdout.write(r.stdout + r.stderr);`, 'strait-parent-probe'], { encoding: 'utf8' });
+      assert.equal(parent.stdout.trim(), 'undefined', parent.stdout);
+      writePid(pidFile, process.pid);
+      assert.equal(pidFileHolder(pidFile), undefined, 'this process is not another holder');
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 
   it('tails a log file', () => {

@@ -5,7 +5,7 @@
 //   <dir>/strait.yaml   its configuration (read by src/config/member-config.ts)
 //   <dir>/data/         a server's persistent regions
 
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MemberRole } from '../config/member-config.ts';
 import type { Address } from '../runtime/runtime.ts';
@@ -36,6 +36,8 @@ export interface ListeningMemberRecord {
   readonly address: Address;
   /** The admin HTTP API (a router's is its own address: it runs none). */
   readonly httpAddress: Address;
+  /** The admin API (a controller's API) serves HTTPS: the member runs with `tls`. */
+  readonly https?: boolean;
   readonly state: 'ready' | 'stopped';
   readonly startedAt: string;
 }
@@ -117,6 +119,46 @@ export function isStraitProcessAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** Clock ticks per second in /proc/<pid>/stat (Linux's USER_HZ, 100 on every architecture Node runs on). */
+const PROC_TICKS_PER_SECOND = 100;
+/** /proc/stat's boot time has whole seconds: a start this much after the pid file is still "before". */
+const START_TIME_SLACK_MS = 2000;
+
+/** When process `pid` started (ms since the epoch), from /proc; undefined where /proc can't say. */
+function processStartMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const startTicks = Number(fields[19]); // field 22 of the whole line: starttime
+    const bootSeconds = Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1]);
+    if (!Number.isFinite(startTicks) || !Number.isFinite(bootSeconds)) return undefined;
+    return bootSeconds * 1000 + (startTicks / PROC_TICKS_PER_SECOND) * 1000;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The pid of the live Strait process holding `pidFile` (another than this one), or undefined when
+ * the file is absent or stale. Stale also when the pid was reused by a process that can't have
+ * written it: this process's parent (tini as pid 1 in a container, after an earlier container
+ * whose member was pid 1 left the file on the data volume), or one started after the file was
+ * written.
+ */
+export function pidFileHolder(pidFile: string): number | undefined {
+  const pid = readPid(pidFile);
+  if (pid === undefined || pid === process.pid || pid === process.ppid || !isStraitProcessAlive(pid)) return undefined;
+  const startedMs = processStartMs(pid);
+  let writtenMs: number | undefined;
+  try {
+    writtenMs = statSync(pidFile).mtimeMs;
+  } catch {
+    writtenMs = undefined;
+  }
+  if (startedMs !== undefined && writtenMs !== undefined && startedMs > writtenMs + START_TIME_SLACK_MS) return undefined;
+  return pid;
 }
 
 /** The last `lines` lines of a log file, for printing why a start failed. */

@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { StraitError } from '../errors.ts';
 import type { LogFormat, LogLevel, MemberRole } from '../config/member-config.ts';
 import { createLogger } from '../runtime/node/logger.ts';
-import { isStraitProcessAlive, pidFilePath, readPid, removePidIfOwned, writeMemberRecord, writePid } from './member-files.ts';
+import { pidFileHolder, pidFilePath, removePidIfOwned, writeMemberRecord, writePid } from './member-files.ts';
 import { EXIT_FAILURE, describeError, exitCodeFor } from './report.ts';
 import { SHUTDOWN_TIMEOUT_MS } from './run.ts';
 
@@ -31,8 +31,8 @@ export function claimProcess(dir: string, role: MemberRole, config: { readonly n
   const startedAt = new Date().toISOString();
   const pidFile = pidFilePath(dir, role);
   mkdirSync(dir, { recursive: true });
-  const otherPid = readPid(pidFile);
-  if (otherPid !== undefined && otherPid !== process.pid && isStraitProcessAlive(otherPid)) {
+  const otherPid = pidFileHolder(pidFile);
+  if (otherPid !== undefined) {
     throw new StraitError('STRAIT_ALREADY_RUNNING', { dir, pid: otherPid });
   }
   const logger = createLogger({ name: config.name, level: config.logLevel, pretty: (config.logFormat ?? 'pretty') === 'pretty' });

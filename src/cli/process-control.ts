@@ -10,6 +10,7 @@ import type { MemberConfig, MemberRole } from '../config/member-config.ts';
 import { formatAddress } from '../runtime/runtime.ts';
 import {
   isStraitProcessAlive,
+  pidFileHolder,
   logFilePath,
   memberFilePath,
   pidFilePath,
@@ -100,9 +101,9 @@ export function nextStepAfterTimeout(config: MemberConfig, problem: string | und
 /** Refuses when the pid file names a live Strait process; removes a stale one. */
 export function checkNotRunning(dir: string, role: MemberRole): void {
   const pidFile = pidFilePath(dir, role);
-  const pid = readPid(pidFile);
-  if (pid === undefined) return;
-  if (isStraitProcessAlive(pid)) throw new StraitError('STRAIT_ALREADY_RUNNING', { dir, pid });
+  if (readPid(pidFile) === undefined) return;
+  const pid = pidFileHolder(pidFile);
+  if (pid !== undefined) throw new StraitError('STRAIT_ALREADY_RUNNING', { dir, pid });
   rmSync(pidFile, { force: true });
 }
 

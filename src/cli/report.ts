@@ -34,10 +34,11 @@ export function describeReadyMember(record: ListeningMemberRecord, logFile?: str
   const role = record.role === 'locator' ? 'Locator' : record.role === 'router' ? 'Router' : 'Server';
   const log = logFile === undefined ? '' : `, log ${logFile}`;
   if (record.role === 'router') return `Router ${record.name} listening on ${formatAddress(record.address)}, pid ${record.pid}${log}`;
-  if (record.role === 'controller') return `Controller ${record.name} listening on http://${formatHostPort(record.address)} (API /v1/topologies, dashboard /), pid ${record.pid}${log}`;
+  const scheme = record.https === true ? 'https' : 'http';
+  if (record.role === 'controller') return `Controller ${record.name} listening on ${scheme}://${formatHostPort(record.address)} (API /v1/topologies, dashboard /), pid ${record.pid}${log}`;
   return (
-    `${role} ${record.name} (site ${record.site}) listening on ${formatAddress(record.address)}, ` +
-    `admin http://${formatHostPort(record.httpAddress)}, pid ${record.pid}${log}`
+    `${role} ${record.name} (site ${record.site}) listening on ${formatAddress(record.address)}${record.https === true ? ' (TLS)' : ''}, ` +
+    `admin ${scheme}://${formatHostPort(record.httpAddress)}, pid ${record.pid}${log}`
   );
 }
 

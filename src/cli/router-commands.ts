@@ -14,6 +14,7 @@ import { formatAddress } from '../runtime/runtime.ts';
 import type { Output } from './client-commands.ts';
 import { formatAge } from './gateway-report.ts';
 import { table } from './report.ts';
+import { cliCredentials } from './cli-credentials.ts';
 
 export interface ListRoutersRequest {
   readonly router: string;
@@ -40,7 +41,9 @@ function secretFrom(request: ListRoutersRequest): string {
 /** Asks one router for its table. */
 export function fetchRouterTable(router: string, secret: string, timeoutMs: number): Promise<ResponseBody<'routerList'>> {
   const address = parseAddress(router, ROUTER_PORT_DEFAULT);
-  const { runtime, close, keepAlive } = createClientRuntime();
+  // As an admin: a router with TLS wants an admin certificate ($STRAIT_TLS_CA/CERT/KEY).
+  const credentials = cliCredentials();
+  const { runtime, close, keepAlive } = createClientRuntime(credentials.tls === undefined ? {} : { tls: credentials.tls });
   const release = keepAlive.hold();
   return new Promise((resolve, reject) => {
     let settled = false;

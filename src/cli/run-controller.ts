@@ -31,7 +31,7 @@ export async function runController(config: ControllerMemberConfig, options: Run
   const runtime = createNodeRuntime({ storageDirectory: join(dir, DATA_DIRECTORY_NAME), logger });
   let address = config.bind;
   const record = (state: 'ready' | 'stopped') =>
-    writeMemberRecord(dir, { role: 'controller', name: config.name, pid: process.pid, site: 0, address, httpAddress: address, state, startedAt });
+    writeMemberRecord(dir, { role: 'controller', name: config.name, pid: process.pid, site: 0, address, httpAddress: address, ...(tls === undefined ? {} : { https: true }), state, startedAt });
   const fail = (error: unknown) => claimed.failStart(error, (done) => runtime.close(done));
   let controller: Controller;
   try {

@@ -14,9 +14,8 @@ import { formatAddress } from '../runtime/runtime.ts';
 import { composeMember, type ComposedMember } from './embedded-member.ts';
 import {
   DATA_DIRECTORY_NAME,
-  isStraitProcessAlive,
+  pidFileHolder,
   pidFilePath,
-  readPid,
   removePidIfOwned,
   writeMemberRecord,
   writePid,
@@ -56,8 +55,8 @@ export async function runMember(config: MemberConfig, options: RunOptions): Prom
   const pidFile = pidFilePath(dir, config.role);
   mkdirSync(dir, { recursive: true });
   // The other member owns member.json and the pid file: leave both alone.
-  const otherPid = readPid(pidFile);
-  if (otherPid !== undefined && otherPid !== process.pid && isStraitProcessAlive(otherPid)) {
+  const otherPid = pidFileHolder(pidFile);
+  if (otherPid !== undefined) {
     throw new StraitError('STRAIT_ALREADY_RUNNING', { dir, pid: otherPid });
   }
 
@@ -139,6 +138,7 @@ export async function runMember(config: MemberConfig, options: RunOptions): Prom
           site: status.info.site,
           address: status.info.address,
           httpAddress,
+          ...(config.tls === undefined ? {} : { https: true }),
           state: 'stopped',
           startedAt,
         });
@@ -171,6 +171,7 @@ export async function runMember(config: MemberConfig, options: RunOptions): Prom
       site: ready.site,
       address: ready.address,
       httpAddress,
+      ...(config.tls === undefined ? {} : { https: true }),
       state: 'ready',
       startedAt,
     };

@@ -8,7 +8,7 @@
 
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from '../client/connect.ts';
 import { StraitError } from '../errors.ts';
@@ -125,6 +125,8 @@ describe('TLS and authenticated roles through the CLI', () => {
       servers.push(await start('server', name, ['--server-port', '0', '--http-port', '0', '--locators', site === 1 ? locator1 : locator2, ...tlsFlags(certs, site, 'server')]));
     }
 
+    assert.equal((servers[0] as Started & { https?: boolean }).https, true, 'member.json says the admin API is HTTPS');
+
     // Replication both ways, through the CLI as an admin with the admin certificate.
     assertOk(await strait(['put', '--locator', locator1, '--region', 'TEST', '--key', 'from-1', '--value', 'one'], adminEnvironment), 'put at site 1');
     assertOk(await strait(['put', '--locator', locator2, '--region', 'TEST', '--key', 'from-2', '--value', 'two'], adminEnvironment), 'put at site 2');
@@ -206,5 +208,23 @@ describe('TLS and authenticated roles through the CLI', () => {
         assert.ok(!text.includes(secret) && !exported.stdout.includes(secret) && !exported.stderr.includes(secret), 'a secret in /metrics or export config');
       }
     }
+  });
+
+  it('a router with TLS takes members with certificates of their site, and answers admins with an admin certificate only', async () => {
+    if (!existsSync(join(certs, 'router.crt'))) assertOk(await strait(['tls', 'init', '--dir', certs, '--sites', '1,2']), 'tls init');
+    // A router has no admin token: the variable the first test exported for the sites is not its.
+    const secret = { STRAIT_ROUTER_SECRET: 'router-mesh-secret-1234567890', STRAIT_ADMIN_TOKEN: '', STRAIT_CLIENT_TOKEN: '' };
+    const routerPort = await freePort();
+    const router = `127.0.0.1[${routerPort}]`;
+    const flags = (name: string) => ['--tls-cert', join(certs, `${name}.crt`), '--tls-key', join(certs, `${name}.key`), '--tls-ca', join(certs, 'ca.crt')];
+    assertOk(await strait(['start', 'router', '--name', 'tls-router', '--dir', memberDir('tls-router'), '--port', String(routerPort), '--bind-address', '127.0.0.1', ...flags('router')], secret), 'start router');
+    assertOk(await strait(['start', 'locator', '--name', 'tls-routed-locator', '--dir', memberDir('tls-routed-locator'), '--bind-address', '127.0.0.1', '--port', '0', '--http-port', '0', '--site-id', '1', '--routers', router, ...tlsFlags(certs, 1, 'locator')], secret), 'start locator with routers');
+    await until('the locator registered with the router over TLS', async () => {
+      const listed = await strait(['list', 'routers', '--router', router, '--json'], { ...secret, ...adminEnvironment });
+      return listed.code === 0 && listed.stdout.includes('tls-routed-locator');
+    }, WAIT_MS);
+    const anonymous = await strait(['list', 'routers', '--router', router, '--json'], { ...secret, STRAIT_TLS_CA: join(certs, 'ca.crt'), STRAIT_TLS_CERT: '', STRAIT_TLS_KEY: '', STRAIT_ADMIN_TOKEN: '' });
+    assert.notEqual(anonymous.code, 0);
+    assert.match(`${anonymous.stdout}${anonymous.stderr}`, /STRAIT_UNAUTHENTICATED/);
   });
 });

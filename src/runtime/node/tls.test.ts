@@ -223,6 +223,14 @@ test('new certificate files are taken without a restart: new connections present
   }
 });
 
+test('a certificate within 30 days of its expiry is warned about when it is read', () => {
+  // The certificates of this file are made for 30 days: inside the warning window from the start.
+  const before = warnings.length;
+  const loaded = credentials(dir, 'site-1/locator');
+  assert.ok(loaded.status.expiresAtMs - Date.now() <= 30 * 86_400_000);
+  assert.ok(warnings.slice(before).some((warning) => /expires in \d+ days/.test(warning)), warnings.slice(before).join('\n'));
+});
+
 test('credentials that cannot work are refused when read, naming the file', () => {
   const refusal = (files: { cert: string; key: string; ca: string }) => {
     try {
