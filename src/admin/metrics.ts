@@ -2,9 +2,10 @@
 // MetricsSink interface; this maps them onto prom-client metrics in a registry of the member's
 // own (never the global one, so tests and embedded members don't share counters).
 
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { MemberAdmin, MetricsSink } from '../core/member-admin.ts';
 import type { SenderStatus } from '../protocol/messages.ts';
+import { registerOperationHistogram } from './operation-histogram.ts';
 
 /** Seconds; from a cache hit (sub-millisecond) to a put that waited for a slow replica. */
 const OPERATION_DURATION_BUCKETS_SECONDS = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -68,13 +69,7 @@ export function createMetrics(role: 'locator' | 'server', name: string, site: nu
     labelNames: ['op', 'outcome'] as const,
     registers: [registry],
   });
-  const operationDuration = new Histogram({
-    name: 'strait_operation_duration_seconds',
-    help: 'Duration of client-facing operations, by operation.',
-    labelNames: ['op'] as const,
-    buckets: OPERATION_DURATION_BUCKETS_SECONDS,
-    registers: [registry],
-  });
+  const operationDuration = registerOperationHistogram(registry, 'strait_operation_duration_seconds', 'Duration of client-facing operations, by operation.', OPERATION_DURATION_BUCKETS_SECONDS);
   const viewMembers = new Gauge({
     name: 'strait_view_members',
     help: 'Members in the membership view this member installed last.',
@@ -137,11 +132,11 @@ export function createMetrics(role: 'locator' | 'server', name: string, site: nu
 
   // Label children are looked up once per operation name: prom-client hashes the label object
   // on every call otherwise, which showed in the server's profile under pipelined load.
-  const children = new Map<string, { ok: { inc(): void }; error: { inc(): void }; duration: { observe(value: number): void } }>();
+  const children = new Map<string, { ok: { inc(): void }; error: { inc(): void } }>();
   const childrenOf = (op: string) => {
     let found = children.get(op);
     if (found === undefined) {
-      found = { ok: operations.labels({ op, outcome: 'ok' }), error: operations.labels({ op, outcome: 'error' }), duration: operationDuration.labels({ op }) };
+      found = { ok: operations.labels({ op, outcome: 'ok' }), error: operations.labels({ op, outcome: 'error' }) };
       children.set(op, found);
     }
     return found;
@@ -150,7 +145,7 @@ export function createMetrics(role: 'locator' | 'server', name: string, site: nu
     operation(op, durationMs, ok) {
       const child = childrenOf(op);
       (ok ? child.ok : child.error).inc();
-      child.duration.observe(durationMs / 1000);
+      operationDuration.observe(op, durationMs / 1000);
     },
     replicated(entries) {
       replicatedEntries.inc(entries);

@@ -69,6 +69,8 @@ export class GatewaySender {
   /** A parallel sender: buckets dispatched here, held here, held here with no running dispatcher. */
   private laneCounts = { dispatching: 0, held: 0, undispatched: 0 };
   private closed = false;
+  /** A pump is deferred to the end of the current handler (see schedulePump). */
+  private pumpScheduled = false;
   private drainWaiters: { deadline: number; callback: () => void }[] = [];
   private pauseWaiters: (() => void)[] = [];
 
@@ -170,7 +172,21 @@ export class GatewaySender {
   enqueue(event: GatewayEvent): void {
     if (this.closed || (this.state === 'stopped' && this.host.lanes === undefined)) return;
     if (!this.filters.beforeEnqueue(event)) return;
-    if (this.queue.enqueue(event)) this.pump();
+    if (this.queue.enqueue(event)) this.schedulePump();
+  }
+
+  /**
+   * Dispatches once the current handler is done: every event queued from one network chunk
+   * (a pipelining client, a replicate message) leaves in one batch. Pumping per event sent the
+   * first alone on an idle link and left the rest of the chunk waiting for the batch timer.
+   */
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    this.runtime.defer(() => {
+      this.pumpScheduled = false;
+      if (!this.closed) this.pump();
+    });
   }
 
   /** A parallel sender: the lanes this copy dispatches now (SenderHosting decides). */

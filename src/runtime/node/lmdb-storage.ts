@@ -127,8 +127,9 @@ interface CommitGroup {
   readonly sequences: number[];
 }
 
-interface WaitingSync {
-  readonly callback: (error: Error | undefined) => void;
+/** Sync callbacks waiting on one `flushed` reaction. */
+interface SyncGroup {
+  readonly callbacks: ((error: Error | undefined) => void)[];
 }
 
 class LmdbStore implements Store {
@@ -137,8 +138,10 @@ class LmdbStore implements Store {
   readonly #overlay = new Map<string, PendingWrite>();
   #sequence = 0;
   #group: CommitGroup | undefined;
-  /** Sync callbacks not yet called, in call order. */
-  readonly #waitingSyncs: WaitingSync[] = [];
+  /** Sync callbacks not yet called, in call order, a group per microtask checkpoint. */
+  readonly #syncGroups: SyncGroup[] = [];
+  /** The group later syncs of this synchronous run join; its `flushed` reaction is not made yet. */
+  #openSyncGroup: SyncGroup | undefined;
   #failure: StraitError | undefined;
   #failureListener: (() => void) | undefined;
   #valid = true;
@@ -306,27 +309,44 @@ class LmdbStore implements Store {
       queueMicrotask(() => callback(failure));
       return;
     }
-    // A failed commit never settles `flushed`; #fail completes the waiting syncs instead.
-    // Wrapped so that the same function passed to two syncs is two entries.
-    const waiting = { callback };
-    this.#waitingSyncs.push(waiting);
-    this.#database.flushed.then(
-      () => this.#flushedThrough(waiting),
-      (error: unknown) => this.#fail(error),
-    );
+    // Every `flushed.then` costs lmdb-js a Promise.all, and a server syncs once per write: the
+    // syncs of one synchronous run share one reaction, made when the run ends. Writes made
+    // between a sync and that moment are covered too; a sync only ever waits for more.
+    const open = this.#openSyncGroup;
+    if (open !== undefined) {
+      open.callbacks.push(callback);
+      return;
+    }
+    const group: SyncGroup = { callbacks: [callback] };
+    this.#openSyncGroup = group;
+    this.#syncGroups.push(group);
+    queueMicrotask(() => {
+      if (this.#openSyncGroup === group) this.#openSyncGroup = undefined;
+      // A failed commit never settles `flushed`; #fail completes the waiting syncs instead.
+      if (this.#failure !== undefined || !this.#syncGroups.includes(group)) return;
+      this.#database.flushed.then(
+        () => this.#flushedThrough(group),
+        (error: unknown) => this.#fail(error),
+      );
+    });
   }
 
-  #flushedThrough(waiting: WaitingSync): void {
-    const index = this.#waitingSyncs.indexOf(waiting);
+  #flushedThrough(group: SyncGroup): void {
+    const index = this.#syncGroups.indexOf(group);
     if (index < 0) return;
-    for (const completed of this.#waitingSyncs.splice(0, index + 1)) completed.callback(undefined);
+    for (const completed of this.#syncGroups.splice(0, index + 1)) {
+      for (const callback of completed.callbacks) callback(undefined);
+    }
   }
 
   /** Records the first failure; from now on every sync reports it. */
   #fail(error: unknown): void {
     this.#failure ??= this.#storageError(error);
     const failure = this.#failure;
-    for (const waiting of this.#waitingSyncs.splice(0)) waiting.callback(failure);
+    this.#openSyncGroup = undefined;
+    for (const group of this.#syncGroups.splice(0)) {
+      for (const callback of group.callbacks) callback(failure);
+    }
     const listener = this.#failureListener;
     this.#failureListener = undefined;
     listener?.();
