@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { trustForHttps } from '../src/cli/cli-credentials.ts';
 import { Cleanup, describeFailure, runCommand, waitForExit } from './processes.ts';
+import { memberNodeFlags } from '../src/cli/process-control.ts';
 
 export const STRAIT_BIN_PATH = fileURLToPath(new URL('../bin/strait.js', import.meta.url));
 export const BENCH_REGION = 'BENCH';
@@ -159,9 +160,11 @@ export interface ProfiledServer {
  * strait.yaml already in `dir`); resolves once member.json says it is ready. Stopped with
  * SIGTERM by the cleanup, which writes the profile.
  */
-export async function startProfiledServer(cleanup: Cleanup, name: string, dir: string, locators: string): Promise<ProfiledServer> {
+export async function startProfiledServer(cleanup: Cleanup, name: string, dir: string, locators: string, maximumHeapMegabytes?: number): Promise<ProfiledServer> {
   const profileDir = join(dir, 'cpu-profile');
+  // The Node flags `strait start` would give it, so the profile is of the deployed configuration.
   const args = [
+    ...memberNodeFlags(process.env, maximumHeapMegabytes),
     '--cpu-prof', '--cpu-prof-dir', profileDir,
     STRAIT_BIN_PATH, 'run', 'server', '--name', name, '--dir', dir, '--server-port', '0', '--bind-address', '127.0.0.1', '--locators', locators, '--log-format', 'json',
   ];

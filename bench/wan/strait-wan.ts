@@ -46,11 +46,19 @@ export interface SenderSettings {
   readonly parallel?: { readonly servers: number; readonly dispatcherThreads: number };
 }
 
+/**
+ * The servers' `maximum-heap-memory`, MiB: a limit sized as an operator would (the regions hold
+ * 10,000 keys; a sender at most its 32 MiB of queue memory), so the backlog figure is the memory
+ * a configured member takes (docs/CLI.md). Without one, Node's default (~4 GiB here) applies.
+ */
+export const SERVER_HEAP_MEGABYTES = 512;
+
 export function siteAServerConfig(settings: SenderSettings): string {
   const parallel = settings.parallel;
   const region = parallel === undefined ? 'type: replicate' : 'type: partition, redundant-copies: 0';
   const kind = parallel === undefined ? 'parallel: false' : `parallel: true, dispatcher-threads: ${parallel.dispatcherThreads}, order-policy: partition`;
   return [
+    `maximum-heap-memory: ${SERVER_HEAP_MEGABYTES}`,
     'regions:',
     `  ${BENCH_REGION}: { ${region}, persistent: false, gateway-sender-ids: [${SENDER_ID}] }`,
     'gateway-senders:',
@@ -62,6 +70,7 @@ export function siteAServerConfig(settings: SenderSettings): string {
 
 export function siteBServerConfig(receiverPort: number | string, advertisedHost = ADVERTISED_RECEIVER_HOST, partitioned = false): string {
   return [
+    `maximum-heap-memory: ${SERVER_HEAP_MEGABYTES}`,
     'regions:',
     `  ${BENCH_REGION}: { type: ${partitioned ? 'partition, redundant-copies: 0' : 'replicate'}, persistent: false }`,
     `gateway-receiver: { start-port: ${receiverPort}, end-port: ${receiverPort}, bind-address: 127.0.0.1, hostname-for-clients: ${advertisedHost} }`,
@@ -101,7 +110,7 @@ export interface StraitWan {
 }
 
 async function runProfiledServer(cleanup: Cleanup, name: string, dir: string, locators: string): Promise<ServerProcess> {
-  const server = await startProfiledServer(cleanup, name, dir, locators);
+  const server = await startProfiledServer(cleanup, name, dir, locators, SERVER_HEAP_MEGABYTES);
   if (server.httpAddress === undefined) throw new Error(`${name} reports no admin address; see ${join(dir, `${name}.log`)}`);
   return { name, dir, pid: server.pid, adminUrl: `http://${server.httpAddress.host}:${server.httpAddress.port}`, profileDir: server.profileDir };
 }

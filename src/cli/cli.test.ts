@@ -31,14 +31,15 @@ async function senderCopies(locator: string, id: string): Promise<SenderCopy[]> 
 describe('strait CLI', { concurrency: true }, () => {
   describe('strait CLI with a running site', { concurrency: 1 }, () => {
     let locator: Started;
+    let server: Started;
     let locatorAddress: string;
 
     before(async () => {
       locator = await start('locator', 'locator-1', ['--port', '0', '--site-id', '3']);
       locatorAddress = `${locator.address.host}[${locator.address.port}]`;
       const serverDir = memberDir('server1-1');
-      writeFileSync(join(serverDir, 'strait.yaml'), 'regions:\n  TEST: { type: replicate }\n');
-      await start('server', 'server1-1', ['--server-port', '0', '--locators', locatorAddress]);
+      writeFileSync(join(serverDir, 'strait.yaml'), 'maximum-heap-memory: 256\nregions:\n  TEST: { type: replicate }\n');
+      server = await start('server', 'server1-1', ['--server-port', '0', '--locators', locatorAddress]);
     });
 
     after(() => {
@@ -60,6 +61,11 @@ describe('strait CLI', { concurrency: true }, () => {
       const environment = readFileSync(`/proc/${locator.pid}/environ`, 'utf8').split('\0');
       if (!(process.env.NODE_OPTIONS ?? '').includes('--max-semi-space-size')) assert.ok(commandLine.includes('--max-semi-space-size=8'), commandLine.join(' '));
       assert.ok(environment.includes(`MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX ?? '2'}`));
+      // maximum-heap-memory becomes the server's V8 heap limit; the locator has none set.
+      const serverCommandLine = readFileSync(`/proc/${server.pid}/cmdline`, 'utf8').split('\0');
+      if (!(process.env.NODE_OPTIONS ?? '').includes('--max-old-space-size')) assert.ok(serverCommandLine.includes('--max-old-space-size=256'), serverCommandLine.join(' '));
+      assert.ok(!commandLine.some((flag) => flag.startsWith('--max-old-space-size')), commandLine.join(' '));
+      assert.ok(!readFileSync(join(root, 'server1-1', 'server1-1.log'), 'utf8').includes('STRAIT_HEAP_LIMIT_NOT_APPLIED'), 'the limit was applied');
     });
 
     it('puts then gets a value through the locator, host[port] and host:port alike', async () => {

@@ -6,6 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { StraitError } from '../errors.ts';
 import type { LogFormat, LogLevel, MemberRole } from '../config/member-config.ts';
 import { createLogger } from '../runtime/node/logger.ts';
+import { warnIfHeapLimitNotApplied } from './heap-limit.ts';
 import { pidFileHolder, pidFilePath, removePidIfOwned, writeMemberRecord, writePid } from './member-files.ts';
 import { EXIT_FAILURE, describeError, exitCodeFor } from './report.ts';
 import { SHUTDOWN_TIMEOUT_MS } from './run.ts';
@@ -27,7 +28,7 @@ export interface ClaimedProcess {
 }
 
 /** Throws STRAIT_ALREADY_RUNNING when a live Strait process holds `dir`'s pid file for `role`. */
-export function claimProcess(dir: string, role: MemberRole, config: { readonly name: string; readonly logLevel: LogLevel; readonly logFormat: LogFormat | undefined }): ClaimedProcess {
+export function claimProcess(dir: string, role: MemberRole, config: { readonly name: string; readonly logLevel: LogLevel; readonly logFormat: LogFormat | undefined; readonly maximumHeapMegabytes: number | undefined }): ClaimedProcess {
   const startedAt = new Date().toISOString();
   const pidFile = pidFilePath(dir, role);
   mkdirSync(dir, { recursive: true });
@@ -36,6 +37,7 @@ export function claimProcess(dir: string, role: MemberRole, config: { readonly n
     throw new StraitError('STRAIT_ALREADY_RUNNING', { dir, pid: otherPid });
   }
   const logger = createLogger({ name: config.name, level: config.logLevel, pretty: (config.logFormat ?? 'pretty') === 'pretty' });
+  warnIfHeapLimitNotApplied(config.maximumHeapMegabytes, logger);
   writePid(pidFile, process.pid);
   const exit = (status: number): void => {
     removePidIfOwned(pidFile, process.pid);

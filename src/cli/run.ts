@@ -12,6 +12,7 @@ import type { MemberConfig } from '../config/member-config.ts';
 import { createLogger, type NodeLogger } from '../runtime/node/logger.ts';
 import { formatAddress } from '../runtime/runtime.ts';
 import { composeMember, type ComposedMember } from './embedded-member.ts';
+import { warnIfHeapLimitNotApplied } from './heap-limit.ts';
 import {
   DATA_DIRECTORY_NAME,
   pidFileHolder,
@@ -65,6 +66,8 @@ export async function runMember(config: MemberConfig, options: RunOptions): Prom
     level: config.logLevel,
     pretty: (config.logFormat ?? 'pretty') === 'pretty',
   });
+
+  warnIfHeapLimitNotApplied(config.maximumHeapMegabytes, logger);
 
   const failed = (error: unknown): MemberRecord => ({
     role: config.role,

@@ -93,6 +93,9 @@ export const HTTP_PORT_DEFAULT = 0;
 export const MEMBER_TIMEOUT_MS_MIN = 100;
 export const MEMBER_TIMEOUT_MS_MAX = 3_600_000;
 export const FRAME_BYTES_MAX_LIMIT = 1024 * 1024 * 1024;
+/** Bounds of `maximum-heap-memory`, MiB: below 64 a member can't start; above 1 TiB is a typo. */
+export const HEAP_MEGABYTES_MIN = 64;
+export const HEAP_MEGABYTES_MAX = 1024 * 1024;
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -116,6 +119,11 @@ interface CommonMemberConfig {
   readonly tls: TlsSettings | undefined;
   /** Where to find the site's locators beyond `locators` (discovery-config.ts). */
   readonly discovery: DiscoveryConfig | undefined;
+  /**
+   * `maximum-heap-memory`, MiB: the V8 old-generation limit `strait start` gives the member's
+   * Node (--max-old-space-size); undefined = Node's default, sized from the machine's memory.
+   */
+  readonly maximumHeapMegabytes: number | undefined;
 }
 
 export interface LocatorMemberConfig extends CommonMemberConfig {
@@ -238,6 +246,8 @@ export const CONFIG_KEYS: Readonly<Record<string, KeyDescription>> = {
   'tls-require-client-cert': { roles: BOTH, flag: true },
   /** A file holding the token clients must present when they have no certificate; else STRAIT_CLIENT_TOKEN. */
   'client-token-file': { roles: BOTH, flag: true },
+  /** The member's V8 heap limit, MiB (Node's --max-old-space-size, given by strait start). */
+  'maximum-heap-memory': { roles: EVERY, flag: true },
   'frame-bytes-max': { roles: BOTH, flag: true },
   'value-bytes-max': { roles: SERVER, flag: true },
   regions: { roles: SERVER, flag: false },
@@ -356,6 +366,7 @@ export function buildMemberConfig(
     advertisedHost,
     logLevel: get('log-level', oneOf(LOG_LEVELS)) ?? 'info',
     logFormat: get('log-format', oneOf(LOG_FORMATS)),
+    maximumHeapMegabytes: get('maximum-heap-memory', integerIn(HEAP_MEGABYTES_MIN, HEAP_MEGABYTES_MAX)),
     adminToken: get('admin-token', longText),
     tls: parseTlsSettings((key) => values.get(key), (path, origin) => resolveModulePath(path, origin.fromCommandLine ? undefined : file?.path)!),
     discovery: fileValues?.['discovery'] === undefined || fileValues['discovery'] === null
