@@ -95,12 +95,14 @@ function primaryWithReceiver(options: { holdReplies?: boolean; deadLetterBytesMa
   const receiverRuntime = sim.host('receiver', { address: '10.0.0.2' }).runtime();
   const held: (() => void)[] = [];
   let batches = 0;
+  const sizes: number[] = [];
   receiverRuntime.network.listen({ host: '10.0.0.2', port: 5000 }, (stream) => {
     Connection.accept(receiverRuntime, stream, { local: { role: 'server', name: 'receiver', site: 2 }, frameBytesMax: 1 << 24, requestTimeoutMs: 30_000, requestsInFlightMax: 100 }, {
       onOpen: () => {},
       onRequest: (_connection, request, reply) => {
         batches += 1;
         const events = (request.body as RequestBody<'gatewayBatch'>).events;
+        sizes.push(events.length);
         const answer = () => (reply as Reply<'gatewayBatch'>).ok({
           applied: events.length,
           refused: events.flatMap((sent, index) => (sent[0] === 'MISSING' ? [{ index, code: 'STRAIT_REGION_NOT_FOUND', message: 'no MISSING here' }] : [])),
@@ -121,8 +123,21 @@ function primaryWithReceiver(options: { holdReplies?: boolean; deadLetterBytesMa
   };
   const sender = new GatewaySender(sim.host('sender', { address: '10.0.0.1' }).runtime(), { ...spec(false), maximumQueueMemoryMegabytes: 1, batchSize: 10 }, host, SILENT_LOGGER,
     options.deadLetterBytesMax === undefined ? {} : { deadLetterBytesMax: options.deadLetterBytesMax });
-  return { sim, sender, held, announced, batches: () => batches };
+  return { sim, sender, held, announced, batches: () => batches, sizes };
 }
+
+test('the events queued in one handler leave in one batch, at once, on an idle link', () => {
+  const { sim, sender, sizes } = primaryWithReceiver();
+  sender.enqueue(event(1));
+  sender.tick();
+  sim.run({ untilMs: 1000 });
+  assert.deepEqual(sizes, [1], 'connected, the first event acknowledged');
+  // One handler's worth (a network chunk of pipelined puts): pumping per event sent the first
+  // alone and left the rest for the batch timer (10 ms here).
+  for (let n = 2; n <= 9; n++) sender.enqueue(event(n));
+  sim.run({ untilMs: 1005 });
+  assert.deepEqual(sizes, [1, 8]);
+});
 
 test('pause answers once the batches in flight have landed; nothing arrives after it until resume', () => {
   const { sim, sender, held, batches } = primaryWithReceiver({ holdReplies: true });

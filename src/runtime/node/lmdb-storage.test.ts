@@ -46,4 +46,36 @@ describe('LmdbStorage', () => {
       rmSync(directory, { recursive: true, force: true });
     }
   });
+
+  test('syncs of one run share a flush, complete in call order, and cover the writes up to the end of the run', async () => {
+    const directory = mkdtempSync(join(tmpdir(), 'strait-lmdb-'));
+    const storage = new LmdbStorage(directory);
+    const order: number[] = [];
+    try {
+      const store = storage.open('queue');
+      const done = (n: number) => new Promise<void>((resolve) => store.sync((error) => { assert.equal(error, undefined); order.push(n); resolve(); }));
+      const waits: Promise<void>[] = [];
+      for (let n = 0; n < 500; n++) {
+        store.put(`k${String(n).padStart(4, '0')}`, new Uint8Array([n & 0xff]));
+        waits.push(done(n));
+      }
+      // Written after the run's last sync, before its flush is asked for: covered by it.
+      store.put('late', new Uint8Array([1]));
+      await Promise.resolve();
+      store.put('next-run', new Uint8Array([2]));
+      waits.push(done(500));
+      await Promise.all(waits);
+      assert.deepEqual(order, Array.from({ length: 501 }, (_, n) => n));
+    } finally {
+      await new Promise<void>((resolve) => storage.close(() => resolve()));
+    }
+    const reopened = new LmdbStorage(directory);
+    try {
+      const store = reopened.open('queue');
+      assert.equal([...store.entries()].length, 502, 'every write of both runs is on disk');
+    } finally {
+      await new Promise<void>((resolve) => reopened.close(() => resolve()));
+      rmSync(directory, { recursive: true, force: true });
+    }
+  });
 });
