@@ -6,8 +6,10 @@
 //    distributed-ack write: acknowledged once both servers applied it.
 // 2. A Redis primary with one replica, measured with redis-benchmark at the same depths, the
 //    replica's catch-up after the pipelined SET run, and SET + WAIT 1 (a replica-acknowledged
-//    write, what a Strait put is) from this process.
-//    Both run side by side; each run measures Strait, then Redis.
+//    write, what a Strait put is) from this process with ioredis.
+//    Both run side by side; each run measures Strait, then Redis. A missing Redis is installed
+//    (as root) or stops the bench with the command to run (peers.ts); `--without-peers` measures
+//    Strait alone.
 // 3. A table (median of the runs, min–max beside it) and bench/results/<timestamp>.json.
 //
 // `--profile` instead CPU-profiles the servers during pipelined puts (see profile.ts).
@@ -20,10 +22,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from '../src/client/connect.ts';
 import { Cleanup } from './processes.ts';
-import { parseOptions, USAGE, UsageError, type BenchOptions } from './options.ts';
+import { parseOptions, peersWanted, USAGE, UsageError, type BenchOptions } from './options.ts';
 import { BENCH_REGION, makeCertificates, regionSizes, startStraitSite, stopStraitSite, type BenchRegionType } from './strait-site.ts';
 import { runLoad, warmUp, Workload, type LoadRun } from './strait-load.ts';
-import { closeCatchUpProbe, findRedis, measureCatchUp, openCatchUpProbe, redisBenchmarkArgs, runRedisBenchmark, runSetWait, startRedisPair, type CatchUp, type RedisBenchmarkRow, type SetWaitRun } from './redis.ts';
+import { ensurePeers, machinePeerHost, PEER_CLIENTS, type RedisTools } from './peers.ts';
+import { closeCatchUpProbe, measureCatchUp, openCatchUpProbe, redisBenchmarkArgs, runRedisBenchmark, runSetWait, startRedisPair, type CatchUp, type RedisBenchmarkRow, type SetWaitRun } from './redis.ts';
 import { runProfile } from './profile.ts';
 import { describeMachine, measureCpuBusy, formatMachine, formatProfile, formatTable, tableRows, type Machine, type Row, sourceState, timestamp, writeResults } from './report.ts';
 import { spread } from './stats.ts';
@@ -61,6 +64,18 @@ interface RedisRun {
 }
 
 type RedisResults = { readonly commands: readonly string[]; readonly runs: readonly RedisRun[] } | { readonly skipped: string };
+
+/** Redis's binaries, found by peers.ts, or why Redis is not measured (--without-peers, --profile). */
+type RedisPeer = { readonly tools: RedisTools } | { readonly skipped: string };
+
+/**
+ * What the results record about Redis: its version, the client that measured SET + WAIT and the
+ * catch-up, and the redis-benchmark that measured SET and GET.
+ */
+function peerRecord(peer: RedisPeer): { version: string; client: string; benchmark: string } | { skipped: string } {
+  if ('skipped' in peer) return { skipped: peer.skipped };
+  return { version: peer.tools.version, client: PEER_CLIENTS.redis(), benchmark: peer.tools.benchmark };
+}
 
 function say(text: string): void {
   process.stdout.write(`${text}\n`);
@@ -148,9 +163,9 @@ function findRow(rows: readonly RedisBenchmarkRow[], test: string): RedisBenchma
   return found;
 }
 
-async function openRedis(cleanup: Cleanup, root: string, options: BenchOptions): Promise<RedisSession> {
+async function openRedis(cleanup: Cleanup, tools: RedisTools, root: string, options: BenchOptions): Promise<RedisSession> {
   say(`\nRedis: starting a primary and one replica in ${root}`);
-  const pair = await startRedisPair(cleanup, root);
+  const pair = await startRedisPair(cleanup, tools, root);
   say(`  primary on port ${pair.primary.port} (pid ${pair.primary.pid}), replica on port ${pair.replica.port} (pid ${pair.replica.pid}), link up`);
   const benchmarkCommand = (tests: string, ops: number, pipeline: number): string =>
     `redis-benchmark ${redisBenchmarkArgs(0, tests, ops, pipeline, options.valueBytes).join(' ').replace('-p 0', '-p P')}`;
@@ -158,8 +173,8 @@ async function openRedis(cleanup: Cleanup, root: string, options: BenchOptions):
     `redis-server --port P --bind 127.0.0.1 --dir <tmp>/redis-primary --save '' --appendonly no`,
     `redis-server --port R --bind 127.0.0.1 --dir <tmp>/redis-replica --save '' --appendonly no --replicaof 127.0.0.1 P`,
     benchmarkCommand('set,get', options.opsOneInFlight, 1),
-    `SET key:NNNNNN <${options.valueBytes} bytes> + WAIT 1 5000, sent together from the bench process (Node, RESP over TCP), one pair in flight, ${options.opsOneInFlight} times`,
-    `${benchmarkCommand('set', options.opsPipelined, options.pipelineDepth)}   # then INFO replication on both (RESP from the bench; redis-cli to confirm) until the replica's slave_repl_offset reaches the primary's master_repl_offset`,
+    `SET key:NNNNNN <${options.valueBytes} bytes> + WAIT 1 5000, sent together as one ${PEER_CLIENTS.redis()} pipeline from the bench process, one pair in flight, ${options.opsOneInFlight} times`,
+    `${benchmarkCommand('set', options.opsPipelined, options.pipelineDepth)}   # then INFO replication on both (${PEER_CLIENTS.redis()} from the bench; redis-cli to confirm) until the replica's slave_repl_offset reaches the primary's master_repl_offset`,
     benchmarkCommand('get', options.opsPipelined, options.pipelineDepth),
     'kill -TERM <replica pid> <primary pid>',
   ];
@@ -171,7 +186,7 @@ async function openRedis(cleanup: Cleanup, root: string, options: BenchOptions):
   const workload = new Workload(options.keyCount, options.valueBytes);
   try {
     // Warm-up, not recorded: connections, allocator, the replica's stream.
-    await runRedisBenchmark(pair.primary.port, 'set,get', Math.max(1000, Math.round(options.opsPipelined / 10)), options.pipelineDepth, options.valueBytes);
+    await runRedisBenchmark(pair, 'set,get', Math.max(1000, Math.round(options.opsPipelined / 10)), options.pipelineDepth, options.valueBytes);
     await runSetWait(pair.primary.port, workload.keys, workload.value, Math.min(2000, options.opsOneInFlight));
   } catch (error) {
     await close();
@@ -181,7 +196,7 @@ async function openRedis(cleanup: Cleanup, root: string, options: BenchOptions):
     commands,
     close,
     run: async () => {
-      const one = await runRedisBenchmark(pair.primary.port, 'set,get', options.opsOneInFlight, 1, options.valueBytes);
+      const one = await runRedisBenchmark(pair, 'set,get', options.opsOneInFlight, 1, options.valueBytes);
       const setOne = findRow(one.rows, 'SET');
       const getOne = findRow(one.rows, 'GET');
       say(describeRun('Redis SET, 1 in flight', setOne));
@@ -192,7 +207,7 @@ async function openRedis(cleanup: Cleanup, root: string, options: BenchOptions):
       let set: Awaited<ReturnType<typeof runRedisBenchmark>>;
       let catchUp: CatchUp;
       try {
-        set = await runRedisBenchmark(pair.primary.port, 'set', options.opsPipelined, options.pipelineDepth, options.valueBytes);
+        set = await runRedisBenchmark(pair, 'set', options.opsPipelined, options.pipelineDepth, options.valueBytes);
         catchUp = await measureCatchUp(pair, probe, set.exitedAtMs);
       } finally {
         closeCatchUpProbe(probe);
@@ -200,7 +215,7 @@ async function openRedis(cleanup: Cleanup, root: string, options: BenchOptions):
       const setPipelined = findRow(set.rows, 'SET');
       say(describeRun(`Redis SET, ${options.pipelineDepth} pipelined`, setPipelined));
       say(`  Redis replica: ${catchUp.lagBytesAtFirstCheck} bytes behind at the first check, caught up ${catchUp.catchUpMs.toFixed(2)} ms after redis-benchmark exited (${catchUp.checks} check${catchUp.checks === 1 ? '' : 's'} of ${catchUp.checkMs.toFixed(2)} ms; redis-cli confirms offsets ${catchUp.confirmedWithRedisCli.primaryOffset} / ${catchUp.confirmedWithRedisCli.replicaOffset})`);
-      const get = await runRedisBenchmark(pair.primary.port, 'get', options.opsPipelined, options.pipelineDepth, options.valueBytes);
+      const get = await runRedisBenchmark(pair, 'get', options.opsPipelined, options.pipelineDepth, options.valueBytes);
       const getPipelined = findRow(get.rows, 'GET');
       say(describeRun(`Redis GET, ${options.pipelineDepth} pipelined`, getPipelined));
       return { setOne, getOne, setPipelined, getPipelined, catchUp, setWait };
@@ -212,7 +227,7 @@ async function openRedis(cleanup: Cleanup, root: string, options: BenchOptions):
  * Both systems run side by side and the runs alternate (Strait, then Redis, per run), so a
  * slow spell of this (virtual) machine hits both rather than one.
  */
-async function measure(cleanup: Cleanup, root: string, options: BenchOptions, redisMissing: string | undefined): Promise<{ strait: StraitResults; partitioned: StraitResults; tls: StraitResults; redis: RedisResults }> {
+async function measure(cleanup: Cleanup, root: string, options: BenchOptions, peer: RedisPeer): Promise<{ strait: StraitResults; partitioned: StraitResults; tls: StraitResults; redis: RedisResults }> {
   const strait = await openStrait(cleanup, join(root, 'strait'), options);
   let partitioned: StraitSession | undefined;
   let tls: StraitSession | undefined;
@@ -223,7 +238,7 @@ async function measure(cleanup: Cleanup, root: string, options: BenchOptions, re
     partitioned = await openStrait(cleanup, join(root, 'strait-partitioned'), options, 'partition');
     // The same replicated site with TLS on every link, measured in the same runs as without.
     tls = await openStrait(cleanup, join(root, 'strait-tls'), options, 'replicate', true);
-    if (redisMissing === undefined) redis = await openRedis(cleanup, join(root, 'redis'), options);
+    if ('tools' in peer) redis = await openRedis(cleanup, peer.tools, join(root, 'redis'), options);
     const straitRuns: StraitRun[] = [];
     const partitionedRuns: StraitRun[] = [];
     const tlsRuns: StraitRun[] = [];
@@ -242,7 +257,7 @@ async function measure(cleanup: Cleanup, root: string, options: BenchOptions, re
       strait: { commands: strait.commands, runs: straitRuns, regionSizes: sizes },
       partitioned: { commands: partitioned.commands, runs: partitionedRuns, regionSizes: partitionedSizes },
       tls: { commands: tls.commands, runs: tlsRuns, regionSizes: tlsSizes },
-      redis: redis === undefined ? { skipped: redisMissing ?? 'not run' } : { commands: redis.commands, runs: redisRuns },
+      redis: redis === undefined ? { skipped: 'skipped' in peer ? peer.skipped : 'not run' } : { commands: redis.commands, runs: redisRuns },
     };
   } finally {
     await redis?.close();
@@ -316,12 +331,12 @@ function partitionedRows(options: BenchOptions, partitioned: StraitResults, ofRe
 
 /** The code measured: commit and how many files differ from it (others may be editing). */
 
-async function benchmark(cleanup: Cleanup, root: string, options: BenchOptions, machine: Machine, redisMissing: string | undefined): Promise<void> {
+async function benchmark(cleanup: Cleanup, root: string, options: BenchOptions, machine: Machine, peer: RedisPeer): Promise<void> {
   const startedAt = new Date().toISOString();
   const startedMs = performance.now();
   say(`${options.runs} run${options.runs === 1 ? '' : 's'} of each measurement${options.quick ? ' (--quick: one run, so each figure is that run, not a median)' : ', median reported'}; ` +
     `${options.opsOneInFlight.toLocaleString('en-US')} ops one in flight, ${options.opsPipelined.toLocaleString('en-US')} ops ${options.pipelineDepth} in flight; ${options.valueBytes}-byte values`);
-  const { strait, partitioned, tls, redis } = await measure(cleanup, root, options, redisMissing);
+  const { strait, partitioned, tls, redis } = await measure(cleanup, root, options, peer);
   const rows = comparisonRows(options, strait, redis, partitioned);
   const securedRows = tlsRows(options, strait, tls);
   say('');
@@ -339,6 +354,7 @@ async function benchmark(cleanup: Cleanup, root: string, options: BenchOptions, 
     arguments: process.argv.slice(2),
     options,
     machine,
+    peers: { redis: peerRecord(peer) },
     source: await sourceState(),
     loadAverageAtEnd: loadavg()[0],
     cpuBusyAfterEnd,
@@ -392,6 +408,17 @@ async function main(): Promise<number> {
     return 0;
   }
 
+  // The profile measures Strait alone; the comparison needs Redis, or --without-peers.
+  const check = await ensurePeers(peersWanted(options), options.withoutPeers, machinePeerHost());
+  if (check.kind === 'stop') {
+    process.stderr.write(`bench: ${check.message}\n`);
+    return 1;
+  }
+  const peer: RedisPeer = check.kind === 'skipped'
+    ? { skipped: check.reason }
+    : check.tools.redis === undefined ? { skipped: 'not used (--profile)' } : { tools: check.tools.redis };
+  if (check.kind === 'skipped') say(`Redis: ${check.reason}. Strait is measured alone; the Redis column stays empty, the ratios show —.`);
+
   const cleanup = new Cleanup();
   const root = mkdtempSync(join(tmpdir(), 'strait-bench-'));
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -401,16 +428,14 @@ async function main(): Promise<number> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
 
-  const tools = await findRedis();
-  const redisMissing = 'missing' in tools ? tools.missing : undefined;
-  if (redisMissing !== undefined) say(`Redis yardstick unavailable: ${redisMissing}. Strait is measured alone; the Redis column stays empty.`);
-  const machine = describeMachine('version' in tools ? tools.version : 'redis: not installed', await measureCpuBusy(1000));
+  const machine = describeMachine('tools' in peer ? peer.tools.version : `redis: ${peer.skipped}`, await measureCpuBusy(1000));
   say(formatMachine(machine));
+  if ('tools' in peer) say(`Redis client: ${PEER_CLIENTS.redis()} (SET + WAIT, replica catch-up); throughput and latency: redis-benchmark`);
 
   let succeeded = false;
   try {
     if (options.profile) await profile(cleanup, root, options, machine);
-    else await benchmark(cleanup, root, options, machine, redisMissing);
+    else await benchmark(cleanup, root, options, machine, peer);
     succeeded = true;
   } finally {
     await cleanup.stopAll();

@@ -1,6 +1,7 @@
 // Command-line options of `npm run bench`.
 
 import { parseArgs } from 'node:util';
+import type { PeerName } from './peers.ts';
 
 export interface BenchOptions {
   readonly quick: boolean;
@@ -18,18 +19,23 @@ export interface BenchOptions {
   readonly keyCount: number;
   /** Length of the profiled put phase. */
   readonly profileSeconds: number;
+  /** Measure Strait alone, on purpose: no Redis, no install (--without-peers). */
+  readonly withoutPeers: boolean;
 }
 
 export const USAGE = `Usage: npm run bench -- [options]
 
 Starts a Strait site (a locator and two servers, with strait start) and a Redis primary with
-one replica, measures both, prints a table and writes bench/results/<timestamp>.json.
+one replica, measures both, prints a table and writes bench/results/<timestamp>.json. A missing
+redis-server/redis-benchmark is installed when running as root (apt-get), otherwise the bench
+stops with the command that installs it.
 
   --quick          small run (2000 one-in-flight ops, 1 run), under a minute
   --ops N          operations per one-in-flight run (default 30000); pipelined runs do 10 × N
   --runs N         runs of each measurement, median reported (default 3; --quick: 1)
   --profile        instead: CPU-profile a server during pipelined puts and print the hottest functions
   --seconds S      length of the profiled put phase (default 5)
+  --without-peers  measure Strait alone: no Redis (its column and the ratios show —)
   --help           this text
 `;
 
@@ -61,6 +67,7 @@ export function parseOptions(args: readonly string[]): BenchOptions | undefined 
         ops: { type: 'string' },
         runs: { type: 'string' },
         seconds: { type: 'string' },
+        'without-peers': { type: 'boolean', default: false },
         help: { type: 'boolean', default: false },
       },
       strict: true,
@@ -83,5 +90,11 @@ export function parseOptions(args: readonly string[]): BenchOptions | undefined 
     valueBytes: 100,
     keyCount: 10_000,
     profileSeconds: positiveInteger(values.seconds, '--seconds', 600) ?? 5,
+    withoutPeers: values['without-peers'] === true,
   };
+}
+
+/** The peers a run needs: Redis, unless --without-peers or --profile (Strait alone). */
+export function peersWanted(options: BenchOptions): PeerName[] {
+  return options.profile || options.withoutPeers ? [] : ['redis'];
 }

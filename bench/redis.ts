@@ -1,19 +1,18 @@
 // The yardstick: a Redis primary and one replica on this machine, measured with
 // redis-benchmark at the same depths as Strait (one request in flight, and 64 pipelined), and
 // the replica's catch-up after a pipelined SET run (Redis replicates asynchronously, so its SET
-// figures don't include the replica; Strait's put figures do).
+// figures don't include the replica; Strait's put figures do). What redis-benchmark can't do —
+// SET + WAIT together, INFO while timing a catch-up — goes through ioredis, the client a Node
+// user of Redis has (bench/peers.ts finds the binaries and records the client's version).
 
 import { spawn } from 'node:child_process';
 import { mkdirSync, openSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
-import { createConnection, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import type { RedisTools } from './peers.ts';
 import { Cleanup, describeFailure, freePort, runCommand, waitForExit } from './processes.ts';
 import { percentile } from './stats.ts';
-
-export const REDIS_SERVER = '/usr/bin/redis-server';
-export const REDIS_BENCHMARK = '/usr/bin/redis-benchmark';
-export const REDIS_CLI = '/usr/bin/redis-cli';
 
 /** How long Redis may take to accept connections, and the replica to finish its first sync. */
 const REDIS_READY_TIMEOUT_MS = 15_000;
@@ -21,24 +20,27 @@ const REDIS_STOP_TIMEOUT_MS = 10_000;
 /** A replica still behind after this long is reported as not caught up. */
 const CATCH_UP_TIMEOUT_MS = 30_000;
 
-export interface RedisTools {
-  /** `redis-server --version`, e.g. "Redis server v=7.0.15 …". */
-  readonly version: string;
-}
-
-/** The Redis tools, or why they can't be used. */
-export async function findRedis(): Promise<RedisTools | { readonly missing: string }> {
-  let version = '';
-  for (const tool of [REDIS_SERVER, REDIS_BENCHMARK, REDIS_CLI]) {
-    try {
-      const result = await runCommand(tool, ['--version'], { timeoutMs: 10_000 });
-      if (result.status !== 0) return { missing: describeFailure(`${tool} --version`, result) };
-      if (tool === REDIS_SERVER) version = result.stdout.trim();
-    } catch (error) {
-      return { missing: `${tool} is not installed (${(error as { code?: string }).code ?? String(error)})` };
-    }
-  }
-  return { version };
+/**
+ * An ioredis client of the Redis on 127.0.0.1:`port`, connected and ready. It never reconnects
+ * and never retries: a dropped connection fails the commands it carried, and so the run, rather
+ * than being hidden by a retry. `autoPipelining` sends the commands issued in one event-loop turn
+ * in one write (ioredis's `enableAutoPipelining`), what a user who issues many at once turns on.
+ */
+export async function connectRedis(port: number, options: { readonly autoPipelining?: boolean } = {}): Promise<Redis> {
+  const client = new Redis({
+    host: '127.0.0.1',
+    port,
+    lazyConnect: true,
+    retryStrategy: () => null,
+    maxRetriesPerRequest: 0,
+    enableAutoPipelining: options.autoPipelining ?? false,
+    connectionName: 'strait-bench',
+  });
+  // ioredis reports connection errors as events as well as by rejecting the commands they hit;
+  // the rejections are what the bench acts on, so the events need no second report.
+  client.on('error', () => {});
+  await client.connect();
+  return client;
 }
 
 export interface RedisInstance {
@@ -48,17 +50,17 @@ export interface RedisInstance {
   readonly dir: string;
 }
 
-async function startRedis(cleanup: Cleanup, root: string, role: 'primary' | 'replica', args: readonly string[]): Promise<RedisInstance> {
+async function startRedis(cleanup: Cleanup, tools: RedisTools, root: string, role: 'primary' | 'replica', args: readonly string[]): Promise<RedisInstance> {
   const port = await freePort();
   const dir = join(root, `redis-${role}`);
   mkdirSync(dir, { recursive: true });
   const log = openSync(join(dir, 'redis.log'), 'a');
-  const child = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', ...args], {
+  const child = spawn(tools.server, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', ...args], {
     stdio: ['ignore', log, log],
   });
   closeSync(log);
   const pid = child.pid;
-  if (pid === undefined) throw new Error(`could not run ${REDIS_SERVER}`);
+  if (pid === undefined) throw new Error(`could not run ${tools.server}`);
   let exited = false;
   child.on('exit', () => {
     exited = true;
@@ -71,7 +73,7 @@ async function startRedis(cleanup: Cleanup, root: string, role: 'primary' | 'rep
   });
   const deadline = performance.now() + REDIS_READY_TIMEOUT_MS;
   for (;;) {
-    const pong = await runCommand(REDIS_CLI, ['-p', String(port), 'PING'], { timeoutMs: 5000 });
+    const pong = await runCommand(tools.cli, ['-p', String(port), 'PING'], { timeoutMs: 5000 });
     if (pong.status === 0 && pong.stdout.trim() === 'PONG') return instance;
     if (exited) throw new Error(`redis ${role} exited before it answered PING; see ${join(dir, 'redis.log')}`);
     if (performance.now() >= deadline) throw new Error(`redis ${role} on port ${port} did not answer PING within ${REDIS_READY_TIMEOUT_MS} ms`);
@@ -80,8 +82,8 @@ async function startRedis(cleanup: Cleanup, root: string, role: 'primary' | 'rep
 }
 
 /** `INFO replication` of one instance, as key → value. */
-export async function replicationInfo(port: number): Promise<Map<string, string>> {
-  const result = await runCommand(REDIS_CLI, ['-p', String(port), 'INFO', 'replication'], { timeoutMs: 5000 });
+export async function replicationInfo(tools: RedisTools, port: number): Promise<Map<string, string>> {
+  const result = await runCommand(tools.cli, ['-p', String(port), 'INFO', 'replication'], { timeoutMs: 5000 });
   if (result.status !== 0) throw new Error(describeFailure(`redis-cli -p ${port} INFO replication`, result));
   return parseInfo(result.stdout);
 }
@@ -103,18 +105,19 @@ function offsetField(info: Map<string, string>, field: string, port: number): nu
 }
 
 export interface RedisPair {
+  readonly tools: RedisTools;
   readonly primary: RedisInstance;
   readonly replica: RedisInstance;
 }
 
 /** A primary and a replica of it, started by pid and listed for cleanup; waits for the first sync. */
-export async function startRedisPair(cleanup: Cleanup, root: string): Promise<RedisPair> {
-  const primary = await startRedis(cleanup, root, 'primary', []);
-  const replica = await startRedis(cleanup, root, 'replica', ['--replicaof', '127.0.0.1', String(primary.port)]);
+export async function startRedisPair(cleanup: Cleanup, tools: RedisTools, root: string): Promise<RedisPair> {
+  const primary = await startRedis(cleanup, tools, root, 'primary', []);
+  const replica = await startRedis(cleanup, tools, root, 'replica', ['--replicaof', '127.0.0.1', String(primary.port)]);
   const deadline = performance.now() + REDIS_READY_TIMEOUT_MS;
   for (;;) {
-    const info = await replicationInfo(replica.port);
-    if (info.get('master_link_status') === 'up' && info.get('master_sync_in_progress') === '0') return { primary, replica };
+    const info = await replicationInfo(tools, replica.port);
+    if (info.get('master_link_status') === 'up' && info.get('master_sync_in_progress') === '0') return { tools, primary, replica };
     if (performance.now() >= deadline) throw new Error(`redis replica on port ${replica.port} did not connect to its primary within ${REDIS_READY_TIMEOUT_MS} ms`);
     await sleep(50);
   }
@@ -174,9 +177,10 @@ export function redisBenchmarkArgs(port: number, tests: string, ops: number, pip
   return ['-p', String(port), '-t', tests, '-n', String(ops), '-d', String(valueBytes), '-P', String(pipeline), '-c', '1', '--csv'];
 }
 
-export async function runRedisBenchmark(port: number, tests: string, ops: number, pipeline: number, valueBytes: number): Promise<RedisBenchmarkRun> {
-  const args = redisBenchmarkArgs(port, tests, ops, pipeline, valueBytes);
-  const result = await runCommand(REDIS_BENCHMARK, args);
+/** redis-benchmark against the pair's primary. */
+export async function runRedisBenchmark(pair: RedisPair, tests: string, ops: number, pipeline: number, valueBytes: number): Promise<RedisBenchmarkRun> {
+  const args = redisBenchmarkArgs(pair.primary.port, tests, ops, pipeline, valueBytes);
+  const result = await runCommand(pair.tools.benchmark, args);
   const exitedAtMs = performance.now();
   const command = `redis-benchmark ${args.join(' ')}`;
   if (result.status !== 0) throw new Error(describeFailure(command, result));
@@ -199,109 +203,27 @@ export interface CatchUp {
   readonly confirmedWithRedisCli: { readonly primaryOffset: number; readonly replicaOffset: number };
 }
 
-type RespReply = string | number | null | Error;
-
 /**
- * A minimal RESP client over one TCP connection: commands may be pipelined, replies arrive in
- * order. Used for `INFO replication` while timing a catch-up (a round trip, where redis-cli
- * would cost a process start, ~15 ms here) and for SET + WAIT, which redis-benchmark can't
- * issue together.
+ * Connections opened before a run, so that a check during the catch-up costs a round trip, where
+ * redis-cli would cost a process start (~15 ms here).
  */
-export class RespConnection {
-  private readonly socket: Socket;
-  private buffer: Buffer = Buffer.alloc(0);
-  private readonly waiting: { resolve: (reply: RespReply) => void; reject: (error: Error) => void }[] = [];
-  private failure: Error | undefined;
-
-  private constructor(socket: Socket) {
-    this.socket = socket;
-    socket.on('data', (chunk: Buffer) => {
-      this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
-      this.deliver();
-    });
-    socket.on('error', (error) => this.fail(error));
-    socket.on('close', () => this.fail(new Error('redis closed the connection')));
-  }
-
-  static open(port: number): Promise<RespConnection> {
-    return new Promise((resolve, reject) => {
-      const socket = createConnection({ host: '127.0.0.1', port, noDelay: true });
-      socket.once('error', reject);
-      socket.once('connect', () => {
-        socket.off('error', reject);
-        resolve(new RespConnection(socket));
-      });
-    });
-  }
-
-  /** Sends one command; its reply (an Error for a RESP error reply) resolves the promise. */
-  command(args: readonly string[]): Promise<RespReply> {
-    if (this.failure !== undefined) return Promise.reject(this.failure);
-    let text = `*${args.length}\r\n`;
-    for (const arg of args) text += `$${Buffer.byteLength(arg)}\r\n${arg}\r\n`;
-    return new Promise((resolve, reject) => {
-      this.waiting.push({ resolve, reject });
-      this.socket.write(text);
-    });
-  }
-
-  /** `INFO replication` as key → value. */
-  async info(): Promise<Map<string, string>> {
-    const reply = await this.command(['INFO', 'replication']);
-    if (typeof reply !== 'string') throw new Error(`unexpected reply to INFO: ${String(reply)}`);
-    return parseInfo(reply);
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-
-  private deliver(): void {
-    while (this.waiting.length > 0) {
-      const lineEnd = this.buffer.indexOf('\r\n');
-      if (lineEnd < 0) return;
-      const type = String.fromCharCode(this.buffer[0]!);
-      const line = this.buffer.toString('utf8', 1, lineEnd);
-      let reply: RespReply;
-      let consumed = lineEnd + 2;
-      if (type === '+') reply = line;
-      else if (type === '-') reply = new Error(line);
-      else if (type === ':') reply = Number(line);
-      else if (type === '$') {
-        const length = Number(line);
-        if (length < 0) reply = null;
-        else {
-          if (this.buffer.length < consumed + length + 2) return;
-          reply = this.buffer.toString('utf8', consumed, consumed + length);
-          consumed += length + 2;
-        }
-      } else {
-        this.fail(new Error(`unexpected RESP reply type ${JSON.stringify(type)}`));
-        return;
-      }
-      this.buffer = this.buffer.subarray(consumed);
-      this.waiting.shift()!.resolve(reply);
-    }
-  }
-
-  private fail(error: Error): void {
-    this.failure ??= error;
-    for (const waiting of this.waiting.splice(0)) waiting.reject(error);
-  }
-}
-
 export interface CatchUpProbe {
-  readonly primary: RespConnection;
-  readonly replica: RespConnection;
+  readonly primary: Redis;
+  readonly replica: Redis;
 }
 
 export async function openCatchUpProbe(pair: RedisPair): Promise<CatchUpProbe> {
-  return { primary: await RespConnection.open(pair.primary.port), replica: await RespConnection.open(pair.replica.port) };
+  return { primary: await connectRedis(pair.primary.port), replica: await connectRedis(pair.replica.port) };
 }
 
 export function closeCatchUpProbe(probe: CatchUpProbe): void {
-  probe.primary.close();
-  probe.replica.close();
+  probe.primary.disconnect();
+  probe.replica.disconnect();
+}
+
+/** `INFO replication` over an open connection, as key → value. */
+async function replicationInfoOf(client: Redis): Promise<Map<string, string>> {
+  return parseInfo(await client.info('replication'));
 }
 
 /**
@@ -311,7 +233,7 @@ export function closeCatchUpProbe(probe: CatchUpProbe): void {
  */
 export async function measureCatchUp(pair: RedisPair, probe: CatchUpProbe, runEndedAtMs: number): Promise<CatchUp> {
   const checkStartedMs = performance.now();
-  const [primaryInfo, firstReplicaInfo] = await Promise.all([probe.primary.info(), probe.replica.info()]);
+  const [primaryInfo, firstReplicaInfo] = await Promise.all([replicationInfoOf(probe.primary), replicationInfoOf(probe.replica)]);
   const checkMs = performance.now() - checkStartedMs;
   const primaryOffset = offsetField(primaryInfo, 'master_repl_offset', pair.primary.port);
   let replicaOffset = offsetField(firstReplicaInfo, 'slave_repl_offset', pair.replica.port);
@@ -320,11 +242,11 @@ export async function measureCatchUp(pair: RedisPair, probe: CatchUpProbe, runEn
   const deadline = performance.now() + CATCH_UP_TIMEOUT_MS;
   while (replicaOffset < primaryOffset) {
     if (performance.now() >= deadline) throw new Error(`redis replica still ${primaryOffset - replicaOffset} bytes behind ${CATCH_UP_TIMEOUT_MS} ms after the run`);
-    replicaOffset = offsetField(await probe.replica.info(), 'slave_repl_offset', pair.replica.port);
+    replicaOffset = offsetField(await replicationInfoOf(probe.replica), 'slave_repl_offset', pair.replica.port);
     checks += 1;
   }
   const catchUpMs = performance.now() - runEndedAtMs;
-  const [primaryCli, replicaCli] = await Promise.all([replicationInfo(pair.primary.port), replicationInfo(pair.replica.port)]);
+  const [primaryCli, replicaCli] = await Promise.all([replicationInfo(pair.tools, pair.primary.port), replicationInfo(pair.tools, pair.replica.port)]);
   const confirmed = {
     primaryOffset: offsetField(primaryCli, 'master_repl_offset', pair.primary.port),
     replicaOffset: offsetField(replicaCli, 'slave_repl_offset', pair.replica.port),
@@ -346,27 +268,31 @@ const WAIT_TIMEOUT_MS = 5000;
 
 /**
  * Redis with a synchronous replica acknowledgement, one write in flight: `SET key value` and
- * `WAIT 1 <timeout>` sent together, timed until WAIT answers that the replica has the write —
- * what a Strait put guarantees. Issued from this (Node) process, as Strait's client is.
+ * `WAIT 1 <timeout>` sent together as one ioredis pipeline (one write on the socket; one pair in
+ * flight, as before ioredis), timed until WAIT answers that the replica has the write —
+ * what a Strait put guarantees. Issued from this (Node) process, as Strait's client is. The
+ * pipeline's objects and promises are part of what an ioredis user pays per write, so they are
+ * part of the figure.
  */
 export async function runSetWait(port: number, keys: readonly string[], value: string, ops: number): Promise<SetWaitRun> {
-  const connection = await RespConnection.open(port);
+  const connection = await connectRedis(port);
   try {
     const latenciesMs = new Float64Array(ops);
     const startedMs = performance.now();
     for (let index = 0; index < ops; index++) {
       const requestStartedMs = performance.now();
-      const set = connection.command(['SET', keys[index % keys.length]!, value]);
-      const wait = connection.command(['WAIT', '1', String(WAIT_TIMEOUT_MS)]);
-      const [setReply, waitReply] = await Promise.all([set, wait]);
-      if (setReply !== 'OK') throw new Error(`SET answered ${String(setReply)}`);
-      if (typeof waitReply !== 'number' || waitReply < 1) throw new Error(`WAIT 1 answered ${String(waitReply)}: the replica did not acknowledge`);
+      const replies = await connection.pipeline().set(keys[index % keys.length]!, value).wait(1, WAIT_TIMEOUT_MS).exec();
+      const [set, wait] = replies ?? [];
+      if (set === undefined || set[0] !== null || set[1] !== 'OK') throw new Error(`SET answered ${String(set?.[0] ?? set?.[1])}`);
+      if (wait === undefined || wait[0] !== null || typeof wait[1] !== 'number' || wait[1] < 1) {
+        throw new Error(`WAIT 1 answered ${String(wait?.[0] ?? wait?.[1])}: the replica did not acknowledge`);
+      }
       latenciesMs[index] = performance.now() - requestStartedMs;
     }
     const seconds = (performance.now() - startedMs) / 1000;
     latenciesMs.sort();
     return { ops, seconds, opsPerSecond: ops / seconds, p50Ms: percentile(latenciesMs, 0.5), p99Ms: percentile(latenciesMs, 0.99) };
   } finally {
-    connection.close();
+    connection.disconnect();
   }
 }

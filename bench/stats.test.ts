@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { percentile, spread } from './stats.ts';
-import { parseOptions, UsageError } from './options.ts';
 
 test('percentile uses the nearest rank', () => {
   const sorted = Float64Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
@@ -15,17 +14,4 @@ test('spread gives the median, min and max and keeps every run', () => {
   assert.deepEqual(spread([3, 1, 2]), { median: 2, min: 1, max: 3, runs: [3, 1, 2] });
   assert.equal(spread([4, 1, 2, 3]).median, 2.5);
   assert.equal(spread([Number.NaN, 5]).median, 5);
-});
-
-test('options: defaults, --quick, --ops, and usage errors', () => {
-  const full = parseOptions([]);
-  assert.equal(full?.runs, 3);
-  assert.equal(full?.opsPipelined, full!.opsOneInFlight * 10);
-  const quick = parseOptions(['--quick']);
-  assert.equal(quick?.runs, 1);
-  assert.ok(quick!.opsOneInFlight < full!.opsOneInFlight);
-  assert.equal(parseOptions(['--ops', '500'])?.opsOneInFlight, 500);
-  assert.equal(parseOptions(['--help']), undefined);
-  assert.throws(() => parseOptions(['--ops', '0']), UsageError);
-  assert.throws(() => parseOptions(['--fast']), UsageError);
 });

@@ -8,9 +8,12 @@
 //    100-byte and 1 KiB values; per-event lag at 20k events/s and at half of the peak; E2E
 //    throughput with 20 ms and 100 ms RTT injected; a backlog written during a partition, the
 //    site-1 server's RSS and the sender's queue meanwhile, and the drain after the heal.
-// 2. Redis primary → replica, the replica's link through the same proxy (redis-wan.ts).
+// 2. Redis primary → replica, the replica's link through the same proxy (redis-wan.ts), driven by
+//    redis-benchmark and ioredis.
 // 3. NATS JetStream: a stream on a hub, a mirror on a leaf joined by a leafnode through the same
-//    proxy (nats-wan.ts). A missing redis-server or nats-server is reported, never invented.
+//    proxy (nats-wan.ts), driven by the official nats.js client. A missing redis-server or
+//    nats-server is installed (as root) or stops the bench with the command to run (peers.ts);
+//    `--without-peers` measures Strait alone. No peer figure is ever invented.
 // 4. A table (median of the runs, min–max) with ratio columns, the issue's targets judged, and
 //    bench/results/wan-<timestamp>.json.
 //
@@ -23,13 +26,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { summarizeProfile, type CpuProfile, type ProfileSummary } from '../cpu-profile.ts';
+import { ensurePeers, machinePeerHost, PEER_CLIENTS, type NatsTools, type PeerTools, type RedisTools } from '../peers.ts';
 import { Cleanup } from '../processes.ts';
-import { findRedis } from '../redis.ts';
 import { describeMachine, formatMachine, formatProfile, measureCpuBusy, sourceState, timestamp, writeResults } from '../report.ts';
 import { spread, type Spread } from '../stats.ts';
-import { pipelined } from './load.ts';
-import { findNats, natsBacklogRun, natsLagRun, natsThroughputRun, startNatsWan, stopNatsWan, type NatsBacklogRun, type NatsLagRun, type NatsThroughputRun } from './nats-wan.ts';
-import { parseWanOptions, WAN_USAGE, WanUsageError, type WanBenchOptions } from './options.ts';
+import { pipelined, type RateRun } from './load.ts';
+import { natsBacklogRun, natsLagRun, natsThroughputRun, startNatsWan, stopNatsWan, type NatsBacklogRun, type NatsLagRun, type NatsThroughputRun } from './nats-wan.ts';
+import { parseWanOptions, peersWanted, WAN_USAGE, WanUsageError, type WanBenchOptions } from './options.ts';
 import { redisLagRun, redisThroughputRun, startRedisWan, stopRedisWan, type RedisLagRun, type RedisThroughputRun } from './redis-wan.ts';
 import { formatTargets, formatWanTable, formatNumber, type Target, type WanRow } from './report.ts';
 import {
@@ -80,6 +83,8 @@ interface StraitResults {
 
 interface RedisResults {
   readonly version: string;
+  /** The client that measured what redis-benchmark does not: INFO offsets, the lag writer, keyspace notifications. */
+  readonly client: string;
   readonly commands: readonly string[];
   readonly small: readonly RedisThroughputRun[];
   readonly large: readonly RedisThroughputRun[];
@@ -90,6 +95,7 @@ interface RedisResults {
 
 interface NatsResults {
   readonly version: string;
+  readonly client: string;
   readonly commands: readonly string[];
   readonly small: readonly NatsThroughputRun[];
   readonly large: readonly NatsThroughputRun[];
@@ -98,8 +104,6 @@ interface NatsResults {
   readonly roundTrip: Readonly<Record<string, readonly NatsThroughputRun[]>>;
   readonly backlog: NatsBacklogRun | undefined;
 }
-
-type Skipped = { readonly skipped: string };
 
 async function repeat<T>(runs: number, label: string, measure: () => Promise<T>, describe: (result: T) => string): Promise<T[]> {
   const results: T[] = [];
@@ -223,11 +227,10 @@ async function measureStraitTls(cleanup: Cleanup, root: string, options: WanBenc
   }
 }
 
-async function measureRedis(cleanup: Cleanup, root: string, options: WanBenchOptions, rates: { fixed: number; half: number }): Promise<RedisResults | Skipped> {
-  const tools = await findRedis();
-  if ('missing' in tools) return { skipped: `Redis unavailable: ${tools.missing}` };
-  say('Redis: starting a primary, the proxy and a replica through it ...');
-  const wan = await startRedisWan(cleanup, root);
+async function measureRedis(cleanup: Cleanup, tools: RedisTools, root: string, options: WanBenchOptions, rates: { fixed: number; half: number }): Promise<RedisResults> {
+  say('Redis: starting a primary, the proxy and a replica through it ' +
+    `(throughput: redis-benchmark; INFO, lag writes and keyspace notifications: ${PEER_CLIENTS.redis()}) ...`);
+  const wan = await startRedisWan(cleanup, tools, root);
   try {
     await redisThroughputRun(wan, 100_000, 100, 0);
     const describe = (run: RedisThroughputRun) => `E2E ${rate(run.endToEndPerSecond)}, primary ${rate(run.primaryPerSecond)}, catch-up ${run.catchUpMs.toFixed(0)} ms`;
@@ -241,17 +244,15 @@ async function measureRedis(cleanup: Cleanup, root: string, options: WanBenchOpt
       roundTrip[String(delayMs * 2)] = await repeat(options.runs, `E2E 100 B at ${delayMs * 2} ms RTT`, () => redisThroughputRun(wan, options.redisEventsSmall, 100, delayMs * 2), describe);
     }
     await wan.proxy.setDelay(0);
-    return { version: tools.version, commands: wan.commands, small, large, lagFixed, lagHalf, roundTrip };
+    return { version: tools.version, client: PEER_CLIENTS.redis(), commands: wan.commands, small, large, lagFixed, lagHalf, roundTrip };
   } finally {
     await stopRedisWan(cleanup, wan);
   }
 }
 
-async function measureNats(cleanup: Cleanup, root: string, options: WanBenchOptions, rates: { fixed: number; half: number }): Promise<NatsResults | Skipped> {
-  const found = await findNats();
-  if ('missing' in found) return { skipped: `NATS unavailable: ${found.missing}` };
-  say('NATS JetStream: starting a hub, the proxy and a leaf with a mirror through it ...');
-  const wan = await startNatsWan(cleanup, root);
+async function measureNats(cleanup: Cleanup, tools: NatsTools, root: string, options: WanBenchOptions, rates: { fixed: number; half: number }): Promise<NatsResults> {
+  say(`NATS JetStream: starting a hub, the proxy and a leaf with a mirror through it (client: ${PEER_CLIENTS.nats()}) ...`);
+  const wan = await startNatsWan(cleanup, tools, root);
   try {
     await natsThroughputRun(wan, options.quick ? 20_000 : 50_000, 100, options.inFlight, 0);
     const describe = (run: NatsThroughputRun) => `E2E ${rate(run.endToEndPerSecond)}, publish ${rate(run.publishPerSecond)}, catch-up ${run.catchUpMs.toFixed(0)} ms`;
@@ -268,7 +269,7 @@ async function measureNats(cleanup: Cleanup, root: string, options: WanBenchOpti
     say(`  backlog: partition, ${options.backlogEvents.toLocaleString('en-US')} publishes, heal ...`);
     const backlog = await natsBacklogRun(wan, options.backlogEvents, 100, options.inFlight);
     say(`  backlog: publishes ${rate(backlog.events / backlog.writeSeconds)}, reconnect ${backlog.reconnectMs.toFixed(0)} ms, drain ${rate(backlog.drainPerSecondFromHeal)} from heal, ${rate(backlog.drainPerSecond)} from first progress`);
-    return { version: found.version, commands: wan.commands, small, large, lagFixed, lagHalf, roundTrip, backlog };
+    return { version: tools.version, client: PEER_CLIENTS.nats(), commands: wan.commands, small, large, lagFixed, lagHalf, roundTrip, backlog };
   } finally {
     await stopNatsWan(cleanup, wan);
   }
@@ -282,8 +283,16 @@ function single(value: number | undefined): Spread | undefined {
   return value === undefined ? undefined : spread([value]);
 }
 
-function measured<T extends object>(results: T | Skipped | undefined): T | undefined {
-  return results === undefined || 'skipped' in results ? undefined : results;
+
+/**
+ * A peer's lag is measured at the rate its writer held: when the bench's client (not the peer)
+ * could not keep the target rate, the cell says at what rate the figure really is.
+ */
+function writerNote(runs: readonly { readonly writer: RateRun }[] | undefined): string | undefined {
+  if (runs === undefined || runs.length === 0) return undefined;
+  const achieved = spread(runs.map((run) => run.writer.achievedPerSecond)).median;
+  const target = runs[0]!.writer.targetPerSecond;
+  return achieved < KEEP_UP_WRITER_SHARE_MIN * target ? `(writer held ${rate(achieved)})` : undefined;
 }
 
 function buildRows(straitResults: StraitResults | undefined, redisResults: RedisResults | undefined, natsResults: NatsResults | undefined, options: WanBenchOptions): WanRow[] {
@@ -310,12 +319,27 @@ function buildRows(straitResults: StraitResults | undefined, redisResults: Redis
     decimals: 2,
   });
   const fixedNote = s !== undefined && s.lagFixedRate !== LAG_RATE_FIXED ? `(at ${rate(s.lagFixedRate)})` : undefined;
+  const redisFixedNote = writerNote(r?.lagFixed);
+  const natsFixedNote = writerNote(n?.lagFixed);
   for (const [label, pick] of [['p50', (x: { p50Ms: number }) => x.p50Ms], ['p99', (x: { p99Ms: number }) => x.p99Ms], ['p99.9', (x: { p999Ms: number }) => x.p999Ms]] as const) {
-    rows.push({ metric: `lag ${label} at 20k events/s (ms)`, strait: of(s?.lagFixed, pick), redis: of(r?.lagFixed, pick), nats: of(n?.lagFixed, pick), decimals: 2, ...(fixedNote !== undefined ? { straitNote: fixedNote } : {}) });
+    rows.push({
+      metric: `lag ${label} at 20k events/s (ms)`,
+      strait: of(s?.lagFixed, pick), redis: of(r?.lagFixed, pick), nats: of(n?.lagFixed, pick), decimals: 2,
+      ...(fixedNote !== undefined ? { straitNote: fixedNote } : {}),
+      ...(redisFixedNote !== undefined ? { redisNote: redisFixedNote } : {}),
+      ...(natsFixedNote !== undefined ? { natsNote: natsFixedNote } : {}),
+    });
   }
   const half = s?.lagHalfRate ?? LAG_RATE_FIXED / 2;
+  const redisHalfNote = writerNote(r?.lagHalf);
+  const natsHalfNote = writerNote(n?.lagHalf);
   for (const [label, pick] of [['p50', (x: { p50Ms: number }) => x.p50Ms], ['p99', (x: { p99Ms: number }) => x.p99Ms], ['p99.9', (x: { p999Ms: number }) => x.p999Ms]] as const) {
-    rows.push({ metric: `lag ${label} at ${formatNumber(half, 0)} events/s = half of Strait's peak (ms)`, strait: of(s?.lagHalf, pick), redis: of(r?.lagHalf, pick), nats: of(n?.lagHalf, pick), decimals: 2 });
+    rows.push({
+      metric: `lag ${label} at ${formatNumber(half, 0)} events/s = half of Strait's peak (ms)`,
+      strait: of(s?.lagHalf, pick), redis: of(r?.lagHalf, pick), nats: of(n?.lagHalf, pick), decimals: 2,
+      ...(redisHalfNote !== undefined ? { redisNote: redisHalfNote } : {}),
+      ...(natsHalfNote !== undefined ? { natsNote: natsHalfNote } : {}),
+    });
   }
   const routed = of(s?.routed, (x) => x.endToEndPerSecond);
   rows.push(
@@ -394,13 +418,19 @@ function judge(straitResults: StraitResults | undefined, redisResults: RedisResu
 
 
 
-async function runComparison(cleanup: Cleanup, root: string, options: WanBenchOptions, args: readonly string[]): Promise<void> {
+/** Why a peer was not measured, for the JSON and the table's empty column. */
+function notMeasured(options: WanBenchOptions): string {
+  return options.withoutPeers ? 'skipped with --without-peers' : 'not selected (--only)';
+}
+
+async function runComparison(cleanup: Cleanup, root: string, options: WanBenchOptions, args: readonly string[], peers: PeerTools): Promise<void> {
   const startedAt = new Date();
   const startedMs = performance.now();
   const cpuBusy = await measureCpuBusy(1000);
-  const [redisTools, natsFound] = await Promise.all([findRedis(), findNats()]);
-  const machine = describeMachine(`${'version' in redisTools ? redisTools.version : 'redis: unavailable'}; ${'version' in natsFound ? natsFound.version : 'nats-server: unavailable'}`, cpuBusy);
+  const peerVersions = `${peers.redis?.version ?? `redis: ${notMeasured(options)}`}; ${peers.nats?.version ?? `nats-server: ${notMeasured(options)}`}`;
+  const machine = describeMachine(peerVersions, cpuBusy);
   say(formatMachine(machine));
+  if (options.withoutPeers) say('peers: skipped with --without-peers — Strait alone; the Redis and NATS columns and the ratios show —');
   say(`mode: ${options.quick ? 'QUICK (1 run of each figure, small event counts: indicative only)' : `full, ${options.runs} runs of each figure (median, min–max), backlog 1 run`}`);
   const wants = (system: string) => options.systems.includes(system as never);
   const direct = wants('strait') ? await measureStrait(cleanup, join(root, 'strait'), options) : undefined;
@@ -411,13 +441,11 @@ async function runComparison(cleanup: Cleanup, root: string, options: WanBenchOp
     tls: await measureStraitTls(cleanup, join(root, 'strait'), options),
   };
   const rates = lagRates(straitResults === undefined ? undefined : spread(straitResults.small.map((run) => run.endToEndPerSecond)).median);
-  const redisResults = wants('redis') ? await measureRedis(cleanup, join(root, 'redis'), options, rates) : undefined;
-  if (redisResults !== undefined && 'skipped' in redisResults) say(redisResults.skipped);
-  const natsResults = wants('nats') ? await measureNats(cleanup, join(root, 'nats'), options, rates) : undefined;
-  if (natsResults !== undefined && 'skipped' in natsResults) say(natsResults.skipped);
+  const redisResults = peers.redis === undefined ? undefined : await measureRedis(cleanup, peers.redis, join(root, 'redis'), options, rates);
+  const natsResults = peers.nats === undefined ? undefined : await measureNats(cleanup, peers.nats, join(root, 'nats'), options, rates);
 
-  const rows = buildRows(straitResults, measured(redisResults), measured(natsResults), options);
-  const targets = judge(straitResults, measured(redisResults), measured(natsResults));
+  const rows = buildRows(straitResults, redisResults, natsResults, options);
+  const targets = judge(straitResults, redisResults, natsResults);
   const seconds = (performance.now() - startedMs) / 1000;
   say('');
   say(formatWanTable(rows));
@@ -431,16 +459,22 @@ async function runComparison(cleanup: Cleanup, root: string, options: WanBenchOp
     arguments: args,
     options,
     machine,
+    peers: {
+      redis: peers.redis === undefined
+        ? { skipped: notMeasured(options) }
+        : { version: peers.redis.version, client: PEER_CLIENTS.redis(), benchmark: peers.redis.benchmark },
+      nats: peers.nats === undefined ? { skipped: notMeasured(options) } : { version: peers.nats.version, client: PEER_CLIENTS.nats() },
+    },
     source: await sourceState(),
     method: {
       strait: 'E2E = events from the first put at site 1 until the sender reports them acknowledged by site 2 (the receiver acknowledges a batch after applying it); 256 puts in flight from one client; keys cycle over 10 000',
-      redis: `redis-benchmark -t set -P 64 -c 1 -r ${KEY_COUNT}; E2E = events from its start until the replica's slave_repl_offset reaches the primary's master_repl_offset`,
-      nats: 'JetStream publishes with acknowledgement, 256 in flight; E2E = until the mirror on the leaf reaches the last sequence',
-      lag: 'stamped writes at a fixed rate from this process; Strait: subscribe() at site 2; Redis: keyspace notifications on the replica; NATS: a push consumer on the mirror',
+      redis: `redis-benchmark -t set -P 64 -c 1 -r ${KEY_COUNT}; E2E = events from its start until the replica's slave_repl_offset reaches the primary's master_repl_offset (INFO replication through ioredis)`,
+      nats: 'JetStream publishes with acknowledgement (nats.js js.publish), 256 in flight; E2E = until the mirror on the leaf reaches the last sequence (jsm.streams.info)',
+      lag: 'stamped writes at a fixed rate from this process; Strait: subscribe() at site 2; Redis: keyspace notifications on the replica (ioredis psubscribe); NATS: a push consumer on the mirror (nats.js)',
     },
     strait: straitResults ?? { skipped: 'not selected (--only)' },
-    redis: redisResults ?? { skipped: 'not selected (--only)' },
-    nats: natsResults ?? { skipped: 'not selected (--only)' },
+    redis: redisResults ?? { skipped: notMeasured(options) },
+    nats: natsResults ?? { skipped: notMeasured(options) },
     table: rows,
     targets,
   });
@@ -505,6 +539,12 @@ async function main(args: readonly string[]): Promise<number> {
     say(WAN_USAGE);
     return 0;
   }
+  const check = await ensurePeers(peersWanted(options), options.withoutPeers, machinePeerHost());
+  if (check.kind === 'stop') {
+    process.stderr.write(`bench/wan: ${check.message}\n`);
+    return 1;
+  }
+  const peers = check.kind === 'ready' ? check.tools : {};
   const cleanup = new Cleanup();
   const root = mkdtempSync(join(tmpdir(), 'strait-wan-bench-'));
   let interrupted = false;
@@ -519,7 +559,7 @@ async function main(args: readonly string[]): Promise<number> {
   let failed = false;
   try {
     if (options.profile) await runProfileMode(cleanup, root, options);
-    else await runComparison(cleanup, root, options, args);
+    else await runComparison(cleanup, root, options, args, peers);
     return 0;
   } catch (error) {
     failed = true;

@@ -1,6 +1,7 @@
 // Command-line options of the WAN benchmark (`node bench/wan/main.ts`).
 
 import { parseArgs } from 'node:util';
+import type { PeerName } from '../peers.ts';
 
 export type System = 'strait' | 'redis' | 'nats';
 
@@ -28,18 +29,23 @@ export interface WanBenchOptions {
   readonly profileSeconds: number;
   /** Events replicated before the profiled window opens (--profile --after-events N). */
   readonly profileAfterEvents: number;
+  /** Measure Strait alone, on purpose: no Redis, no NATS, no install (--without-peers). */
+  readonly withoutPeers: boolean;
 }
 
 export const WAN_USAGE = `Usage: node bench/wan/main.ts [options]
 
 Two Strait sites (strait start) replicating through a WAN proxy, side by side with Redis
 primary→replica and NATS JetStream mirroring over a leafnode, each link through the same proxy.
-Prints a table and writes bench/results/wan-<timestamp>.json.
+Prints a table and writes bench/results/wan-<timestamp>.json. A missing redis-server,
+redis-benchmark or nats-server is installed when running as root (apt-get), otherwise the bench
+stops with the command that installs it.
 
   --quick             1 run of everything, small event counts (backlog 100k), about a minute
   --runs N            runs of each measurement, median reported (default 3; --quick: 1)
   --backlog-events N  events written during the partition (default 1000000; --quick: 50000)
   --only LIST         comma-separated systems to measure: strait,redis,nats (default all)
+  --without-peers     measure Strait alone: no Redis, no NATS (their columns and the ratios show —)
   --profile           instead: CPU-profile site 1's and site 2's servers during the throughput phase
   --seconds S         length of the profiled load (default 8)
   --after-events N    with --profile: replicate N events first, then profile (default 30000)
@@ -69,6 +75,7 @@ export function parseWanOptions(args: readonly string[]): WanBenchOptions | unde
         only: { type: 'string' },
         seconds: { type: 'string' },
         'after-events': { type: 'string' },
+        'without-peers': { type: 'boolean', default: false },
         help: { type: 'boolean', default: false },
       },
       strict: true,
@@ -82,6 +89,10 @@ export function parseWanOptions(args: readonly string[]): WanBenchOptions | unde
   const systems = (values.only ?? 'strait,redis,nats').split(',').map((name) => name.trim()).filter((name) => name.length > 0);
   for (const system of systems) {
     if (system !== 'strait' && system !== 'redis' && system !== 'nats') throw new WanUsageError(`--only takes strait, redis and nats, got ${JSON.stringify(system)}`);
+  }
+  const withoutPeers = values['without-peers'] === true;
+  if (withoutPeers && !systems.includes('strait')) {
+    throw new WanUsageError(`--without-peers measures Strait alone, but --only ${values.only ?? ''} leaves Strait out`);
   }
   return {
     quick,
@@ -98,5 +109,12 @@ export function parseWanOptions(args: readonly string[]): WanBenchOptions | unde
     inFlight: 256,
     profileSeconds: positiveInteger(values.seconds, '--seconds', 600) ?? 8,
     profileAfterEvents: positiveInteger(values['after-events'], '--after-events', 100_000_000) ?? 30_000,
+    withoutPeers,
   };
+}
+
+/** The peers a run needs: those --only selects; none with --without-peers or --profile (Strait alone). */
+export function peersWanted(options: WanBenchOptions): PeerName[] {
+  if (options.profile || options.withoutPeers) return [];
+  return options.systems.filter((system): system is PeerName => system === 'redis' || system === 'nats');
 }
