@@ -6,10 +6,10 @@ import { parseWanOptions, peersWanted, WanUsageError } from './options.ts';
 test('options: quick, full, --only and bad flags', () => {
   const quick = parseWanOptions(['--quick'])!;
   assert.equal(quick.runs, 1);
-  assert.equal(quick.backlogEvents, 50_000);
+  assert.equal(quick.backlogEvents, 1_000_000);
   const full = parseWanOptions([])!;
   assert.equal(full.runs, 3);
-  assert.equal(full.backlogEvents, 1_000_000);
+  assert.equal(full.backlogEvents, 10_000_000);
   assert.deepEqual(full.systems, ['strait', 'redis', 'nats']);
   assert.deepEqual(parseWanOptions(['--only', 'strait,nats'])!.systems, ['strait', 'nats']);
   assert.equal(parseWanOptions(['--help']), undefined);

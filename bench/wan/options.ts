@@ -41,9 +41,10 @@ Prints a table and writes bench/results/wan-<timestamp>.json. A missing redis-se
 redis-benchmark or nats-server is installed when running as root (apt-get), otherwise the bench
 stops with the command that installs it.
 
-  --quick             1 run of everything, small event counts (backlog 100k), about a minute
+  --quick             1 run of everything, small event counts (backlog 1M), a few minutes
   --runs N            runs of each measurement, median reported (default 3; --quick: 1)
-  --backlog-events N  events written during the partition (default 1000000; --quick: 50000)
+  --backlog-events N  events written during the partition, then the site-1 server restarts with them
+                      on disk before the heal (default 10000000, the issue's figure; --quick: 1000000)
   --only LIST         comma-separated systems to measure: strait,redis,nats (default all)
   --without-peers     measure Strait alone: no Redis, no NATS (their columns and the ratios show —)
   --profile           instead: CPU-profile site 1's and site 2's servers during the throughput phase
@@ -105,7 +106,7 @@ export function parseWanOptions(args: readonly string[]): WanBenchOptions | unde
     redisEventsSmall: quick ? 300_000 : 1_000_000,
     redisEventsLarge: quick ? 100_000 : 400_000,
     lagSeconds: quick ? 2 : 5,
-    backlogEvents: positiveInteger(values['backlog-events'], '--backlog-events', 100_000_000) ?? (quick ? 50_000 : 1_000_000),
+    backlogEvents: positiveInteger(values['backlog-events'], '--backlog-events', 100_000_000) ?? (quick ? 1_000_000 : 10_000_000),
     inFlight: 256,
     profileSeconds: positiveInteger(values.seconds, '--seconds', 600) ?? 8,
     profileAfterEvents: positiveInteger(values['after-events'], '--after-events', 100_000_000) ?? 30_000,

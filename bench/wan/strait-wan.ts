@@ -97,9 +97,10 @@ export interface ServerProcess {
 export interface StraitWan {
   readonly locatorA: StartedMember;
   readonly locatorB: StartedMember;
-  readonly serverA: ServerProcess;
+  /** Replaced when the backlog run restarts it. */
+  serverA: ServerProcess;
   /** Every server of site 1 (more than serverA with a parallel sender). */
-  readonly serversA: readonly ServerProcess[];
+  serversA: ServerProcess[];
   readonly serverB: ServerProcess;
   readonly proxy: ProxyProcess;
   readonly receiverPort: number;
@@ -107,6 +108,7 @@ export interface StraitWan {
   readonly clientB: StraitClient;
   readonly regionA: ClientRegion<string>;
   readonly commands: readonly string[];
+  readonly cleanup: Cleanup;
 }
 
 async function runProfiledServer(cleanup: Cleanup, name: string, dir: string, locators: string): Promise<ServerProcess> {
@@ -206,7 +208,7 @@ export async function startStraitWan(cleanup: Cleanup, root: string, settings: S
   const clientA = await connect({ locators: locatorA.address, name: 'wan-bench-writer', ...trusting });
   const clientB = await connect({ locators: locatorB.address, name: 'wan-bench-reader', ...trusting });
   const wan: StraitWan = {
-    locatorA, locatorB, serverA, serversA, serverB, proxy, receiverPort, clientA, clientB, regionA: clientA.region<string>(BENCH_REGION),
+    locatorA, locatorB, serverA, serversA, serverB, proxy, receiverPort, clientA, clientB, regionA: clientA.region<string>(BENCH_REGION), cleanup,
     commands: [
       `node bench/wan/proxy-process.ts --listen ${ADVERTISED_RECEIVER_HOST}:P --target 127.0.0.1:P   # = strait proxy; P = the receiver's port`,
       `strait start locator --name wan-locator-1 --dir <tmp>/wan-locator-1 --bind-address 127.0.0.1 --port <A> --site-id 1 --remote-locators 127.0.0.1[<B>]`,
@@ -335,7 +337,7 @@ export async function lagRun(wan: StraitWan, ratePerSecond: number, events: numb
 
 export interface BacklogSample {
   readonly atMs: number;
-  readonly phase: 'partition' | 'drain';
+  readonly phase: 'partition' | 'restart' | 'drain';
   readonly rssBytes: number;
   readonly anonymousBytes: number;
   readonly queueEvents: number;
@@ -354,6 +356,14 @@ export interface BacklogRun {
   readonly rssGrowthBytes: number;
   /** Growth of anonymous memory (RssAnon): RSS without LMDB's file-mapped pages. */
   readonly anonymousGrowthBytes: number;
+  /**
+   * The server restarted during the partition, its backlog on disk: its RssAnon while it
+   * recovers the queue and the 2 s after, above the first process's before the backlog.
+   */
+  readonly restartAnonymousGrowthBytes: number;
+  /** From the restarted server's start until its sender reports the whole backlog queued. */
+  readonly recoveryMs: number;
+  readonly recoveredEvents: number;
   readonly queueBytesPeak: number;
   readonly overflowEventsPeak: number;
   /** From heal until the sender's first acknowledgement after it. */
@@ -368,8 +378,34 @@ export interface BacklogRun {
 }
 
 /**
+ * Stops site 1's server (`strait stop`, a clean leave) while the link is cut and starts it again
+ * from the same directory: its persistent queue is recovered from disk. Resolves once the
+ * restarted sender reports at least the backlog it had queued.
+ */
+async function restartWithBacklog(wan: StraitWan, stopping: () => void, started: () => void): Promise<{ recoveryMs: number; recoveredEvents: number; restartStartedMs: number }> {
+  if (wan.serversA.length !== 1) throw new Error('the backlog run restarts a serial sender\'s only server');
+  const queued = (await senderStatus(wan)).queueEvents;
+  const old = wan.serverA;
+  stopping();
+  await wan.cleanup.stop(old.pid);
+  const restartStartedMs = performance.now();
+  const restarted = await startServer(wan.cleanup, old.name, old.dir, wan.locatorA.address, false);
+  wan.serverA = restarted;
+  wan.serversA = [restarted];
+  started();
+  let recoveredEvents = 0;
+  const recovered = await waitUntil(async () => {
+    recoveredEvents = (await senderStatus(wan)).queueEvents;
+    return recoveredEvents >= queued;
+  }, 300_000, 50);
+  if (!recovered) throw new Error(`the restarted server recovered ${recoveredEvents} of ${queued} queued events within 300 s`);
+  return { recoveryMs: performance.now() - restartStartedMs, recoveredEvents, restartStartedMs };
+}
+
+/**
  * Cuts the link, writes `events` events at site 1 (pipelined), samples the site-1 server's RSS
- * and the sender's queue meanwhile, heals, and times the drain.
+ * and the sender's queue meanwhile, restarts the server with that backlog on disk (its memory
+ * while it recovers is the restart figure), heals, and times the drain.
  */
 export async function backlogRun(wan: StraitWan, events: number, valueBytes: number, inFlight: number, maximumQueueMemoryMegabytes: number): Promise<BacklogRun> {
   const before = await waitDrained(wan, 120_000);
@@ -379,8 +415,13 @@ export async function backlogRun(wan: StraitWan, events: number, valueBytes: num
   const startedMs = performance.now();
   let phase: BacklogSample['phase'] = 'partition';
   let sampling = true;
+  let paused = false;
   const sampler = (async () => {
     while (sampling) {
+      if (paused) {
+        await sleep(50);
+        continue;
+      }
       const [rssBytes, anonymousBytes, status] = await Promise.all([residentBytes(wan.serverA.pid), anonymousResidentBytes(wan.serverA.pid), senderStatus(wan)]);
       samples.push({ atMs: performance.now() - startedMs, phase, rssBytes, anonymousBytes, queueEvents: status.queueEvents, queueBytes: status.queueBytes, overflowEvents: status.overflowEvents });
       await sleep(250);
@@ -390,17 +431,27 @@ export async function backlogRun(wan: StraitWan, events: number, valueBytes: num
     await wan.proxy.partition();
     const value = 'x'.repeat(valueBytes);
     const writeSeconds = await pipelined(events, inFlight, (index) => wan.regionA.put(keys[index % KEY_COUNT]!, value));
-    // Let the sampler see the whole backlog before healing.
+    // Let the sampler see the whole backlog before the restart.
     await sleep(500);
+    const { recoveryMs, recoveredEvents, restartStartedMs } = await restartWithBacklog(wan, () => {
+      paused = true;
+    }, () => {
+      phase = 'restart';
+      paused = false;
+    });
+    // The restarted server's memory while it recovers, and 2 s more.
+    await sleep(2000);
+    const restartSamples = samples.filter((sample) => sample.phase === 'restart' && sample.atMs >= restartStartedMs - startedMs);
     phase = 'drain';
     const healedMs = performance.now();
     await wan.proxy.heal();
     let firstAckMs = Number.NaN;
     let drainedMs = Number.NaN;
-    const target = before.eventsSent + events;
+    // The restarted sender counts what it sent from 0.
+    const target = recoveredEvents;
     await waitUntil(async () => {
       const status = await senderStatus(wan);
-      if (Number.isNaN(firstAckMs) && status.eventsSent > before.eventsSent) firstAckMs = performance.now();
+      if (Number.isNaN(firstAckMs) && status.eventsSent > 0) firstAckMs = performance.now();
       if (status.eventsSent >= target) {
         drainedMs = performance.now();
         return true;
@@ -418,12 +469,15 @@ export async function backlogRun(wan: StraitWan, events: number, valueBytes: num
       rssPeakBytes,
       rssGrowthBytes: rssPeakBytes - rssBeforeBytes,
       anonymousGrowthBytes: Math.max(anonymousBeforeBytes, ...samples.map((sample) => sample.anonymousBytes).filter((bytes) => !Number.isNaN(bytes))) - anonymousBeforeBytes,
+      restartAnonymousGrowthBytes: Math.max(0, ...restartSamples.map((sample) => sample.anonymousBytes).filter((bytes) => !Number.isNaN(bytes))) - anonymousBeforeBytes,
+      recoveryMs,
+      recoveredEvents,
       queueBytesPeak: Math.max(0, ...samples.map((sample) => sample.queueBytes)),
       overflowEventsPeak: Math.max(0, ...samples.map((sample) => sample.overflowEvents)),
       reconnectMs: firstAckMs - healedMs,
       drainFromHealMs: drainedMs - healedMs,
-      drainPerSecondFromHeal: events / ((drainedMs - healedMs) / 1000),
-      drainPerSecond: events / ((drainedMs - firstAckMs) / 1000),
+      drainPerSecondFromHeal: recoveredEvents / ((drainedMs - healedMs) / 1000),
+      drainPerSecond: recoveredEvents / ((drainedMs - firstAckMs) / 1000),
       samples,
     };
   } finally {
