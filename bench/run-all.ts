@@ -13,29 +13,25 @@ import { parseWanOptions, peersWanted as wanPeersWanted } from './wan/options.ts
 const args = process.argv.slice(2);
 const only = args.includes('--site') ? 'site' : args.includes('--wan') ? 'wan' : undefined;
 const passed = args.filter((arg) => arg !== '--site' && arg !== '--wan');
+
+/** The peers a bench wants for these arguments; none when they don't parse (the bench says why). */
+function peersFor<O>(parse: (args: readonly string[]) => O | undefined, wants: (options: O) => PeerName[]): () => PeerName[] {
+  return () => {
+    try {
+      const options = parse(passed);
+      return options === undefined ? [] : wants(options);
+    } catch {
+      return [];
+    }
+  };
+}
+const sitePeers = peersFor(parseOptions, peersWanted);
+const wanPeers = peersFor(parseWanOptions, wanPeersWanted);
+
 const benches = [
   { name: 'site', script: fileURLToPath(new URL('./main.ts', import.meta.url)), peers: sitePeers },
   { name: 'wan', script: fileURLToPath(new URL('./wan/main.ts', import.meta.url)), peers: wanPeers },
 ].filter((bench) => only === undefined || bench.name === only);
-
-/** The peers of each bench for these arguments; none when they don't parse (the bench says why). */
-function sitePeers(): PeerName[] {
-  try {
-    const options = parseOptions(passed);
-    return options === undefined ? [] : peersWanted(options);
-  } catch {
-    return [];
-  }
-}
-
-function wanPeers(): PeerName[] {
-  try {
-    const options = parseWanOptions(passed);
-    return options === undefined ? [] : wanPeersWanted(options);
-  } catch {
-    return [];
-  }
-}
 
 const wanted = [...new Set(benches.flatMap((bench) => bench.peers()))];
 const check = await ensurePeers(wanted, passed.includes(WITHOUT_PEERS_FLAG), machinePeerHost());

@@ -37,7 +37,7 @@ import { redisLagRun, redisThroughputRun, startRedisWan, stopRedisWan, type Redi
 import { formatTargets, formatWanTable, formatNumber, type Target, type WanRow } from './report.ts';
 import {
   backlogRun, KEY_COUNT, lagRun, senderStatus, SERVER_HEAP_MEGABYTES, startStraitWan, stopStraitWan, throughputRun, waitDrained,
-  type BacklogRun, type LagRun, type SenderSettings, type ThroughputRun,
+  type BacklogRun, type LagRun, type SenderSettings, type StraitWan, type ThroughputRun,
 } from './strait-wan.ts';
 
 const REPOSITORY_ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -208,31 +208,27 @@ async function measureStraitRouted(cleanup: Cleanup, root: string, options: WanB
 /** Partitioned BENCH at both sites, a parallel sender over two site-1 servers (each dispatching its buckets with 2 threads). */
 const PARALLEL_SETTINGS: SenderSettings = { ...SETTINGS, parallel: { servers: 2, dispatcherThreads: 2 } };
 
-async function measureStraitParallel(cleanup: Cleanup, root: string, options: WanBenchOptions): Promise<ThroughputRun[]> {
-  say('Strait with a parallel sender: partitioned BENCH at both sites, two site-1 servers each sending the buckets it is primary of ...');
-  const wan = await startStraitWan(cleanup, join(root, 'parallel'), PARALLEL_SETTINGS);
+/** Warms up a variant of the two sites, then repeats its 100 B throughput run. */
+async function measureVariant(cleanup: Cleanup, wan: StraitWan, options: WanBenchOptions, connected: string, label: string): Promise<ThroughputRun[]> {
   try {
-    say('  both copies connected; warming up');
+    say(`  ${connected}; warming up`);
     await throughputRun(wan, options.quick ? 10_000 : 30_000, 100, options.inFlight, 0);
     const describe = (run: ThroughputRun) => `E2E ${rate(run.endToEndPerSecond)}, puts ${rate(run.putsPerSecond)}, tail ${run.tailMs.toFixed(0)} ms`;
-    return await repeat(options.runs, 'E2E 100 B, parallel sender', () => throughputRun(wan, options.eventsSmall, 100, options.inFlight, 0), describe);
+    return await repeat(options.runs, label, () => throughputRun(wan, options.eventsSmall, 100, options.inFlight, 0), describe);
   } finally {
     await stopStraitWan(cleanup, wan);
   }
 }
 
+async function measureStraitParallel(cleanup: Cleanup, root: string, options: WanBenchOptions): Promise<ThroughputRun[]> {
+  say('Strait with a parallel sender: partitioned BENCH at both sites, two site-1 servers each sending the buckets it is primary of ...');
+  return measureVariant(cleanup, await startStraitWan(cleanup, join(root, 'parallel'), PARALLEL_SETTINGS), options, 'both copies connected', 'E2E 100 B, parallel sender');
+}
+
 /** The direct two sites again, with TLS on every link: locators, servers, the sender's batches, the clients. */
 async function measureStraitTls(cleanup: Cleanup, root: string, options: WanBenchOptions): Promise<ThroughputRun[]> {
   say('Strait with TLS: the same two sites, every link TLS (mutual between members and between the sites) ...');
-  const wan = await startStraitWan(cleanup, join(root, 'tls'), SETTINGS, false, false, true);
-  try {
-    say('  sender connected over TLS; warming up');
-    await throughputRun(wan, options.quick ? 10_000 : 30_000, 100, options.inFlight, 0);
-    const describe = (run: ThroughputRun) => `E2E ${rate(run.endToEndPerSecond)}, puts ${rate(run.putsPerSecond)}, tail ${run.tailMs.toFixed(0)} ms`;
-    return await repeat(options.runs, 'E2E 100 B, TLS', () => throughputRun(wan, options.eventsSmall, 100, options.inFlight, 0), describe);
-  } finally {
-    await stopStraitWan(cleanup, wan);
-  }
+  return measureVariant(cleanup, await startStraitWan(cleanup, join(root, 'tls'), SETTINGS, false, false, true), options, 'sender connected over TLS', 'E2E 100 B, TLS');
 }
 
 async function measureRedis(cleanup: Cleanup, tools: RedisTools, root: string, options: WanBenchOptions, rates: { fixed: number; half: number }): Promise<RedisResults> {
