@@ -132,7 +132,7 @@ export function createMetrics(role: 'locator' | 'server', name: string, site: nu
 
   // Label children are looked up once per operation name: prom-client hashes the label object
   // on every call otherwise, which showed in the server's profile under pipelined load.
-  const children = new Map<string, { ok: { inc(): void }; error: { inc(): void } }>();
+  const children = new Map<string, { ok: { inc(value?: number): void }; error: { inc(value?: number): void } }>();
   const childrenOf = (op: string) => {
     let found = children.get(op);
     if (found === undefined) {
@@ -142,10 +142,10 @@ export function createMetrics(role: 'locator' | 'server', name: string, site: nu
     return found;
   };
   const sink: MetricsSink = {
-    operation(op, durationMs, ok) {
+    operation(op, durationMs, ok, count = 1) {
       const child = childrenOf(op);
-      (ok ? child.ok : child.error).inc();
-      operationDuration.observe(op, durationMs / 1000);
+      (ok ? child.ok : child.error).inc(count);
+      operationDuration.observe(op, durationMs / 1000, count);
     },
     replicated(entries) {
       replicatedEntries.inc(entries);

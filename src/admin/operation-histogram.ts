@@ -14,7 +14,8 @@ interface Series {
 }
 
 export interface OperationHistogram {
-  observe(op: string, seconds: number): void;
+  /** `count` observations of `seconds` (the entries of a batch, all answered at once). */
+  observe(op: string, seconds: number, count?: number): void;
 }
 
 export function registerOperationHistogram(
@@ -55,13 +56,13 @@ export function registerOperationHistogram(
   // the same way): name, help, type, aggregator, get() and reset().
   registry.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0]);
   return {
-    observe(op, seconds) {
+    observe(op, seconds, count = 1) {
       const found = seriesOf(op);
       let index = 0;
       while (index < buckets.length && seconds > buckets[index]!) index += 1;
-      found.counts[index]! += 1;
-      found.sum += seconds;
-      found.count += 1;
+      found.counts[index]! += count;
+      found.sum += seconds * count;
+      found.count += count;
     },
   };
 }

@@ -32,6 +32,7 @@ import type { Connection, ConnectionOptions } from '../protocol/connection.ts';
 import type { RegionSpec, RequestBody, RequestOp, ResponseBody, SenderStatus, View } from '../protocol/messages.ts';
 import type { Address, KeepAlive, Runtime } from '../runtime/runtime.ts';
 import { parseAddressList } from '../config/address.ts';
+import { OperationBatcher } from './batching.ts';
 import { ClientRegion } from './region.ts';
 import { ServerLink, type RequestOptions } from './server-link.ts';
 import { ClientSubscriptions, type SubscriptionSink } from './subscriptions.ts';
@@ -84,6 +85,12 @@ export interface ConnectOptions {
    * (default true); false sends every operation through the client's one server.
    */
   readonly singleHop?: boolean;
+  /**
+   * Send the puts (or gets) of one region that the application starts in one event-loop turn as
+   * one request, answered entry by entry (default true; src/client/batching.ts). The order of
+   * calls is kept; false sends one request per operation.
+   */
+  readonly batching?: boolean;
   readonly signal?: AbortSignal;
   /** Network and timers; default: the Node runtime. */
   readonly runtime?: Runtime;
@@ -114,6 +121,8 @@ export class StraitClient {
   /** Partitioned regions' operations straight to their bucket's primary (single-hop.ts). */
   private readonly singleHop: SingleHop | undefined;
   private readonly subscriptions: ClientSubscriptions;
+  /** The gets and puts of one turn as one request each (batching.ts); undefined with `batching: false`. */
+  private readonly batcher: OperationBatcher | undefined;
   /** Names this client's writes (random per client), so servers recognise a retried write. */
   private readonly clientId: string;
   private writeCounter = 0;
@@ -140,6 +149,33 @@ export class StraitClient {
     });
     this.link = new ServerLink(runtime, locators, connectionOptions, this.requestTimeoutMs, this.subscriptions);
     this.singleHop = options.singleHop === false ? undefined : new SingleHop(runtime, connectionOptions, this.requestTimeoutMs, () => this.view());
+    this.batcher = options.batching === false ? undefined : new OperationBatcher({
+      send: (op, body) => this.link.requestWithin(op, body, {}, this.requestTimeoutMs),
+      nextRequestId: () => this.nextRequestId(),
+      defer: (callback) => runtime.defer(callback),
+    });
+  }
+
+  /** Batches of gets and puts sent, and the operations they carried. */
+  get batchCounts(): { batches: number; operations: number } {
+    return { batches: this.batcher?.batches ?? 0, operations: this.batcher?.batchedOperations ?? 0 };
+  }
+
+  /** A get, coalesced with the other gets of this turn on the region unless single-hop or a signal takes it. */
+  async getValue(region: string, key: string, options: RequestOptions): Promise<Uint8Array | null> {
+    if (this.batcher === undefined || options.signal !== undefined || this.singleHop?.routesRegion(region) === true) {
+      return (await this.request('get', { region, key }, options)).value;
+    }
+    return this.pending(() => this.batcher!.get(region, key));
+  }
+
+  /** A put, coalesced like `getValue`. */
+  async putValue(region: string, key: string, value: Uint8Array, options: RequestOptions): Promise<void> {
+    if (this.batcher === undefined || options.signal !== undefined || this.singleHop?.routesRegion(region) === true) {
+      await this.request('put', { region, key, value, requestId: this.nextRequestId() }, options);
+      return;
+    }
+    return this.pending(() => this.batcher!.put(region, key, value));
   }
 
   /** Operations sent straight to a bucket's primary, and those that fell back to the usual path. */
@@ -284,6 +320,8 @@ export class StraitClient {
 
   async close(): Promise<void> {
     if (this.link.closed) return;
+    // What is batched fails with the link's STRAIT_CONNECTION_CLOSED rather than never settle.
+    this.batcher?.flush();
     this.singleHop?.close();
     this.link.close();
     this.ownsRuntime?.();
@@ -303,8 +341,12 @@ export class StraitClient {
   async request<Op extends RequestOp>(
     op: Op, body: RequestBody<Op>, options: RequestOptions = {},
   ): Promise<ResponseBody<Op>> {
+    // Batched gets and puts go first, and a request for the server link is handed to it in this
+    // call (no await before): the server sees every call in the order it was made.
+    this.batcher?.flush();
     return this.pending(async () => {
-      if (this.singleHop !== undefined && options.signal === undefined && (op === 'get' || op === 'put' || op === 'remove')) {
+      const keyed = op === 'get' || op === 'put' || op === 'remove';
+      if (keyed && this.singleHop?.routesRegion((body as RequestBody<'get'>).region) === true && options.signal === undefined) {
         const direct = await this.singleHop.send(op as 'get', body as RequestBody<'get'>);
         if (direct !== undefined) return direct as ResponseBody<Op>;
       }

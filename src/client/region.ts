@@ -1,7 +1,7 @@
 // A region as the application sees it: get, put, putAll, remove, keys (page by page), size and
-// subscribe. Every call is one request through the client's server link, so it fails over and
-// retries like any other; every write carries a request id the client keeps across retries, so
-// the servers apply it once.
+// subscribe. Every call is a request through the client's server link (the gets and puts of one
+// turn may share one, see batching.ts), so it fails over and retries like any other; every write
+// carries a request id the client keeps across retries, so the servers apply it once.
 
 import type { RequestBody, RequestOp, ResponseBody } from '../protocol/messages.ts';
 import type { RequestOptions } from './server-link.ts';
@@ -16,6 +16,9 @@ import { decodeValue, encodeValue } from './values.ts';
 /** What a region needs from its client (a StraitClient): requests, write ids, subscriptions. */
 export interface RegionClient extends SubscriptionOwner {
   request<Op extends RequestOp>(op: Op, body: RequestBody<Op>, options?: RequestOptions): Promise<ResponseBody<Op>>;
+  /** A get and a put, which the client may coalesce with others of the same turn (batching.ts). */
+  getValue(region: string, key: string, options: RequestOptions): Promise<Uint8Array | null>;
+  putValue(region: string, key: string, value: Uint8Array, options: RequestOptions): Promise<void>;
   nextRequestId(): string;
 }
 
@@ -29,14 +32,13 @@ export class ClientRegion<V = unknown> {
   }
 
   async get(key: string, options: RequestOptions = {}): Promise<V | undefined> {
-    const { value } = await this.client.request('get', { region: this.name, key }, options);
+    const value = await this.client.getValue(this.name, key, options);
     return value === null ? undefined : decodeValue<V>(value);
   }
 
   /** Resolves once every server hosting the region has applied the write. */
   async put(key: string, value: V, options: RequestOptions = {}): Promise<void> {
-    const body = { region: this.name, key, value: encodeValue(value), requestId: this.client.nextRequestId() };
-    await this.client.request('put', body, options);
+    await this.client.putValue(this.name, key, encodeValue(value), options);
   }
 
   async putAll(entries: Iterable<readonly [string, V]>, options: RequestOptions = {}): Promise<void> {

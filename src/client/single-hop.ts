@@ -93,6 +93,12 @@ export class SingleHop {
     return answer;
   }
 
+  /** Whether operations on `region` may go straight to a primary (a partitioned region with a map). */
+  routesRegion(region: string): boolean {
+    this.refreshSoon(this.routes.size === 0 ? REFRESH_IDLE_INTERVAL_MS : REFRESH_INTERVAL_MS);
+    return !this.closed && this.routes.has(region);
+  }
+
   /** An open connection to `address`, or undefined while one is being opened. */
   private connectionTo(address: Address): Connection | undefined {
     const key = formatAddress(address);

@@ -70,8 +70,8 @@ export interface MemberAdmin {
  * (src/admin/metrics.ts), the simulator ignores them.
  */
 export interface MetricsSink {
-  /** A client-facing operation finished (get, put, ...). */
-  operation(op: string, durationMs: number, ok: boolean): void;
+  /** A client-facing operation finished (get, put, ...); `count` of them (a batch's entries). */
+  operation(op: string, durationMs: number, ok: boolean, count?: number): void;
   /** Replication traffic between servers. */
   replicated(entries: number): void;
   /** The member installed a view of this many members. */

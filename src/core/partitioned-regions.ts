@@ -13,7 +13,7 @@
 
 import { StraitError } from '../errors.ts';
 import type { Connection, Reply } from '../protocol/connection.ts';
-import type { BucketAssignment, PartitionMap, RequestBody, RequestOp, ResponseBody, VersionTag, View, WireEntry } from '../protocol/messages.ts';
+import type { BucketAssignment, EntryRefusal, PartitionMap, RequestBody, RequestOp, ResponseBody, VersionTag, View, WireEntry } from '../protocol/messages.ts';
 import type { Address, Logger, Runtime } from '../runtime/runtime.ts';
 import type { KeyPager } from './key-pager.ts';
 import { holdersBut, holds, isOffline, mapOf } from './partition-map.ts';
@@ -126,6 +126,35 @@ export class PartitionedRegions implements BucketHooks {
       const targets = holdersBut(assigned, me);
       this.writes.write(region, entries, body.requestId, (error, existed) => (error === undefined ? reply.ok(answer(existed)) : reply.fail(error)), targets);
     });
+  }
+
+  /**
+   * A client's coalesced puts: entry i is a put of its own, with the request id `<id>#<i>` (an id
+   * too long to extend is left out: a retry is applied again), answered once every entry is,
+   * with those refused.
+   */
+  putBatch(region: Region, body: RequestBody<'putBatch'>, check: (value: Uint8Array) => void, reply: Reply<'putBatch'>): void {
+    const id = body.requestId !== undefined && body.requestId.length <= 120 ? body.requestId : undefined;
+    eachEntry(body.entries, (entry, index, answer) => {
+      const [key, value] = entry;
+      check(value);
+      const put = { region: body.region, key, value, ...(id !== undefined ? { requestId: `${id}#${index}` } : {}) };
+      this.write('put', region, put, [entry], { ok: () => answer(undefined), fail: answer }, () => ({}));
+    }, (refused) => reply.ok({ refused }));
+  }
+
+  /** A client's coalesced gets, each a get of its own (from this member's copy, or its bucket's primary). */
+  getBatch(region: Region, body: RequestBody<'getBatch'>, reply: Reply<'getBatch'>): void {
+    const values: (Uint8Array | null)[] = body.keys.map(() => null);
+    eachEntry(body.keys, (key, index, answer) => {
+      this.get(region, { region: body.region, key }, {
+        ok: (response) => {
+          values[index] = response.value;
+          answer(undefined);
+        },
+        fail: answer,
+      });
+    }, (refused) => reply.ok({ values, refused }));
   }
 
   /** A putAll: one write per bucket (each with its own request id), answered when all are. */
@@ -540,4 +569,35 @@ export class PartitionedRegions implements BucketHooks {
     }
     return result;
   }
+}
+
+/**
+ * Runs `start` for every item of a batch, each answering once (an error refuses that item alone,
+ * thrown or answered), then `done` with the refusals in index order.
+ */
+function eachEntry<T>(items: readonly T[], start: (item: T, index: number, answer: (error: StraitError | undefined) => void) => void, done: (refused: EntryRefusal[]) => void): void {
+  const refused: EntryRefusal[] = [];
+  let remaining = items.length + 1;
+  const settle = (): void => {
+    remaining -= 1;
+    if (remaining > 0) return;
+    refused.sort((a, b) => a.index - b.index);
+    done(refused);
+  };
+  for (const [index, item] of items.entries()) {
+    let answered = false;
+    const answer = (error: StraitError | undefined): void => {
+      if (answered) return;
+      answered = true;
+      if (error !== undefined) refused.push({ index, code: error.code, message: error.message, retryable: error.retryable });
+      settle();
+    };
+    try {
+      start(item, index, answer);
+    } catch (error) {
+      if (!(error instanceof StraitError)) throw error;
+      answer(error);
+    }
+  }
+  settle();
 }

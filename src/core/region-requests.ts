@@ -53,6 +53,18 @@ export function regionRequestHandlers(parts: RegionRequestParts): HandlerTable {
       if (region.spec.partition !== undefined && body.entries.length > 0) partitions.putAll(region, body, reply);
       else writes.write(region, body.entries, body.requestId, (error) => (error === undefined ? reply.ok({}) : reply.fail(error)));
     },
+    putBatch: (_connection, body, reply) => {
+      parts.requireReady();
+      const region = regions.require(body.region);
+      if (region.spec.partition !== undefined) partitions.putBatch(region, body, checkValue, reply);
+      else writes.writeBatch(region, body.entries, body.requestId, checkValue, (error, refused) => (error === undefined ? reply.ok({ refused: [...refused] }) : reply.fail(error)));
+    },
+    getBatch: (_connection, body, reply) => {
+      parts.requireReady();
+      const region = regions.require(body.region);
+      if (region.spec.partition !== undefined) partitions.getBatch(region, body, reply);
+      else reply.ok({ values: body.keys.map((key) => region.get(key) ?? null), refused: [] });
+    },
     remove: (_connection, body, reply) => {
       parts.requireReady();
       const region = regions.require(body.region);

@@ -6,7 +6,7 @@
 // never has a second effect.
 
 import { StraitError } from '../errors.ts';
-import type { WireEntry } from '../protocol/messages.ts';
+import type { EntryRefusal, WireEntry } from '../protocol/messages.ts';
 import type { Address, Logger, Runtime, Timer } from '../runtime/runtime.ts';
 import { formatAddress } from '../runtime/runtime.ts';
 import { Backoff } from './backoff.ts';
@@ -73,7 +73,7 @@ interface QueuedEntry {
    * count and value bytes of its entries (they follow this one): a batch carries all of them or
    * none, so a replica that knows the id holds every entry of the request.
    */
-  readonly request: { readonly id: ClientRequest; readonly entries: number; readonly bytes: number } | undefined;
+  readonly request: { readonly id: ClientRequest; readonly entries: number; readonly bytes: number; refusals?: readonly EntryRefusal[] } | undefined;
   /** The view this member had when it queued the entry (the view the write was decided under). */
   readonly viewId: number | undefined;
 }
@@ -240,10 +240,17 @@ export class ReplicationChannel {
     this.inFlight.add(batch);
     const region = batch[0]!.region;
     const entries = batch.map((queued) => queued.entry);
-    const requests = batch.flatMap((queued) => (queued.request === undefined ? [] : [[...queued.request.id] as [string, boolean]]));
+    const requests: [string, boolean][] = [];
+    const refusals: [string, EntryRefusal[]][] = [];
+    for (const { request } of batch) {
+      if (request === undefined) continue;
+      requests.push([request.id[0], request.id[1]]);
+      if (request.refusals !== undefined) refusals.push([request.id[0], [...request.refusals]]);
+    }
     const viewId = batch[0]!.viewId;
     const body = {
-      region, entries, ...(batch[0]!.gateway ? { gateway: true } : {}), ...(requests.length > 0 ? { requests } : {}), ...(viewId !== undefined ? { viewId } : {}),
+      region, entries, ...(batch[0]!.gateway ? { gateway: true } : {}), ...(requests.length > 0 ? { requests } : {}),
+      ...(refusals.length > 0 ? { refusals } : {}), ...(viewId !== undefined ? { viewId } : {}),
     };
     this.pool.get(this.address).request('replicate', body, (error) => {
       // Closed meanwhile: `close` already released this batch's writes.

@@ -9,6 +9,8 @@
 // at its peak rate here (~60,000/s) under 2 s: a retry later than that is applied again, as before
 // ids existed — a duplicate with the same value, never a loss.
 
+import type { EntryRefusal } from '../protocol/messages.ts';
+
 /** Request ids remembered, at most. */
 export const REQUEST_IDS_REMEMBERED_MAX = 100_000;
 /** How long a request id is remembered. */
@@ -24,6 +26,11 @@ export class RequestLog {
   /** Ids in the order they were remembered, a ring naming the one to forget next. */
   private readonly ring: (string | undefined)[] = [];
   private next = 0;
+  /**
+   * The entries a remembered `putBatch` refused (rare: a resolver that threw, a value too large),
+   * so a retry is answered as the first attempt was; dropped with their id.
+   */
+  private readonly refusals = new Map<string, readonly EntryRefusal[]>();
   private readonly capacity: number;
   private readonly maximumAgeMs: number;
 
@@ -32,13 +39,23 @@ export class RequestLog {
     this.maximumAgeMs = maximumAgeMs;
   }
 
-  remember(id: string, existed: boolean, nowMs: number): void {
+  /** `refused`: the entries of a batch not applied, answered again to a retry. */
+  remember(id: string, existed: boolean, nowMs: number, refused?: readonly EntryRefusal[]): void {
     if (this.entries.has(id)) return;
     const evicted = this.ring[this.next];
-    if (evicted !== undefined) this.entries.delete(evicted);
+    if (evicted !== undefined) {
+      this.entries.delete(evicted);
+      if (this.refusals.size > 0) this.refusals.delete(evicted);
+    }
     this.ring[this.next] = id;
     this.next = (this.next + 1) % this.capacity;
     this.entries.set(id, Math.floor(nowMs / 1000) * 2 + (existed ? 1 : 0));
+    if (refused !== undefined && refused.length > 0) this.refusals.set(id, refused);
+  }
+
+  /** What a remembered batch refused (none for most). */
+  refusedOf(id: string): readonly EntryRefusal[] {
+    return this.refusals.get(id) ?? [];
   }
 
   /** The remembered write, unless it is unknown or older than the maximum age. */

@@ -14,7 +14,7 @@
 
 import { StraitError, assert } from '../errors.ts';
 import { answering, Connection, type ConnectionHandler, type ConnectionOptions, type IncomingRequest, type Reply } from '../protocol/connection.ts';
-import type { MemberInfo, RequestOp, SenderStatus, View } from '../protocol/messages.ts';
+import type { MemberInfo, RequestBody, RequestOp, ResponseBody, SenderStatus, View } from '../protocol/messages.ts';
 import type { Address, Listener, Logger, Runtime, Stream, Timer } from '../runtime/runtime.ts';
 import { formatAddress } from '../runtime/runtime.ts';
 import { learnSiteId } from './site-id.ts';
@@ -648,13 +648,22 @@ export class Server {
 
   private onRequest(connection: Connection, request: IncomingRequest, reply: Reply<RequestOp>): void {
     const startedMs = this.runtime.clock.monotonic();
+    // A client's batch counts as the gets or puts it carries, refused entries as failed ones.
+    const batch = batchedOperations(request);
     const observed: Reply<RequestOp> = {
       ok: (body) => {
-        this.metrics.operation(request.op, this.runtime.clock.monotonic() - startedMs, true);
+        const elapsedMs = this.runtime.clock.monotonic() - startedMs;
+        if (batch === undefined) {
+          this.metrics.operation(request.op, elapsedMs, true);
+        } else {
+          const refused = (body as ResponseBody<'putBatch'>).refused.length;
+          if (batch.count > refused) this.metrics.operation(batch.op, elapsedMs, true, batch.count - refused);
+          if (refused > 0) this.metrics.operation(batch.op, elapsedMs, false, refused);
+        }
         reply.ok(body);
       },
       fail: (error) => {
-        this.metrics.operation(request.op, this.runtime.clock.monotonic() - startedMs, false);
+        this.metrics.operation(batch?.op ?? request.op, this.runtime.clock.monotonic() - startedMs, false, batch?.count ?? 1);
         reply.fail(error);
       },
     };
@@ -688,4 +697,12 @@ export class Server {
       }),
     };
   }
+}
+
+/** The operation a client's batch carries and how many, or undefined for any other request. */
+function batchedOperations(request: IncomingRequest): { op: 'put' | 'get'; count: number } | undefined {
+  // The body was parsed against the operation's schema before a handler sees it.
+  if (request.op === 'putBatch') return { op: 'put', count: (request.body as RequestBody<'putBatch'>).entries.length };
+  if (request.op === 'getBatch') return { op: 'get', count: (request.body as RequestBody<'getBatch'>).keys.length };
+  return undefined;
 }

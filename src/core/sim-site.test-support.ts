@@ -2,7 +2,7 @@
 // simulated hosts, for server-level scenario tests that want determinism and virtual time.
 // Test code, exempt from the layering lint.
 
-import { StraitClient } from '../client/client.ts';
+import { StraitClient, type ConnectOptions } from '../client/client.ts';
 import type { RegionSpec } from '../protocol/messages.ts';
 import type { Address } from '../runtime/runtime.ts';
 import { advanceWithPromises } from '../sim/drive.ts';
@@ -66,9 +66,9 @@ export class SimSite {
   }
 
   /** A client on its own simulated host. */
-  client(requestTimeoutMs = 10_000): StraitClient {
+  client(requestTimeoutMs = 10_000, options: Partial<ConnectOptions> = {}): StraitClient {
     const host = this.sim.host(`client-${++this.clientCount}`);
-    return new StraitClient(host.runtime(), [this.locatorAddress], { role: 'admin', locators: [this.locatorAddress], requestTimeoutMs }, undefined);
+    return new StraitClient(host.runtime(), [this.locatorAddress], { role: 'admin', locators: [this.locatorAddress], requestTimeoutMs, ...options }, undefined);
   }
 
   /** Every live server is ready in the same view. */

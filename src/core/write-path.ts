@@ -8,7 +8,7 @@
 
 import { StraitError } from '../errors.ts';
 import type { Reply } from '../protocol/connection.ts';
-import type { MemberInfo, RequestBody, VersionTag, View, WireEntry } from '../protocol/messages.ts';
+import type { EntryRefusal, MemberInfo, RequestBody, VersionTag, View, WireEntry } from '../protocol/messages.ts';
 import type { Logger, Runtime } from '../runtime/runtime.ts';
 import type { MemberState, MetricsSink } from './member-admin.ts';
 import type { PeerPool } from './peer-pool.ts';
@@ -191,6 +191,49 @@ export class WritePath {
     pending.settle();
   }
 
+  /**
+   * Puts a client coalesced (`putBatch`), each entry a put of its own: an entry that `check`
+   * refuses, or that can't be applied (a resolver that throws, a key the store can't hold), is
+   * refused alone and the rest are applied; `done` has the refusals once every replica has the
+   * applied ones. One request id names the batch, so a retry is recognised as one write, and the
+   * refusals are remembered with it (here and at every replica), so a retry hears them again.
+   */
+  writeBatch(
+    region: Region, entries: readonly (readonly [string, Uint8Array])[], requestId: string | undefined,
+    check: (value: Uint8Array) => void, done: (error: StraitError | undefined, refused: readonly EntryRefusal[]) => void,
+  ): void {
+    this.checkAdmission(region);
+    const now = this.runtime.clock.monotonic();
+    if (requestId !== undefined && this.requests.lookup(requestId, now) !== undefined) {
+      const refused = this.requests.refusedOf(requestId);
+      this.write(region, entries.filter((_, index) => !refused.some((refusal) => refusal.index === index)), requestId, (error) => done(error, refused));
+      return;
+    }
+    const refused: EntryRefusal[] = [];
+    const pending = new PendingWrite((error) => done(error, refused));
+    const bytes = entries.reduce((sum, [, value]) => sum + value.length, 0);
+    // As in `write`: the replicas learn the id with the batch's first applied entry, in one message.
+    const named = requestId !== undefined && entries.length <= REPLICATION_BATCH_ENTRIES_MAX && bytes <= REPLICATION_BATCH_BYTES_MAX;
+    const request: { id: readonly [string, boolean]; entries: number; bytes: number; refusals?: readonly EntryRefusal[] } | undefined = named ? { id: [requestId, false], entries: entries.length, bytes } : undefined;
+    let first = true;
+    for (const [index, [key, value]] of entries.entries()) {
+      try {
+        check(value);
+        this.admit(region, [key, value, this.nextTag(region.entry(key)?.tag)], false, pending, first ? request : undefined);
+        first = false;
+      } catch (error) {
+        if (!(error instanceof StraitError)) throw error;
+        refused.push({ index, code: error.code, message: error.message, retryable: error.retryable });
+      }
+    }
+    // The replication channels send once this handler is done: the refusals still travel with the id.
+    if (request !== undefined && refused.length > 0) request.refusals = refused;
+    if (requestId !== undefined) this.requests.remember(requestId, false, now, refused);
+    this.gateways.sync(region, pending);
+    this.awaitRegion(region, pending);
+    pending.settle();
+  }
+
   /** Makes `pending` wait until every persistent gateway sender queueing `region` has synced. */
   gatewaySync(region: Region, pending: PendingWrite): void {
     this.gateways.sync(region, pending);
@@ -275,7 +318,12 @@ export class WritePath {
       return;
     }
     const now = this.runtime.clock.monotonic();
-    for (const [id, existed] of body.requests ?? []) this.requests.remember(id, existed, now);
+    if (body.refusals === undefined) {
+      for (const [id, existed] of body.requests ?? []) this.requests.remember(id, existed, now);
+    } else {
+      const refusals = new Map(body.refusals);
+      for (const [id, existed] of body.requests ?? []) this.requests.remember(id, existed, now, refusals.get(id));
+    }
     // Decided under a view older than ours: in that view the sender may have been the one
     // dispatching these events to other sites (a serial primary, a bucket's dispatcher) and may
     // have sent them already — our copies of them go out flagged possible-duplicate.

@@ -173,6 +173,8 @@ export const OPERATION_AUDIENCES: Readonly<Record<RequestOp, Audience>> = {
   get: 'clients',
   put: 'clients',
   putAll: 'clients',
+  putBatch: 'clients',
+  getBatch: 'clients',
   remove: 'clients',
   keys: 'clients',
   size: 'clients',

@@ -390,6 +390,12 @@ export type GatewayEvent = Static<typeof GatewayEvent>;
 export const RequestId = Type.String({ minLength: 1, maxLength: 128 });
 
 /** A region entry as it travels between servers: the value is absent for a tombstone. */
+/** Entries in one `putBatch` or `getBatch`, at most (a client sends fewer: see src/client/batching.ts). */
+export const BATCH_ENTRIES_MAX = 4096;
+/** One entry of a batch its server did not apply (or could not read), by index, with the error. */
+export const EntryRefusal = Type.Object({ index: Uint({ maximum: BATCH_ENTRIES_MAX }), code: Type.String({ maxLength: 64 }), message: Type.String({ maxLength: 8192 }), retryable: Type.Boolean() }, { additionalProperties: false });
+export type EntryRefusal = Static<typeof EntryRefusal>;
+
 export const WireEntry = Type.Tuple([Key, Type.Union([Type.Uint8Array(), Type.Null()]), VersionTag]);
 export type WireEntry = Static<typeof WireEntry>;
 
@@ -500,6 +506,26 @@ export const REQUESTS = {
   },
   remove: { body: Type.Object({ region: Name, key: Key, requestId: Type.Optional(RequestId), hops: Type.Optional(Uint({ maximum: 8 })) }, { additionalProperties: false }), response: Type.Object({ existed: Type.Boolean() }) },
   /**
+   * Puts a client coalesced (those its application made in one event-loop turn): each entry a
+   * put of its own, answered entry by entry — `refused` lists the entries not applied (by index,
+   * coded), the rest are. One request id names the whole batch in a replicate region; in a
+   * partitioned region entry i is a put with the id `<requestId>#<i>`.
+   */
+  putBatch: {
+    body: Type.Object({
+      region: Name, entries: Type.Array(Type.Tuple([Key, Type.Uint8Array()]), { maxItems: BATCH_ENTRIES_MAX }), requestId: Type.Optional(RequestId),
+    }, { additionalProperties: false }),
+    response: Type.Object({ refused: Type.Array(EntryRefusal, { maxItems: BATCH_ENTRIES_MAX }) }),
+  },
+  /** Gets a client coalesced: each key's value (null when absent), or its refusal. */
+  getBatch: {
+    body: Type.Object({ region: Name, keys: Type.Array(Key, { maxItems: BATCH_ENTRIES_MAX }) }, { additionalProperties: false }),
+    response: Type.Object({
+      values: Type.Array(Type.Union([Type.Uint8Array(), Type.Null()]), { maxItems: BATCH_ENTRIES_MAX }),
+      refused: Type.Array(EntryRefusal, { maxItems: BATCH_ENTRIES_MAX }),
+    }),
+  },
+  /**
    * A page of the region's live keys in sorted order: the first page (`after` absent or null)
    * snapshots them; `next` is the `after` of the next page, null after the last.
    */
@@ -545,6 +571,8 @@ export const REQUESTS = {
       gateway: Type.Optional(Type.Boolean()),
       /** Client writes among the entries: their request ids, and whether a remove found a value. */
       requests: Type.Optional(Type.Array(Type.Tuple([RequestId, Type.Boolean()]), { maxItems: 100_000 })),
+      /** The entries of a `putBatch` among `requests` that its server refused: a retry is answered the same. */
+      refusals: Type.Optional(Type.Array(Type.Tuple([RequestId, Type.Array(EntryRefusal, { maxItems: BATCH_ENTRIES_MAX })]), { maxItems: 100_000 })),
       /**
        * The view the sender decided them under. A partitioned region's copy whose view is older
        * keeps the entries' buckets until it installs that view (the views between may not name
