@@ -256,7 +256,7 @@ async function measureRedis(cleanup: Cleanup, tools: RedisTools, root: string, o
 
 async function measureNats(cleanup: Cleanup, tools: NatsTools, root: string, options: WanBenchOptions, rates: { fixed: number; half: number }): Promise<NatsResults> {
   say(`NATS JetStream: starting a hub, the proxy and a leaf with a mirror through it (client: ${PEER_CLIENTS.nats()}) ...`);
-  const wan = await startNatsWan(cleanup, tools, root);
+  const wan = await startNatsWan(cleanup, tools, root, options.backlogEvents);
   try {
     await natsThroughputRun(wan, options.quick ? 20_000 : 50_000, 100, options.inFlight, 0);
     const describe = (run: NatsThroughputRun) => `E2E ${rate(run.endToEndPerSecond)}, publish ${rate(run.publishPerSecond)}, catch-up ${run.catchUpMs.toFixed(0)} ms`;

@@ -5,10 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { StraitError } from '../errors.ts';
 import { decodeValue, encodeValue } from './client.ts';
-import { Connection } from '../protocol/connection.ts';
-import type { RequestBody, ResponseBody } from '../protocol/messages.ts';
 import { PARTITION_DEFAULTS } from '../core/config.ts';
-import { SimSite } from '../core/sim-site.test-support.ts';
+import { rawClient, sendRaw as send, SimSite } from '../core/sim-site.test-support.ts';
 import { NO_METRICS } from '../core/member-admin.ts';
 
 /** A resolver that throws for the key `bad` (an application's bug) and otherwise takes the newer write. */
@@ -52,18 +50,6 @@ test('a put the server refuses alone fails alone with its code; the others of it
   }
   await client.close();
 });
-
-/** A raw protocol connection from a new simulated host to one server, for sending exact requests. */
-function rawClient(site: SimSite, server: string): Connection {
-  const runtime = site.sim.host(`raw-${server}-${site.sim.nowMs}`).runtime();
-  const address = site.server(server).admin.status().info.address;
-  return Connection.open(runtime, address, { local: { role: 'client', name: 'raw', site: null }, frameBytesMax: 1 << 24, requestTimeoutMs: 5000, requestsInFlightMax: 100 },
-    { onOpen: () => {}, onRequest: () => {}, onPush: () => {}, onClose: () => {} });
-}
-
-function send<Op extends 'put' | 'putBatch'>(site: SimSite, connection: Connection, op: Op, body: RequestBody<Op>): Promise<ResponseBody<Op>> {
-  return site.settle(new Promise((resolve, reject) => connection.request(op, body, (error, response) => (error === undefined ? resolve(response!) : reject(error)))));
-}
 
 test('a batch retried on another server under its request id is not applied again and hears the same refusals', async () => {
   const site = new SimSite({ servers: 2, server: () => ({ conflictResolver: throwsOnBad }) });

@@ -3,10 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { StraitError } from '../errors.ts';
 import { decodeValue, encodeValue, type SubscriptionEvent } from '../client/client.ts';
-import { Connection } from '../protocol/connection.ts';
-import type { RequestBody, ResponseBody } from '../protocol/messages.ts';
 import { CONNECTION_BUFFERED_BYTES_MAX } from './server.ts';
-import { SimSite } from './sim-site.test-support.ts';
+import { rawClient, sendRaw as send, SimSite } from './sim-site.test-support.ts';
 import { NO_METRICS } from './member-admin.ts';
 
 test('a subscriber that stops reading is cut off with STRAIT_SUBSCRIBER_TOO_SLOW; the server buffers a bounded amount', async () => {
@@ -112,17 +110,6 @@ test('creating a region that exists elsewhere with other settings fails with tha
   assert.equal(outcome, 'STRAIT_REGION_EXISTS');
 });
 
-/** A raw protocol connection from a new simulated host to one server, for sending exact requests. */
-function rawClient(site: SimSite, server: string): Connection {
-  const runtime = site.sim.host(`raw-${server}-${site.sim.nowMs}`).runtime();
-  const address = site.server(server).admin.status().info.address;
-  return Connection.open(runtime, address, { local: { role: 'client', name: 'raw', site: null }, frameBytesMax: 1 << 24, requestTimeoutMs: 5000, requestsInFlightMax: 100 },
-    { onOpen: () => {}, onRequest: () => {}, onPush: () => {}, onClose: () => {} });
-}
-
-function send<Op extends 'put' | 'remove'>(site: SimSite, connection: Connection, op: Op, body: RequestBody<Op>): Promise<ResponseBody<Op>> {
-  return site.settle(new Promise((resolve, reject) => connection.request(op, body, (error, response) => (error === undefined ? resolve(response!) : reject(error)))));
-}
 
 test('a write retried on another server under the same request id is not applied again, so it cannot overwrite a newer write', async () => {
   const site = new SimSite({ servers: 2 });

@@ -3,7 +3,8 @@
 // Test code, exempt from the layering lint.
 
 import { StraitClient, type ConnectOptions } from '../client/client.ts';
-import type { RegionSpec } from '../protocol/messages.ts';
+import { Connection } from '../protocol/connection.ts';
+import type { RegionSpec, RequestBody, RequestOp, ResponseBody } from '../protocol/messages.ts';
 import type { Address } from '../runtime/runtime.ts';
 import { advanceWithPromises } from '../sim/drive.ts';
 import { Simulator, type SimHost } from '../sim/simulator.ts';
@@ -96,4 +97,17 @@ export class SimSite {
     await this.advance(forMs, until);
     if (!until()) throw new Error(`${what}: not within ${forMs} ms of virtual time (seed ${this.sim.seed})\n${this.sim.dumpLog().split('\n').slice(-40).join('\n')}`);
   }
+}
+
+/** A raw protocol connection from a new simulated host to one server, for sending exact requests. */
+export function rawClient(site: SimSite, server: string): Connection {
+  const runtime = site.sim.host(`raw-${server}-${site.sim.nowMs}`).runtime();
+  const address = site.server(server).admin.status().info.address;
+  return Connection.open(runtime, address, { local: { role: 'client', name: 'raw', site: null }, frameBytesMax: 1 << 24, requestTimeoutMs: 5000, requestsInFlightMax: 100 },
+    { onOpen: () => {}, onRequest: () => {}, onPush: () => {}, onClose: () => {} });
+}
+
+/** One request over a raw connection, settled in the simulator. */
+export function sendRaw<Op extends RequestOp>(site: SimSite, connection: Connection, op: Op, body: RequestBody<Op>): Promise<ResponseBody<Op>> {
+  return site.settle(new Promise((resolve, reject) => connection.request(op, body, (error, response) => (error === undefined ? resolve(response as ResponseBody<Op>) : reject(error)))));
 }

@@ -47,6 +47,32 @@ describe('LmdbStorage', () => {
     }
   });
 
+  test('small values share slabs: each write keeps its own bytes across slab ends, whatever the caller does with its buffer or a read', async () => {
+    const directory = mkdtempSync(join(tmpdir(), 'strait-lmdb-'));
+    const storage = new LmdbStorage(directory);
+    try {
+      const store = storage.open('queue');
+      // 8,000 values of 100-130 bytes: several 256 KiB slabs, their ends falling mid-run.
+      const valueOf = (n: number) => new Uint8Array(100 + (n % 31)).fill(n % 251);
+      const source = new Uint8Array(200);
+      for (let n = 0; n < 8000; n++) {
+        const value = valueOf(n);
+        source.set(value);
+        store.put(`k${String(n).padStart(5, '0')}`, source.subarray(0, value.length));
+        source.fill(0xff); // the caller reuses its buffer at once
+      }
+      const early = store.get('k00007')!;
+      early.fill(0); // a reader scribbling on what it got changes nothing stored
+      for (let n = 0; n < 8000; n += 7) assert.deepEqual(new Uint8Array(store.get(`k${String(n).padStart(5, '0')}`)!), valueOf(n), `before the commit, value ${n}`);
+      await new Promise<void>((resolve, reject) => store.sync((error) => (error === undefined ? resolve() : reject(error))));
+      for (let n = 0; n < 8000; n += 7) assert.deepEqual(new Uint8Array(store.get(`k${String(n).padStart(5, '0')}`)!), valueOf(n), `after the commit, value ${n}`);
+      assert.equal([...store.entries()].length, 8000);
+    } finally {
+      await new Promise<void>((resolve) => storage.close(() => resolve()));
+      rmSync(directory, { recursive: true, force: true });
+    }
+  });
+
   test('syncs of one run share a flush, complete in call order, and cover the writes up to the end of the run', async () => {
     const directory = mkdtempSync(join(tmpdir(), 'strait-lmdb-'));
     const storage = new LmdbStorage(directory);

@@ -132,6 +132,14 @@ interface SyncGroup {
   readonly callbacks: ((error: Error | undefined) => void)[];
 }
 
+/**
+ * Values up to this size are copied into a shared slab rather than an ArrayBuffer of their own:
+ * a queue's write per event then costs a view, not an allocation and lmdb-js's native address
+ * lookup of a new buffer (it caches the address on the ArrayBuffer).
+ */
+const SLAB_VALUE_BYTES_MAX = 4096;
+const SLAB_BYTES = 256 * 1024;
+
 class LmdbStore implements Store {
   readonly #path: string;
   readonly #database: Database<Uint8Array, Uint8Array>;
@@ -145,6 +153,12 @@ class LmdbStore implements Store {
   #failure: StraitError | undefined;
   #failureListener: (() => void) | undefined;
   #valid = true;
+  /**
+   * Where the copies of small values go until it is full; each slab is never written again.
+   * The overlay's views keep a slab alive until lmdb-js committed every write in it.
+   */
+  #slab: Uint8Array | undefined;
+  #slabUsed = 0;
 
   constructor(path: string, database: Database<Uint8Array, Uint8Array>) {
     this.#path = path;
@@ -175,7 +189,8 @@ class LmdbStore implements Store {
   get(key: string): Uint8Array | undefined {
     this.#checkValid();
     const pending = this.#overlay.get(key);
-    if (pending !== undefined) return pending.value;
+    // A copy: the caller may keep it, and a view would keep a whole slab alive.
+    if (pending !== undefined) return pending.value?.slice();
     try {
       return this.#database.get(Buffer.from(key, 'utf8'));
     } catch (error) {
@@ -187,7 +202,7 @@ class LmdbStore implements Store {
     this.#checkValid();
     checkStoreKey(key);
     // lmdb-js reads the value buffer later, on its write thread: hand it a private copy.
-    const copy = new Uint8Array(value);
+    const copy = this.#copyOf(value);
     let promise: PromiseLike<boolean>;
     try {
       promise = this.#database.put(Buffer.from(key, 'utf8'), copy);
@@ -195,6 +210,19 @@ class LmdbStore implements Store {
       throw this.#storageError(error);
     }
     this.#record(key, copy, promise);
+  }
+
+  #copyOf(value: Uint8Array): Uint8Array {
+    if (value.length > SLAB_VALUE_BYTES_MAX) return new Uint8Array(value);
+    if (this.#slab === undefined || this.#slabUsed + value.length > SLAB_BYTES) {
+      this.#slab = new Uint8Array(SLAB_BYTES);
+      this.#slabUsed = 0;
+    }
+    const copy = this.#slab.subarray(this.#slabUsed, this.#slabUsed + value.length);
+    copy.set(value);
+    // 8-byte aligned, as lmdb-js's own buffers are.
+    this.#slabUsed += (value.length + 7) & ~7;
+    return copy;
   }
 
   remove(key: string): void {
@@ -270,7 +298,7 @@ class LmdbStore implements Store {
         const pendingBefore = function* (key: string | undefined) {
           while (next < overlay.length && (key === undefined || compareStoreKeys(overlay[next]![0], key) < 0)) {
             const [pendingKey, pending] = overlay[next++]!;
-            if (pending.value !== undefined) yield [pendingKey, pending.value] as const;
+            if (pending.value !== undefined) yield [pendingKey, pending.value.slice()] as const;
           }
         };
         const iterator = range[Symbol.iterator]();
@@ -287,7 +315,7 @@ class LmdbStore implements Store {
           yield* pendingBefore(text);
           if (next < overlay.length && overlay[next]![0] === text) {
             const pending = overlay[next++]![1];
-            if (pending.value !== undefined) yield [text, pending.value] as const;
+            if (pending.value !== undefined) yield [text, pending.value.slice()] as const;
             continue;
           }
           yield [text, value] as const;
