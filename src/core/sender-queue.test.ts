@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemoryStorage } from '../runtime/memory-storage.ts';
 import { LmdbStorage } from '../runtime/node/lmdb-storage.ts';
-import { eventBytes, eventId, itemMemoryBytes, QUEUE_ITEM_OVERHEAD_BYTES, SenderQueue } from './sender-queue.ts';
+import { ACKED_IDS_REMEMBERED_MAX, eventBytes, eventId, itemMemoryBytes, QUEUE_ITEM_OVERHEAD_BYTES, SenderQueue } from './sender-queue.ts';
 
 function clock() {
   let now = 0;
@@ -44,6 +44,27 @@ test('an acknowledged or already queued id is not queued again; a replayed one m
   assert.equal(q.enqueue(event(1)), false);
   q.forgetAcknowledged(eventId(event(1)));
   assert.equal(q.enqueue(event(1)), true);
+});
+
+test('ids are told apart by member and counter (members may hold a colon); the acknowledged ones are forgotten oldest first past the limit', () => {
+  const q = queue(false, 100_000);
+  const from = (member: string, n: number): GatewayEvent => ['R', `key-${n}`, new Uint8Array(1), [1, 1000 + n, member, n], false];
+  // The same counter from two members (one with a colon in its id) are two events.
+  assert.equal(q.enqueue(from('a:b', 7)), true);
+  assert.equal(q.enqueue(from('a', 7)), true);
+  assert.equal(q.has('a:b:7') && q.has('a:7'), true);
+  assert.equal(q.has('a:b') || q.has('garbage') || q.has('a:7x'), false, 'text that is no id is not queued');
+  q.acknowledge(q.takeUnsent(2));
+  assert.equal(q.isAcknowledged('a:b:7') && q.isAcknowledged('a:7'), true);
+  // A secondary drops what its primary reports acknowledged, by the ids on the wire.
+  q.enqueue(from('a', 8));
+  q.dropAcknowledged(['a:8', 'not an id']);
+  assert.equal(q.size, 0);
+  // Past ACKED_IDS_REMEMBERED_MAX acknowledgements the oldest id is forgotten: it may be queued again.
+  for (let n = 0; n < ACKED_IDS_REMEMBERED_MAX; n++) q.dropAcknowledged([`c:${n}`]);
+  assert.equal(q.isAcknowledged('a:b:7') || q.isAcknowledged('a:7') || q.isAcknowledged('a:8'), false);
+  assert.equal(q.isAcknowledged(`c:${ACKED_IDS_REMEMBERED_MAX - 1}`), true);
+  assert.equal(q.enqueue(from('a', 7)), true);
 });
 
 test('beyond the memory limit events wait on disk and come back in order as room frees', () => {
