@@ -82,6 +82,19 @@ test('a partitioned region takes batched puts and gets through each key\'s prima
   const read = await site.settle(Promise.all(keys.map((key) => region.get(key))));
   assert.deepEqual(read, keys.map((key) => `value of ${key}`));
   assert.equal(await site.settle(region.size()), 300);
+  // Once the client learned the primaries (single-hop), a batch goes in parts, each straight to
+  // the primary of its keys: one request per primary, not one per key.
+  await site.advance(11_000);
+  await site.settle(region.get('key-0'));
+  await site.advance(1000);
+  // (The connection to each primary opens on its first use; that batch takes the usual path.)
+  await site.settle(Promise.all(keys.map((key) => region.get(key))));
+  await site.advance(1000);
+  const before = { ...client.singleHopCounts, ...client.batchCounts };
+  await site.settle(Promise.all(keys.map((key) => region.put(key, `second ${key}`))));
+  assert.deepEqual(await site.settle(Promise.all(keys.map((key) => region.get(key)))), keys.map((key) => `second ${key}`));
+  assert.equal(client.singleHopCounts.direct - before.direct, 600, `every put and get straight to its primary: ${JSON.stringify(client.singleHopCounts)}`);
+  assert.ok(client.batchCounts.batches - before.batches <= 6, `in one part per primary each (${client.batchCounts.batches - before.batches} batches)`);
   await client.close();
 });
 

@@ -10,10 +10,13 @@
 // through the server link: it fails over and is retried whole under its one request id, which
 // the servers recognise (src/core/write-path.ts `writeBatch`). An entry the server refused alone
 // fails alone with its code; one it refused with a retryable code (a partitioned region's bucket
-// moving) is sent again as a put of its own, under the id the server gave it.
+// moving) is sent again as a put of its own, under the id the server gave it. A partitioned
+// region's batch goes in parts, one per primary, each straight to it (single-hop), falling back
+// to the server link under the same request id.
 
 import { errorFromWire, type StraitError } from '../errors.ts';
 import type { EntryRefusal, RequestBody, RequestOp, ResponseBody } from '../protocol/messages.ts';
+import { formatAddress, type Address } from '../runtime/runtime.ts';
 
 /** Operations in one batch, at most (the servers take up to BATCH_ENTRIES_MAX). */
 export const CLIENT_BATCH_ENTRIES_MAX = 512;
@@ -27,7 +30,14 @@ export const CLIENT_BATCH_VALUE_BYTES_MAX = 16 * 1024;
 
 /** What the batcher needs from its client: requests through the server link, write ids, a turn's end. */
 export interface BatchClient {
-  send<Op extends RequestOp>(op: Op, body: RequestBody<Op>): Promise<ResponseBody<Op>>;
+  /**
+   * Sends a request: straight to the member at `via` (single-hop), or when that gives no answer
+   * to rely on (or `via` is undefined) through the server link, with the same request id.
+   */
+  send<Op extends RequestOp>(op: Op, body: RequestBody<Op>, via?: Address): Promise<ResponseBody<Op>>;
+  /** Whether single-hop knows `region`'s primaries (a partitioned region), and each key's. */
+  routes(region: string): boolean;
+  primaryOf(region: string, key: string): Address | undefined;
   nextRequestId(): string;
   /** Runs `callback` once the current turn's work is done (Runtime.defer). */
   defer(callback: () => void): void;
@@ -73,14 +83,35 @@ export class OperationBatcher {
     return this.add('get', region, key, undefined);
   }
 
-  /** Sends what is batched now: before any other request, so the server sees the calls in order. */
+  /**
+   * Sends what is batched now: before any other request, so the server sees the calls in order.
+   * A partitioned region's batch is split by primary, each part sent straight to it.
+   */
   flush(): void {
     const run = this.run;
     if (run === undefined) return;
     this.run = undefined;
-    if (run.waiting.length === 1) this.sendOne(run.op, run.region, run.waiting[0]!);
-    else if (run.op === 'put') this.sendPuts(run);
-    else this.sendGets(run);
+    for (const { via, waiting } of this.partsOf(run)) {
+      if (waiting.length === 1) this.sendOne(run.op, run.region, waiting[0]!, undefined, via);
+      else if (run.op === 'put') this.sendPuts(run.region, waiting, via);
+      else this.sendGets(run.region, waiting, via);
+    }
+  }
+
+  private partsOf(run: Run): { via: Address | undefined; waiting: Waiting[] }[] {
+    if (!this.client.routes(run.region)) return [{ via: undefined, waiting: run.waiting }];
+    const parts = new Map<string, { via: Address | undefined; waiting: Waiting[] }>();
+    for (const waiting of run.waiting) {
+      const via = this.client.primaryOf(run.region, waiting.key);
+      const where = via === undefined ? '' : formatAddress(via);
+      let part = parts.get(where);
+      if (part === undefined) {
+        part = { via, waiting: [] };
+        parts.set(where, part);
+      }
+      part.waiting.push(waiting);
+    }
+    return [...parts.values()];
   }
 
   private add(op: 'put' | 'get', region: string, key: string, value: Uint8Array | undefined): Promise<Uint8Array | null> {
@@ -102,49 +133,49 @@ export class OperationBatcher {
     return promise;
   }
 
-  private sendOne(op: 'put' | 'get', region: string, waiting: Waiting, requestId?: string): void {
+  private sendOne(op: 'put' | 'get', region: string, waiting: Waiting, requestId?: string, via?: Address): void {
     const sent = op === 'put'
-      ? this.client.send('put', { region, key: waiting.key, value: waiting.value!, requestId: requestId ?? this.client.nextRequestId() }).then(() => null)
-      : this.client.send('get', { region, key: waiting.key }).then((response) => response.value);
+      ? this.client.send('put', { region, key: waiting.key, value: waiting.value!, requestId: requestId ?? this.client.nextRequestId() }, via).then(() => null)
+      : this.client.send('get', { region, key: waiting.key }, via).then((response) => response.value);
     sent.then(waiting.resolve, waiting.reject);
   }
 
-  private sendPuts(run: Run): void {
+  private sendPuts(region: string, batch: readonly Waiting[], via: Address | undefined): void {
     const requestId = this.client.nextRequestId();
-    const entries = run.waiting.map((waiting): [string, Uint8Array] => [waiting.key, waiting.value!]);
-    this.counted(run);
-    this.client.send('putBatch', { region: run.region, entries, requestId }).then((response) => {
+    const entries = batch.map((waiting): [string, Uint8Array] => [waiting.key, waiting.value!]);
+    this.counted(batch);
+    this.client.send('putBatch', { region, entries, requestId }, via).then((response) => {
       const refused = byIndex(response.refused);
-      for (const [index, waiting] of run.waiting.entries()) {
+      for (const [index, waiting] of batch.entries()) {
         const refusal = refused.get(index);
         if (refusal === undefined) waiting.resolve(null);
         // The server gave entry i the id `<id>#<i>` in a partitioned region (none for a longer id).
-        else if (refusal.retryable) this.sendOne('put', run.region, waiting, requestId.length <= 120 ? `${requestId}#${index}` : undefined);
+        else if (refusal.retryable) this.sendOne('put', region, waiting, requestId.length <= 120 ? `${requestId}#${index}` : undefined);
         else waiting.reject(errorFromWire(refusal));
       }
     }, (error: StraitError) => {
-      for (const waiting of run.waiting) waiting.reject(error);
+      for (const waiting of batch) waiting.reject(error);
     });
   }
 
-  private sendGets(run: Run): void {
-    this.counted(run);
-    this.client.send('getBatch', { region: run.region, keys: run.waiting.map((waiting) => waiting.key) }).then((response) => {
+  private sendGets(region: string, batch: readonly Waiting[], via: Address | undefined): void {
+    this.counted(batch);
+    this.client.send('getBatch', { region, keys: batch.map((waiting) => waiting.key) }, via).then((response) => {
       const refused = byIndex(response.refused);
-      for (const [index, waiting] of run.waiting.entries()) {
+      for (const [index, waiting] of batch.entries()) {
         const refusal = refused.get(index);
         if (refusal === undefined) waiting.resolve(response.values[index] ?? null);
-        else if (refusal.retryable) this.sendOne('get', run.region, waiting);
+        else if (refusal.retryable) this.sendOne('get', region, waiting);
         else waiting.reject(errorFromWire(refusal));
       }
     }, (error: StraitError) => {
-      for (const waiting of run.waiting) waiting.reject(error);
+      for (const waiting of batch) waiting.reject(error);
     });
   }
 
-  private counted(run: Run): void {
+  private counted(batch: readonly Waiting[]): void {
     this.batches += 1;
-    this.batchedOperations += run.waiting.length;
+    this.batchedOperations += batch.length;
   }
 }
 

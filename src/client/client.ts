@@ -150,7 +150,16 @@ export class StraitClient {
     this.link = new ServerLink(runtime, locators, connectionOptions, this.requestTimeoutMs, this.subscriptions);
     this.singleHop = options.singleHop === false ? undefined : new SingleHop(runtime, connectionOptions, this.requestTimeoutMs, () => this.view());
     this.batcher = options.batching === false ? undefined : new OperationBatcher({
-      send: (op, body) => this.link.requestWithin(op, body, {}, this.requestTimeoutMs),
+      send: async (op, body, via) => {
+        const singleHop = this.singleHop;
+        if (via !== undefined && singleHop !== undefined) {
+          const direct = await singleHop.sendTo(via, op as 'putBatch', body as RequestBody<'putBatch'>);
+          if (direct !== undefined) return direct as ResponseBody<typeof op>;
+        }
+        return this.link.requestWithin(op, body, {}, this.requestTimeoutMs);
+      },
+      routes: (region) => this.singleHop?.routesRegion(region) === true,
+      primaryOf: (region, key) => this.singleHop?.primaryOf(region, key),
       nextRequestId: () => this.nextRequestId(),
       defer: (callback) => runtime.defer(callback),
     });
@@ -161,9 +170,9 @@ export class StraitClient {
     return { batches: this.batcher?.batches ?? 0, operations: this.batcher?.batchedOperations ?? 0 };
   }
 
-  /** A get, coalesced with the other gets of this turn on the region unless single-hop or a signal takes it. */
+  /** A get, coalesced with the other gets of this turn on the region (not one with a signal). */
   async getValue(region: string, key: string, options: RequestOptions): Promise<Uint8Array | null> {
-    if (this.batcher === undefined || options.signal !== undefined || this.singleHop?.routesRegion(region) === true) {
+    if (this.batcher === undefined || options.signal !== undefined) {
       return (await this.request('get', { region, key }, options)).value;
     }
     return this.pending(() => this.batcher!.get(region, key));
@@ -171,7 +180,7 @@ export class StraitClient {
 
   /** A put, coalesced like `getValue`. */
   async putValue(region: string, key: string, value: Uint8Array, options: RequestOptions): Promise<void> {
-    if (this.batcher === undefined || options.signal !== undefined || this.singleHop?.routesRegion(region) === true) {
+    if (this.batcher === undefined || options.signal !== undefined) {
       await this.request('put', { region, key, value, requestId: this.nextRequestId() }, options);
       return;
     }

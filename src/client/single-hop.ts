@@ -43,7 +43,7 @@ export class SingleHop {
   private lastRefreshMs = -Infinity;
   private refreshing = false;
   private closed = false;
-  /** Operations sent straight to a primary, and those that fell back (tests, status). */
+  /** Operations sent straight to a primary, and those that fell back (tests, status; a batch counts its entries). */
   direct = 0;
   fallbacks = 0;
 
@@ -59,15 +59,27 @@ export class SingleHop {
    * means "not sent, or no answer to rely on": the caller takes the usual path.
    */
   async send<Op extends DirectOp>(op: Op, body: RequestBody<Op>): Promise<ResponseBody<Op> | undefined> {
+    const address = this.primaryOf(body.region, body.key);
+    return address === undefined ? undefined : this.sendTo(address, op, body);
+  }
+
+  /** The primary of `key`'s bucket in `region`, when the map names one. */
+  primaryOf(region: string, key: string): Address | undefined {
     this.refreshSoon(this.routes.size === 0 ? REFRESH_IDLE_INTERVAL_MS : REFRESH_INTERVAL_MS);
-    const route = this.routes.get(body.region);
+    const route = this.routes.get(region);
     if (route === undefined || this.closed) return undefined;
-    const address = route.primaries[bucketOf(body.key, route.total)];
-    if (address === undefined) {
-      // A bucket created since the last look.
-      this.refreshSoon(REFRESH_AFTER_MISS_MS);
-      return undefined;
-    }
+    const address = route.primaries[bucketOf(key, route.total)];
+    // A bucket created since the last look.
+    if (address === undefined) this.refreshSoon(REFRESH_AFTER_MISS_MS);
+    return address;
+  }
+
+  /**
+   * Sends `op` straight to the member at `address` (a primary); undefined means "not sent, or no
+   * answer to rely on": the caller takes the usual path, with the same request id.
+   */
+  async sendTo<Op extends DirectOp | 'putBatch' | 'getBatch'>(address: Address, op: Op, body: RequestBody<Op>): Promise<ResponseBody<Op> | undefined> {
+    if (this.closed) return undefined;
     const connection = this.connectionTo(address);
     if (connection === undefined) return undefined;
     const answer = await new Promise<ResponseBody<Op> | undefined>((resolve) => {
@@ -84,11 +96,13 @@ export class SingleHop {
         resolve(error === undefined ? response : undefined);
       });
     });
+    // Counted in operations: a batch counts what it carries.
+    const operations = op === 'putBatch' ? (body as RequestBody<'putBatch'>).entries.length : op === 'getBatch' ? (body as RequestBody<'getBatch'>).keys.length : 1;
     if (answer === undefined) {
-      this.fallbacks += 1;
+      this.fallbacks += operations;
       this.refreshSoon(REFRESH_AFTER_MISS_MS);
     } else {
-      this.direct += 1;
+      this.direct += operations;
     }
     return answer;
   }
