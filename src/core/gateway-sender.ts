@@ -86,6 +86,8 @@ export class GatewaySender {
       persistent: spec.persistent,
       memoryBytesMax: spec.maximumQueueMemoryMegabytes * 1024 * 1024,
       diskBytesMax: (spec.maximumQueueDiskMegabytes ?? GATEWAY_QUEUE_DISK_MEGABYTES_DEFAULT) * 1024 * 1024,
+      // One queue record per turn (see SenderQueue).
+      defer: (callback) => runtime.defer(callback),
       ...(host.lanes !== undefined ? { laneOf: (event: GatewayEvent) => host.lanes!.laneOf(event), keep: (event: GatewayEvent) => host.lanes!.holds(event) } : {}),
       ...(spec.dispatcherThreads > 1 ? { threadOf: (event: GatewayEvent) => dispatcherThreadOf(spec.orderPolicy, spec.dispatcherThreads, event, host.lanes?.bucketOf(event)) } : {}),
     });
@@ -406,6 +408,8 @@ export class GatewaySender {
 
   close(): void {
     this.closed = true;
+    // This turn's events reach the store before it closes.
+    this.queue.flush();
     this.disconnect();
     this.releaseDrainWaiters(true);
     this.releasePauseWaiters();

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemoryStorage } from '../runtime/memory-storage.ts';
 import { LmdbStorage } from '../runtime/node/lmdb-storage.ts';
-import { ACKED_IDS_REMEMBERED_MAX, eventBytes, eventId, itemMemoryBytes, QUEUE_ITEM_OVERHEAD_BYTES, SenderQueue } from './sender-queue.ts';
+import { StraitError } from '../errors.ts';
+import { ACKED_IDS_REMEMBERED_MAX, CHUNK_EVENTS_MAX, decodeQueueRecord, eventBytes, eventId, eventPackr, itemMemoryBytes, QUEUE_ITEM_OVERHEAD_BYTES, queueRecordEvents, queueStoreKey, SenderQueue } from './sender-queue.ts';
 
 function clock() {
   let now = 0;
@@ -199,4 +200,144 @@ test('dispatcher threads take only their own events, each thread in queue order'
   assert.equal(q.unsentCount(10, 1), 0);
   assert.equal(q.unsentCount(10, 0), 3);
   assert.equal(q.unsentCount(10), 6);
+});
+
+/** Event-loop turns by hand: what a queue defers runs at `end()`. */
+function turns() {
+  const deferred: (() => void)[] = [];
+  return {
+    defer: (callback: () => void) => { deferred.push(callback); },
+    end: () => { while (deferred.length > 0) deferred.shift()!(); },
+  };
+}
+
+function chunkedQueue(storage: MemoryStorage, turn: ReturnType<typeof turns>, persistent: boolean, memoryEvents: number) {
+  return new SenderQueue(storage.open('sender-to-2'), clock(), { name: 'sender to-2', persistent, memoryBytesMax: itemMemoryBytes(event(1)) * memoryEvents, defer: turn.defer });
+}
+
+/** Sends and acknowledges everything, `batch` at a time: the keys in the order they left. */
+function drain(q: SenderQueue, batch: number): string[] {
+  const sent: string[] = [];
+  while (q.size > 0) {
+    const items = q.takeUnsent(batch);
+    assert.ok(items.length > 0, 'a queue holding events hands some out');
+    sent.push(...items.map((item) => item.event![1]));
+    q.acknowledge(items);
+  }
+  return sent;
+}
+
+function records(storage: MemoryStorage): [string, number][] {
+  return [...storage.open('sender-to-2').entries()].map(([key, bytes]) => [key, queueRecordEvents(bytes)]);
+}
+
+test('the events of one turn are one record, written at the end of the turn, a sync waiting for it; it goes once all of them are acknowledged', async () => {
+  const storage = new MemoryStorage();
+  const turn = turns();
+  const q = chunkedQueue(storage, turn, true, 5000);
+  for (let n = 1; n <= 30; n++) q.enqueue(event(n));
+  let synced = false;
+  q.sync(() => { synced = true; });
+  assert.deepEqual(records(storage), [], 'nothing is written before the turn ends');
+  turn.end();
+  assert.deepEqual(records(storage), [[queueStoreKey(1), 30]]);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.ok(synced, 'the sync completes once the record is written');
+  for (let n = 31; n <= 40; n++) q.enqueue(event(n));
+  turn.end();
+  assert.deepEqual(records(storage), [[queueStoreKey(1), 30], [queueStoreKey(31), 10]]);
+  q.acknowledge(q.takeUnsent(39));
+  assert.deepEqual(records(storage), [[queueStoreKey(31), 10]], 'a record goes once every event in it is acknowledged, not before');
+  q.acknowledge(q.takeUnsent(1));
+  assert.deepEqual(records(storage), []);
+  // More than a record holds in one turn: several records.
+  for (let n = 41; n < 41 + CHUNK_EVENTS_MAX + 5; n++) q.enqueue(event(n));
+  turn.end();
+  assert.deepEqual(records(storage), [[queueStoreKey(41), CHUNK_EVENTS_MAX], [queueStoreKey(41 + CHUNK_EVENTS_MAX), 5]]);
+});
+
+test('events acknowledged before their record is written are left out of it; after a restart the rest of a record comes back, flagged possible-duplicate', async () => {
+  const storage = new MemoryStorage();
+  const turn = turns();
+  const q = chunkedQueue(storage, turn, true, 100);
+  for (let n = 1; n <= 10; n++) q.enqueue(event(n));
+  q.dropAcknowledged([eventId(event(1)), eventId(event(4))]);
+  turn.end();
+  assert.deepEqual(records(storage), [[queueStoreKey(1), 8]]);
+  for (let n = 11; n <= 12; n++) q.enqueue(event(n));
+  q.dropAcknowledged([eventId(event(11)), eventId(event(12))]);
+  turn.end();
+  assert.deepEqual(records(storage), [[queueStoreKey(1), 8]], 'a record all of whose events went is never written');
+  // Acknowledged after the write: the record stays until its last event goes, so a restart resends these.
+  q.dropAcknowledged([eventId(event(2)), eventId(event(3))]);
+  await new Promise((resolve) => q.sync(resolve));
+  storage.crash();
+  const again = chunkedQueue(storage, turns(), true, 100);
+  assert.equal(again.recover(), 8);
+  assert.deepEqual(again.takeUnsent(100).map((item) => [item.event![1], item.possibleDuplicate]),
+    [2, 3, 5, 6, 7, 8, 9, 10].map((n) => [`key-${n}`, true]));
+});
+
+test('the on-disk tail is written and read back a record at a time, stepping over the gaps of events left out, in order, for batches and pages alike', async () => {
+  for (const persistent of [false, true]) {
+    const storage = new MemoryStorage();
+    const turn = turns();
+    const q = chunkedQueue(storage, turn, persistent, 5);
+    // Turns of 7 events: the first five fit in memory, then everything waits on disk.
+    for (let round = 0; round < 10; round++) {
+      for (let n = round * 7 + 1; n <= round * 7 + 7; n++) q.enqueue(event(n));
+      turn.end();
+    }
+    assert.equal(q.size, 70);
+    assert.equal(q.spilled, 65);
+    const onDisk = records(storage).filter(([key]) => Number.parseInt(key, 16) > 5);
+    assert.equal(onDisk.length, 10, `one record of the on-disk tail per turn (${JSON.stringify(onDisk)})`);
+    const paged: string[] = [];
+    for (let after = -1, round = 0; round < 100; round++) {
+      const page = q.page(after, 10, 1 << 20);
+      assert.ok(page.events.length <= 10, 'a page keeps its limit');
+      paged.push(...page.events.map((queued) => queued[1]));
+      after = page.last;
+      if (page.done) break;
+    }
+    assert.deepEqual(paged, Array.from({ length: 70 }, (_, index) => `key-${index + 1}`));
+    assert.deepEqual(drain(q, 3), Array.from({ length: 70 }, (_, index) => `key-${index + 1}`));
+    assert.equal(q.bytes, 0);
+    assert.deepEqual(records(storage), [], `nothing is left on disk (persistent: ${persistent})`);
+  }
+  // A restart with less memory than before: records of memory that lost events on the way
+  // (gaps) become the on-disk tail, read back in order over the gaps.
+  const storage = new MemoryStorage();
+  const turn = turns();
+  const q = chunkedQueue(storage, turn, true, 1000);
+  for (let round = 0; round < 6; round++) {
+    for (let n = round * 20 + 1; n <= round * 20 + 20; n++) q.enqueue(event(n));
+    q.dropAcknowledged([eventId(event(round * 20 + 1)), eventId(event(round * 20 + 2))]);
+    turn.end();
+  }
+  await new Promise((resolve) => q.sync(resolve));
+  storage.crash();
+  const small = chunkedQueue(storage, turns(), true, 10);
+  assert.equal(small.recover(), 108);
+  assert.ok(small.spilled >= 90, `most of it waits on disk (${small.spilled})`);
+  const expected = Array.from({ length: 6 }, (_, round) => Array.from({ length: 18 }, (_, index) => `key-${round * 20 + index + 3}`)).flat();
+  const firstPage = small.page(-1, 1000, 1 << 20);
+  assert.deepEqual(firstPage.events.map((queued) => queued[1]), expected);
+  assert.deepEqual(drain(small, 7), expected);
+  assert.deepEqual(records(storage), []);
+});
+
+test('a queue record is a chunk of events or, as written before chunks, one event; anything else is a storage error', () => {
+  const storage = new MemoryStorage();
+  const store = storage.open('sender-to-2');
+  store.put(queueStoreKey(1), eventPackr.pack(event(1)));
+  store.put(queueStoreKey(2), eventPackr.pack([event(2), event(3)]));
+  store.put(queueStoreKey(4), eventPackr.pack(Array.from({ length: 20 }, (_, index) => event(index + 4))));
+  assert.deepEqual(records(storage).map(([, count]) => count), [1, 2, 20], 'the header tells the count, fixarray and array16 alike');
+  const q = chunkedQueue(storage, turns(), true, 1000);
+  assert.equal(q.recover(), 23);
+  assert.deepEqual(q.takeUnsent(100).map((item) => item.event![1]), Array.from({ length: 23 }, (_, index) => `key-${index + 1}`));
+  for (const garbage of [eventPackr.pack([]), eventPackr.pack(['R']), eventPackr.pack([event(1), 'x']), Uint8Array.of(0xc1)]) {
+    assert.throws(() => decodeQueueRecord(garbage, 'record'), (error: unknown) => error instanceof StraitError && error.code === 'STRAIT_STORAGE');
+  }
 });

@@ -9,6 +9,9 @@
 //   in order as room frees up.
 // - Durability (persistent queues): every event is on disk until acknowledged, and `recover`
 //   resumes from the first unacknowledged one after a restart.
+// - One record per turn: the events queued in one event-loop turn are written as one record
+//   (a chunk, at most CHUNK_EVENTS_MAX events / about CHUNK_BYTES_MAX bytes), removed once all
+//   of them are acknowledged: one store write and one removal per turn, not per event.
 // - No event is queued twice: an id already queued, or acknowledged recently (the
 //   acknowledged-id ring), is ignored.
 //
@@ -59,11 +62,74 @@ export function queueStoreKey(sequence: number): string {
 export function decodeEvent(bytes: Uint8Array, what: string): GatewayEvent {
   try {
     const event = eventPackr.unpack(bytes) as GatewayEvent;
-    if (!Array.isArray(event) || event.length !== 5) throw new Error('not an event');
+    if (!isEvent(event)) throw new Error('not an event');
     return event;
   } catch (error) {
     throw new StraitError('STRAIT_STORAGE', { path: what, reason: 'unreadable record' }, { cause: error });
   }
+}
+
+function isEvent(value: unknown): value is GatewayEvent {
+  return Array.isArray(value) && value.length === 5 && typeof value[0] === 'string' && Array.isArray(value[3]);
+}
+
+/** The most events one queue record (chunk) holds. */
+export const CHUNK_EVENTS_MAX = 1024;
+/** A chunk is closed once its events' contents reach this many bytes. */
+export const CHUNK_BYTES_MAX = 256 * 1024;
+
+/**
+ * Decodes a queue record: a chunk (an array of events, at consecutive sequences from the
+ * record's key) or, as records were written before chunks, one event. Stops with
+ * STRAIT_STORAGE naming it when it is neither.
+ */
+export function decodeQueueRecord(bytes: Uint8Array, what: string): GatewayEvent[] {
+  try {
+    const value = eventPackr.unpack(bytes) as unknown;
+    if (isEvent(value)) return [value];
+    if (!Array.isArray(value) || value.length === 0 || !value.every(isEvent)) throw new Error('neither a chunk of events nor an event');
+    return value;
+  } catch (error) {
+    throw new StraitError('STRAIT_STORAGE', { path: what, reason: 'unreadable record' }, { cause: error });
+  }
+}
+
+/**
+ * How many events a queue record holds, from its msgpack header alone (recovery counts the
+ * on-disk tail without decoding it): an array of arrays is a chunk of that many, anything else
+ * one event (a record from before chunks, or garbage that fails when it is read back).
+ */
+export function queueRecordEvents(bytes: Uint8Array): number {
+  const arrayAt = (offset: number): { length: number; next: number } | undefined => {
+    const marker = bytes[offset];
+    if (marker === undefined) return undefined;
+    if (marker >= 0x90 && marker <= 0x9f) return { length: marker & 0x0f, next: offset + 1 };
+    if (marker === 0xdc && bytes.length >= offset + 3) return { length: (bytes[offset + 1]! << 8) | bytes[offset + 2]!, next: offset + 3 };
+    if (marker === 0xdd && bytes.length >= offset + 5) return { length: ((bytes[offset + 1]! << 24) >>> 0) + ((bytes[offset + 2]! << 16) | (bytes[offset + 3]! << 8) | bytes[offset + 4]!), next: offset + 5 };
+    return undefined;
+  };
+  const outer = arrayAt(0);
+  if (outer === undefined || outer.length === 0 || arrayAt(outer.next) === undefined) return 1;
+  return outer.length;
+}
+
+/** A queue record of events held in memory (a persistent queue's); removed when none is live. */
+interface Chunk {
+  readonly key: string;
+  /** Its events still queued. */
+  live: number;
+  /** In the store (a chunk all of whose events went before it was written never is). */
+  written: boolean;
+}
+
+/** A record the events of this turn go into, written at the end of the turn (or when full). */
+interface OpenChunk {
+  readonly chunk: Chunk;
+  readonly first: number;
+  readonly events: GatewayEvent[];
+  /** The in-memory part's: the queue item of each event. */
+  readonly items: QueueItem[];
+  bytes: number;
 }
 
 /** An event id's member and counter; undefined for text that is not `<member>:<counter>`. */
@@ -119,7 +185,8 @@ export interface QueueItem {
   readonly counter: number;
   /** Position in this queue; increasing from head to tail. */
   readonly sequence: number;
-  readonly storeKey: string;
+  /** The record holding it on disk (a persistent queue); undefined in an overflow-only queue. */
+  readonly chunk: Chunk | undefined;
   readonly bytes: number;
   readonly enqueuedAtMs: number;
   /** Cleared when the item is removed. */
@@ -151,6 +218,11 @@ export interface SenderQueueOptions {
   readonly keep?: (event: GatewayEvent) => boolean;
   /** Several dispatcher threads: which one sends an event (order-policy.ts); default 0. */
   readonly threadOf?: (event: GatewayEvent) => number;
+  /**
+   * Runs a callback once the current handler is done (Runtime.defer): the events of one turn
+   * are written then, as one record. Without it every event is a record of its own.
+   */
+  readonly defer?: (callback: () => void) => void;
 }
 
 export class SenderQueue {
@@ -179,6 +251,12 @@ export class SenderQueue {
   private afterTakeover = false;
   /** A parallel queue: the lanes this member dispatches (undefined: every item, a serial queue). */
   private dispatchable: ReadonlySet<string> | undefined;
+  /** The records this turn's events go into (of memory, of the on-disk tail), not written yet. */
+  private openMemory: OpenChunk | undefined;
+  private openSpill: OpenChunk | undefined;
+  private flushScheduled = false;
+  /** Syncs asked for while a record was open: they start once it is written. */
+  private syncWaiters: ((error: Error | undefined) => void)[] = [];
 
   constructor(store: Store, clock: Clock, options: SenderQueueOptions) {
     this.store = store;
@@ -199,23 +277,55 @@ export class SenderQueue {
         this.store.remove(key);
         continue;
       }
-      const sequence = Number.parseInt(key, 16);
-      assert(Number.isSafeInteger(sequence) && sequence > this.sequence, `${this.options.name}: queue key ${key} is not a sequence after ${this.sequence}`);
-      this.sequence = sequence;
-      recovered += 1;
-      if (this.spilledCount === 0 && (this.memoryBytes === 0 || this.memoryBytes + bytes.length + QUEUE_ITEM_OVERHEAD_BYTES <= this.options.memoryBytesMax)) {
-        this.append(decodeEvent(bytes, `${this.options.name} queue record ${key}`), key, true, true);
+      const first = Number.parseInt(key, 16);
+      assert(Number.isSafeInteger(first) && first > this.sequence, `${this.options.name}: queue key ${key} is not a sequence after ${this.sequence}`);
+      const count = queueRecordEvents(bytes);
+      this.sequence = first + count - 1;
+      recovered += count;
+      if (this.spilledCount === 0 && (this.memoryBytes === 0 || this.memoryBytes + bytes.length + count * QUEUE_ITEM_OVERHEAD_BYTES <= this.options.memoryBytesMax)) {
+        const events = decodeQueueRecord(bytes, `${this.options.name} queue record ${key}`);
+        assert(events.length === count, `${this.options.name}: queue record ${key} holds ${events.length} events, its header ${count}`);
+        this.loadChunk(key, first, events, true);
         continue;
       }
       // Beyond memory: part of the on-disk tail, sized by its record until it is read back.
-      if (this.spilledCount === 0) this.diskHead = sequence;
-      this.diskTail = sequence;
-      this.spilledCount += 1;
+      if (this.spilledCount === 0) this.diskHead = first;
+      this.diskTail = this.sequence;
+      this.spilledCount += count;
       this.spilledBytes += bytes.length;
       this.queueBytes += bytes.length;
-      this.liveCount += 1;
+      this.liveCount += count;
     }
     return recovered;
+  }
+
+  /**
+   * Makes queue items of a record's events (at sequences first, first + 1, ...), dropping those
+   * already queued or acknowledged, or that `keep` refuses; a record left with none is removed.
+   */
+  private loadChunk(key: string, first: number, events: readonly GatewayEvent[], recovering: boolean): void {
+    const chunk: Chunk | undefined = this.options.persistent ? { key, live: 0, written: true } : undefined;
+    for (let index = 0; index < events.length; index++) {
+      const event = events[index]!;
+      const [, , member, counter] = event[3];
+      // Acknowledged while it waited on disk (a secondary), queued twice, or (read back, not
+      // recovered: the buckets are not known yet) of a bucket that moved away from this member,
+      // whose holders have it: drop it.
+      if (this.ackedIds.get(member, counter) !== undefined || this.byId.get(member, counter) !== undefined || (!recovering && this.options.keep?.(event) === false)) {
+        if (!recovering) this.liveCount -= 1;
+        continue;
+      }
+      if (recovering) this.liveCount += 1;
+      const size = eventBytes(event);
+      this.queueBytes += size;
+      // Read back from disk: the previous primary, or this member before a restart, may have
+      // sent it; after a takeover (of the queue, or of this event's lane — every lane a
+      // parallel queue dispatches was taken over from none or another copy) too.
+      const lane = this.options.laneOf?.(event);
+      if (chunk !== undefined) chunk.live += 1;
+      this.pushItem(event, first + index, chunk, size, recovering || event[4] || this.afterTakeover || (lane !== undefined && this.dispatchable?.has(lane) === true));
+    }
+    if (chunk !== undefined && chunk.live === 0) this.store.remove(key);
   }
 
   /** Events queued and not acknowledged (in memory and on disk). */
@@ -250,60 +360,119 @@ export class SenderQueue {
     return this.ackedIds.getById(id) !== undefined;
   }
 
-  /** Queues an event at the tail; false when it is already queued or was acknowledged. */
+  /**
+   * Queues an event at the tail; false when it is already queued or was acknowledged. While the
+   * in-memory part has room (and nothing waits on disk before it) the event is kept in memory
+   * as a queue item; otherwise it goes to the on-disk tail, a run of sequence numbers costing
+   * no memory per event, read back in order as the memory part drains. That is what bounds
+   * memory during a long partition. Either way it is written (persistent queues, or the
+   * on-disk tail) in this turn's record.
+   */
   enqueue(event: GatewayEvent): boolean {
     const [, , member, counter] = event[3];
     if (this.byId.get(member, counter) !== undefined || this.ackedIds.get(member, counter) !== undefined) return false;
-    this.sequence += 1;
-    this.append(event, queueStoreKey(this.sequence), false, this.options.persistent);
-    return true;
-  }
-
-  /**
-   * Adds an event at the tail. While the in-memory part has room (and nothing waits on disk
-   * before it) the event is kept in memory as a queue item; otherwise it goes to the on-disk
-   * tail, a run of sequence numbers costing no memory per event, read back in order as the
-   * memory part drains. That is what bounds memory during a long partition.
-   */
-  private append(event: GatewayEvent, key: string, fromDisk: boolean, persist: boolean): void {
+    const sequence = ++this.sequence;
     const bytes = eventBytes(event);
-    const sequence = Number.parseInt(key, 16);
     // An empty memory part always takes the event, however small the limit (as refill does).
-    const spill = this.spilledCount > 0 || (this.memoryBytes > 0 && this.memoryBytes + itemMemoryBytes(event) > this.options.memoryBytesMax);
-    const record = !fromDisk && (persist || spill) ? eventPackr.pack(event) : undefined;
-    if (record !== undefined) this.store.put(key, record);
+    const spill = this.spilledCount > 0 || (this.memoryBytes > 0 && this.memoryBytes + bytes + QUEUE_ITEM_OVERHEAD_BYTES > this.options.memoryBytesMax);
     this.liveCount += 1;
+    const open = spill || this.options.persistent ? this.openChunk(sequence, spill) : undefined;
     if (spill) {
-      // The on-disk tail is counted by its records' size (what recovery and refill see too).
-      const recordBytes = record?.length ?? bytes;
       if (this.spilledCount === 0) this.diskHead = sequence;
       this.diskTail = sequence;
       this.spilledCount += 1;
-      this.spilledBytes += recordBytes;
-      this.queueBytes += recordBytes;
-      return;
+    } else {
+      this.queueBytes += bytes;
+      const item = this.pushItem(event, sequence, open?.chunk, bytes, event[4] || this.afterTakeover);
+      if (open !== undefined) {
+        open.chunk.live += 1;
+        open.items.push(item);
+      }
     }
-    this.queueBytes += bytes;
-    this.pushItem(event, sequence, key, bytes, fromDisk || event[4] || this.afterTakeover);
+    if (open !== undefined) {
+      open.events.push(event);
+      open.bytes += bytes;
+      if (this.options.defer === undefined) this.flush();
+      else if (open.events.length >= CHUNK_EVENTS_MAX || open.bytes >= CHUNK_BYTES_MAX) this.writeOpen(spill);
+    }
+    return true;
   }
 
-  private pushItem(event: GatewayEvent, sequence: number, key: string, bytes: number, possibleDuplicate: boolean): void {
+  /** The open record of the on-disk tail (`spill`) or of memory, for an event at `sequence`. */
+  private openChunk(sequence: number, spill: boolean): OpenChunk {
+    let open = spill ? this.openSpill : this.openMemory;
+    if (open === undefined) {
+      open = { chunk: { key: queueStoreKey(sequence), live: 0, written: false }, first: sequence, events: [], items: [], bytes: 0 };
+      if (spill) this.openSpill = open;
+      else this.openMemory = open;
+      const defer = this.options.defer;
+      if (defer !== undefined && !this.flushScheduled) {
+        this.flushScheduled = true;
+        defer(() => {
+          this.flushScheduled = false;
+          this.flush();
+        });
+      }
+    }
+    return open;
+  }
+
+  /**
+   * Writes the open records, then starts the syncs that waited for them. Called at the end of
+   * the turn; a server closing its sender calls it too.
+   */
+  flush(): void {
+    this.writeOpen(false);
+    this.writeOpen(true);
+    if (this.syncWaiters.length === 0) return;
+    const waiters = this.syncWaiters;
+    this.syncWaiters = [];
+    for (const callback of waiters) this.store.sync(callback);
+  }
+
+  /**
+   * Writes the open record of memory or of the on-disk tail (`spill`): at the end of the turn,
+   * when it is full, and before anything reads the on-disk tail (refill, a page).
+   */
+  private writeOpen(spill: boolean): void {
+    const open = spill ? this.openSpill : this.openMemory;
+    if (open === undefined) return;
+    if (spill) this.openSpill = undefined;
+    else this.openMemory = undefined;
+    // Events of memory acknowledged before their record was written (all of them: no record)
+    // are left out: the record then spans more sequences than it holds, and readers step over
+    // the gap.
+    if (!spill && open.chunk.live === 0) return;
+    const events = spill || open.chunk.live === open.events.length ? open.events : open.events.filter((_, index) => !open.items[index]!.removed);
+    const record = eventPackr.pack(events);
+    this.store.put(open.chunk.key, record);
+    open.chunk.written = true;
+    // The on-disk tail is counted by its records' size (what recovery and refill see too).
+    if (spill) {
+      this.spilledBytes += record.length;
+      this.queueBytes += record.length;
+    }
+  }
+
+  private pushItem(event: GatewayEvent, sequence: number, chunk: Chunk | undefined, bytes: number, possibleDuplicate: boolean): QueueItem {
     const lane = this.options.laneOf?.(event);
     const [, , member, counter] = event[3];
     const item: QueueItem = {
-      id: eventId(event), member, counter, sequence, storeKey: key, bytes, enqueuedAtMs: this.clock.monotonic(),
+      id: eventId(event), member, counter, sequence, chunk, bytes, enqueuedAtMs: this.clock.monotonic(),
       event, possibleDuplicate, sent: false, removed: false, lane,
       thread: this.options.threadOf?.(event) ?? 0,
     };
     this.memoryBytes += bytes + QUEUE_ITEM_OVERHEAD_BYTES;
     this.items.push(item);
     this.byId.set(member, counter, item);
+    return item;
   }
 
   /** Durability of queued events (persistent queues): part of a write's acknowledgement. */
   sync(callback: (error: Error | undefined) => void): void {
-    if (this.options.persistent) this.store.sync(callback);
-    else callback(undefined);
+    if (!this.options.persistent) callback(undefined);
+    else if (this.openMemory !== undefined || this.openSpill !== undefined) this.syncWaiters.push(callback);
+    else this.store.sync(callback);
   }
 
   /** Removes acknowledged items (primary) and remembers their ids. */
@@ -357,7 +526,8 @@ export class SenderQueue {
     this.liveCount -= 1;
     this.memoryBytes -= item.bytes + QUEUE_ITEM_OVERHEAD_BYTES;
     item.event = undefined;
-    if (this.options.persistent) this.store.remove(item.storeKey);
+    const chunk = item.chunk;
+    if (chunk !== undefined && --chunk.live === 0 && chunk.written) this.store.remove(chunk.key);
   }
 
   private compact(): void {
@@ -372,34 +542,25 @@ export class SenderQueue {
     this.refillMemory();
   }
 
-  /** Reads on-disk events back into memory, oldest first, as room frees up. */
+  /** Reads on-disk events back into memory, oldest first, a record at a time, as room frees up. */
   private refillMemory(): void {
-    // An empty memory part always takes the next event, however small the limit: progress.
+    // An empty memory part always takes the next record, however small the limit: progress.
     while (this.spilledCount > 0 && (this.memoryBytes === 0 || this.memoryBytes + QUEUE_ITEM_OVERHEAD_BYTES < this.options.memoryBytesMax) && this.diskHead <= this.diskTail) {
+      if (this.openSpill !== undefined && this.openSpill.first <= this.diskHead) this.writeOpen(true);
       const key = queueStoreKey(this.diskHead);
-      this.diskHead += 1;
       const bytes = this.store.get(key);
-      if (bytes === undefined) continue; // not on disk (already removed): nothing to send
-      const event = decodeEvent(bytes, `${this.options.name} queue record ${key}`);
-      const size = eventBytes(event);
-      this.spilledCount -= 1;
+      if (bytes === undefined) {
+        this.diskHead += 1; // not on disk (already removed): nothing to send
+        continue;
+      }
+      const events = decodeQueueRecord(bytes, `${this.options.name} queue record ${key}`);
+      const first = this.diskHead;
+      this.diskHead += events.length;
+      this.spilledCount -= events.length;
       this.spilledBytes -= bytes.length;
       this.queueBytes -= bytes.length;
       if (!this.options.persistent) this.store.remove(key);
-      const [, , member, counter] = event[3];
-      if (this.ackedIds.get(member, counter) !== undefined || this.byId.get(member, counter) !== undefined || this.options.keep?.(event) === false) {
-        // Acknowledged while it waited on disk (a secondary), queued twice, or of a bucket that
-        // moved away from this member (its holders have it): drop it.
-        this.liveCount -= 1;
-        if (this.options.persistent) this.store.remove(key);
-        continue;
-      }
-      this.queueBytes += size;
-      // Read back from disk after a takeover (of the queue, or of this event's lane — every lane
-      // a parallel queue dispatches was taken over from none or another copy): the previous
-      // dispatcher may have sent it.
-      const lane = this.options.laneOf?.(event);
-      this.pushItem(event, this.diskHead - 1, key, size, event[4] || this.afterTakeover || (lane !== undefined && this.dispatchable?.has(lane) === true));
+      this.loadChunk(key, first, events, false);
     }
     if (this.spilledCount === 0) {
       this.spilledBytes = 0;
@@ -494,15 +655,24 @@ export class SenderQueue {
       last = item.sequence;
     }
     if (this.spilledCount > 0) {
-      for (let sequence = Math.max(after + 1, this.diskHead); sequence <= this.diskTail; sequence++) {
-        const stored = this.store.get(queueStoreKey(sequence));
-        if (stored === undefined) continue;
-        if (full()) return { events, last, done: false };
-        const event = decodeEvent(stored, `${this.options.name} queue record ${queueStoreKey(sequence)}`);
-        if (this.ackedIds.get(event[3][2], event[3][3]) !== undefined || (lane !== undefined && this.options.laneOf?.(event) !== lane)) continue;
-        events.push(event);
-        bytes += eventBytes(event);
-        last = sequence;
+      this.writeOpen(true);
+      // The on-disk tail a record at a time: a page ends at a record's end, so the next one
+      // starts at a record's key.
+      for (let sequence = Math.max(after + 1, this.diskHead); sequence <= this.diskTail;) {
+        const key = queueStoreKey(sequence);
+        const stored = this.store.get(key);
+        if (stored === undefined) {
+          sequence += 1;
+          continue;
+        }
+        const chunk = decodeQueueRecord(stored, `${this.options.name} queue record ${key}`)
+          .filter((event) => this.ackedIds.get(event[3][2], event[3][3]) === undefined && (lane === undefined || this.options.laneOf?.(event) === lane));
+        const chunkBytes = chunk.reduce((sum, event) => sum + eventBytes(event), 0);
+        if (events.length > 0 && (events.length + chunk.length > limit || bytes + chunkBytes > bytesMax)) return { events, last, done: false };
+        events.push(...chunk);
+        bytes += chunkBytes;
+        sequence += queueRecordEvents(stored);
+        last = sequence - 1;
       }
     }
     return { events, last, done: true };
