@@ -341,3 +341,26 @@ test('a queue record is a chunk of events or, as written before chunks, one even
     assert.throws(() => decodeQueueRecord(garbage, 'record'), (error: unknown) => error instanceof StraitError && error.code === 'STRAIT_STORAGE');
   }
 });
+
+test('while a backlog waits on disk, only the read-ahead is read back into memory, a record at a time', () => {
+  const storage = new MemoryStorage();
+  const turn = turns();
+  const q = new SenderQueue(storage.open('sender-to-2'), clock(), { name: 'sender to-2', persistent: true, memoryBytesMax: itemMemoryBytes(event(1)) * 5, readAheadEventsMax: 10, defer: turn.defer });
+  for (let round = 0; round < 20; round++) {
+    for (let n = round * 7 + 1; n <= round * 7 + 7; n++) q.enqueue(event(n));
+    turn.end();
+  }
+  // The memory limit was 5 events when they were queued; with room for far more, a restart
+  // reads back only the read-ahead (and the rest of the record it is in).
+  const sent: string[] = [];
+  const roomy = new SenderQueue(storage.open('sender-to-2'), clock(), { name: 'sender to-2', persistent: true, memoryBytesMax: 1 << 24, readAheadEventsMax: 10, defer: turn.defer });
+  assert.equal(roomy.recover(), 140);
+  while (roomy.size > 0) {
+    const inMemory = roomy.size - roomy.spilled;
+    assert.ok(inMemory <= 10 + 7, `${inMemory} events in memory`);
+    const items = roomy.takeUnsent(4);
+    sent.push(...items.map((item) => item.event![1]));
+    roomy.acknowledge(items);
+  }
+  assert.deepEqual(sent, Array.from({ length: 140 }, (_, index) => `key-${index + 1}`));
+});

@@ -219,6 +219,13 @@ export interface SenderQueueOptions {
   /** Several dispatcher threads: which one sends an event (order-policy.ts); default 0. */
   readonly threadOf?: (event: GatewayEvent) => number;
   /**
+   * While events wait on disk, at most this many are read back into memory ahead of dispatch
+   * (default: as many as the memory limit holds). A serial sender reads ahead a few windows of
+   * batches: events read back long before they leave survive into V8's old generation, and a
+   * drain then leaves tens of MiB of garbage there between full collections.
+   */
+  readonly readAheadEventsMax?: number;
+  /**
    * Runs a callback once the current handler is done (Runtime.defer): the events of one turn
    * are written then, as one record. Without it every event is a record of its own.
    */
@@ -282,7 +289,8 @@ export class SenderQueue {
       const count = queueRecordEvents(bytes);
       this.sequence = first + count - 1;
       recovered += count;
-      if (this.spilledCount === 0 && (this.memoryBytes === 0 || this.memoryBytes + bytes.length + count * QUEUE_ITEM_OVERHEAD_BYTES <= this.options.memoryBytesMax)) {
+      const room = this.memoryBytes + bytes.length + count * QUEUE_ITEM_OVERHEAD_BYTES <= this.options.memoryBytesMax && this.liveCount < (this.options.readAheadEventsMax ?? Number.POSITIVE_INFINITY);
+      if (this.spilledCount === 0 && (this.memoryBytes === 0 || room)) {
         const events = decodeQueueRecord(bytes, `${this.options.name} queue record ${key}`);
         assert(events.length === count, `${this.options.name}: queue record ${key} holds ${events.length} events, its header ${count}`);
         this.loadChunk(key, first, events, true);
@@ -545,7 +553,11 @@ export class SenderQueue {
   /** Reads on-disk events back into memory, oldest first, a record at a time, as room frees up. */
   private refillMemory(): void {
     // An empty memory part always takes the next record, however small the limit: progress.
-    while (this.spilledCount > 0 && (this.memoryBytes === 0 || this.memoryBytes + QUEUE_ITEM_OVERHEAD_BYTES < this.options.memoryBytesMax) && this.diskHead <= this.diskTail) {
+    const readAhead = this.options.readAheadEventsMax ?? Number.POSITIVE_INFINITY;
+    while (
+      this.spilledCount > 0 && this.diskHead <= this.diskTail &&
+      (this.memoryBytes === 0 || (this.memoryBytes + QUEUE_ITEM_OVERHEAD_BYTES < this.options.memoryBytesMax && this.liveCount - this.spilledCount < readAhead))
+    ) {
       if (this.openSpill !== undefined && this.openSpill.first <= this.diskHead) this.writeOpen(true);
       const key = queueStoreKey(this.diskHead);
       const bytes = this.store.get(key);
