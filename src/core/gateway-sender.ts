@@ -28,7 +28,7 @@ import { eventId, SenderQueue, type QueueItem } from './sender-queue.ts';
 export { BATCHES_IN_FLIGHT_MAX } from './sender-dispatcher.ts';
 import { BATCHES_IN_FLIGHT_MAX } from './sender-dispatcher.ts';
 
-/** A serial sender draining a backlog holds this many windows of batches in memory, at most. */
+/** A serial sender draining a backlog holds this many windows of batches (per dispatcher thread) in memory, at most. */
 const READ_AHEAD_WINDOWS = 2;
 export { eventId } from './sender-queue.ts';
 
@@ -94,7 +94,7 @@ export class GatewaySender {
       defer: (callback) => runtime.defer(callback),
       // A serial sender reads a backlog back a few windows of batches ahead of dispatch. A
       // parallel one fills memory: events of lanes other copies dispatch wait there too.
-      ...(host.lanes === undefined ? { readAheadEventsMax: spec.batchSize * BATCHES_IN_FLIGHT_MAX * READ_AHEAD_WINDOWS } : {}),
+      ...(host.lanes === undefined ? { readAheadEventsMax: spec.batchSize * BATCHES_IN_FLIGHT_MAX * READ_AHEAD_WINDOWS * Math.max(1, spec.dispatcherThreads) } : {}),
       ...(host.lanes !== undefined ? { laneOf: (event: GatewayEvent) => host.lanes!.laneOf(event), keep: (event: GatewayEvent) => host.lanes!.holds(event) } : {}),
       ...(spec.dispatcherThreads > 1 ? { threadOf: (event: GatewayEvent) => dispatcherThreadOf(spec.orderPolicy, spec.dispatcherThreads, event, host.lanes?.bucketOf(event)) } : {}),
     });

@@ -364,3 +364,35 @@ test('while a backlog waits on disk, only the read-ahead is read back into memor
   }
   assert.deepEqual(sent, Array.from({ length: 140 }, (_, index) => `key-${index + 1}`));
 });
+
+test('events queued in one turn around a read-back of the on-disk tail are recovered in queue order', async () => {
+  const storage = new MemoryStorage();
+  const turn = turns();
+  const q = chunkedQueue(storage, turn, true, 3);
+  // One turn: three events fill memory, the fourth waits on disk, an acknowledgement frees room
+  // (the fourth is read back), and the fifth goes to memory again.
+  for (let n = 1; n <= 4; n++) q.enqueue(event(n));
+  assert.equal(q.spilled, 1);
+  q.dropAcknowledged([eventId(event(1)), eventId(event(2))]);
+  assert.equal(q.spilled, 0);
+  q.enqueue(event(5));
+  assert.equal(q.spilled, 0, 'the fifth fits in memory');
+  turn.end();
+  await new Promise((resolve) => q.sync(resolve));
+  storage.crash();
+  const again = chunkedQueue(storage, turns(), true, 100);
+  assert.equal(again.recover(), 3);
+  assert.deepEqual(drain(again, 10), ['key-3', 'key-4', 'key-5']);
+});
+
+test('the on-disk limit counts the record of this turn before it is written', () => {
+  const turn = turns();
+  const q = new SenderQueue(new MemoryStorage().open('sender-to-2'), clock(), { name: 'sender to-2', persistent: true, memoryBytesMax: itemMemoryBytes(event(1)), diskBytesMax: 200, defer: turn.defer });
+  for (let n = 1; n <= 2; n++) q.enqueue(event(n));
+  assert.equal(q.full, false, 'one event on disk is below the limit');
+  for (let n = 3; n <= 4; n++) q.enqueue(event(n));
+  assert.equal(q.spilled, 3);
+  assert.equal(q.full, true, 'full within the turn, not only once the record is written');
+  turn.end();
+  assert.equal(q.full, true);
+});

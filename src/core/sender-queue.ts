@@ -357,7 +357,8 @@ export class SenderQueue {
 
   /** The on-disk tail reached its limit: new writes routed here must be refused, not queued. */
   get full(): boolean {
-    return this.spilledBytes >= (this.options.diskBytesMax ?? Number.POSITIVE_INFINITY);
+    // This turn's record of the on-disk tail counts too, before it is written.
+    return this.spilledBytes + (this.openSpill?.bytes ?? 0) >= (this.options.diskBytesMax ?? Number.POSITIVE_INFINITY);
   }
 
   has(id: string): boolean {
@@ -559,6 +560,9 @@ export class SenderQueue {
       (this.memoryBytes === 0 || (this.memoryBytes + QUEUE_ITEM_OVERHEAD_BYTES < this.options.memoryBytesMax && this.liveCount - this.spilledCount < readAhead))
     ) {
       if (this.openSpill !== undefined && this.openSpill.first <= this.diskHead) this.writeOpen(true);
+      // Events of memory queued after this read-back come after it: they start a record of
+      // their own, not join the one this turn opened before the on-disk tail began.
+      this.writeOpen(false);
       const key = queueStoreKey(this.diskHead);
       const bytes = this.store.get(key);
       if (bytes === undefined) {
