@@ -20,13 +20,12 @@ import type { Address, Logger, Runtime } from '../runtime/runtime.ts';
 import { GATEWAY_QUEUE_DISK_MEGABYTES_DEFAULT, type GatewayEventFilter, type GatewaySenderSpec } from './config.ts';
 import { DEAD_LETTER_BYTES_MAX, DeadLetterStore, type DeadLetter } from './dead-letters.ts';
 import type { Connection } from '../protocol/connection.ts';
-import { SenderDispatcher, type Refusal } from './sender-dispatcher.ts';
+import { BATCHES_IN_FLIGHT_MAX, SenderDispatcher, type Refusal } from './sender-dispatcher.ts';
 import { dispatcherThreadOf } from './order-policy.ts';
 import { EventFilters } from './event-filters.ts';
 import { eventId, SenderQueue, type QueueItem } from './sender-queue.ts';
 
 export { BATCHES_IN_FLIGHT_MAX } from './sender-dispatcher.ts';
-import { BATCHES_IN_FLIGHT_MAX } from './sender-dispatcher.ts';
 
 /** A serial sender draining a backlog holds this many windows of batches (per dispatcher thread) in memory, at most. */
 const READ_AHEAD_WINDOWS = 2;

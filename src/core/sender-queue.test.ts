@@ -237,11 +237,13 @@ test('the events of one turn are one record, written at the end of the turn, a s
   const q = chunkedQueue(storage, turn, true, 5000);
   for (let n = 1; n <= 30; n++) q.enqueue(event(n));
   let synced = false;
-  q.sync(() => { synced = true; });
+  const syncDone = new Promise<void>((resolve) => q.sync(() => { synced = true; resolve(); }));
   assert.deepEqual(records(storage), [], 'nothing is written before the turn ends');
+  await Promise.resolve();
+  assert.equal(synced, false, 'a sync waits for the turn\'s record');
   turn.end();
   assert.deepEqual(records(storage), [[queueStoreKey(1), 30]]);
-  await new Promise((resolve) => setImmediate(resolve));
+  await syncDone;
   assert.ok(synced, 'the sync completes once the record is written');
   for (let n = 31; n <= 40; n++) q.enqueue(event(n));
   turn.end();

@@ -293,7 +293,7 @@ export class SenderQueue {
       if (this.spilledCount === 0 && (this.memoryBytes === 0 || room)) {
         const events = decodeQueueRecord(bytes, `${this.options.name} queue record ${key}`);
         assert(events.length === count, `${this.options.name}: queue record ${key} holds ${events.length} events, its header ${count}`);
-        this.loadChunk(key, first, events, true);
+        this.liveCount += this.loadChunk(key, first, events, true);
         continue;
       }
       // Beyond memory: part of the on-disk tail, sized by its record until it is read back.
@@ -310,20 +310,18 @@ export class SenderQueue {
   /**
    * Makes queue items of a record's events (at sequences first, first + 1, ...), dropping those
    * already queued or acknowledged, or that `keep` refuses; a record left with none is removed.
+   * Returns how many it kept.
    */
-  private loadChunk(key: string, first: number, events: readonly GatewayEvent[], recovering: boolean): void {
+  private loadChunk(key: string, first: number, events: readonly GatewayEvent[], recovering: boolean): number {
     const chunk: Chunk | undefined = this.options.persistent ? { key, live: 0, written: true } : undefined;
+    let kept = 0;
     for (let index = 0; index < events.length; index++) {
       const event = events[index]!;
       const [, , member, counter] = event[3];
       // Acknowledged while it waited on disk (a secondary), queued twice, or (read back, not
       // recovered: the buckets are not known yet) of a bucket that moved away from this member,
       // whose holders have it: drop it.
-      if (this.ackedIds.get(member, counter) !== undefined || this.byId.get(member, counter) !== undefined || (!recovering && this.options.keep?.(event) === false)) {
-        if (!recovering) this.liveCount -= 1;
-        continue;
-      }
-      if (recovering) this.liveCount += 1;
+      if (this.ackedIds.get(member, counter) !== undefined || this.byId.get(member, counter) !== undefined || (!recovering && this.options.keep?.(event) === false)) continue;
       const size = eventBytes(event);
       this.queueBytes += size;
       // Read back from disk: the previous primary, or this member before a restart, may have
@@ -331,9 +329,11 @@ export class SenderQueue {
       // parallel queue dispatches was taken over from none or another copy) too.
       const lane = this.options.laneOf?.(event);
       if (chunk !== undefined) chunk.live += 1;
+      kept += 1;
       this.pushItem(event, first + index, chunk, size, recovering || event[4] || this.afterTakeover || (lane !== undefined && this.dispatchable?.has(lane) === true));
     }
     if (chunk !== undefined && chunk.live === 0) this.store.remove(key);
+    return kept;
   }
 
   /** Events queued and not acknowledged (in memory and on disk). */
@@ -576,7 +576,8 @@ export class SenderQueue {
       this.spilledBytes -= bytes.length;
       this.queueBytes -= bytes.length;
       if (!this.options.persistent) this.store.remove(key);
-      this.loadChunk(key, first, events, false);
+      // Those dropped as they come back are no longer queued.
+      this.liveCount -= events.length - this.loadChunk(key, first, events, false);
     }
     if (this.spilledCount === 0) {
       this.spilledBytes = 0;
@@ -681,13 +682,13 @@ export class SenderQueue {
           sequence += 1;
           continue;
         }
-        const chunk = decodeQueueRecord(stored, `${this.options.name} queue record ${key}`)
-          .filter((event) => this.ackedIds.get(event[3][2], event[3][3]) === undefined && (lane === undefined || this.options.laneOf?.(event) === lane));
+        const record = decodeQueueRecord(stored, `${this.options.name} queue record ${key}`);
+        const chunk = record.filter((event) => this.ackedIds.get(event[3][2], event[3][3]) === undefined && (lane === undefined || this.options.laneOf?.(event) === lane));
         const chunkBytes = chunk.reduce((sum, event) => sum + eventBytes(event), 0);
         if (events.length > 0 && (events.length + chunk.length > limit || bytes + chunkBytes > bytesMax)) return { events, last, done: false };
         events.push(...chunk);
         bytes += chunkBytes;
-        sequence += queueRecordEvents(stored);
+        sequence += record.length;
         last = sequence - 1;
       }
     }
