@@ -21,7 +21,7 @@
 // functions during the throughput phase. Everything started is stopped by pid, also on failure
 // and on Ctrl-C.
 
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -491,10 +491,14 @@ async function runComparison(cleanup: Cleanup, root: string, options: WanBenchOp
   say(`\nresults: ${path} (${seconds.toFixed(0)} s)`);
 }
 
-function readProfile(directory: string | undefined): CpuProfile {
+function profilePath(directory: string | undefined): string {
   const files = directory !== undefined && existsSync(directory) ? readdirSync(directory).filter((file) => file.endsWith('.cpuprofile')) : [];
   if (directory === undefined || files.length !== 1) throw new Error(`expected one .cpuprofile in ${directory}, found ${files.length}`);
-  return JSON.parse(readFileSync(join(directory, files[0]!), 'utf8')) as CpuProfile;
+  return join(directory, files[0]!);
+}
+
+function readProfile(directory: string | undefined): CpuProfile {
+  return JSON.parse(readFileSync(profilePath(directory), 'utf8')) as CpuProfile;
 }
 
 async function runProfileMode(cleanup: Cleanup, root: string, options: WanBenchOptions): Promise<void> {
@@ -509,15 +513,24 @@ async function runProfileMode(cleanup: Cleanup, root: string, options: WanBenchO
     await waitDrained(wan, 60_000);
     const before = (await senderStatus(wan)).eventsSent;
     const value = 'x'.repeat(100);
-    const fromMicros = Number(process.hrtime.bigint() / 1000n);
-    const endMs = performance.now() + options.profileSeconds * 1000;
-    let index = 0;
-    const started = performance.now();
-    const loop = async (): Promise<void> => {
-      while (performance.now() < endMs) await wan.regionA.put(`key:${index++ % KEY_COUNT}`, value);
-    };
-    await Promise.all(Array.from({ length: options.inFlight }, loop));
-    await waitDrained(wan, 60_000);
+    let fromMicros = Number(process.hrtime.bigint() / 1000n);
+    let started = performance.now();
+    if (options.profileDrainEvents === undefined) {
+      const endMs = performance.now() + options.profileSeconds * 1000;
+      let index = 0;
+      const loop = async (): Promise<void> => {
+        while (performance.now() < endMs) await wan.regionA.put(`key:${index++ % KEY_COUNT}`, value);
+      };
+      await Promise.all(Array.from({ length: options.inFlight }, loop));
+    } else {
+      say(`  writing ${formatNumber(options.profileDrainEvents, 0)} events with the link cut, then profiling the drain ...`);
+      await wan.proxy.partition();
+      await pipelined(options.profileDrainEvents, options.inFlight, (index) => wan.regionA.put(`key:${index % KEY_COUNT}`, value));
+      fromMicros = Number(process.hrtime.bigint() / 1000n);
+      started = performance.now();
+      await wan.proxy.heal();
+    }
+    await waitDrained(wan, 300_000);
     window = { fromMicros, toMicros: Number(process.hrtime.bigint() / 1000n) };
     seconds = (performance.now() - started) / 1000;
     events = (await senderStatus(wan)).eventsSent - before;
@@ -528,10 +541,14 @@ async function runProfileMode(cleanup: Cleanup, root: string, options: WanBenchO
     { name: 'site 1 server (client puts + gateway sender)', summary: summarizeProfile(readProfile(wan.serverA.profileDir), REPOSITORY_ROOT, 25, window) },
     { name: 'site 2 server (gateway receiver)', summary: summarizeProfile(readProfile(wan.serverB.profileDir), REPOSITORY_ROOT, 25, window) },
   ];
-  say(`\n${formatNumber(events, 0)} events replicated in ${seconds.toFixed(1)} s = ${rate(events / seconds)} E2E while profiled (profiling slows both servers)`);
+  say(`\n${formatNumber(events, 0)} events replicated in ${seconds.toFixed(1)} s = ${rate(events / seconds)} ${options.profileDrainEvents === undefined ? 'E2E' : 'drained from the heal'} while profiled (profiling slows both servers)`);
   for (const { name, summary } of summaries) say(`\n${formatProfile(name, summary, 20)}`);
   const path = writeResults(`wan-${timestamp()}-profile`, { kind: 'wan-profile', options, settings: SETTINGS, afterEvents: options.profileAfterEvents, events, seconds, profiles: summaries });
-  say(`\nresults: ${path}`);
+  // The whole profiles beside the summary, for Chrome DevTools (Performance → load) or line ticks.
+  for (const [server, label] of [[wan.serverA, 'site1'], [wan.serverB, 'site2']] as const) {
+    copyFileSync(profilePath(server.profileDir), path.replace(/\.json$/, `-${label}.cpuprofile`));
+  }
+  say(`\nresults: ${path} (and the -site1 / -site2 .cpuprofile files beside it)`);
 }
 
 async function main(args: readonly string[]): Promise<number> {

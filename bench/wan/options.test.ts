@@ -16,6 +16,9 @@ test('options: quick, full, --only and bad flags', () => {
   assert.throws(() => parseWanOptions(['--only', 'kafka']), WanUsageError);
   assert.throws(() => parseWanOptions(['--runs', '0']), WanUsageError);
   assert.throws(() => parseWanOptions(['--bogus']), WanUsageError);
+  assert.equal(full.profileDrainEvents, undefined);
+  assert.equal(parseWanOptions(['--profile', '--profile-drain', '500000'])!.profileDrainEvents, 500_000);
+  assert.throws(() => parseWanOptions(['--profile-drain', '500000']), /goes with --profile/);
 });
 
 test('the peers a run needs: the selected ones; none with --without-peers or --profile', () => {

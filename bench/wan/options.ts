@@ -29,6 +29,8 @@ export interface WanBenchOptions {
   readonly profileSeconds: number;
   /** Events replicated before the profiled window opens (--profile --after-events N). */
   readonly profileAfterEvents: number;
+  /** With --profile: profile the drain of a backlog of this many events instead of the throughput phase (--profile-drain N). */
+  readonly profileDrainEvents: number | undefined;
   /** Measure Strait alone, on purpose: no Redis, no NATS, no install (--without-peers). */
   readonly withoutPeers: boolean;
 }
@@ -50,6 +52,8 @@ stops with the command that installs it.
   --profile           instead: CPU-profile site 1's and site 2's servers during the throughput phase
   --seconds S         length of the profiled load (default 8)
   --after-events N    with --profile: replicate N events first, then profile (default 30000)
+  --profile-drain N   with --profile: write N events while the link is cut, heal it, and profile
+                      both servers while site 1 drains that backlog (no restart)
   --help              this text
 `;
 
@@ -76,6 +80,7 @@ export function parseWanOptions(args: readonly string[]): WanBenchOptions | unde
         only: { type: 'string' },
         seconds: { type: 'string' },
         'after-events': { type: 'string' },
+        'profile-drain': { type: 'string' },
         'without-peers': { type: 'boolean', default: false },
         help: { type: 'boolean', default: false },
       },
@@ -92,6 +97,7 @@ export function parseWanOptions(args: readonly string[]): WanBenchOptions | unde
     if (system !== 'strait' && system !== 'redis' && system !== 'nats') throw new WanUsageError(`--only takes strait, redis and nats, got ${JSON.stringify(system)}`);
   }
   const withoutPeers = values['without-peers'] === true;
+  if (values['profile-drain'] !== undefined && values.profile !== true) throw new WanUsageError('--profile-drain profiles a drain: it goes with --profile');
   if (withoutPeers && !systems.includes('strait')) {
     throw new WanUsageError(`--without-peers measures Strait alone, but --only ${values.only ?? ''} leaves Strait out`);
   }
@@ -110,6 +116,7 @@ export function parseWanOptions(args: readonly string[]): WanBenchOptions | unde
     inFlight: 256,
     profileSeconds: positiveInteger(values.seconds, '--seconds', 600) ?? 8,
     profileAfterEvents: positiveInteger(values['after-events'], '--after-events', 100_000_000) ?? 30_000,
+    profileDrainEvents: positiveInteger(values['profile-drain'], '--profile-drain', 100_000_000),
     withoutPeers,
   };
 }

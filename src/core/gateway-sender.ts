@@ -23,7 +23,7 @@ import type { Connection } from '../protocol/connection.ts';
 import { BATCHES_IN_FLIGHT_MAX, SenderDispatcher, type Refusal } from './sender-dispatcher.ts';
 import { dispatcherThreadOf } from './order-policy.ts';
 import { EventFilters } from './event-filters.ts';
-import { eventId, SenderQueue, type QueueItem } from './sender-queue.ts';
+import { eventId, itemId, SenderQueue, type QueueItem } from './sender-queue.ts';
 
 export { BATCHES_IN_FLIGHT_MAX } from './sender-dispatcher.ts';
 
@@ -299,7 +299,7 @@ export class GatewaySender {
         }
         letters.push(letter);
       }
-      ids.push(item.id);
+      ids.push(itemId(item));
       acknowledged.push(item);
       if (refusal === undefined && index < sent) this.filters.afterAcknowledgement(item.event!);
     }

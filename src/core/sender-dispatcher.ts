@@ -311,7 +311,7 @@ export class SenderDispatcher {
    */
   private tooLarge(batch: Batch, error: StraitError): void {
     if (batch.sent > 1) {
-      for (const item of batch.items) item.sent = false;
+      this.queue.returnUnsent(batch.items);
       this.batchBytesCap = Math.max(1, Math.floor(batch.items.reduce((sum, item) => sum + item.bytes, 0) / 2));
     } else {
       this.host.acknowledged(batch.items, [{ index: 0, code: error.code, message: `${error.message}; this event can never be sent to site ${this.spec.remoteSiteId}` }], 0);

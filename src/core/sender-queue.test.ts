@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import type { GatewayEvent } from '../protocol/messages.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -397,4 +398,76 @@ test('the on-disk limit counts the record of this turn before it is written', ()
   assert.equal(q.full, true, 'full within the turn, not only once the record is written');
   turn.end();
   assert.equal(q.full, true);
+});
+
+test('with batches in flight across the compaction of a long queue, every event is taken once, in order, and a returned batch first', () => {
+  const q = queue(false, 40_000);
+  let next = 1;
+  for (; next <= 30_000; next++) q.enqueue(event(next));
+  const taken: number[] = [];
+  const inFlight: ReturnType<SenderQueue['takeUnsent']>[] = [];
+  let returned = false;
+  while (q.size > 0) {
+    // Eight batches in flight; the oldest acknowledged, one returned (refused before it left) once.
+    while (inFlight.length < 8 && q.unsentCount(1) > 0) {
+      const batch = q.takeUnsent(500);
+      taken.push(...batch.map((item) => item.counter));
+      inFlight.push(batch);
+    }
+    if (!returned && taken.length > 12_000) {
+      const last = inFlight.pop()!;
+      taken.splice(taken.length - last.length, last.length);
+      q.returnUnsent(last);
+      returned = true;
+      continue;
+    }
+    q.acknowledge(inFlight.shift()!);
+    if (next <= 40_000) for (let more = 0; more < 300; more++) q.enqueue(event(next++));
+  }
+  assert.ok(returned);
+  assert.deepEqual(taken, Array.from({ length: next - 1 }, (_, index) => index + 1));
+});
+
+test('the count of unsent items, kept as items are queued, taken, returned, failed and acknowledged, is the count of a walk over them, for each thread', () => {
+  type Step = { kind: 'enqueue' | 'take' | 'fail' | 'return' | 'ack' | 'drop'; n: number };
+  const step: fc.Arbitrary<Step> = fc.record({ kind: fc.constantFrom('enqueue', 'enqueue', 'take', 'fail', 'return', 'ack', 'drop'), n: fc.integer({ min: 1, max: 7 }) });
+  fc.assert(fc.property(fc.array(step, { maxLength: 200, size: 'max' }), (steps) => {
+    const q = new SenderQueue(new MemoryStorage().open('q'), clock(), { name: 'q', persistent: false, memoryBytesMax: itemMemoryBytes(event(1)) * 10_000, threadOf: (e) => e[3][3] % 2 });
+    let next = 1;
+    const batches: ReturnType<SenderQueue['takeUnsent']>[] = [];
+    const queued = new Map<number, { sent: boolean; thread: number }>();
+    for (const { kind, n } of steps) {
+      if (kind === 'enqueue') for (let i = 0; i < n; i++, next++) {
+        if (q.enqueue(event(next))) queued.set(next, { sent: false, thread: next % 2 });
+      } else if (kind === 'take') {
+        const batch = q.takeUnsent(n, Number.POSITIVE_INFINITY, n % 2);
+        for (const item of batch) queued.get(item.counter)!.sent = true;
+        if (batch.length > 0) batches.push(batch);
+      } else if (kind === 'fail' || kind === 'return' || kind === 'ack') {
+        const batch = batches.splice(n % Math.max(1, batches.length), 1)[0];
+        if (batch === undefined) continue;
+        if (kind === 'ack') {
+          q.acknowledge(batch);
+          for (const item of batch) queued.delete(item.counter);
+        } else {
+          if (kind === 'fail') q.markUnsent(batch);
+          else q.returnUnsent(batch);
+          // Returning it twice changes nothing.
+          if (n % 3 === 0) q.markUnsent(batch);
+          for (const item of batch) if (queued.has(item.counter)) queued.get(item.counter)!.sent = false;
+        }
+      } else {
+        // A secondary told an unsent or in-flight event was acknowledged elsewhere.
+        const counter = [...queued.keys()][n % Math.max(1, queued.size)];
+        if (counter === undefined) continue;
+        q.dropAcknowledged([`server-1#a:${counter}`]);
+        queued.delete(counter);
+      }
+      for (const thread of [0, 1]) {
+        const expected = [...queued.values()].filter((entry) => !entry.sent && entry.thread === thread).length;
+        assert.equal(q.unsentCount(1_000_000, thread), expected, `thread ${thread} after ${kind}`);
+      }
+      assert.equal(q.unsentCount(1_000_000), [...queued.values()].filter((entry) => !entry.sent).length);
+    }
+  }), { numRuns: 200 });
 });
