@@ -5,6 +5,7 @@
 // certificate. `.ci/run` installs postgresql, dnsmasq and openssl.
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { Resolver } from 'node:dns/promises';
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -91,8 +92,17 @@ export async function startDns(srvName: string, aName: string): Promise<DnsFixtu
       child.stderr!.on('data', (chunk: Buffer) => {
         stderr += chunk.toString();
       });
-      await sleep(300);
-      if (child.exitCode !== null) throw new Error(`dnsmasq exited (${child.exitCode}): ${stderr}`);
+      // Ready once it answers (records or NODATA); refused means it is not listening yet. A
+      // fixed wait lost this race on a loaded machine.
+      const resolver = new Resolver({ timeout: 500, tries: 1 });
+      resolver.setServers([`127.0.0.1:${port}`]);
+      for (let attempt = 0; ; attempt++) {
+        if (child.exitCode !== null) throw new Error(`dnsmasq exited (${child.exitCode}): ${stderr}`);
+        const answered = await resolver.resolveSrv(srvName).then(() => true, (error: NodeJS.ErrnoException) => error.code !== 'ECONNREFUSED' && error.code !== 'ETIMEOUT');
+        if (answered) break;
+        if (attempt === 100) throw new Error(`dnsmasq on port ${port} did not answer within 10 s: ${stderr}`);
+        await sleep(100);
+      }
     },
     stop() {
       if (child !== undefined && child.exitCode === null) child.kill('SIGKILL');
