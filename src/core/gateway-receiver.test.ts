@@ -6,6 +6,7 @@ import type { GatewayEvent, ResponseBody } from '../protocol/messages.ts';
 import { SILENT_LOGGER } from '../runtime/runtime.ts';
 import { Simulator } from '../sim/simulator.ts';
 import { GatewayReceiver, type RemoteAdmission } from './gateway-receiver.ts';
+import { encodeBatchEvents, eventPackr } from './sender-queue.ts';
 import { NO_METRICS } from './member-admin.ts';
 import { RecordingPool, recordingConnection, serverInfo, viewOf } from './parts.test-support.ts';
 import { RegionTable } from './region-table.ts';
@@ -42,11 +43,11 @@ function setup() {
   return { sim, regions, receiver, forwarded, admitted };
 }
 
-function send(receiver: GatewayReceiver, events: GatewayEvent[], role: 'gateway' | 'client' = 'gateway'): () => ResponseBody<'gatewayBatch'> | string {
+function send(receiver: GatewayReceiver, events: GatewayEvent[], role: 'gateway' | 'client' = 'gateway', packed?: Uint8Array): () => ResponseBody<'gatewayBatch'> | string {
   let result: ResponseBody<'gatewayBatch'> | string = 'no reply';
   const reply: Reply<'gatewayBatch'> = { ok: (body) => { result = body; }, fail: (error) => { result = error.code; } };
   try {
-    receiver.onBatch(recordingConnection('site-1/sender', role), { sender: '1/to-2', batchId: 1, events }, reply);
+    receiver.onBatch(recordingConnection('site-1/sender', role), { sender: '1/to-2', batchId: 1, events: packed === undefined ? events : [], ...(packed === undefined ? {} : { packed }) }, reply);
   } catch (error) {
     result = (error as StraitError).code;
   }
@@ -109,4 +110,21 @@ test('events for a partitioned region go to their buckets\' primaries; the batch
   assert.equal(answer.applied, 2);
   assert.deepEqual(answer.refused.map((refusal) => [refusal.index, refusal.code]), [[2, 'STRAIT_KEY_INVALID']]);
   assert.deepEqual(receiver.statistics, { batches: 1, events: 3, duplicates: 0, unflaggedDuplicates: 0, refused: 1 });
+});
+
+test('a batch of packed events (the bytes of the sender\'s queue records) is applied as its events are; its values own their memory; garbage is refused', () => {
+  const { sim, regions, receiver } = setup();
+  const events = [event('R', 'a', 1), event('R', 'b', 2)];
+  const packed = encodeBatchEvents(events.map((sent, index) => ({ event: sent, encoded: eventPackr.pack(sent), possibleDuplicate: index === 1 })));
+  const result = send(receiver, [], 'gateway', packed);
+  sim.run();
+  const answer = result();
+  assert.ok(typeof answer !== 'string', String(answer));
+  assert.equal(answer.applied, 2);
+  assert.deepEqual(regions.require('R').keys().sort(), ['a', 'b']);
+  const value = regions.require('R').get('a')!;
+  assert.equal(value.byteLength, value.buffer.byteLength, 'a value does not pin the batch it came in');
+  for (const garbage of [new Uint8Array([0xc1]), new Uint8Array([0x92, 0x01]), eventPackr.pack(['not', 'events']), new Uint8Array([0xdd, 0xff, 0xff, 0xff, 0xff])]) {
+    assert.equal(send(receiver, [], 'gateway', garbage)(), 'STRAIT_MESSAGE_INVALID');
+  }
 });

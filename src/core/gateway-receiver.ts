@@ -10,7 +10,8 @@
 //
 // A state machine: callbacks run to completion; time and I/O come through the Runtime.
 
-import { Packr } from 'msgpackr';
+import { Unpackr } from 'msgpackr';
+import { checkMessagePack } from '../protocol/frame.ts';
 import { StraitError } from '../errors.ts';
 import type { Connection, Reply } from '../protocol/connection.ts';
 import type { GatewayEvent, RequestBody } from '../protocol/messages.ts';
@@ -31,7 +32,9 @@ export interface RemoteAdmission {
 
 /** Decompressed gateway batches larger than this are refused. */
 const GATEWAY_BATCH_BYTES_MAX = 256 * 1024 * 1024;
-const gatewayPackr = new Packr({ useRecords: false, mapsAsObjects: true });
+// As the frame decoder's: plain MessagePack, and values that own their memory, so a value kept
+// in a region never pins the whole batch it came in.
+const gatewayUnpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, structuredClone: false, moreTypes: false, bundleStrings: false, copyBuffers: true });
 
 export interface ReceiverHost {
   readonly memberName: string;
@@ -114,14 +117,20 @@ export class GatewayReceiver {
     this.listener?.close();
   }
 
-  private decompressEvents(compressed: Uint8Array, batchId: number, peer: string): GatewayEvent[] {
-    let decoded: unknown;
+  /** The events of a batch sent as bytes: packed (msgpack), or compressed (zstd of that). */
+  private batchEvents(body: RequestBody<'gatewayBatch'>, peer: string): readonly GatewayEvent[] {
+    if (body.compressed === undefined && body.packed === undefined) return body.events;
+    const what = body.compressed !== undefined ? 'compressed' : 'packed';
+    let bytes: Uint8Array;
     try {
-      decoded = gatewayPackr.unpack(this.runtime.compression.decompress(compressed, GATEWAY_BATCH_BYTES_MAX));
+      bytes = body.compressed !== undefined ? this.runtime.compression.decompress(body.compressed, GATEWAY_BATCH_BYTES_MAX) : body.packed!;
     } catch (error) {
-      throw new StraitError('STRAIT_MESSAGE_INVALID', { peer, reason: `compressed batch ${batchId} is not readable` }, { cause: error });
+      throw new StraitError('STRAIT_MESSAGE_INVALID', { peer, reason: `compressed batch ${body.batchId} is not readable` }, { cause: error });
     }
-    return parseGatewayEvents(decoded, peer);
+    // The same checks as a frame's body (tokens, nesting, __proto__), before anything decodes it.
+    const problem = checkMessagePack(bytes, 0, bytes.length);
+    if (problem !== undefined) throw new StraitError('STRAIT_MESSAGE_INVALID', { peer, reason: `${what} batch ${body.batchId}: ${problem}` });
+    return parseGatewayEvents(gatewayUnpackr.unpack(bytes), peer, what);
   }
 
   /** A batch from another site's gateway sender: apply, replicate here, forward, acknowledge. */
@@ -133,7 +142,7 @@ export class GatewayReceiver {
       throw new StraitError('STRAIT_MESSAGE_INVALID', { peer: connection.label, reason: 'gateway batches come from gateway senders' });
     }
     this.host.requireReady();
-    const events = body.compressed === undefined ? body.events : this.decompressEvents(body.compressed, body.batchId, connection.label);
+    const events = this.batchEvents(body, connection.label);
     // A site that can't carry the batch now (a full replication backlog or sender queue)
     // refuses it whole; the remote sender sends it again later: backpressure across sites.
     for (const name of new Set(events.map((event) => event[0]))) {
@@ -206,12 +215,12 @@ export class GatewayReceiver {
 }
 
 
-function parseGatewayEvents(decoded: unknown, peer: string): GatewayEvent[] {
-  if (!Array.isArray(decoded)) throw new StraitError('STRAIT_MESSAGE_INVALID', { peer, reason: 'compressed batch is not a list of events' });
+function parseGatewayEvents(decoded: unknown, peer: string, what: string): GatewayEvent[] {
+  if (!Array.isArray(decoded)) throw new StraitError('STRAIT_MESSAGE_INVALID', { peer, reason: `${what} batch is not a list of events` });
   for (const event of decoded) {
     const valid = Array.isArray(event) && event.length === 5 && typeof event[0] === 'string' && typeof event[1] === 'string'
       && (event[2] === null || event[2] instanceof Uint8Array) && Array.isArray(event[3]) && event[3].length === 4 && typeof event[4] === 'boolean';
-    if (!valid) throw new StraitError('STRAIT_MESSAGE_INVALID', { peer, reason: 'compressed batch holds a malformed event' });
+    if (!valid) throw new StraitError('STRAIT_MESSAGE_INVALID', { peer, reason: `${what} batch holds a malformed event` });
   }
   return decoded as GatewayEvent[];
 }

@@ -8,6 +8,7 @@ import { Connection, type Reply } from '../protocol/connection.ts';
 import { Simulator } from '../sim/simulator.ts';
 import type { GatewaySenderSpec } from './config.ts';
 import { GatewaySender, eventId, type SenderHost } from './gateway-sender.ts';
+import { eventPackr } from './sender-queue.ts';
 
 function runtime(storage: MemoryStorage): Runtime {
   let now = 0;
@@ -111,7 +112,7 @@ function primaryWithReceiver(options: { holdReplies?: boolean; deadLetterBytesMa
       onOpen: () => {},
       onRequest: (_connection, request, reply) => {
         batches += 1;
-        const events = (request.body as RequestBody<'gatewayBatch'>).events;
+        const events = eventPackr.unpack((request.body as RequestBody<'gatewayBatch'>).packed!) as GatewayEvent[];
         sizes.push(events.length);
         const answer = () => (reply as Reply<'gatewayBatch'>).ok({
           applied: events.length,

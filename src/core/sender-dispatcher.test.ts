@@ -6,7 +6,7 @@ import { SILENT_LOGGER, type Runtime } from '../runtime/runtime.ts';
 import { Simulator } from '../sim/simulator.ts';
 import type { GatewaySenderSpec } from './config.ts';
 import { BATCHES_IN_FLIGHT_MAX, SenderDispatcher, type Refusal } from './sender-dispatcher.ts';
-import { SenderQueue, type QueueItem } from './sender-queue.ts';
+import { eventPackr, SenderQueue, type QueueItem } from './sender-queue.ts';
 
 const spec: GatewaySenderSpec = {
   id: 'to-2', remoteSiteId: 2, parallel: false, batchSize: 10, batchTimeIntervalMs: 5, maximumQueueMemoryMegabytes: 1,
@@ -20,7 +20,10 @@ function receiver(runtime: Runtime, answerAtOnce: boolean, frameBytesMax = 1 << 
     Connection.accept(runtime, stream, { local: { role: 'server', name: 'receiver', site: 2 }, frameBytesMax, requestTimeoutMs: 30_000, requestsInFlightMax: 100 }, {
       onOpen: () => {},
       onRequest: (_connection, request, reply) => {
-        const body = request.body as RequestBody<'gatewayBatch'>;
+        const sent = request.body as RequestBody<'gatewayBatch'>;
+        // The events travel as their queue-record bytes (`packed`): decoded here for the checks.
+        assert.equal(sent.events.length, 0, 'events go as packed bytes');
+        const body = { ...sent, events: eventPackr.unpack(sent.packed!) as GatewayEvent[] };
         batches.push({ body, reply: reply as Reply<'gatewayBatch'> });
         if (answerAtOnce) reply.ok({ applied: body.events.length, refused: [] } satisfies ResponseBody<'gatewayBatch'>);
       },

@@ -17,13 +17,12 @@
 
 import { StraitError, assert } from '../errors.ts';
 import { Connection } from '../protocol/connection.ts';
-import type { GatewayEvent } from '../protocol/messages.ts';
 import type { Address, Logger, Runtime, Timer } from '../runtime/runtime.ts';
 import { formatAddress } from '../runtime/runtime.ts';
 import { Backoff } from './backoff.ts';
 import { routedTarget } from './routed-address.ts';
 import type { GatewaySenderSpec } from './config.ts';
-import { eventPackr, type QueueItem, type SenderQueue } from './sender-queue.ts';
+import { encodeBatchEvents, type QueueItem, type SenderQueue } from './sender-queue.ts';
 import { compareTags } from './region.ts';
 
 /** Batches awaiting the remote site's acknowledgement, at most. */
@@ -267,16 +266,14 @@ export class SenderDispatcher {
       this.host.acknowledged(superseded, [], 0);
       return;
     }
-    const events: GatewayEvent[] = sent.map((item) => {
-      const event = item.event!;
-      return item.possibleDuplicate ? [event[0], event[1], event[2], event[3], true] : event;
-    });
+    // The events' bytes from their queue records, flagged where needed: not decoded and packed again.
+    const packed = encodeBatchEvents(sent);
     const batch: Batch = { id: this.nextBatchId++, items: [...sent, ...superseded], sent: sent.length, conflated: conflated.superseded.length };
     this.inFlight.set(batch.id, batch);
     const sender = `${this.host.site}/${this.spec.id}`;
     const body = this.spec.compression
-      ? { sender, batchId: batch.id, events: [], compressed: this.runtime.compression.compress(eventPackr.pack(events)) }
-      : { sender, batchId: batch.id, events };
+      ? { sender, batchId: batch.id, events: [], compressed: this.runtime.compression.compress(packed) }
+      : { sender, batchId: batch.id, events: [], packed };
     connection.request('gatewayBatch', body, (error, response) => {
       if (this.inFlight.get(batch.id) !== batch) return;
       this.inFlight.delete(batch.id);

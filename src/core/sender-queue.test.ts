@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { MemoryStorage } from '../runtime/memory-storage.ts';
 import { LmdbStorage } from '../runtime/node/lmdb-storage.ts';
 import { StraitError } from '../errors.ts';
-import { ACKED_IDS_REMEMBERED_MAX, CHUNK_EVENTS_MAX, decodeQueueRecord, eventBytes, eventId, eventPackr, itemMemoryBytes, QUEUE_ITEM_OVERHEAD_BYTES, queueRecordEvents, queueStoreKey, SenderQueue } from './sender-queue.ts';
+import { ACKED_IDS_REMEMBERED_MAX, CHUNK_EVENTS_MAX, decodeQueueRecord, encodeBatchEvents, eventBytes, eventId, eventPackr, itemMemoryBytes, QUEUE_ITEM_OVERHEAD_BYTES, queueRecordEvents, queueRecordSlices, queueStoreKey, SenderQueue } from './sender-queue.ts';
 
 function clock() {
   let now = 0;
@@ -371,7 +371,9 @@ test('while a backlog waits on disk, only the read-ahead is read back into memor
 test('events queued in one turn around a read-back of the on-disk tail are recovered in queue order', async () => {
   const storage = new MemoryStorage();
   const turn = turns();
-  const q = chunkedQueue(storage, turn, true, 3);
+  // Room for three events and a little: the record written at the read-back counts too (its
+  // bytes, kept for the batch).
+  const q = chunkedQueue(storage, turn, true, 3.3);
   // One turn: three events fill memory, the fourth waits on disk, an acknowledgement frees room
   // (the fourth is read back), and the fifth goes to memory again.
   for (let n = 1; n <= 4; n++) q.enqueue(event(n));
@@ -470,4 +472,44 @@ test('the count of unsent items, kept as items are queued, taken, returned, fail
       assert.equal(q.unsentCount(1_000_000), [...queued.values()].filter((entry) => !entry.sent).length);
     }
   }), { numRuns: 200 });
+});
+
+test('a batch is its events\' queue-record bytes, flagged possible-duplicate where asked: the same bytes as packing the flagged events, whether the record was written this turn, read back, or not written yet', async () => {
+  const storage = new MemoryStorage();
+  const turn = turns();
+  const q = chunkedQueue(storage, turn, true, 3);
+  for (let n = 1; n <= 6; n++) q.enqueue(event(n));
+  // Not written yet: packed one by one.
+  const early = q.takeUnsent(1);
+  assert.equal(early[0]!.encoded, undefined);
+  turn.end();
+  const written = q.takeUnsent(2);
+  assert.ok(written.every((item) => item.encoded !== undefined), 'this turn\'s record gave the items their bytes');
+  q.markUnsent(written);
+  q.acknowledge(early);
+  // Events 4..6 waited on disk; acknowledging frees room and they are read back with their bytes.
+  const again = q.takeUnsent(2);
+  q.acknowledge(again);
+  const readBack = q.takeUnsent(10);
+  assert.deepEqual(readBack.map((item) => item.event![1]), ['key-4', 'key-5', 'key-6']);
+  assert.ok(readBack.every((item) => item.encoded !== undefined), 'read back with their bytes');
+  const items = [...early, ...written, ...readBack];
+  const flagged = items.map((item) => item.event ?? event(item.counter)).map((sent, index): GatewayEvent => [sent[0], sent[1], sent[2], sent[3], index % 2 === 1 ? true : sent[4]]);
+  const batch = encodeBatchEvents(items.map((item, index) => ({ event: item.event ?? event(item.counter), encoded: item.encoded, possibleDuplicate: index % 2 === 1 })));
+  assert.deepEqual(Buffer.from(batch), Buffer.from(eventPackr.pack(flagged)));
+  // Long batches take the 16-bit array header.
+  const many = Array.from({ length: 300 }, (_, index) => event(index));
+  assert.deepEqual(Buffer.from(encodeBatchEvents(many.map((sent) => ({ event: sent, encoded: eventPackr.pack(sent), possibleDuplicate: false })))), Buffer.from(eventPackr.pack(many)));
+});
+
+test('a record\'s events are told apart by their bytes; a record of one event (before chunks) is that event; anything else is not', () => {
+  const events = [event(1), event(2), event(3)];
+  const record = eventPackr.pack(events);
+  const slices = queueRecordSlices(record, 3)!;
+  assert.deepEqual(slices.map((slice) => Buffer.from(slice)), events.map((sent) => Buffer.from(eventPackr.pack(sent))));
+  const single = eventPackr.pack(event(7));
+  assert.deepEqual(queueRecordSlices(single, 1)!.map((slice) => Buffer.from(slice)), [Buffer.from(single)]);
+  assert.equal(queueRecordSlices(record, 2), undefined);
+  assert.equal(queueRecordSlices(record.subarray(0, record.length - 1), 3), undefined);
+  assert.equal(queueRecordSlices(new Uint8Array([0xc1]), 1), undefined);
 });

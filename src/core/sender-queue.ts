@@ -19,6 +19,7 @@
 
 import { Packr } from 'msgpackr';
 import { StraitError, assert } from '../errors.ts';
+import { checkMessagePack } from '../protocol/frame.ts';
 import type { GatewayEvent } from '../protocol/messages.ts';
 import type { Clock, Store } from '../runtime/runtime.ts';
 import { EventTable } from './event-table.ts';
@@ -99,6 +100,61 @@ export function decodeQueueRecord(bytes: Uint8Array, what: string): GatewayEvent
 }
 
 /**
+ * The bytes of each event of a queue record, as views of it; undefined when the record is not
+ * a chunk of `count` well-formed events. A record of one event (the format before chunks) is
+ * that event's bytes.
+ */
+export function queueRecordSlices(bytes: Uint8Array, count: number): Uint8Array[] | undefined {
+  const starts: number[] = [];
+  if (checkMessagePack(bytes, 0, bytes.length, starts) !== undefined) return undefined;
+  // A chunk's elements are events (arrays); an event's first element is its region's name.
+  const chunk = starts.length > 0 && (bytes[starts[0]!]! & 0xf0) === 0x90;
+  if (!chunk) return count === 1 ? [bytes] : undefined;
+  if (starts.length !== count) return undefined;
+  const slices: Uint8Array[] = [];
+  for (let index = 0; index < count; index++) slices.push(bytes.subarray(starts[index]!, index + 1 < count ? starts[index + 1]! : bytes.length));
+  return slices;
+}
+
+/**
+ * The MessagePack array of a batch's events, made of their queue-record bytes where they have
+ * them (packed one by one where not), each flagged possible-duplicate as asked: what
+ * `eventPackr.pack` of the flagged events would give, without decoding or packing them again.
+ */
+export function encodeBatchEvents(items: readonly { readonly event: GatewayEvent | undefined; readonly encoded: Uint8Array | undefined; readonly possibleDuplicate: boolean }[]): Uint8Array {
+  const parts: Uint8Array[] = [];
+  let length = items.length < 16 ? 1 : items.length < 0x10000 ? 3 : 5;
+  for (const item of items) {
+    let bytes = item.encoded;
+    // An event's last byte is its possible-duplicate flag (false 0xc2, true 0xc3).
+    if (bytes === undefined || (bytes[bytes.length - 1] !== 0xc2 && bytes[bytes.length - 1] !== 0xc3)) bytes = eventPackr.pack(item.event!);
+    parts.push(bytes);
+    length += bytes.length;
+  }
+  const out = Buffer.allocUnsafe(length);
+  let offset: number;
+  if (items.length < 16) {
+    out[0] = 0x90 | items.length;
+    offset = 1;
+  } else if (items.length < 0x10000) {
+    out[0] = 0xdc;
+    out.writeUInt16BE(items.length, 1);
+    offset = 3;
+  } else {
+    out[0] = 0xdd;
+    out.writeUInt32BE(items.length, 1);
+    offset = 5;
+  }
+  for (let index = 0; index < parts.length; index++) {
+    const bytes = parts[index]!;
+    out.set(bytes, offset);
+    offset += bytes.length;
+    if (items[index]!.possibleDuplicate) out[offset - 1] = 0xc3;
+  }
+  return out;
+}
+
+/**
  * How many events a queue record holds, from its msgpack header alone (recovery counts the
  * on-disk tail without decoding it): an array of arrays is a chunk of that many, anything else
  * one event (a record from before chunks, or garbage that fails when it is read back).
@@ -169,6 +225,13 @@ export interface QueueItem {
   /** The dispatcher thread that sends it (order-policy), 0 with one thread. */
   readonly thread: number;
   removed: boolean;
+  /**
+   * The event's MessagePack bytes as its queue record holds them (a view of the record), once
+   * the record is written or read back: a batch sends them as they are (encodeBatchEvents).
+   */
+  encoded: Uint8Array | undefined;
+  /** Memory `encoded` adds to the queue's (a record of memory kept for it); 0 when the view shares what the decoded event holds anyway. */
+  encodedBytes: number;
 }
 
 export interface SenderQueueOptions {
@@ -270,7 +333,7 @@ export class SenderQueue {
       if (this.spilledCount === 0 && (this.memoryBytes === 0 || room)) {
         const events = decodeQueueRecord(bytes, `${this.options.name} queue record ${key}`);
         assert(events.length === count, `${this.options.name}: queue record ${key} holds ${events.length} events, its header ${count}`);
-        this.liveCount += this.loadChunk(key, first, events, true);
+        this.liveCount += this.loadChunk(key, first, events, true, bytes);
         continue;
       }
       // Beyond memory: part of the on-disk tail, sized by its record until it is read back.
@@ -289,8 +352,10 @@ export class SenderQueue {
    * already queued or acknowledged, or that `keep` refuses; a record left with none is removed.
    * Returns how many it kept.
    */
-  private loadChunk(key: string, first: number, events: readonly GatewayEvent[], recovering: boolean): number {
+  private loadChunk(key: string, first: number, events: readonly GatewayEvent[], recovering: boolean, bytes: Uint8Array): number {
     const chunk: Chunk | undefined = this.options.persistent ? { key, live: 0, written: true } : undefined;
+    // Views of the record the decoded events' values point into already: no memory of their own.
+    const slices = queueRecordSlices(bytes, events.length);
     let kept = 0;
     const now = this.clock.monotonic();
     for (let index = 0; index < events.length; index++) {
@@ -310,7 +375,8 @@ export class SenderQueue {
       const lane = this.options.laneOf?.(event);
       if (chunk !== undefined) chunk.live += 1;
       kept += 1;
-      this.pushItem(event, first + index, chunk, size, recovering || event[4] || this.afterTakeover || (lane !== undefined && this.dispatchable?.has(lane) === true), now);
+      const item = this.pushItem(event, first + index, chunk, size, recovering || event[4] || this.afterTakeover || (lane !== undefined && this.dispatchable?.has(lane) === true), now);
+      item.encoded = slices?.[index];
     }
     if (chunk !== undefined && chunk.live === 0) this.store.remove(key);
     return kept;
@@ -435,14 +501,33 @@ export class SenderQueue {
     // are left out: the record then spans more sequences than it holds, and readers step over
     // the gap.
     if (!spill && open.chunk.live === 0) return;
-    const events = spill || open.chunk.live === open.events.length ? open.events : open.events.filter((_, index) => !open.items[index]!.removed);
+    const whole = spill || open.chunk.live === open.events.length;
+    const events = whole ? open.events : open.events.filter((_, index) => !open.items[index]!.removed);
     const record = eventPackr.pack(events);
     this.store.put(open.chunk.key, record);
     open.chunk.written = true;
+    if (!spill) this.keepEncoded(open, whole, record, events.length);
     // The on-disk tail is counted by its records' size (what recovery and refill see too).
     if (spill) {
       this.spilledBytes += record.length;
       this.queueBytes += record.length;
+    }
+  }
+
+  /**
+   * The items of a record of memory keep their events' bytes from it, for their batch: one copy
+   * of the record (msgpackr's buffer is shared), counted in the queue's memory.
+   */
+  private keepEncoded(open: OpenChunk, whole: boolean, record: Uint8Array, count: number): void {
+    const owned = new Uint8Array(record);
+    const slices = queueRecordSlices(owned, count);
+    assert(slices !== undefined, `${this.options.name}: a record just packed is not ${count} events`);
+    const kept = whole ? open.items : open.items.filter((item) => !item.removed);
+    for (let index = 0; index < kept.length; index++) {
+      const item = kept[index]!;
+      item.encoded = slices[index];
+      item.encodedBytes = slices[index]!.length;
+      this.memoryBytes += item.encodedBytes;
     }
   }
 
@@ -453,6 +538,7 @@ export class SenderQueue {
       member, counter, sequence, chunk, bytes, enqueuedAtMs,
       event, possibleDuplicate, sent: false, removed: false, lane,
       thread: this.options.threadOf?.(event) ?? 0,
+      encoded: undefined, encodedBytes: 0,
     };
     this.memoryBytes += bytes + QUEUE_ITEM_OVERHEAD_BYTES;
     this.items.push(item);
@@ -535,8 +621,9 @@ export class SenderQueue {
     this.byId.delete(item.member, item.counter);
     this.queueBytes -= item.bytes;
     this.liveCount -= 1;
-    this.memoryBytes -= item.bytes + QUEUE_ITEM_OVERHEAD_BYTES;
+    this.memoryBytes -= item.bytes + QUEUE_ITEM_OVERHEAD_BYTES + item.encodedBytes;
     item.event = undefined;
+    item.encoded = undefined;
     const chunk = item.chunk;
     if (chunk !== undefined && --chunk.live === 0 && chunk.written) this.store.remove(chunk.key);
   }
@@ -581,7 +668,7 @@ export class SenderQueue {
       this.queueBytes -= bytes.length;
       if (!this.options.persistent) this.store.remove(key);
       // Those dropped as they come back are no longer queued.
-      this.liveCount -= events.length - this.loadChunk(key, first, events, false);
+      this.liveCount -= events.length - this.loadChunk(key, first, events, false, bytes);
     }
     if (this.spilledCount === 0) {
       this.spilledBytes = 0;

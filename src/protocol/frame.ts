@@ -256,9 +256,11 @@ const PROTO_KEY = [0x5f, 0x5f, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x5f, 0x5f];
  * are not exactly one acceptable value, or undefined when they are. Accepted: nil, booleans,
  * integers, floats, strings, binary, arrays, maps, and fixext 1 of type 0 (msgpackr's
  * `undefined`). Everything else, a `__proto__` map key, nesting deeper than
- * FRAME_NESTING_DEPTH_MAX and trailing bytes are refused.
+ * FRAME_NESTING_DEPTH_MAX and trailing bytes are refused. With `elementStarts`, the offset
+ * where each direct element of the outer array begins is appended to it (a queue record's
+ * events, sent on as they are).
  */
-export function checkMessagePack(bytes: Uint8Array, start: number, end: number): string | undefined {
+export function checkMessagePack(bytes: Uint8Array, start: number, end: number, elementStarts?: number[]): string | undefined {
   let position = start;
   let depth = 0;
   itemsPending[0] = 1;
@@ -271,6 +273,8 @@ export function checkMessagePack(bytes: Uint8Array, start: number, end: number):
       depth--;
     }
     if (position >= end) return 'message truncated';
+    // A direct element of the outer array (or map) starts here.
+    if (depth === 1 && elementStarts !== undefined) elementStarts.push(position);
     const pending = itemsPending[depth] as number;
     const isKey = containerIsMap[depth] === 1 && pending % 2 === 0;
     itemsPending[depth] = pending - 1;

@@ -654,6 +654,11 @@ export const REQUESTS = {
       events: Type.Array(GatewayEvent, { maxItems: 100_000 }),
       /** zstd-compressed msgpack of the events, instead of `events`, when compression is on. */
       compressed: Type.Optional(Type.Uint8Array()),
+      /**
+       * The msgpack array of the events, instead of `events`: the sender's queue records hold
+       * them encoded, and it sends those bytes rather than decoding and packing them again.
+       */
+      packed: Type.Optional(Type.Uint8Array()),
     }, { additionalProperties: false }),
     response: Type.Object({
       applied: Uint(),
