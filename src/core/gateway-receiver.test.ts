@@ -124,7 +124,11 @@ test('a batch of packed events (the bytes of the sender\'s queue records) is app
   assert.deepEqual(regions.require('R').keys().sort(), ['a', 'b']);
   const value = regions.require('R').get('a')!;
   assert.equal(value.byteLength, value.buffer.byteLength, 'a value does not pin the batch it came in');
-  for (const garbage of [new Uint8Array([0xc1]), new Uint8Array([0x92, 0x01]), eventPackr.pack(['not', 'events']), new Uint8Array([0xdd, 0xff, 0xff, 0xff, 0xff])]) {
+  // Well-formed MessagePack that is not a valid event: a 64-bit tag field, a member that is not a string.
+  const bigTag = eventPackr.pack([['R', 'c', new Uint8Array([1]), [1, 2n ** 63n, 'site1-server#1', 9], false]]);
+  const numberMember = eventPackr.pack([['R', 'c', new Uint8Array([1]), [1, 1009, 5, 9], false]]);
+  for (const garbage of [new Uint8Array([0xc1]), new Uint8Array([0x92, 0x01]), eventPackr.pack(['not', 'events']), new Uint8Array([0xdd, 0xff, 0xff, 0xff, 0xff]), bigTag, numberMember]) {
     assert.equal(send(receiver, [], 'gateway', garbage)(), 'STRAIT_MESSAGE_INVALID');
   }
+  assert.equal(regions.require('R').get('c'), undefined, 'nothing of a refused batch applied');
 });

@@ -12,6 +12,7 @@
 
 import { Unpackr } from 'msgpackr';
 import { checkMessagePack } from '../protocol/frame.ts';
+import { parseRequestBody } from '../protocol/validate.ts';
 import { StraitError } from '../errors.ts';
 import type { Connection, Reply } from '../protocol/connection.ts';
 import type { GatewayEvent, RequestBody } from '../protocol/messages.ts';
@@ -130,7 +131,10 @@ export class GatewayReceiver {
     // The same checks as a frame's body (tokens, nesting, __proto__), before anything decodes it.
     const problem = checkMessagePack(bytes, 0, bytes.length);
     if (problem !== undefined) throw new StraitError('STRAIT_MESSAGE_INVALID', { peer, reason: `${what} batch ${body.batchId}: ${problem}` });
-    return parseGatewayEvents(gatewayUnpackr.unpack(bytes), peer, what);
+    // The whole schema, as a batch sent as `events` gets (lengths, tag fields, the item limit):
+    // a tag holding a 64-bit integer or a foreign type must not reach a region.
+    const decoded = parseRequestBody('gatewayBatch', { sender: body.sender, batchId: body.batchId, events: gatewayUnpackr.unpack(bytes) as unknown }, `${peer} (${what} batch ${body.batchId})`);
+    return (decoded.body as RequestBody<'gatewayBatch'>).events;
   }
 
   /** A batch from another site's gateway sender: apply, replicate here, forward, acknowledge. */
@@ -215,12 +219,3 @@ export class GatewayReceiver {
 }
 
 
-function parseGatewayEvents(decoded: unknown, peer: string, what: string): GatewayEvent[] {
-  if (!Array.isArray(decoded)) throw new StraitError('STRAIT_MESSAGE_INVALID', { peer, reason: `${what} batch is not a list of events` });
-  for (const event of decoded) {
-    const valid = Array.isArray(event) && event.length === 5 && typeof event[0] === 'string' && typeof event[1] === 'string'
-      && (event[2] === null || event[2] instanceof Uint8Array) && Array.isArray(event[3]) && event[3].length === 4 && typeof event[4] === 'boolean';
-    if (!valid) throw new StraitError('STRAIT_MESSAGE_INVALID', { peer, reason: `${what} batch holds a malformed event` });
-  }
-  return decoded as GatewayEvent[];
-}

@@ -513,3 +513,19 @@ test('a record\'s events are told apart by their bytes; a record of one event (b
   assert.equal(queueRecordSlices(record.subarray(0, record.length - 1), 3), undefined);
   assert.equal(queueRecordSlices(new Uint8Array([0xc1]), 1), undefined);
 });
+
+test('the copy of a record its items keep their bytes in is counted in queue memory until its last event goes', () => {
+  const turn = turns();
+  const q = chunkedQueue(new MemoryStorage(), turn, true, 100);
+  for (let n = 1; n <= 3; n++) q.enqueue(event(n));
+  const items = itemMemoryBytes(event(1)) * 3;
+  assert.equal(q.memoryBytesHeld, items, 'before the record is written');
+  turn.end();
+  const record = eventPackr.pack([event(1), event(2), event(3)]).length;
+  assert.equal(q.memoryBytesHeld, items + record);
+  const taken = q.takeUnsent(3);
+  q.acknowledge(taken.slice(0, 2));
+  assert.equal(q.memoryBytesHeld, itemMemoryBytes(event(1)) + record, 'one event left keeps the whole copy');
+  q.acknowledge(taken.slice(2));
+  assert.equal(q.memoryBytesHeld, 0);
+});

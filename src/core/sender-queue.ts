@@ -126,8 +126,12 @@ export function encodeBatchEvents(items: readonly { readonly event: GatewayEvent
   let length = items.length < 16 ? 1 : items.length < 0x10000 ? 3 : 5;
   for (const item of items) {
     let bytes = item.encoded;
-    // An event's last byte is its possible-duplicate flag (false 0xc2, true 0xc3).
-    if (bytes === undefined || (bytes[bytes.length - 1] !== 0xc2 && bytes[bytes.length - 1] !== 0xc3)) bytes = eventPackr.pack(item.event!);
+    // An event's last byte is its possible-duplicate flag (false 0xc2, true 0xc3). Anything else
+    // is packed again, flagged as asked, so the flag is never written over another value.
+    if (bytes === undefined || (bytes[bytes.length - 1] !== 0xc2 && bytes[bytes.length - 1] !== 0xc3)) {
+      const event = item.event!;
+      bytes = eventPackr.pack([event[0], event[1], event[2], event[3], item.possibleDuplicate || event[4] === true]);
+    }
     parts.push(bytes);
     length += bytes.length;
   }
@@ -180,6 +184,11 @@ interface Chunk {
   live: number;
   /** In the store (a chunk all of whose events went before it was written never is). */
   written: boolean;
+  /**
+   * Memory of the record's copy its items keep their bytes in (keepEncoded), counted in the
+   * queue's memory until its last event goes: one item left keeps the whole copy.
+   */
+  keptBytes: number;
 }
 
 /** A record the events of this turn go into, written at the end of the turn (or when full). */
@@ -230,8 +239,6 @@ export interface QueueItem {
    * the record is written or read back: a batch sends them as they are (encodeBatchEvents).
    */
   encoded: Uint8Array | undefined;
-  /** Memory `encoded` adds to the queue's (a record of memory kept for it); 0 when the view shares what the decoded event holds anyway. */
-  encodedBytes: number;
 }
 
 export interface SenderQueueOptions {
@@ -353,7 +360,7 @@ export class SenderQueue {
    * Returns how many it kept.
    */
   private loadChunk(key: string, first: number, events: readonly GatewayEvent[], recovering: boolean, bytes: Uint8Array): number {
-    const chunk: Chunk | undefined = this.options.persistent ? { key, live: 0, written: true } : undefined;
+    const chunk: Chunk | undefined = this.options.persistent ? { key, live: 0, written: true, keptBytes: 0 } : undefined;
     // Views of the record the decoded events' values point into already: no memory of their own.
     const slices = queueRecordSlices(bytes, events.length);
     let kept = 0;
@@ -389,6 +396,11 @@ export class SenderQueue {
 
   get bytes(): number {
     return this.queueBytes;
+  }
+
+  /** What the in-memory part costs, as counted against `memoryBytesMax`. */
+  get memoryBytesHeld(): number {
+    return this.memoryBytes;
   }
 
   /** Events waiting on disk beyond the memory limit. */
@@ -460,7 +472,7 @@ export class SenderQueue {
   private openChunk(sequence: number, spill: boolean): OpenChunk {
     let open = spill ? this.openSpill : this.openMemory;
     if (open === undefined) {
-      open = { chunk: { key: queueStoreKey(sequence), live: 0, written: false }, first: sequence, events: [], items: [], bytes: 0 };
+      open = { chunk: { key: queueStoreKey(sequence), live: 0, written: false, keptBytes: 0 }, first: sequence, events: [], items: [], bytes: 0 };
       if (spill) this.openSpill = open;
       else this.openMemory = open;
       const defer = this.options.defer;
@@ -516,19 +528,18 @@ export class SenderQueue {
 
   /**
    * The items of a record of memory keep their events' bytes from it, for their batch: one copy
-   * of the record (msgpackr's buffer is shared), counted in the queue's memory.
+   * of the record (msgpackr's buffer is shared), counted in the queue's memory until the last of
+   * them goes (Chunk.keptBytes). A record read back is pinned by its decoded values already,
+   * which the per-item overhead counts.
    */
   private keepEncoded(open: OpenChunk, whole: boolean, record: Uint8Array, count: number): void {
     const owned = new Uint8Array(record);
     const slices = queueRecordSlices(owned, count);
     assert(slices !== undefined, `${this.options.name}: a record just packed is not ${count} events`);
     const kept = whole ? open.items : open.items.filter((item) => !item.removed);
-    for (let index = 0; index < kept.length; index++) {
-      const item = kept[index]!;
-      item.encoded = slices[index];
-      item.encodedBytes = slices[index]!.length;
-      this.memoryBytes += item.encodedBytes;
-    }
+    for (let index = 0; index < kept.length; index++) kept[index]!.encoded = slices[index];
+    open.chunk.keptBytes = owned.length;
+    this.memoryBytes += owned.length;
   }
 
   private pushItem(event: GatewayEvent, sequence: number, chunk: Chunk | undefined, bytes: number, possibleDuplicate: boolean, enqueuedAtMs: number): QueueItem {
@@ -538,7 +549,7 @@ export class SenderQueue {
       member, counter, sequence, chunk, bytes, enqueuedAtMs,
       event, possibleDuplicate, sent: false, removed: false, lane,
       thread: this.options.threadOf?.(event) ?? 0,
-      encoded: undefined, encodedBytes: 0,
+      encoded: undefined,
     };
     this.memoryBytes += bytes + QUEUE_ITEM_OVERHEAD_BYTES;
     this.items.push(item);
@@ -621,11 +632,15 @@ export class SenderQueue {
     this.byId.delete(item.member, item.counter);
     this.queueBytes -= item.bytes;
     this.liveCount -= 1;
-    this.memoryBytes -= item.bytes + QUEUE_ITEM_OVERHEAD_BYTES + item.encodedBytes;
+    this.memoryBytes -= item.bytes + QUEUE_ITEM_OVERHEAD_BYTES;
     item.event = undefined;
     item.encoded = undefined;
     const chunk = item.chunk;
-    if (chunk !== undefined && --chunk.live === 0 && chunk.written) this.store.remove(chunk.key);
+    if (chunk !== undefined && --chunk.live === 0) {
+      this.memoryBytes -= chunk.keptBytes;
+      chunk.keptBytes = 0;
+      if (chunk.written) this.store.remove(chunk.key);
+    }
   }
 
   private compact(): void {
