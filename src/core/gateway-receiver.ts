@@ -122,11 +122,13 @@ export class GatewayReceiver {
   private batchEvents(body: RequestBody<'gatewayBatch'>, peer: string): readonly GatewayEvent[] {
     if (body.compressed === undefined && body.packed === undefined) return body.events;
     const what = body.compressed !== undefined ? 'compressed' : 'packed';
-    let bytes: Uint8Array;
-    try {
-      bytes = body.compressed !== undefined ? this.runtime.compression.decompress(body.compressed, GATEWAY_BATCH_BYTES_MAX) : body.packed!;
-    } catch (error) {
-      throw new StraitError('STRAIT_MESSAGE_INVALID', { peer, reason: `compressed batch ${body.batchId} is not readable` }, { cause: error });
+    let bytes = body.packed!;
+    if (body.compressed !== undefined) {
+      try {
+        bytes = this.runtime.compression.decompress(body.compressed, GATEWAY_BATCH_BYTES_MAX);
+      } catch (error) {
+        throw new StraitError('STRAIT_MESSAGE_INVALID', { peer, reason: `compressed batch ${body.batchId} is not readable` }, { cause: error });
+      }
     }
     // The same checks as a frame's body (tokens, nesting, __proto__), before anything decodes it.
     const problem = checkMessagePack(bytes, 0, bytes.length);
@@ -217,5 +219,3 @@ export class GatewayReceiver {
     pending.settle();
   }
 }
-
-

@@ -208,7 +208,6 @@ export function parseEventId(id: string): { member: string; counter: number } | 
   return at < 0 || !Number.isSafeInteger(counter) ? undefined : { member: id.slice(0, at), counter };
 }
 
-
 /** A queue item's event id (`<member>:<counter>`), made when asked: most items never need it. */
 export function itemId(item: QueueItem): string {
   return `${item.member}:${item.counter}`;
@@ -513,12 +512,13 @@ export class SenderQueue {
     // are left out: the record then spans more sequences than it holds, and readers step over
     // the gap.
     if (!spill && open.chunk.live === 0) return;
-    const whole = spill || open.chunk.live === open.events.length;
-    const events = whole ? open.events : open.events.filter((_, index) => !open.items[index]!.removed);
+    // Memory's record: its items still queued, whose events it holds (the on-disk tail has none).
+    const kept = spill || open.chunk.live === open.events.length ? undefined : open.items.filter((item) => !item.removed);
+    const events = kept === undefined ? open.events : kept.map((item) => item.event!);
     const record = eventPackr.pack(events);
     this.store.put(open.chunk.key, record);
     open.chunk.written = true;
-    if (!spill) this.keepEncoded(open, whole, record, events.length);
+    if (!spill) this.keepEncoded(open.chunk, kept ?? open.items, record);
     // The on-disk tail is counted by its records' size (what recovery and refill see too).
     if (spill) {
       this.spilledBytes += record.length;
@@ -532,13 +532,12 @@ export class SenderQueue {
    * them goes (Chunk.keptBytes). A record read back is pinned by its decoded values already,
    * which the per-item overhead counts.
    */
-  private keepEncoded(open: OpenChunk, whole: boolean, record: Uint8Array, count: number): void {
+  private keepEncoded(chunk: Chunk, items: readonly QueueItem[], record: Uint8Array): void {
     const owned = new Uint8Array(record);
-    const slices = queueRecordSlices(owned, count);
-    assert(slices !== undefined, `${this.options.name}: a record just packed is not ${count} events`);
-    const kept = whole ? open.items : open.items.filter((item) => !item.removed);
-    for (let index = 0; index < kept.length; index++) kept[index]!.encoded = slices[index];
-    open.chunk.keptBytes = owned.length;
+    const slices = queueRecordSlices(owned, items.length);
+    assert(slices !== undefined, `${this.options.name}: a record just packed is not ${items.length} events`);
+    for (let index = 0; index < items.length; index++) items[index]!.encoded = slices[index];
+    chunk.keptBytes = owned.length;
     this.memoryBytes += owned.length;
   }
 
