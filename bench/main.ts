@@ -372,27 +372,30 @@ async function benchmark(cleanup: Cleanup, root: string, options: BenchOptions, 
 }
 
 async function profile(cleanup: Cleanup, root: string, options: BenchOptions, machine: Machine): Promise<void> {
-  say(`Profiling: a locator (strait start) and two servers under node --cpu-prof, ${options.profileSeconds} s of puts ${options.pipelineDepth} in flight after a warm-up`);
+  const operation = options.profileOperation;
+  say(`Profiling: a locator (strait start) and two servers under node --cpu-prof, ${options.profileSeconds} s of ${operation}s ${options.profileInFlight} in flight after a warm-up`);
   const report = await runProfile(cleanup, root, REPOSITORY_ROOT, {
     seconds: options.profileSeconds,
-    pipelineDepth: options.pipelineDepth,
+    operation,
+    pipelineDepth: options.profileInFlight,
     keyCount: options.keyCount,
     valueBytes: options.valueBytes,
     limit: PROFILE_TOP_FUNCTIONS,
   });
   say(`  server command: ${report.command}`);
-  say(describeRun(`put, ${options.pipelineDepth} in flight (profiled)`, report.load));
+  say(describeRun(`${operation}, ${options.profileInFlight} in flight (profiled)`, report.load));
   for (const server of report.servers) {
+    const part = server.part === 'replica' ? (operation === 'put' ? 'replica: applied the replicated puts' : 'the other member: not on a get\'s path') : operation === 'put' ? 'took the client\'s puts and replicated them' : 'answered the client\'s gets';
     say('');
-    say(formatProfile(`Server ${server.name} (${server.part === 'coordinator' ? 'took the client\'s puts and replicated them' : 'replica: applied the replicated puts'})`, server.summary, PROFILE_TOP_FUNCTIONS));
+    say(formatProfile(`Server ${server.name} (${part})`, server.summary, PROFILE_TOP_FUNCTIONS));
   }
   say('');
   say(formatProfile('Bench client (in-process inspector profile, same window)', report.client, 10));
   // Main-thread CPU per put in each process: what bounds throughput when the cores are full.
-  const perPut = (busyMs: number): string => `${((busyMs * 1000) / Math.max(1, report.load.ops)).toFixed(1)} µs`;
+  const perOperation = (busyMs: number): string => `${((busyMs * 1000) / Math.max(1, report.load.ops)).toFixed(1)} µs`;
   say('');
-  say(`main-thread CPU per put (${report.load.ops.toLocaleString('en-US')} puts in the window): ` +
-    [...report.servers.map((server) => `${server.name} (${server.part}) ${perPut(server.summary.busyMs)}`), `client ${perPut(report.client.busyMs)}`].join(', '));
+  say(`main-thread CPU per ${operation} (${report.load.ops.toLocaleString('en-US')} ${operation}s in the window): ` +
+    [...report.servers.map((server) => `${server.name} (${server.part}) ${perOperation(server.summary.busyMs)}`), `client ${perOperation(report.client.busyMs)}`].join(', '));
   const path = writeResults(`${timestamp()}-profile`, { kind: 'profile', arguments: process.argv.slice(2), options, machine, source: await sourceState(), ...report });
   say(`\nresults: ${path}`);
 }

@@ -26,3 +26,14 @@ test('--without-peers measures Strait alone; otherwise the comparison needs Redi
   assert.deepEqual(peersWanted(parseOptions(['--profile'])!), []);
   assert.throws(() => parseOptions(['--without-peer']), UsageError);
 });
+
+test('--profile-operation and --profile-in-flight choose what the profiled phase does', () => {
+  const defaults = parseOptions(['--profile'])!;
+  assert.equal(defaults.profileOperation, 'put');
+  assert.equal(defaults.profileInFlight, defaults.pipelineDepth);
+  const gets = parseOptions(['--profile', '--profile-operation', 'get', '--profile-in-flight', '1'])!;
+  assert.equal(gets.profileOperation, 'get');
+  assert.equal(gets.profileInFlight, 1);
+  assert.throws(() => parseOptions(['--profile', '--profile-operation', 'remove']), UsageError);
+  assert.throws(() => parseOptions(['--profile', '--profile-in-flight', '0']), UsageError);
+});

@@ -17,8 +17,12 @@ export interface BenchOptions {
   readonly valueBytes: number;
   /** Distinct keys the Strait runs cycle through. */
   readonly keyCount: number;
-  /** Length of the profiled put phase. */
+  /** Length of the profiled phase. */
   readonly profileSeconds: number;
+  /** What the profiled phase does, pipelined (--profile-operation). */
+  readonly profileOperation: 'put' | 'get';
+  /** Requests outstanding during the profiled phase (--profile-in-flight; default the pipeline depth). */
+  readonly profileInFlight: number;
   /** Measure Strait alone, on purpose: no Redis, no install (--without-peers). */
   readonly withoutPeers: boolean;
 }
@@ -33,13 +37,18 @@ stops with the command that installs it.
   --quick          small run (2000 one-in-flight ops, 1 run), under a minute
   --ops N          operations per one-in-flight run (default 30000); pipelined runs do 10 × N
   --runs N         runs of each measurement, median reported (default 3; --quick: 1)
-  --profile        instead: CPU-profile a server during pipelined puts and print the hottest functions
-  --seconds S      length of the profiled put phase (default 5)
+  --profile        instead: CPU-profile the servers during pipelined puts and print the hottest functions
+  --profile-operation put|get
+                   what the profiled phase does (default put)
+  --profile-in-flight N
+                   requests outstanding in the profiled phase (default 64)
+  --seconds S      length of the profiled phase (default 5)
   --without-peers  measure Strait alone: no Redis (its column and the ratios show —)
   --help           this text
 `;
 
 const PIPELINED_OPS_FACTOR = 10;
+const PIPELINE_DEPTH = 64;
 const OPS_ONE_IN_FLIGHT_DEFAULT = 30_000;
 const OPS_ONE_IN_FLIGHT_QUICK = 2_000;
 const RUNS_DEFAULT = 3;
@@ -67,6 +76,8 @@ export function parseOptions(args: readonly string[]): BenchOptions | undefined 
         ops: { type: 'string' },
         runs: { type: 'string' },
         seconds: { type: 'string' },
+        'profile-operation': { type: 'string' },
+        'profile-in-flight': { type: 'string' },
         'without-peers': { type: 'boolean', default: false },
         help: { type: 'boolean', default: false },
       },
@@ -79,6 +90,8 @@ export function parseOptions(args: readonly string[]): BenchOptions | undefined 
   const values = parsed.values;
   if (values.help === true) return undefined;
   const quick = values.quick === true;
+  const profileOperation = values['profile-operation'] ?? 'put';
+  if (profileOperation !== 'put' && profileOperation !== 'get') throw new UsageError(`--profile-operation takes put or get, got ${JSON.stringify(profileOperation)}`);
   const ops = positiveInteger(values.ops, '--ops', OPS_MAX) ?? (quick ? OPS_ONE_IN_FLIGHT_QUICK : OPS_ONE_IN_FLIGHT_DEFAULT);
   return {
     quick,
@@ -86,10 +99,12 @@ export function parseOptions(args: readonly string[]): BenchOptions | undefined 
     opsOneInFlight: ops,
     opsPipelined: ops * PIPELINED_OPS_FACTOR,
     runs: positiveInteger(values.runs, '--runs', RUNS_MAX) ?? (quick ? 1 : RUNS_DEFAULT),
-    pipelineDepth: 64,
+    pipelineDepth: PIPELINE_DEPTH,
     valueBytes: 100,
     keyCount: 10_000,
     profileSeconds: positiveInteger(values.seconds, '--seconds', 600) ?? 5,
+    profileOperation,
+    profileInFlight: positiveInteger(values['profile-in-flight'], '--profile-in-flight', 4096) ?? PIPELINE_DEPTH,
     withoutPeers: values['without-peers'] === true,
   };
 }

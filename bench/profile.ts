@@ -19,6 +19,7 @@ import { runLoadForSeconds, warmUp, Workload, type LoadRun } from './strait-load
 
 export interface ProfileOptions {
   readonly seconds: number;
+  readonly operation: 'put' | 'get';
   readonly pipelineDepth: number;
   readonly keyCount: number;
   readonly valueBytes: number;
@@ -90,7 +91,7 @@ export async function runProfile(cleanup: Cleanup, root: string, repositoryRoot:
     await session.post('Profiler.enable');
     await session.post('Profiler.start');
     const fromMicros = nowMicros();
-    load = await runLoadForSeconds(region, workload, 'put', options.seconds, options.pipelineDepth);
+    load = await runLoadForSeconds(region, workload, options.operation, options.seconds, options.pipelineDepth);
     window = { fromMicros, toMicros: nowMicros() };
     clientProfile = (await session.post('Profiler.stop')).profile as unknown as CpuProfile;
     coordinator = client.currentServer;

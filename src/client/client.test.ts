@@ -183,6 +183,21 @@ describe('the client against a running site', () => {
     for (const code of always) assert.equal(ERROR_SPECS[code].retryable, true, code);
   });
 
+  it('values read back are right and own their memory: a byte array in one never pins the network chunk it came in', async () => {
+    // The client decodes what it receives as views into its read chunks (frame.ts 'views');
+    // decodeValue copies the byte arrays inside a value out of them.
+    const region = client!.region<{ n: number; blob: Uint8Array }>('TEST');
+    const keys = Array.from({ length: 64 }, (_, index) => `blob-${index}`);
+    await Promise.all(keys.map((key, index) => region.put(key, { n: index, blob: new Uint8Array(200).fill(index) })));
+    const values = await Promise.all(keys.map((key) => region.get(key)));
+    for (const [index, value] of values.entries()) {
+      assert.equal(value?.n, index);
+      assert.ok(value.blob instanceof Uint8Array);
+      assert.deepEqual([...value.blob], Array.from({ length: 200 }, () => index));
+      assert.equal(value.blob.buffer.byteLength, 200, `blob-${index} owns exactly its 200 bytes`);
+    }
+  });
+
   it('a value over the server\'s limit fails with STRAIT_VALUE_TOO_LARGE, and the client carries on', async () => {
     const region = client!.region<string>('TEST');
     await assert.rejects(region.put('big', 'x'.repeat(VALUE_BYTES_MAX + 1)), (error: unknown) =>

@@ -31,14 +31,19 @@ export class ClientRegion<V = unknown> {
     this.name = name;
   }
 
-  async get(key: string, options: RequestOptions = {}): Promise<V | undefined> {
-    const value = await this.client.getValue(this.name, key, options);
-    return value === null ? undefined : decodeValue<V>(value);
+  get(key: string, options: RequestOptions = {}): Promise<V | undefined> {
+    return this.client.getValue(this.name, key, options).then(decodeFound<V>);
   }
 
   /** Resolves once every server hosting the region has applied the write. */
-  async put(key: string, value: V, options: RequestOptions = {}): Promise<void> {
-    await this.client.putValue(this.name, key, encodeValue(value), options);
+  put(key: string, value: V, options: RequestOptions = {}): Promise<void> {
+    let encoded: Uint8Array;
+    try {
+      encoded = encodeValue(value);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    return this.client.putValue(this.name, key, encoded, options);
   }
 
   async putAll(entries: Iterable<readonly [string, V]>, options: RequestOptions = {}): Promise<void> {
@@ -92,4 +97,8 @@ export class ClientRegion<V = unknown> {
   subscribe(options: SubscribeOptions = {}): AsyncIterable<SubscriptionEvent<V>> & { ready: Promise<void> } {
     return openSubscription<V>(this.client, this.name, options);
   }
+}
+
+function decodeFound<V>(value: Uint8Array | null): V | undefined {
+  return value === null ? undefined : decodeValue<V>(value);
 }

@@ -4,7 +4,9 @@
 
 import { Packr } from 'msgpackr';
 
-const valuePackr = new Packr({ useRecords: false, mapsAsObjects: true });
+// copyBuffers: the bytes a client decodes are views into its connection's read chunks, so a byte
+// array inside a value is copied out, and an application keeping it never pins a chunk.
+const valuePackr = new Packr({ useRecords: false, mapsAsObjects: true, copyBuffers: true });
 
 export function encodeValue(value: unknown): Uint8Array {
   return valuePackr.pack(value);

@@ -71,6 +71,11 @@ export interface ConnectionOptions {
    * (site null) are always accepted. undefined = accept any (a client connecting out).
    */
   readonly expectedSite?: number;
+  /**
+   * Byte arrays in received bodies: 'views' into the read chunks for a side that decodes every
+   * one at once and keeps none (the client); default 'copies' that own their memory (frame.ts).
+   */
+  readonly byteArrays?: 'copies' | 'views';
   /** What an accepting side asks of clients and admins (authentication.ts). Default: OPEN_POLICY. */
   readonly security?: SecurityPolicy;
   /** A client's or admin's token, sent in the hello (only over a link whose peer proved itself, under TLS). */
@@ -123,7 +128,7 @@ export class Connection {
     this.number = ++nextConnectionNumber;
     this.requestTimeoutMs = options.requestTimeoutMs;
     const frameBytesMax = options.frameBytesMax;
-    this.decoder = new FrameDecoder({ peer: stream.remote, frameBytesMax, expectPreamble: true });
+    this.decoder = new FrameDecoder({ peer: stream.remote, frameBytesMax, expectPreamble: true, byteArrays: options.byteArrays ?? 'copies' });
   }
 
   /** Opens a connection to `target`; `handler.onOpen` runs after the handshake. */

@@ -153,6 +153,32 @@ describe('FrameDecoder', () => {
     assert.ok(message.value instanceof Uint8Array);
   });
 
+  it('copies byte arrays by default, so a kept value never pins the chunk it came in', () => {
+    const chunk = concat(encodeFrame({ value: bytes(100, 3) }), encodeFrame({ value: bytes(50, 4) }));
+    const [first, second] = decoder({ expectPreamble: false }).push(chunk) as [{ value: Uint8Array }, { value: Uint8Array }];
+    for (const [value, length] of [[first.value, 100], [second.value, 50]] as const) {
+      assert.equal(value.length, length);
+      assert.notEqual(value.buffer, chunk.buffer);
+      assert.equal(value.buffer.byteLength, length, 'the copy owns exactly its bytes');
+    }
+    chunk.fill(0);
+    assert.deepEqual(first.value, bytes(100, 3), 'changing the chunk changes no decoded value');
+  });
+
+  it("with byteArrays 'views', decodes byte arrays as views into the chunk", () => {
+    const chunk = concat(encodeFrame({ value: bytes(100, 3) }), encodeFrame({ value: bytes(50, 4) }));
+    const viewing = new FrameDecoder({ peer: 'test-peer', frameBytesMax: 1 << 20, expectPreamble: false, byteArrays: 'views' });
+    const [first, second] = viewing.push(chunk) as [{ value: Uint8Array }, { value: Uint8Array }];
+    assert.deepEqual([first.value, second.value], [bytes(100, 3), bytes(50, 4)]);
+    assert.equal(first.value.buffer, chunk.buffer);
+    assert.equal(second.value.buffer, chunk.buffer);
+    // A frame split across chunks is joined first; its views are into the joined body, valid still.
+    const frame = encodeFrame({ value: bytes(300, 5) });
+    assert.deepEqual(viewing.push(frame.subarray(0, 100)), []);
+    const [joined] = viewing.push(frame.subarray(100)) as [{ value: Uint8Array }];
+    assert.deepEqual(joined.value, bytes(300, 5));
+  });
+
   it('decodes many frames in one chunk', () => {
     const stream = concat(PREAMBLE, ...MESSAGES.map((message) => encodeFrame(message)));
     assert.deepEqual(plain(decoder().push(stream)), MESSAGES.map(plain));
