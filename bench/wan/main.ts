@@ -33,6 +33,7 @@ import { spread, type Spread } from '../stats.ts';
 import { pipelined, type RateRun } from './load.ts';
 import { natsBacklogRun, natsLagRun, natsThroughputRun, startNatsWan, stopNatsWan, type NatsBacklogRun, type NatsLagRun, type NatsThroughputRun } from './nats-wan.ts';
 import { parseWanOptions, peersWanted, WAN_USAGE, WanUsageError, type WanBenchOptions } from './options.ts';
+import { describeTrace, traced, type ProcessTrace } from './process-trace.ts';
 import { redisLagRun, redisThroughputRun, startRedisWan, stopRedisWan, type RedisLagRun, type RedisThroughputRun } from './redis-wan.ts';
 import { formatTargets, formatWanTable, formatNumber, type Target, type WanRow } from './report.ts';
 import {
@@ -121,8 +122,19 @@ async function repeat<T>(runs: number, label: string, measure: () => Promise<T>,
   return results;
 }
 
-function describeLag(run: { p50Ms: number; p99Ms: number; p999Ms: number; events: number; expected: number; writer: { achievedPerSecond: number } }): string {
-  return `writer ${rate(run.writer.achievedPerSecond)}, ${run.events}/${run.expected} events, p50 ${run.p50Ms.toFixed(2)} ms, p99 ${run.p99Ms.toFixed(2)} ms, p99.9 ${run.p999Ms.toFixed(2)} ms`;
+function describeLag(run: { p50Ms: number; p99Ms: number; p999Ms: number; events: number; expected: number; writer: { achievedPerSecond: number }; trace?: Record<string, ProcessTrace> }): string {
+  const line = `writer ${rate(run.writer.achievedPerSecond)}, ${run.events}/${run.expected} events, p50 ${run.p50Ms.toFixed(2)} ms, p99 ${run.p99Ms.toFixed(2)} ms, p99.9 ${run.p999Ms.toFixed(2)} ms`;
+  return run.trace === undefined ? line : `${line}\n      ${describeTrace(run.trace)}`;
+}
+
+/** A lag run with what each process did meanwhile (process-trace.ts): GC pauses, event-loop delay. */
+async function tracedLag<R extends object>(adminUrls: Readonly<Record<string, string>>, run: () => Promise<R>): Promise<R & { trace: Record<string, ProcessTrace> }> {
+  const { result, trace } = await traced(adminUrls, run);
+  return { ...result, trace };
+}
+
+function straitServers(wan: StraitWan): Record<string, string> {
+  return { 'site 1': wan.serverA.adminUrl, 'site 2': wan.serverB.adminUrl };
 }
 
 /** The lag rates: 20k/s unless Strait's peak is below it (then a rate it keeps up with), and half of the peak. */
@@ -169,15 +181,15 @@ async function measureStrait(cleanup: Cleanup, root: string, options: WanBenchOp
       rates = { ...rates, fixed: keepUp };
       say(`  peak E2E ${rate(peak)} is below what 20k/s needs: the fixed-rate lag is measured at ${rate(keepUp)}, the highest rate tried that keeps up`);
     }
-    const lagFixed = await repeat(options.runs, `lag at ${rate(rates.fixed)}`, () => lagRun(wan, rates.fixed, rates.fixed * options.lagSeconds, 100), describeLag);
-    const lagHalf = await repeat(options.runs, `lag at ${rate(rates.half)} (half of peak)`, () => lagRun(wan, rates.half, rates.half * options.lagSeconds, 100), describeLag);
+    const lagFixed = await repeat(options.runs, `lag at ${rate(rates.fixed)}`, () => tracedLag(straitServers(wan), () => lagRun(wan, rates.fixed, rates.fixed * options.lagSeconds, 100)), describeLag);
+    const lagHalf = await repeat(options.runs, `lag at ${rate(rates.half)} (half of peak)`, () => tracedLag(straitServers(wan), () => lagRun(wan, rates.half, rates.half * options.lagSeconds, 100)), describeLag);
     const roundTrip: Record<string, ThroughputRun[]> = {};
     for (const delayMs of ONE_WAY_DELAYS_MS) {
       await wan.proxy.setDelay(delayMs);
       roundTrip[String(delayMs * 2)] = await repeat(options.runs, `E2E 100 B at ${delayMs * 2} ms RTT`, () => throughputRun(wan, options.eventsRoundTrip, 100, options.inFlight, delayMs * 2), describe);
     }
     await wan.proxy.setDelay(LAG_FAR_RTT_MS / 2);
-    const lagHalfFar = await repeat(options.runs, `lag at ${rate(rates.half)} (half of peak) at ${LAG_FAR_RTT_MS} ms RTT`, () => lagRun(wan, rates.half, rates.half * options.lagSeconds, 100), describeLag);
+    const lagHalfFar = await repeat(options.runs, `lag at ${rate(rates.half)} (half of peak) at ${LAG_FAR_RTT_MS} ms RTT`, () => tracedLag(straitServers(wan), () => lagRun(wan, rates.half, rates.half * options.lagSeconds, 100)), describeLag);
     await wan.proxy.setDelay(0);
     say(`  backlog: partition, ${options.backlogEvents.toLocaleString('en-US')} events, heal ...`);
     const backlog = await backlogRun(wan, options.backlogEvents, 100, options.inFlight, SETTINGS.maximumQueueMemoryMegabytes);
@@ -240,8 +252,8 @@ async function measureRedis(cleanup: Cleanup, tools: RedisTools, root: string, o
     const describe = (run: RedisThroughputRun) => `E2E ${rate(run.endToEndPerSecond)}, primary ${rate(run.primaryPerSecond)}, catch-up ${run.catchUpMs.toFixed(0)} ms`;
     const small = await repeat(options.runs, 'E2E 100 B', () => redisThroughputRun(wan, options.redisEventsSmall, 100, 0), describe);
     const large = await repeat(options.runs, 'E2E 1 KiB', () => redisThroughputRun(wan, options.redisEventsLarge, 1024, 0), describe);
-    const lagFixed = await repeat(options.runs, `lag at ${rate(LAG_RATE_FIXED)}`, () => redisLagRun(wan, LAG_RATE_FIXED, LAG_RATE_FIXED * options.lagSeconds, 100), describeLag);
-    const lagHalf = await repeat(options.runs, `lag at ${rate(rates.half)}`, () => redisLagRun(wan, rates.half, rates.half * options.lagSeconds, 100), describeLag);
+    const lagFixed = await repeat(options.runs, `lag at ${rate(LAG_RATE_FIXED)}`, () => tracedLag({}, () => redisLagRun(wan, LAG_RATE_FIXED, LAG_RATE_FIXED * options.lagSeconds, 100)), describeLag);
+    const lagHalf = await repeat(options.runs, `lag at ${rate(rates.half)}`, () => tracedLag({}, () => redisLagRun(wan, rates.half, rates.half * options.lagSeconds, 100)), describeLag);
     const roundTrip: Record<string, RedisThroughputRun[]> = {};
     for (const delayMs of ONE_WAY_DELAYS_MS) {
       await wan.proxy.setDelay(delayMs);
@@ -262,8 +274,8 @@ async function measureNats(cleanup: Cleanup, tools: NatsTools, root: string, opt
     const describe = (run: NatsThroughputRun) => `E2E ${rate(run.endToEndPerSecond)}, publish ${rate(run.publishPerSecond)}, catch-up ${run.catchUpMs.toFixed(0)} ms`;
     const small = await repeat(options.runs, 'E2E 100 B', () => natsThroughputRun(wan, options.eventsSmall, 100, options.inFlight, 0), describe);
     const large = await repeat(options.runs, 'E2E 1 KiB', () => natsThroughputRun(wan, options.eventsLarge, 1024, options.inFlight, 0), describe);
-    const lagFixed = await repeat(options.runs, `lag at ${rate(LAG_RATE_FIXED)}`, () => natsLagRun(wan, LAG_RATE_FIXED, LAG_RATE_FIXED * options.lagSeconds, 100), describeLag);
-    const lagHalf = await repeat(options.runs, `lag at ${rate(rates.half)}`, () => natsLagRun(wan, rates.half, rates.half * options.lagSeconds, 100), describeLag);
+    const lagFixed = await repeat(options.runs, `lag at ${rate(LAG_RATE_FIXED)}`, () => tracedLag({}, () => natsLagRun(wan, LAG_RATE_FIXED, LAG_RATE_FIXED * options.lagSeconds, 100)), describeLag);
+    const lagHalf = await repeat(options.runs, `lag at ${rate(rates.half)}`, () => tracedLag({}, () => natsLagRun(wan, rates.half, rates.half * options.lagSeconds, 100)), describeLag);
     const roundTrip: Record<string, NatsThroughputRun[]> = {};
     for (const delayMs of ONE_WAY_DELAYS_MS) {
       await wan.proxy.setDelay(delayMs);
