@@ -8,6 +8,7 @@ import { decodeValue, encodeValue } from './client.ts';
 import { PARTITION_DEFAULTS } from '../core/config.ts';
 import { rawClient, sendRaw as send, SimSite } from '../core/sim-site.test-support.ts';
 import { NO_METRICS } from '../core/member-admin.ts';
+import { OperationBatcher } from './batching.ts';
 
 /** A resolver that throws for the key `bad` (an application's bug) and otherwise takes the newer write. */
 const throwsOnBad = (key: string): 'existing' | 'incoming' => {
@@ -122,4 +123,47 @@ test('a server counts a batch as the puts or gets it carries, refused entries as
   await site.settle(Promise.all(['a', 'b', 'c', 'd'].map((key) => region.get(key))));
   assert.deepEqual(Object.fromEntries(counted), { 'put ok': 2, 'put error': 1, 'get ok': 4 });
   await client.close();
+});
+
+test('the batcher keeps the process alive per batch, not per operation, until every operation settles', async () => {
+  let holds = 0;
+  let outstanding = 0;
+  const answers: (() => void)[] = [];
+  const deferred: (() => void)[] = [];
+  const batcher = new OperationBatcher({
+    send: (op, body) => new Promise((resolve) => answers.push(() => resolve((op === 'getBatch'
+      ? { values: (body as { keys: string[] }).keys.map(() => null), refused: [] }
+      : op === 'putBatch' ? { refused: [] } : { value: null }) as never))),
+    routes: () => false,
+    primaryOf: () => undefined,
+    nextRequestId: () => `test:${holds}`,
+    defer: (callback) => deferred.push(callback),
+    hold: () => {
+      holds += 1;
+      outstanding += 1;
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        outstanding -= 1;
+      };
+    },
+  });
+  const gets = Array.from({ length: 64 }, (_, index) => batcher.get('R', `k${index}`));
+  assert.equal(outstanding, 1, 'batched, not yet sent: one hold');
+  for (const callback of deferred.splice(0)) callback();
+  assert.equal(answers.length, 1, 'one getBatch request');
+  assert.equal(outstanding, 1, 'sent: the request holds, the run released');
+  assert.equal(holds, 2);
+  answers.shift()!();
+  assert.deepEqual(await Promise.all(gets), Array.from({ length: 64 }, () => null));
+  assert.equal(outstanding, 0, 'released once every get settled');
+  // A lone put goes as a plain put, held the same way.
+  const put = batcher.put('R', 'k', new Uint8Array([1]));
+  for (const callback of deferred.splice(0)) callback();
+  assert.equal(outstanding, 1);
+  answers.shift()!();
+  await put;
+  assert.equal(outstanding, 0);
+  assert.equal(holds, 4, 'two holds per batch, whatever it carries');
 });

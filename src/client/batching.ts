@@ -41,6 +41,11 @@ export interface BatchClient {
   nextRequestId(): string;
   /** Runs `callback` once the current turn's work is done (Runtime.defer). */
   defer(callback: () => void): void;
+  /**
+   * Keeps the process alive until the returned release is called (KeepAlive.hold): the batcher
+   * holds once per batch while operations are batched or sent, not once per operation.
+   */
+  hold(): () => void;
 }
 
 interface Waiting {
@@ -55,6 +60,8 @@ interface Run {
   readonly region: string;
   readonly waiting: Waiting[];
   bytes: number;
+  /** Keeps the process alive until the run is sent (each request then holds its own). */
+  readonly release: () => void;
 }
 
 export class OperationBatcher {
@@ -73,7 +80,7 @@ export class OperationBatcher {
   put(region: string, key: string, value: Uint8Array): Promise<void> {
     if (value.length > CLIENT_BATCH_VALUE_BYTES_MAX) {
       this.flush();
-      return this.client.send('put', { region, key, value, requestId: this.client.nextRequestId() }).then(() => undefined);
+      return this.held(this.client.send('put', { region, key, value, requestId: this.client.nextRequestId() })).then(() => undefined);
     }
     return this.add('put', region, key, value).then(() => undefined);
   }
@@ -91,11 +98,22 @@ export class OperationBatcher {
     const run = this.run;
     if (run === undefined) return;
     this.run = undefined;
-    for (const { via, waiting } of this.partsOf(run)) {
-      if (waiting.length === 1) this.sendOne(run.op, run.region, waiting[0]!, undefined, via);
-      else if (run.op === 'put') this.sendPuts(run.region, waiting, via);
-      else this.sendGets(run.region, waiting, via);
+    try {
+      for (const { via, waiting } of this.partsOf(run)) {
+        if (waiting.length === 1) this.sendOne(run.op, run.region, waiting[0]!, undefined, via);
+        else if (run.op === 'put') this.sendPuts(run.region, waiting, via);
+        else this.sendGets(run.region, waiting, via);
+      }
+    } finally {
+      run.release();
     }
+  }
+
+  /** Keeps the process alive until `request` settles. */
+  private held<T>(request: Promise<T>): Promise<T> {
+    const release = this.client.hold();
+    request.then(release, release);
+    return request;
   }
 
   private partsOf(run: Run): { via: Address | undefined; waiting: Waiting[] }[] {
@@ -120,7 +138,7 @@ export class OperationBatcher {
     if (current !== undefined && (current.op !== op || current.region !== region || current.waiting.length >= CLIENT_BATCH_ENTRIES_MAX || current.bytes + bytes > CLIENT_BATCH_BYTES_MAX)) {
       this.flush();
     }
-    const run = this.run ??= { op, region, waiting: [], bytes: 0 };
+    const run = this.run ??= { op, region, waiting: [], bytes: 0, release: this.client.hold() };
     run.bytes += bytes;
     const promise = new Promise<Uint8Array | null>((resolve, reject) => run.waiting.push({ key, value, resolve, reject }));
     if (!this.scheduled) {
@@ -137,14 +155,14 @@ export class OperationBatcher {
     const sent = op === 'put'
       ? this.client.send('put', { region, key: waiting.key, value: waiting.value!, requestId: requestId ?? this.client.nextRequestId() }, via).then(() => null)
       : this.client.send('get', { region, key: waiting.key }, via).then((response) => response.value);
-    sent.then(waiting.resolve, waiting.reject);
+    this.held(sent).then(waiting.resolve, waiting.reject);
   }
 
   private sendPuts(region: string, batch: readonly Waiting[], via: Address | undefined): void {
     const requestId = this.client.nextRequestId();
     const entries = batch.map((waiting): [string, Uint8Array] => [waiting.key, waiting.value!]);
     this.counted(batch);
-    this.client.send('putBatch', { region, entries, requestId }, via).then((response) => {
+    this.held(this.client.send('putBatch', { region, entries, requestId }, via)).then((response) => {
       const refused = byIndex(response.refused);
       for (const [index, waiting] of batch.entries()) {
         const refusal = refused.get(index);
@@ -160,7 +178,7 @@ export class OperationBatcher {
 
   private sendGets(region: string, batch: readonly Waiting[], via: Address | undefined): void {
     this.counted(batch);
-    this.client.send('getBatch', { region, keys: batch.map((waiting) => waiting.key) }, via).then((response) => {
+    this.held(this.client.send('getBatch', { region, keys: batch.map((waiting) => waiting.key) }, via)).then((response) => {
       const refused = byIndex(response.refused);
       for (const [index, waiting] of batch.entries()) {
         const refusal = refused.get(index);

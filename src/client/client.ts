@@ -103,6 +103,8 @@ export interface ConnectOptions {
 }
 
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+/** The release of a hold when the client keeps no process alive (an application's own runtime). */
+const NO_HOLD = (): void => {};
 export const CONNECT_TIMEOUT_MS_DEFAULT = 5_000;
 /** Largest request or connect timeout accepted. */
 const TIMEOUT_MS_MAX = 86_400_000;
@@ -165,6 +167,7 @@ export class StraitClient {
       primaryOf: (region, key) => this.singleHop?.primaryOf(region, key),
       nextRequestId: () => this.nextRequestId(),
       defer: (callback) => runtime.defer(callback),
+      hold: () => this.keepAlive?.hold() ?? NO_HOLD,
     });
   }
 
@@ -179,7 +182,8 @@ export class StraitClient {
     if (batcher === undefined || options.signal !== undefined) {
       return this.request('get', { region, key }, options).then((response) => response.value);
     }
-    return this.pending(() => batcher.get(region, key));
+    // The batcher keeps the process alive per batch (BatchClient.hold), not per get.
+    return batcher.get(region, key);
   }
 
   /** A put, coalesced like `getValue`. */
@@ -188,7 +192,7 @@ export class StraitClient {
     if (batcher === undefined || options.signal !== undefined) {
       return this.request('put', { region, key, value, requestId: this.nextRequestId() }, options).then(() => undefined);
     }
-    return this.pending(() => batcher.put(region, key, value));
+    return batcher.put(region, key, value);
   }
 
   /** Operations sent straight to a bucket's primary, and those that fell back to the usual path. */
@@ -318,7 +322,7 @@ export class StraitClient {
 
   /** Keeps the process alive until the returned release is called (a consumer awaiting an event). */
   holdProcess(): () => void {
-    return this.keepAlive?.hold() ?? (() => {});
+    return this.keepAlive?.hold() ?? NO_HOLD;
   }
 
   /**
