@@ -33,7 +33,7 @@ import { spread, type Spread } from '../stats.ts';
 import { pipelined, type RateRun } from './load.ts';
 import { natsBacklogRun, natsLagRun, natsThroughputRun, startNatsWan, stopNatsWan, type NatsBacklogRun, type NatsLagRun, type NatsThroughputRun } from './nats-wan.ts';
 import { parseWanOptions, peersWanted, WAN_USAGE, WanUsageError, type WanBenchOptions } from './options.ts';
-import { describeTrace, traced, type ProcessTrace } from './process-trace.ts';
+import { describeTrace, traced, type Trace } from './process-trace.ts';
 import { redisLagRun, redisThroughputRun, startRedisWan, stopRedisWan, type RedisLagRun, type RedisThroughputRun } from './redis-wan.ts';
 import { formatTargets, formatWanTable, formatNumber, type Target, type WanRow } from './report.ts';
 import {
@@ -122,19 +122,21 @@ async function repeat<T>(runs: number, label: string, measure: () => Promise<T>,
   return results;
 }
 
-function describeLag(run: { p50Ms: number; p99Ms: number; p999Ms: number; events: number; expected: number; writer: { achievedPerSecond: number }; trace?: Record<string, ProcessTrace> }): string {
+function describeLag(run: { p50Ms: number; p99Ms: number; p999Ms: number; events: number; expected: number; writer: { achievedPerSecond: number }; trace?: Trace }): string {
   const line = `writer ${rate(run.writer.achievedPerSecond)}, ${run.events}/${run.expected} events, p50 ${run.p50Ms.toFixed(2)} ms, p99 ${run.p99Ms.toFixed(2)} ms, p99.9 ${run.p999Ms.toFixed(2)} ms`;
   return run.trace === undefined ? line : `${line}\n      ${describeTrace(run.trace)}`;
 }
 
 /** A lag run with what each process did meanwhile (process-trace.ts): GC pauses, event-loop delay. */
-async function tracedLag<R extends object>(adminUrls: Readonly<Record<string, string>>, run: () => Promise<R>): Promise<R & { trace: Record<string, ProcessTrace> }> {
+async function tracedLag<R extends object>(adminUrls: Readonly<Record<string, string>>, run: () => Promise<R>): Promise<R & { trace: Trace }> {
   const { result, trace } = await traced(adminUrls, run);
   return { ...result, trace };
 }
 
-function straitServers(wan: StraitWan): Record<string, string> {
-  return { 'site 1': wan.serverA.adminUrl, 'site 2': wan.serverB.adminUrl };
+/** A Strait lag run traced in both servers from a drained queue (not the previous run's drain). */
+async function tracedStraitLag(wan: StraitWan, ratePerSecond: number, seconds: number): Promise<LagRun & { trace: Trace }> {
+  await waitDrained(wan, 120_000);
+  return tracedLag({ 'site 1': wan.serverA.adminUrl, 'site 2': wan.serverB.adminUrl }, () => lagRun(wan, ratePerSecond, ratePerSecond * seconds, 100));
 }
 
 /** The lag rates: 20k/s unless Strait's peak is below it (then a rate it keeps up with), and half of the peak. */
@@ -181,15 +183,15 @@ async function measureStrait(cleanup: Cleanup, root: string, options: WanBenchOp
       rates = { ...rates, fixed: keepUp };
       say(`  peak E2E ${rate(peak)} is below what 20k/s needs: the fixed-rate lag is measured at ${rate(keepUp)}, the highest rate tried that keeps up`);
     }
-    const lagFixed = await repeat(options.runs, `lag at ${rate(rates.fixed)}`, () => tracedLag(straitServers(wan), () => lagRun(wan, rates.fixed, rates.fixed * options.lagSeconds, 100)), describeLag);
-    const lagHalf = await repeat(options.runs, `lag at ${rate(rates.half)} (half of peak)`, () => tracedLag(straitServers(wan), () => lagRun(wan, rates.half, rates.half * options.lagSeconds, 100)), describeLag);
+    const lagFixed = await repeat(options.runs, `lag at ${rate(rates.fixed)}`, () => tracedStraitLag(wan, rates.fixed, options.lagSeconds), describeLag);
+    const lagHalf = await repeat(options.runs, `lag at ${rate(rates.half)} (half of peak)`, () => tracedStraitLag(wan, rates.half, options.lagSeconds), describeLag);
     const roundTrip: Record<string, ThroughputRun[]> = {};
     for (const delayMs of ONE_WAY_DELAYS_MS) {
       await wan.proxy.setDelay(delayMs);
       roundTrip[String(delayMs * 2)] = await repeat(options.runs, `E2E 100 B at ${delayMs * 2} ms RTT`, () => throughputRun(wan, options.eventsRoundTrip, 100, options.inFlight, delayMs * 2), describe);
     }
     await wan.proxy.setDelay(LAG_FAR_RTT_MS / 2);
-    const lagHalfFar = await repeat(options.runs, `lag at ${rate(rates.half)} (half of peak) at ${LAG_FAR_RTT_MS} ms RTT`, () => tracedLag(straitServers(wan), () => lagRun(wan, rates.half, rates.half * options.lagSeconds, 100)), describeLag);
+    const lagHalfFar = await repeat(options.runs, `lag at ${rate(rates.half)} (half of peak) at ${LAG_FAR_RTT_MS} ms RTT`, () => tracedStraitLag(wan, rates.half, options.lagSeconds), describeLag);
     await wan.proxy.setDelay(0);
     say(`  backlog: partition, ${options.backlogEvents.toLocaleString('en-US')} events, heal ...`);
     const backlog = await backlogRun(wan, options.backlogEvents, 100, options.inFlight, SETTINGS.maximumQueueMemoryMegabytes);

@@ -5,7 +5,9 @@
 // monitor, `nodejs_eventloop_lag_*`, which restarts at every scrape); the bench process, whose
 // writer and subscriber every system's lag passes through, measures its own with
 // monitorEventLoopDelay. A scrape before the run restarts the servers' delay monitors and gives
-// the GC counts to subtract.
+// the GC counts to subtract. Both delay monitors sample every 10 ms and record the whole
+// interval (an idle process shows ~10.2 ms), so the trace reports how late the loop ran: the
+// figure less the 10 ms tick.
 
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 
@@ -44,8 +46,19 @@ export interface GcKind {
 export interface ProcessTrace {
   /** By prom-client's kind: minor, major, incremental, weakcb. Absent for the bench process. */
   readonly gc?: Readonly<Record<string, GcKind>>;
+  /** How late the event loop ran, beyond the monitor's tick (LOOP_MONITOR_TICK_MS): p99 and max. */
   readonly loopDelayP99Ms: number;
   readonly loopDelayMaxMs: number;
+}
+
+/** A process's trace, or why it has none. */
+export type Trace = Record<string, ProcessTrace | { readonly failed: string }>;
+
+/** The delay monitors' sampling interval: prom-client's default, and the bench's own. */
+export const LOOP_MONITOR_TICK_MS = 10;
+
+function lateness(intervalMs: number): number {
+  return Math.max(0, intervalMs - LOOP_MONITOR_TICK_MS);
 }
 
 function gcByKind(samples: readonly Sample[]): Map<string, GcKind> {
@@ -79,8 +92,8 @@ export function traceBetween(before: readonly Sample[], after: readonly Sample[]
   }
   return {
     gc,
-    loopDelayP99Ms: gauge(after, 'nodejs_eventloop_lag_p99_seconds') * 1000,
-    loopDelayMaxMs: gauge(after, 'nodejs_eventloop_lag_max_seconds') * 1000,
+    loopDelayP99Ms: lateness(gauge(after, 'nodejs_eventloop_lag_p99_seconds') * 1000),
+    loopDelayMaxMs: lateness(gauge(after, 'nodejs_eventloop_lag_max_seconds') * 1000),
   };
 }
 
@@ -90,12 +103,24 @@ export async function scrapeMetrics(adminUrl: string): Promise<Sample[]> {
   return parseMetrics(await response.text());
 }
 
-/** Traces `run` in the servers at `adminUrls` (by name; none for a peer) and in this process. */
-export async function traced<T>(adminUrls: Readonly<Record<string, string>>, run: () => Promise<T>): Promise<{ result: T; trace: Record<string, ProcessTrace> }> {
+/** A scrape that failed: the run is kept, its trace says why it has no figures. */
+async function scrapeOrFailure(adminUrl: string): Promise<Sample[] | string> {
+  try {
+    return await scrapeMetrics(adminUrl);
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+}
+
+/**
+ * Traces `run` in the servers at `adminUrls` (by name; none for a peer) and in this process,
+ * from the moment `run` starts: the caller waits for a quiet start (a drained queue) before.
+ * A server whose /metrics cannot be read gets `failed` instead of figures; the run is kept.
+ */
+export async function traced<T>(adminUrls: Readonly<Record<string, string>>, run: () => Promise<T>): Promise<{ result: T; trace: Trace }> {
   const names = Object.keys(adminUrls);
-  const before = await Promise.all(names.map((name) => scrapeMetrics(adminUrls[name]!)));
-  // The same precision as the servers' monitors (prom-client's default, 10 ms).
-  const own = monitorEventLoopDelay({ resolution: 10 });
+  const before = await Promise.all(names.map((name) => scrapeOrFailure(adminUrls[name]!)));
+  const own = monitorEventLoopDelay({ resolution: LOOP_MONITOR_TICK_MS });
   own.enable();
   let result: T;
   try {
@@ -103,20 +128,24 @@ export async function traced<T>(adminUrls: Readonly<Record<string, string>>, run
   } finally {
     own.disable();
   }
-  const after = await Promise.all(names.map((name) => scrapeMetrics(adminUrls[name]!)));
-  const trace: Record<string, ProcessTrace> = {};
-  names.forEach((name, index) => (trace[name] = traceBetween(before[index]!, after[index]!)));
-  trace['bench'] = { loopDelayP99Ms: own.percentile(99) / 1e6, loopDelayMaxMs: own.max / 1e6 };
+  const after = await Promise.all(names.map((name) => scrapeOrFailure(adminUrls[name]!)));
+  const trace: Trace = {};
+  names.forEach((name, index) => {
+    const [first, last] = [before[index]!, after[index]!];
+    trace[name] = typeof first === 'string' ? { failed: first } : typeof last === 'string' ? { failed: last } : traceBetween(first, last);
+  });
+  trace['bench'] = { loopDelayP99Ms: lateness(own.percentile(99) / 1e6), loopDelayMaxMs: lateness(own.max / 1e6) };
   return { result, trace };
 }
 
-/** One line: "site 1: GC 412 ms (85 minor, 3 major; 7 over 10 ms), loop delay p99 23 ms, max 48". */
-export function describeTrace(trace: Readonly<Record<string, ProcessTrace>>): string {
+/** One line: "site 1: GC 412 ms (85 minor, 3 major; 7 over 10 ms), loop late p99 13 ms, max 38". */
+export function describeTrace(trace: Readonly<Trace>): string {
   return Object.entries(trace).map(([name, process]) => {
+    if ('failed' in process) return `${name}: no trace (${process.failed})`;
     const kinds = Object.entries(process.gc ?? {}).filter(([, kind]) => kind.collections > 0);
     const gcMs = kinds.reduce((sum, [, kind]) => sum + kind.milliseconds, 0);
     const over = kinds.reduce((sum, [, kind]) => sum + kind.over10ms, 0);
     const gc = process.gc === undefined ? '' : `GC ${gcMs.toFixed(0)} ms (${kinds.map(([kind, value]) => `${value.collections} ${kind}`).join(', ') || 'none'}; ${over} over 10 ms), `;
-    return `${name}: ${gc}loop delay p99 ${process.loopDelayP99Ms.toFixed(1)} ms, max ${process.loopDelayMaxMs.toFixed(1)}`;
+    return `${name}: ${gc}loop late p99 ${process.loopDelayP99Ms.toFixed(1)} ms, max ${process.loopDelayMaxMs.toFixed(1)}`;
   }).join(' | ');
 }

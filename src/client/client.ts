@@ -176,7 +176,11 @@ export class StraitClient {
     return { batches: this.batcher?.batches ?? 0, operations: this.batcher?.batchedOperations ?? 0 };
   }
 
-  /** A get, coalesced with the other gets of this turn on the region (not one with a signal). */
+  /**
+   * A get, coalesced with the other gets of this turn on the region (not one with a signal).
+   * Internal (ClientRegion.get decodes it at once): the bytes are a view into the connection's
+   * read chunk, as every byte array in a response is (`byteArrays: 'views'`); copy to keep one.
+   */
   getValue(region: string, key: string, options: RequestOptions): Promise<Uint8Array | null> {
     const batcher = this.batcher;
     if (batcher === undefined || options.signal !== undefined) {
@@ -361,6 +365,7 @@ export class StraitClient {
   /**
    * Sends a request to the current server; on a retryable failure (connection lost, server not
    * ready, timeout, ...) moves to another server and tries again until the request deadline.
+   * Byte arrays in the response are views into the connection's read chunk: copy one to keep it.
    */
   async request<Op extends RequestOp>(
     op: Op, body: RequestBody<Op>, options: RequestOptions = {},
