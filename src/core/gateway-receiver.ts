@@ -10,8 +10,7 @@
 //
 // A state machine: callbacks run to completion; time and I/O come through the Runtime.
 
-import { Unpackr } from 'msgpackr';
-import { checkMessagePack } from '../protocol/frame.ts';
+import { checkMessagePack, decodeCheckedMessagePack } from '../protocol/frame.ts';
 import { parseRequestBody } from '../protocol/validate.ts';
 import { StraitError } from '../errors.ts';
 import type { Connection, Reply } from '../protocol/connection.ts';
@@ -33,9 +32,6 @@ export interface RemoteAdmission {
 
 /** Decompressed gateway batches larger than this are refused. */
 const GATEWAY_BATCH_BYTES_MAX = 256 * 1024 * 1024;
-// As the frame decoder's: plain MessagePack, and values that own their memory, so a value kept
-// in a region never pins the whole batch it came in.
-const gatewayUnpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, structuredClone: false, moreTypes: false, bundleStrings: false, copyBuffers: true });
 
 export interface ReceiverHost {
   readonly memberName: string;
@@ -130,12 +126,13 @@ export class GatewayReceiver {
         throw new StraitError('STRAIT_MESSAGE_INVALID', { peer, reason: `compressed batch ${body.batchId} is not readable` }, { cause: error });
       }
     }
-    // The same checks as a frame's body (tokens, nesting, __proto__), before anything decodes it.
+    // The same checks and decoding as a frame's body (tokens, nesting, __proto__; values that
+    // own their memory, so a value kept in a region never pins the whole batch it came in).
     const problem = checkMessagePack(bytes, 0, bytes.length);
     if (problem !== undefined) throw new StraitError('STRAIT_MESSAGE_INVALID', { peer, reason: `${what} batch ${body.batchId}: ${problem}` });
     // The whole schema, as a batch sent as `events` gets (lengths, tag fields, the item limit):
     // a tag holding a 64-bit integer or a foreign type must not reach a region.
-    const decoded = parseRequestBody('gatewayBatch', { sender: body.sender, batchId: body.batchId, events: gatewayUnpackr.unpack(bytes) as unknown }, `${peer} (${what} batch ${body.batchId})`);
+    const decoded = parseRequestBody('gatewayBatch', { sender: body.sender, batchId: body.batchId, events: decodeCheckedMessagePack(bytes) }, `${peer} (${what} batch ${body.batchId})`);
     return (decoded.body as RequestBody<'gatewayBatch'>).events;
   }
 

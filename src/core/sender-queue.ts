@@ -123,7 +123,8 @@ export function queueRecordSlices(bytes: Uint8Array, count: number): Uint8Array[
  */
 export function encodeBatchEvents(items: readonly { readonly event: GatewayEvent | undefined; readonly encoded: Uint8Array | undefined; readonly possibleDuplicate: boolean }[]): Uint8Array {
   const parts: Uint8Array[] = [];
-  let length = items.length < 16 ? 1 : items.length < 0x10000 ? 3 : 5;
+  const headerLength = items.length < 16 ? 1 : items.length < 0x10000 ? 3 : 5;
+  let length = headerLength;
   for (const item of items) {
     let bytes = item.encoded;
     // An event's last byte is its possible-duplicate flag (false 0xc2, true 0xc3). Anything else
@@ -136,19 +137,15 @@ export function encodeBatchEvents(items: readonly { readonly event: GatewayEvent
     length += bytes.length;
   }
   const out = Buffer.allocUnsafe(length);
-  let offset: number;
-  if (items.length < 16) {
-    out[0] = 0x90 | items.length;
-    offset = 1;
-  } else if (items.length < 0x10000) {
+  if (headerLength === 1) out[0] = 0x90 | items.length;
+  else if (headerLength === 3) {
     out[0] = 0xdc;
     out.writeUInt16BE(items.length, 1);
-    offset = 3;
   } else {
     out[0] = 0xdd;
     out.writeUInt32BE(items.length, 1);
-    offset = 5;
   }
+  let offset = headerLength;
   for (let index = 0; index < parts.length; index++) {
     const bytes = parts[index]!;
     out.set(bytes, offset);

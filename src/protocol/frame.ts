@@ -52,6 +52,14 @@ const unpackr = new Unpackr({ ...unpackOptions, copyBuffers: true });
 const viewingUnpackr = new Unpackr({ ...unpackOptions, copyBuffers: false });
 
 /**
+ * Decodes bytes that passed `checkMessagePack` as a frame body is decoded (byte arrays owning
+ * their memory): for MessagePack carried inside a body, such as a gateway batch's packed events.
+ */
+export function decodeCheckedMessagePack(bytes: Uint8Array): unknown {
+  return unpackr.unpack(bytes);
+}
+
+/**
  * Encodes one frame: length prefix and MessagePack body in one buffer. msgpackr packs into a
  * shared slab after 4 reserved bytes, and the length is written into them, so the body is never
  * copied. The returned bytes are never overwritten by later calls.
