@@ -47,6 +47,12 @@ const SETTINGS: SenderSettings = { batchSize: 500, batchTimeIntervalMs: 5, maxim
 const LAG_RATE_FIXED = 20_000;
 /** Below this share of the fixed rate's peak, Strait's lag is measured at a rate it keeps up with. */
 const KEEP_UP_SHARE = 0.85;
+/** One throughput run's line: E2E and puts, the tail, and the sender's send window as its status showed it. */
+function describeThroughput(run: ThroughputRun): string {
+  const window = run.windowBatchesMax === null ? '' : `, send window up to ${run.windowBatchesMax} batches (round trip ${run.windowRoundTripMs ?? '?'} ms)`;
+  return `E2E ${rate(run.endToEndPerSecond)}, puts ${rate(run.putsPerSecond)}, tail ${run.tailMs.toFixed(0)} ms${window}`;
+}
+
 /** The one-way delays injected for the RTT rows: 20 ms and 100 ms round trips. */
 const ONE_WAY_DELAYS_MS = [10, 50] as const;
 /** Targets of the issue. */
@@ -173,9 +179,8 @@ async function measureStrait(cleanup: Cleanup, root: string, options: WanBenchOp
   try {
     say(`  sender connected to site 2's receiver through the proxy (127.0.0.2:${wan.receiverPort} → 127.0.0.1:${wan.receiverPort}); warming up`);
     await throughputRun(wan, options.quick ? 10_000 : 30_000, 100, options.inFlight, 0);
-    const describe = (run: ThroughputRun) => `E2E ${rate(run.endToEndPerSecond)}, puts ${rate(run.putsPerSecond)}, tail ${run.tailMs.toFixed(0)} ms`;
-    const small = await repeat(options.runs, 'E2E 100 B', () => throughputRun(wan, options.eventsSmall, 100, options.inFlight, 0), describe);
-    const large = await repeat(options.runs, 'E2E 1 KiB', () => throughputRun(wan, options.eventsLarge, 1024, options.inFlight, 0), describe);
+    const small = await repeat(options.runs, 'E2E 100 B', () => throughputRun(wan, options.eventsSmall, 100, options.inFlight, 0), describeThroughput);
+    const large = await repeat(options.runs, 'E2E 1 KiB', () => throughputRun(wan, options.eventsLarge, 1024, options.inFlight, 0), describeThroughput);
     const peak = spread(small.map((run) => run.endToEndPerSecond)).median;
     let rates = lagRates(peak);
     if (rates.fixed !== LAG_RATE_FIXED) {
@@ -188,7 +193,7 @@ async function measureStrait(cleanup: Cleanup, root: string, options: WanBenchOp
     const roundTrip: Record<string, ThroughputRun[]> = {};
     for (const delayMs of ONE_WAY_DELAYS_MS) {
       await wan.proxy.setDelay(delayMs);
-      roundTrip[String(delayMs * 2)] = await repeat(options.runs, `E2E 100 B at ${delayMs * 2} ms RTT`, () => throughputRun(wan, options.eventsRoundTrip, 100, options.inFlight, delayMs * 2), describe);
+      roundTrip[String(delayMs * 2)] = await repeat(options.runs, `E2E 100 B at ${delayMs * 2} ms RTT`, () => throughputRun(wan, options.eventsRoundTrip, 100, options.inFlight, delayMs * 2), describeThroughput);
     }
     await wan.proxy.setDelay(LAG_FAR_RTT_MS / 2);
     const lagHalfFar = await repeat(options.runs, `lag at ${rate(rates.half)} (half of peak) at ${LAG_FAR_RTT_MS} ms RTT`, () => tracedStraitLag(wan, rates.half, options.lagSeconds), describeLag);
@@ -212,8 +217,7 @@ async function measureStraitRouted(cleanup: Cleanup, root: string, options: WanB
     const status = await senderStatus(wan);
     say(`  sender connected to ${status.connectedReceiver === null ? '?' : `${status.connectedReceiver.host}`}; warming up`);
     await throughputRun(wan, options.quick ? 10_000 : 30_000, 100, options.inFlight, 0);
-    const describe = (run: ThroughputRun) => `E2E ${rate(run.endToEndPerSecond)}, puts ${rate(run.putsPerSecond)}, tail ${run.tailMs.toFixed(0)} ms`;
-    return await repeat(options.runs, 'E2E 100 B through the router', () => throughputRun(wan, options.eventsSmall, 100, options.inFlight, 0), describe);
+    return await repeat(options.runs, 'E2E 100 B through the router', () => throughputRun(wan, options.eventsSmall, 100, options.inFlight, 0), describeThroughput);
   } finally {
     await stopStraitWan(cleanup, wan);
   }
@@ -227,8 +231,7 @@ async function measureVariant(cleanup: Cleanup, wan: StraitWan, options: WanBenc
   try {
     say(`  ${connected}; warming up`);
     await throughputRun(wan, options.quick ? 10_000 : 30_000, 100, options.inFlight, 0);
-    const describe = (run: ThroughputRun) => `E2E ${rate(run.endToEndPerSecond)}, puts ${rate(run.putsPerSecond)}, tail ${run.tailMs.toFixed(0)} ms`;
-    return await repeat(options.runs, label, () => throughputRun(wan, options.eventsSmall, 100, options.inFlight, 0), describe);
+    return await repeat(options.runs, label, () => throughputRun(wan, options.eventsSmall, 100, options.inFlight, 0), describeThroughput);
   } finally {
     await stopStraitWan(cleanup, wan);
   }

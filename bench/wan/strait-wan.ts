@@ -258,15 +258,32 @@ export interface ThroughputRun {
   readonly endToEndPerSecond: number;
   /** From the last put's acknowledgement until the last event was applied at site 2. */
   readonly tailMs: number;
+  /** The largest send window (batches) the sender's status showed during the run, and its last round trip (ms); null if none showed. */
+  readonly windowBatchesMax: number | null;
+  readonly windowRoundTripMs: number | null;
 }
 
 const keys = Array.from({ length: KEY_COUNT }, (_, index) => `key:${String(index).padStart(6, '0')}`);
 
+/** The send window the sender's status showed, at its largest, while a run polled it. */
+interface WindowSeen {
+  batchesMax: number | null;
+  roundTripMs: number | null;
+}
+
+function noteWindow(seen: WindowSeen, status: SenderStatus): void {
+  const window = status.sendWindow;
+  if (window === undefined) return;
+  seen.batchesMax = Math.max(seen.batchesMax ?? 0, window.batches);
+  if (window.rttMs !== null) seen.roundTripMs = window.rttMs;
+}
+
 /** Waits until the sender's eventsSent reaches `target`; the time it did, or NaN on timeout. */
-async function waitForEventsSent(wan: StraitWan, target: number, timeoutMs: number): Promise<number> {
+async function waitForEventsSent(wan: StraitWan, target: number, timeoutMs: number, seen: WindowSeen): Promise<number> {
   let at = Number.NaN;
   await waitUntil(async () => {
     const status = await senderStatus(wan);
+    noteWindow(seen, status);
     if (status.eventsSent >= target) {
       at = performance.now();
       return true;
@@ -283,13 +300,16 @@ export async function throughputRun(wan: StraitWan, events: number, valueBytes: 
   const startedMs = performance.now();
   const putSeconds = await pipelined(events, inFlight, (index) => wan.regionA.put(keys[index % KEY_COUNT]!, value));
   const putsDoneMs = performance.now();
-  const appliedMs = await waitForEventsSent(wan, before.eventsSent + events, 120_000 + events);
+  const seen: WindowSeen = { batchesMax: null, roundTripMs: null };
+  const appliedMs = await waitForEventsSent(wan, before.eventsSent + events, 120_000 + events, seen);
   if (Number.isNaN(appliedMs)) throw new Error(`site 2 did not acknowledge ${events} events within the timeout (RTT ${roundTripMs} ms)`);
   return {
     events, valueBytes, inFlight, roundTripMs,
     putsPerSecond: events / putSeconds,
     endToEndPerSecond: events / ((appliedMs - startedMs) / 1000),
     tailMs: appliedMs - putsDoneMs,
+    windowBatchesMax: seen.batchesMax,
+    windowRoundTripMs: seen.roundTripMs,
   };
 }
 

@@ -81,7 +81,7 @@ describe('createMetrics', () => {
   it('reads every gateway sender and the receiver at scrape time', async () => {
     const metrics = createMetrics('server', 'server1-1', 1);
     let senders: SenderStatus[] = [
-      senderStatus({ queueEvents: 5, queueBytes: 700, overflowEvents: 1, batchesInFlight: 2, lagMs: 40, deadLetters: 3, eventsSent: 120 }),
+      senderStatus({ queueEvents: 5, queueBytes: 700, overflowEvents: 1, batchesInFlight: 2, lagMs: 40, deadLetters: 3, eventsSent: 120, sendWindow: { batches: 40, bytesInFlight: 9000, baseRttMs: 101.5, rttMs: 104.2 } }),
       senderStatus({ id: 'to-site-3', remoteSite: 3, role: 'secondary', state: 'paused', queueEvents: 9 }),
     ];
     let receiver: Address | null = { host: '127.0.0.1', port: 5000 };
@@ -93,6 +93,9 @@ describe('createMetrics', () => {
     assert.equal(sample(text, 'strait_gateway_sender_queue_bytes', toSite2), 700);
     assert.equal(sample(text, 'strait_gateway_sender_overflow_events', toSite2), 1);
     assert.equal(sample(text, 'strait_gateway_sender_batches_in_flight', toSite2), 2);
+    assert.equal(sample(text, 'strait_gateway_sender_window_batches', toSite2), 40);
+    assert.equal(sample(text, 'strait_gateway_sender_round_trip_ms', toSite2), 104.2);
+    assert.equal(sample(text, 'strait_gateway_sender_window_batches', 'sender="to-site-3",remote_site="3"'), 0, 'a secondary has no window');
     assert.equal(sample(text, 'strait_gateway_sender_lag_ms', toSite2), 40);
     assert.equal(sample(text, 'strait_gateway_sender_dead_letters', toSite2), 3);
     assert.equal(sample(text, 'strait_gateway_sender_events_sent', toSite2), 120);

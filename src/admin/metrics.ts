@@ -34,6 +34,16 @@ const SENDER_GAUGES: readonly { readonly name: string; readonly help: string; re
   { name: 'strait_gateway_sender_queue_bytes', help: 'Bytes of the events queued in this member\'s copy of the gateway sender.', value: (s) => s.queueBytes },
   { name: 'strait_gateway_sender_overflow_events', help: 'Queued events kept on disk beyond the queue memory limit.', value: (s) => s.overflowEvents },
   { name: 'strait_gateway_sender_batches_in_flight', help: 'Batches sent and not yet acknowledged by the remote site.', value: (s) => s.batchesInFlight },
+  {
+    name: 'strait_gateway_sender_window_batches',
+    help: 'Batches the primary may have in flight: its send window, sized from the round trip (0 on a secondary).',
+    value: (s) => s.sendWindow?.batches ?? 0,
+  },
+  {
+    name: 'strait_gateway_sender_round_trip_ms',
+    help: 'The shortest batch acknowledgement time of the primary\'s last round trip, ms (0 before the first, and on a secondary).',
+    value: (s) => s.sendWindow?.rttMs ?? 0,
+  },
   { name: 'strait_gateway_sender_lag_ms', help: 'Age of the oldest queued event, ms (0 when the queue is empty).', value: (s) => s.lagMs },
   { name: 'strait_gateway_sender_dead_letters', help: 'Events the remote site refused, kept for replay.', value: (s) => s.deadLetters },
   { name: 'strait_gateway_sender_primary', help: '1 when this member\'s copy of the sender is the primary (dispatches), 0 for a secondary.', value: (s) => (s.role === 'primary' ? 1 : 0) },

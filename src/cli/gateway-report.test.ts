@@ -51,6 +51,17 @@ describe('gateway report', () => {
     assert.match(text, /--replay-dead-letters/);
   });
 
+  it('details the primary\'s send window and the round trips it was sized from', () => {
+    const text = senderDetail([
+      copy({ role: 'primary', sendWindow: { batches: 40, bytesInFlight: 9000, baseRttMs: 101.5, rttMs: 104.2 } }),
+      copy({ member: 'server1-2', role: 'primary', sendWindow: { batches: 16, bytesInFlight: 0, baseRttMs: null, rttMs: null } }),
+      copy({ member: 'server1-3' }),
+    ], 10_000);
+    assert.match(text, /^server1-1: send window 40 batches, 9000 bytes in flight, round trip 104\.2 ms \(shortest 101\.5 ms\)\.$/m);
+    assert.match(text, /^server1-2: send window 16 batches, 0 bytes in flight, no acknowledgement yet\.$/m);
+    assert.doesNotMatch(text, /server1-3: send window/);
+  });
+
   it('details a parallel sender: the buckets each copy dispatches, conflation and filter failures', () => {
     const text = senderDetail([
       copy({ role: 'primary', parallel: { dispatching: 57, held: 113, undispatched: 0 }, eventsConflated: 12 }),

@@ -115,6 +115,12 @@ export function senderDetail(senders: readonly SenderStatus[], nowMs: number): s
     const counts = parallel.map((copy) => `${copy.member} ${copy.parallel!.dispatching} of the ${copy.parallel!.held} it holds`).join(', ');
     lines.push('', `Parallel sender: buckets each copy dispatches — ${counts}.`);
   }
+  for (const copy of copies) {
+    const window = copy.sendWindow;
+    if (window === undefined) continue;
+    const roundTrip = window.rttMs === null || window.baseRttMs === null ? 'no acknowledgement yet' : `round trip ${window.rttMs} ms (shortest ${window.baseRttMs} ms)`;
+    lines.push('', `${copy.member}: send window ${window.batches} batches, ${window.bytesInFlight} bytes in flight, ${roundTrip}.`);
+  }
   const extras = copies.filter((copy) => (copy.eventsConflated ?? 0) > 0 || (copy.filterFailures ?? 0) > 0);
   for (const copy of extras) {
     lines.push(`${copy.member}: ${copy.eventsConflated ?? 0} events conflated into later ones, ${copy.filterFailures ?? 0} event filter failures (STRAIT_FILTER_FAILED in its log)`);

@@ -20,14 +20,16 @@ import type { Address, Logger, Runtime } from '../runtime/runtime.ts';
 import { GATEWAY_QUEUE_DISK_MEGABYTES_DEFAULT, type GatewayEventFilter, type GatewaySenderSpec } from './config.ts';
 import { DEAD_LETTER_BYTES_MAX, DeadLetterStore, type DeadLetter } from './dead-letters.ts';
 import type { Connection } from '../protocol/connection.ts';
-import { BATCHES_IN_FLIGHT_MAX, SenderDispatcher, type Refusal } from './sender-dispatcher.ts';
+import { SenderDispatcher, type Refusal } from './sender-dispatcher.ts';
+import { WINDOW_BATCHES_MIN, type WindowStatus } from './send-window.ts';
 import { dispatcherThreadOf } from './order-policy.ts';
 import { EventFilters } from './event-filters.ts';
 import { eventId, itemId, SenderQueue, type QueueItem } from './sender-queue.ts';
 
-export { BATCHES_IN_FLIGHT_MAX } from './sender-dispatcher.ts';
-
-/** A serial sender draining a backlog holds this many windows of batches (per dispatcher thread) in memory, at most. */
+/**
+ * A serial sender draining a backlog holds this many windows of batches (each dispatcher
+ * thread's send window, as it is now) in memory, at most.
+ */
 const READ_AHEAD_WINDOWS = 2;
 export { eventId } from './sender-queue.ts';
 
@@ -93,7 +95,7 @@ export class GatewaySender {
       defer: (callback) => runtime.defer(callback),
       // A serial sender reads a backlog back a few windows of batches ahead of dispatch. A
       // parallel one fills memory: events of lanes other copies dispatch wait there too.
-      ...(host.lanes === undefined ? { readAheadEventsMax: spec.batchSize * BATCHES_IN_FLIGHT_MAX * READ_AHEAD_WINDOWS * Math.max(1, spec.dispatcherThreads) } : {}),
+      ...(host.lanes === undefined ? { readAheadEventsMax: spec.batchSize * WINDOW_BATCHES_MIN * READ_AHEAD_WINDOWS * Math.max(1, spec.dispatcherThreads) } : {}),
       ...(host.lanes !== undefined ? { laneOf: (event: GatewayEvent) => host.lanes!.laneOf(event), keep: (event: GatewayEvent) => host.lanes!.holds(event) } : {}),
       ...(spec.dispatcherThreads > 1 ? { threadOf: (event: GatewayEvent) => dispatcherThreadOf(spec.orderPolicy, spec.dispatcherThreads, event, host.lanes?.bucketOf(event)) } : {}),
     });
@@ -111,6 +113,7 @@ export class GatewaySender {
       transmits: (item: QueueItem) => this.filters.beforeTransmit(item.event!),
       batchSettled: () => this.releasePauseWaiters(),
       queuedEvents: () => this.queue.size,
+      windowChanged: () => this.windowChanged(),
     };
     // One dispatcher per thread, each with its own connection and batches in flight.
     this.dispatchers = spec.dispatcherThreads <= 1
@@ -133,6 +136,13 @@ export class GatewaySender {
     for (const dispatcher of this.dispatchers) dispatcher.disconnect();
   }
 
+  /** A serial sender reads back as much of a backlog as its send windows carry (READ_AHEAD_WINDOWS). */
+  private windowChanged(): void {
+    if (this.host.lanes !== undefined) return;
+    const windows = this.dispatchers.reduce((sum, dispatcher) => sum + dispatcher.windowStatus.batches, 0);
+    this.queue.setReadAheadEventsMax(this.specValue.batchSize * windows * READ_AHEAD_WINDOWS);
+  }
+
   private get batchesInFlight(): number {
     return this.dispatchers.reduce((sum, dispatcher) => sum + dispatcher.batchesInFlight, 0);
   }
@@ -141,6 +151,7 @@ export class GatewaySender {
   alter(settings: { batchSize: number; batchTimeIntervalMs: number }): void {
     this.specValue = { ...this.specValue, ...settings };
     for (const dispatcher of this.dispatchers) dispatcher.alter(this.specValue);
+    this.windowChanged();
     this.log.info(settings, `sender ${this.specValue.id}: batch-size ${settings.batchSize}, batch-time-interval ${settings.batchTimeIntervalMs} ms`);
   }
 
@@ -439,6 +450,21 @@ export class GatewaySender {
     this.pump();
   }
 
+  /** The dispatchers' send windows together: batches summed, the round trips of the slowest link. */
+  private sendWindow(): NonNullable<SenderStatus['sendWindow']> {
+    const windows = this.dispatchers.map((dispatcher) => dispatcher.windowStatus);
+    const slowest = (pick: (window: WindowStatus) => number | null): number | null => {
+      const known = windows.map(pick).filter((value): value is number => value !== null);
+      return known.length === 0 ? null : Math.round(Math.max(...known) * 10) / 10;
+    };
+    return {
+      batches: windows.reduce((sum, window) => sum + window.batches, 0),
+      bytesInFlight: windows.reduce((sum, window) => sum + window.bytesInFlight, 0),
+      baseRttMs: slowest((window) => window.baseRttMs),
+      rttMs: slowest((window) => window.rttMs),
+    };
+  }
+
   status(): SenderStatus {
     const oldest = this.queue.oldestEnqueuedAtMs() ?? 0;
     const primary = this.host.isPrimary();
@@ -454,6 +480,7 @@ export class GatewaySender {
       queueBytes: this.queue.bytes,
       overflowEvents: this.queue.spilled,
       batchesInFlight: this.batchesInFlight,
+      ...(primary ? { sendWindow: this.sendWindow() } : {}),
       eventsSent: this.dispatchers.reduce((sum, dispatcher) => sum + dispatcher.eventsSent, 0),
       ...(this.filters.failures > 0 ? { filterFailures: this.filters.failures } : {}),
       ...(this.spec.batchConflation ? { eventsConflated: this.dispatchers.reduce((sum, dispatcher) => sum + dispatcher.eventsConflated, 0) } : {}),

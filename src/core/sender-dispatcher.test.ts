@@ -5,7 +5,8 @@ import type { GatewayEvent, RequestBody, ResponseBody } from '../protocol/messag
 import { SILENT_LOGGER, type Runtime } from '../runtime/runtime.ts';
 import { Simulator } from '../sim/simulator.ts';
 import type { GatewaySenderSpec } from './config.ts';
-import { BATCHES_IN_FLIGHT_MAX, SenderDispatcher, type Refusal } from './sender-dispatcher.ts';
+import { SenderDispatcher, type Refusal } from './sender-dispatcher.ts';
+import { WINDOW_BATCHES_MIN } from './send-window.ts';
 import { eventPackr, SenderQueue, type QueueItem } from './sender-queue.ts';
 
 const spec: GatewaySenderSpec = {
@@ -50,6 +51,7 @@ function sender(sim: Simulator, acknowledged: QueueItem[][]) {
     },
     queuedEvents: () => queue.size,
     batchSettled: () => {},
+    windowChanged: () => {},
   }, SILENT_LOGGER);
   return { queue, dispatcher, refusals };
 }
@@ -76,20 +78,20 @@ test('no more than the window of batches is in flight; a lost connection resends
   const remote = receiver(sim.host('receiver', { address: '10.0.0.2' }).runtime(), false);
   const acknowledged: QueueItem[][] = [];
   const { queue, dispatcher } = sender(sim, acknowledged);
-  for (let n = 1; n <= spec.batchSize * (BATCHES_IN_FLIGHT_MAX + 4); n++) queue.enqueue(event(n));
+  for (let n = 1; n <= spec.batchSize * (WINDOW_BATCHES_MIN + 4); n++) queue.enqueue(event(n));
   dispatcher.pump();
   sim.run({ untilMs: 2000 });
-  assert.equal(remote.batches.length, BATCHES_IN_FLIGHT_MAX);
-  assert.equal(dispatcher.batchesInFlight, BATCHES_IN_FLIGHT_MAX);
+  assert.equal(remote.batches.length, WINDOW_BATCHES_MIN);
+  assert.equal(dispatcher.batchesInFlight, WINDOW_BATCHES_MIN);
   sim.network.partition(['sender'], ['receiver']);
   sim.run({ untilMs: 4000 });
   sim.network.heal();
   sim.run({ untilMs: 20_000 });
-  const resent = remote.batches.slice(BATCHES_IN_FLIGHT_MAX);
+  const resent = remote.batches.slice(WINDOW_BATCHES_MIN);
   assert.ok(resent.length > 0, 'the batches lost with the connection were sent again');
   assert.equal(resent[0]!.body.events[0]![1], 'key-1', 'from the head of the queue');
   assert.equal(resent[0]!.body.events[0]![4], true, 'flagged possible-duplicate');
-  const answered = new Set(remote.batches.slice(0, BATCHES_IN_FLIGHT_MAX));
+  const answered = new Set(remote.batches.slice(0, WINDOW_BATCHES_MIN));
   for (let round = 0; round < 100 && queue.size > 0; round++) {
     for (const batch of remote.batches) {
       if (answered.has(batch)) continue;
@@ -143,4 +145,62 @@ test('a connection still in its handshake when the dispatcher disconnects is clo
   sim.run({ untilMs: 1000 });
   assert.equal(sim.network.stats().connectionsOpen, 0);
   assert.equal(dispatcher.receiver, undefined);
+});
+
+/** Enqueues `count` events, pumps, and returns the virtual ms until the queue drained (or `limitMs`). */
+function drainMs(sim: Simulator, queue: SenderQueue, dispatcher: SenderDispatcher, count: number, limitMs: number): number {
+  const startMs = sim.nowMs;
+  for (let n = 1; n <= count; n++) queue.enqueue(event(n));
+  dispatcher.pump();
+  while (queue.size > 0 && sim.nowMs - startMs < limitMs) sim.run({ untilMs: sim.nowMs + 10 });
+  return sim.nowMs - startMs;
+}
+
+test('on a 100 ms round trip the window grows past 16 batches, so a backlog is not window-bound', () => {
+  const sim = new Simulator({ seed: 7, log: 'silent', network: { baseDelayMs: 50, jitterMs: 0 } });
+  receiver(sim.host('receiver', { address: '10.0.0.2' }).runtime(), true);
+  const { queue, dispatcher } = sender(sim, []);
+  // 1,600 batches of 10: a fixed window of 16 would need 100 round trips, ~10 s.
+  const events = 16_000;
+  const elapsedMs = drainMs(sim, queue, dispatcher, events, 30_000);
+  assert.equal(queue.size, 0);
+  assert.ok(elapsedMs < 3_000, `drained in ${elapsedMs} ms`);
+  const window = dispatcher.windowStatus;
+  assert.ok(window.batches > 4 * WINDOW_BATCHES_MIN, `window ${window.batches} batches`);
+  assert.ok(window.baseRttMs !== null && window.baseRttMs >= 100 && window.baseRttMs < 110, `base round trip ${window.baseRttMs} ms`);
+  assert.equal(window.bytesInFlight, 0, 'nothing left in flight');
+});
+
+test('a lost connection measures the next one afresh: the window starts again from the floor', () => {
+  const sim = new Simulator({ seed: 8, log: 'silent', network: { baseDelayMs: 50, jitterMs: 0 } });
+  receiver(sim.host('receiver', { address: '10.0.0.2' }).runtime(), true);
+  const { queue, dispatcher } = sender(sim, []);
+  drainMs(sim, queue, dispatcher, 16_000, 30_000);
+  assert.ok(dispatcher.windowStatus.batches > WINDOW_BATCHES_MIN);
+  sim.network.partition(['sender'], ['receiver']);
+  queue.enqueue(event(1));
+  dispatcher.pump();
+  sim.run({ untilMs: sim.nowMs + 40_000 });
+  assert.equal(dispatcher.windowStatus.batches, WINDOW_BATCHES_MIN);
+  assert.equal(dispatcher.windowStatus.baseRttMs, null);
+  sim.network.heal();
+  sim.run({ untilMs: sim.nowMs + 20_000 });
+  assert.equal(queue.size, 0, 'the event went out on the new connection');
+});
+
+test('a round trip that rises under an open connection is probed afresh: the window then grows to the long link', () => {
+  const sim = new Simulator({ seed: 9, log: 'silent', network: { baseDelayMs: 1, jitterMs: 0 } });
+  receiver(sim.host('receiver', { address: '10.0.0.2' }).runtime(), true);
+  const { queue, dispatcher } = sender(sim, []);
+  drainMs(sim, queue, dispatcher, 2_000, 10_000);
+  const shortBase = dispatcher.windowStatus.baseRttMs;
+  assert.ok(shortBase !== null && shortBase < 10, `base round trip ${shortBase} ms on the short path`);
+  sim.network.setLatency({ baseMs: 150, jitterMs: 0 });
+  // At the floor, 16 batches of 10 per 300 ms: 40,000 events would take 75 s.
+  const elapsedMs = drainMs(sim, queue, dispatcher, 40_000, 120_000);
+  assert.equal(queue.size, 0);
+  assert.ok(elapsedMs < 40_000, `drained in ${elapsedMs} ms`);
+  const window = dispatcher.windowStatus;
+  assert.ok(window.baseRttMs !== null && window.baseRttMs >= 300, `base round trip ${window.baseRttMs} ms after the probe`);
+  assert.ok(window.batches > 4 * WINDOW_BATCHES_MIN, `window ${window.batches} batches`);
 });

@@ -2,8 +2,9 @@
 // the remote site, and the batches in flight on it.
 //
 // Dispatch is adaptive: an idle link gets a batch at once; under load batches fill up to
-// `batch-size` or wait at most `batch-time-interval`; up to BATCHES_IN_FLIGHT_MAX batches are in
-// flight, so throughput holds as round-trip time grows. A batch that fails, or whose connection
+// `batch-size` or wait at most `batch-time-interval`; as many batches are in flight as the send
+// window allows (send-window.ts: sized from the link's round trip, at least 16 batches, at most
+// 256 and 32 MiB), so throughput holds as round-trip time grows. A batch that fails, or whose connection
 // is lost, goes out again from the head of the queue, flagged possible-duplicate; the receiver
 // applies by version tag, so a duplicate has no second effect. Reconnects walk the remote site's
 // receivers with jittered backoff.
@@ -24,9 +25,7 @@ import { routedTarget } from './routed-address.ts';
 import type { GatewaySenderSpec } from './config.ts';
 import { encodeBatchEvents, type QueueItem, type SenderQueue } from './sender-queue.ts';
 import { compareTags } from './region.ts';
-
-/** Batches awaiting the remote site's acknowledgement, at most. */
-export const BATCHES_IN_FLIGHT_MAX = 16;
+import { SendWindow, WINDOW_BATCHES_MAX, type WindowStatus, type WindowTicket } from './send-window.ts';
 /**
  * Bytes of events per batch, about, at most — and never more than half the receiver's frame
  * limit, so a batch of large values is split rather than refused (and resent) forever.
@@ -75,6 +74,8 @@ export interface DispatchHost {
   batchSettled(): void;
   /** Events queued, for the problem log line. */
   queuedEvents(): number;
+  /** The send window grew or shrank (the sender's read-ahead follows it). */
+  windowChanged(): void;
 }
 
 interface Batch {
@@ -85,6 +86,7 @@ interface Batch {
   readonly sent: number;
   /** How many of `items` conflation left out (a later event of the same key was sent). */
   readonly conflated: number;
+  readonly ticket: WindowTicket;
 }
 
 /**
@@ -122,6 +124,7 @@ export class SenderDispatcher {
   private reconnectTimer: Timer | undefined;
   private batchTimer: Timer | undefined;
   private readonly inFlight = new Map<number, Batch>();
+  private readonly window = new SendWindow();
   private nextBatchId = 1;
   private receiverIndex = 0;
   /** When a direct connection last failed while the routers offered another way (monotonic ms). */
@@ -160,6 +163,11 @@ export class SenderDispatcher {
 
   get batchesInFlight(): number {
     return this.inFlight.size;
+  }
+
+  /** The send window: its size in batches and the round trips it was sized from. */
+  get windowStatus(): WindowStatus {
+    return this.window.status();
   }
 
   get receiver(): Address | undefined {
@@ -206,13 +214,17 @@ export class SenderDispatcher {
       this.connect();
       return;
     }
-    while (this.inFlight.size < BATCHES_IN_FLIGHT_MAX) {
+    while (true) {
       const unsent = this.queue.unsentCount(this.spec.batchSize, this.thread);
       if (unsent === 0) return;
       // An idle link gets whatever is queued at once; otherwise wait for a full batch or the
       // batch time interval.
       if (this.inFlight.size > 0 && unsent < this.spec.batchSize) {
         this.armBatchTimer();
+        return;
+      }
+      if (!this.window.open) {
+        this.window.held(); // a full batch waits for the window
         return;
       }
       this.sendBatch();
@@ -247,7 +259,10 @@ export class SenderDispatcher {
     this.batchTimer = this.runtime.setTimer(this.spec.batchTimeIntervalMs, () => {
       this.batchTimer = undefined;
       if (!this.host.mayDispatch() || this.connection?.state !== 'open') return;
-      if (this.inFlight.size < BATCHES_IN_FLIGHT_MAX && this.queue.unsentCount(1, this.thread) > 0) this.sendBatch();
+      if (this.queue.unsentCount(1, this.thread) > 0) {
+        if (this.window.open) this.sendBatch();
+        else this.window.held(); // a batch due by the interval waits for the window
+      }
       this.pump();
     });
   }
@@ -268,15 +283,18 @@ export class SenderDispatcher {
     }
     // The events' bytes from their queue records, flagged where needed: not decoded and packed again.
     const packed = encodeBatchEvents(sent);
-    const batch: Batch = { id: this.nextBatchId++, items: [...sent, ...superseded], sent: sent.length, conflated: conflated.superseded.length };
-    this.inFlight.set(batch.id, batch);
     const sender = `${this.host.site}/${this.spec.id}`;
-    const body = this.spec.compression
-      ? { sender, batchId: batch.id, events: [], compressed: this.runtime.compression.compress(packed) }
-      : { sender, batchId: batch.id, events: [], packed };
+    const id = this.nextBatchId++;
+    const compressed = this.spec.compression ? this.runtime.compression.compress(packed) : undefined;
+    const body = compressed !== undefined ? { sender, batchId: id, events: [], compressed } : { sender, batchId: id, events: [], packed };
+    const ticket = this.window.sent((compressed ?? packed).length, this.runtime.clock.monotonic());
+    const batch: Batch = { id, items: [...sent, ...superseded], sent: sent.length, conflated: conflated.superseded.length, ticket };
+    this.inFlight.set(batch.id, batch);
     connection.request('gatewayBatch', body, (error, response) => {
       if (this.inFlight.get(batch.id) !== batch) return;
       this.inFlight.delete(batch.id);
+      if (error === undefined && response !== undefined) this.windowAcknowledged(ticket);
+      else this.window.abandoned(ticket);
       this.host.batchSettled();
       if (error?.code === 'STRAIT_FRAME_TOO_LARGE') {
         this.tooLarge(batch, error);
@@ -294,6 +312,12 @@ export class SenderDispatcher {
       this.host.acknowledged(batch.items, response.refused, batch.sent);
       this.pump();
     });
+  }
+
+  private windowAcknowledged(ticket: WindowTicket): void {
+    const before = this.window.batches;
+    this.window.acknowledged(ticket, this.runtime.clock.monotonic());
+    if (this.window.batches !== before) this.host.windowChanged();
   }
 
   /** Bytes the next batch may hold: the cap, and half of what the receiver accepts in a frame. */
@@ -353,7 +377,7 @@ export class SenderDispatcher {
       frameBytesMax: SENDER_FRAME_BYTES_MAX,
       requestTimeoutMs: BATCH_TIMEOUT_MS,
       ...(routedAlternative && routedTarget(target) === undefined ? { handshakeTimeoutMs: DIRECT_HANDSHAKE_TIMEOUT_MS } : {}),
-      requestsInFlightMax: BATCHES_IN_FLIGHT_MAX * 2,
+      requestsInFlightMax: WINDOW_BATCHES_MAX * 2,
     }, {
       onOpen: () => {
         if (this.opening !== connection) return; // disconnected meanwhile: closed by disconnect()
@@ -425,8 +449,14 @@ export class SenderDispatcher {
     }
   }
 
-  /** In-flight batches lost with their connection go out again, flagged possible duplicates. */
+  /**
+   * In-flight batches lost with their connection go out again, flagged possible duplicates; the
+   * next connection's window is measured afresh.
+   */
   private resetInFlight(): void {
+    const before = this.window.batches;
+    this.window.reset();
+    if (this.window.batches !== before) this.host.windowChanged();
     if (this.inFlight.size === 0) return;
     for (const batch of this.inFlight.values()) this.queue.markUnsent(batch.items);
     this.inFlight.clear();

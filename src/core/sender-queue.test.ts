@@ -368,6 +368,32 @@ test('while a backlog waits on disk, only the read-ahead is read back into memor
   assert.deepEqual(sent, Array.from({ length: 140 }, (_, index) => `key-${index + 1}`));
 });
 
+test('a larger read-ahead (the send window grew) reads more of the on-disk tail back at once; a smaller one waits', () => {
+  const storage = new MemoryStorage();
+  const turn = turns();
+  const q = new SenderQueue(storage.open('sender-to-2'), clock(), { name: 'sender to-2', persistent: true, memoryBytesMax: itemMemoryBytes(event(1)) * 5, defer: turn.defer });
+  for (let round = 0; round < 20; round++) {
+    for (let n = round * 7 + 1; n <= round * 7 + 7; n++) q.enqueue(event(n));
+    turn.end();
+  }
+  const roomy = new SenderQueue(storage.open('sender-to-2'), clock(), { name: 'sender to-2', persistent: true, memoryBytesMax: 1 << 24, readAheadEventsMax: 10, defer: turn.defer });
+  assert.equal(roomy.recover(), 140);
+  assert.ok(roomy.size - roomy.spilled <= 10 + 7);
+  roomy.setReadAheadEventsMax(60);
+  const grown = roomy.size - roomy.spilled;
+  assert.ok(grown >= 60 && grown <= 60 + 7, `${grown} events in memory after the read-ahead grew`);
+  roomy.setReadAheadEventsMax(10);
+  assert.equal(roomy.size - roomy.spilled, grown, 'what was read back stays');
+  const sent: string[] = [];
+  while (roomy.size > 0) {
+    const items = roomy.takeUnsent(4);
+    sent.push(...items.map((item) => item.event![1]));
+    roomy.acknowledge(items);
+    assert.ok(roomy.size - roomy.spilled <= Math.max(10 + 7, grown), 'no read-back beyond the larger of the two');
+  }
+  assert.deepEqual(sent, Array.from({ length: 140 }, (_, index) => `key-${index + 1}`));
+});
+
 test('events queued in one turn around a read-back of the on-disk tail are recovered in queue order', async () => {
   const storage = new MemoryStorage();
   const turn = turns();

@@ -307,11 +307,25 @@ export class SenderQueue {
   private flushScheduled = false;
   /** Syncs asked for while a record was open: they start once it is written. */
   private syncWaiters: ((error: Error | undefined) => void)[] = [];
+  /** See SenderQueueOptions.readAheadEventsMax and setReadAheadEventsMax. */
+  private readAheadEventsMax: number;
 
   constructor(store: Store, clock: Clock, options: SenderQueueOptions) {
     this.store = store;
     this.clock = clock;
     this.options = options;
+    this.readAheadEventsMax = options.readAheadEventsMax ?? Number.POSITIVE_INFINITY;
+  }
+
+  /**
+   * A new read-ahead (the sender's window grew or shrank): more of the on-disk tail is read back
+   * at once when it grew; when it shrank, what is in memory stays and the next read-backs wait.
+   */
+  setReadAheadEventsMax(events: number): void {
+    assert(events > 0, `${this.options.name}: the read-ahead holds at least one event`);
+    const grew = events > this.readAheadEventsMax;
+    this.readAheadEventsMax = events;
+    if (grew) this.refillMemory();
   }
 
   /**
@@ -332,7 +346,7 @@ export class SenderQueue {
       const count = queueRecordEvents(bytes);
       this.sequence = first + count - 1;
       recovered += count;
-      const room = this.memoryBytes + bytes.length + count * QUEUE_ITEM_OVERHEAD_BYTES <= this.options.memoryBytesMax && this.liveCount < (this.options.readAheadEventsMax ?? Number.POSITIVE_INFINITY);
+      const room = this.memoryBytes + bytes.length + count * QUEUE_ITEM_OVERHEAD_BYTES <= this.options.memoryBytesMax && this.liveCount < this.readAheadEventsMax;
       if (this.spilledCount === 0 && (this.memoryBytes === 0 || room)) {
         const events = decodeQueueRecord(bytes, `${this.options.name} queue record ${key}`);
         assert(events.length === count, `${this.options.name}: queue record ${key} holds ${events.length} events, its header ${count}`);
@@ -656,7 +670,7 @@ export class SenderQueue {
   /** Reads on-disk events back into memory, oldest first, a record at a time, as room frees up. */
   private refillMemory(): void {
     // An empty memory part always takes the next record, however small the limit: progress.
-    const readAhead = this.options.readAheadEventsMax ?? Number.POSITIVE_INFINITY;
+    const readAhead = this.readAheadEventsMax;
     while (
       this.spilledCount > 0 && this.diskHead <= this.diskTail &&
       (this.memoryBytes === 0 || (this.memoryBytes + QUEUE_ITEM_OVERHEAD_BYTES < this.options.memoryBytesMax && this.liveCount - this.spilledCount < readAhead))
@@ -720,7 +734,7 @@ export class SenderQueue {
 
   /**
    * The first index that may hold an unsent item: every item before it is sent or removed. It
-   * skips the batches in flight (up to BATCHES_IN_FLIGHT_MAX × batch-size items), which each
+   * skips the batches in flight (up to a send window of batch-size items), which each
    * pump would otherwise walk again.
    */
   private firstUnsent(): number {

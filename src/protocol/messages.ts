@@ -350,6 +350,18 @@ export const SenderStatus = Type.Object(
     /** Events kept on disk beyond the memory limit. */
     overflowEvents: Uint(),
     batchesInFlight: Uint(),
+    /**
+     * The primary's send window (send-window.ts): batches it may have in flight (summed over
+     * dispatcher threads), bytes of those in flight, and the acknowledgement times it was sized
+     * from — the shortest on the connection and the shortest of the last round trip (ms, the
+     * slowest thread's; null before the first acknowledgement).
+     */
+    sendWindow: Type.Optional(Type.Object({
+      batches: Uint(),
+      bytesInFlight: Uint(),
+      baseRttMs: Type.Union([Type.Number({ minimum: 0 }), Type.Null()]),
+      rttMs: Type.Union([Type.Number({ minimum: 0 }), Type.Null()]),
+    }, { additionalProperties: false })),
     eventsSent: Uint(),
     /** batch-conflation: events left out because a later event of the same key went in the same batch. */
     eventsConflated: Type.Optional(Uint()),

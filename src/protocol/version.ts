@@ -15,7 +15,7 @@
 //       dispatcherThreads / batchConflation / order-policy partition); `hello.token` (a client's or admin's
 //       token, protocol/authentication.ts); a client's coalesced gets and puts (`putBatch`, `getBatch`,
 //       `replicate.refusals`); `gatewayBatch.packed` (a batch's events as the msgpack bytes of the
-//       sender's queue records). Version 1 never
+//       sender's queue records); SenderStatus.sendWindow (the primary's send window). Version 1 never
 //       left this repository, so version 2 is also the minimum; 2 is not released yet.
 //
 // A connection speaks the highest version both sides support. A member refuses peers whose
