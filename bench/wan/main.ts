@@ -6,7 +6,7 @@
 //    batch-time-interval 5 ms, maximum-queue-memory 32 MB). Measured from this process with the
 //    TypeScript client: E2E throughput (256 puts in flight, until site 2 applied them all) with
 //    100-byte and 1 KiB values; per-event lag at 20k events/s and at half of the peak; E2E
-//    throughput with 20 ms and 100 ms RTT injected; a backlog written during a partition, the
+//    throughput with 20, 100 and 300 ms RTT injected; a backlog written during a partition, the
 //    site-1 server's RSS and the sender's queue meanwhile, and the drain after the heal.
 // 2. Redis primary → replica, the replica's link through the same proxy (redis-wan.ts), driven by
 //    redis-benchmark and ioredis.
@@ -53,8 +53,11 @@ function describeThroughput(run: ThroughputRun): string {
   return `E2E ${rate(run.endToEndPerSecond)}, puts ${rate(run.putsPerSecond)}, tail ${run.tailMs.toFixed(0)} ms${window}`;
 }
 
-/** The one-way delays injected for the RTT rows: 20 ms and 100 ms round trips. */
-const ONE_WAY_DELAYS_MS = [10, 50] as const;
+/**
+ * The one-way delays injected for the RTT rows: 20 ms and 100 ms round trips (the issue's), and
+ * 300 ms, where a fixed window of 16 batches would bound the link at ~26,700 events/s.
+ */
+const ONE_WAY_DELAYS_MS = [10, 50, 150] as const;
 /** Targets of the issue. */
 const RTT_THROUGHPUT_SHARE_MIN = 0.9;
 /** The RTT of the second lag run (the issue's bound holds at 0 and 20 ms). */
@@ -331,14 +334,16 @@ function buildRows(straitResults: StraitResults | undefined, redisResults: Redis
     rows.push({ metric: `E2E throughput at ${key} ms RTT, 100 B (events/s)`, strait: of(s?.roundTrip[key], (x) => x.endToEndPerSecond), redis: of(r?.roundTrip[key], (x) => x.endToEndPerSecond), nats: of(n?.roundTrip[key], (x) => x.endToEndPerSecond), decimals: 0 });
   }
   const rttShare = (zero: Spread | undefined, far: Spread | undefined): Spread | undefined => (zero === undefined || far === undefined ? undefined : single(far.median / zero.median));
-  const key = String(ONE_WAY_DELAYS_MS[1] * 2);
-  rows.push({
-    metric: `E2E at ${key} ms RTT / at 0 ms`,
-    strait: rttShare(of(s?.small, (x) => x.endToEndPerSecond), of(s?.roundTrip[key], (x) => x.endToEndPerSecond)),
-    redis: rttShare(of(r?.small, (x) => x.endToEndPerSecond), of(r?.roundTrip[key], (x) => x.endToEndPerSecond)),
-    nats: rttShare(of(n?.small, (x) => x.endToEndPerSecond), of(n?.roundTrip[key], (x) => x.endToEndPerSecond)),
-    decimals: 2,
-  });
+  for (const delayMs of ONE_WAY_DELAYS_MS.slice(1)) {
+    const key = String(delayMs * 2);
+    rows.push({
+      metric: `E2E at ${key} ms RTT / at 0 ms`,
+      strait: rttShare(of(s?.small, (x) => x.endToEndPerSecond), of(s?.roundTrip[key], (x) => x.endToEndPerSecond)),
+      redis: rttShare(of(r?.small, (x) => x.endToEndPerSecond), of(r?.roundTrip[key], (x) => x.endToEndPerSecond)),
+      nats: rttShare(of(n?.small, (x) => x.endToEndPerSecond), of(n?.roundTrip[key], (x) => x.endToEndPerSecond)),
+      decimals: 2,
+    });
+  }
   const fixedNote = s !== undefined && s.lagFixedRate !== LAG_RATE_FIXED ? `(at ${rate(s.lagFixedRate)})` : undefined;
   const redisFixedNote = writerNote(r?.lagFixed);
   const natsFixedNote = writerNote(n?.lagFixed);
