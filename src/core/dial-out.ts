@@ -22,7 +22,11 @@ import { addressKey } from './peer-pool.ts';
 
 /** How long a `gatewayAttach` (the heartbeat) may wait for its answer. */
 const ATTACH_TIMEOUT_MS = 5000;
-/** Batches the remote sender may have in flight on one link, at most (it sends 16 per sender). */
+/**
+ * Batches the remote senders may have in flight on one link, at most: every sender and dispatcher
+ * thread of that server to this site shares the link. A sender's send window learns the limit
+ * from the refusal (STRAIT_TOO_MANY_IN_FLIGHT) and stays below it; it does not reconnect.
+ */
 const LINK_INCOMING_REQUESTS_MAX = 256;
 /** Acknowledgements queued towards a remote sender that does not read them, at most. */
 const LINK_BUFFERED_BYTES_MAX = 8 * 1024 * 1024;

@@ -101,8 +101,8 @@ test('events already acknowledged are not queued again', () => {
 });
 
 /** A primary sender on a simulated host and a receiver stand-in that refuses region MISSING. */
-function primaryWithReceiver(options: { holdReplies?: boolean; deadLetterBytesMax?: number } = {}) {
-  const sim = new Simulator({ seed: 5, log: 'silent' });
+function primaryWithReceiver(options: { holdReplies?: boolean; deadLetterBytesMax?: number; oneWayDelayMs?: number; queueMegabytes?: number } = {}) {
+  const sim = new Simulator({ seed: 5, log: 'silent', ...(options.oneWayDelayMs === undefined ? {} : { network: { baseDelayMs: options.oneWayDelayMs, jitterMs: 0 } }) });
   const receiverRuntime = sim.host('receiver', { address: '10.0.0.2' }).runtime();
   const held: (() => void)[] = [];
   let batches = 0;
@@ -132,7 +132,7 @@ function primaryWithReceiver(options: { holdReplies?: boolean; deadLetterBytesMa
     acknowledged: (ids, deadLetters) => announced.push({ ids: ids.length, deadLetters: deadLetters.length }),
     stateChanged: () => {},
   };
-  const sender = new GatewaySender(sim.host('sender', { address: '10.0.0.1' }).runtime(), { ...spec(false), maximumQueueMemoryMegabytes: 1, batchSize: 10 }, host, SILENT_LOGGER,
+  const sender = new GatewaySender(sim.host('sender', { address: '10.0.0.1' }).runtime(), { ...spec(false), maximumQueueMemoryMegabytes: options.queueMegabytes ?? 1, batchSize: 10 }, host, SILENT_LOGGER,
     options.deadLetterBytesMax === undefined ? {} : { deadLetterBytesMax: options.deadLetterBytesMax });
   return { sim, sender, held, announced, batches: () => batches, sizes };
 }
@@ -148,6 +148,30 @@ test('the events queued in one handler leave in one batch, at once, on an idle l
   for (let n = 2; n <= 9; n++) sender.enqueue(event(n));
   sim.run({ untilMs: 1005 });
   assert.deepEqual(sizes, [1, 8]);
+});
+
+test('a serial sender reads its backlog back as far ahead as its send window carries, within its queue memory', () => {
+  const { sim, sender } = primaryWithReceiver({ oneWayDelayMs: 50, queueMegabytes: 4 });
+  for (let n = 1; n <= 30_000; n++) sender.enqueue(event(n));
+  sender.tick();
+  const queued = sender.status();
+  const filledAtFirst = queued.queueEvents - queued.overflowEvents;
+  assert.ok(queued.overflowEvents > 20_000, 'most of the backlog waits on disk');
+  // Once what filled memory at first is gone, memory holds what was read back: two windows of 16
+  // batches of 10 (320 events, and the rest of the record being read) before the window grows.
+  let inMemoryMax = 0;
+  let windowMax = 0;
+  while (sender.queuedEvents > 0 && sim.nowMs < 120_000) {
+    sim.run({ untilMs: sim.nowMs + 50 });
+    const status = sender.status();
+    if (status.eventsSent > filledAtFirst && status.overflowEvents > 0) inMemoryMax = Math.max(inMemoryMax, status.queueEvents - status.overflowEvents);
+    windowMax = Math.max(windowMax, status.sendWindow?.batches ?? 0);
+  }
+  assert.equal(sender.queuedEvents, 0);
+  assert.ok(windowMax > 64, `the window grew on the 100 ms link: ${windowMax} batches`);
+  assert.ok(inMemoryMax >= 2 * 10 * 64, `the read-ahead followed it: ${inMemoryMax} events in memory at most`);
+  const itemBytes = 64 + 768;
+  assert.ok(inMemoryMax <= (4 * 1024 * 1024) / itemBytes + 1024, `within the queue memory: ${inMemoryMax} events`);
 });
 
 test('pause answers once the batches in flight have landed; nothing arrives after it until resume', () => {

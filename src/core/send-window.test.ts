@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { PROBE_INTERVAL_MS, QUEUED_BATCHES_HIGH, SendWindow, WINDOW_BATCHES_MAX, WINDOW_BATCHES_MIN, WINDOW_BYTES_MAX, type WindowTicket } from './send-window.ts';
+import { PROBE_INTERVAL_MS, QUEUED_BATCHES_HIGH, QUEUED_SHARE_HIGH, SendWindow, WINDOW_BATCHES_MAX, WINDOW_BATCHES_MIN, WINDOW_BYTES_MAX, type WindowTicket } from './send-window.ts';
 
 interface PathModel {
   /** One-way delay of the link, ms. */
@@ -18,6 +18,8 @@ interface PathModel {
   readonly batchBytes: number;
   readonly durationMs: number;
   readonly seed: number;
+  /** Batches the sender has to send per ms; undefined: an endless backlog. */
+  readonly offeredBatchesPerMs?: number;
   /** From `atMs` on, the link's one-way delay is `delayMs` instead (a route changed under an open connection). */
   readonly change?: { readonly atMs: number; readonly delayMs: number };
 }
@@ -25,24 +27,74 @@ interface PathModel {
 interface PathFigures {
   /** Batches acknowledged per ms over the second half of the run (the last quarter with a `change`). */
   readonly batchesPerMs: number;
-  /** Batches waiting at the receiver (not the one it applies), most at once, second half. */
+  /** Batches waiting at the receiver (not the one it applies), most at once, same span. */
   readonly receiverQueueMax: number;
+  /** The same, on average over time. */
+  readonly receiverQueueMean: number;
   readonly windowBatches: number;
+  /** The largest window over the whole run. */
+  readonly windowBatchesMax: number;
+  /** Batches in flight at once, most, over the whole run. */
+  readonly inFlightMax: number;
   readonly bytesInFlightMax: number;
   readonly window: SendWindow;
-  /** Probes of the base round trip the window started. */
-  readonly probes: number;
+}
+
+interface ModelEvent {
+  readonly atMs: number;
+  readonly order: number;
+  readonly run: () => void;
+}
+
+/** A binary min-heap of events by time, then by scheduling order. */
+class EventHeap {
+  private readonly items: ModelEvent[] = [];
+  get size(): number {
+    return this.items.length;
+  }
+  push(event: ModelEvent): void {
+    const items = this.items;
+    items.push(event);
+    let index = items.length - 1;
+    while (index > 0) {
+      const parent = (index - 1) >> 1;
+      if (!EventHeap.before(items[index]!, items[parent]!)) break;
+      [items[index], items[parent]] = [items[parent]!, items[index]!];
+      index = parent;
+    }
+  }
+  pop(): ModelEvent {
+    const items = this.items;
+    const top = items[0]!;
+    const last = items.pop()!;
+    if (items.length > 0) {
+      items[0] = last;
+      let index = 0;
+      for (;;) {
+        const left = 2 * index + 1;
+        const right = left + 1;
+        let smallest = index;
+        if (left < items.length && EventHeap.before(items[left]!, items[smallest]!)) smallest = left;
+        if (right < items.length && EventHeap.before(items[right]!, items[smallest]!)) smallest = right;
+        if (smallest === index) break;
+        [items[index], items[smallest]] = [items[smallest]!, items[index]!];
+        index = smallest;
+      }
+    }
+    return top;
+  }
+  private static before(a: ModelEvent, b: ModelEvent): boolean {
+    return a.atMs < b.atMs || (a.atMs === b.atMs && a.order < b.order);
+  }
 }
 
 /** Runs a sender with an endless backlog over the path; a small event loop, time in ms. */
 export function runPath(model: PathModel): PathFigures {
   const window = new SendWindow();
-  const events: { atMs: number; order: number; run: () => void }[] = [];
+  const events = new EventHeap();
   let order = 0;
   let nowMs = 0;
-  const at = (atMs: number, run: () => void): void => {
-    events.push({ atMs, order: order++, run });
-  };
+  const at = (atMs: number, run: () => void): void => events.push({ atMs, order: order++, run });
   let random = model.seed >>> 0;
   const jitter = (): number => {
     random = (Math.imul(random, 1664525) + 1013904223) >>> 0;
@@ -53,59 +105,78 @@ export function runPath(model: PathModel): PathFigures {
   let receiverBusyUntilMs = 0;
   let waitingAtReceiver = 0;
   let receiverQueueMax = 0;
+  let queueIntegral = 0;
+  let queueChangedAtMs = 0;
+  const queueChanges = (delta: number): void => {
+    if (nowMs >= measuredFromMs) queueIntegral += waitingAtReceiver * (nowMs - Math.max(queueChangedAtMs, measuredFromMs));
+    queueChangedAtMs = nowMs;
+    waitingAtReceiver += delta;
+  };
   let acknowledgedLate = 0;
   let bytesInFlightMax = 0;
-  const half = model.change === undefined ? model.durationMs / 2 : model.durationMs * 0.75;
+  let inFlight = 0;
+  let inFlightMax = 0;
+  let windowBatchesMax = window.batches;
+  const measuredFromMs = model.change === undefined ? model.durationMs / 2 : model.durationMs * 0.75;
   const delayMs = (): number => (model.change !== undefined && nowMs >= model.change.atMs ? model.change.delayMs : model.delayMs);
-  let probes = 0;
-  let wasProbing = false;
   const acknowledge = (ticket: WindowTicket): void => {
+    inFlight -= 1;
     window.acknowledged(ticket, nowMs);
-    if (window.probing && !wasProbing) probes += 1;
-    wasProbing = window.probing;
-    if (nowMs >= half) acknowledgedLate += 1;
+    windowBatchesMax = Math.max(windowBatchesMax, window.batches);
+    if (nowMs >= measuredFromMs) acknowledgedLate += 1;
     pump();
   };
   const arrive = (ticket: WindowTicket): void => {
     const startMs = Math.max(nowMs, receiverBusyUntilMs);
     receiverBusyUntilMs = startMs + model.serviceMs;
     if (startMs > nowMs) {
-      waitingAtReceiver += 1;
-      if (nowMs >= half) receiverQueueMax = Math.max(receiverQueueMax, waitingAtReceiver);
-      at(startMs, () => {
-        waitingAtReceiver -= 1;
-      });
+      queueChanges(1);
+      if (nowMs >= measuredFromMs) receiverQueueMax = Math.max(receiverQueueMax, waitingAtReceiver);
+      at(startMs, () => queueChanges(-1));
     }
     lastArrivalToSenderMs = Math.max(lastArrivalToSenderMs, receiverBusyUntilMs + delayMs() + jitter());
     at(lastArrivalToSenderMs, () => acknowledge(ticket));
   };
+  // Batches waiting to go out: endless, or as many as the offered load brought so far.
+  let waiting = model.offeredBatchesPerMs === undefined ? Number.POSITIVE_INFINITY : 0;
+  if (model.offeredBatchesPerMs !== undefined) {
+    const everyMs = 1 / model.offeredBatchesPerMs;
+    const offer = (): void => {
+      waiting += 1;
+      pump();
+      at(nowMs + everyMs, offer);
+    };
+    at(0, offer);
+  }
   const pump = (): void => {
-    while (window.open) {
+    while (window.open && waiting > 0) {
+      waiting -= 1;
       const ticket = window.sent(model.batchBytes, nowMs);
+      inFlight += 1;
+      inFlightMax = Math.max(inFlightMax, inFlight);
       bytesInFlightMax = Math.max(bytesInFlightMax, window.status().bytesInFlight);
       lastArrivalToReceiverMs = Math.max(lastArrivalToReceiverMs, nowMs + delayMs() + jitter());
       at(lastArrivalToReceiverMs, () => arrive(ticket));
     }
-    window.held();
+    if (waiting > 0) window.held();
   };
   pump();
-  while (events.length > 0) {
-    let next = 0;
-    for (let index = 1; index < events.length; index++) {
-      const candidate = events[index]!;
-      const best = events[next]!;
-      if (candidate.atMs < best.atMs || (candidate.atMs === best.atMs && candidate.order < best.order)) next = index;
-    }
-    const [event] = events.splice(next, 1);
-    if (event!.atMs > model.durationMs) break;
-    nowMs = event!.atMs;
-    event!.run();
+  while (events.size > 0) {
+    const event = events.pop();
+    if (event.atMs > model.durationMs) break;
+    nowMs = event.atMs;
+    event.run();
   }
-  return { batchesPerMs: acknowledgedLate / (model.durationMs - half), receiverQueueMax, windowBatches: window.batches, bytesInFlightMax, window, probes };
+  nowMs = model.durationMs;
+  queueChanges(0);
+  return {
+    batchesPerMs: acknowledgedLate / (model.durationMs - measuredFromMs),
+    receiverQueueMax, receiverQueueMean: queueIntegral / (model.durationMs - measuredFromMs), windowBatches: window.batches, windowBatchesMax, inFlightMax, bytesInFlightMax, window,
+  };
 }
 
 /** What the path carries at most: the receiver's rate, or the largest window over the round trip. */
-export function pathCapacity(model: PathModel): number {
+export function pathCapacity(model: Pick<PathModel, 'delayMs' | 'serviceMs' | 'batchBytes'>): number {
   const roundTripMs = 2 * model.delayMs + model.serviceMs;
   const byBytes = Math.max(1, Math.floor(WINDOW_BYTES_MAX / model.batchBytes));
   return Math.min(1 / model.serviceMs, Math.min(WINDOW_BATCHES_MAX, byBytes) / roundTripMs);
@@ -131,26 +202,51 @@ test('a round trip that rises for good under an open connection is probed afresh
   // 1 ms, then 300 ms: every sample reads as queue against the old base until a probe.
   const model = { delayMs: 0.5, jitterMs: 0, serviceMs: 1, batchBytes: 70_000, durationMs: 60_000, seed: 5, change: { atMs: 12_000, delayMs: 150 } };
   const figures = runPath(model);
-  assert.ok(figures.probes >= 1, 'it probed');
+  assert.ok(figures.window.probes >= 1, 'it probed');
   const status = figures.window.status();
   assert.ok(status.baseRttMs !== null && status.baseRttMs >= 300 && status.baseRttMs < 305, `base round trip ${status.baseRttMs}`);
   assert.ok(figures.windowBatches >= 256 * 0.9, `window ${figures.windowBatches}`);
   assert.ok(figures.batchesPerMs >= 0.9 * (256 / 301), `throughput ${figures.batchesPerMs} batches/ms in the last quarter`);
 });
 
-test('where the receiver is the bottleneck, a probe finds the same base and costs little', () => {
-  const figures = runPath({ delayMs: 0.2, jitterMs: 0, serviceMs: 3, batchBytes: 70_000, durationMs: 60_000, seed: 6 });
-  assert.equal(figures.windowBatches, WINDOW_BATCHES_MIN);
-  assert.ok(figures.probes >= 3 && figures.probes <= 60_000 / PROBE_INTERVAL_MS, `${figures.probes} probes in 60 s`);
-  assert.ok(figures.batchesPerMs >= 0.98 / 3, `throughput ${figures.batchesPerMs} batches/ms of ${1 / 3}`);
+test('a round trip that rises by a fifth is probed too, not only one that leaves the window at its floor', () => {
+  // 101 → 121 ms at 1 batch/ms: the old base made the window settle near 36, far below 121.
+  const model = { delayMs: 50, jitterMs: 0, serviceMs: 1, batchBytes: 70_000, durationMs: 120_000, seed: 7, change: { atMs: 20_000, delayMs: 60 } };
+  const figures = runPath(model);
+  assert.ok(figures.window.probes >= 1, 'it probed');
   const status = figures.window.status();
-  assert.ok(status.baseRttMs !== null && status.baseRttMs <= 3.4 + 1e-9, `base round trip ${status.baseRttMs}`);
+  assert.ok(status.baseRttMs !== null && status.baseRttMs >= 121 && status.baseRttMs < 123, `base round trip ${status.baseRttMs}`);
+  assert.ok(figures.batchesPerMs >= 0.9 * pathCapacity({ ...model, delayMs: 60 }), `throughput ${figures.batchesPerMs} batches/ms in the last quarter`);
+});
+
+test('where the receiver is the bottleneck, probes find the same base, and each doubles the interval to the next', () => {
+  // 300 ms round trip, 40 ms per batch: the receiver's 25 batches/s need ~8 in flight; the floor is 16.
+  const figures = runPath({ delayMs: 150, jitterMs: 0, serviceMs: 40, batchBytes: 70_000, durationMs: 300_000, seed: 6 });
+  assert.equal(figures.windowBatches, WINDOW_BATCHES_MIN);
+  // Stale after 2 s, then 4, 8 … 80 s apart: at 2, 6, 14, 30, 62, 126, 206, 286 s, eight in 300 s at most.
+  assert.ok(figures.window.probes >= 5 && figures.window.probes <= 8, `${figures.window.probes} probes in 300 s`);
+  assert.ok(figures.batchesPerMs >= 0.98 / 40, `throughput ${figures.batchesPerMs * 1000} batches/s of 25`);
+  const status = figures.window.status();
+  assert.ok(status.baseRttMs !== null && status.baseRttMs >= 340 && status.baseRttMs <= 341, `base round trip ${status.baseRttMs}`);
+  const short = runPath({ delayMs: 0.2, jitterMs: 0, serviceMs: 3, batchBytes: 70_000, durationMs: 60_000, seed: 8 });
+  assert.equal(short.windowBatchesMax, WINDOW_BATCHES_MIN, 'a short link never leaves its floor, not after a probe nor at the start');
+  assert.ok(short.batchesPerMs >= 0.98 / 3, `throughput ${short.batchesPerMs} batches/ms of ${1 / 3}`);
+});
+
+test('a lightly loaded long link is never probed: its samples keep the base fresh', () => {
+  // 100 batches/s offered over a 101 ms round trip: ~10 in flight, never held by the window.
+  const figures = runPath({ delayMs: 50, jitterMs: 1, serviceMs: 2, batchBytes: 70_000, durationMs: 120_000, seed: 9, offeredBatchesPerMs: 0.1 });
+  assert.ok(figures.batchesPerMs >= 0.099, `it carries the offered load: ${figures.batchesPerMs}`);
+  assert.equal(figures.window.probes, 0);
+  assert.equal(figures.windowBatchesMax, WINDOW_BATCHES_MIN);
 });
 
 test('bytes in flight stay within WINDOW_BYTES_MAX, yet one batch larger than it still goes out', () => {
   const capped = runPath({ delayMs: 50, jitterMs: 0, serviceMs: 0.1, batchBytes: 4 * 1024 * 1024, durationMs: 5_000, seed: 3 });
   assert.ok(capped.bytesInFlightMax <= WINDOW_BYTES_MAX + 4 * 1024 * 1024, `bytes in flight ${capped.bytesInFlightMax}`);
-  assert.ok(capped.batchesPerMs > 0, 'it moves');
+  assert.ok(capped.batchesPerMs >= 0.9 * pathCapacity({ delayMs: 50, serviceMs: 0.1, batchBytes: 4 * 1024 * 1024 }), `it moves: ${capped.batchesPerMs}`);
+  // Held by bytes, not by the count: the count does not climb (and the read-ahead with it).
+  assert.equal(capped.windowBatchesMax, WINDOW_BATCHES_MIN, `window ${capped.windowBatchesMax} with ${capped.inFlightMax} in flight`);
   const huge = runPath({ delayMs: 1, jitterMs: 0, serviceMs: 1, batchBytes: WINDOW_BYTES_MAX * 2, durationMs: 1_000, seed: 4 });
   assert.equal(huge.bytesInFlightMax, WINDOW_BYTES_MAX * 2, 'one batch at a time');
   assert.ok(huge.batchesPerMs > 0.3, `one at a time still flows: ${huge.batchesPerMs}`);
@@ -175,13 +271,83 @@ test('any path: the window carries ≥ 90% of what the path can and keeps the re
         const capacity = pathCapacity(model);
         assert.ok(figures.batchesPerMs >= 0.9 * capacity, `${JSON.stringify(path)}: ${figures.batchesPerMs} batches/ms of ${capacity}`);
         assert.ok(figures.windowBatches >= WINDOW_BATCHES_MIN && figures.windowBatches <= WINDOW_BATCHES_MAX);
-        // What a full window can put there at most: the floor on a short path, a few batches plus
-        // one growth step on a long one.
-        const bandwidthDelayBatches = (2 * path.delayMs + path.serviceMs + 2 * path.jitterMs) / path.serviceMs;
-        const queueBound = Math.max(WINDOW_BATCHES_MIN, 4 * QUEUED_BATCHES_HIGH + Math.ceil(0.25 * bandwidthDelayBatches));
-        assert.ok(figures.receiverQueueMax <= queueBound, `${JSON.stringify(path)}: ${figures.receiverQueueMax} queued at the receiver, bound ${queueBound}`);
+        // The receiver's queue, on average: what the floor puts there on a short path, at most
+        // the shrink threshold's worth twice over on a long one. (At its most it is a window:
+        // after a probe the whole window goes out at once.)
+        const queueBound = Math.max(WINDOW_BATCHES_MIN, 2 * Math.max(QUEUED_BATCHES_HIGH, figures.windowBatchesMax * QUEUED_SHARE_HIGH));
+        assert.ok(figures.receiverQueueMean <= queueBound, `${JSON.stringify(path)}: ${figures.receiverQueueMean} queued at the receiver on average, bound ${queueBound}`);
+        assert.ok(figures.receiverQueueMax <= figures.windowBatchesMax);
       },
     ),
-    { numRuns: 40, seed: 20261203 },
+    { numRuns: 60, seed: 20261203 },
   );
+});
+
+test('a peer that refuses a batch for its own limit caps the window at what was in flight, for the connection', () => {
+  const window = new SendWindow();
+  let nowMs = 0;
+  const tickets: WindowTicket[] = [];
+  // Grow on a long idle-free path: acknowledge each round 100 ms after it went out.
+  for (let round = 0; round < 12; round++) {
+    while (window.open) tickets.push(window.sent(1000, nowMs));
+    window.held();
+    nowMs += 100;
+    for (const ticket of tickets.splice(0)) window.acknowledged(ticket, nowMs);
+  }
+  assert.ok(window.batches > 40, `grown to ${window.batches}`);
+  for (let n = 0; n < 40; n++) tickets.push(window.sent(1000, nowMs));
+  const refused = window.sent(1000, nowMs);
+  assert.equal(window.refusedByPeerLimit(refused, nowMs), true);
+  assert.equal(window.batches, 40);
+  for (let round = 0; round < 10; round++) {
+    nowMs += 100;
+    for (const ticket of tickets.splice(0)) window.acknowledged(ticket, nowMs);
+    while (window.open) tickets.push(window.sent(1000, nowMs));
+    window.held();
+  }
+  assert.equal(window.batches, 40, 'it never grows past the peer\'s limit again');
+  for (const ticket of tickets.splice(1)) window.abandoned(ticket, nowMs);
+  assert.equal(window.refusedByPeerLimit(tickets.pop()!, nowMs), false, 'with nothing else in flight the limit is not ours to learn');
+  window.reset();
+  assert.equal(window.batches, WINDOW_BATCHES_MIN);
+  assert.equal(window.status().baseRttMs, null);
+});
+
+test('an abandoned probe ends the probe, and the next waits a whole interval', () => {
+  const window = new SendWindow();
+  let nowMs = 0;
+  const inFlight: WindowTicket[] = [];
+  const fill = (): void => {
+    while (window.open) inFlight.push(window.sent(1000, nowMs));
+    window.held();
+  };
+  // The receiver is the bottleneck: a batch lands every 10 ms behind 15 others, so no sample
+  // comes near the base the first one set.
+  fill();
+  while (!window.probing && nowMs < 60_000) {
+    nowMs += 10;
+    window.acknowledged(inFlight.shift()!, nowMs);
+    if (!window.probing) fill();
+  }
+  assert.ok(window.probing, 'a probe began');
+  assert.equal(window.open, false, 'the window lets what is in flight land first');
+  while (inFlight.length > 0) {
+    nowMs += 10;
+    window.acknowledged(inFlight.shift()!, nowMs);
+  }
+  assert.equal(window.open, true);
+  const probe = window.sent(1000, nowMs);
+  assert.equal(window.open, false, 'the probe batch goes alone');
+  window.abandoned(probe, nowMs);
+  assert.equal(window.probing, false);
+  const abandonedAtMs = nowMs;
+  const probes = window.probes;
+  fill();
+  while (window.probes === probes && nowMs < abandonedAtMs + 60_000) {
+    nowMs += 10;
+    window.acknowledged(inFlight.shift()!, nowMs);
+    if (!window.probing) fill();
+  }
+  assert.ok(window.probes > probes, 'a later probe came');
+  assert.ok(nowMs - abandonedAtMs >= PROBE_INTERVAL_MS, `the next probe came ${nowMs - abandonedAtMs} ms later`);
 });

@@ -7,12 +7,14 @@
 //   - the base round trip is the shortest acknowledgement time seen on this connection (a batch
 //     that waited behind no other);
 //   - once per round trip, the batches queued somewhere on the path (a busy receiver, a full
-//     socket) are estimated by Little's law: in flight × (1 − base / shortest round trip of the
-//     last round), the part of the bandwidth-delay product that is queue, not link;
-//   - when the window held events back in that round and fewer than QUEUED_BATCHES_LOW were
-//     queued, the link has room: the window grows by a quarter; when more than
-//     QUEUED_BATCHES_HIGH were queued, the receiver is the bottleneck and more in flight would
-//     only queue there: the window shrinks toward WINDOW_BATCHES_MIN.
+//     socket) are estimated by Little's law: the batches in flight on average over the round,
+//     less the round's rate of acknowledgements × the base round trip (those the link itself
+//     holds) — the part of what is in flight that is queue, not link;
+//   - when the window held events back in that round and fewer than 2 batches (or 1/32 of the
+//     window) were queued, the link has room: the window grows by a quarter (and the round after
+//     decides nothing: it still shows the old size); when more than 6 (or 3/32) were queued,
+//     the receiver is the bottleneck and more in flight would only queue there: the window
+//     shrinks toward WINDOW_BATCHES_MIN.
 // The window settles at the bandwidth-delay product plus a few batches. On a short link the
 // receiver is always the bottleneck and the window stays at the floor of 16 batches — the
 // fixed window of earlier builds, which a 0 ms link never outgrew. Bytes in flight are capped
@@ -21,11 +23,16 @@
 //
 // The base round trip can only fall by sampling, yet a path's round trip may rise for good while
 // the connection stays open (a route or a proxy changed): every sample then reads as queue and
-// the window sits at its floor. So when it has sat there with a queue for PROBE_AFTER_ROUNDS
-// rounds, at most every PROBE_INTERVAL_MS, it probes, as BBR's PROBE_RTT does: it lets what is
-// in flight land, sends one batch alone, and takes that batch's round trip as the new base.
-// Where the receiver is the bottleneck the probe finds the same base again, at the cost of one
-// drained window every 10 s.
+// the window shrinks below what the link needs. So, as BBR's PROBE_RTT does, a window that held
+// events back and has seen no sample near its base for a probe interval probes: it lets what is
+// in flight land, sends one batch alone, and takes that batch's round trip as the new base. Where
+// the receiver is the bottleneck no sample comes near the base and the probe finds the same one
+// again; each such probe doubles the interval (2 s up to 80 s), as a drained window costs the
+// receiver about one round trip of work.
+//
+// Where the peer refuses a batch for its own limit on requests in flight (a dial-out link, which
+// every sender and dispatcher thread to that site shares), the window is capped at what was in
+// flight then, for the rest of the connection.
 //
 // A state machine with no I/O: the dispatcher passes the monotonic time in.
 
@@ -37,16 +44,25 @@ export const WINDOW_BATCHES_MIN = 16;
 export const WINDOW_BATCHES_MAX = 256;
 /** Bytes of batches in flight, at most (one batch may always go out, whatever its size). */
 export const WINDOW_BYTES_MAX = 32 * 1024 * 1024;
-/** Batches queued on the path below which a window-limited sender grows its window. */
+/**
+ * Batches queued on the path below which a window-limited sender grows its window, and above
+ * which it shrinks: these, or these shares of the window when larger — on a long path, jitter of
+ * a few percent of the round trip reads as that share of the window queued.
+ */
 export const QUEUED_BATCHES_LOW = 2;
-/** Batches queued on the path above which the window shrinks. */
 export const QUEUED_BATCHES_HIGH = 6;
+export const QUEUED_SHARE_LOW = 1 / 32;
+export const QUEUED_SHARE_HIGH = 3 / 32;
 /** Growth per round trip while the link has room: a quarter (16 → 64 batches in 7 round trips). */
 const GROWTH_FACTOR = 1.25;
-/** Rounds at the floor with a queue on the path before the base round trip is probed afresh. */
-export const PROBE_AFTER_ROUNDS = 3;
-/** Probes of the base round trip start at most this often (and not sooner after a connection opens). */
-export const PROBE_INTERVAL_MS = 10_000;
+/** A sample this close to the base (as a share of it) keeps the base fresh: no probe is due. */
+const BASE_FRESH_SHARE = 0.1;
+/**
+ * The base is probed once stale this long; the interval doubles while probes find the same base
+ * (2, 4, 8 … 80 s) and starts again at 2 s when one finds another.
+ */
+export const PROBE_INTERVAL_MS = 2_000;
+export const PROBE_INTERVAL_MAX_MS = 80_000;
 
 /** What the window keeps of one batch in flight. */
 export interface WindowTicket {
@@ -71,22 +87,35 @@ export interface WindowStatus {
 
 export class SendWindow {
   private windowBatches = WINDOW_BATCHES_MIN;
+  /** The peer's own limit on our requests in flight, once it refused one (this connection). */
+  private peerCeilingBatches = WINDOW_BATCHES_MAX;
   private inFlightBatches = 0;
   private inFlightBytes = 0;
   private nextSequence = 1;
   private baseRttMs = Number.POSITIVE_INFINITY;
+  /** When a sample last came within BASE_FRESH_SHARE of the base, or a probe set it (monotonic ms). */
+  private baseFreshAtMs: number | undefined;
+  private probeIntervalMs = PROBE_INTERVAL_MS;
   private lastRoundRttMs = Number.POSITIVE_INFINITY;
   private roundRttMs = Number.POSITIVE_INFINITY;
-  /** The round ends with the acknowledgement of the batch sent with this sequence, or later. */
-  private roundEndsAtSequence = 1;
-  /** The window, not the queue, held events back during this round. */
+  /** This round: when it began (monotonic ms), its acknowledgements, and the batches in flight summed over them. */
+  private roundStartedAtMs = 0;
+  private roundAcknowledged = 0;
+  private roundInFlightSum = 0;
+  /**
+   * The round ends with the acknowledgement of the batch sent with this sequence, or later.
+   * Infinite until the first acknowledgement after a reset or a probe, which starts the rounds:
+   * a round closed by a batch that went out onto an empty window would read as no queue.
+   */
+  private roundEndsAtSequence = Number.POSITIVE_INFINITY;
+  /** The last round grew the window: this one sends at the new size before it may grow again. */
+  private grewLastRound = false;
+  /** The window's count, not the queue nor the byte cap, held events back during this round. */
   private limitedThisRound = false;
-  /** Consecutive rounds that ended at the floor with more than QUEUED_BATCHES_HIGH queued. */
-  private queuedRoundsAtFloor = 0;
   /** A probe of the base round trip: letting the window land, then one batch alone (its sequence). */
   private probe: { readonly phase: 'draining' } | { readonly phase: 'probing'; readonly sequence: number } | undefined;
-  /** When the last probe ended, or the connection opened (monotonic ms); undefined before the first batch. */
-  private probedAtMs: number | undefined;
+  /** Probes started on this connection (status, tests). */
+  probes = 0;
 
   /** True while a probe holds the window to let what is in flight land, or to send one batch alone. */
   get probing(): boolean {
@@ -104,15 +133,16 @@ export class SendWindow {
     return this.windowBatches;
   }
 
-  /** Events waited because the window was full: a round with room on the path may grow it. */
+  /** Events waited because the window was closed: a round with room on the path may grow it. */
   held(): void {
-    this.limitedThisRound = true;
+    // Held by the byte cap or a probe, a larger count would carry no more.
+    if (this.probe === undefined && this.inFlightBatches >= this.windowBatches) this.limitedThisRound = true;
   }
 
   /** A batch of `bytes` went out at `nowMs`; hand the ticket back when it settles. */
   sent(bytes: number, nowMs: number): WindowTicket {
     assert(this.open, 'a batch goes out only while the window is open');
-    this.probedAtMs ??= nowMs;
+    this.baseFreshAtMs ??= nowMs;
     this.inFlightBatches += 1;
     this.inFlightBytes += bytes;
     const ticket = { sequence: this.nextSequence, sentAtMs: nowMs, bytes, inFlightAtSend: this.inFlightBatches };
@@ -126,49 +156,93 @@ export class SendWindow {
     this.settled(ticket);
     const rttMs = Math.max(0, nowMs - ticket.sentAtMs);
     if (this.probe?.phase === 'probing' && this.probe.sequence === ticket.sequence) {
-      // The batch went alone over an empty path: its round trip is the base, higher or lower.
-      this.probe = undefined;
-      this.probedAtMs = nowMs;
-      this.queuedRoundsAtFloor = 0;
-      this.baseRttMs = rttMs;
-      this.startRound(rttMs);
+      this.probed(rttMs, nowMs);
       return;
     }
+    if (rttMs <= this.baseRttMs * (1 + BASE_FRESH_SHARE)) this.baseFreshAtMs = nowMs;
     this.baseRttMs = Math.min(this.baseRttMs, rttMs);
+    if (this.probe !== undefined) return; // draining: what lands now waited behind the window
     this.roundRttMs = Math.min(this.roundRttMs, rttMs);
-    if (ticket.sequence < this.roundEndsAtSequence || this.probe !== undefined) return;
-    this.adjust(ticket.inFlightAtSend, nowMs);
-    this.startRound(this.roundRttMs);
+    this.roundAcknowledged += 1;
+    this.roundInFlightSum += this.inFlightBatches + 1;
+    if (!Number.isFinite(this.roundEndsAtSequence)) {
+      this.startRound(rttMs, nowMs);
+      return;
+    }
+    if (ticket.sequence < this.roundEndsAtSequence) return;
+    const limited = this.limitedThisRound;
+    this.adjust(nowMs);
+    this.startRound(this.roundRttMs, nowMs);
+    // A window that held events back on a stale base may be far below what the link needs.
+    if (limited && nowMs - (this.baseFreshAtMs ?? nowMs) >= this.probeIntervalMs) {
+      this.probe = { phase: 'draining' };
+      this.probes += 1;
+    }
+  }
+
+  /** The probe batch went alone over an empty path: its round trip is the base, higher or lower. */
+  private probed(rttMs: number, nowMs: number): void {
+    this.probe = undefined;
+    const same = Math.abs(rttMs - this.baseRttMs) <= this.baseRttMs * BASE_FRESH_SHARE;
+    this.probeIntervalMs = same ? Math.min(PROBE_INTERVAL_MAX_MS, this.probeIntervalMs * 2) : PROBE_INTERVAL_MS;
+    this.baseRttMs = rttMs;
+    this.baseFreshAtMs = nowMs;
+    this.roundEndsAtSequence = Number.POSITIVE_INFINITY;
+    this.lastRoundRttMs = rttMs;
   }
 
   /** A new round begins with what goes out from now on; `lastRoundRttMs` is the one just ended. */
-  private startRound(lastRoundRttMs: number): void {
+  private startRound(lastRoundRttMs: number, nowMs: number): void {
     this.lastRoundRttMs = lastRoundRttMs;
     this.roundRttMs = Number.POSITIVE_INFINITY;
+    this.roundStartedAtMs = nowMs;
+    this.roundAcknowledged = 0;
+    this.roundInFlightSum = 0;
     this.limitedThisRound = false;
     // The next round ends with the acknowledgement of what goes out from now on.
     this.roundEndsAtSequence = this.nextSequence;
   }
 
-  /** The batch failed or its connection was lost: no sample (a probe ends unanswered). */
-  abandoned(ticket: WindowTicket): void {
+  /** The batch failed or its connection was lost: no sample (a probe ends unanswered, the next waits an interval). */
+  abandoned(ticket: WindowTicket, nowMs: number): void {
     this.settled(ticket);
-    if (this.probe?.phase === 'probing' && this.probe.sequence === ticket.sequence) this.probe = undefined;
+    if (this.probe?.phase === 'probing' && this.probe.sequence === ticket.sequence) {
+      this.probe = undefined;
+      this.baseFreshAtMs = nowMs;
+      this.roundEndsAtSequence = Number.POSITIVE_INFINITY;
+    }
+  }
+
+  /**
+   * The peer refused the batch for its limit on requests in flight (it was never applied): the
+   * window stays at what is in flight now, for this connection. Returns false when nothing is in
+   * flight — then the limit is not ours to learn (others fill the peer) and the caller backs off.
+   */
+  refusedByPeerLimit(ticket: WindowTicket, nowMs: number): boolean {
+    this.abandoned(ticket, nowMs);
+    if (this.inFlightBatches === 0) return false;
+    this.peerCeilingBatches = this.inFlightBatches;
+    this.windowBatches = Math.min(this.windowBatches, this.peerCeilingBatches);
+    return true;
   }
 
   /** A new connection: another path, measured afresh from the floor. */
   reset(): void {
     this.windowBatches = WINDOW_BATCHES_MIN;
+    this.peerCeilingBatches = WINDOW_BATCHES_MAX;
     this.inFlightBatches = 0;
     this.inFlightBytes = 0;
     this.baseRttMs = Number.POSITIVE_INFINITY;
+    this.baseFreshAtMs = undefined;
+    this.probeIntervalMs = PROBE_INTERVAL_MS;
     this.lastRoundRttMs = Number.POSITIVE_INFINITY;
     this.roundRttMs = Number.POSITIVE_INFINITY;
-    this.roundEndsAtSequence = this.nextSequence;
+    this.roundAcknowledged = 0;
+    this.roundInFlightSum = 0;
+    this.roundEndsAtSequence = Number.POSITIVE_INFINITY;
     this.limitedThisRound = false;
-    this.queuedRoundsAtFloor = 0;
+    this.grewLastRound = false;
     this.probe = undefined;
-    this.probedAtMs = undefined;
   }
 
   status(): WindowStatus {
@@ -186,18 +260,28 @@ export class SendWindow {
     this.inFlightBytes -= ticket.bytes;
   }
 
-  private adjust(inFlight: number, nowMs: number): void {
-    // Little's law: of `inFlight` batches, this many spent the round waiting rather than moving.
-    const queued = this.roundRttMs <= 0 ? 0 : inFlight * (1 - this.baseRttMs / this.roundRttMs);
-    if (queued < QUEUED_BATCHES_LOW && this.limitedThisRound) {
-      this.windowBatches = Math.min(WINDOW_BATCHES_MAX, Math.ceil(this.windowBatches * GROWTH_FACTOR));
-    } else if (queued > QUEUED_BATCHES_HIGH) {
-      this.windowBatches = Math.max(WINDOW_BATCHES_MIN, this.windowBatches - Math.ceil((queued - QUEUED_BATCHES_HIGH) / 2));
+  private adjust(nowMs: number): void {
+    // Little's law: the batches in flight on average, less those the round's rate keeps moving
+    // over the base round trip, were waiting somewhere. A rate over the whole round, not its
+    // shortest sample: the first batch of a burst onto an empty path saw no queue, its followers did.
+    const durationMs = nowMs - this.roundStartedAtMs;
+    const inFlight = this.roundInFlightSum / Math.max(1, this.roundAcknowledged);
+    const moving = durationMs <= 0 ? inFlight : (this.roundAcknowledged / durationMs) * this.baseRttMs;
+    const queued = Math.max(0, inFlight - moving);
+    // The round after a growth decides nothing, as in Vegas's slow start: its acknowledgements
+    // are of batches sent at the old size while the new ones are already in flight, so it would
+    // read the growth itself as queue.
+    if (this.grewLastRound) {
+      this.grewLastRound = false;
+      return;
     }
-    const queuedAtFloor = this.windowBatches === WINDOW_BATCHES_MIN && queued > QUEUED_BATCHES_HIGH;
-    this.queuedRoundsAtFloor = queuedAtFloor ? this.queuedRoundsAtFloor + 1 : 0;
-    if (this.queuedRoundsAtFloor >= PROBE_AFTER_ROUNDS && nowMs - (this.probedAtMs ?? nowMs) >= PROBE_INTERVAL_MS) {
-      this.probe = { phase: 'draining' };
-    }
+    let batches = this.windowBatches;
+    const low = Math.max(QUEUED_BATCHES_LOW, batches * QUEUED_SHARE_LOW);
+    const high = Math.max(QUEUED_BATCHES_HIGH, batches * QUEUED_SHARE_HIGH);
+    const grow = queued < low && this.limitedThisRound;
+    if (grow) batches = Math.ceil(batches * GROWTH_FACTOR);
+    else if (queued > high) batches -= Math.ceil((queued - high) / 2);
+    this.grewLastRound = grow;
+    this.windowBatches = Math.min(this.peerCeilingBatches, WINDOW_BATCHES_MAX, Math.max(WINDOW_BATCHES_MIN, batches));
   }
 }

@@ -15,10 +15,14 @@ const spec: GatewaySenderSpec = {
 };
 
 /** A gateway receiver stand-in on its own simulated host: it records batches and answers on demand. */
-function receiver(runtime: Runtime, answerAtOnce: boolean, frameBytesMax = 1 << 24) {
+/** `answerAtOnce`, or after `answerAfterMs` (a receiver applying and committing), or never (the test answers). */
+function receiver(runtime: Runtime, answerAtOnce: boolean, frameBytesMax = 1 << 24, incomingRequestsMax?: number, answerAfterMs?: number) {
   const batches: { body: RequestBody<'gatewayBatch'>; reply: Reply<'gatewayBatch'> }[] = [];
+  let connections = 0;
   runtime.network.listen({ host: '10.0.0.2', port: 5000 }, (stream) => {
-    Connection.accept(runtime, stream, { local: { role: 'server', name: 'receiver', site: 2 }, frameBytesMax, requestTimeoutMs: 30_000, requestsInFlightMax: 100 }, {
+    connections += 1;
+    const limits = incomingRequestsMax === undefined ? {} : { incomingRequestsMax };
+    Connection.accept(runtime, stream, { local: { role: 'server', name: 'receiver', site: 2 }, frameBytesMax, requestTimeoutMs: 30_000, requestsInFlightMax: 100, ...limits }, {
       onOpen: () => {},
       onRequest: (_connection, request, reply) => {
         const sent = request.body as RequestBody<'gatewayBatch'>;
@@ -26,13 +30,15 @@ function receiver(runtime: Runtime, answerAtOnce: boolean, frameBytesMax = 1 << 
         assert.equal(sent.events.length, 0, 'events go as packed bytes');
         const body = { ...sent, events: eventPackr.unpack(sent.packed!) as GatewayEvent[] };
         batches.push({ body, reply: reply as Reply<'gatewayBatch'> });
-        if (answerAtOnce) reply.ok({ applied: body.events.length, refused: [] } satisfies ResponseBody<'gatewayBatch'>);
+        const answer = () => reply.ok({ applied: body.events.length, refused: [] } satisfies ResponseBody<'gatewayBatch'>);
+        if (answerAfterMs !== undefined) runtime.setTimer(answerAfterMs, answer);
+        else if (answerAtOnce) answer();
       },
       onPush: () => {},
       onClose: () => {},
     });
   }, () => {});
-  return { batches };
+  return { batches, connections: () => connections };
 }
 
 function sender(sim: Simulator, acknowledged: QueueItem[][]) {
@@ -203,4 +209,19 @@ test('a round trip that rises under an open connection is probed afresh: the win
   const window = dispatcher.windowStatus;
   assert.ok(window.baseRttMs !== null && window.baseRttMs >= 300, `base round trip ${window.baseRttMs} ms after the probe`);
   assert.ok(window.batches > 4 * WINDOW_BATCHES_MIN, `window ${window.batches} batches`);
+});
+
+test('a receiver that holds fewer of our batches than the window is a ceiling for it, not a reason to reconnect', () => {
+  // A dial-out link's receiver takes at most so many requests at once from all senders on it.
+  const sim = new Simulator({ seed: 10, log: 'silent', network: { baseDelayMs: 50, jitterMs: 0 } });
+  // It holds each batch 60 ms: once the window passes ~40 × 160 / 60 ≈ 107, it refuses some.
+  const remote = receiver(sim.host('receiver', { address: '10.0.0.2' }).runtime(), true, 1 << 24, 40, 60);
+  const { queue, dispatcher } = sender(sim, []);
+  drainMs(sim, queue, dispatcher, 20_000, 60_000);
+  assert.equal(queue.size, 0);
+  assert.equal(remote.connections(), 1, 'one connection throughout');
+  assert.ok(dispatcher.windowStatus.batches <= 40, `window ${dispatcher.windowStatus.batches}`);
+  const delivered = remote.batches.flatMap((batch) => batch.body.events.map((sent) => sent[1]));
+  assert.equal(delivered.length, 20_000, 'each event applied once: a refused batch was not applied');
+  assert.equal(new Set(delivered).size, 20_000);
 });

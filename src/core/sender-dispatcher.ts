@@ -293,9 +293,22 @@ export class SenderDispatcher {
     connection.request('gatewayBatch', body, (error, response) => {
       if (this.inFlight.get(batch.id) !== batch) return;
       this.inFlight.delete(batch.id);
-      if (error === undefined && response !== undefined) this.windowAcknowledged(ticket);
-      else this.window.abandoned(ticket);
+      const before = this.window.batches;
+      const nowMs = this.runtime.clock.monotonic();
+      const settledOk = error === undefined && response !== undefined;
+      // The peer's own limit on requests in flight (a dial-out link all our senders share): the
+      // batch was not applied; the window stays below that limit and the batch goes out again.
+      const peerLimited = error?.code === 'STRAIT_TOO_MANY_IN_FLIGHT' && this.window.refusedByPeerLimit(ticket, nowMs);
+      if (settledOk) this.window.acknowledged(ticket, nowMs);
+      else if (!peerLimited) this.window.abandoned(ticket, nowMs);
+      if (this.window.batches !== before) this.host.windowChanged();
       this.host.batchSettled();
+      if (peerLimited) {
+        this.queue.returnUnsent(batch.items);
+        this.log.debug({ window: this.window.batches }, `sender ${this.spec.id} → site ${this.spec.remoteSiteId}: the receiver holds at most ${this.window.batches} of our batches at once; the window stays there`);
+        this.pump();
+        return;
+      }
       if (error?.code === 'STRAIT_FRAME_TOO_LARGE') {
         this.tooLarge(batch, error);
         return;
@@ -312,12 +325,6 @@ export class SenderDispatcher {
       this.host.acknowledged(batch.items, response.refused, batch.sent);
       this.pump();
     });
-  }
-
-  private windowAcknowledged(ticket: WindowTicket): void {
-    const before = this.window.batches;
-    this.window.acknowledged(ticket, this.runtime.clock.monotonic());
-    if (this.window.batches !== before) this.host.windowChanged();
   }
 
   /** Bytes the next batch may hold: the cap, and half of what the receiver accepts in a frame. */
