@@ -11,7 +11,8 @@
 //     less the round's rate of acknowledgements × the base round trip (those the link itself
 //     holds) — the part of what is in flight that is queue, not link;
 //   - when the window held events back in that round and fewer than 2 batches (or 1/32 of the
-//     window) were queued, the link has room: the window grows by a quarter (and the round after
+//     window) were queued, the link has room: the window doubles until the path first shows a
+//     queue (slow start), then grows by a quarter (and the round after
 //     decides nothing: it still shows the old size); when more than 6 (or 3/32) were queued,
 //     the receiver is the bottleneck and more in flight would only queue there: the window
 //     shrinks toward WINDOW_BATCHES_MIN.
@@ -53,7 +54,11 @@ export const QUEUED_BATCHES_LOW = 2;
 export const QUEUED_BATCHES_HIGH = 6;
 export const QUEUED_SHARE_LOW = 1 / 32;
 export const QUEUED_SHARE_HIGH = 3 / 32;
-/** Growth per round trip while the link has room: a quarter (16 → 64 batches in 7 round trips). */
+/**
+ * Growth per deciding round while the link has room: double until the path first shows a queue
+ * (slow start: 16 → 128 batches in 6 round trips), then a quarter.
+ */
+const SLOW_START_GROWTH_FACTOR = 2;
 const GROWTH_FACTOR = 1.25;
 /** A sample this close to the base (as a share of it) keeps the base fresh: no probe is due. */
 const BASE_FRESH_SHARE = 0.1;
@@ -110,6 +115,8 @@ export class SendWindow {
   private roundEndsAtSequence = Number.POSITIVE_INFINITY;
   /** The last round grew the window: this one sends at the new size before it may grow again. */
   private grewLastRound = false;
+  /** No round has shown a queue since the connection opened or a probe found a new base. */
+  private slowStart = true;
   /** The window's count, not the queue nor the byte cap, held events back during this round. */
   private limitedThisRound = false;
   /** A probe of the base round trip: letting the window land, then one batch alone (its sequence). */
@@ -185,6 +192,7 @@ export class SendWindow {
     this.probe = undefined;
     const same = Math.abs(rttMs - this.baseRttMs) <= this.baseRttMs * BASE_FRESH_SHARE;
     this.probeIntervalMs = same ? Math.min(PROBE_INTERVAL_MAX_MS, this.probeIntervalMs * 2) : PROBE_INTERVAL_MS;
+    if (!same) this.slowStart = true;
     this.baseRttMs = rttMs;
     this.baseFreshAtMs = nowMs;
     this.roundEndsAtSequence = Number.POSITIVE_INFINITY;
@@ -242,6 +250,7 @@ export class SendWindow {
     this.roundEndsAtSequence = Number.POSITIVE_INFINITY;
     this.limitedThisRound = false;
     this.grewLastRound = false;
+    this.slowStart = true;
     this.probe = undefined;
   }
 
@@ -279,7 +288,8 @@ export class SendWindow {
     const low = Math.max(QUEUED_BATCHES_LOW, batches * QUEUED_SHARE_LOW);
     const high = Math.max(QUEUED_BATCHES_HIGH, batches * QUEUED_SHARE_HIGH);
     const grow = queued < low && this.limitedThisRound;
-    if (grow) batches = Math.ceil(batches * GROWTH_FACTOR);
+    if (queued >= low) this.slowStart = false;
+    if (grow) batches = Math.ceil(batches * (this.slowStart ? SLOW_START_GROWTH_FACTOR : GROWTH_FACTOR));
     else if (queued > high) batches -= Math.ceil((queued - high) / 2);
     this.grewLastRound = grow;
     this.windowBatches = Math.min(this.peerCeilingBatches, WINDOW_BATCHES_MAX, Math.max(WINDOW_BATCHES_MIN, batches));
