@@ -38,6 +38,8 @@ interface PathFigures {
   readonly inFlightMax: number;
   readonly bytesInFlightMax: number;
   readonly window: SendWindow;
+  /** When each probe began (model ms). */
+  readonly probesAtMs: readonly number[];
 }
 
 interface ModelEvent {
@@ -119,9 +121,12 @@ export function runPath(model: PathModel): PathFigures {
   let windowBatchesMax = window.batches;
   const measuredFromMs = model.change === undefined ? model.durationMs / 2 : model.durationMs * 0.75;
   const delayMs = (): number => (model.change !== undefined && nowMs >= model.change.atMs ? model.change.delayMs : model.delayMs);
+  const probesAtMs: number[] = [];
   const acknowledge = (ticket: WindowTicket): void => {
     inFlight -= 1;
+    const probes = window.probes;
     window.acknowledged(ticket, nowMs);
+    if (window.probes > probes) probesAtMs.push(nowMs);
     windowBatchesMax = Math.max(windowBatchesMax, window.batches);
     if (nowMs >= measuredFromMs) acknowledgedLate += 1;
     pump();
@@ -171,7 +176,7 @@ export function runPath(model: PathModel): PathFigures {
   queueChanges(0);
   return {
     batchesPerMs: acknowledgedLate / (model.durationMs - measuredFromMs),
-    receiverQueueMax, receiverQueueMean: queueIntegral / (model.durationMs - measuredFromMs), windowBatches: window.batches, windowBatchesMax, inFlightMax, bytesInFlightMax, window,
+    probesAtMs, receiverQueueMax, receiverQueueMean: queueIntegral / (model.durationMs - measuredFromMs), windowBatches: window.batches, windowBatchesMax, inFlightMax, bytesInFlightMax, window,
   };
 }
 
@@ -231,6 +236,20 @@ test('where the receiver is the bottleneck, probes find the same base, and each 
   const short = runPath({ delayMs: 0.2, jitterMs: 0, serviceMs: 3, batchBytes: 70_000, durationMs: 60_000, seed: 8 });
   assert.equal(short.windowBatchesMax, WINDOW_BATCHES_MIN, 'a short link never leaves its floor, not after a probe nor at the start');
   assert.ok(short.batchesPerMs >= 0.98 / 3, `throughput ${short.batchesPerMs} batches/ms of ${1 / 3}`);
+});
+
+test('a jump in the round trip is probed at once, however long the probe interval has grown', () => {
+  // Receiver-bound (10 ms a batch on a 100 ms link): probes find the same base and back off to
+  // 80 s apart. Then the link goes to 300 ms.
+  const model = { delayMs: 50, jitterMs: 0, serviceMs: 10, batchBytes: 70_000, durationMs: 400_000, seed: 11, change: { atMs: 300_000, delayMs: 150 } };
+  const figures = runPath(model);
+  const before = figures.probesAtMs.filter((atMs) => atMs < model.change.atMs);
+  assert.ok(before.length >= 5 && before.at(-1)! - before.at(-2)! >= 40_000, `probes backed off: ${before.join(', ')}`);
+  const after = figures.probesAtMs.find((atMs) => atMs >= model.change.atMs);
+  assert.ok(after !== undefined && after - model.change.atMs < 2_000, `the jump was probed ${after === undefined ? 'never' : `${after - model.change.atMs} ms after it`}`);
+  // Below 98%: the new base starts the interval again at 2 s, and each probe idles the receiver
+  // for about one 310 ms round trip.
+  assert.ok(figures.batchesPerMs >= 0.94 / 10, `the receiver stays busy: ${figures.batchesPerMs * 1000} batches/s of 100`);
 });
 
 test('a lightly loaded long link is never probed: its samples keep the base fresh', () => {

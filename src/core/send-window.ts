@@ -29,7 +29,8 @@
 // in flight land, sends one batch alone, and takes that batch's round trip as the new base. Where
 // the receiver is the bottleneck no sample comes near the base and the probe finds the same one
 // again; each such probe doubles the interval (2 s up to 80 s), as a drained window costs the
-// receiver about one round trip of work.
+// receiver about one round trip of work. A round trip that jumps by half from one round to the
+// next is a change of path, and is probed at once.
 //
 // Where the peer refuses a batch for its own limit on requests in flight (a dial-out link, which
 // every sender and dispatcher thread to that site shares), the window is capped at what was in
@@ -68,6 +69,12 @@ const BASE_FRESH_SHARE = 0.1;
  */
 export const PROBE_INTERVAL_MS = 2_000;
 export const PROBE_INTERVAL_MAX_MS = 80_000;
+/**
+ * A round whose shortest sample is this many times the last round's is a change of path, not a
+ * queue building (a window grows by a quarter a round): it is probed at once, however long the
+ * interval has grown, though not within PROBE_INTERVAL_MS of the last probe.
+ */
+const ROUND_TRIP_JUMP_FACTOR = 1.5;
 
 /** What the window keeps of one batch in flight. */
 export interface WindowTicket {
@@ -101,7 +108,15 @@ export class SendWindow {
   /** When a sample last came within BASE_FRESH_SHARE of the base, or a probe set it (monotonic ms). */
   private baseFreshAtMs: number | undefined;
   private probeIntervalMs = PROBE_INTERVAL_MS;
+  /** When the last probe ended (monotonic ms). */
+  private probedAtMs = Number.NEGATIVE_INFINITY;
   private lastRoundRttMs = Number.POSITIVE_INFINITY;
+  /**
+   * The shortest sample of the last whole round (one that ended with an adjustment), for the jump
+   * rule; infinite after a reset, a probe or an abandoned probe, whose first round began on an
+   * empty path and saw no queue.
+   */
+  private lastWholeRoundRttMs = Number.POSITIVE_INFINITY;
   private roundRttMs = Number.POSITIVE_INFINITY;
   /** This round: when it began (monotonic ms), its acknowledgements, and the batches in flight summed over them. */
   private roundStartedAtMs = 0;
@@ -178,10 +193,12 @@ export class SendWindow {
     }
     if (ticket.sequence < this.roundEndsAtSequence) return;
     const limited = this.limitedThisRound;
+    const jumped = this.roundRttMs > ROUND_TRIP_JUMP_FACTOR * this.lastWholeRoundRttMs && nowMs - this.probedAtMs >= PROBE_INTERVAL_MS;
     this.adjust(nowMs);
+    this.lastWholeRoundRttMs = this.roundRttMs;
     this.startRound(this.roundRttMs, nowMs);
     // A window that held events back on a stale base may be far below what the link needs.
-    if (limited && nowMs - (this.baseFreshAtMs ?? nowMs) >= this.probeIntervalMs) {
+    if (limited && (jumped || nowMs - (this.baseFreshAtMs ?? nowMs) >= this.probeIntervalMs)) {
       this.probe = { phase: 'draining' };
       this.probes += 1;
     }
@@ -193,6 +210,8 @@ export class SendWindow {
     const same = Math.abs(rttMs - this.baseRttMs) <= this.baseRttMs * BASE_FRESH_SHARE;
     this.probeIntervalMs = same ? Math.min(PROBE_INTERVAL_MAX_MS, this.probeIntervalMs * 2) : PROBE_INTERVAL_MS;
     if (!same) this.slowStart = true;
+    this.probedAtMs = nowMs;
+    this.lastWholeRoundRttMs = Number.POSITIVE_INFINITY;
     this.baseRttMs = rttMs;
     this.baseFreshAtMs = nowMs;
     this.roundEndsAtSequence = Number.POSITIVE_INFINITY;
@@ -217,6 +236,8 @@ export class SendWindow {
     if (this.probe?.phase === 'probing' && this.probe.sequence === ticket.sequence) {
       this.probe = undefined;
       this.baseFreshAtMs = nowMs;
+      this.probedAtMs = nowMs;
+      this.lastWholeRoundRttMs = Number.POSITIVE_INFINITY;
       this.roundEndsAtSequence = Number.POSITIVE_INFINITY;
     }
   }
@@ -243,6 +264,8 @@ export class SendWindow {
     this.baseRttMs = Number.POSITIVE_INFINITY;
     this.baseFreshAtMs = undefined;
     this.probeIntervalMs = PROBE_INTERVAL_MS;
+    this.probedAtMs = Number.NEGATIVE_INFINITY;
+    this.lastWholeRoundRttMs = Number.POSITIVE_INFINITY;
     this.lastRoundRttMs = Number.POSITIVE_INFINITY;
     this.roundRttMs = Number.POSITIVE_INFINITY;
     this.roundAcknowledged = 0;
