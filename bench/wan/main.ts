@@ -38,7 +38,7 @@ import { redisLagRun, redisThroughputRun, startRedisWan, stopRedisWan, type Redi
 import { formatTargets, formatWanTable, formatNumber, type Target, type WanRow } from './report.ts';
 import {
   backlogRun, KEY_COUNT, lagRun, senderStatus, SERVER_HEAP_MEGABYTES, startStraitWan, stopStraitWan, throughputRun, waitDrained,
-  type BacklogRun, type LagRun, type SenderSettings, type StraitWan, type ThroughputRun,
+  type BacklogRun, type BacklogSample, type LagRun, type SenderSettings, type StraitWan, type ThroughputRun,
 } from './strait-wan.ts';
 
 const REPOSITORY_ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -47,6 +47,12 @@ const SETTINGS: SenderSettings = { batchSize: 500, batchTimeIntervalMs: 5, maxim
 const LAG_RATE_FIXED = 20_000;
 /** Below this share of the fixed rate's peak, Strait's lag is measured at a rate it keeps up with. */
 const KEEP_UP_SHARE = 0.85;
+/** The largest send window the drain's samples showed (the read-ahead is two of them), as a suffix of the backlog line. */
+function drainWindow(samples: readonly BacklogSample[]): string {
+  const windows = samples.filter((sample) => sample.phase === 'drain' && sample.windowBatches !== null).map((sample) => sample.windowBatches!);
+  return windows.length === 0 ? '' : `, send window up to ${Math.max(...windows)} batches while draining`;
+}
+
 /** One throughput run's line: E2E and puts, the tail, and the sender's send window as its status showed it. */
 function describeThroughput(run: ThroughputRun): string {
   const window = run.windowBatchesMax === null ? '' : `, send window up to ${run.windowBatchesMax} batches (round trip ${run.windowRoundTripMs ?? '?'} ms)`;
@@ -205,7 +211,7 @@ async function measureStrait(cleanup: Cleanup, root: string, options: WanBenchOp
     const backlog = await backlogRun(wan, options.backlogEvents, 100, options.inFlight, SETTINGS.maximumQueueMemoryMegabytes);
     say(`  backlog: writes ${rate(backlog.writesPerSecond)}, RSS ${formatNumber(backlog.rssBeforeBytes / MIB, 0)} → peak ${formatNumber(backlog.rssPeakBytes / MIB, 0)} MiB, ` +
       `queue peak ${formatNumber(backlog.queueBytesPeak / MIB, 1)} MiB (${backlog.overflowEventsPeak} events on disk), reconnect ${backlog.reconnectMs.toFixed(0)} ms, ` +
-      `drain ${rate(backlog.drainPerSecondFromHeal)} from heal, ${rate(backlog.drainPerSecond)} from first ack`);
+      `drain ${rate(backlog.drainPerSecondFromHeal)} from heal, ${rate(backlog.drainPerSecond)} from first ack${drainWindow(backlog.samples)}`);
     return { settings: SETTINGS, commands: wan.commands, small, large, lagFixedRate: rates.fixed, lagFixed, lagHalfRate: rates.half, lagHalf, lagHalfFar, roundTrip, backlog, routed: [], parallel: [], tls: [] };
   } finally {
     await stopStraitWan(cleanup, wan);

@@ -363,6 +363,8 @@ export interface BacklogSample {
   readonly queueEvents: number;
   readonly queueBytes: number;
   readonly overflowEvents: number;
+  /** The primary's send window then (its read-ahead is two of them); null while it has none (a secondary, restarting). */
+  readonly windowBatches: number | null;
 }
 
 export interface BacklogRun {
@@ -443,7 +445,11 @@ export async function backlogRun(wan: StraitWan, events: number, valueBytes: num
         continue;
       }
       const [rssBytes, anonymousBytes, status] = await Promise.all([residentBytes(wan.serverA.pid), anonymousResidentBytes(wan.serverA.pid), senderStatus(wan)]);
-      samples.push({ atMs: performance.now() - startedMs, phase, rssBytes, anonymousBytes, queueEvents: status.queueEvents, queueBytes: status.queueBytes, overflowEvents: status.overflowEvents });
+      samples.push({
+        atMs: performance.now() - startedMs, phase, rssBytes, anonymousBytes,
+        queueEvents: status.queueEvents, queueBytes: status.queueBytes, overflowEvents: status.overflowEvents,
+        windowBatches: status.sendWindow?.batches ?? null,
+      });
       await sleep(250);
     }
   })();
