@@ -75,6 +75,8 @@ export const PROBE_INTERVAL_MAX_MS = 80_000;
  * interval has grown, though not within PROBE_INTERVAL_MS of the last probe.
  */
 const ROUND_TRIP_JUMP_FACTOR = 1.5;
+/** How long a receiver's refusal for its own limit caps the window before it may grow again. */
+export const PEER_CEILING_MS = 10_000;
 
 /** What the window keeps of one batch in flight. */
 export interface WindowTicket {
@@ -99,8 +101,9 @@ export interface WindowStatus {
 
 export class SendWindow {
   private windowBatches = WINDOW_BATCHES_MIN;
-  /** The peer's own limit on our requests in flight, once it refused one (this connection). */
+  /** The peer's own limit on our requests in flight, once it refused one, until `peerCeilingUntilMs`. */
   private peerCeilingBatches = WINDOW_BATCHES_MAX;
+  private peerCeilingUntilMs = Number.NEGATIVE_INFINITY;
   private inFlightBatches = 0;
   private inFlightBytes = 0;
   private nextSequence = 1;
@@ -243,22 +246,23 @@ export class SendWindow {
   }
 
   /**
-   * The peer refused the batch for its limit on requests in flight (it was never applied): the
-   * window stays at what is in flight now, for this connection. Returns false when nothing is in
-   * flight — then the limit is not ours to learn (others fill the peer) and the caller backs off.
+   * The peer refused a batch for its limit on requests in flight, with others of ours still in
+   * flight (the caller settles the refused one with `abandoned` first): the window stays at what
+   * is in flight now for PEER_CEILING_MS, then may grow again and learn the limit afresh — other
+   * senders sharing the peer come and go.
    */
-  refusedByPeerLimit(ticket: WindowTicket, nowMs: number): boolean {
-    this.abandoned(ticket, nowMs);
-    if (this.inFlightBatches === 0) return false;
+  cappedByPeer(nowMs: number): void {
+    assert(this.inFlightBatches > 0, 'a peer limit is learnt while batches are in flight');
     this.peerCeilingBatches = this.inFlightBatches;
+    this.peerCeilingUntilMs = nowMs + PEER_CEILING_MS;
     this.windowBatches = Math.min(this.windowBatches, this.peerCeilingBatches);
-    return true;
   }
 
   /** A new connection: another path, measured afresh from the floor. */
   reset(): void {
     this.windowBatches = WINDOW_BATCHES_MIN;
     this.peerCeilingBatches = WINDOW_BATCHES_MAX;
+    this.peerCeilingUntilMs = Number.NEGATIVE_INFINITY;
     this.inFlightBatches = 0;
     this.inFlightBytes = 0;
     this.baseRttMs = Number.POSITIVE_INFINITY;
@@ -307,6 +311,7 @@ export class SendWindow {
       this.grewLastRound = false;
       return;
     }
+    if (nowMs >= this.peerCeilingUntilMs) this.peerCeilingBatches = WINDOW_BATCHES_MAX;
     let batches = this.windowBatches;
     const low = Math.max(QUEUED_BATCHES_LOW, batches * QUEUED_SHARE_LOW);
     const high = Math.max(QUEUED_BATCHES_HIGH, batches * QUEUED_SHARE_HIGH);
@@ -314,7 +319,9 @@ export class SendWindow {
     if (queued >= low) this.slowStart = false;
     if (grow) batches = Math.ceil(batches * (this.slowStart ? SLOW_START_GROWTH_FACTOR : GROWTH_FACTOR));
     else if (queued > high) batches -= Math.ceil((queued - high) / 2);
-    this.grewLastRound = grow;
+    const before = this.windowBatches;
     this.windowBatches = Math.min(this.peerCeilingBatches, WINDOW_BATCHES_MAX, Math.max(WINDOW_BATCHES_MIN, batches));
+    // Only a growth that happened makes the next round a transition (not one the caps cut off).
+    this.grewLastRound = this.windowBatches > before;
   }
 }

@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { StraitError } from '../errors.ts';
 import assert from 'node:assert/strict';
 import { Connection, type Reply } from '../protocol/connection.ts';
 import type { GatewayEvent, RequestBody, ResponseBody } from '../protocol/messages.ts';
@@ -41,13 +42,13 @@ function receiver(runtime: Runtime, answerAtOnce: boolean, frameBytesMax = 1 << 
   return { batches, connections: () => connections };
 }
 
-function sender(sim: Simulator, acknowledged: QueueItem[][]) {
+function sender(sim: Simulator, acknowledged: QueueItem[][], dialInLinks: () => readonly Connection[] = () => []) {
   const refusals: { key: string; code: string }[] = [];
   const runtime = sim.host('sender', { address: '10.0.0.1' }).runtime();
   const queue = new SenderQueue(runtime.storage.open('sender-to-2'), runtime.clock, { name: 'sender to-2', persistent: false, memoryBytesMax: 1 << 20 });
   const dispatcher = new SenderDispatcher(runtime, spec, queue, {
     memberName: 'server-1', site: 1,
-    dialInLinks: () => [],
+    dialInLinks,
     receivers: () => ({ receivers: [{ host: '10.0.0.2', port: 5000 }], problem: null }),
     mayDispatch: () => true, mayReconnect: () => true, transmits: () => true,
     acknowledged: (items: readonly QueueItem[], refused: readonly Refusal[]) => {
@@ -59,7 +60,7 @@ function sender(sim: Simulator, acknowledged: QueueItem[][]) {
     batchSettled: () => {},
     windowChanged: () => {},
   }, SILENT_LOGGER);
-  return { queue, dispatcher, refusals };
+  return { queue, dispatcher, refusals, runtime };
 }
 
 const event = (n: number): GatewayEvent => ['R', `key-${n}`, new Uint8Array([n & 0xff]), [1, 1000 + n, 'server-1#a', n], false];
@@ -211,17 +212,78 @@ test('a round trip that rises under an open connection is probed afresh: the win
   assert.ok(window.batches > 4 * WINDOW_BATCHES_MIN, `window ${window.batches} batches`);
 });
 
-test('a receiver that holds fewer of our batches than the window is a ceiling for it, not a reason to reconnect', () => {
-  // A dial-out link's receiver takes at most so many requests at once from all senders on it.
+/**
+ * A dial-out receiver: it dials the sender's server and serves batches over that link, holding
+ * each `answerAfterMs`, taking at most `incomingRequestsMax` at once (dial-out.ts's limit).
+ */
+function dialOutReceiver(sim: Simulator, senderRuntime: Runtime, incomingRequestsMax: number, answerAfterMs: number) {
+  const receiverRuntime = sim.host('receiver', { address: '10.0.0.2' }).runtime();
+  const links: Connection[] = [];
+  const delivered: string[] = [];
+  senderRuntime.network.listen({ host: '10.0.0.1', port: 40404 }, (stream) => {
+    Connection.accept(senderRuntime, stream, { local: { role: 'server', name: 'server-1', site: 1 }, frameBytesMax: 1 << 24, requestTimeoutMs: 30_000, requestsInFlightMax: 10_000 }, {
+      onOpen: (connection) => links.push(connection),
+      onRequest: (_connection, _request, reply) => reply.fail(new StraitError('STRAIT_MESSAGE_INVALID', { peer: 'receiver', reason: 'test' })),
+      onPush: () => {},
+      onClose: () => {},
+    });
+  }, () => {});
+  Connection.open(receiverRuntime, { host: '10.0.0.1', port: 40404 }, {
+    local: { role: 'server', name: 'receiver', site: 2 }, frameBytesMax: 1 << 24, requestTimeoutMs: 30_000, requestsInFlightMax: 4, incomingRequestsMax,
+  }, {
+    onOpen: () => {},
+    onRequest: (_connection, request, reply) => {
+      const sent = request.body as RequestBody<'gatewayBatch'>;
+      const events = eventPackr.unpack(sent.packed!) as GatewayEvent[];
+      receiverRuntime.setTimer(answerAfterMs, () => {
+        delivered.push(...events.map((event) => event[1]));
+        (reply as Reply<'gatewayBatch'>).ok({ applied: events.length, refused: [] });
+      });
+    },
+    onPush: () => {},
+    onClose: () => {},
+  });
+  return { links, delivered };
+}
+
+test('a dial-out link that holds fewer of our batches than the window caps it for a while, not a reason to reconnect', () => {
   const sim = new Simulator({ seed: 10, log: 'silent', network: { baseDelayMs: 50, jitterMs: 0 } });
   // It holds each batch 60 ms: once the window passes ~40 × 160 / 60 ≈ 107, it refuses some.
-  const remote = receiver(sim.host('receiver', { address: '10.0.0.2' }).runtime(), true, 1 << 24, 40, 60);
-  const { queue, dispatcher } = sender(sim, []);
-  drainMs(sim, queue, dispatcher, 20_000, 60_000);
+  const links: Connection[] = [];
+  const { queue, dispatcher, runtime } = sender(sim, [], () => links);
+  const remote = dialOutReceiver(sim, runtime, 40, 60);
+  sim.run({ untilMs: 1000 });
+  links.push(...remote.links);
+  assert.equal(links.length, 1, 'the receiver dialed in');
+  let windowMax = 0;
+  for (let n = 1; n <= 40_000; n++) queue.enqueue(event(n));
+  dispatcher.pump();
+  while (queue.size > 0 && sim.nowMs < 120_000) {
+    sim.run({ untilMs: sim.nowMs + 20 });
+    windowMax = Math.max(windowMax, dispatcher.windowStatus.batches);
+  }
   assert.equal(queue.size, 0);
-  assert.equal(remote.connections(), 1, 'one connection throughout');
-  assert.ok(dispatcher.windowStatus.batches <= 40, `window ${dispatcher.windowStatus.batches}`);
-  const delivered = remote.batches.flatMap((batch) => batch.body.events.map((sent) => sent[1]));
-  assert.equal(delivered.length, 20_000, 'each event applied once: a refused batch was not applied');
-  assert.equal(new Set(delivered).size, 20_000);
+  assert.equal(remote.links.length, 1, 'one link throughout');
+  assert.equal(dispatcher.dialInFrom !== undefined, true, 'still sending over it');
+  assert.ok(windowMax > 40, `the window grew past the limit and learnt it: up to ${windowMax}`);
+  assert.ok(dispatcher.windowStatus.batches >= 16 && dispatcher.windowStatus.batches <= 45, `window ${dispatcher.windowStatus.batches}`);
+  // Every event arrived; a refused batch went again (flagged), and was not applied twice.
+  assert.equal(new Set(remote.delivered).size, 40_000);
+  assert.equal(remote.delivered.length, 40_000);
+});
+
+test('a refusal with none of our other batches in flight backs off and reconnects, and loses nothing', () => {
+  const sim = new Simulator({ seed: 12, log: 'silent', network: { baseDelayMs: 1, jitterMs: 0 } });
+  // A link that takes no request at all: every batch is refused with nothing else in flight.
+  const links: Connection[] = [];
+  const { queue, dispatcher, runtime } = sender(sim, [], () => links);
+  const remote = dialOutReceiver(sim, runtime, 0, 1);
+  sim.run({ untilMs: 1000 });
+  links.push(...remote.links);
+  queue.enqueue(event(1));
+  dispatcher.pump();
+  sim.run({ untilMs: 5000 });
+  assert.equal(queue.size, 1, 'still queued, nothing lost');
+  assert.equal(dispatcher.batchesInFlight, 0);
+  assert.equal(dispatcher.windowStatus.bytesInFlight, 0);
 });

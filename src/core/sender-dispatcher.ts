@@ -295,16 +295,18 @@ export class SenderDispatcher {
       this.inFlight.delete(batch.id);
       const before = this.window.batches;
       const nowMs = this.runtime.clock.monotonic();
-      const settledOk = error === undefined && response !== undefined;
-      // The peer's own limit on requests in flight (a dial-out link all our senders share): the
-      // batch was not applied; the window stays below that limit and the batch goes out again.
-      const peerLimited = error?.code === 'STRAIT_TOO_MANY_IN_FLIGHT' && this.window.refusedByPeerLimit(ticket, nowMs);
-      if (settledOk) this.window.acknowledged(ticket, nowMs);
-      else if (!peerLimited) this.window.abandoned(ticket, nowMs);
+      if (error === undefined && response !== undefined) this.window.acknowledged(ticket, nowMs);
+      else this.window.abandoned(ticket, nowMs);
+      // A dial-out link's own limit on requests in flight (all senders and dispatcher threads of
+      // this server to that site share it), with others of ours still in flight: the window stays
+      // below it and the batch goes out again — flagged, since the code alone does not prove
+      // nothing of it was applied. With nothing else in flight, the reconnect path backs off.
+      const peerLimited = error?.code === 'STRAIT_TOO_MANY_IN_FLIGHT' && this.dialIn && this.inFlight.size > 0;
+      if (peerLimited) this.window.cappedByPeer(nowMs);
       if (this.window.batches !== before) this.host.windowChanged();
       this.host.batchSettled();
       if (peerLimited) {
-        this.queue.returnUnsent(batch.items);
+        this.queue.markUnsent(batch.items);
         this.log.debug({ window: this.window.batches }, `sender ${this.spec.id} → site ${this.spec.remoteSiteId}: the receiver holds at most ${this.window.batches} of our batches at once; the window stays there`);
         this.pump();
         return;
