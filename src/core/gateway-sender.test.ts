@@ -92,6 +92,22 @@ test('a persistent queue is recovered in order after a restart, overflow include
   }));
 });
 
+test('a serial sender recovers only two floor windows of a persisted backlog into memory, however much memory it has', async () => {
+  const storage = new MemoryStorage();
+  const first = new GatewaySender(runtime(storage), spec(true), secondary, SILENT_LOGGER);
+  // One record per turn: 20 turns of 1,000 events, almost all of them on disk.
+  for (let turn = 0; turn < 20; turn++) {
+    for (let n = turn * 1000 + 1; n <= (turn + 1) * 1000; n++) first.enqueue(event(n));
+    await new Promise<void>((resolve, reject) => first.sync((error) => (error === undefined ? resolve() : reject(error))));
+  }
+  const roomy = new GatewaySender(runtime(storage), { ...spec(true), maximumQueueMemoryMegabytes: 64 }, secondary, SILENT_LOGGER);
+  const status = roomy.status();
+  assert.equal(status.queueEvents, 20_000);
+  // 2 windows × 16 batches × batch-size 100, and the rest of the record that reaches it.
+  const inMemory = status.queueEvents - status.overflowEvents;
+  assert.ok(inMemory >= 2 * 16 * 100 && inMemory <= 2 * 16 * 100 + 1000, `${inMemory} events recovered into memory`);
+});
+
 test('events already acknowledged are not queued again', () => {
   const sender = new GatewaySender(runtime(new MemoryStorage()), spec(false), secondary, SILENT_LOGGER);
   sender.enqueue(event(1));

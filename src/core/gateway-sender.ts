@@ -21,7 +21,7 @@ import { GATEWAY_QUEUE_DISK_MEGABYTES_DEFAULT, type GatewayEventFilter, type Gat
 import { DEAD_LETTER_BYTES_MAX, DeadLetterStore, type DeadLetter } from './dead-letters.ts';
 import type { Connection } from '../protocol/connection.ts';
 import { SenderDispatcher, type Refusal } from './sender-dispatcher.ts';
-import { WINDOW_BATCHES_MIN, type WindowStatus } from './send-window.ts';
+import type { WindowStatus } from './send-window.ts';
 import { dispatcherThreadOf } from './order-policy.ts';
 import { EventFilters } from './event-filters.ts';
 import { eventId, itemId, SenderQueue, type QueueItem } from './sender-queue.ts';
@@ -93,9 +93,6 @@ export class GatewaySender {
       diskBytesMax: (spec.maximumQueueDiskMegabytes ?? GATEWAY_QUEUE_DISK_MEGABYTES_DEFAULT) * 1024 * 1024,
       // One queue record per turn (see SenderQueue).
       defer: (callback) => runtime.defer(callback),
-      // A serial sender reads a backlog back a few windows of batches ahead of dispatch. A
-      // parallel one fills memory: events of lanes other copies dispatch wait there too.
-      ...(host.lanes === undefined ? { readAheadEventsMax: spec.batchSize * WINDOW_BATCHES_MIN * READ_AHEAD_WINDOWS * Math.max(1, spec.dispatcherThreads) } : {}),
       ...(host.lanes !== undefined ? { laneOf: (event: GatewayEvent) => host.lanes!.laneOf(event), keep: (event: GatewayEvent) => host.lanes!.holds(event) } : {}),
       ...(spec.dispatcherThreads > 1 ? { threadOf: (event: GatewayEvent) => dispatcherThreadOf(spec.orderPolicy, spec.dispatcherThreads, event, host.lanes?.bucketOf(event)) } : {}),
     });
@@ -119,6 +116,10 @@ export class GatewaySender {
     this.dispatchers = spec.dispatcherThreads <= 1
       ? [new SenderDispatcher(runtime, spec, this.queue, dispatchHost, this.log)]
       : Array.from({ length: spec.dispatcherThreads }, (_, thread) => new SenderDispatcher(runtime, spec, this.queue, dispatchHost, this.log, thread));
+    // A serial sender reads a backlog back a few windows of batches ahead of dispatch (set
+    // before recovery, which reads that much); a parallel one fills memory: events of lanes
+    // other copies dispatch wait there too.
+    this.windowChanged();
     const recovered = this.queue.recover();
     this.deadLetters.recover();
     if (recovered > 0) this.log.info({ events: recovered }, `sender ${spec.id}: resumed ${recovered} unacknowledged events from disk`);

@@ -91,7 +91,7 @@ class EventHeap {
 }
 
 /** Runs a sender with an endless backlog over the path; a small event loop, time in ms. */
-export function runPath(model: PathModel): PathFigures {
+function runPath(model: PathModel): PathFigures {
   const window = new SendWindow();
   const events = new EventHeap();
   let order = 0;
@@ -181,7 +181,7 @@ export function runPath(model: PathModel): PathFigures {
 }
 
 /** What the path carries at most: the receiver's rate, or the largest window over the round trip. */
-export function pathCapacity(model: Pick<PathModel, 'delayMs' | 'serviceMs' | 'batchBytes'>): number {
+function pathCapacity(model: Pick<PathModel, 'delayMs' | 'serviceMs' | 'batchBytes'>): number {
   const roundTripMs = 2 * model.delayMs + model.serviceMs;
   const byBytes = Math.max(1, Math.floor(WINDOW_BYTES_MAX / model.batchBytes));
   return Math.min(1 / model.serviceMs, Math.min(WINDOW_BATCHES_MAX, byBytes) / roundTripMs);
@@ -342,9 +342,8 @@ test('a peer that refuses a batch for its own limit caps the window at what was 
   }
   rounds(20);
   assert.ok(window.batches > 40, `after ${PEER_CEILING_MS} ms it grows again: ${window.batches}`);
-  window.reset();
-  assert.equal(window.batches, WINDOW_BATCHES_MIN);
-  assert.equal(window.status().baseRttMs, null);
+  // A new connection's window, from the floor with no base: sender-dispatcher.test.ts, 'a lost
+  // connection measures the next one afresh'.
 });
 
 test('an abandoned probe ends the probe, and the next waits a whole interval', () => {

@@ -34,9 +34,11 @@
 //
 // Where the peer refuses a batch for its own limit on requests in flight (a dial-out link, which
 // every sender and dispatcher thread to that site shares), the window is capped at what was in
-// flight then, for the rest of the connection.
+// flight then, for PEER_CEILING_MS.
 //
-// A state machine with no I/O: the dispatcher passes the monotonic time in.
+// One window per connection: a new connection is another path, measured afresh from the floor
+// (the dispatcher makes a new SendWindow). A state machine with no I/O: the dispatcher passes
+// the monotonic time in.
 
 import { assert } from '../errors.ts';
 
@@ -139,8 +141,12 @@ export class SendWindow {
   private limitedThisRound = false;
   /** A probe of the base round trip: letting the window land, then one batch alone (its sequence). */
   private probe: { readonly phase: 'draining' } | { readonly phase: 'probing'; readonly sequence: number } | undefined;
-  /** Probes started on this connection (status, tests). */
-  probes = 0;
+  private probesStarted = 0;
+
+  /** Probes started on this connection. */
+  get probes(): number {
+    return this.probesStarted;
+  }
 
   /** True while a probe holds the window to let what is in flight land, or to send one batch alone. */
   get probing(): boolean {
@@ -203,7 +209,7 @@ export class SendWindow {
     // A window that held events back on a stale base may be far below what the link needs.
     if (limited && (jumped || nowMs - (this.baseFreshAtMs ?? nowMs) >= this.probeIntervalMs)) {
       this.probe = { phase: 'draining' };
-      this.probes += 1;
+      this.probesStarted += 1;
     }
   }
 
@@ -256,29 +262,6 @@ export class SendWindow {
     this.peerCeilingBatches = this.inFlightBatches;
     this.peerCeilingUntilMs = nowMs + PEER_CEILING_MS;
     this.windowBatches = Math.min(this.windowBatches, this.peerCeilingBatches);
-  }
-
-  /** A new connection: another path, measured afresh from the floor. */
-  reset(): void {
-    this.windowBatches = WINDOW_BATCHES_MIN;
-    this.peerCeilingBatches = WINDOW_BATCHES_MAX;
-    this.peerCeilingUntilMs = Number.NEGATIVE_INFINITY;
-    this.inFlightBatches = 0;
-    this.inFlightBytes = 0;
-    this.baseRttMs = Number.POSITIVE_INFINITY;
-    this.baseFreshAtMs = undefined;
-    this.probeIntervalMs = PROBE_INTERVAL_MS;
-    this.probedAtMs = Number.NEGATIVE_INFINITY;
-    this.lastWholeRoundRttMs = Number.POSITIVE_INFINITY;
-    this.lastRoundRttMs = Number.POSITIVE_INFINITY;
-    this.roundRttMs = Number.POSITIVE_INFINITY;
-    this.roundAcknowledged = 0;
-    this.roundInFlightSum = 0;
-    this.roundEndsAtSequence = Number.POSITIVE_INFINITY;
-    this.limitedThisRound = false;
-    this.grewLastRound = false;
-    this.slowStart = true;
-    this.probe = undefined;
   }
 
   status(): WindowStatus {

@@ -124,7 +124,8 @@ export class SenderDispatcher {
   private reconnectTimer: Timer | undefined;
   private batchTimer: Timer | undefined;
   private readonly inFlight = new Map<number, Batch>();
-  private readonly window = new SendWindow();
+  /** This connection's send window; a new connection gets a new one. */
+  private window = new SendWindow();
   private nextBatchId = 1;
   private receiverIndex = 0;
   /** When a direct connection last failed while the routers offered another way (monotonic ms). */
@@ -464,7 +465,7 @@ export class SenderDispatcher {
    */
   private resetInFlight(): void {
     const before = this.window.batches;
-    this.window.reset();
+    this.window = new SendWindow();
     if (this.window.batches !== before) this.host.windowChanged();
     if (this.inFlight.size === 0) return;
     for (const batch of this.inFlight.values()) this.queue.markUnsent(batch.items);
