@@ -107,7 +107,8 @@ export class GatewaySender {
       mayDispatch: () => !this.closed && this.state === 'running' && !this.deadLettersFull && host.isPrimary(),
       mayReconnect: () => !this.closed && this.state !== 'stopped' && host.isPrimary(),
       acknowledged: (items: readonly QueueItem[], refused: readonly Refusal[], sent: number) => this.batchAcknowledged(items, refused, sent),
-      transmits: (item: QueueItem) => this.filters.beforeTransmit(item.event!),
+      // Without filters an item read back from disk is never decoded (QueueItem.event).
+      transmits: (item: QueueItem) => !this.filters.active || this.filters.beforeTransmit(item.event!),
       batchSettled: () => this.releasePauseWaiters(),
       queuedEvents: () => this.queue.size,
       windowChanged: () => this.windowChanged(),
@@ -313,7 +314,7 @@ export class GatewaySender {
       }
       ids.push(itemId(item));
       acknowledged.push(item);
-      if (refusal === undefined && index < sent) this.filters.afterAcknowledgement(item.event!);
+      if (refusal === undefined && index < sent && this.filters.active) this.filters.afterAcknowledgement(item.event!);
     }
     this.queue.acknowledge(acknowledged);
     this.queue.markUnsent(kept);

@@ -555,3 +555,33 @@ test('the copy of a record its items keep their bytes in is counted in queue mem
   q.acknowledge(taken.slice(2));
   assert.equal(q.memoryBytesHeld, 0);
 });
+
+test('events read back from disk are not decoded until something asks for one; a batch is their bytes; a record of another shape is decoded whole', () => {
+  const storage = new MemoryStorage();
+  const turn = turns();
+  const q = chunkedQueue(storage, turn, true, 4);
+  for (let n = 1; n <= 12; n++) q.enqueue(event(n));
+  turn.end();
+  q.acknowledge(q.takeUnsent(4)); // the first four were in memory; the rest come back from disk
+  const readBack = q.takeUnsent(4);
+  assert.deepEqual(readBack.map((item) => item.sequence), [5, 6, 7, 8]);
+  const decoded = (item: object) => (item as { decoded: GatewayEvent | undefined }).decoded;
+  assert.ok(readBack.every((item) => decoded(item) === undefined && item.encoded !== undefined), 'read back as bytes only');
+  assert.deepEqual(readBack.map((item) => [item.member, item.counter, item.bytes]), [5, 6, 7, 8].map((n) => ['server-1#a', n, eventBytes(event(n))]));
+  assert.deepEqual(Buffer.from(encodeBatchEvents(readBack)), Buffer.from(eventPackr.pack([5, 6, 7, 8].map(event))));
+  assert.ok(readBack.every((item) => decoded(item) === undefined), 'sending did not decode them');
+  assert.deepEqual(readBack[1]!.event, event(6), 'asked for, an event is decoded from its bytes');
+  assert.equal(decoded(readBack[0]!), undefined);
+  q.acknowledge(readBack);
+  assert.equal(readBack[1]!.event, undefined, 'a removed item lets go of its event');
+  // A record the scan does not read (a value that is no byte array, written by no queue) is
+  // decoded in full; one that is not events at all is a storage error.
+  const other = new MemoryStorage();
+  other.open('sender-to-2').put(queueStoreKey(1), eventPackr.pack([['R', 'k', 'text', [1, 2, 'm', 3], false]]));
+  const decodedWhole = chunkedQueue(other, turns(), true, 100);
+  assert.equal(decodedWhole.recover(), 1);
+  const [item] = decodedWhole.takeUnsent(1);
+  assert.equal(decoded(item!)?.[2], 'text');
+  other.open('sender-to-2').put(queueStoreKey(2), eventPackr.pack([['R', 'k', null, [1, 2, 'm', 4], false], 'garbage']));
+  assert.throws(() => chunkedQueue(other, turns(), true, 100).recover(), (error: unknown) => error instanceof StraitError && error.code === 'STRAIT_STORAGE');
+});

@@ -23,6 +23,7 @@ import { checkMessagePack } from '../protocol/frame.ts';
 import type { GatewayEvent } from '../protocol/messages.ts';
 import type { Clock, Store } from '../runtime/runtime.ts';
 import { EventTable } from './event-table.ts';
+import { scanQueueRecord } from './queue-record-scan.ts';
 
 /** Event ids remembered after their acknowledgement, so a late copy is not queued again. */
 export const ACKED_IDS_REMEMBERED_MAX = 50_000;
@@ -210,7 +211,7 @@ export function itemId(item: QueueItem): string {
   return `${item.member}:${item.counter}`;
 }
 
-export interface QueueItem {
+export class QueueItem {
   /** The event's id (itemId): the member that made the change, and its counter. */
   readonly member: string;
   readonly counter: number;
@@ -220,21 +221,53 @@ export interface QueueItem {
   readonly chunk: Chunk | undefined;
   readonly bytes: number;
   readonly enqueuedAtMs: number;
-  /** Cleared when the item is removed. */
-  event: GatewayEvent | undefined;
   possibleDuplicate: boolean;
   /** In a batch awaiting the remote site's acknowledgement. */
-  sent: boolean;
+  sent = false;
   /** A parallel sender's lane (`region/bucket`); undefined in a serial sender's queue. */
   readonly lane: string | undefined;
   /** The dispatcher thread that sends it (order-policy), 0 with one thread. */
   readonly thread: number;
-  removed: boolean;
+  removed = false;
   /**
    * The event's MessagePack bytes as its queue record holds them (a view of the record), once
    * the record is written or read back: a batch sends them as they are (encodeBatchEvents).
    */
-  encoded: Uint8Array | undefined;
+  encoded: Uint8Array | undefined = undefined;
+  /** The event, decoded; an item read back from disk has only its bytes until asked (event). */
+  private decoded: GatewayEvent | undefined;
+
+  constructor(member: string, counter: number, sequence: number, chunk: Chunk | undefined, bytes: number, enqueuedAtMs: number, event: GatewayEvent | undefined, possibleDuplicate: boolean, lane: string | undefined, thread: number) {
+    this.member = member;
+    this.counter = counter;
+    this.sequence = sequence;
+    this.chunk = chunk;
+    this.bytes = bytes;
+    this.enqueuedAtMs = enqueuedAtMs;
+    this.decoded = event;
+    this.possibleDuplicate = possibleDuplicate;
+    this.lane = lane;
+    this.thread = thread;
+  }
+
+  /**
+   * The event; undefined once the item is removed. An item read back from disk is decoded from
+   * its bytes the first time (scanQueueRecord checked their shape), and keeps it.
+   */
+  get event(): GatewayEvent | undefined {
+    if (this.decoded === undefined && this.encoded !== undefined && !this.removed) {
+      this.decoded = decodeEvent(this.encoded, `queued event ${itemId(this)}`);
+      this.decoded[3][2] = this.member;
+    }
+    return this.decoded;
+  }
+
+  /** Removed: lets go of the event and its bytes. */
+  release(): void {
+    this.removed = true;
+    this.decoded = undefined;
+    this.encoded = undefined;
+  }
 }
 
 export interface SenderQueueOptions {
@@ -348,9 +381,9 @@ export class SenderQueue {
       recovered += count;
       const room = this.memoryBytes + bytes.length + count * QUEUE_ITEM_OVERHEAD_BYTES <= this.options.memoryBytesMax && this.liveCount < this.readAheadEventsMax;
       if (this.spilledCount === 0 && (this.memoryBytes === 0 || room)) {
-        const events = decodeQueueRecord(bytes, `${this.options.name} queue record ${key}`);
-        assert(events.length === count, `${this.options.name}: queue record ${key} holds ${events.length} events, its header ${count}`);
-        this.liveCount += this.loadChunk(key, first, events, true, bytes);
+        const loaded = this.loadChunk(key, first, bytes, true);
+        assert(loaded.count === count, `${this.options.name}: queue record ${key} holds ${loaded.count} events, its header ${count}`);
+        this.liveCount += loaded.kept;
         continue;
       }
       // Beyond memory: part of the on-disk tail, sized by its record until it is read back.
@@ -367,9 +400,43 @@ export class SenderQueue {
   /**
    * Makes queue items of a record's events (at sequences first, first + 1, ...), dropping those
    * already queued or acknowledged, or that `keep` refuses; a record left with none is removed.
-   * Returns how many it kept.
+   * Returns how many events the record holds and how many it kept.
+   *
+   * A serial queue with one thread reads only each event's id, size and flag (scanQueueRecord):
+   * its items keep their bytes, decoded when something asks (QueueItem.event). A parallel queue,
+   * or one with several threads, decodes them: lanes and threads come from their contents.
    */
-  private loadChunk(key: string, first: number, events: readonly GatewayEvent[], recovering: boolean, bytes: Uint8Array): number {
+  private loadChunk(key: string, first: number, bytes: Uint8Array, recovering: boolean): { count: number; kept: number } {
+    const what = `${this.options.name} queue record ${key}`;
+    const needsContents = this.options.laneOf !== undefined || this.options.keep !== undefined || this.options.threadOf !== undefined;
+    const scanned = needsContents ? undefined : scanQueueRecord(bytes, (member) => this.canonicalMember(member));
+    if (scanned === undefined) {
+      const events = decodeQueueRecord(bytes, what);
+      return { count: events.length, kept: this.loadDecoded(key, first, events, recovering, bytes) };
+    }
+    const chunk: Chunk | undefined = this.options.persistent ? { key, live: 0, written: true, keptBytes: 0 } : undefined;
+    const now = this.clock.monotonic();
+    let kept = 0;
+    for (let index = 0; index < scanned.count; index++) {
+      const member = scanned.members[index]!;
+      const counter = scanned.counters[index]!;
+      // Acknowledged while it waited on disk (a secondary), or queued twice: drop it.
+      if (this.ackedIds.get(member, counter) !== undefined || this.byId.get(member, counter) !== undefined) continue;
+      const size = scanned.sizes[index]!;
+      this.queueBytes += size;
+      if (chunk !== undefined) chunk.live += 1;
+      kept += 1;
+      // Read back from disk: the previous primary, or this member before a restart, may have sent it.
+      const possibleDuplicate = recovering || scanned.possibleDuplicates[index]! || this.afterTakeover;
+      const item = this.addItem(new QueueItem(member, counter, first + index, chunk, size, now, undefined, possibleDuplicate, undefined, 0));
+      item.encoded = bytes.subarray(scanned.starts[index]!, scanned.starts[index + 1]!);
+    }
+    if (chunk !== undefined && chunk.live === 0) this.store.remove(key);
+    return { count: scanned.count, kept };
+  }
+
+  /** loadChunk of a record decoded in full (a parallel queue's, or one scanQueueRecord can't read). */
+  private loadDecoded(key: string, first: number, events: readonly GatewayEvent[], recovering: boolean, bytes: Uint8Array): number {
     const chunk: Chunk | undefined = this.options.persistent ? { key, live: 0, written: true, keptBytes: 0 } : undefined;
     // Views of the record the decoded events' values point into already: no memory of their own.
     const slices = queueRecordSlices(bytes, events.length);
@@ -553,18 +620,15 @@ export class SenderQueue {
   }
 
   private pushItem(event: GatewayEvent, sequence: number, chunk: Chunk | undefined, bytes: number, possibleDuplicate: boolean, enqueuedAtMs: number): QueueItem {
-    const lane = this.options.laneOf?.(event);
     const [, , member, counter] = event[3];
-    const item: QueueItem = {
-      member, counter, sequence, chunk, bytes, enqueuedAtMs,
-      event, possibleDuplicate, sent: false, removed: false, lane,
-      thread: this.options.threadOf?.(event) ?? 0,
-      encoded: undefined,
-    };
-    this.memoryBytes += bytes + QUEUE_ITEM_OVERHEAD_BYTES;
+    return this.addItem(new QueueItem(member, counter, sequence, chunk, bytes, enqueuedAtMs, event, possibleDuplicate, this.options.laneOf?.(event), this.options.threadOf?.(event) ?? 0));
+  }
+
+  private addItem(item: QueueItem): QueueItem {
+    this.memoryBytes += item.bytes + QUEUE_ITEM_OVERHEAD_BYTES;
     this.items.push(item);
     this.unsentByThread[item.thread] = (this.unsentByThread[item.thread] ?? 0) + 1;
-    this.byId.set(member, counter, item);
+    this.byId.set(item.member, item.counter, item);
     return item;
   }
 
@@ -643,8 +707,7 @@ export class SenderQueue {
     this.queueBytes -= item.bytes;
     this.liveCount -= 1;
     this.memoryBytes -= item.bytes + QUEUE_ITEM_OVERHEAD_BYTES;
-    item.event = undefined;
-    item.encoded = undefined;
+    item.release();
     const chunk = item.chunk;
     if (chunk !== undefined && --chunk.live === 0) {
       this.memoryBytes -= chunk.keptBytes;
@@ -685,15 +748,15 @@ export class SenderQueue {
         this.diskHead += 1; // not on disk (already removed): nothing to send
         continue;
       }
-      const events = decodeQueueRecord(bytes, `${this.options.name} queue record ${key}`);
       const first = this.diskHead;
-      this.diskHead += events.length;
-      this.spilledCount -= events.length;
+      const loaded = this.loadChunk(key, first, bytes, false);
+      this.diskHead += loaded.count;
+      this.spilledCount -= loaded.count;
       this.spilledBytes -= bytes.length;
       this.queueBytes -= bytes.length;
       if (!this.options.persistent) this.store.remove(key);
       // Those dropped as they come back are no longer queued.
-      this.liveCount -= events.length - this.loadChunk(key, first, events, false, bytes);
+      this.liveCount -= loaded.count - loaded.kept;
     }
     if (this.spilledCount === 0) {
       this.spilledBytes = 0;
