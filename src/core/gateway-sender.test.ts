@@ -145,7 +145,7 @@ function primaryWithReceiver(options: { holdReplies?: boolean; deadLetterBytesMa
   const host: SenderHost = {
     memberName: 'server-1', site: 1, isPrimary: () => true, dialInLinks: () => [],
     receivers: () => ({ receivers: [{ host: '10.0.0.2', port: 5000 }], problem: null }),
-    acknowledged: (ids, deadLetters) => announced.push({ ids: ids.length, deadLetters: deadLetters.length }),
+    acknowledged: (ids, deadLetters) => announced.push({ ids: ids().length, deadLetters: deadLetters.length }),
     stateChanged: () => {},
   };
   const sender = new GatewaySender(sim.host('sender', { address: '10.0.0.1' }).runtime(), { ...spec(false), maximumQueueMemoryMegabytes: options.queueMegabytes ?? 1, batchSize: 10 }, host, SILENT_LOGGER,

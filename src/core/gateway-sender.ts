@@ -45,8 +45,11 @@ export interface SenderHost {
   receivers(): { readonly receivers: readonly Address[]; readonly problem: string | null };
   /** Links the remote site's dial-out receivers opened to this server (dial-in.ts). */
   dialInLinks(): readonly Connection[];
-  /** Tell the secondaries these events reached the remote site; `deadLetters` among them were refused. */
-  acknowledged(ids: readonly string[], deadLetters: readonly DeadLetter[]): void;
+  /**
+   * Tell the secondaries these events reached the remote site (their ids, made when there is a
+   * secondary to tell); `deadLetters` among them were refused.
+   */
+  acknowledged(ids: () => string[], deadLetters: readonly DeadLetter[]): void;
   /** Local state changed (stopped / started): secondaries re-elect the primary. */
   stateChanged(): void;
   /**
@@ -297,7 +300,6 @@ export class GatewaySender {
    */
   private batchAcknowledged(items: readonly QueueItem[], refused: readonly Refusal[], sent: number): void {
     const refusals = new Map(refused.map((entry) => [entry.index, entry]));
-    const ids: string[] = [];
     const letters: DeadLetter[] = [];
     const acknowledged: QueueItem[] = [];
     const kept: QueueItem[] = [];
@@ -312,14 +314,13 @@ export class GatewaySender {
         }
         letters.push(letter);
       }
-      ids.push(itemId(item));
       acknowledged.push(item);
       if (refusal === undefined && index < sent && this.filters.active) this.filters.afterAcknowledgement(item.event!);
     }
     this.queue.acknowledge(acknowledged);
     this.queue.markUnsent(kept);
     if (this.queue.size === 0) this.releaseDrainWaiters(true);
-    this.host.acknowledged(ids, letters);
+    this.host.acknowledged(() => acknowledged.map(itemId), letters);
   }
 
   /** Primary, and secondaries told by it: keeps a refused event; false when the store is full. */

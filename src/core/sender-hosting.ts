@@ -308,18 +308,18 @@ export class SenderHosting implements GatewayQueues {
   }
 
   /** Tells the other servers hosting the sender which events were acknowledged (and refused), or our state. */
-  private announce(senderId: string, ids: readonly string[], stopped: boolean | undefined, deadLetters: readonly DeadLetter[] = []): void {
+  private announce(senderId: string, ids: readonly string[] | (() => string[]), stopped: boolean | undefined, deadLetters: readonly DeadLetter[] = []): void {
     const me = this.host.info()?.id;
+    const copies = serversOf(this.host.view()).filter((member) => member.info.id !== me && (member.info.senders ?? []).some((sender) => sender.id === senderId));
+    // A sender hosted here alone tells no one, and makes no id strings for it.
+    if (copies.length === 0) return;
     const body: RequestBody<'senderAck'> = {
       sender: senderId,
-      ids: [...ids],
+      ids: typeof ids === 'function' ? ids() : [...ids],
       ...(deadLetters.length > 0 ? { deadLetters: deadLetters.map((letter) => ({ event: letter.event, code: letter.code, message: letter.message.slice(0, 1024) })) } : {}),
       ...(stopped !== undefined ? { stopped } : {}),
     };
-    for (const member of serversOf(this.host.view())) {
-      if (member.info.id === me || !(member.info.senders ?? []).some((sender) => sender.id === senderId)) continue;
-      this.pool.get(member.info.address).request('senderAck', body, () => {});
-    }
+    for (const member of copies) this.pool.get(member.info.address).request('senderAck', body, () => {});
   }
 
   // ---- Routing onto the senders ----

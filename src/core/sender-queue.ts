@@ -101,20 +101,25 @@ export function decodeQueueRecord(bytes: Uint8Array, what: string): GatewayEvent
 }
 
 /**
- * The bytes of each event of a queue record, as views of it; undefined when the record is not
- * a chunk of `count` well-formed events. A record of one event (the format before chunks) is
- * that event's bytes.
+ * Where each event of a queue record starts, and one past the last one's end (count + 1
+ * offsets); undefined when the record is not a chunk of `count` well-formed events. A record of
+ * one event (the format before chunks) is that event.
  */
-export function queueRecordSlices(bytes: Uint8Array, count: number): Uint8Array[] | undefined {
+export function queueRecordStarts(bytes: Uint8Array, count: number): number[] | undefined {
   const starts: number[] = [];
   if (checkMessagePack(bytes, 0, bytes.length, starts) !== undefined) return undefined;
   // A chunk's elements are events (arrays); an event's first element is its region's name.
   const chunk = starts.length > 0 && (bytes[starts[0]!]! & 0xf0) === 0x90;
-  if (!chunk) return count === 1 ? [bytes] : undefined;
+  if (!chunk) return count === 1 ? [0, bytes.length] : undefined;
   if (starts.length !== count) return undefined;
-  const slices: Uint8Array[] = [];
-  for (let index = 0; index < count; index++) slices.push(bytes.subarray(starts[index]!, index + 1 < count ? starts[index + 1]! : bytes.length));
-  return slices;
+  starts.push(bytes.length);
+  return starts;
+}
+
+/** The bytes of each event of a queue record, as views of it (queueRecordStarts). */
+export function queueRecordSlices(bytes: Uint8Array, count: number): Uint8Array[] | undefined {
+  const starts = queueRecordStarts(bytes, count);
+  return starts?.slice(1).map((end, index) => bytes.subarray(starts[index]!, end));
 }
 
 /**
@@ -230,10 +235,13 @@ export class QueueItem {
   readonly thread: number;
   removed = false;
   /**
-   * The event's MessagePack bytes as its queue record holds them (a view of the record), once
-   * the record is written or read back: a batch sends them as they are (encodeBatchEvents).
+   * The record holding the event's MessagePack bytes (at encodedStart..encodedEnd), once it is
+   * written or read back: a batch sends them as they are (encodeBatchEvents). Offsets, not a
+   * view: a view per item is one more object surviving into the old generation.
    */
-  encoded: Uint8Array | undefined = undefined;
+  private record: Uint8Array | undefined = undefined;
+  private encodedStart = 0;
+  private encodedEnd = 0;
   /** The event, decoded; an item read back from disk has only its bytes until asked (event). */
   private decoded: GatewayEvent | undefined;
 
@@ -255,18 +263,30 @@ export class QueueItem {
    * its bytes the first time (scanQueueRecord checked their shape), and keeps it.
    */
   get event(): GatewayEvent | undefined {
-    if (this.decoded === undefined && this.encoded !== undefined && !this.removed) {
-      this.decoded = decodeEvent(this.encoded, `queued event ${itemId(this)}`);
+    if (this.decoded === undefined && this.record !== undefined && !this.removed) {
+      this.decoded = decodeEvent(this.encoded!, `queued event ${itemId(this)}`);
       this.decoded[3][2] = this.member;
     }
     return this.decoded;
+  }
+
+  /** The event's bytes as its queue record holds them (a view of it), or undefined before it is written. */
+  get encoded(): Uint8Array | undefined {
+    return this.record?.subarray(this.encodedStart, this.encodedEnd);
+  }
+
+  /** The event's bytes are `record[start..end)`. */
+  setEncoded(record: Uint8Array, start: number, end: number): void {
+    this.record = record;
+    this.encodedStart = start;
+    this.encodedEnd = end;
   }
 
   /** Removed: lets go of the event and its bytes. */
   release(): void {
     this.removed = true;
     this.decoded = undefined;
-    this.encoded = undefined;
+    this.record = undefined;
   }
 }
 
@@ -429,7 +449,7 @@ export class SenderQueue {
       // Read back from disk: the previous primary, or this member before a restart, may have sent it.
       const possibleDuplicate = recovering || scanned.possibleDuplicates[index]! || this.afterTakeover;
       const item = this.addItem(new QueueItem(member, counter, first + index, chunk, size, now, undefined, possibleDuplicate, undefined, 0));
-      item.encoded = bytes.subarray(scanned.starts[index]!, scanned.starts[index + 1]!);
+      item.setEncoded(bytes, scanned.starts[index]!, scanned.starts[index + 1]!);
     }
     if (chunk !== undefined && chunk.live === 0) this.store.remove(key);
     return { count: scanned.count, kept };
@@ -439,7 +459,7 @@ export class SenderQueue {
   private loadDecoded(key: string, first: number, events: readonly GatewayEvent[], recovering: boolean, bytes: Uint8Array): number {
     const chunk: Chunk | undefined = this.options.persistent ? { key, live: 0, written: true, keptBytes: 0 } : undefined;
     // Views of the record the decoded events' values point into already: no memory of their own.
-    const slices = queueRecordSlices(bytes, events.length);
+    const starts = queueRecordStarts(bytes, events.length);
     let kept = 0;
     const now = this.clock.monotonic();
     for (let index = 0; index < events.length; index++) {
@@ -460,7 +480,7 @@ export class SenderQueue {
       if (chunk !== undefined) chunk.live += 1;
       kept += 1;
       const item = this.pushItem(event, first + index, chunk, size, recovering || event[4] || this.afterTakeover || (lane !== undefined && this.dispatchable?.has(lane) === true), now);
-      item.encoded = slices?.[index];
+      if (starts !== undefined) item.setEncoded(bytes, starts[index]!, starts[index + 1]!);
     }
     if (chunk !== undefined && chunk.live === 0) this.store.remove(key);
     return kept;
@@ -612,9 +632,9 @@ export class SenderQueue {
    */
   private keepEncoded(chunk: Chunk, items: readonly QueueItem[], record: Uint8Array): void {
     const owned = new Uint8Array(record);
-    const slices = queueRecordSlices(owned, items.length);
-    assert(slices !== undefined, `${this.options.name}: a record just packed is not ${items.length} events`);
-    for (let index = 0; index < items.length; index++) items[index]!.encoded = slices[index];
+    const starts = queueRecordStarts(owned, items.length);
+    assert(starts !== undefined, `${this.options.name}: a record just packed is not ${items.length} events`);
+    for (let index = 0; index < items.length; index++) items[index]!.setEncoded(owned, starts[index]!, starts[index + 1]!);
     chunk.keptBytes = owned.length;
     this.memoryBytes += owned.length;
   }
