@@ -10,7 +10,7 @@
 //
 // A state machine: callbacks run to completion; time and I/O come through the Runtime.
 
-import { checkMessagePack, decodeCheckedMessagePack } from '../protocol/frame.ts';
+import { checkMessagePack, decodeCheckedMessagePackViews } from '../protocol/frame.ts';
 import { parseRequestBody } from '../protocol/validate.ts';
 import { StraitError } from '../errors.ts';
 import type { Connection, Reply } from '../protocol/connection.ts';
@@ -126,13 +126,14 @@ export class GatewayReceiver {
         throw new StraitError('STRAIT_MESSAGE_INVALID', { peer, reason: `compressed batch ${body.batchId} is not readable` }, { cause: error });
       }
     }
-    // The same checks and decoding as a frame's body (tokens, nesting, __proto__; values that
-    // own their memory, so a value kept in a region never pins the whole batch it came in).
+    // The same checks and decoding as a frame's body (tokens, nesting, __proto__). Values are
+    // views of the batch: onBatch copies each into what keeps it (a region's arena, or a copy of
+    // its own), so a value kept never pins the whole batch it came in.
     const problem = checkMessagePack(bytes, 0, bytes.length);
     if (problem !== undefined) throw new StraitError('STRAIT_MESSAGE_INVALID', { peer, reason: `${what} batch ${body.batchId}: ${problem}` });
     // The whole schema, as a batch sent as `events` gets (lengths, tag fields, the item limit):
     // a tag holding a 64-bit integer or a foreign type must not reach a region.
-    const decoded = parseRequestBody('gatewayBatch', { sender: body.sender, batchId: body.batchId, events: decodeCheckedMessagePack(bytes) }, `${peer} (${what} batch ${body.batchId})`);
+    const decoded = parseRequestBody('gatewayBatch', { sender: body.sender, batchId: body.batchId, events: decodeCheckedMessagePackViews(bytes) }, `${peer} (${what} batch ${body.batchId})`);
     return (decoded.body as RequestBody<'gatewayBatch'>).events;
   }
 
@@ -172,7 +173,7 @@ export class GatewayReceiver {
     /** Events of partitioned regions, by region: they go to their buckets' primaries. */
     const partitioned = new Map<Region, RemoteEvent[]>();
     for (const [index, event] of events.entries()) {
-      const [regionName, key, value, tag, possibleDuplicate] = event;
+      const [regionName, key, view, tag, possibleDuplicate] = event;
       this.metrics.receiverEvent?.(regionName, key, tag, possibleDuplicate);
       const region = this.regions.get(regionName);
       if (region === undefined) {
@@ -186,9 +187,12 @@ export class GatewayReceiver {
           events = [];
           partitioned.set(region, events);
         }
-        events.push({ index, key, value, tag, possibleDuplicate });
+        events.push({ index, key, value: view === null ? null : view.slice(), tag, possibleDuplicate });
         continue;
       }
+      // The region's own copy (in its arena when small) is what it, its queues and its
+      // replicas keep.
+      const value = region.keepValue(view);
       const held = region.entry(key)?.tag;
       const duplicate = held !== undefined && compareTags(held, tag) === 0;
       try {

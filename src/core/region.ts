@@ -12,6 +12,7 @@ import type { RegionSpec, VersionTag, WireEntry } from '../protocol/messages.ts'
 import type { Store } from '../runtime/runtime.ts';
 import type { ConflictResolver } from './config.ts';
 import { bucketOf } from '../protocol/buckets.ts';
+import { ValueArena } from './value-arena.ts';
 
 export interface Entry {
   /** null for a tombstone. */
@@ -75,6 +76,14 @@ export class Region {
    */
   private readonly assigned = new Set<number>();
   private readonly assignedStore: Store | undefined;
+  /** Small values copied in by keepValue (a gateway receiver's), in shared slabs (value-arena.ts). */
+  private readonly arena = new ValueArena({
+    valueOf: (key) => this.entries.get(key)?.value,
+    moved: (key, value) => {
+      const entry = this.entries.get(key)!;
+      this.entries.set(key, { value, tag: entry.tag });
+    },
+  });
 
   constructor(spec: RegionSpec, store: Store | undefined, resolver?: ConflictResolver, assignedStore?: Store) {
     this.specValue = spec;
@@ -107,6 +116,7 @@ export class Region {
   clear(): void {
     if (this.store !== undefined) for (const [key] of [...this.store.entries()]) this.store.remove(key);
     this.entries.clear();
+    this.arena.clear();
     this.tombstones.clear();
     this.buckets?.clear();
     for (const bucket of this.assigned) this.assignedStore?.remove(String(bucket));
@@ -157,6 +167,7 @@ export class Region {
       const entry = this.entries.get(key);
       if (entry !== undefined && entry.value !== null) this.liveCount -= 1;
       this.entries.delete(key);
+      if (entry?.value != null) this.arena.release(entry.value);
       this.tombstones.delete(key);
       this.store?.remove(key);
     }
@@ -178,6 +189,19 @@ export class Region {
 
   entry(key: string): Entry | undefined {
     return this.entries.get(key);
+  }
+
+  /**
+   * A copy of `value` for this region to hold, in its arena when small (value-arena.ts): for a
+   * value that is a view of bytes the region must not pin (a gateway batch's).
+   */
+  keepValue(value: Uint8Array | null): Uint8Array | null {
+    return value === null ? null : this.arena.copy(value);
+  }
+
+  /** Bytes of the region's value slabs, and of the values it holds in them. */
+  get arenaBytes(): { slabs: number; held: number; compactions: number } {
+    return { slabs: this.arena.bytes, held: this.arena.held, compactions: this.arena.compactions };
   }
 
   /**
@@ -230,6 +254,9 @@ export class Region {
       keys.add(key);
     }
     this.entries.set(key, entry);
+    // Held before the old value goes: letting it go may compact the slab both are in.
+    if (entry.value !== null) this.arena.hold(key, entry.value);
+    if (current?.value != null) this.arena.release(current.value);
     if (isLive) this.tombstones.delete(key);
     else this.tombstones.add(key);
     this.liveCount += (isLive ? 1 : 0) - (wasLive ? 1 : 0);

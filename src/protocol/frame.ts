@@ -60,6 +60,14 @@ export function decodeCheckedMessagePack(bytes: Uint8Array): unknown {
 }
 
 /**
+ * decodeCheckedMessagePack with byte arrays as views into `bytes`: for a reader that copies the
+ * ones it keeps (a gateway receiver, into its regions' arenas).
+ */
+export function decodeCheckedMessagePackViews(bytes: Uint8Array): unknown {
+  return viewingUnpackr.unpack(bytes);
+}
+
+/**
  * Encodes one frame: length prefix and MessagePack body in one buffer. msgpackr packs into a
  * shared slab after 4 reserved bytes, and the length is written into them, so the body is never
  * copied. The returned bytes are never overwritten by later calls.
