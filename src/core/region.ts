@@ -224,7 +224,7 @@ export class Region {
     const entry: Entry = { value, tag };
     // Disk first: if the store refuses, memory still agrees with it.
     this.store?.put(key, encodeRecord(entry));
-    this.setEntry(key, entry);
+    this.setEntry(key, entry, current);
     return 'applied';
   }
 
@@ -240,8 +240,8 @@ export class Region {
     }
   }
 
-  private setEntry(key: string, entry: Entry): void {
-    const current = this.entries.get(key);
+  /** `current` is what the key holds now, when the caller looked it up already. */
+  private setEntry(key: string, entry: Entry, current = this.entries.get(key)): void {
     const wasLive = current !== undefined && current.value !== null;
     const isLive = entry.value !== null;
     if (current === undefined && this.buckets !== undefined) {
@@ -257,8 +257,10 @@ export class Region {
     // Held before the old value goes: letting it go may compact the slab both are in.
     if (entry.value !== null) this.arena.hold(key, entry.value);
     if (current?.value != null) this.arena.release(current.value);
-    if (isLive) this.tombstones.delete(key);
-    else this.tombstones.add(key);
+    // Only a key that held a tombstone is in the set (a probe of it per write cost a cache miss).
+    if (isLive) {
+      if (current !== undefined && current.value === null) this.tombstones.delete(key);
+    } else this.tombstones.add(key);
     this.liveCount += (isLive ? 1 : 0) - (wasLive ? 1 : 0);
     assert(this.liveCount >= 0 && this.liveCount <= this.entries.size, `region ${this.spec.name}: live count out of range`);
   }
